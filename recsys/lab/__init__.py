@@ -1,0 +1,1 @@
+"""Learning from interactions: protocols, recommenders, metrics and evaluation."""

@@ -1,0 +1,1 @@
+"""Recommenders behind one ``fit/score`` interface (see :mod:`recsys.lab.base`)."""
