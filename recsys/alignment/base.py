@@ -1,0 +1,94 @@
+"""The aligner interface and the identity ("native") aligner."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import numpy as np
+
+from recsys.errors import InputError
+
+#: What an aligner's ``transform`` takes: ``encoder.encode`` output, ``encoder.predict_proba``
+#: output, or (for ensembles that mix both) the two concatenated along axis 1 in this order.
+INPUT_KINDS = ("embedding", "class_proba", "embedding+class_proba")
+
+
+def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Row-wise unit length, float32; all-zero rows stay zero instead of becoming NaN."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, eps)).astype(np.float32, copy=False)
+
+
+class Aligner(abc.ABC):
+    """Maps one encoder's output into the text encoder's space (unit rows, float32)."""
+
+    name: str
+    source_modality: str
+    input_kind: str
+    source_encoder_id: str
+    target_space: str
+    input_dim: int
+    output_dim: int
+
+    @abc.abstractmethod
+    def _transform(self, features: np.ndarray) -> np.ndarray:
+        """Map validated ``(n, input_dim)`` float32 features to ``(n, output_dim)``."""
+
+    def transform(self, features: np.ndarray) -> np.ndarray:
+        """``(n, input_dim)`` features of ``input_kind`` -> ``(n, d_text)`` float32 unit rows."""
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim != 2 or features.shape[1] != self.input_dim:
+            raise InputError(
+                f"The {self.name} aligner for {self.source_modality} expects ({self.input_kind}) features of "
+                f"shape (n, {self.input_dim}), got {features.shape}."
+            )
+        if len(features) == 0:
+            return np.zeros((0, self.output_dim), dtype=np.float32)
+        return l2_normalise(self._transform(features))
+
+    def features(self, encoder: Any, inputs: list) -> np.ndarray:
+        """Compute this aligner's input features for raw ``inputs`` with ``encoder``."""
+        parts = []
+        for kind in self.input_kind.split("+"):
+            if kind == "embedding":
+                parts.append(np.asarray(encoder.encode(inputs), dtype=np.float32))
+            else:
+                parts.append(np.asarray(encoder.predict_proba(inputs), dtype=np.float32))
+        return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+
+    def extractor(self, encoder: Any) -> "AlignerInputs":
+        """A ``recsys.cache`` extractor producing exactly what :meth:`transform` takes."""
+        return AlignerInputs(self, encoder)
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.source_modality} {self.source_encoder_id} -> {self.target_space})"
+
+
+class AlignerInputs:
+    """Cache-friendly extractor (``feature_id`` + ``__call__``) for an aligner's input features."""
+
+    def __init__(self, aligner: Aligner, encoder: Any) -> None:
+        self.aligner = aligner
+        self.encoder = encoder
+        self.feature_id = f"{encoder.encoder_id}#{aligner.input_kind}"
+
+    def __call__(self, inputs: list) -> np.ndarray:
+        return self.aligner.features(self.encoder, inputs)
+
+
+class NativeAligner(Aligner):
+    """Identity for encoders already in the text encoder's space (CLIP/CLAP towers, the text encoder)."""
+
+    name = "native"
+    input_kind = "embedding"
+
+    def __init__(self, source_modality: str, source_encoder_id: str, target_space: str, dim: int) -> None:
+        self.source_modality = source_modality
+        self.source_encoder_id = source_encoder_id
+        self.target_space = target_space
+        self.input_dim = self.output_dim = dim
+
+    def _transform(self, features: np.ndarray) -> np.ndarray:
+        return features

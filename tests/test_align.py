@@ -1,0 +1,202 @@
+"""Aligners: shapes, normalisation, training, bit-identical reload and encoder-id checks.
+
+Everything runs on small synthetic arrays and tiny fake encoders; the heads trained here are
+small randomly initialised models trained for a few seconds and saved to exercise the loading path.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+import numpy as np
+import pytest
+
+from recsys.align import (
+    EnsembleAligner,
+    LabelBridge,
+    NativeAligner,
+    TrainConfig,
+    build_aligner,
+    load_aligner,
+    save_ensemble,
+    train_projection,
+)
+from recsys.alignment.metrics import retrieval_metrics
+from recsys.errors import InputError, RecsysError
+
+D_TEXT, D_IMG, N_CLASSES = 16, 24, 12
+
+
+class FakeTextEncoder:
+    modality, encoder_id, space, dim = "text", "text/fake@1", "fake-text", D_TEXT
+
+    def encode(self, texts, batch_size=32):
+        rows = [np.random.default_rng(zlib.crc32(t.encode())).normal(size=D_TEXT) for t in texts]
+        x = np.asarray(rows, dtype=np.float32).reshape(len(texts), D_TEXT)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+class FakeImageEncoder:
+    modality, encoder_id, space, dim = "image", "image/fake@1", "fake-image", D_IMG
+    class_names = [f"thing{i}, other name {i}" for i in range(N_CLASSES)]
+
+    def encode(self, images, batch_size=32):
+        x = np.asarray(images, dtype=np.float32)[:, :D_IMG]
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    def predict_proba(self, images):
+        logits = np.asarray(images, dtype=np.float32)[:, :N_CLASSES] * 3
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return p / p.sum(axis=1, keepdims=True)
+
+
+def _unit_rows(x: np.ndarray) -> bool:
+    return x.dtype == np.float32 and np.allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+
+
+def _pairs(n: int = 120, seed: int = 0):
+    """Source features that are a fixed noisy linear function of their paired text vectors."""
+    rng = np.random.default_rng(seed)
+    target = rng.normal(size=(n, D_TEXT)).astype(np.float32)
+    target /= np.linalg.norm(target, axis=1, keepdims=True)
+    mix = rng.normal(size=(D_TEXT, D_IMG))
+    source = (target @ mix + 0.1 * rng.normal(size=(n, D_IMG))).astype(np.float32)
+    return source, target
+
+
+def _train(source, target, **cfg):
+    config = TrainConfig(**{"epochs": 60, "batch_size": 64, **cfg})
+    return train_projection(
+        source, target, source_modality="image", source_encoder_id=FakeImageEncoder.encoder_id,
+        text_encoder_id=FakeTextEncoder.encoder_id, target_space=FakeTextEncoder.space, config=config,
+    )
+
+
+def test_label_bridge_shapes_and_conse_weighting():
+    bridge = LabelBridge.from_encoders(FakeImageEncoder(), FakeTextEncoder(), top_t=3)
+    proba = FakeImageEncoder().predict_proba(np.random.default_rng(0).normal(size=(7, 30)))
+    out = bridge.transform(proba)
+    assert out.shape == (7, D_TEXT) and _unit_rows(out)
+    # A one-hot prediction lands exactly on that class's (normalised) text embedding.
+    onehot = np.eye(N_CLASSES, dtype=np.float32)[[4]]
+    assert np.allclose(bridge.transform(onehot)[0], bridge.class_embeddings[4], atol=1e-6)
+    # Only the top-T classes count: mass outside them changes nothing.
+    p = np.zeros((1, N_CLASSES), np.float32)
+    p[0, [1, 2, 3]] = [0.5, 0.3, 0.1]
+    q = p.copy()
+    q[0, 9] = 0.05
+    assert np.allclose(bridge.transform(p), bridge.transform(q))
+
+
+def test_label_bridge_needs_class_names():
+    class NoClasses(FakeImageEncoder):
+        class_names = []
+
+    with pytest.raises(InputError, match="class names"):
+        LabelBridge.from_encoders(NoClasses(), FakeTextEncoder())
+
+
+def test_native_is_identity_only_for_a_shared_space():
+    class SameSpace(FakeImageEncoder):
+        space = FakeTextEncoder.space
+        dim = D_IMG
+
+    aligner = build_aligner("default", source_encoder=SameSpace(), text_encoder=FakeTextEncoder())
+    assert isinstance(aligner, NativeAligner)
+    x = np.random.default_rng(1).normal(size=(5, D_IMG)).astype(np.float32)
+    out = aligner.transform(x)
+    assert _unit_rows(out) and np.allclose(out, x / np.linalg.norm(x, axis=1, keepdims=True))
+    with pytest.raises(RecsysError, match="native"):
+        build_aligner("native", source_encoder=FakeImageEncoder(), text_encoder=FakeTextEncoder())
+
+
+def test_training_reduces_the_contrastive_loss_and_aligns_held_out_pairs():
+    source, target = _pairs(160)
+    result = _train(source[:120], target[:120])
+    assert result.losses[-1] < 0.5 * result.losses[0]
+    out = result.aligner.transform(source[120:])
+    assert out.shape == (40, D_TEXT) and _unit_rows(out)
+    m = retrieval_metrics(target[120:] @ out.T, np.eye(40, dtype=bool))
+    assert m["recall@1"] > 5 * m["recall@1_chance"]
+
+
+def test_training_is_seeded():
+    source, target = _pairs(60)
+    a = _train(source, target, epochs=5, hidden=8).aligner.transform(source)
+    b = _train(source, target, epochs=5, hidden=8).aligner.transform(source)
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("hidden,center", [(0, False), (8, True)])
+def test_saved_head_reloads_bit_identically(tmp_path, hidden, center):
+    source, target = _pairs(60)
+    head = _train(source, target, epochs=5, hidden=hidden, center=center).aligner
+    path = head.save(tmp_path / "head")
+    meta = json.loads(path.read_text())
+    assert meta["source_encoder_id"] == FakeImageEncoder.encoder_id
+    assert meta["text_encoder_id"] == FakeTextEncoder.encoder_id
+    assert len(meta["training"]["data_sha256"]) == 64 and meta["config"]["hidden"] == hidden
+    loaded = load_aligner(tmp_path / "head.json", source_encoder=FakeImageEncoder(), text_encoder=FakeTextEncoder())
+    assert np.array_equal(loaded.transform(source), head.transform(source))
+
+
+def test_head_for_another_encoder_is_refused_with_instructions(tmp_path):
+    source, target = _pairs(40)
+    path = _train(source, target, epochs=2).aligner.save(tmp_path / "head.json")
+
+    class OtherImage(FakeImageEncoder):
+        encoder_id = "image/other@2"
+
+    class OtherText(FakeTextEncoder):
+        encoder_id = "text/other@2"
+
+    with pytest.raises(RecsysError, match=r"image/fake@1.*image/other@2.*python -m recsys align"):
+        load_aligner(path, source_encoder=OtherImage(), text_encoder=FakeTextEncoder())
+    with pytest.raises(RecsysError, match="text/other@2"):
+        load_aligner(path, source_encoder=FakeImageEncoder(), text_encoder=OtherText())
+
+
+def test_tampered_or_missing_weights_are_refused(tmp_path):
+    source, target = _pairs(40)
+    path = _train(source, target, epochs=2).aligner.save(tmp_path / "head")
+    (tmp_path / "head.pt").write_bytes(b"not a state dict")
+    with pytest.raises(RecsysError, match="do not match"):
+        load_aligner(path, source_encoder=FakeImageEncoder(), text_encoder=FakeTextEncoder())
+    with pytest.raises(RecsysError, match="No aligner head"):
+        load_aligner(tmp_path / "missing.json", source_encoder=FakeImageEncoder(), text_encoder=FakeTextEncoder())
+
+
+def test_ensemble_mixes_input_kinds_and_round_trips(tmp_path):
+    image, text = FakeImageEncoder(), FakeTextEncoder()
+    raw = np.random.default_rng(2).normal(size=(60, 30))
+    target = text.encode([f"t{i}" for i in range(60)])
+    head = _train(image.encode(raw), target, epochs=5).aligner
+    head.save(tmp_path / "proj")
+    save_ensemble(tmp_path / "ens", [("label-bridge", 1.0), ("proj.json", 3.0)], source_modality="image",
+                  source_encoder_id=image.encoder_id, text_encoder_id=text.encoder_id, target_space=text.space)
+    ens = build_aligner(str(tmp_path / "ens.json"), source_encoder=image, text_encoder=text)
+    assert isinstance(ens, EnsembleAligner) and ens.input_kind == "embedding+class_proba"
+    feats = ens.features(image, raw)
+    assert feats.shape == (60, D_IMG + N_CLASSES)
+    out = ens.transform(feats)
+    assert out.shape == (60, D_TEXT) and _unit_rows(out)
+    bridge = LabelBridge.from_encoders(image, text)
+    expected = 0.25 * bridge.transform(image.predict_proba(raw)) + 0.75 * head.transform(image.encode(raw))
+    assert np.allclose(out, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
+    assert ens.extractor(image).feature_id == "image/fake@1#embedding+class_proba"
+
+
+def test_transform_rejects_wrong_width():
+    bridge = LabelBridge.from_encoders(FakeImageEncoder(), FakeTextEncoder())
+    with pytest.raises(InputError, match="expects"):
+        bridge.transform(np.zeros((2, N_CLASSES + 1)))
+    assert bridge.transform(np.zeros((0, N_CLASSES))).shape == (0, D_TEXT)
+
+
+def test_metrics_perfect_ranking_and_exact_chance():
+    rel = np.eye(5, dtype=bool)
+    m = retrieval_metrics(np.eye(5), rel, ks=(1, 2))
+    assert m["recall@1"] == m["mrr"] == 1.0 and m["precision@2"] == 0.5
+    assert m["recall@2_chance"] == pytest.approx(2 / 5)
+    assert m["mrr_chance"] == pytest.approx(np.mean(1 / np.arange(1, 6)))
