@@ -28,17 +28,17 @@ from recsys.alignment.projection import (
 from recsys.errors import RecsysError
 
 __all__ = [
+    "DEFAULT_ALIGNERS",
     "Aligner",
     "AlignerInputs",
-    "DEFAULT_ALIGNERS",
     "EnsembleAligner",
     "LabelBridge",
     "NativeAligner",
     "ProjectionAligner",
     "TrainConfig",
     "build_aligner",
-    "load_aligner",
     "l2_normalise",
+    "load_aligner",
     "save_ensemble",
     "train_projection",
 ]
@@ -70,7 +70,9 @@ def native_aligner(source_encoder: Any, text_encoder: Any) -> NativeAligner:
             f"{getattr(source_encoder, 'space', None)!r}, not the text encoder's {text_encoder.space!r}, so "
             "'native' alignment does not apply; use 'label-bridge' or a trained head (python -m recsys align)."
         )
-    return NativeAligner(source_encoder.modality, source_encoder.encoder_id, text_encoder.space, source_encoder.dim)
+    return NativeAligner(
+        source_encoder.modality, source_encoder.encoder_id, text_encoder.space, source_encoder.dim
+    )
 
 
 def build_aligner(spec: str, *, source_encoder: Any, text_encoder: Any, catalogue: Any = None) -> Aligner:
@@ -104,17 +106,30 @@ def load_aligner(path: str | Path, *, source_encoder: Any, text_encoder: Any) ->
         return load_projection(json_path, source_encoder=source_encoder, text_encoder=text_encoder)
     if meta.get("kind") == "ensemble":
         members = [
-            build_aligner(str(_resolve(m["spec"], json_path.parent)) if m["spec"] not in ("label-bridge", "native")
-                          else m["spec"], source_encoder=source_encoder, text_encoder=text_encoder)
+            build_aligner(
+                str(_resolve(m["spec"], json_path.parent))
+                if m["spec"] not in ("label-bridge", "native")
+                else m["spec"],
+                source_encoder=source_encoder,
+                text_encoder=text_encoder,
+            )
             for m in meta["members"]
         ]
         return EnsembleAligner(members, [float(m["weight"]) for m in meta["members"]])
-    raise RecsysError(f"{json_path} has unknown aligner kind {meta.get('kind')!r}; retrain with python -m recsys align.")
+    raise RecsysError(
+        f"{json_path} has unknown aligner kind {meta.get('kind')!r}; retrain with python -m recsys align."
+    )
 
 
 def save_ensemble(
-    path: str | Path, members: list[tuple[str, float]], *, source_modality: str, source_encoder_id: str,
-    text_encoder_id: str, target_space: str, extra: dict[str, Any] | None = None,
+    path: str | Path,
+    members: list[tuple[str, float]],
+    *,
+    source_modality: str,
+    source_encoder_id: str,
+    text_encoder_id: str,
+    target_space: str,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write an ensemble spec (member specs relative to its folder, with weights) atomically."""
     from recsys import atomic

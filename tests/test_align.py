@@ -39,7 +39,7 @@ class FakeTextEncoder:
 
 class FakeImageEncoder:
     modality, encoder_id, space, dim = "image", "image/fake@1", "fake-image", D_IMG
-    class_names = [f"thing{i}, other name {i}" for i in range(N_CLASSES)]
+    class_names = tuple(f"thing{i}, other name {i}" for i in range(N_CLASSES))
 
     def encode(self, images, batch_size=32):
         x = np.asarray(images, dtype=np.float32)[:, :D_IMG]
@@ -68,8 +68,13 @@ def _pairs(n: int = 120, seed: int = 0):
 def _train(source, target, **cfg):
     config = TrainConfig(**{"epochs": 60, "batch_size": 64, **cfg})
     return train_projection(
-        source, target, source_modality="image", source_encoder_id=FakeImageEncoder.encoder_id,
-        text_encoder_id=FakeTextEncoder.encoder_id, target_space=FakeTextEncoder.space, config=config,
+        source,
+        target,
+        source_modality="image",
+        source_encoder_id=FakeImageEncoder.encoder_id,
+        text_encoder_id=FakeTextEncoder.encoder_id,
+        target_space=FakeTextEncoder.space,
+        config=config,
     )
 
 
@@ -91,7 +96,7 @@ def test_label_bridge_shapes_and_conse_weighting():
 
 def test_label_bridge_needs_class_names():
     class NoClasses(FakeImageEncoder):
-        class_names = []
+        class_names = ()
 
     with pytest.raises(InputError, match="class names"):
         LabelBridge.from_encoders(NoClasses(), FakeTextEncoder())
@@ -137,7 +142,9 @@ def test_saved_head_reloads_bit_identically(tmp_path, hidden, center):
     assert meta["source_encoder_id"] == FakeImageEncoder.encoder_id
     assert meta["text_encoder_id"] == FakeTextEncoder.encoder_id
     assert len(meta["training"]["data_sha256"]) == 64 and meta["config"]["hidden"] == hidden
-    loaded = load_aligner(tmp_path / "head.json", source_encoder=FakeImageEncoder(), text_encoder=FakeTextEncoder())
+    loaded = load_aligner(
+        tmp_path / "head.json", source_encoder=FakeImageEncoder(), text_encoder=FakeTextEncoder()
+    )
     assert np.array_equal(loaded.transform(source), head.transform(source))
 
 
@@ -164,7 +171,9 @@ def test_tampered_or_missing_weights_are_refused(tmp_path):
     with pytest.raises(RecsysError, match="do not match"):
         load_aligner(path, source_encoder=FakeImageEncoder(), text_encoder=FakeTextEncoder())
     with pytest.raises(RecsysError, match="No aligner head"):
-        load_aligner(tmp_path / "missing.json", source_encoder=FakeImageEncoder(), text_encoder=FakeTextEncoder())
+        load_aligner(
+            tmp_path / "missing.json", source_encoder=FakeImageEncoder(), text_encoder=FakeTextEncoder()
+        )
 
 
 def test_ensemble_mixes_input_kinds_and_round_trips(tmp_path):
@@ -173,8 +182,14 @@ def test_ensemble_mixes_input_kinds_and_round_trips(tmp_path):
     target = text.encode([f"t{i}" for i in range(60)])
     head = _train(image.encode(raw), target, epochs=5).aligner
     head.save(tmp_path / "proj")
-    save_ensemble(tmp_path / "ens", [("label-bridge", 1.0), ("proj.json", 3.0)], source_modality="image",
-                  source_encoder_id=image.encoder_id, text_encoder_id=text.encoder_id, target_space=text.space)
+    save_ensemble(
+        tmp_path / "ens",
+        [("label-bridge", 1.0), ("proj.json", 3.0)],
+        source_modality="image",
+        source_encoder_id=image.encoder_id,
+        text_encoder_id=text.encoder_id,
+        target_space=text.space,
+    )
     ens = build_aligner(str(tmp_path / "ens.json"), source_encoder=image, text_encoder=text)
     assert isinstance(ens, EnsembleAligner) and ens.input_kind == "embedding+class_proba"
     feats = ens.features(image, raw)

@@ -58,7 +58,7 @@ class Aligner(abc.ABC):
                 parts.append(np.asarray(encoder.predict_proba(inputs), dtype=np.float32))
         return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
-    def extractor(self, encoder: Any) -> "AlignerInputs":
+    def extractor(self, encoder: Any) -> AlignerInputs:
         """A ``recsys.cache`` extractor producing exactly what :meth:`transform` takes."""
         return AlignerInputs(self, encoder)
 

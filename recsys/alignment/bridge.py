@@ -26,7 +26,9 @@ def class_synonyms(name: str, max_synonyms: int = 3) -> list[str]:
     return parts[:max_synonyms] or [name]
 
 
-def class_text_embeddings(class_names: list[str], text_encoder: Any, templates: tuple[str, ...] = TEMPLATES) -> np.ndarray:
+def class_text_embeddings(
+    class_names: list[str], text_encoder: Any, templates: tuple[str, ...] = TEMPLATES
+) -> np.ndarray:
     """(C, d_text) unit rows: the mean embedding of every template x synonym prompt of each class."""
     prompts: list[str] = []
     owner: list[int] = []
@@ -64,7 +66,7 @@ class LabelBridge(Aligner):
         self.input_dim, self.output_dim = self.class_embeddings.shape
 
     @classmethod
-    def from_encoders(cls, source_encoder: Any, text_encoder: Any, top_t: int = DEFAULT_TOP_T) -> "LabelBridge":
+    def from_encoders(cls, source_encoder: Any, text_encoder: Any, top_t: int = DEFAULT_TOP_T) -> LabelBridge:
         names = getattr(source_encoder, "class_names", None)
         if not names or not hasattr(source_encoder, "predict_proba"):
             raise InputError(

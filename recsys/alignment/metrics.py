@@ -24,12 +24,17 @@ def _chance_first_hit_rr(n: int, r: int) -> float:
     j = np.arange(1, n - r + 2)
     # P(first = j) = C(n - j, r - 1) / C(n, r)
     log_p = (
-        gammaln(n - j + 1) - gammaln(r) - gammaln(n - j - r + 2) - (gammaln(n + 1) - gammaln(r + 1) - gammaln(n - r + 1))
+        gammaln(n - j + 1)
+        - gammaln(r)
+        - gammaln(n - j - r + 2)
+        - (gammaln(n + 1) - gammaln(r + 1) - gammaln(n - r + 1))
     )
     return float(np.sum(np.exp(log_p) / j))
 
 
-def retrieval_metrics(scores: np.ndarray, relevant: np.ndarray, ks: tuple[int, ...] = (1, 10)) -> dict[str, float]:
+def retrieval_metrics(
+    scores: np.ndarray, relevant: np.ndarray, ks: tuple[int, ...] = (1, 10)
+) -> dict[str, float]:
     """Mean recall@k, MRR and precision@k over queries with at least one relevant item, with chance."""
     relevant = np.asarray(relevant, dtype=bool)
     keep = relevant.any(axis=1)
@@ -37,7 +42,7 @@ def retrieval_metrics(scores: np.ndarray, relevant: np.ndarray, ks: tuple[int, .
     n = scores.shape[1]
     ranks = _ranks_of_relevant(scores, relevant)
     n_rel = relevant.sum(axis=1)
-    out: dict[str, float] = {"queries": int(len(ranks)), "gallery": int(n)}
+    out: dict[str, float] = {"queries": len(ranks), "gallery": int(n)}
     for k in ks:
         hits = np.array([(r <= k).sum() for r in ranks], dtype=np.float64)
         out[f"recall@{k}"] = float(np.mean(hits / np.minimum(k, n_rel)))

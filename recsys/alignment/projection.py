@@ -46,7 +46,7 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    aligner: "ProjectionAligner"
+    aligner: ProjectionAligner
     losses: list[float] = field(default_factory=list)  # mean loss per epoch
 
 
@@ -56,7 +56,7 @@ def _torch() -> Any:
     return torch
 
 
-def _make_head(in_dim: int, out_dim: int, config: TrainConfig) -> "torch.nn.Module":
+def _make_head(in_dim: int, out_dim: int, config: TrainConfig) -> torch.nn.Module:
     torch = _torch()
     nn = torch.nn
 
@@ -68,19 +68,21 @@ def _make_head(in_dim: int, out_dim: int, config: TrainConfig) -> "torch.nn.Modu
             self.register_buffer("center", torch.zeros(in_dim))
             self.drop = nn.Dropout(config.dropout)
             if config.hidden > 0:
-                self.net = nn.Sequential(nn.Linear(in_dim, config.hidden), nn.GELU(), nn.Linear(config.hidden, out_dim))
+                self.net = nn.Sequential(
+                    nn.Linear(in_dim, config.hidden), nn.GELU(), nn.Linear(config.hidden, out_dim)
+                )
             else:
                 self.net = nn.Linear(in_dim, out_dim)
             self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.init_temperature)))
 
-        def forward(self, x: "torch.Tensor") -> "torch.Tensor":
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             x = torch.nn.functional.normalize(x - self.center, dim=1)
             return torch.nn.functional.normalize(self.net(self.drop(x)), dim=1)
 
     return ProjectionHead()
 
 
-def contrastive_loss(z: "torch.Tensor", t: "torch.Tensor", positives: "torch.Tensor", logit_scale: "torch.Tensor"):
+def contrastive_loss(z: torch.Tensor, t: torch.Tensor, positives: torch.Tensor, logit_scale: torch.Tensor):
     """Symmetric InfoNCE with soft targets spread evenly over each row's positives."""
     torch = _torch()
     logits = logit_scale.clamp(max=math.log(100.0)).exp() * z @ t.T
@@ -112,7 +114,7 @@ class ProjectionAligner(Aligner):
     name = "projection"
     input_kind = "embedding"
 
-    def __init__(self, head: "torch.nn.Module", meta: dict[str, Any]) -> None:
+    def __init__(self, head: torch.nn.Module, meta: dict[str, Any]) -> None:
         self.head = head.eval().cpu()
         self.meta = meta
         self.source_modality = meta["source_modality"]
@@ -173,7 +175,9 @@ def train_projection(
     source = np.ascontiguousarray(source, dtype=np.float32)
     target = l2_normalise(target)
     if source.ndim != 2 or target.ndim != 2 or len(source) != len(target):
-        raise InputError(f"Training pairs must be two matrices with one row per pair, got {source.shape} and {target.shape}.")
+        raise InputError(
+            f"Training pairs must be two matrices with one row per pair, got {source.shape} and {target.shape}."
+        )
     if len(source) < 2:
         raise InputError("At least two training pairs are needed to train a projection head.")
     groups = groups_from_targets(target) if groups is None else np.asarray(groups, dtype=np.int64)
@@ -197,7 +201,9 @@ def train_projection(
                 if len(idx) < 2:
                     continue
                 g = g_all[idx]
-                loss = contrastive_loss(head(x_all[idx]), t_all[idx], g[:, None] == g[None, :], head.logit_scale)
+                loss = contrastive_loss(
+                    head(x_all[idx]), t_all[idx], g[:, None] == g[None, :], head.logit_scale
+                )
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -218,7 +224,7 @@ def train_projection(
         "config": asdict(config),
         "training": {
             "n_pairs": int(n),
-            "n_groups": int(len(np.unique(groups))),
+            "n_groups": len(np.unique(groups)),
             "data_sha256": data_sha256(source, target, groups),
             "first_epoch_loss": losses[0],
             "final_loss": losses[-1],
@@ -232,13 +238,19 @@ def train_projection(
 def read_head_meta(path: str | Path) -> dict[str, Any]:
     json_path, _ = head_paths(path)
     if not json_path.is_file():
-        raise RecsysError(f"No aligner head at {json_path}. Train one with: python -m recsys align --catalogue DIR")
+        raise RecsysError(
+            f"No aligner head at {json_path}. Train one with: python -m recsys align --catalogue DIR"
+        )
     try:
         meta = json.loads(json_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise RecsysError(f"The aligner file {json_path} is unreadable ({exc}); retrain it with python -m recsys align.")
+        raise RecsysError(
+            f"The aligner file {json_path} is unreadable ({exc}); retrain it with python -m recsys align."
+        )
     if meta.get("format") != FORMAT:
-        raise RecsysError(f"{json_path} is not a recsys aligner ({FORMAT}); retrain it with python -m recsys align.")
+        raise RecsysError(
+            f"{json_path} is not a recsys aligner ({FORMAT}); retrain it with python -m recsys align."
+        )
     return meta
 
 
