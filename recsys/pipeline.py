@@ -47,8 +47,9 @@ class PipelineConfig:
         return None if spec in (None, "", "none") else spec
 
     @classmethod
-    def layered(cls, catalogue_dir: str | Path | None = None, config_file: str | Path | None = None,
-                **overrides: Any) -> PipelineConfig:
+    def layered(
+        cls, catalogue_dir: str | Path | None = None, config_file: str | Path | None = None, **overrides: Any
+    ) -> PipelineConfig:
         values: dict[str, Any] = {}
         for path in (Path(catalogue_dir) / CONFIG_FILE if catalogue_dir else None, config_file):
             if path is not None and Path(path).is_file():
@@ -61,7 +62,9 @@ class PipelineConfig:
         values.update({k: v for k, v in overrides.items() if v is not None})
         unknown = sorted(set(values) - set(names))
         if unknown:
-            raise RecsysError(f"unknown configuration keys: {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+            raise RecsysError(
+                f"unknown configuration keys: {', '.join(unknown)}; known: {', '.join(sorted(names))}"
+            )
         return dataclasses.replace(cls(), **values)
 
 
@@ -100,11 +103,18 @@ def build_engine(
     for modality in MODALITIES:
         if not catalogue.has_modality(modality).any():
             continue
-        encoder = text_encoder if modality == "text" else _create_encoder(config.encoder_name(modality), config.device)
+        encoder = (
+            text_encoder
+            if modality == "text"
+            else _create_encoder(config.encoder_name(modality), config.device)
+        )
         query_encoders[modality] = encoder
         feats = catalogue_features(
-            catalogue, modality, encoder_extractor(encoder, config.batch_size),
-            cache_dir=config.cache_dir, progress=_stage(progress, f"{modality} embeddings"),
+            catalogue,
+            modality,
+            encoder_extractor(encoder, config.batch_size),
+            cache_dir=config.cache_dir,
+            progress=_stage(progress, f"{modality} embeddings"),
         )
         index = _native_index(modality, encoder, feats)
         spec = config.aligner_spec(modality) if modality != "text" else None
@@ -113,8 +123,11 @@ def build_engine(
             source = feats
             if aligner.input_kind == "class_proba":
                 source = catalogue_features(
-                    catalogue, modality, class_proba_extractor(encoder, config.batch_size),
-                    cache_dir=config.cache_dir, progress=_stage(progress, f"{modality} labels"),
+                    catalogue,
+                    modality,
+                    class_proba_extractor(encoder, config.batch_size),
+                    cache_dir=config.cache_dir,
+                    progress=_stage(progress, f"{modality} labels"),
                 )
             shared = aligner.transform(source.vectors).astype(np.float32)
             index.aligner = aligner
@@ -135,7 +148,9 @@ def _native_index(modality: str, encoder: Any, feats: Features) -> ModalityIndex
         centre = vectors[feats.present].mean(axis=0)
         vectors = _normalise(vectors - centre)
     vectors = np.where(feats.present[:, None], vectors, 0.0).astype(np.float32)
-    return ModalityIndex(modality, encoder, vectors, feats.present, getattr(encoder, "space", modality), centre)
+    return ModalityIndex(
+        modality, encoder, vectors, feats.present, getattr(encoder, "space", modality), centre
+    )
 
 
 def load_engine(

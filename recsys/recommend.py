@@ -134,7 +134,11 @@ class RecommendationEngine:
         shared = None
         aligner = ix.aligner if ix is not None else None
         if aligner is not None:
-            features = encoder.predict_proba([value]) if aligner.input_kind == "class_proba" else encoder.encode([value])
+            features = (
+                encoder.predict_proba([value])
+                if aligner.input_kind == "class_proba"
+                else encoder.encode([value])
+            )
             shared = aligner.transform(features)[0]
         return native, shared
 
@@ -159,7 +163,9 @@ class RecommendationEngine:
         for modality in MODALITIES:
             given = encoded.get(modality)
             own = given[1 if shared else 0] if given else None
-            positives = ([own] if own is not None else []) + self._item_vectors_for(query.likes, modality, shared)
+            positives = ([own] if own is not None else []) + self._item_vectors_for(
+                query.likes, modality, shared
+            )
             negatives = self._item_vectors_for(query.dislikes, modality, shared)
             vec = _combine(positives, negatives)
             if vec is not None:
@@ -201,7 +207,9 @@ class RecommendationEngine:
 
     def fuse(self, query: Query, weights: Mapping[str, float], strategy: str) -> fusion.Fused:
         if strategy not in fusion.STRATEGIES:
-            raise InputError(f"unknown fusion strategy '{strategy}'; choose one of {', '.join(fusion.STRATEGIES)}")
+            raise InputError(
+                f"unknown fusion strategy '{strategy}'; choose one of {', '.join(fusion.STRATEGIES)}"
+            )
         present = {m: ix.present for m, ix in self.indexes.items()}
         if strategy == "early":
             return fusion.early_fusion(*self._early_inputs(query), weights)

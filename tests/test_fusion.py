@@ -22,7 +22,9 @@ def test_pair_names():
 
 
 def test_pair_weights_normalise_and_drop_zero():
-    ws = fusion.pair_weights([("text", "text"), ("image", "image"), ("audio", "audio")], {"image": 2, "audio": 0})
+    ws = fusion.pair_weights(
+        [("text", "text"), ("image", "image"), ("audio", "audio")], {"image": 2, "audio": 0}
+    )
     assert ws == pytest.approx({("text", "text"): 1 / 5, ("image", "image"): 4 / 5})
 
 

@@ -21,7 +21,9 @@ def parse_weights(spec: str | None) -> dict[str, float]:
         name, sep, value = part.partition("=")
         name = name.strip()
         if not sep or name not in WEIGHT_MODALITIES:
-            raise InputError(f"bad weight '{part}': use modality=number with modality in {', '.join(WEIGHT_MODALITIES)}")
+            raise InputError(
+                f"bad weight '{part}': use modality=number with modality in {', '.join(WEIGHT_MODALITIES)}"
+            )
         try:
             weights[name] = float(value)
         except ValueError:
@@ -32,9 +34,13 @@ def parse_weights(spec: str | None) -> dict[str, float]:
 
 
 def _add_pipeline_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--catalogue", required=True, help="catalogue folder (holding catalogue.csv or .parquet)")
+    parser.add_argument(
+        "--catalogue", required=True, help="catalogue folder (holding catalogue.csv or .parquet)"
+    )
     parser.add_argument("--config", help="TOML file with pipeline settings (see README)")
-    parser.add_argument("--cache-dir", help="where embeddings are cached (default $RECSYS_CACHE_DIR or ~/.cache/recsys)")
+    parser.add_argument(
+        "--cache-dir", help="where embeddings are cached (default $RECSYS_CACHE_DIR or ~/.cache/recsys)"
+    )
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
 
 
@@ -94,11 +100,19 @@ def run_recommend(args: argparse.Namespace) -> int:
         raise InputError("empty query: give --text, --image, --audio, --like or --dislike")
     catalogue = load_catalogue(args.catalogue)
     engine = build_engine(catalogue, _config(args), _progress())
-    results = engine.recommend(query, weights=weights, strategy=args.strategy, k=args.k, category=args.category)
+    results = engine.recommend(
+        query, weights=weights, strategy=args.strategy, k=args.k, category=args.category
+    )
     if args.json:
         rows = [
-            {"id": r.item.id, "title": r.item.title, "category": r.item.category, "score": r.score,
-             "rank": r.rank, "contributions": r.contributions}
+            {
+                "id": r.item.id,
+                "title": r.item.title,
+                "category": r.item.category,
+                "score": r.score,
+                "rank": r.rank,
+                "contributions": r.contributions,
+            }
             for r in results
         ]
         print(json.dumps(rows, indent=2))
@@ -112,8 +126,14 @@ def format_table(results: list[Any]) -> str:
     pairs = sorted({p for r in results for p in r.contributions})
     header = ["#", "id", "title", "category", "score", *pairs]
     rows = [
-        [str(r.rank), r.item.id, r.item.title[:40], r.item.category, f"{r.score:.4f}",
-         *(f"{r.contributions.get(p, 0.0):.4f}" for p in pairs)]
+        [
+            str(r.rank),
+            r.item.id,
+            r.item.title[:40],
+            r.item.category,
+            f"{r.score:.4f}",
+            *(f"{r.contributions.get(p, 0.0):.4f}" for p in pairs),
+        ]
         for r in results
     ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -131,8 +151,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rec.add_argument("--text", help="text query")
     rec.add_argument("--image", help="image file to query with")
     rec.add_argument("--audio", help="audio file to query with")
-    rec.add_argument("--like", nargs="+", action="extend", metavar="ID", help="catalogue ids to steer towards")
-    rec.add_argument("--dislike", nargs="+", action="extend", metavar="ID", help="catalogue ids to steer away from")
+    rec.add_argument(
+        "--like", nargs="+", action="extend", metavar="ID", help="catalogue ids to steer towards"
+    )
+    rec.add_argument(
+        "--dislike", nargs="+", action="extend", metavar="ID", help="catalogue ids to steer away from"
+    )
     rec.add_argument("--weights", help="per-modality weights, e.g. text=1,image=0.5,audio=0 (0 disables)")
     rec.add_argument("--strategy", default="early", choices=["early", "late", "rrf"], help="fusion strategy")
     rec.add_argument("--category", help="only items in this category (or below it)")
