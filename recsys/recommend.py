@@ -238,7 +238,7 @@ class RecommendationEngine:
         fused = self.fuse(query, weights, strategy)
         if not fused.contributions:
             raise InputError(
-                "nothing to score: every modality of this query has weight 0 or no counterpart in the catalogue"
+                "nothing to score: every modality of this query has weight 0 or nothing to match"
             )
         allowed = np.ones(len(self.catalogue), dtype=bool)
         for item_id in (*query.likes, *query.dislikes):
