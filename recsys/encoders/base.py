@@ -63,7 +63,9 @@ class Encoder(abc.ABC):
                 )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(encoder_id={self.encoder_id!r}, dim={self.dim}, device={self.device!r})"
+        return (
+            f"{type(self).__name__}(encoder_id={self.encoder_id!r}, dim={self.dim}, device={self.device!r})"
+        )
 
 
 @runtime_checkable

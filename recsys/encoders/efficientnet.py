@@ -27,7 +27,13 @@ INPUT_SIZE = 224
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
 
-_TOP_LEVEL = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+_TOP_LEVEL = {
+    "_conv_stem": "conv_stem",
+    "_bn0": "bn1",
+    "_conv_head": "conv_head",
+    "_bn1": "bn2",
+    "_fc": "classifier",
+}
 # First block has no expansion conv (timm DepthwiseSeparableConv); the rest are InvertedResidual.
 _DS_BLOCK = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
 _IR_BLOCK = {
@@ -104,7 +110,7 @@ class EfficientNetLite0Encoder(Encoder):
         self._mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
         self._std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
 
-    def _pixels(self, images: list[Any]):  # noqa: ANN202 - torch.Tensor, torch imported lazily
+    def _pixels(self, images: list[Any]):
         import torch
         from PIL import Image
 
@@ -119,7 +125,9 @@ class EfficientNetLite0Encoder(Encoder):
         import torch
 
         with torch.inference_mode():
-            feats = self.model.forward_head(self.model.forward_features(self._pixels(images)), pre_logits=True)
+            feats = self.model.forward_head(
+                self.model.forward_features(self._pixels(images)), pre_logits=True
+            )
             probs = self.model.get_classifier()(feats).softmax(dim=-1)
         return feats.float().cpu().numpy(), probs.float().cpu().numpy()
 
@@ -130,7 +138,9 @@ class EfficientNetLite0Encoder(Encoder):
         """ImageNet-1k probabilities, ``(n, 1000)`` float32, columns in ``class_names`` order."""
         return self.encode_and_predict(images, batch_size)[1]
 
-    def encode_and_predict(self, images: Sequence[Any], batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    def encode_and_predict(
+        self, images: Sequence[Any], batch_size: int = 32
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings and class probabilities from one forward pass (half the cost of calling both)."""
         if len(images) == 0:
             return np.zeros((0, self.dim), np.float32), np.zeros((0, len(self.class_names)), np.float32)

