@@ -131,7 +131,8 @@ def _open_image(data: bytes, what: str) -> PILImage.Image:
     width, height = img.size
     if width * height > MAX_IMAGE_PIXELS:
         raise InputError(
-            f"Image {what} is {width} x {height} px, over the {MAX_IMAGE_PIXELS // 1_000_000} megapixel limit."
+            f"Image {what} is {width} x {height} px, "
+            f"over the {MAX_IMAGE_PIXELS // 1_000_000} megapixel limit."
         )
     if width == 0 or height == 0:
         raise InputError(f"Image {what} has no pixels ({width} x {height}).")
@@ -205,8 +206,15 @@ def _decode_audioread(data: bytes, suffix: str, max_seconds: float) -> tuple[np.
     with tempfile.TemporaryDirectory(prefix="recsys-audio-") as tmp:
         path = Path(tmp) / f"clip{suffix or '.mp3'}"
         path.write_bytes(data)  # scratch copy for the decoder, deleted on exit
-        total = float(librosa.get_duration(path=str(path)))
-        samples, rate = librosa.load(str(path), sr=None, mono=False, duration=max_seconds, dtype=np.float32)
+        with (
+            warnings.catch_warnings()
+        ):  # librosa warns that its audioread path is deprecated: it is our fallback
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            total = float(librosa.get_duration(path=str(path)))
+            samples, rate = librosa.load(
+                str(path), sr=None, mono=False, duration=max_seconds, dtype=np.float32
+            )
     samples = np.atleast_2d(samples).T  # librosa gives (channels, n)
     return samples, int(rate), total
 
@@ -217,15 +225,18 @@ def load_audio(
     """Decode a clip to mono float32. Long clips are truncated to ``max_seconds`` (see ``Audio.note``)."""
     what = _describe(src)
     data = _read_bytes(src, "Audio", max_bytes)
-    suffix = "" if isinstance(src, bytes | bytearray | memoryview) else Path(str(getattr(src, "name", src))).suffix
+    suffix = (
+        "" if isinstance(src, bytes | bytearray | memoryview) else Path(str(getattr(src, "name", src))).suffix
+    )
     try:
         frames, rate, total = _decode_soundfile(data, max_seconds)
     except Exception as first:
         try:
             frames, rate, total = _decode_audioread(data, suffix.lower(), max_seconds)
-        except Exception as exc:
+        except Exception:
             raise InputError(
-                f"Audio {what} could not be decoded: it is not a WAV, OGG, FLAC or MP3 file, or it is corrupt."
+                f"Audio {what} could not be decoded: it is not a WAV, OGG, FLAC or MP3 file, "
+                "or it is corrupt."
             ) from first
     if rate <= 0:
         raise InputError(f"Audio {what} has an invalid sample rate ({rate} Hz).")
@@ -259,10 +270,11 @@ def check_audio_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_AUDIO
             frames, _, _ = _decode_audioread(data, Path(path).suffix.lower(), max_seconds=1.0)
         except Exception as exc:
             raise InputError(
-                f"Audio '{path}' could not be decoded: it is not a WAV, OGG, FLAC or MP3 file, or it is corrupt."
+                f"Audio '{path}' could not be decoded: it is not a WAV, OGG, FLAC or MP3 file, "
+                "or it is corrupt."
             ) from exc
         if frames.size == 0:
-            raise InputError(f"Audio '{path}' contains no samples (empty clip).")
+            raise InputError(f"Audio '{path}' contains no samples (empty clip).") from None
         return
     if info.frames == 0 or info.samplerate <= 0:
         raise InputError(f"Audio '{path}' contains no samples (empty clip).")

@@ -112,7 +112,11 @@ def find_stamps(stamps_root: Path) -> list[Stamp]:
         txt = folder / f"{stem}.txt"
         description = english_description(txt) if txt.exists() else ""
         sound = next(
-            (folder / f"{stem}{sfx}.ogg" for sfx in ENGLISH_SOUND_SUFFIXES if (folder / f"{stem}{sfx}.ogg").is_file()),
+            (
+                folder / f"{stem}{sfx}.ogg"
+                for sfx in ENGLISH_SOUND_SUFFIXES
+                if (folder / f"{stem}{sfx}.ogg").is_file()
+            ),
             None,
         )
         stamps.append(
@@ -140,7 +144,9 @@ def assign_ids(stamps: list[Stamp]) -> list[str]:
 def render_png(image: Path) -> bytes:
     """The stamp as an optimised RGBA PNG fitting in MAX_SIDE x MAX_SIDE (never upscaled)."""
     if image.suffix == ".svg":
-        raw = _run(["rsvg-convert", "--keep-aspect-ratio", "-w", str(MAX_SIDE), "-h", str(MAX_SIDE), str(image)])
+        raw = _run(
+            ["rsvg-convert", "--keep-aspect-ratio", "-w", str(MAX_SIDE), "-h", str(MAX_SIDE), str(image)]
+        )
         img = Image.open(io.BytesIO(raw.stdout))
     else:
         img = Image.open(image)
@@ -202,7 +208,7 @@ def build(extracted: Path, out: Path, version: str) -> dict[str, int]:
 def _readme(version: str, counts: dict[str, int]) -> str:
     return f"""# Tux Paint stamps demo catalogue
 
-{counts['items']} clip-art stamps ({counts['with_audio']} with a sound effect) in {counts['categories']}
+{counts["items"]} clip-art stamps ({counts["with_audio"]} with a sound effect) in {counts["categories"]}
 categories, from the Debian package `{PACKAGE}` version `{version}` (upstream: Tux Paint stamps
 by Bill Kendrick and contributors).
 
@@ -212,7 +218,7 @@ the package's copyright file, copied as is.
 Built by `python scripts/build_demo_catalogue.py` (re-running it gives the same files):
 
 - `images/<id>.png`: the stamp image fit into {MAX_SIDE} x {MAX_SIDE} px, aspect ratio and transparency
-  kept; {counts['from_svg']} stamps are SVG drawings rendered with `rsvg-convert` (librsvg).
+  kept; {counts["from_svg"]} stamps are SVG drawings rendered with `rsvg-convert` (librsvg).
 - `sounds/<id>.ogg`: the stamp's sound effect (`NAME.ogg`, else the English `NAME_en_GB.ogg`),
   copied unchanged. Spoken descriptions (`NAME_desc*.ogg`) are left out.
 - `catalogue.csv`: `id` (the stamp's file name, prefixed with its category where two stamps share
