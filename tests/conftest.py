@@ -92,6 +92,20 @@ def build_tiny_catalogue(root: Path) -> Path:
     return root
 
 
+class MediaFactory:
+    """The helpers above, for tests: ``media_factory.tone(440)``, ``media_factory.shape_png(path, ...)``."""
+
+    tone = staticmethod(tone)
+    shape_png = staticmethod(shape_png)
+    write_sound = staticmethod(write_sound)
+
+
+@pytest.fixture
+def media_factory() -> type[MediaFactory]:
+    """Makers of real media files (PNG stamps, WAV/OGG tones) for tests, without import-path tricks."""
+    return MediaFactory
+
+
 @pytest.fixture
 def tiny_catalogue(tmp_path: Path) -> Path:
     """Folder of a valid 6-item catalogue (``catalogue.csv`` + real PNG/WAV/OGG files); zero bad rows."""

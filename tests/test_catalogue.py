@@ -10,7 +10,6 @@ import pytest
 
 from recsys.catalogue import Catalogue, Item, load_catalogue, write_manifest
 from recsys.errors import CatalogueError, InputError
-from tests.conftest import shape_png, tone, write_sound
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = "id,title,description,category,image,audio"
@@ -75,14 +74,14 @@ def test_unknown_id_suggests_close_matches(tiny_catalogue: Path) -> None:
     assert cat.index_of("dog") == 5
 
 
-def test_every_bad_row_reason(tmp_path: Path) -> None:
+def test_every_bad_row_reason(tmp_path: Path, media_factory) -> None:
     root = tmp_path / "cat"
     outside = tmp_path / "outside"
-    shape_png(root / "ok.png", "circle", (1, 2, 3))
-    write_sound(root / "ok.ogg", tone(500))
+    media_factory.shape_png(root / "ok.png", "circle", (1, 2, 3))
+    media_factory.write_sound(root / "ok.ogg", media_factory.tone(500))
     (root / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
     (root / "text.wav").write_text("not audio at all\n" * 10)
-    shape_png(outside / "secret.png", "square", (9, 9, 9))
+    media_factory.shape_png(outside / "secret.png", "square", (9, 9, 9))
     os.symlink(outside / "secret.png", root / "link.png")
     _write_csv(
         root,
@@ -125,20 +124,20 @@ def test_every_bad_row_reason(tmp_path: Path) -> None:
     assert "line 6 (id 'missing'): image file" in str(cat.bad_rows[3])
 
 
-def test_oversized_media_is_a_bad_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_oversized_media_is_a_bad_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, media_factory) -> None:
     from recsys import media
 
     root = tmp_path / "cat"
-    shape_png(root / "big.png", "circle", (1, 2, 3), size=(300, 300))
+    media_factory.shape_png(root / "big.png", "circle", (1, 2, 3), size=(300, 300))
     _write_csv(root, [HEADER, "big,Big,,,big.png,", "fine,Fine,,,,"])
     monkeypatch.setattr(media.check_image_file, "__kwdefaults__", {"max_bytes": 100})
     cat = load_catalogue(root)
     assert cat.ids == ["fine"] and "the limit is" in cat.bad_rows[0].reason
 
 
-def test_ids_stay_text_and_paths_may_use_subfolders(tmp_path: Path) -> None:
+def test_ids_stay_text_and_paths_may_use_subfolders(tmp_path: Path, media_factory) -> None:
     root = tmp_path / "cat"
-    shape_png(root / "media" / "a.png", "circle", (1, 2, 3))
+    media_factory.shape_png(root / "media" / "a.png", "circle", (1, 2, 3))
     _write_csv(root, [HEADER, "007,Bond,,spy/,media/a.png,", "8,Eight,,,media/../media/a.png,"])
     cat = load_catalogue(root)
     assert cat.ids == ["007", "8"] and cat.item("007").category == "spy"

@@ -10,7 +10,6 @@ from PIL import Image
 
 from recsys import media
 from recsys.errors import InputError
-from tests.conftest import shape_png, tone, write_sound
 
 
 def _png_bytes(img: Image.Image, fmt: str = "PNG") -> bytes:
@@ -19,8 +18,8 @@ def _png_bytes(img: Image.Image, fmt: str = "PNG") -> bytes:
     return buf.getvalue()
 
 
-def test_transparent_png_becomes_square_rgb_on_white(tmp_path: Path) -> None:
-    path = shape_png(tmp_path / "c.png", "circle", (200, 0, 0), size=(80, 40))
+def test_transparent_png_becomes_square_rgb_on_white(tmp_path: Path, media_factory) -> None:
+    path = media_factory.shape_png(tmp_path / "c.png", "circle", (200, 0, 0), size=(80, 40))
     img = media.load_image(path)
     assert img.mode == "RGB" and img.size == (80, 80)
     arr = np.asarray(img)
@@ -67,8 +66,8 @@ def test_unsupported_image_format() -> None:
         media.load_image(_png_bytes(Image.new("RGB", (4, 4)), "TIFF"))
 
 
-def test_oversized_image_file(tmp_path: Path) -> None:
-    path = shape_png(tmp_path / "c.png", "circle", (1, 2, 3))
+def test_oversized_image_file(tmp_path: Path, media_factory) -> None:
+    path = media_factory.shape_png(tmp_path / "c.png", "circle", (1, 2, 3))
     with pytest.raises(InputError, match=r"limit is 0 MB|the limit is"):
         media.load_image(path, max_bytes=10)
     with pytest.raises(InputError, match="the limit is 20 MB"):
@@ -95,13 +94,13 @@ def test_empty_bytes_and_missing_file(loader, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("suffix", [".wav", ".ogg", ".flac"])
-def test_audio_roundtrip_mono_float32(tmp_path: Path, suffix: str) -> None:
-    stereo = np.stack([tone(440), tone(440)], axis=1)
+def test_audio_roundtrip_mono_float32(tmp_path: Path, suffix: str, media_factory) -> None:
+    stereo = np.stack([media_factory.tone(440), media_factory.tone(440)], axis=1)
     path = tmp_path / f"a{suffix}"
     if suffix == ".flac":
         sf.write(path, stereo, 16000, format="FLAC")
     else:
-        write_sound(path, stereo)
+        media_factory.write_sound(path, stereo)
     clip = media.load_audio(path)
     assert clip.samples.dtype == np.float32 and clip.samples.ndim == 1
     assert clip.sample_rate == 16000 and abs(clip.seconds - 0.5) < 0.01
@@ -115,34 +114,36 @@ def test_text_file_renamed_wav(tmp_path: Path) -> None:
         media.load_audio(path)
 
 
-def test_silent_audio(tmp_path: Path) -> None:
-    path = write_sound(tmp_path / "quiet.wav", np.zeros(16000, dtype=np.float32))
+def test_silent_audio(tmp_path: Path, media_factory) -> None:
+    path = media_factory.write_sound(tmp_path / "quiet.wav", np.zeros(16000, dtype=np.float32))
     with pytest.raises(InputError, match="silent.*-60 dBFS"):
         media.load_audio(path)
 
 
-def test_empty_clip(tmp_path: Path) -> None:
-    path = write_sound(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32))
+def test_empty_clip(tmp_path: Path, media_factory) -> None:
+    path = media_factory.write_sound(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32))
     with pytest.raises(InputError, match="no samples"):
         media.load_audio(path)
 
 
-def test_long_clip_truncated_with_note(tmp_path: Path) -> None:
-    path = write_sound(tmp_path / "long.wav", tone(300, seconds=3.0, rate=8000), rate=8000)
+def test_long_clip_truncated_with_note(tmp_path: Path, media_factory) -> None:
+    path = media_factory.write_sound(
+        tmp_path / "long.wav", media_factory.tone(300, seconds=3.0, rate=8000), rate=8000
+    )
     clip = media.load_audio(path.read_bytes(), max_seconds=1.0)
     assert clip.seconds == pytest.approx(1.0)
     assert clip.note is not None and "first 1 s of the 3.0 s" in clip.note
 
 
-def test_oversized_audio_file(tmp_path: Path) -> None:
-    path = write_sound(tmp_path / "a.wav", tone(440))
+def test_oversized_audio_file(tmp_path: Path, media_factory) -> None:
+    path = media_factory.write_sound(tmp_path / "a.wav", media_factory.tone(440))
     with pytest.raises(InputError, match="the limit is"):
         media.load_audio(path, max_bytes=100)
 
 
-def test_check_files(tmp_path: Path) -> None:
-    media.check_image_file(shape_png(tmp_path / "ok.png", "square", (1, 1, 1)))
-    media.check_audio_file(write_sound(tmp_path / "ok.ogg", tone(440)))
+def test_check_files(tmp_path: Path, media_factory) -> None:
+    media.check_image_file(media_factory.shape_png(tmp_path / "ok.png", "square", (1, 1, 1)))
+    media.check_audio_file(media_factory.write_sound(tmp_path / "ok.ogg", media_factory.tone(440)))
     (tmp_path / "bad.ogg").write_bytes(b"OggS but not really")
     with pytest.raises(InputError, match="could not be decoded"):
         media.check_audio_file(tmp_path / "bad.ogg")
