@@ -66,7 +66,7 @@ class Item:
     category: str
     image: Path | None
     audio: Path | None
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict, hash=False)  # items stay hashable (usable in sets)
 
     @property
     def text(self) -> str:

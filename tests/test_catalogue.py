@@ -181,7 +181,7 @@ def test_write_manifest_fills_columns_and_is_deterministic(tmp_path: Path) -> No
 
 def test_item_text_and_catalogue_construction(tmp_path: Path) -> None:
     item = Item("x", "Hello!", "World", "", None, None, {})
-    assert item.text == "Hello! World"
+    assert item.text == "Hello! World" and len({item, item}) == 1
     assert Item("y", "", "Only description", "", None, None).text == "Only description"
     cat = Catalogue(tmp_path, [item], [])
     assert cat.has_modality("image").dtype == np.bool_ and len(cat.fingerprint) == 64

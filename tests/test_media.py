@@ -93,17 +93,19 @@ def test_empty_bytes_and_missing_file(loader, tmp_path: Path) -> None:
         loader(tmp_path / "nope.bin")
 
 
-@pytest.mark.parametrize("suffix", [".wav", ".ogg", ".flac"])
+@pytest.mark.parametrize("suffix", [".wav", ".ogg", ".flac", ".mp3"])
 def test_audio_roundtrip_mono_float32(tmp_path: Path, suffix: str, media_factory) -> None:
     stereo = np.stack([media_factory.tone(440), media_factory.tone(440)], axis=1)
     path = tmp_path / f"a{suffix}"
     if suffix == ".flac":
         sf.write(path, stereo, 16000, format="FLAC")
+    elif suffix == ".mp3":
+        sf.write(path, stereo, 16000, format="MP3", subtype="MPEG_LAYER_III")
     else:
         media_factory.write_sound(path, stereo)
     clip = media.load_audio(path)
     assert clip.samples.dtype == np.float32 and clip.samples.ndim == 1
-    assert clip.sample_rate == 16000 and abs(clip.seconds - 0.5) < 0.01
+    assert clip.sample_rate == 16000 and abs(clip.seconds - 0.5) < 0.05  # MP3 adds encoder padding
     assert clip.note is None and 0.4 < np.abs(clip.samples).max() <= 1.0
 
 
