@@ -99,12 +99,12 @@ def test_cache_is_reused_and_only_changed_items_recomputed(tmp_path, encoders):
     root = build_catalogue(tmp_path / "cat")
     config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"))
     first = pipeline.build_engine(load_catalogue(root), config)
-    assert encoders["image"].encoded == 5
+    assert encoders["image"].encoded == 4  # lime and frog share one identical picture: encoded once
     pipeline.build_engine(load_catalogue(root), config)
-    assert encoders["image"].encoded == 5 and encoders["text"].encoded == 6
-    write_square(root / "media" / "car.png", "red")
+    assert encoders["image"].encoded == 4 and encoders["text"].encoded == 6
+    write_square(root / "media" / "car.png", "red", size=40)
     second = pipeline.build_engine(load_catalogue(root), config)
-    assert encoders["image"].encoded == 6
+    assert encoders["image"].encoded == 5
     car = second.catalogue.index_of("car")
     assert not np.allclose(first.indexes["image"].native[car], second.indexes["image"].native[car])
     assert not list((tmp_path / "cache").glob("*.tmp"))
@@ -125,7 +125,7 @@ def test_progress_reports_each_stage(tmp_path, encoders):
     seen: dict[str, tuple[int, int]] = {}
     config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"))
     pipeline.build_engine(load_catalogue(root), config, lambda stage, done, total: seen.update({stage: (done, total)}))
-    assert seen["image embeddings"] == (5, 5)
+    assert seen["image embeddings"] == (4, 4)  # five pictures, four distinct contents
     assert seen["text embeddings"] == (6, 6)
 
 
