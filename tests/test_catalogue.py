@@ -197,3 +197,14 @@ def test_demo_catalogue_is_valid() -> None:
     assert cat.has_modality("image").all() and cat.has_modality("text").all()
     assert len(cat.top_categories) >= 10 and "animals" in cat.top_categories
     assert all(it.description for it in cat)
+
+
+def test_demo_catalogue_media_decode() -> None:
+    """Every demo sound (and a sample of images) passes the full decode the encoders run."""
+    from recsys.media import load_audio, load_image
+
+    cat = load_catalogue(REPO / "data" / "tuxpaint")
+    for item in cat.items[::10]:
+        assert load_image(item.image).mode == "RGB"
+    clips = [load_audio(item.audio) for item in cat if item.audio is not None]
+    assert len(clips) > 100 and all(c.note is None and 0.1 < c.seconds < 30 for c in clips)
