@@ -95,9 +95,7 @@ def build_tiny_catalogue(root: Path) -> Path:
         ("dog", "Dog", "A friendly dog that barks.", "animals/mammals", "", ""),
     ]
     keys = ("id", "title", "description", "category", "image", "audio")
-    write_manifest(
-        root, [{**dict(zip(keys, r, strict=True)), "price": str(i + 1)} for i, r in enumerate(rows)]
-    )
+    write_manifest(root, [{**dict(zip(keys, r, strict=True)), "price": str(i + 1)} for i, r in enumerate(rows)])
     return root
 
 
