@@ -24,6 +24,7 @@ class ModelSpec:
     needs_features: bool = False
     per_modality: bool = False  # constructor takes the modality: name is "<family>:<modality>"
     ranks_cold: bool = False  # can rank items with no training interactions above chance
+    personalised: bool = True  # False: the same ranking (or noise) for every user
 
     @property
     def module(self) -> str:
@@ -31,8 +32,10 @@ class ModelSpec:
 
 
 MODELS: dict[str, ModelSpec] = {
-    "random": ModelSpec("recsys.lab.models.random:RandomRecommender", "uniform random scores (floor)"),
-    "popularity": ModelSpec("recsys.lab.models.popularity:Popularity", "most popular training items"),
+    "random": ModelSpec("recsys.lab.models.random:RandomRecommender", "uniform random scores (floor)",
+                        personalised=False),
+    "popularity": ModelSpec("recsys.lab.models.popularity:Popularity", "most popular training items",
+                            personalised=False),
     "itemknn": ModelSpec("recsys.lab.models.itemknn:ItemKNN", "item-item cosine on the training matrix"),
     "implicit-bpr": ModelSpec("recsys.lab.models.reference:ImplicitBPR", "reference BPR-MF (implicit library)"),
     "implicit-als": ModelSpec("recsys.lab.models.reference:ImplicitALS", "reference ALS (implicit library)"),

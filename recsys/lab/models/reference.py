@@ -3,6 +3,9 @@
 They run beside our own models in the same evaluation, so our implementations are checked
 against a known-good one under exactly the same protocol. CPU implementations are used
 explicitly (GPU optional) with one thread, which makes them deterministic for a given seed.
+Defaults were picked on the lfm2k *validation* split (x_label 1) from a handful of settings:
+BPR lr 0.1 / reg 0.05 (Recall@20 0.265 vs 0.250 for lr 0.05 / reg 0.01), ALS reg 5 / alpha 10
+(0.373 vs 0.335 for reg 0.05 / alpha 2); strong regularisation also keeps them sane on tiny data.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ class _ImplicitMF(Recommender):
         raise NotImplementedError
 
     def fit(self, data: TrainData) -> Self:
+        from threadpoolctl import threadpool_limits
+
         model = self._make(data.seed)
-        model.fit(data.train.tocsr().astype(np.float32), show_progress=False)  # implicit >= 0.5: users x items
+        with threadpool_limits(1, "blas"):  # implicit's advice: BLAS threads fight its own loops
+            model.fit(data.train.tocsr().astype(np.float32), show_progress=False)  # >= 0.5: users x items
         self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
         return self
@@ -34,7 +40,7 @@ class ImplicitBPR(_ImplicitMF):
 
     name = "implicit-bpr"
 
-    def __init__(self, factors: int = 64, learning_rate: float = 0.05, regularization: float = 0.01,
+    def __init__(self, factors: int = 64, learning_rate: float = 0.1, regularization: float = 0.05,
                  iterations: int = 200) -> None:
         self.params = dict(factors=factors, learning_rate=learning_rate, regularization=regularization,
                            iterations=iterations)
@@ -53,7 +59,7 @@ class ImplicitALS(_ImplicitMF):
 
     name = "implicit-als"
 
-    def __init__(self, factors: int = 64, regularization: float = 0.05, alpha: float = 2.0,
+    def __init__(self, factors: int = 64, regularization: float = 5.0, alpha: float = 10.0,
                  iterations: int = 15) -> None:
         self.params = dict(factors=factors, regularization=regularization, alpha=alpha, iterations=iterations)
 
