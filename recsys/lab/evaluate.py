@@ -198,8 +198,8 @@ def evaluate(
         metrics, score_s = score_split(model, split, ks, features)
         results.append(ModelResult(name, spec_for(name).description, round(fit_s, 3), round(score_s, 3),
                                    metrics, _jsonable(model.extra_info())))
-        say(f"[{i}/{len(names)}] {name}: fit {fit_s:.1f}s, recall@{sorted(ks)[0]} "
-            f"{metrics['all'].get(f'recall@{sorted(ks)[0]}', float('nan')):.4f}")
+        say(f"[{i}/{len(names)}] {name}: fit {fit_s:.1f}s, recall@{min(ks)} "
+            f"{metrics['all'].get(f'recall@{min(ks)}', float('nan')):.4f}")
     return Results(
         dataset=_jsonable(dataset.summary()), protocol=split.protocol, description=split.description,
         seed=seed, ks=sorted(int(k) for k in ks), split=split.stats(),

@@ -130,7 +130,7 @@ def cold_items_split(ds: InteractionDataset, seed: int = 0, cold_frac: float = 0
         raise DatasetError(f"cold_frac must be between 0 and 1, got {cold_frac}.")
     rng = np.random.default_rng(seed)
     interacted = np.unique(ds.items)
-    n_cold = max(1, int(round(cold_frac * len(interacted))))
+    n_cold = max(1, round(cold_frac * len(interacted)))
     cold = np.zeros(ds.n_items, dtype=bool)
     cold[rng.choice(interacted, size=n_cold, replace=False)] = True
     is_cold = cold[ds.items]

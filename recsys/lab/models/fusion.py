@@ -20,7 +20,7 @@ from recsys.lab.models.content import require_modalities, user_profiles
 
 def simplex_grid(n: int, step: float) -> np.ndarray:
     """All weight vectors of ``n`` non-negative multiples of ``step`` summing to 1."""
-    parts = int(round(1 / step))
+    parts = round(1 / step)
     combos = [c for c in itertools.product(range(parts + 1), repeat=n) if sum(c) == parts]
     return np.asarray(combos, dtype=np.float64) / parts
 

@@ -42,8 +42,8 @@ class ImplicitBPR(_ImplicitMF):
 
     def __init__(self, factors: int = 64, learning_rate: float = 0.1, regularization: float = 0.05,
                  iterations: int = 200) -> None:
-        self.params = dict(factors=factors, learning_rate=learning_rate, regularization=regularization,
-                           iterations=iterations)
+        self.params = {"factors": factors, "learning_rate": learning_rate, "regularization": regularization,
+                           "iterations": iterations}
 
     def _make(self, seed: int):
         from implicit.cpu.bpr import BayesianPersonalizedRanking
@@ -61,7 +61,7 @@ class ImplicitALS(_ImplicitMF):
 
     def __init__(self, factors: int = 64, regularization: float = 5.0, alpha: float = 10.0,
                  iterations: int = 15) -> None:
-        self.params = dict(factors=factors, regularization=regularization, alpha=alpha, iterations=iterations)
+        self.params = {"factors": factors, "regularization": regularization, "alpha": alpha, "iterations": iterations}
 
     def _make(self, seed: int):
         from implicit.cpu.als import AlternatingLeastSquares
