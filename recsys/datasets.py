@@ -88,8 +88,10 @@ class InteractionDataset:
             "items": self.n_items,
             "interactions": self.n_interactions,
             "density": self.n_interactions / max(1, self.n_users * self.n_items),
-            "modalities": {m: [int(self.item_features[m].shape[1]), self.modality_kinds.get(m, "other")]
-                           for m in self.item_features},
+            "modalities": {
+                m: [int(self.item_features[m].shape[1]), self.modality_kinds.get(m, "other")]
+                for m in self.item_features
+            },
             "timestamps": self.timestamps is not None,
         }
         if self.split is not None:
@@ -119,7 +121,9 @@ def _find_inter(folder: Path, name: str | None) -> Path:
         return path
     candidates = sorted(folder.glob("*.inter"))
     if not candidates:
-        raise DatasetError(f"No .inter interaction file in {folder}; is this an MMRec or RecBole dataset folder?")
+        raise DatasetError(
+            f"No .inter interaction file in {folder}; is this an MMRec or RecBole dataset folder?"
+        )
     for c in candidates:  # MMRec and RecBole both name the main file after the folder
         if c.stem == folder.name:
             return c
@@ -133,8 +137,9 @@ def _find_inter(folder: Path, name: str | None) -> Path:
 
 def _read_table(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_filter=False,
-                           quoting=3, engine="python")
+        return pd.read_csv(
+            path, sep="\t", dtype=str, keep_default_na=False, na_filter=False, quoting=3, engine="python"
+        )
     except pd.errors.ParserError as exc:
         line = re.search(r"line (\d+)", str(exc))
         where = f" at line {line.group(1)}" if line else ""
@@ -191,7 +196,9 @@ def _load_features(folder: Path, n_items: int | None) -> dict[str, np.ndarray]:
     if len(set(rows.values())) > 1:
         raise DatasetError(f"Feature files disagree on the number of items: {rows}.")
     if n_items is not None and feats and next(iter(rows.values())) != n_items:
-        raise DatasetError(f"Feature files have {next(iter(rows.values()))} rows but the dataset has {n_items} items.")
+        raise DatasetError(
+            f"Feature files have {next(iter(rows.values()))} rows but the dataset has {n_items} items."
+        )
     return feats
 
 
@@ -199,10 +206,14 @@ def _validate_split(split: np.ndarray, path: Path) -> None:
     unknown = ~np.isin(split, list(SPLIT_NAMES))
     if unknown.any():
         row = int(np.flatnonzero(unknown)[0])
-        raise DatasetError(f"{path.name} line {row + 2}: x_label {int(split[row])} is not 0 (train), 1 (valid) or 2 (test).")
+        raise DatasetError(
+            f"{path.name} line {row + 2}: x_label {int(split[row])} is not 0 (train), 1 (valid) or 2 (test)."
+        )
     for label in (TRAIN, TEST):
         if not (split == label).any():
-            raise DatasetError(f"{path.name}: the given split has no {SPLIT_NAMES[label]} interactions (x_label={label}).")
+            raise DatasetError(
+                f"{path.name}: the given split has no {SPLIT_NAMES[label]} interactions (x_label={label})."
+            )
 
 
 # ------------------------------------------------------------------------------------------ MMRec
@@ -248,9 +259,16 @@ def load_mmrec(path: str | Path, name: str | None = None) -> InteractionDataset:
     if split is not None:
         _validate_split(split, inter)
     return InteractionDataset(
-        name=inter.stem, n_users=int(users.max()) + 1, n_items=n_items, users=users, items=items,
-        timestamps=stamps, split=split, item_features=feats,
-        modality_kinds={m: modality_kind(m) for m in feats}, source=str(folder),
+        name=inter.stem,
+        n_users=int(users.max()) + 1,
+        n_items=n_items,
+        users=users,
+        items=items,
+        timestamps=stamps,
+        split=split,
+        item_features=feats,
+        modality_kinds={m: modality_kind(m) for m in feats},
+        source=str(folder),
     )
 
 
@@ -284,7 +302,7 @@ def _text_features(texts: list[str], seed: int = 0, max_dim: int = 128) -> np.nd
 
 
 def load_recbole(path: str | Path, name: str | None = None) -> InteractionDataset:
-    """RecBole atomic files: ``<name>.inter`` (``user_id:token item_id:token [rating:float] [timestamp:float]``).
+    """RecBole atomic files: ``<name>.inter`` with ``user_id:token item_id:token`` (+ ``rating``, ``timestamp``).
 
     Raw tokens become contiguous indices in order of first appearance. An optional ``<name>.item``
     adds items (possibly never interacted with), their names (first ``token_seq`` text column) and
@@ -327,7 +345,10 @@ def load_recbole(path: str | Path, name: str | None = None) -> InteractionDatase
         idf_ids = idf[ifields["item_id"][0]].str.strip()
         dup = idf_ids.duplicated().to_numpy()
         if dup.any():
-            raise DatasetError(f"{item_path.name} line {int(np.flatnonzero(dup)[0]) + 2}: duplicate item_id {idf_ids[dup].iloc[0]!r}.")
+            raise DatasetError(
+                f"{item_path.name} line {int(np.flatnonzero(dup)[0]) + 2}: "
+                f"duplicate item_id {idf_ids[dup].iloc[0]!r}."
+            )
         known = set(item_tokens)
         item_tokens += [t for t in idf_ids if t not in known]
         text_cols = [h for f, (h, t) in ifields.items() if f != "item_id" and t in ("token_seq", "token")]
@@ -350,8 +371,17 @@ def load_recbole(path: str | Path, name: str | None = None) -> InteractionDatase
     if texts is not None and any(t.strip() for t in texts) and "tfidf" not in feats:
         feats["tfidf"] = _text_features(texts)
     return InteractionDataset(
-        name=inter.stem, n_users=len(user_tokens), n_items=n_items, users=users, items=items,
-        timestamps=stamps, split=None, item_features=feats,
-        modality_kinds={m: modality_kind(m) for m in feats}, item_names=item_names,
-        user_tokens=[str(u) for u in user_tokens], item_tokens=item_tokens, source=str(folder),
+        name=inter.stem,
+        n_users=len(user_tokens),
+        n_items=n_items,
+        users=users,
+        items=items,
+        timestamps=stamps,
+        split=None,
+        item_features=feats,
+        modality_kinds={m: modality_kind(m) for m in feats},
+        item_names=item_names,
+        user_tokens=[str(u) for u in user_tokens],
+        item_tokens=item_tokens,
+        source=str(folder),
     )

@@ -16,9 +16,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("mmrec", "recbole"), default="mmrec", help="dataset layout")
     p.add_argument("--name", default=None, help="dataset name when the folder holds several .inter files")
     p.add_argument("--protocol", choices=("given", "random", "temporal", "cold-items"), default="given")
-    p.add_argument("--models", default=None,
-                   help="comma-separated registry names (default: every available model; 'content' expands "
-                        "to one model per modality; 'list' prints the registry)")
+    p.add_argument(
+        "--models",
+        default=None,
+        help="comma-separated registry names (default: every available model; 'content' expands "
+        "to one model per modality; 'list' prints the registry)",
+    )
     p.add_argument("--ks", default="10,20,50", help="comma-separated cut-offs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", dest="json_out", default=None, help="write the results JSON here")
@@ -55,8 +58,14 @@ def run(args: argparse.Namespace) -> int:
         raise RecsysError(f"--ks must be comma-separated integers, got {args.ks!r}.") from exc
     dataset = load_dataset(args.dataset, args.format, args.name)
     models = _parse_models(args.models, dataset.modalities)
-    results = evaluate(dataset, args.protocol, models, ks=ks, seed=args.seed,
-                       progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    results = evaluate(
+        dataset,
+        args.protocol,
+        models,
+        ks=ks,
+        seed=args.seed,
+        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
     for segment in results.segments:
         print(results.table(segment))
         print()

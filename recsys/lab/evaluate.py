@@ -155,7 +155,9 @@ def score_split(
         scores = np.asarray(model.score(users), dtype=np.float32)
         spent += time.perf_counter() - t0
         if scores.shape != (len(users), n_items):
-            raise RuntimeError(f"{model.name}.score returned shape {scores.shape}, expected {(len(users), n_items)}.")
+            raise RuntimeError(
+                f"{model.name}.score returned shape {scores.shape}, expected {(len(users), n_items)}."
+            )
         scores = np.nan_to_num(scores, nan=-np.inf)[:, perm]
         seen = train[users].toarray()[:, perm] > 0
         for seg, mask in segments.items():
@@ -196,14 +198,29 @@ def evaluate(
         model.fit(split.train)
         fit_s = time.perf_counter() - t0
         metrics, score_s = score_split(model, split, ks, features)
-        results.append(ModelResult(name, spec_for(name).description, round(fit_s, 3), round(score_s, 3),
-                                   metrics, _jsonable(model.extra_info())))
-        say(f"[{i}/{len(names)}] {name}: fit {fit_s:.1f}s, recall@{min(ks)} "
-            f"{metrics['all'].get(f'recall@{min(ks)}', float('nan')):.4f}")
+        results.append(
+            ModelResult(
+                name,
+                spec_for(name).description,
+                round(fit_s, 3),
+                round(score_s, 3),
+                metrics,
+                _jsonable(model.extra_info()),
+            )
+        )
+        say(
+            f"[{i}/{len(names)}] {name}: fit {fit_s:.1f}s, recall@{min(ks)} "
+            f"{metrics['all'].get(f'recall@{min(ks)}', float('nan')):.4f}"
+        )
     return Results(
-        dataset=_jsonable(dataset.summary()), protocol=split.protocol, description=split.description,
-        seed=seed, ks=sorted(int(k) for k in ks), split=split.stats(),
-        segments=list(_segments(split)), models=results,
+        dataset=_jsonable(dataset.summary()),
+        protocol=split.protocol,
+        description=split.description,
+        seed=seed,
+        ks=sorted(int(k) for k in ks),
+        split=split.stats(),
+        segments=list(_segments(split)),
+        models=results,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         total_seconds=round(time.perf_counter() - t_start, 3),
     )

@@ -72,7 +72,9 @@ def intra_list_diversity(top: np.ndarray, unit_features: np.ndarray) -> np.ndarr
 class MetricAccumulator:
     """Collects per-user metrics over user batches, then averages; also tracks coverage."""
 
-    def __init__(self, ks: tuple[int, ...], n_candidates: int, unit_features: np.ndarray | None = None) -> None:
+    def __init__(
+        self, ks: tuple[int, ...], n_candidates: int, unit_features: np.ndarray | None = None
+    ) -> None:
         self.ks = tuple(sorted(ks))
         self.n_candidates = n_candidates
         self.unit_features = unit_features

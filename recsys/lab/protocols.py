@@ -95,18 +95,25 @@ def given_split(ds: InteractionDataset, seed: int = 0) -> Split:
         raise DatasetError(
             f"Dataset {ds.name} has no given split (no x_label column); use --protocol random or temporal."
         )
-    return _from_labels(ds, ds.split, "given", "given split (x_label 0/1/2), full ranking over all items", seed)
+    return _from_labels(
+        ds, ds.split, "given", "given split (x_label 0/1/2), full ranking over all items", seed
+    )
 
 
-def random_split(ds: InteractionDataset, seed: int = 0, test_frac: float = 0.2, valid_frac: float = 0.1) -> Split:
+def random_split(
+    ds: InteractionDataset, seed: int = 0, test_frac: float = 0.2, valid_frac: float = 0.1
+) -> Split:
     """Seeded per-user random holdout of ``test_frac`` (test) and ``valid_frac`` (validation)."""
     key = np.random.default_rng(seed).random(ds.n_interactions)
     labels = _per_user_fraction_split(ds.users, key, test_frac, valid_frac)
-    desc = f"per-user random split ({1 - test_frac - valid_frac:.0%}/{valid_frac:.0%}/{test_frac:.0%}, seed {seed})"
+    fractions = f"{1 - test_frac - valid_frac:.0%}/{valid_frac:.0%}/{test_frac:.0%}"
+    desc = f"per-user random split ({fractions}, seed {seed})"
     return _from_labels(ds, labels, "random", desc + ", full ranking over all items", seed)
 
 
-def temporal_split(ds: InteractionDataset, seed: int = 0, test_frac: float = 0.2, valid_frac: float = 0.1) -> Split:
+def temporal_split(
+    ds: InteractionDataset, seed: int = 0, test_frac: float = 0.2, valid_frac: float = 0.1
+) -> Split:
     """Per user, the latest ``test_frac`` of interactions are test, the ones before them validation."""
     if ds.timestamps is None:
         raise DatasetError(
@@ -120,7 +127,9 @@ def temporal_split(ds: InteractionDataset, seed: int = 0, test_frac: float = 0.2
     return _from_labels(ds, labels, "temporal", desc + ", full ranking over all items", seed)
 
 
-def cold_items_split(ds: InteractionDataset, seed: int = 0, cold_frac: float = 0.2, valid_frac: float = 0.1) -> Split:
+def cold_items_split(
+    ds: InteractionDataset, seed: int = 0, cold_frac: float = 0.2, valid_frac: float = 0.1
+) -> Split:
     """A seeded ``cold_frac`` of items leaves training entirely; only they are ranked for test users.
 
     Every interaction with a cold item is test. The warm interactions are split per user into
@@ -139,7 +148,9 @@ def cold_items_split(ds: InteractionDataset, seed: int = 0, cold_frac: float = 0
     warm_labels = _per_user_fraction_split(ds.users[warm_idx], rng.random(len(warm_idx)), 0.0, valid_frac)
     labels[warm_idx] = warm_labels
     split = _from_labels(
-        ds, labels, "cold-items",
+        ds,
+        labels,
+        "cold-items",
         f"cold-start items: {n_cold} of {len(interacted)} items ({cold_frac:.0%}, seed {seed}) removed from "
         f"training; test users rank only the cold items; validation {valid_frac:.0%} of warm interactions",
         seed,
@@ -150,8 +161,12 @@ def cold_items_split(ds: InteractionDataset, seed: int = 0, cold_frac: float = 0
 
 def make_split(ds: InteractionDataset, protocol: str, seed: int = 0, **kwargs: float) -> Split:
     """Build the split for ``protocol`` (one of :data:`PROTOCOLS`)."""
-    builders = {"given": given_split, "random": random_split, "temporal": temporal_split,
-                "cold-items": cold_items_split}
+    builders = {
+        "given": given_split,
+        "random": random_split,
+        "temporal": temporal_split,
+        "cold-items": cold_items_split,
+    }
     if protocol not in builders:
         raise DatasetError(f"Unknown protocol {protocol!r}; use one of: {', '.join(PROTOCOLS)}.")
     return builders[protocol](ds, seed=seed, **kwargs)

@@ -32,31 +32,57 @@ class ModelSpec:
 
 
 MODELS: dict[str, ModelSpec] = {
-    "random": ModelSpec("recsys.lab.models.random:RandomRecommender", "uniform random scores (floor)",
-                        personalised=False),
-    "popularity": ModelSpec("recsys.lab.models.popularity:Popularity", "most popular training items",
-                            personalised=False),
+    "random": ModelSpec(
+        "recsys.lab.models.random:RandomRecommender", "uniform random scores (floor)", personalised=False
+    ),
+    "popularity": ModelSpec(
+        "recsys.lab.models.popularity:Popularity", "most popular training items", personalised=False
+    ),
     "itemknn": ModelSpec("recsys.lab.models.itemknn:ItemKNN", "item-item cosine on the training matrix"),
-    "implicit-bpr": ModelSpec("recsys.lab.models.reference:ImplicitBPR", "reference BPR-MF (implicit library)"),
+    "implicit-bpr": ModelSpec(
+        "recsys.lab.models.reference:ImplicitBPR", "reference BPR-MF (implicit library)"
+    ),
     "implicit-als": ModelSpec("recsys.lab.models.reference:ImplicitALS", "reference ALS (implicit library)"),
     "bpr": ModelSpec("recsys.lab.models.bpr:BPRMF", "our BPR matrix factorisation (torch)"),
-    "content": ModelSpec("recsys.lab.models.content:ContentKNN", "content kNN on one modality",
-                         needs_features=True, per_modality=True, ranks_cold=True),
-    "early-fusion": ModelSpec("recsys.lab.models.fusion:EarlyFusion",
-                              "content kNN on concatenated normalised features", needs_features=True,
-                              ranks_cold=True),
-    "late-fusion": ModelSpec("recsys.lab.models.fusion:LateFusion",
-                             "weighted per-modality content scores, weights tuned on validation",
-                             needs_features=True, ranks_cold=True),
-    "attention": ModelSpec("recsys.lab.models.attention:AttentionFusion",
-                           "learned per-user/per-item softmax weights over modalities (torch)",
-                           needs_features=True, ranks_cold=True),
-    "hybrid-bpr": ModelSpec("recsys.lab.models.hybrid:HybridMF",
-                            "VBPR-style sigmoid(u.i+b), free + projected multimodal item vector, BPR loss",
-                            kwargs={"loss": "bpr"}, needs_features=True, ranks_cold=True),
-    "hybrid-bce": ModelSpec("recsys.lab.models.hybrid:HybridMF",
-                            "VBPR-style sigmoid(u.i+b), free + projected multimodal item vector, BCE loss",
-                            kwargs={"loss": "bce"}, needs_features=True, ranks_cold=True),
+    "content": ModelSpec(
+        "recsys.lab.models.content:ContentKNN",
+        "content kNN on one modality",
+        needs_features=True,
+        per_modality=True,
+        ranks_cold=True,
+    ),
+    "early-fusion": ModelSpec(
+        "recsys.lab.models.fusion:EarlyFusion",
+        "content kNN on concatenated normalised features",
+        needs_features=True,
+        ranks_cold=True,
+    ),
+    "late-fusion": ModelSpec(
+        "recsys.lab.models.fusion:LateFusion",
+        "weighted per-modality content scores, weights tuned on validation",
+        needs_features=True,
+        ranks_cold=True,
+    ),
+    "attention": ModelSpec(
+        "recsys.lab.models.attention:AttentionFusion",
+        "learned per-user/per-item softmax weights over modalities (torch)",
+        needs_features=True,
+        ranks_cold=True,
+    ),
+    "hybrid-bpr": ModelSpec(
+        "recsys.lab.models.hybrid:HybridMF",
+        "VBPR-style sigmoid(u.i+b), free + projected multimodal item vector, BPR loss",
+        kwargs={"loss": "bpr"},
+        needs_features=True,
+        ranks_cold=True,
+    ),
+    "hybrid-bce": ModelSpec(
+        "recsys.lab.models.hybrid:HybridMF",
+        "VBPR-style sigmoid(u.i+b), free + projected multimodal item vector, BCE loss",
+        kwargs={"loss": "bce"},
+        needs_features=True,
+        ranks_cold=True,
+    ),
 }
 
 

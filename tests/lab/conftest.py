@@ -55,8 +55,12 @@ def make_dataset(seed: int = 0) -> InteractionDataset:
         items += chosen.tolist()
         labels += [TRAIN] * (PER_USER - 2) + [VALID, TEST]
     return InteractionDataset(
-        name="two-clusters", n_users=N_USERS, n_items=N_ITEMS,
-        users=np.array(users), items=np.array(items), split=np.array(labels),
+        name="two-clusters",
+        n_users=N_USERS,
+        n_items=N_ITEMS,
+        users=np.array(users),
+        items=np.array(items),
+        split=np.array(labels),
         timestamps=np.arange(len(users), dtype=np.float64),
         item_features={"text": _features(rng, 6, 0.15), "audio": _features(rng, 5, 0.4)},
         modality_kinds={"text": "text", "audio": "audio"},

@@ -27,7 +27,9 @@ def test_results_carry_protocol_segments_and_fit_time(given_results):
     assert [m.name for m in r.models] == MODELS
     for m in r.models:
         assert m.fit_seconds >= 0
-        assert {"recall@2", "ndcg@5", "precision@5", "map@5", "coverage@5", "diversity@5"} <= set(m.metrics["all"])
+        assert {"recall@2", "ndcg@5", "precision@5", "map@5", "coverage@5", "diversity@5"} <= set(
+            m.metrics["all"]
+        )
         assert m.metrics["all"]["users"] == 60
 
 
@@ -44,7 +46,9 @@ def test_late_fusion_reports_its_weights(given_results):
 
 
 def test_cold_items_protocol_ranks_only_cold_items(two_clusters):
-    r = evaluate(two_clusters.dataset, "cold-items", ["random", "popularity", "content:text"], ks=(2,), seed=1)
+    r = evaluate(
+        two_clusters.dataset, "cold-items", ["random", "popularity", "content:text"], ks=(2,), seed=1
+    )
     assert r.protocol == "cold-items"
     assert r.split["candidate_items"] == round(0.2 * 32)  # 20% of the 32 items that have interactions
     recall = {m.name: m.metrics["all"]["recall@2"] for m in r.models}
@@ -88,13 +92,24 @@ def test_cli_prints_table_and_writes_json(tmp_path, capsys, two_clusters):
     ds = two_clusters.dataset
     folder = tmp_path / "toy"
     folder.mkdir()
-    rows = "\n".join(f"{u}\t{i}\t1\t{s}" for u, i, s in zip(ds.users, ds.items, ds.split))
+    rows = "\n".join(f"{u}\t{i}\t1\t{s}" for u, i, s in zip(ds.users, ds.items, ds.split, strict=False))
     (folder / "toy.inter").write_text("userID\titemID\trating\tx_label\n" + rows + "\n")
     for m, f in ds.item_features.items():
         np.save(folder / f"{m}.npy", f)
     out = tmp_path / "res.json"
-    code = main(["evaluate", "--dataset", str(folder), "--models", "popularity,content", "--ks", "5,10",
-                 "--json", str(out)])
+    code = main(
+        [
+            "evaluate",
+            "--dataset",
+            str(folder),
+            "--models",
+            "popularity,content",
+            "--ks",
+            "5,10",
+            "--json",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0
     assert "protocol: given" in printed and "content:text" in printed and "fit_s" in printed

@@ -24,11 +24,25 @@ def test_top_k_orders_best_first_and_breaks_ties_by_index():
     ("k", "expected"),
     [
         # hits at ranks 2 -> recall 1/3, precision 1/3, dcg 1/log2(3), idcg 1 + 1/log2(3) + 1/2, AP (1/2)/3
-        (3, {"recall": 1 / 3, "precision": 1 / 3, "ndcg": (1 / math.log2(3)) / (1 + 1 / math.log2(3) + 0.5),
-             "map": 0.5 / 3}),
+        (
+            3,
+            {
+                "recall": 1 / 3,
+                "precision": 1 / 3,
+                "ndcg": (1 / math.log2(3)) / (1 + 1 / math.log2(3) + 0.5),
+                "map": 0.5 / 3,
+            },
+        ),
         # hits at ranks 2 and 4 -> recall 2/3, precision 2/5, AP (1/2 + 2/4)/3
-        (5, {"recall": 2 / 3, "precision": 2 / 5,
-             "ndcg": (1 / math.log2(3) + 1 / math.log2(5)) / (1 + 1 / math.log2(3) + 0.5), "map": 1 / 3}),
+        (
+            5,
+            {
+                "recall": 2 / 3,
+                "precision": 2 / 5,
+                "ndcg": (1 / math.log2(3) + 1 / math.log2(5)) / (1 + 1 / math.log2(3) + 0.5),
+                "map": 1 / 3,
+            },
+        ),
     ],
 )
 def test_ranking_metrics_by_hand(k, expected):
@@ -57,7 +71,9 @@ def test_intra_list_diversity_by_hand():
 
 def test_accumulator_averages_users_excludes_minus_inf_and_counts_coverage():
     scores = np.vstack([SCORES, [[-np.inf, 0.5, 0.4, -np.inf, -np.inf, -np.inf]], [[0.0] * 6]])
-    test = sp.csr_matrix(np.array([[0, 1, 1, 1, 0, 0], [0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], dtype=np.float32))
+    test = sp.csr_matrix(
+        np.array([[0, 1, 1, 1, 0, 0], [0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], dtype=np.float32)
+    )
     feats = np.eye(6)
     acc = MetricAccumulator((3,), n_candidates=6, unit_features=feats)
     acc.add(scores[:2], test[:2])

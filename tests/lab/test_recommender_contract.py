@@ -17,8 +17,16 @@ MODELS = default_models(MODALITIES)
 
 
 def test_builtin_models_are_all_available():
-    for name in ["random", "popularity", "itemknn", "implicit-bpr", "implicit-als", "content:text",
-                 "early-fusion", "late-fusion"]:
+    for name in [
+        "random",
+        "popularity",
+        "itemknn",
+        "implicit-bpr",
+        "implicit-als",
+        "content:text",
+        "early-fusion",
+        "late-fusion",
+    ]:
         assert name in MODELS
 
 

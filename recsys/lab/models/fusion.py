@@ -45,9 +45,11 @@ class EarlyFusion(Recommender):
         mods = require_modalities(data, self.modalities)
         w = np.array([(self.weights or {}).get(m, 1.0) for m in mods], dtype=np.float64)
         w = w / w.sum()
-        self.items = np.hstack([unit_rows(data.item_features[m]) * np.sqrt(wm) for m, wm in zip(mods, w)])
+        self.items = np.hstack(
+            [unit_rows(data.item_features[m]) * np.sqrt(wm) for m, wm in zip(mods, w, strict=False)]
+        )
         self.profiles = user_profiles(data.train, self.items)
-        self.used = dict(zip(mods, w.tolist()))
+        self.used = dict(zip(mods, w.tolist(), strict=False))
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:
@@ -67,8 +69,13 @@ class LateFusion(Recommender):
 
     name = "late-fusion"
 
-    def __init__(self, modalities: list[str] | None = None, step: float = 0.1, tune_k: int = 20,
-                 max_tune_users: int = 3000) -> None:
+    def __init__(
+        self,
+        modalities: list[str] | None = None,
+        step: float = 0.1,
+        tune_k: int = 20,
+        max_tune_users: int = 3000,
+    ) -> None:
         self.modalities = modalities
         self.step = step
         self.tune_k = tune_k
@@ -106,7 +113,9 @@ class LateFusion(Recommender):
             fused[seen] = -np.inf
             top = top_k(fused, self.tune_k)
             recall = float((np.take_along_axis(relevant, top, axis=1).sum(axis=1) / n_rel).mean())
-            self.search.append({"weights": dict(zip(self.mods, w.round(4).tolist())), "recall": recall})
+            self.search.append(
+                {"weights": dict(zip(self.mods, w.round(4).tolist(), strict=False)), "recall": recall}
+            )
             spread = float(np.abs(w - uniform).sum())
             if recall > best[0] + 1e-12 or (abs(recall - best[0]) <= 1e-12 and spread < best[1]):
                 best = (recall, spread)
@@ -118,7 +127,7 @@ class LateFusion(Recommender):
 
     def extra_info(self) -> dict[str, object]:
         return {
-            "modality_weights": dict(zip(self.mods, self.weights.round(4).tolist())),
+            "modality_weights": dict(zip(self.mods, self.weights.round(4).tolist(), strict=False)),
             f"valid_recall@{self.tune_k}": self.valid_recall,
             "grid_size": len(self.search),
         }

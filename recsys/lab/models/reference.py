@@ -40,10 +40,19 @@ class ImplicitBPR(_ImplicitMF):
 
     name = "implicit-bpr"
 
-    def __init__(self, factors: int = 64, learning_rate: float = 0.1, regularization: float = 0.05,
-                 iterations: int = 200) -> None:
-        self.params = {"factors": factors, "learning_rate": learning_rate, "regularization": regularization,
-                           "iterations": iterations}
+    def __init__(
+        self,
+        factors: int = 64,
+        learning_rate: float = 0.1,
+        regularization: float = 0.05,
+        iterations: int = 200,
+    ) -> None:
+        self.params = {
+            "factors": factors,
+            "learning_rate": learning_rate,
+            "regularization": regularization,
+            "iterations": iterations,
+        }
 
     def _make(self, seed: int):
         from implicit.cpu.bpr import BayesianPersonalizedRanking
@@ -59,9 +68,15 @@ class ImplicitALS(_ImplicitMF):
 
     name = "implicit-als"
 
-    def __init__(self, factors: int = 64, regularization: float = 5.0, alpha: float = 10.0,
-                 iterations: int = 15) -> None:
-        self.params = {"factors": factors, "regularization": regularization, "alpha": alpha, "iterations": iterations}
+    def __init__(
+        self, factors: int = 64, regularization: float = 5.0, alpha: float = 10.0, iterations: int = 15
+    ) -> None:
+        self.params = {
+            "factors": factors,
+            "regularization": regularization,
+            "alpha": alpha,
+            "iterations": iterations,
+        }
 
     def _make(self, seed: int):
         from implicit.cpu.als import AlternatingLeastSquares
