@@ -302,7 +302,7 @@ def _text_features(texts: list[str], seed: int = 0, max_dim: int = 128) -> np.nd
 
 
 def load_recbole(path: str | Path, name: str | None = None) -> InteractionDataset:
-    """RecBole atomic files: ``<name>.inter`` with ``user_id:token item_id:token`` (+ ``rating``, ``timestamp``).
+    """RecBole atomic files: ``<name>.inter`` with ``user_id:token item_id:token`` (+ rating, timestamp).
 
     Raw tokens become contiguous indices in order of first appearance. An optional ``<name>.item``
     adds items (possibly never interacted with), their names (first ``token_seq`` text column) and
