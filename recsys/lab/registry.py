@@ -53,7 +53,14 @@ MODELS: dict[str, ModelSpec] = {
     ),
     "early-fusion": ModelSpec(
         "recsys.lab.models.fusion:EarlyFusion",
-        "content kNN on concatenated normalised features",
+        "content kNN on concatenated normalised features, modality weights tuned on validation",
+        needs_features=True,
+        ranks_cold=True,
+    ),
+    "early-fusion-uniform": ModelSpec(
+        "recsys.lab.models.fusion:EarlyFusion",
+        "content kNN on concatenated normalised features, equal modality weights",
+        kwargs={"tune": False},
         needs_features=True,
         ranks_cold=True,
     ),
