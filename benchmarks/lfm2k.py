@@ -25,6 +25,7 @@ if str(ROOT) not in sys.path:  # run as a script from a fresh clone, without ins
     sys.path.insert(0, str(ROOT))
 
 from recsys.datasets import load_dataset  # noqa: E402
+from recsys.errors import RecsysError  # noqa: E402
 from recsys.lab.evaluate import evaluate, save_results  # noqa: E402
 from recsys.lab.registry import MODELS, default_models, is_available  # noqa: E402
 from recsys.lab.report import sanity_checks  # noqa: E402
@@ -46,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     folder = Path(args.dataset) if args.dataset else shared_dir() / "datasets" / "lfm2k"
-    dataset = load_dataset(folder, "mmrec", "lfm2k")
+    try:
+        dataset = load_dataset(folder, "mmrec", "lfm2k")
+    except RecsysError as exc:
+        print(f"error: {exc} (set RECSYS_SHARED_DIR or pass --dataset)", file=sys.stderr)
+        return 2
     print(f"dataset: {dataset.summary()}")
     models = args.models.split(",") if args.models else default_models(dataset.modalities)
     missing = [n for n, s in MODELS.items() if not s.per_modality and not is_available(n)]
@@ -57,9 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for protocol in PROTOCOLS:
         t0 = time.perf_counter()
-        run = evaluate(
-            dataset, protocol, models, seed=args.seed, progress=lambda m: print("  " + m, flush=True)
-        )
+        run = evaluate(dataset, protocol, models, seed=args.seed, progress=lambda m: print("  " + m, flush=True))
         runs.append(run)
         print(f"\n{protocol}: {time.perf_counter() - t0:.1f}s")
         for segment in run.segments:

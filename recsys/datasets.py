@@ -74,9 +74,7 @@ class InteractionDataset:
     def matrix(self, mask: np.ndarray | None = None) -> sp.csr_matrix:
         """Binary users x items CSR matrix of the interactions selected by ``mask`` (all if None)."""
         users, items = (self.users, self.items) if mask is None else (self.users[mask], self.items[mask])
-        m = sp.csr_matrix(
-            (np.ones(len(users), dtype=np.float32), (users, items)), shape=(self.n_users, self.n_items)
-        )
+        m = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=(self.n_users, self.n_items))
         m.sum_duplicates()
         m.data[:] = 1.0
         return m
@@ -121,9 +119,7 @@ def _find_inter(folder: Path, name: str | None) -> Path:
         return path
     candidates = sorted(folder.glob("*.inter"))
     if not candidates:
-        raise DatasetError(
-            f"No .inter interaction file in {folder}; is this an MMRec or RecBole dataset folder?"
-        )
+        raise DatasetError(f"No .inter interaction file in {folder}; is this an MMRec or RecBole dataset folder?")
     for c in candidates:  # MMRec and RecBole both name the main file after the folder
         if c.stem == folder.name:
             return c
@@ -196,9 +192,7 @@ def _load_features(folder: Path, n_items: int | None) -> dict[str, np.ndarray]:
     if len(set(rows.values())) > 1:
         raise DatasetError(f"Feature files disagree on the number of items: {rows}.")
     if n_items is not None and feats and next(iter(rows.values())) != n_items:
-        raise DatasetError(
-            f"Feature files have {next(iter(rows.values()))} rows but the dataset has {n_items} items."
-        )
+        raise DatasetError(f"Feature files have {next(iter(rows.values()))} rows but the dataset has {n_items} items.")
     return feats
 
 
@@ -346,8 +340,7 @@ def load_recbole(path: str | Path, name: str | None = None) -> InteractionDatase
         dup = idf_ids.duplicated().to_numpy()
         if dup.any():
             raise DatasetError(
-                f"{item_path.name} line {int(np.flatnonzero(dup)[0]) + 2}: "
-                f"duplicate item_id {idf_ids[dup].iloc[0]!r}."
+                f"{item_path.name} line {int(np.flatnonzero(dup)[0]) + 2}: duplicate item_id {idf_ids[dup].iloc[0]!r}."
             )
         known = set(item_tokens)
         item_tokens += [t for t in idf_ids if t not in known]

@@ -155,9 +155,7 @@ def score_split(
         scores = np.asarray(model.score(users), dtype=np.float32)
         spent += time.perf_counter() - t0
         if scores.shape != (len(users), n_items):
-            raise RuntimeError(
-                f"{model.name}.score returned shape {scores.shape}, expected {(len(users), n_items)}."
-            )
+            raise RuntimeError(f"{model.name}.score returned shape {scores.shape}, expected {(len(users), n_items)}.")
         scores = np.nan_to_num(scores, nan=-np.inf)[:, perm]
         seen = train[users].toarray()[:, perm] > 0
         for seg, mask in segments.items():

@@ -5,7 +5,9 @@ Conventions (the ones MMRec and RecBole use): for a user with test set T and top
 ``ndcg = DCG / IDCG`` with gain 1/log2(rank + 1) and IDCG over min(|T|, K) hits,
 ``map`` = average precision at K normalised by min(|T|, K). Users are averaged with equal weight.
 Catalogue coverage is the share of candidate items that appear in at least one user's top-K;
-intra-list diversity is 1 - the mean pairwise cosine of a list's items' content vectors.
+intra-list diversity is 1 - the mean pairwise cosine of a list's items' content vectors (centred
+features, so cosines can be negative and diversity can slightly exceed 1; computed over complete
+lists only).
 Excluded items (training items, non-candidates) carry a score of ``-inf`` and never count as hits.
 """
 
@@ -72,9 +74,7 @@ def intra_list_diversity(top: np.ndarray, unit_features: np.ndarray) -> np.ndarr
 class MetricAccumulator:
     """Collects per-user metrics over user batches, then averages; also tracks coverage."""
 
-    def __init__(
-        self, ks: tuple[int, ...], n_candidates: int, unit_features: np.ndarray | None = None
-    ) -> None:
+    def __init__(self, ks: tuple[int, ...], n_candidates: int, unit_features: np.ndarray | None = None) -> None:
         self.ks = tuple(sorted(ks))
         self.n_candidates = n_candidates
         self.unit_features = unit_features

@@ -95,14 +95,10 @@ def given_split(ds: InteractionDataset, seed: int = 0) -> Split:
         raise DatasetError(
             f"Dataset {ds.name} has no given split (no x_label column); use --protocol random or temporal."
         )
-    return _from_labels(
-        ds, ds.split, "given", "given split (x_label 0/1/2), full ranking over all items", seed
-    )
+    return _from_labels(ds, ds.split, "given", "given split (x_label 0/1/2), full ranking over all items", seed)
 
 
-def random_split(
-    ds: InteractionDataset, seed: int = 0, test_frac: float = 0.2, valid_frac: float = 0.1
-) -> Split:
+def random_split(ds: InteractionDataset, seed: int = 0, test_frac: float = 0.2, valid_frac: float = 0.1) -> Split:
     """Seeded per-user random holdout of ``test_frac`` (test) and ``valid_frac`` (validation)."""
     key = np.random.default_rng(seed).random(ds.n_interactions)
     labels = _per_user_fraction_split(ds.users, key, test_frac, valid_frac)
@@ -111,9 +107,7 @@ def random_split(
     return _from_labels(ds, labels, "random", desc + ", full ranking over all items", seed)
 
 
-def temporal_split(
-    ds: InteractionDataset, seed: int = 0, test_frac: float = 0.2, valid_frac: float = 0.1
-) -> Split:
+def temporal_split(ds: InteractionDataset, seed: int = 0, test_frac: float = 0.2, valid_frac: float = 0.1) -> Split:
     """Per user, the latest ``test_frac`` of interactions are test, the ones before them validation."""
     if ds.timestamps is None:
         raise DatasetError(
@@ -127,9 +121,7 @@ def temporal_split(
     return _from_labels(ds, labels, "temporal", desc + ", full ranking over all items", seed)
 
 
-def cold_items_split(
-    ds: InteractionDataset, seed: int = 0, cold_frac: float = 0.2, valid_frac: float = 0.1
-) -> Split:
+def cold_items_split(ds: InteractionDataset, seed: int = 0, cold_frac: float = 0.2, valid_frac: float = 0.1) -> Split:
     """A seeded ``cold_frac`` of items leaves training entirely; only they are ranked for test users.
 
     Every interaction with a cold item is test. The warm interactions are split per user into

@@ -39,9 +39,7 @@ MODELS: dict[str, ModelSpec] = {
         "recsys.lab.models.popularity:Popularity", "most popular training items", personalised=False
     ),
     "itemknn": ModelSpec("recsys.lab.models.itemknn:ItemKNN", "item-item cosine on the training matrix"),
-    "implicit-bpr": ModelSpec(
-        "recsys.lab.models.reference:ImplicitBPR", "reference BPR-MF (implicit library)"
-    ),
+    "implicit-bpr": ModelSpec("recsys.lab.models.reference:ImplicitBPR", "reference BPR-MF (implicit library)"),
     "implicit-als": ModelSpec("recsys.lab.models.reference:ImplicitALS", "reference ALS (implicit library)"),
     "bpr": ModelSpec("recsys.lab.models.bpr:BPRMF", "our BPR matrix factorisation (torch)"),
     "content": ModelSpec(

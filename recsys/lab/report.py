@@ -150,10 +150,7 @@ def weight_distributions(run: Results) -> pd.DataFrame:
                 arr = _numbers(value)
                 if isinstance(mods, list) and arr is not None and arr.ndim == 2 and arr.shape[1] == len(mods):
                     for j, mod in enumerate(mods):
-                        rows += [
-                            {"model": m.name, "group": path, "modality": str(mod), "weight": w}
-                            for w in arr[:, j]
-                        ]
+                        rows += [{"model": m.name, "group": path, "modality": str(mod), "weight": w} for w in arr[:, j]]
     return pd.DataFrame(rows, columns=["model", "group", "modality", "weight"])
 
 
@@ -266,9 +263,7 @@ def _value(run: Results, model: str, key: str, segment: str = "all") -> float | 
 
 
 def _best(run: Results, kinds: Sequence[str], key: str) -> tuple[str, float] | None:
-    vals = [
-        (m.name, m.metrics["all"].get(key, float("nan"))) for m in run.models if model_kind(m.name) in kinds
-    ]
+    vals = [(m.name, m.metrics["all"].get(key, float("nan"))) for m in run.models if model_kind(m.name) in kinds]
     vals = [v for v in vals if v[1] is not None and np.isfinite(v[1])]
     return max(vals, key=lambda v: v[1]) if vals else None
 
@@ -290,9 +285,7 @@ def sanity_checks(runs: Sequence[Results], k: int = 20) -> list[str]:
             if ours is not None and ref is not None:
                 rel = (ours - ref) / ref if ref else float("inf")
                 verdict = "PASS" if abs(rel) <= 0.10 or ours > ref else "FAIL"
-                lines.append(
-                    f"{tag} {verdict}: our bpr {key} {ours:.4f} vs implicit-bpr {ref:.4f} ({rel:+.1%})"
-                )
+                lines.append(f"{tag} {verdict}: our bpr {key} {ours:.4f} vs implicit-bpr {ref:.4f} ({rel:+.1%})")
             elif ref is not None:
                 lines.append(f"{tag} n.a.: our bpr is not in this run (implicit-bpr {key} {ref:.4f})")
         else:

@@ -34,9 +34,7 @@ def require_modalities(data: TrainData, modalities: list[str] | None) -> list[st
     chosen = list(data.item_features) if modalities is None else list(modalities)
     missing = [m for m in chosen if m not in data.item_features]
     if missing:
-        raise DatasetError(
-            f"Unknown modality {', '.join(missing)}; the dataset has: {', '.join(data.item_features)}."
-        )
+        raise DatasetError(f"Unknown modality {', '.join(missing)}; the dataset has: {', '.join(data.item_features)}.")
     return chosen
 
 

@@ -26,9 +26,7 @@ def prune_top_k(sim: sp.csr_matrix, k: int, block: int = 1024) -> sp.csr_matrix:
         rows.append(r[keep])
         cols.append(idx.ravel()[keep])
         vals.append(v.ravel()[keep])
-    return sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=sim.shape
-    )
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=sim.shape)
 
 
 class ItemKNN(Recommender):
