@@ -7,6 +7,7 @@ pass everything after the first ``:`` to the builder. Built encoders are cached 
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,6 +86,12 @@ def clear_encoder_cache() -> None:
     """Forget built encoders (tests; freeing memory after switching models)."""
     with _LOCK:
         _CACHE.clear()
+        for module in ("recsys.encoders.openclip", "recsys.encoders.clap"):
+            loaded = sys.modules.get(module)
+            if loaded is not None:  # shared tower models live in these modules' loader caches
+                for loader in ("load_open_clip", "load_clap"):
+                    if hasattr(loaded, loader):
+                        getattr(loaded, loader).cache_clear()
 
 
 def _minilm(arg: None, device: str) -> Encoder:
