@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from recsys.encoders.base import Encoder
@@ -103,7 +104,9 @@ def _minilm(arg: None, device: str) -> Encoder:
 def _sentence_transformers(arg: str, device: str) -> Encoder:
     from recsys.encoders.text import SentenceTransformerEncoder, resolve_sentence_transformer
 
-    return SentenceTransformerEncoder(resolve_sentence_transformer(arg), name=arg, device=device)
+    folder = resolve_sentence_transformer(arg)
+    label = folder.name if Path(arg).expanduser().exists() else arg
+    return SentenceTransformerEncoder(folder, name=f"sentence-transformers:{label}", device=device)
 
 
 def _efficientnet(arg: None, device: str) -> Encoder:

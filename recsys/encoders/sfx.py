@@ -99,8 +99,8 @@ class AisfxEncoder(Encoder):
         # The checkpoint pickles numpy scalars in ds_dict, so weights_only=True refuses it; it is the
         # file shipped inside the installed package, not user input.
         state, ds_dict = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model = inference.load_bestModel(state, ds_dict, "cpu")
-        self.model = model.embedding_net.to(device).eval()
+        # The package's CrossNet; only its get_embedding (the shared trunk) is used, not the heads.
+        self.model = inference.load_bestModel(state, ds_dict, "cpu").to(device).eval()
         self.device = device
         self.sample_rate = int(inference.SAMPLE_RATE)
         self.encoder_id = f"audio/aisfx@{file_sha(ckpt)}"
@@ -117,7 +117,7 @@ class AisfxEncoder(Encoder):
         with torch.inference_mode():
             for start in range(0, len(blocks), MAX_WINDOWS_PER_FORWARD):
                 x = torch.from_numpy(blocks[start : start + MAX_WINDOWS_PER_FORWARD]).to(self.device)
-                out.append(self.model(x).float().cpu().numpy())
+                out.append(self.model.get_embedding(x).float().cpu().numpy())
         return np.concatenate(out, axis=0)
 
     def _encode_batch(self, batch: list[Any]) -> np.ndarray:
