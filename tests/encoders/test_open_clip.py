@@ -89,3 +89,24 @@ def test_corrupt_checkpoint_is_missing_weights(checkpoint, tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(MissingWeightsError, match="Could not load open_clip weights"):
         create_encoder(f"open_clip:{MODEL}:{bad}", device="cpu")
+
+
+def test_local_dir_schema(checkpoint, tmp_path, images):
+    """``open_clip:local-dir:<folder>`` (open_clip_config.json + weights) loads the same weights."""
+    folder = tmp_path / "tiny-clip-dir"
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CONFIG}))
+    (folder / "open_clip_pytorch_model.bin").write_bytes(checkpoint.read_bytes())
+    enc = create_encoder(f"open_clip:local-dir:{folder}", device="cpu")
+    assert enc.encoder_id.startswith("image/open_clip:local-dir:tiny-clip-dir@")
+    ref = create_encoder(f"open_clip:{MODEL}:{checkpoint}", device="cpu")
+    np.testing.assert_allclose(enc.encode(images), ref.encode(images), atol=1e-5)
+
+
+def test_local_dir_without_weights_is_missing_weights(tmp_path):
+    """open_clip would build a random model from the config alone; the registry refuses."""
+    (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CONFIG}))
+    with pytest.raises(MissingWeightsError):
+        create_encoder(f"open_clip-text:local-dir:{tmp_path}", device="cpu")
+    with pytest.raises(MissingWeightsError, match="No open_clip model folder"):
+        create_encoder(f"open_clip:local-dir:{tmp_path / 'absent'}", device="cpu")
