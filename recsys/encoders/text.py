@@ -33,7 +33,7 @@ class SentenceTransformerEncoder(Encoder):
     def _encode_batch(self, batch: list[Any]) -> np.ndarray:
         import torch
 
-        # sentence-transformers sorts by length inside the batch, so batching never changes vectors.
+        # Padding is masked, so batch composition changes vectors only at float-rounding level.
         with torch.inference_mode():
             out = self.model.encode(
                 batch, batch_size=len(batch), convert_to_numpy=True, show_progress_bar=False
