@@ -70,8 +70,7 @@ def load_open_clip(spec: str, device: str) -> LoadedOpenClip:
             if not path.is_file():
                 if open_clip.get_model_config(model_name) is None:
                     raise InputError(
-                        f"Unknown open_clip model {model_name!r}; "
-                        "open_clip.list_models() lists the valid ones."
+                        f"Unknown open_clip model {model_name!r}; open_clip.list_models() lists the valid ones."
                     )
                 tags = ", ".join(known_tags) or "none"
                 raise MissingWeightsError(

