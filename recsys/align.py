@@ -70,9 +70,7 @@ def native_aligner(source_encoder: Any, text_encoder: Any) -> NativeAligner:
             f"{getattr(source_encoder, 'space', None)!r}, not the text encoder's {text_encoder.space!r}, so "
             "'native' alignment does not apply; use 'label-bridge' or a trained head (python -m recsys align)."
         )
-    return NativeAligner(
-        source_encoder.modality, source_encoder.encoder_id, text_encoder.space, source_encoder.dim
-    )
+    return NativeAligner(source_encoder.modality, source_encoder.encoder_id, text_encoder.space, source_encoder.dim)
 
 
 def build_aligner(spec: str, *, source_encoder: Any, text_encoder: Any, catalogue: Any = None) -> Aligner:

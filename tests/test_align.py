@@ -45,7 +45,7 @@ class FakeImageEncoder:
         x = np.asarray(images, dtype=np.float32)[:, :D_IMG]
         return x / np.linalg.norm(x, axis=1, keepdims=True)
 
-    def predict_proba(self, images):
+    def predict_proba(self, images, batch_size=32):
         logits = np.asarray(images, dtype=np.float32)[:, :N_CLASSES] * 3
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
         return p / p.sum(axis=1, keepdims=True)
@@ -142,9 +142,7 @@ def test_saved_head_reloads_bit_identically(tmp_path, hidden, center):
     assert meta["source_encoder_id"] == FakeImageEncoder.encoder_id
     assert meta["text_encoder_id"] == FakeTextEncoder.encoder_id
     assert len(meta["training"]["data_sha256"]) == 64 and meta["config"]["hidden"] == hidden
-    loaded = load_aligner(
-        tmp_path / "head.json", source_encoder=FakeImageEncoder(), text_encoder=FakeTextEncoder()
-    )
+    loaded = load_aligner(tmp_path / "head.json", source_encoder=FakeImageEncoder(), text_encoder=FakeTextEncoder())
     assert np.array_equal(loaded.transform(source), head.transform(source))
 
 
@@ -171,9 +169,7 @@ def test_tampered_or_missing_weights_are_refused(tmp_path):
     with pytest.raises(RecsysError, match="do not match"):
         load_aligner(path, source_encoder=FakeImageEncoder(), text_encoder=FakeTextEncoder())
     with pytest.raises(RecsysError, match="No aligner head"):
-        load_aligner(
-            tmp_path / "missing.json", source_encoder=FakeImageEncoder(), text_encoder=FakeTextEncoder()
-        )
+        load_aligner(tmp_path / "missing.json", source_encoder=FakeImageEncoder(), text_encoder=FakeTextEncoder())
 
 
 def test_ensemble_mixes_input_kinds_and_round_trips(tmp_path):

@@ -48,19 +48,20 @@ class Aligner(abc.ABC):
             return np.zeros((0, self.output_dim), dtype=np.float32)
         return l2_normalise(self._transform(features))
 
-    def features(self, encoder: Any, inputs: list) -> np.ndarray:
+    def features(self, encoder: Any, inputs: list, batch_size: int = 32) -> np.ndarray:
         """Compute this aligner's input features for raw ``inputs`` with ``encoder``."""
         parts = []
         for kind in self.input_kind.split("+"):
             if kind == "embedding":
-                parts.append(np.asarray(encoder.encode(inputs), dtype=np.float32))
+                parts.append(np.asarray(encoder.encode(list(inputs), batch_size=batch_size), dtype=np.float32))
             else:
-                parts.append(np.asarray(encoder.predict_proba(inputs), dtype=np.float32))
+                proba = encoder.predict_proba(list(inputs), batch_size=batch_size)
+                parts.append(np.asarray(proba, dtype=np.float32))
         return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
-    def extractor(self, encoder: Any) -> AlignerInputs:
+    def extractor(self, encoder: Any, batch_size: int = 32) -> AlignerInputs:
         """A ``recsys.cache`` extractor producing exactly what :meth:`transform` takes."""
-        return AlignerInputs(self, encoder)
+        return AlignerInputs(self, encoder, batch_size)
 
     def describe(self) -> str:
         return f"{self.name} ({self.source_modality} {self.source_encoder_id} -> {self.target_space})"
@@ -69,13 +70,15 @@ class Aligner(abc.ABC):
 class AlignerInputs:
     """Cache-friendly extractor (``feature_id`` + ``__call__``) for an aligner's input features."""
 
-    def __init__(self, aligner: Aligner, encoder: Any) -> None:
+    def __init__(self, aligner: Aligner, encoder: Any, batch_size: int = 32) -> None:
         self.aligner = aligner
         self.encoder = encoder
+        self.batch_size = batch_size
+        self.modality = encoder.modality
         self.feature_id = f"{encoder.encoder_id}#{aligner.input_kind}"
 
     def __call__(self, inputs: list) -> np.ndarray:
-        return self.aligner.features(self.encoder, inputs)
+        return self.aligner.features(self.encoder, inputs, self.batch_size)
 
 
 class NativeAligner(Aligner):

@@ -67,7 +67,8 @@ class LabelBridge(Aligner):
 
     @classmethod
     def from_encoders(cls, source_encoder: Any, text_encoder: Any, top_t: int = DEFAULT_TOP_T) -> LabelBridge:
-        names = getattr(source_encoder, "class_names", None)
+        # Full synonym lists ("tabby, tabby cat") give richer prompts than the short labels.
+        names = getattr(source_encoder, "class_synonyms", None) or getattr(source_encoder, "class_names", None)
         if not names or not hasattr(source_encoder, "predict_proba"):
             raise InputError(
                 f"The label bridge needs an encoder with class names; {source_encoder.encoder_id} has none. "

@@ -60,6 +60,6 @@ class EnsembleAligner(Aligner):
 
     def _transform(self, features: np.ndarray) -> np.ndarray:
         out = np.zeros((len(features), self.output_dim), dtype=np.float32)
-        for m, w in zip(self.members, self.weights):
+        for m, w in zip(self.members, self.weights, strict=True):
             out += np.float32(w) * m.transform(features[:, self.blocks[m.input_kind]])
         return l2_normalise(out)

@@ -32,9 +32,7 @@ def _chance_first_hit_rr(n: int, r: int) -> float:
     return float(np.sum(np.exp(log_p) / j))
 
 
-def retrieval_metrics(
-    scores: np.ndarray, relevant: np.ndarray, ks: tuple[int, ...] = (1, 10)
-) -> dict[str, float]:
+def retrieval_metrics(scores: np.ndarray, relevant: np.ndarray, ks: tuple[int, ...] = (1, 10)) -> dict[str, float]:
     """Mean recall@k, MRR and precision@k over queries with at least one relevant item, with chance."""
     relevant = np.asarray(relevant, dtype=bool)
     keep = relevant.any(axis=1)

@@ -68,9 +68,7 @@ def _make_head(in_dim: int, out_dim: int, config: TrainConfig) -> torch.nn.Modul
             self.register_buffer("center", torch.zeros(in_dim))
             self.drop = nn.Dropout(config.dropout)
             if config.hidden > 0:
-                self.net = nn.Sequential(
-                    nn.Linear(in_dim, config.hidden), nn.GELU(), nn.Linear(config.hidden, out_dim)
-                )
+                self.net = nn.Sequential(nn.Linear(in_dim, config.hidden), nn.GELU(), nn.Linear(config.hidden, out_dim))
             else:
                 self.net = nn.Linear(in_dim, out_dim)
             self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.init_temperature)))
@@ -201,9 +199,7 @@ def train_projection(
                 if len(idx) < 2:
                     continue
                 g = g_all[idx]
-                loss = contrastive_loss(
-                    head(x_all[idx]), t_all[idx], g[:, None] == g[None, :], head.logit_scale
-                )
+                loss = contrastive_loss(head(x_all[idx]), t_all[idx], g[:, None] == g[None, :], head.logit_scale)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -238,19 +234,15 @@ def train_projection(
 def read_head_meta(path: str | Path) -> dict[str, Any]:
     json_path, _ = head_paths(path)
     if not json_path.is_file():
-        raise RecsysError(
-            f"No aligner head at {json_path}. Train one with: python -m recsys align --catalogue DIR"
-        )
+        raise RecsysError(f"No aligner head at {json_path}. Train one with: python -m recsys align --catalogue DIR")
     try:
         meta = json.loads(json_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RecsysError(
             f"The aligner file {json_path} is unreadable ({exc}); retrain it with python -m recsys align."
-        )
+        ) from exc
     if meta.get("format") != FORMAT:
-        raise RecsysError(
-            f"{json_path} is not a recsys aligner ({FORMAT}); retrain it with python -m recsys align."
-        )
+        raise RecsysError(f"{json_path} is not a recsys aligner ({FORMAT}); retrain it with python -m recsys align.")
     return meta
 
 
