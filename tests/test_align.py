@@ -211,3 +211,55 @@ def test_metrics_perfect_ranking_and_exact_chance():
     assert m["recall@1"] == m["mrr"] == 1.0 and m["precision@2"] == 0.5
     assert m["recall@2_chance"] == pytest.approx(2 / 5)
     assert m["mrr_chance"] == pytest.approx(np.mean(1 / np.arange(1, 6)))
+
+
+class PixelImageEncoder(FakeImageEncoder):
+    """Fake image encoder over decoded PIL images: 24 numbers from a 4x2 thumbnail."""
+
+    def encode(self, images, batch_size=32):
+        return super().encode(self._pixels(images))
+
+    def predict_proba(self, images, batch_size=32):
+        return super().predict_proba(np.concatenate([self._pixels(images)] * 2, axis=1))
+
+    @staticmethod
+    def _pixels(images):
+        return np.stack(
+            [np.asarray(im.convert("RGB").resize((4, 2)), np.float32).ravel() / 255 + 0.01 for im in images]
+        )
+
+
+def test_train_catalogue_aligners_writes_loadable_heads(tmp_path):
+    """A 12-item catalogue of solid-colour PNGs trains and saves a head plus a bridge ensemble."""
+    from PIL import Image
+
+    from recsys.alignment.training import train_catalogue_aligners
+    from recsys.catalogue import load_catalogue
+
+    colours = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0)}
+    (tmp_path / "cat" / "images").mkdir(parents=True)
+    rows = ["id,title,description,category,image,audio"]
+    for i in range(12):
+        name = list(colours)[i % 4]
+        Image.new("RGB", (16, 16), colours[name]).save(tmp_path / "cat" / "images" / f"{i}.png")
+        rows.append(f"i{i},{name} {i},A {name} square.,colours/{name},images/{i}.png,")
+    (tmp_path / "cat" / "catalogue.csv").write_text("\n".join(rows) + "\n")
+    catalogue = load_catalogue(tmp_path / "cat")
+    image, text = PixelImageEncoder(), FakeTextEncoder()
+    written = train_catalogue_aligners(
+        catalogue,
+        ["image"],
+        encoders={"image": image},
+        text_encoder=text,
+        out_dir=tmp_path / "out",
+        prefix="demo",
+        config=TrainConfig(epochs=30),
+        cache_dir=tmp_path / "cache",
+    )
+    assert [w.path.name for w in written] == ["demo-image.json"]
+    assert written[0].result.losses[-1] < written[0].result.losses[0]
+    assert (tmp_path / "out" / "demo-image-projection.pt").is_file()
+    aligner = build_aligner(str(written[0].path), source_encoder=image, text_encoder=text)
+    imgs = [Image.new("RGB", (8, 8), c) for c in colours.values()]
+    out = aligner.transform(aligner.features(image, imgs))
+    assert out.shape == (4, D_TEXT) and _unit_rows(out)

@@ -50,8 +50,12 @@ class Aligner(abc.ABC):
 
     def features(self, encoder: Any, inputs: list, batch_size: int = 32) -> np.ndarray:
         """Compute this aligner's input features for raw ``inputs`` with ``encoder``."""
+        kinds = self.input_kind.split("+")
+        if kinds == ["embedding", "class_proba"] and hasattr(encoder, "encode_and_predict"):
+            emb, proba = encoder.encode_and_predict(list(inputs), batch_size=batch_size)  # one forward pass
+            return np.concatenate([np.asarray(emb, np.float32), np.asarray(proba, np.float32)], axis=1)
         parts = []
-        for kind in self.input_kind.split("+"):
+        for kind in kinds:
             if kind == "embedding":
                 parts.append(np.asarray(encoder.encode(list(inputs), batch_size=batch_size), dtype=np.float32))
             else:
