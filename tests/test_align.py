@@ -51,6 +51,12 @@ class FakeImageEncoder:
         return p / p.sum(axis=1, keepdims=True)
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """The label bridge caches class-name embeddings; keep them out of the user's cache."""
+    monkeypatch.setenv("RECSYS_CACHE_DIR", str(tmp_path / "recsys-cache"))
+
+
 def _unit_rows(x: np.ndarray) -> bool:
     return x.dtype == np.float32 and np.allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
 

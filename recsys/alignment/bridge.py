@@ -43,6 +43,34 @@ def class_text_embeddings(
     return l2_normalise(sums)
 
 
+def cached_class_text_embeddings(class_names: list[str], text_encoder: Any, cache_dir: Any = None) -> np.ndarray:
+    """:func:`class_text_embeddings`, stored in the feature cache (thousands of prompts: ~20 s on a CPU)."""
+    import hashlib
+    from pathlib import Path
+
+    from recsys import atomic
+    from recsys.cache import default_cache_dir
+
+    key = hashlib.sha256("\n".join([text_encoder.encoder_id, *TEMPLATES, *class_names]).encode("utf-8")).hexdigest()[
+        :16
+    ]
+    path = Path(cache_dir or default_cache_dir()) / f"label-bridge-{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                emb = data["embeddings"]
+            if emb.shape[0] == len(class_names):
+                return emb.astype(np.float32)
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable: recompute and overwrite
+    emb = class_text_embeddings(class_names, text_encoder)
+    try:
+        atomic.write_npz(path, embeddings=emb)
+    except OSError:
+        pass  # a read-only cache only costs speed
+    return emb
+
+
 class LabelBridge(Aligner):
     """ConSE: ``normalise(sum_{t in top-T} p_t * text(class_t))``."""
 
@@ -66,7 +94,9 @@ class LabelBridge(Aligner):
         self.input_dim, self.output_dim = self.class_embeddings.shape
 
     @classmethod
-    def from_encoders(cls, source_encoder: Any, text_encoder: Any, top_t: int = DEFAULT_TOP_T) -> LabelBridge:
+    def from_encoders(
+        cls, source_encoder: Any, text_encoder: Any, top_t: int = DEFAULT_TOP_T, cache_dir: Any = None
+    ) -> LabelBridge:
         # Full synonym lists ("tabby, tabby cat") give richer prompts than the short labels.
         names = getattr(source_encoder, "class_synonyms", None) or getattr(source_encoder, "class_names", None)
         if not names or not hasattr(source_encoder, "predict_proba"):
@@ -75,7 +105,7 @@ class LabelBridge(Aligner):
                 "Use a learned projection instead (python -m recsys align)."
             )
         return cls(
-            class_text_embeddings(list(names), text_encoder),
+            cached_class_text_embeddings(list(names), text_encoder, cache_dir),
             source_modality=source_encoder.modality,
             source_encoder_id=source_encoder.encoder_id,
             target_space=text_encoder.space,
