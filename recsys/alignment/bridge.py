@@ -7,6 +7,8 @@ image lands in the text space with no training at all. It needs an encoder with
 
 from __future__ import annotations
 
+import contextlib
+
 from typing import Any
 
 import numpy as np
@@ -64,10 +66,8 @@ def cached_class_text_embeddings(class_names: list[str], text_encoder: Any, cach
         except (OSError, ValueError, KeyError):
             pass  # unreadable: recompute and overwrite
     emb = class_text_embeddings(class_names, text_encoder)
-    try:
+    with contextlib.suppress(OSError):  # a read-only cache only costs speed
         atomic.write_npz(path, embeddings=emb)
-    except OSError:
-        pass  # a read-only cache only costs speed
     return emb
 
 
