@@ -8,7 +8,6 @@ image lands in the text space with no training at all. It needs an encoder with
 from __future__ import annotations
 
 import contextlib
-
 from typing import Any
 
 import numpy as np
