@@ -128,9 +128,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             proba = catalogue_features(
                 catalogue, modality, class_proba_extractor(encoder), cache_dir=args.cache_dir, progress=progress
             )
-            aligned["label-bridge"] = LabelBridge.from_encoders(encoder, text_encoder).transform(proba.vectors[rows])
+            bridge = LabelBridge.from_encoders(encoder, text_encoder, cache_dir=args.cache_dir)
+            aligned["label-bridge"] = bridge.transform(proba.vectors[rows])
         t0 = time.perf_counter()
         base = DEFAULT_CONFIGS[modality]
+        if args.epochs:
+            base = TrainConfig(**{**base.__dict__, "epochs": args.epochs})
         aligned["projection"] = out_of_fold(pairs, args.folds, modality, encoder, text_encoder, base)
         train_s = time.perf_counter() - t0
         if args.variants:
@@ -184,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--modalities", nargs="+", default=["image", "audio"])
     p.add_argument("--bridge-weights", type=float, nargs="*", default=[0.3, 0.7])
+    p.add_argument("--epochs", type=int, default=None, help="override the heads' training epochs")
     p.add_argument("--variants", action="store_true", help="also score alternative head configurations")
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--out", default=str(REPO / "artifacts" / "alignment.json"))

@@ -55,9 +55,7 @@ def latency(engine, query: Query, strategy: str, repeats: int) -> tuple[float, f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--catalogue", default=str(ROOT / "data" / "tuxpaint"))
     parser.add_argument("--n", type=int, default=64, help="items per encoder for the throughput figure")
     parser.add_argument("--repeats", type=int, default=30)
