@@ -162,9 +162,9 @@ def train_catalogue_aligners(
                 parts.append(catalogue_pairs(extra_cat, modality, encoder, text_encoder, cache_dir=cache_dir))
         pairs = Pairs.concat(parts)
         info = {
-            "catalogue": str(catalogue.root),
+            "catalogue": _display_path(catalogue.root),
             "catalogue_pairs": len(parts[0]),
-            "extra_pairs": {str(c.root): len(p) for c, p in zip(extra_catalogues, parts[1:], strict=False)},
+            "extra_pairs": {_display_path(c.root): len(p) for c, p in zip(extra_catalogues, parts[1:], strict=False)},
             "pairs_sha256": pairs_sha256(pairs),
         }
         result = train_on_pairs(
@@ -185,3 +185,14 @@ def train_catalogue_aligners(
             spec = result.aligner.save(out_dir / f"{prefix}-{modality}")
         written.append(Written(modality, spec, result))
     return written
+
+
+def _display_path(path: Any) -> str:
+    """A path relative to the working directory when inside it (no machine-specific prefixes in heads)."""
+    from pathlib import Path
+
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.name

@@ -81,7 +81,8 @@ def run_align(args: argparse.Namespace) -> int:
         t = w.result.aligner.meta["training"]
         print(
             f"{w.modality}: {t['n_pairs']} pairs, contrastive loss {w.result.losses[0]:.3f} -> "
-            f"{w.result.losses[-1]:.3f}; use --{w.modality}-aligner {w.path}"
+            f"{w.result.losses[-1]:.3f}; saved {w.path} (configure {w.modality}_aligner = that path, "
+            f"or 'default' for the shipped demo heads)"
         )
     return 0
 
