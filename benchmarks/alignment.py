@@ -160,7 +160,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         aligned["projection"] = out_of_fold(pairs, args.folds, modality, encoder, text_encoder, base)
         train_s = time.perf_counter() - t0
         if args.variants:
-            for name, cfg in (("projection-mlp512", TrainConfig(**{**base.__dict__, "hidden": 512})),):
+            variants = {
+                "projection-mlp512": {"hidden": 512},
+                f"projection-center={not base.center}": {"center": not base.center},
+            }
+            for name, change in variants.items():
+                cfg = TrainConfig(**{**base.__dict__, **change})
                 aligned[name] = out_of_fold(pairs, args.folds, modality, encoder, text_encoder, cfg)
         if "label-bridge" in aligned:
             for w in sorted({DEFAULT_BRIDGE_WEIGHT, *args.bridge_weights}):
