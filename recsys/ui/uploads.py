@@ -1,0 +1,63 @@
+"""Turning uploaded files into query media, with messages a person can act on."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+from recsys.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+    from recsys.media import Audio
+
+IMAGE_TYPES = ("png", "jpg", "jpeg", "webp")
+AUDIO_TYPES = ("wav", "ogg", "flac", "mp3")
+
+
+def human_size(n_bytes: int) -> str:
+    """1536 -> '1.5 KB', 10485760 -> '10 MB'."""
+    size = float(n_bytes)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "bytes" or size.is_integer() else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _check(name: str, data: bytes, limit: int, kind: str, types: tuple[str, ...]) -> None:
+    if not data:
+        raise InputError(f"The {kind} file {name!r} is empty. Upload a {'/'.join(types).upper()} file.")
+    if len(data) > limit:
+        raise InputError(
+            f"The {kind} file {name!r} is {human_size(len(data))}; the limit is {human_size(limit)}. "
+            f"Upload a smaller file."
+        )
+
+
+def decode_image_upload(name: str, data: bytes) -> Image.Image:
+    """Validate and decode an uploaded image; raises InputError naming the file and the problem."""
+    from recsys import media
+
+    _check(name, data, media.MAX_IMAGE_BYTES, "image", IMAGE_TYPES)
+    try:
+        return media.load_image(data)
+    except InputError as exc:
+        raise InputError(f"Could not use the image {name!r}: {exc}") from exc
+
+
+def decode_audio_upload(name: str, data: bytes) -> Audio:
+    """Validate and decode an uploaded sound; raises InputError for unreadable, oversized or silent clips."""
+    from recsys import media
+
+    _check(name, data, media.MAX_AUDIO_BYTES, "audio", AUDIO_TYPES)
+    try:
+        return media.load_audio(data)
+    except InputError as exc:
+        raise InputError(f"Could not use the sound {name!r}: {exc}") from exc
+
+
+def digest(data: bytes) -> str:
+    """Short content hash: the cache key of a decoded upload."""
+    return hashlib.sha256(data).hexdigest()[:16]
