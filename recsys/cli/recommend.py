@@ -1,0 +1,165 @@
+"""``recommend`` and ``index`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from recsys.errors import InputError
+
+WEIGHT_MODALITIES = ("text", "image", "audio")
+
+
+def parse_weights(spec: str | None) -> dict[str, float]:
+    """Parse ``text=1,image=0.5`` into a dict, rejecting unknown modalities and bad numbers."""
+    if not spec:
+        return {}
+    weights: dict[str, float] = {}
+    for part in spec.split(","):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or name not in WEIGHT_MODALITIES:
+            raise InputError(
+                f"bad weight '{part}': use modality=number with modality in {', '.join(WEIGHT_MODALITIES)}"
+            )
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise InputError(f"bad weight '{part}': '{value}' is not a number") from None
+        if weights[name] < 0:
+            raise InputError(f"bad weight '{part}': weights must be >= 0")
+    return weights
+
+
+def _add_pipeline_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--catalogue", required=True, help="catalogue folder (holding catalogue.csv or .parquet)"
+    )
+    parser.add_argument("--config", help="TOML file with pipeline settings (see README)")
+    parser.add_argument(
+        "--cache-dir", help="where embeddings are cached (default $RECSYS_CACHE_DIR or ~/.cache/recsys)"
+    )
+    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from recsys.pipeline import PipelineConfig
+
+    return PipelineConfig.layered(args.catalogue, args.config, cache_dir=args.cache_dir, device=args.device)
+
+
+def _progress() -> Any:
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if total == 0:
+            return
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit="item", file=sys.stderr, leave=False)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from recsys.catalogue import load_catalogue
+    from recsys.pipeline import build_engine
+
+    catalogue = load_catalogue(args.catalogue)
+    for bad in catalogue.bad_rows:
+        print(f"warning: skipped row {bad.line} ({bad.id or 'no id'}): {bad.reason}", file=sys.stderr)
+    engine = build_engine(catalogue, _config(args), _progress())
+    counts = ", ".join(f"{m}: {int(ix.present.sum())}" for m, ix in engine.indexes.items())
+    print(f"indexed {len(catalogue)} items ({counts})")
+    return 0
+
+
+def run_recommend(args: argparse.Namespace) -> int:
+    from recsys import media
+    from recsys.catalogue import load_catalogue
+    from recsys.pipeline import build_engine
+    from recsys.recommend import Query
+
+    weights = parse_weights(args.weights)
+    query = Query(
+        text=args.text,
+        image=media.load_image(args.image) if args.image else None,
+        audio=media.load_audio(args.audio) if args.audio else None,
+        likes=tuple(args.like or ()),
+        dislikes=tuple(args.dislike or ()),
+    )
+    if query.is_empty():
+        raise InputError("empty query: give --text, --image, --audio, --like or --dislike")
+    catalogue = load_catalogue(args.catalogue)
+    engine = build_engine(catalogue, _config(args), _progress())
+    results = engine.recommend(
+        query, weights=weights, strategy=args.strategy, k=args.k, category=args.category
+    )
+    if args.json:
+        rows = [
+            {
+                "id": r.item.id,
+                "title": r.item.title,
+                "category": r.item.category,
+                "score": r.score,
+                "rank": r.rank,
+                "contributions": r.contributions,
+            }
+            for r in results
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(format_table(results))
+    return 0
+
+
+def format_table(results: list[Any]) -> str:
+    """A plain-text table: rank, id, title, category, score and the contribution of each pair."""
+    pairs = sorted({p for r in results for p in r.contributions})
+    header = ["#", "id", "title", "category", "score", *pairs]
+    rows = [
+        [
+            str(r.rank),
+            r.item.id,
+            r.item.title[:40],
+            r.item.category,
+            f"{r.score:.4f}",
+            *(f"{r.contributions.get(p, 0.0):.4f}" for p in pairs),
+        ]
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in [header, *rows]]
+    return "\n".join(lines)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    index = subparsers.add_parser("index", help="compute and cache the catalogue's embeddings")
+    _add_pipeline_args(index)
+    index.set_defaults(func=run_index)
+
+    rec = subparsers.add_parser("recommend", help="rank catalogue items for a multimodal query")
+    _add_pipeline_args(rec)
+    rec.add_argument("--text", help="text query")
+    rec.add_argument("--image", help="image file to query with")
+    rec.add_argument("--audio", help="audio file to query with")
+    rec.add_argument(
+        "--like", nargs="+", action="extend", metavar="ID", help="catalogue ids to steer towards"
+    )
+    rec.add_argument(
+        "--dislike", nargs="+", action="extend", metavar="ID", help="catalogue ids to steer away from"
+    )
+    rec.add_argument("--weights", help="per-modality weights, e.g. text=1,image=0.5,audio=0 (0 disables)")
+    rec.add_argument("--strategy", default="early", choices=["early", "late", "rrf"], help="fusion strategy")
+    rec.add_argument("--category", help="only items in this category (or below it)")
+    rec.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    rec.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    rec.set_defaults(func=run_recommend)

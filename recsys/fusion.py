@@ -1,0 +1,120 @@
+"""Fusion of per-modality evidence into one score per item, with an exact per-pair breakdown.
+
+A *pair* is (query modality ``a``, item modality ``b``) whose vectors live in one space; it is
+named ``a`` when ``a == b`` and ``"a->b"`` otherwise. Every strategy returns contributions per
+pair that sum to the fused score, so the app can explain any result without re-deriving it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+STRATEGIES: tuple[str, ...] = ("early", "late", "rrf")
+RRF_K = 60
+
+
+@dataclass(frozen=True)
+class Fused:
+    """Fused scores (n_items,) and each pair's additive share of them."""
+
+    scores: np.ndarray
+    contributions: dict[str, np.ndarray]
+
+
+def pair_name(query_modality: str, item_modality: str) -> str:
+    return query_modality if query_modality == item_modality else f"{query_modality}->{item_modality}"
+
+
+def pair_weights(pairs: list[tuple[str, str]], weights: Mapping[str, float]) -> dict[tuple[str, str], float]:
+    """Weight of a pair = product of its two modality weights, normalised to sum to one."""
+    raw = {(a, b): float(weights.get(a, 1.0)) * float(weights.get(b, 1.0)) for a, b in pairs}
+    total = sum(raw.values())
+    if total <= 0:
+        return {}
+    return {pair: w / total for pair, w in raw.items() if w > 0}
+
+
+def early_fusion(
+    query: Mapping[str, np.ndarray],
+    items: Mapping[str, np.ndarray],
+    spaces: Mapping[str, str],
+    weights: Mapping[str, float],
+) -> Fused:
+    """Cosine between the weighted sums of normalised query and item vectors.
+
+    Vectors that share a space are summed; distinct spaces are concatenated. Only spaces the
+    query reaches enter the item norm, so an item is not rewarded for lacking a modality the
+    query cannot see. Items missing a modality carry a zero vector for it.
+    """
+    query_spaces = {spaces[a] for a, w in ((a, weights.get(a, 1.0)) for a in query) if w > 0}
+    n_items = next(iter(items.values())).shape[0]
+    q_sum: dict[str, np.ndarray] = {}
+    for a, vec in query.items():
+        w = float(weights.get(a, 1.0))
+        if w > 0:
+            q_sum[spaces[a]] = q_sum.get(spaces[a], 0) + w * vec
+    v_sum: dict[str, np.ndarray] = {}
+    for b, mat in items.items():
+        w = float(weights.get(b, 1.0))
+        if w > 0 and spaces[b] in query_spaces:
+            v_sum[spaces[b]] = v_sum.get(spaces[b], 0) + w * mat
+    q_norm = float(np.sqrt(sum(float(v @ v) for v in q_sum.values())))
+    v_norm = np.sqrt(sum(np.einsum("ij,ij->i", m, m) for m in v_sum.values())) if v_sum else np.zeros(n_items)
+    denom = q_norm * np.asarray(v_norm, dtype=np.float64)
+    safe = np.where(denom > 0, denom, 1.0)
+    contributions: dict[str, np.ndarray] = {}
+    for a, q in query.items():
+        wa = float(weights.get(a, 1.0))
+        for b, mat in items.items():
+            wb = float(weights.get(b, 1.0))
+            if wa <= 0 or wb <= 0 or spaces[a] != spaces[b]:
+                continue
+            part = wa * wb * (mat @ q).astype(np.float64) / safe
+            contributions[pair_name(a, b)] = np.where(denom > 0, part, 0.0)
+    scores = sum(contributions.values()) if contributions else np.zeros(n_items)
+    return Fused(np.asarray(scores, dtype=np.float64), contributions)
+
+
+def late_fusion(
+    similarities: Mapping[tuple[str, str], np.ndarray],
+    present: Mapping[str, np.ndarray],
+    weights: Mapping[str, float],
+) -> Fused:
+    """Weighted sum of per-pair cosine scores; an item lacking modality ``b`` gets 0 from pairs into ``b``."""
+    ws = pair_weights(list(similarities), weights)
+    contributions = {
+        pair_name(a, b): ws[(a, b)] * np.where(present[b], similarities[(a, b)], 0.0).astype(np.float64)
+        for (a, b) in similarities
+        if (a, b) in ws
+    }
+    return _sum(contributions, similarities)
+
+
+def rrf_fusion(
+    similarities: Mapping[tuple[str, str], np.ndarray],
+    present: Mapping[str, np.ndarray],
+    weights: Mapping[str, float],
+    k: int = RRF_K,
+) -> Fused:
+    """Reciprocal rank fusion (Cormack et al. 2009): each pair adds ``w / (k + rank)``."""
+    ws = pair_weights(list(similarities), weights)
+    contributions: dict[str, np.ndarray] = {}
+    for (a, b), sims in similarities.items():
+        if (a, b) not in ws:
+            continue
+        mask = np.asarray(present[b], dtype=bool)
+        ranked = np.where(mask, sims, -np.inf)
+        order = np.argsort(-ranked, kind="stable")
+        ranks = np.empty(len(order), dtype=np.float64)
+        ranks[order] = np.arange(1, len(order) + 1)
+        contributions[pair_name(a, b)] = np.where(mask, ws[(a, b)] / (k + ranks), 0.0)
+    return _sum(contributions, similarities)
+
+
+def _sum(contributions: dict[str, np.ndarray], similarities: Mapping[tuple[str, str], np.ndarray]) -> Fused:
+    n_items = len(next(iter(similarities.values()))) if similarities else 0
+    scores = sum(contributions.values()) if contributions else np.zeros(n_items)
+    return Fused(np.asarray(scores, dtype=np.float64), contributions)

@@ -1,0 +1,169 @@
+"""Building a :class:`~recsys.recommend.RecommendationEngine` from a layered configuration.
+
+Configuration layers, later ones winning (as in RecBole): built-in defaults, a ``recsys.toml``
+in the catalogue folder, a TOML file given explicitly, ``RECSYS_*`` environment variables, and
+keyword overrides (CLI flags, app controls).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys.cache import Features, catalogue_features, class_proba_extractor, encoder_extractor
+from recsys.catalogue import Catalogue, load_catalogue
+from recsys.errors import RecsysError
+from recsys.recommend import MODALITIES, ModalityIndex, RecommendationEngine, _normalise
+
+StageProgress = Callable[[str, int, int], None]
+CONFIG_FILE = "recsys.toml"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Which encoder and aligner serve each modality. Encoder names follow :mod:`recsys.encoders`."""
+
+    text_encoder: str = "minilm"
+    image_encoder: str = "efficientnet-lite0"
+    audio_encoder: str = "aisfx"
+    image_aligner: str | None = None
+    audio_aligner: str | None = None
+    cache_dir: str | None = None
+    device: str | None = None
+    batch_size: int = 32
+
+    def encoder_name(self, modality: str) -> str:
+        return getattr(self, f"{modality}_encoder")
+
+    def aligner_spec(self, modality: str) -> str | None:
+        spec = getattr(self, f"{modality}_aligner", None)
+        return None if spec in (None, "", "none") else spec
+
+    @classmethod
+    def layered(
+        cls, catalogue_dir: str | Path | None = None, config_file: str | Path | None = None, **overrides: Any
+    ) -> PipelineConfig:
+        values: dict[str, Any] = {}
+        for path in (Path(catalogue_dir) / CONFIG_FILE if catalogue_dir else None, config_file):
+            if path is not None and Path(path).is_file():
+                values.update(_read_toml(Path(path)))
+        names = {f.name: f for f in fields(cls)}
+        for name, f in names.items():
+            env = os.environ.get(f"RECSYS_{name.upper()}")
+            if env is not None:
+                values[name] = int(env) if f.type in ("int", int) else env
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise RecsysError(
+                f"unknown configuration keys: {', '.join(unknown)}; known: {', '.join(sorted(names))}"
+            )
+        return dataclasses.replace(cls(), **values)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise RecsysError(f"cannot read configuration {path}: {exc}") from exc
+    return dict(data.get("pipeline", data))
+
+
+def _create_encoder(name: str, device: str | None) -> Any:
+    from recsys.encoders import create_encoder
+
+    return create_encoder(name, device=device)
+
+
+def _build_aligner(spec: str, source: Any, text: Any, catalogue: Catalogue) -> Any:
+    from recsys.align import build_aligner
+
+    return build_aligner(spec, source_encoder=source, text_encoder=text, catalogue=catalogue)
+
+
+def _stage(progress: StageProgress | None, stage: str) -> Callable[[int, int], None] | None:
+    return (lambda done, total: progress(stage, done, total)) if progress else None
+
+
+def build_engine(
+    catalogue: Catalogue, config: PipelineConfig | None = None, progress: StageProgress | None = None
+) -> RecommendationEngine:
+    """Encode (or read from cache) every modality the catalogue has and index it."""
+    config = config or PipelineConfig()
+    text_encoder = _create_encoder(config.text_encoder, config.device)
+    indexes: dict[str, ModalityIndex] = {}
+    query_encoders: dict[str, Any] = {"text": text_encoder}
+    for modality in MODALITIES:
+        if not catalogue.has_modality(modality).any():
+            continue
+        encoder = (
+            text_encoder
+            if modality == "text"
+            else _create_encoder(config.encoder_name(modality), config.device)
+        )
+        query_encoders[modality] = encoder
+        feats = catalogue_features(
+            catalogue,
+            modality,
+            encoder_extractor(encoder, config.batch_size),
+            cache_dir=config.cache_dir,
+            progress=_stage(progress, f"{modality} embeddings"),
+        )
+        index = _native_index(modality, encoder, feats)
+        spec = config.aligner_spec(modality) if modality != "text" else None
+        if spec:
+            aligner = _build_aligner(spec, encoder, text_encoder, catalogue)
+            source = feats
+            if aligner.input_kind == "class_proba":
+                source = catalogue_features(
+                    catalogue,
+                    modality,
+                    class_proba_extractor(encoder, config.batch_size),
+                    cache_dir=config.cache_dir,
+                    progress=_stage(progress, f"{modality} labels"),
+                )
+            shared = aligner.transform(source.vectors).astype(np.float32)
+            index.aligner = aligner
+            index.shared = np.where(source.present[:, None], shared, 0.0).astype(np.float32)
+        indexes[modality] = index
+    if not indexes:
+        raise RecsysError("the catalogue has no text, image or audio to index")
+    if "text" in indexes and any(ix.shared is not None for ix in indexes.values()):
+        indexes["text"].shared = indexes["text"].native
+    return RecommendationEngine(catalogue, text_encoder, indexes, query_encoders)
+
+
+def _native_index(modality: str, encoder: Any, feats: Features) -> ModalityIndex:
+    """Text stays as encoded; media are centred on the catalogue mean before cosine scoring."""
+    centre = None
+    vectors = feats.vectors
+    if modality != "text" and feats.present.sum() > 1:
+        centre = vectors[feats.present].mean(axis=0)
+        vectors = _normalise(vectors - centre)
+    vectors = np.where(feats.present[:, None], vectors, 0.0).astype(np.float32)
+    return ModalityIndex(
+        modality, encoder, vectors, feats.present, getattr(encoder, "space", modality), centre
+    )
+
+
+def load_engine(
+    catalogue_dir: str | Path,
+    config: PipelineConfig | None = None,
+    progress: StageProgress | None = None,
+    **overrides: Any,
+) -> RecommendationEngine:
+    """Load a catalogue folder and build its engine with the layered configuration."""
+    catalogue = load_catalogue(catalogue_dir)
+    config = config or PipelineConfig.layered(catalogue_dir, **overrides)
+    return build_engine(catalogue, config, progress)
+
+
+def config_summary(config: PipelineConfig) -> Mapping[str, Any]:
+    return dataclasses.asdict(config)

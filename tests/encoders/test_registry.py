@@ -1,0 +1,79 @@
+"""Registry behaviour that needs no model weights: names, errors, caching."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recsys.encoders import DEFAULT_ENCODERS, create_encoder, encoder_modality, list_encoders
+from recsys.errors import InputError, MissingWeightsError, RecsysError
+
+
+def test_defaults_are_registered_with_their_modality():
+    assert DEFAULT_ENCODERS == {"text": "minilm", "image": "efficientnet-lite0", "audio": "aisfx"}
+    for modality, name in DEFAULT_ENCODERS.items():
+        assert name in list_encoders()
+        assert encoder_modality(name) == modality
+
+
+def test_list_encoders_covers_every_family():
+    names = list_encoders()
+    for pattern in (
+        "sentence-transformers:<arg>",
+        "open_clip:<arg>",
+        "open_clip-text:<arg>",
+        "clap:<arg>",
+        "clap-text:<arg>",
+    ):
+        assert pattern in names
+    assert all(isinstance(d, str) and d for d in names.values())
+
+
+@pytest.mark.parametrize("name", ["resnet-9000", "open_clip", "clap:", "minilm:extra", ""])
+def test_unknown_name_lists_valid_names(name):
+    with pytest.raises(InputError) as err:
+        create_encoder(name)
+    assert "minilm" in str(err.value) and "efficientnet-lite0" in str(err.value)
+    assert isinstance(err.value, RecsysError)
+
+
+def test_missing_sentence_transformers_folder(tmp_path):
+    with pytest.raises(MissingWeightsError, match="No sentence-transformers model folder"):
+        create_encoder(f"sentence-transformers:{tmp_path / 'nope'}", device="cpu")
+
+
+def test_unreachable_hub_id_is_missing_weights():
+    """HF_HUB_OFFLINE=1 (conftest) stands in for a machine without internet."""
+    with pytest.raises(MissingWeightsError, match="Hugging Face hub"):
+        create_encoder("sentence-transformers:someone/not-cached-here", device="cpu")
+
+
+def test_missing_open_clip_checkpoint(tmp_path):
+    with pytest.raises(MissingWeightsError, match="No open_clip checkpoint"):
+        create_encoder(f"open_clip:ViT-B-32:{tmp_path / 'missing.pt'}", device="cpu")
+
+
+def test_open_clip_name_needs_pretrained():
+    with pytest.raises(InputError, match="open_clip:<model>:<pretrained"):
+        create_encoder("open_clip:ViT-B-32", device="cpu")
+
+
+def test_open_clip_tag_without_internet_is_missing_weights():
+    with pytest.raises(MissingWeightsError, match="internet"):
+        create_encoder("open_clip-text:RN50:openai", device="cpu")
+
+
+def test_missing_clap_folder(tmp_path):
+    with pytest.raises(MissingWeightsError, match="No CLAP model folder"):
+        create_encoder(f"clap:{tmp_path}", device="cpu")
+
+
+def test_import_is_light():
+    """Importing the package (and listing names) must not import torch."""
+    code = "import sys, recsys.encoders as e; e.list_encoders(); print('torch' in sys.modules)"
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.strip() == "False"

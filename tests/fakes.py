@@ -1,0 +1,121 @@
+"""Small deterministic stand-in encoders and an on-disk catalogue builder for fast engine tests.
+
+The fakes are not models: they turn words, colours and tone pitches into vectors so that the
+right answer of a query is known exactly. Real encoders are exercised in tests/encoders and in
+the slow end-to-end checks on the demo catalogue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+from PIL import Image
+
+from recsys.media import Audio
+
+COLOURS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220), "yellow": (230, 230, 10)}
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
+
+
+class FakeEncoder:
+    """Counts calls so tests can check that cached items are not encoded again."""
+
+    def __init__(self, modality: str, dim: int) -> None:
+        self.modality = modality
+        self.dim = dim
+        self.encoder_id = f"{modality}/fake-{dim}"
+        self.space = self.encoder_id
+        self.device = "cpu"
+        self.calls = 0
+        self.encoded = 0
+
+    def encode(self, inputs: Sequence, batch_size: int = 32) -> np.ndarray:
+        self.calls += 1
+        self.encoded += len(inputs)
+        return _unit(np.stack([self._vector(x) for x in inputs]))
+
+
+class FakeTextEncoder(FakeEncoder):
+    def __init__(self) -> None:
+        super().__init__("text", 64)
+
+    def _vector(self, text: str) -> np.ndarray:
+        vec = np.zeros(self.dim)
+        for word in text.lower().replace(".", " ").split():
+            vec[int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
+        return vec
+
+
+class FakeImageEncoder(FakeEncoder):
+    def __init__(self) -> None:
+        super().__init__("image", 3)
+
+    def _vector(self, image: Image.Image) -> np.ndarray:
+        arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+        return arr.reshape(-1, 3).mean(axis=0) - 0.3
+
+
+class FakeAudioEncoder(FakeEncoder):
+    def __init__(self) -> None:
+        super().__init__("audio", 16)
+
+    def _vector(self, audio: Audio) -> np.ndarray:
+        spectrum = np.abs(np.fft.rfft(audio.samples))
+        freq = np.fft.rfftfreq(len(audio.samples), 1 / audio.sample_rate)[int(np.argmax(spectrum))]
+        vec = np.zeros(self.dim)
+        vec[min(int(freq // 100), self.dim - 1)] = 1.0
+        return vec
+
+
+def fake_encoders() -> dict[str, FakeEncoder]:
+    return {"text": FakeTextEncoder(), "image": FakeImageEncoder(), "audio": FakeAudioEncoder()}
+
+
+def write_tone(path: Path, freq: float, seconds: float = 0.5, sr: int = 16000) -> Path:
+    t = np.arange(int(seconds * sr)) / sr
+    sf.write(path, 0.5 * np.sin(2 * np.pi * freq * t).astype(np.float32), sr)
+    return path
+
+
+def write_square(path: Path, colour: str, size: int = 32) -> Path:
+    Image.new("RGB", (size, size), COLOURS[colour]).save(path)
+    return path
+
+
+ROWS = [
+    # id, title, description, category, colour, tone Hz
+    ("apple", "Apple", "a red apple fruit", "food/fruit", "red", 300),
+    ("lime", "Lime", "a green lime fruit", "food/fruit", "green", 500),
+    ("car", "Car", "a blue racing car", "vehicles/cars", "blue", 900),
+    ("taxi", "Taxi", "a yellow taxi car", "vehicles/cars", "yellow", 1100),
+    ("frog", "Frog", "a green frog that croaks", "animals/amphibians", "green", 1300),
+    ("note", "Note", "a plain text note", "symbols", None, None),
+]
+
+
+def build_catalogue(root: Path) -> Path:
+    """Write a six-item catalogue (images, tones and texts with known matches) under ``root``."""
+    (root / "media").mkdir(parents=True, exist_ok=True)
+    records = []
+    for item_id, title, desc, cat, colour, tone in ROWS:
+        image = f"media/{item_id}.png" if colour else ""
+        audio = f"media/{item_id}.wav" if tone else ""
+        if colour:
+            write_square(root / image, colour)
+        if tone:
+            write_tone(root / audio, tone)
+        records.append(
+            {"id": item_id, "title": title, "description": desc, "category": cat, "image": image, "audio": audio}
+        )
+    pd.DataFrame(records).to_csv(root / "catalogue.csv", index=False)
+    return root

@@ -1,0 +1,82 @@
+"""Fusion strategies: exact decomposition into per-pair contributions and the expected orderings."""
+
+import numpy as np
+import pytest
+
+from recsys import fusion
+
+
+def _unit(rng, n, d):
+    x = rng.normal(size=(n, d))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def test_pair_names():
+    assert fusion.pair_name("text", "text") == "text"
+    assert fusion.pair_name("text", "image") == "text->image"
+
+
+def test_pair_weights_normalise_and_drop_zero():
+    ws = fusion.pair_weights(
+        [("text", "text"), ("image", "image"), ("audio", "audio")], {"image": 2, "audio": 0}
+    )
+    assert ws == pytest.approx({("text", "text"): 1 / 5, ("image", "image"): 4 / 5})
+
+
+def test_early_fusion_single_space_equals_cosine_of_weighted_means(rng):
+    items = {"text": _unit(rng, 20, 8), "image": _unit(rng, 20, 8)}
+    query = {"text": _unit(rng, 1, 8)[0]}
+    weights = {"text": 1.0, "image": 0.5}
+    fused = fusion.early_fusion(query, items, {"text": "s", "image": "s"}, weights)
+    item_vec = items["text"] + 0.5 * items["image"]
+    expected = item_vec @ query["text"] / np.linalg.norm(item_vec, axis=1)
+    np.testing.assert_allclose(fused.scores, expected, atol=1e-6)
+    assert set(fused.contributions) == {"text", "text->image"}
+    np.testing.assert_allclose(sum(fused.contributions.values()), fused.scores, atol=1e-9)
+
+
+def test_early_fusion_separate_spaces_ignores_spaces_the_query_cannot_see(rng):
+    items = {"text": _unit(rng, 10, 4), "image": _unit(rng, 10, 6)}
+    query = {"text": items["text"][3]}
+    fused = fusion.early_fusion(query, items, {"text": "t", "image": "i"}, {})
+    assert set(fused.contributions) == {"text"}
+    np.testing.assert_allclose(fused.scores, items["text"] @ query["text"], atol=1e-6)
+    assert int(np.argmax(fused.scores)) == 3
+
+
+def test_early_fusion_zero_weight_disables_modality(rng):
+    items = {"text": _unit(rng, 10, 4), "image": _unit(rng, 10, 4)}
+    query = {"text": _unit(rng, 1, 4)[0], "image": _unit(rng, 1, 4)[0]}
+    fused = fusion.early_fusion(query, items, {"text": "s", "image": "s"}, {"image": 0})
+    assert set(fused.contributions) == {"text"}
+
+
+def test_late_fusion_weighted_sum_and_missing_items(rng):
+    sims = {("text", "text"): rng.normal(size=6), ("image", "image"): rng.normal(size=6)}
+    present = {"text": np.ones(6, bool), "image": np.array([1, 1, 1, 0, 0, 1], bool)}
+    fused = fusion.late_fusion(sims, present, {"text": 1, "image": 1})
+    expected = 0.5 * sims[("text", "text")] + 0.5 * np.where(present["image"], sims[("image", "image")], 0)
+    np.testing.assert_allclose(fused.scores, expected)
+    np.testing.assert_allclose(sum(fused.contributions.values()), fused.scores)
+
+
+def test_rrf_terms_follow_ranks():
+    sims = {("text", "text"): np.array([0.9, 0.1, 0.5]), ("image", "image"): np.array([0.2, 0.8, 0.4])}
+    present = {"text": np.ones(3, bool), "image": np.ones(3, bool)}
+    fused = fusion.rrf_fusion(sims, present, {})
+    np.testing.assert_allclose(fused.contributions["text"], 0.5 / (60 + np.array([1, 3, 2])))
+    np.testing.assert_allclose(fused.contributions["image"], 0.5 / (60 + np.array([3, 1, 2])))
+    np.testing.assert_allclose(sum(fused.contributions.values()), fused.scores)
+
+
+def test_rrf_gives_no_term_to_items_without_the_modality():
+    sims = {("image", "image"): np.array([0.9, 0.8, 0.7])}
+    present = {"image": np.array([False, True, True])}
+    fused = fusion.rrf_fusion(sims, present, {})
+    assert fused.scores[0] == 0
+    assert fused.scores[1] == pytest.approx(1 / 61)

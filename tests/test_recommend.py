@@ -1,0 +1,139 @@
+"""The recommendation engine on a six-item catalogue with deterministic fake encoders (fakes.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fakes import build_catalogue, fake_encoders, write_square, write_tone
+
+from recsys import media, pipeline
+from recsys.catalogue import load_catalogue
+from recsys.errors import InputError
+from recsys.recommend import Query
+
+
+@pytest.fixture
+def encoders(monkeypatch):
+    encs = fake_encoders()
+    names = {"minilm": "text", "efficientnet-lite0": "image", "aisfx": "audio"}
+    monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[names[name]])
+    return encs
+
+
+@pytest.fixture
+def engine(tmp_path, encoders):
+    root = build_catalogue(tmp_path / "cat")
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"))
+    return pipeline.build_engine(load_catalogue(root), config)
+
+
+def ids(results):
+    return [r.item.id for r in results]
+
+
+def test_text_query_finds_matching_description(engine):
+    assert ids(engine.recommend(Query(text="racing car"), k=2))[0] == "car"
+
+
+def test_image_query_returns_same_picture_first(engine, tmp_path):
+    query = Query(image=media.load_image(write_square(tmp_path / "q.png", "blue")))
+    assert ids(engine.recommend(query, k=3))[0] == "car"
+
+
+def test_audio_query_returns_same_sound_first(engine, tmp_path):
+    query = Query(audio=media.load_audio(write_tone(tmp_path / "q.wav", 1300)))
+    assert ids(engine.recommend(query, k=3))[0] == "frog"
+
+
+@pytest.mark.parametrize("strategy", ["early", "late", "rrf"])
+def test_contributions_sum_to_score(engine, tmp_path, strategy):
+    query = Query(text="green fruit", image=media.load_image(write_square(tmp_path / "q.png", "green")))
+    results = engine.recommend(query, strategy=strategy, k=6)
+    assert len(results) == 6
+    for r in results:
+        assert set(r.contributions) == {"text", "image"}
+        assert sum(r.contributions.values()) == pytest.approx(r.score, abs=1e-6)
+    scores = [r.score for r in results]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_zero_weight_removes_a_modality(engine, tmp_path):
+    query = Query(text="green fruit", image=media.load_image(write_square(tmp_path / "q.png", "blue")))
+    results = engine.recommend(query, weights={"image": 0}, k=3)
+    assert all(set(r.contributions) == {"text"} for r in results)
+    assert ids(results)[0] == "lime"
+
+
+def test_likes_steer_and_are_excluded(engine):
+    results = engine.recommend(Query(likes=("lime",)), k=5)
+    assert "lime" not in ids(results)
+    assert ids(results)[0] == "frog"  # green picture, "green" in its description
+
+
+def test_dislikes_push_items_down(engine):
+    base = ids(engine.recommend(Query(text="a car"), k=5))
+    steered = ids(engine.recommend(Query(text="a car", dislikes=("taxi",)), k=5))
+    assert "taxi" not in steered
+    assert base.index("car") <= 1 and steered[0] == "car"
+
+
+def test_category_filter_includes_subcategories(engine):
+    results = engine.recommend(Query(text="a car"), category="food", k=5)
+    assert set(ids(results)) == {"apple", "lime"}
+
+
+def test_errors_are_clear(engine):
+    with pytest.raises(InputError, match="empty query"):
+        engine.recommend(Query(text="   "))
+    with pytest.raises(InputError, match="unknown item id"):
+        engine.recommend(Query(likes=("nope",)))
+    with pytest.raises(InputError, match="weight 0"):
+        engine.recommend(Query(text="car"), weights={"text": 0})
+    with pytest.raises(InputError, match="strategy"):
+        engine.recommend(Query(text="car"), strategy="magic")
+    with pytest.raises(InputError, match="category"):
+        engine.recommend(Query(text="car"), category="nowhere")
+
+
+def test_cache_is_reused_and_only_changed_items_recomputed(tmp_path, encoders):
+    root = build_catalogue(tmp_path / "cat")
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"))
+    first = pipeline.build_engine(load_catalogue(root), config)
+    assert encoders["image"].encoded == 5
+    pipeline.build_engine(load_catalogue(root), config)
+    assert encoders["image"].encoded == 5 and encoders["text"].encoded == 6
+    write_square(root / "media" / "car.png", "red")
+    second = pipeline.build_engine(load_catalogue(root), config)
+    assert encoders["image"].encoded == 6
+    car = second.catalogue.index_of("car")
+    assert not np.allclose(first.indexes["image"].native[car], second.indexes["image"].native[car])
+    assert not list((tmp_path / "cache").glob("*.tmp"))
+
+
+def test_corrupt_cache_file_is_rebuilt(tmp_path, encoders):
+    root = build_catalogue(tmp_path / "cat")
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"))
+    pipeline.build_engine(load_catalogue(root), config)
+    for path in (tmp_path / "cache").glob("*.npz"):
+        path.write_bytes(b"not a zip file")
+    engine = pipeline.build_engine(load_catalogue(root), config)
+    assert ids(engine.recommend(Query(text="racing car"), k=1)) == ["car"]
+
+
+def test_progress_reports_each_stage(tmp_path, encoders):
+    root = build_catalogue(tmp_path / "cat")
+    seen: dict[str, tuple[int, int]] = {}
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"))
+    pipeline.build_engine(load_catalogue(root), config, lambda stage, done, total: seen.update({stage: (done, total)}))
+    assert seen["image embeddings"] == (5, 5)
+    assert seen["text embeddings"] == (6, 6)
+
+
+def test_layered_config(tmp_path, monkeypatch):
+    (tmp_path / "recsys.toml").write_text('[pipeline]\nimage_encoder = "open_clip:ViT-B-32:x"\nbatch_size = 8\n')
+    monkeypatch.setenv("RECSYS_BATCH_SIZE", "4")
+    config = pipeline.PipelineConfig.layered(tmp_path, device="cpu")
+    assert (config.image_encoder, config.batch_size, config.device) == ("open_clip:ViT-B-32:x", 4, "cpu")
+    (tmp_path / "recsys.toml").write_text("[pipeline]\nnot_a_key = 1\n")
+    with pytest.raises(Exception, match="unknown configuration keys"):
+        pipeline.PipelineConfig.layered(tmp_path)
