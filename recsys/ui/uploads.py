@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from recsys.errors import InputError
 
@@ -61,3 +61,34 @@ def decode_audio_upload(name: str, data: bytes) -> Audio:
 def digest(data: bytes) -> str:
     """Short content hash: the cache key of a decoded upload."""
     return hashlib.sha256(data).hexdigest()[:16]
+
+
+def query_media(image_file: Any, audio_file: Any) -> tuple[Image.Image | None, Audio | None, list[str]]:
+    """Decode the uploaded files (objects with ``name`` and ``getvalue()``, e.g. Streamlit's UploadedFile).
+
+    A bad file becomes a message and is left out of the query; the other inputs still count.
+    """
+    image, audio, errors = None, None, []
+    if image_file is not None:
+        try:
+            image = decode_image_upload(image_file.name, image_file.getvalue())
+        except InputError as exc:
+            errors.append(str(exc))
+    if audio_file is not None:
+        try:
+            audio = decode_audio_upload(audio_file.name, audio_file.getvalue())
+        except InputError as exc:
+            errors.append(str(exc))
+    return image, audio, errors
+
+
+def image_limit() -> int:
+    from recsys.media import MAX_IMAGE_BYTES
+
+    return MAX_IMAGE_BYTES
+
+
+def audio_limit() -> int:
+    from recsys.media import MAX_AUDIO_BYTES
+
+    return MAX_AUDIO_BYTES

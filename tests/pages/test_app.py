@@ -1,0 +1,70 @@
+"""The Recommend page under AppTest: type, move sliders, like, clear, and the error messages."""
+
+from __future__ import annotations
+
+from recsys.ui.state import get_last_search
+
+
+def titles(at) -> list[str]:
+    return [m.value for m in at.markdown if m.value.startswith("**") and ". " in m.value]
+
+
+def errors(at) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def test_landing_page_asks_for_a_query(fake_app):
+    at = fake_app().run()
+    assert not at.exception
+    assert any("Type a query" in i.value for i in at.info)
+    assert not at.error
+
+
+def test_text_query_shows_cards_with_scores_and_contributions(fake_app):
+    at = fake_app().run()
+    at.text_input(key="query-text").set_value("a red apple").run()
+    assert not at.exception
+    shown = titles(at)
+    assert shown[0] == "**1. Apple**"
+    assert any(m.value.startswith("score **") for m in at.markdown)
+    assert any("text +" in c.value for c in at.caption)  # contribution caption
+    assert at.session_state["last_search"].result_ids[0] == "apple"
+
+
+def test_k_slider_and_category_filter_change_the_grid(fake_app):
+    at = fake_app().run()
+    at.text_input(key="query-text").set_value("a green fruit").run()
+    at.slider(key="k").set_value(2).run()
+    assert len(titles(at)) == 2
+    at.selectbox(key="category").set_value("vehicles").run()
+    assert {t.split(". ", 1)[1].strip("*") for t in titles(at)} <= {"Car", "Taxi"}
+
+
+def test_weight_zero_disables_a_modality(fake_app):
+    at = fake_app().run()
+    at.text_input(key="query-text").set_value("a red apple").run()
+    at.slider(key="weight-text").set_value(0.0).run()
+    # the query is text only: with its weight at 0 nothing can be scored -> a clear message
+    assert any("weight 0" in e for e in errors(at))
+    assert not at.exception
+
+
+def test_like_refines_the_next_query_and_profile_clears(fake_app):
+    at = fake_app().run()
+    at.text_input(key="query-text").set_value("fruit").run()
+    at.button(key="card-like-lime").click().run()
+    assert at.session_state["profile"].likes == ["lime"]
+    assert any("Liked" in m.value and "Lime" in m.value for m in at.sidebar.markdown)
+    last = get_last_search(at.session_state)
+    assert "lime" not in last.result_ids  # liked items are not recommended again
+    assert last.query.likes == ("lime",)
+    at.button(key="clear-profile").click().run()
+    assert at.session_state["profile"].likes == []
+    assert any("Like or dislike" in c.value for c in at.sidebar.caption)
+
+
+def test_empty_query_after_recommend_is_an_error(fake_app):
+    at = fake_app().run()
+    at.button(key="recommend").click().run()
+    assert any("query is empty" in e for e in errors(at))
+    assert not at.exception
