@@ -146,11 +146,21 @@ def catalogue_vectors(
     return fused[idx], idx
 
 
+def _query_vectors(engine: RecommendationEngine, query: Query) -> dict[str, np.ndarray]:
+    """Query vectors in the space :meth:`item_vectors` uses: shared where aligned, native otherwise."""
+    native = engine.query_vectors(query)
+    if getattr(engine, "aligned", False):
+        shared = engine.query_vectors(query, shared=True)
+        native = {**native, **{m: v for m, v in shared.items() if m in engine.item_modalities
+                               and engine.indexes[m].shared is not None}} if hasattr(engine, "indexes") else shared
+    return {m: _normalise(np.asarray(v, dtype=np.float32).ravel()) for m, v in native.items()}
+
+
 def query_vector(
     engine: RecommendationEngine, query: Query, source: str, weights: Mapping[str, float] | None = None
 ) -> np.ndarray | None:
     """The query's vector in the same layout as :func:`catalogue_vectors`, or None if it has none there."""
-    qvecs = {m: _normalise(np.asarray(v, dtype=np.float32).ravel()) for m, v in engine.query_vectors(query).items()}
+    qvecs = _query_vectors(engine, query)
     if not qvecs:
         return None
 
