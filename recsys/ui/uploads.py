@@ -36,6 +36,12 @@ def _check(name: str, data: bytes, limit: int, kind: str, types: tuple[str, ...]
         )
 
 
+def _name_file(message: str, name: str, kind: str) -> str:
+    """Put the uploaded file's name into a media error (media only knows it was given bytes)."""
+    named = message.replace("the uploaded file", repr(name))
+    return named if repr(name) in named else f"Could not use the {kind} {name!r}: {message}"
+
+
 def decode_image_upload(name: str, data: bytes) -> Image.Image:
     """Validate and decode an uploaded image; raises InputError naming the file and the problem."""
     from recsys import media
@@ -44,7 +50,7 @@ def decode_image_upload(name: str, data: bytes) -> Image.Image:
     try:
         return media.load_image(data)
     except InputError as exc:
-        raise InputError(f"Could not use the image {name!r}: {exc}") from exc
+        raise InputError(_name_file(str(exc), name, "image")) from exc
 
 
 def decode_audio_upload(name: str, data: bytes) -> Audio:
@@ -55,7 +61,7 @@ def decode_audio_upload(name: str, data: bytes) -> Audio:
     try:
         return media.load_audio(data)
     except InputError as exc:
-        raise InputError(f"Could not use the sound {name!r}: {exc}") from exc
+        raise InputError(_name_file(str(exc), name, "sound")) from exc
 
 
 def digest(data: bytes) -> str:
