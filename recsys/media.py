@@ -1,19 +1,280 @@
-"""Decoding and validation of user media (images, audio)."""
+"""Decoding and validation of user media (images, audio).
+
+Every image or clip the product touches -- an upload, a catalogue file -- goes through here, so
+the limits and the error messages live in one place. All failures raise :class:`InputError`
+with a message that names the file and says what is wrong.
+
+Limits (module constants):
+
+- images: files up to ``MAX_IMAGE_BYTES`` (20 MB) and ``MAX_IMAGE_PIXELS`` (50 megapixels; larger
+  is treated as a decompression bomb); PNG, JPEG, WebP, GIF (first frame) or BMP. The decoded
+  image is shrunk to at most ``MAX_IMAGE_SIDE`` px (the encoders work at ~224 px).
+- audio: files up to ``MAX_AUDIO_BYTES`` (30 MB); WAV, OGG, FLAC or MP3. An oversized *file* is
+  rejected, but a long *clip* is truncated to its first ``MAX_AUDIO_SECONDS`` (30 s) and the
+  returned :class:`Audio` carries a ``note`` saying so. A clip whose peak is below
+  ``SILENCE_DBFS`` (-60 dBFS) is rejected as silent.
+"""
 
 from __future__ import annotations
 
+import io
+import os
+import tempfile
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+from recsys.errors import InputError
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+MB = 1024 * 1024
+MAX_IMAGE_BYTES = 20 * MB
+MAX_IMAGE_PIXELS = 50_000_000
+MAX_IMAGE_SIDE = 1024
+MAX_AUDIO_BYTES = 30 * MB
+MAX_AUDIO_SECONDS = 30.0
+SILENCE_DBFS = -60.0
+
+IMAGE_FORMATS = {"PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP"}  # MPO: multi-picture JPEG from phone cameras
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"}
+AUDIO_EXTENSIONS = {".wav", ".ogg", ".oga", ".flac", ".mp3"}
+
+Source = str | os.PathLike[str] | bytes | bytearray | memoryview
 
 
 @dataclass(frozen=True)
 class Audio:
-    """A decoded clip: mono float32 samples in [-1, 1] at ``sample_rate`` Hz."""
+    """A decoded clip: mono float32 samples in [-1, 1] at ``sample_rate`` Hz.
+
+    ``note`` is a message for the user when the clip was changed on the way (e.g. truncated).
+    """
 
     samples: np.ndarray
     sample_rate: int
+    note: str | None = None
 
     @property
     def seconds(self) -> float:
         return len(self.samples) / float(self.sample_rate)
+
+
+def sniff_modality(filename: str | os.PathLike[str]) -> Literal["image", "audio"] | None:
+    """``"image"`` / ``"audio"`` from the file extension, ``None`` for anything else."""
+    suffix = Path(filename).suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    if suffix in AUDIO_EXTENSIONS:
+        return "audio"
+    return None
+
+
+def _mb(n: int) -> str:
+    return f"{n / MB:.1f} MB"
+
+
+def _describe(src: object) -> str:
+    if isinstance(src, bytes | bytearray | memoryview):
+        return "the uploaded file"
+    name = getattr(src, "name", None)  # e.g. Streamlit's UploadedFile
+    if name is not None and not isinstance(src, str | os.PathLike):
+        return f"'{name}'"
+    return f"'{src}'"
+
+
+def _read_bytes(src: object, kind: str, max_bytes: int) -> bytes:
+    """The raw bytes of ``src`` (path, bytes or file-like), size-checked before a big file is read."""
+    what = _describe(src)
+    if isinstance(src, bytes | bytearray | memoryview):
+        data = bytes(src)
+    elif hasattr(src, "getvalue"):
+        data = src.getvalue()
+    elif hasattr(src, "read"):
+        data = src.read()
+    else:
+        path = Path(src)  # type: ignore[arg-type]
+        if not path.is_file():
+            raise InputError(f"{kind} file {what} does not exist.")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise InputError(f"{kind} file {what} is {_mb(size)}; the limit is {max_bytes // MB} MB.")
+        data = path.read_bytes()
+    if not data:
+        raise InputError(f"{kind} file {what} is empty.")
+    if len(data) > max_bytes:
+        raise InputError(f"{kind} file {what} is {_mb(len(data))}; the limit is {max_bytes // MB} MB.")
+    return data
+
+
+def _open_image(data: bytes, what: str) -> PILImage.Image:
+    """Open (header only) and check format and pixel count, without decoding the pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(data))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise InputError(f"Image {what} has too many pixels to decode safely ({exc}).") from exc
+        except UnidentifiedImageError as exc:
+            raise InputError(
+                f"Image {what} is not a readable image; use PNG, JPEG, WebP, GIF or BMP."
+            ) from exc
+        except Exception as exc:  # PIL raises assorted errors on malformed headers
+            raise InputError(f"Image {what} is corrupt ({exc}).") from exc
+    if img.format not in IMAGE_FORMATS:
+        raise InputError(f"Image {what} is in {img.format} format; use PNG, JPEG, WebP, GIF or BMP.")
+    width, height = img.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise InputError(
+            f"Image {what} is {width} x {height} px, "
+            f"over the {MAX_IMAGE_PIXELS // 1_000_000} megapixel limit."
+        )
+    if width == 0 or height == 0:
+        raise InputError(f"Image {what} has no pixels ({width} x {height}).")
+    return img
+
+
+def _to_rgb_square(img: PILImage.Image) -> PILImage.Image:
+    """RGB on white, padded (not cropped) to a square: clip-art keeps its whole outline."""
+    from PIL import Image, ImageOps
+
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit / float greyscale
+        arr = np.asarray(img, dtype=np.float64)
+        if arr.max(initial=0) > 255:
+            arr = arr / 257.0
+        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        img = Image.new("RGB", rgba.size, (255, 255, 255))
+        img.paste(rgba, mask=rgba.getchannel("A"))
+    else:
+        img = img.convert("RGB")
+    img.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE), Image.Resampling.LANCZOS)
+    side = max(img.size)
+    if img.size == (side, side):
+        return img
+    square = Image.new("RGB", (side, side), (255, 255, 255))
+    square.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
+    return square
+
+
+def load_image(src: Source, *, max_bytes: int = MAX_IMAGE_BYTES) -> PILImage.Image:
+    """Decode an image (path, bytes or uploaded file) into a square RGB ``PIL.Image`` on white."""
+    what = _describe(src)
+    data = _read_bytes(src, "Image", max_bytes)
+    img = _open_image(data, what)
+    try:
+        if img.format in ("JPEG", "MPO"):
+            img.draft("RGB", (MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))  # decode big JPEGs at reduced size
+        img.load()
+    except Exception as exc:  # truncated / corrupt pixel data
+        raise InputError(f"Image {what} is corrupt or truncated ({exc}).") from exc
+    return _to_rgb_square(img)
+
+
+def check_image_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_IMAGE_BYTES) -> None:
+    """Cheap validity check for catalogue images: size, header and PIL ``verify`` (no full decode)."""
+    data = _read_bytes(path, "Image", max_bytes)
+    img = _open_image(data, f"'{path}'")
+    try:
+        img.verify()
+    except Exception as exc:
+        raise InputError(f"Image '{path}' is corrupt ({exc}).") from exc
+
+
+def _decode_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, float]:
+    """(samples (n, channels), rate, full duration) reading at most ``max_seconds`` of audio."""
+    import soundfile as sf
+
+    with sf.SoundFile(io.BytesIO(data)) as fh:
+        rate = int(fh.samplerate)
+        total = fh.frames / rate if rate > 0 else 0.0
+        frames = fh.read(int(max_seconds * rate) if rate > 0 else -1, dtype="float32", always_2d=True)
+    return frames, rate, total
+
+
+def _decode_audioread(data: bytes, suffix: str, max_seconds: float) -> tuple[np.ndarray, int, float]:
+    """Fallback for what libsndfile cannot read (e.g. some MP3s): librosa over audioread (needs a path)."""
+    import librosa
+
+    with tempfile.TemporaryDirectory(prefix="recsys-audio-") as tmp:
+        path = Path(tmp) / f"clip{suffix or '.mp3'}"
+        path.write_bytes(data)  # scratch copy for the decoder, deleted on exit
+        with (
+            warnings.catch_warnings()
+        ):  # librosa warns that its audioread path is deprecated: it is our fallback
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            total = float(librosa.get_duration(path=str(path)))
+            samples, rate = librosa.load(
+                str(path), sr=None, mono=False, duration=max_seconds, dtype=np.float32
+            )
+    samples = np.atleast_2d(samples).T  # librosa gives (channels, n)
+    return samples, int(rate), total
+
+
+def load_audio(
+    src: Source, *, max_bytes: int = MAX_AUDIO_BYTES, max_seconds: float = MAX_AUDIO_SECONDS
+) -> Audio:
+    """Decode a clip to mono float32. Long clips are truncated to ``max_seconds`` (see ``Audio.note``)."""
+    what = _describe(src)
+    data = _read_bytes(src, "Audio", max_bytes)
+    suffix = (
+        "" if isinstance(src, bytes | bytearray | memoryview) else Path(str(getattr(src, "name", src))).suffix
+    )
+    try:
+        frames, rate, total = _decode_soundfile(data, max_seconds)
+    except Exception as first:
+        try:
+            frames, rate, total = _decode_audioread(data, suffix.lower(), max_seconds)
+        except Exception:
+            raise InputError(
+                f"Audio {what} could not be decoded: it is not a WAV, OGG, FLAC or MP3 file, "
+                "or it is corrupt."
+            ) from first
+    if rate <= 0:
+        raise InputError(f"Audio {what} has an invalid sample rate ({rate} Hz).")
+    if frames.size == 0:
+        raise InputError(f"Audio {what} contains no samples (empty clip).")
+    samples = frames.mean(axis=1, dtype=np.float32) if frames.shape[1] > 1 else frames[:, 0]
+    if not np.all(np.isfinite(samples)):
+        raise InputError(f"Audio {what} contains invalid samples (NaN or infinity).")
+    samples = np.clip(samples, -1.0, 1.0).astype(np.float32, copy=False)
+    peak = float(np.max(np.abs(samples)))
+    if peak <= 10 ** (SILENCE_DBFS / 20):
+        raise InputError(
+            f"Audio {what} is silent (its loudest sample is below {SILENCE_DBFS:.0f} dBFS); "
+            "check the recording."
+        )
+    note = None
+    if total > max_seconds + 1e-3:
+        note = f"Only the first {max_seconds:g} s of the {total:.1f} s clip are used."
+    return Audio(samples=np.ascontiguousarray(samples), sample_rate=rate, note=note)
+
+
+def check_audio_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_AUDIO_BYTES) -> None:
+    """Cheap validity check for catalogue audio: size and a header probe (no full decode)."""
+    import soundfile as sf
+
+    data = _read_bytes(path, "Audio", max_bytes)
+    try:
+        info = sf.info(io.BytesIO(data))
+    except Exception:
+        try:  # what libsndfile cannot probe, decode a little with the fallback
+            frames, _, _ = _decode_audioread(data, Path(path).suffix.lower(), max_seconds=1.0)
+        except Exception as exc:
+            raise InputError(
+                f"Audio '{path}' could not be decoded: it is not a WAV, OGG, FLAC or MP3 file, "
+                "or it is corrupt."
+            ) from exc
+        if frames.size == 0:
+            raise InputError(f"Audio '{path}' contains no samples (empty clip).") from None
+        return
+    if info.frames == 0 or info.samplerate <= 0:
+        raise InputError(f"Audio '{path}' contains no samples (empty clip).")

@@ -1,0 +1,396 @@
+"""The on-disk catalogue format: what a user's own catalogue looks like, and how it is validated.
+
+A catalogue is a folder holding a manifest, ``catalogue.csv`` (UTF-8, comma-separated, header
+row) or ``catalogue.parquet`` (not both), plus the media files it points to::
+
+    my-catalogue/
+        catalogue.csv
+        images/owl.png
+        sounds/owl.ogg
+
+Columns (all required, in any order; a cell may be empty):
+
+- ``id``: unique, non-empty item id (kept as text: ``007`` stays ``007``);
+- ``title``, ``description``: free text; the text encoder sees ``"title. description"``;
+- ``category``: a ``/``-separated path such as ``animals/birds`` (may be empty);
+- ``image``, ``audio``: paths *relative to the catalogue folder*, ``/``-separated; empty when the
+  item has no such medium. Images: PNG, JPEG, WebP, GIF or BMP; audio: WAV, OGG, FLAC or MP3
+  (limits in :mod:`recsys.media`).
+
+Any other column is kept, as text, in ``Item.extra`` (e.g. ``price``, ``url``, ``source``).
+
+Every row is validated; a bad row is skipped and reported as a :class:`BadRow` (line number in
+the CSV -- the header is line 1 -- or 1-based row number in a Parquet file) while the good rows
+load. A row is bad when its id is empty or repeats an earlier row's, when it has no title,
+description, image or audio at all, when a media path is absolute or leads outside the folder
+(``..``, or a symlink pointing outside), or when a media file is missing, unreadable, oversized
+or undecodable (images are opened and verified with PIL, audio headers probed with soundfile --
+cheap checks, not a full decode). :func:`load_catalogue` raises :class:`CatalogueError` when
+there is no manifest, a required column is missing, or no row is valid.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from recsys.atomic import write_bytes
+from recsys.errors import CatalogueError, InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MANIFEST_NAMES = ("catalogue.csv", "catalogue.parquet")
+REQUIRED_COLUMNS = ("id", "title", "description", "category", "image", "audio")
+MEDIA_COLUMNS = ("image", "audio")
+MODALITIES = ("text", "image", "audio")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One catalogue item; ``image`` / ``audio`` are absolute paths (``None`` when absent)."""
+
+    id: str
+    title: str
+    description: str
+    category: str
+    image: Path | None
+    audio: Path | None
+    extra: dict = field(default_factory=dict, hash=False)  # items stay hashable (usable in sets)
+
+    @property
+    def text(self) -> str:
+        """What the text encoder sees: ``"title. description"``, or whichever of the two is present."""
+        title, desc = self.title.strip(), self.description.strip()
+        if title and desc:
+            return f"{title}{'' if title[-1] in '.!?:' else '.'} {desc}"
+        return title or desc
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A manifest row that was skipped: its line (CSV) or row number (Parquet), id and why."""
+
+    line: int
+    id: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        who = f" (id '{self.id}')" if self.id else ""
+        return f"line {self.line}{who}: {self.reason}"
+
+
+class Catalogue:
+    """The valid items of a catalogue folder, in manifest order, plus the rows that were skipped."""
+
+    def __init__(self, root: Path, items: list[Item], bad_rows: list[BadRow], fingerprint: str = "") -> None:
+        self.root = Path(root)
+        self.items = list(items)
+        self.bad_rows = list(bad_rows)
+        self._index = {item.id: i for i, item in enumerate(self.items)}
+        if len(self._index) != len(self.items):
+            raise CatalogueError("Catalogue items must have unique ids.")
+        self._fingerprint = fingerprint or _fingerprint([_item_row(self.root, it) for it in self.items])
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Item]:
+        return iter(self.items)
+
+    def __repr__(self) -> str:
+        return f"Catalogue({str(self.root)!r}, {len(self.items)} items, {len(self.bad_rows)} bad rows)"
+
+    @property
+    def ids(self) -> list[str]:
+        return [item.id for item in self.items]
+
+    def index_of(self, item_id: str) -> int:
+        """Position of ``item_id``; an unknown id raises :class:`InputError` suggesting close ids."""
+        try:
+            return self._index[item_id]
+        except KeyError:
+            close = difflib.get_close_matches(str(item_id), list(self._index), n=3, cutoff=0.6)
+            hint = (
+                "did you mean " + ", ".join(f"'{c}'" for c in close) + "?"
+                if close
+                else f"the catalogue has {len(self)} items, e.g. "
+                + ", ".join(f"'{i}'" for i in self.ids[:3])
+                + "."
+            )
+            raise InputError(f"unknown item id '{item_id}'; {hint}") from None
+
+    def item(self, item_id: str) -> Item:
+        return self.items[self.index_of(item_id)]
+
+    @property
+    def categories(self) -> list[str]:
+        """Sorted unique (full-path) categories; items without one are not counted."""
+        return sorted({item.category for item in self.items if item.category})
+
+    @property
+    def top_categories(self) -> list[str]:
+        """Sorted unique first segments of the category paths (``animals`` for ``animals/birds``)."""
+        return sorted({item.category.split("/", 1)[0] for item in self.items if item.category})
+
+    def has_modality(self, modality: str) -> np.ndarray:
+        """Boolean mask over items: which have ``"text"``, ``"image"`` or ``"audio"``."""
+        if modality == "text":
+            return np.array([bool(item.text) for item in self.items], dtype=bool)
+        if modality in MEDIA_COLUMNS:
+            return np.array([getattr(item, modality) is not None for item in self.items], dtype=bool)
+        raise InputError(f"unknown modality '{modality}'; use one of {', '.join(MODALITIES)}.")
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over the kept manifest rows: changes when an item is added, removed or edited."""
+        return self._fingerprint
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per item with the manifest columns (media paths relative, as in the manifest) + extras."""
+        import pandas as pd
+
+        rows = [_item_row(self.root, item) for item in self.items]
+        return pd.DataFrame(rows, columns=_column_order(rows))
+
+
+def _relative(root: Path, path: Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _item_row(root: Path, item: Item) -> dict[str, str]:
+    row = {
+        "id": item.id,
+        "title": item.title,
+        "description": item.description,
+        "category": item.category,
+        "image": _relative(root, item.image),
+        "audio": _relative(root, item.audio),
+    }
+    row.update({str(k): str(v) for k, v in item.extra.items()})
+    return row
+
+
+def _column_order(rows: list[dict]) -> list[str]:
+    extra: dict[str, None] = {}
+    for row in rows:
+        extra.update({k: None for k in row if k not in REQUIRED_COLUMNS})
+    return [*REQUIRED_COLUMNS, *extra]
+
+
+def _fingerprint(rows: list[dict[str, str]]) -> str:
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def _cell(value: object) -> str:
+    """Manifest cell as stripped text; missing / NaN / None become ``""``."""
+    if value is None:
+        return ""
+    if isinstance(value, float | np.floating):
+        if value != value:  # NaN
+            return ""
+        if float(value).is_integer():  # pandas turns int columns with gaps into floats: 7.0 -> "7"
+            return str(int(value))
+    return str(value).strip()
+
+
+def _find_manifest(path: Path) -> Path:
+    if path.is_file():
+        if path.name not in MANIFEST_NAMES:
+            raise CatalogueError(
+                f"'{path}' is not a catalogue manifest; name it {' or '.join(MANIFEST_NAMES)}."
+            )
+        return path
+    if not path.is_dir():
+        raise CatalogueError(f"Catalogue folder '{path}' does not exist.")
+    found = [path / name for name in MANIFEST_NAMES if (path / name).is_file()]
+    if not found:
+        raise CatalogueError(
+            f"No manifest in '{path}': add a {' or '.join(MANIFEST_NAMES)} with columns "
+            f"{', '.join(REQUIRED_COLUMNS)} (see data/README.md)."
+        )
+    if len(found) > 1:
+        raise CatalogueError(f"'{path}' has both {' and '.join(MANIFEST_NAMES)}; keep only one.")
+    return found[0]
+
+
+def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, dict[str, str], str | None]]]:
+    """(columns, [(line, row, problem)]) from a CSV or Parquet manifest; ``problem`` flags malformed rows."""
+    if manifest.suffix == ".parquet":
+        import pandas as pd
+
+        try:
+            frame = pd.read_parquet(manifest)
+        except Exception as exc:
+            raise CatalogueError(f"Cannot read '{manifest}' as Parquet ({exc}).") from exc
+        columns = [str(c).strip() for c in frame.columns]
+        records = frame.to_dict(orient="records")
+        return columns, [
+            (n, {str(k).strip(): _cell(v) for k, v in rec.items()}, None)
+            for n, rec in enumerate(records, start=1)
+        ]
+    try:
+        text = manifest.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CatalogueError(f"'{manifest}' is not UTF-8 text; save it as UTF-8 CSV.") from exc
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise CatalogueError(
+                f"'{manifest}' is empty; it needs a header row: {','.join(REQUIRED_COLUMNS)}."
+            )
+        columns = [c.strip() for c in header]
+        rows = []
+        prev_end = reader.line_num
+        for cells in reader:
+            line, prev_end = prev_end + 1, reader.line_num
+            if not any(c.strip() for c in cells):
+                continue  # blank line
+            problem = None
+            if len(cells) > len(columns):
+                problem = (
+                    f"{len(cells)} fields but the header has {len(columns)} columns (an unquoted comma?)"
+                )
+            cells = cells + [""] * (len(columns) - len(cells))
+            rows.append((line, {col: _cell(v) for col, v in zip(columns, cells, strict=False)}, problem))
+    except csv.Error as exc:
+        raise CatalogueError(f"'{manifest}' is not valid CSV (line {reader.line_num}: {exc}).") from exc
+    return columns, rows
+
+
+def _media_path(root: Path, rel: str, column: str) -> tuple[Path | None, str | None]:
+    """(absolute path, None) for a valid media reference, else (None, reason)."""
+    if not rel:
+        return None, None
+    posix = PurePosixPath(rel.replace("\\", "/"))
+    if posix.is_absolute() or Path(rel).is_absolute() or (len(rel) > 1 and rel[1] == ":"):
+        return None, f"{column} path '{rel}' is absolute; use a path relative to the catalogue folder"
+    path = root / Path(*posix.parts)
+    real_root = root.resolve()
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError) as exc:  # e.g. a symlink loop
+        return None, f"{column} path '{rel}' cannot be resolved ({exc})"
+    if not resolved.is_relative_to(real_root):
+        how = "a symlink pointing" if ".." not in posix.parts else "'..' leading"
+        return None, f"{column} path '{rel}' is outside the catalogue folder ({how} outside it)"
+    if not path.is_file():
+        return None, f"{column} file '{rel}' not found"
+    return path, None
+
+
+def _validate_media(path: Path, column: str, rel: str) -> str | None:
+    from recsys import media
+
+    check = media.check_image_file if column == "image" else media.check_audio_file
+    try:
+        check(path)
+    except InputError as exc:
+        return str(exc).replace(f"'{path}'", f"'{rel}'").rstrip(".")
+    except OSError as exc:
+        return f"{column} file '{rel}' cannot be read ({exc.strerror or exc})"
+    return None
+
+
+def load_catalogue(path: str | os.PathLike[str]) -> Catalogue:
+    """Load and validate a catalogue folder (or its manifest file); bad rows are skipped and reported."""
+    manifest = _find_manifest(Path(path))
+    root = manifest.parent.absolute()
+    columns, rows = _read_rows(manifest)
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise CatalogueError(
+            f"'{manifest.name}' lacks the column(s) {', '.join(missing)}; "
+            f"required: {', '.join(REQUIRED_COLUMNS)} "
+            "(a column may be left empty)."
+        )
+    items: list[Item] = []
+    bad: list[BadRow] = []
+    kept_rows: list[dict[str, str]] = []
+    first_line: dict[str, int] = {}
+    for line, row, problem in rows:
+        item_id = row["id"]
+        reasons = [problem] if problem else []
+        if not item_id:
+            reasons.append("empty id")
+        elif item_id in first_line:
+            reasons.append(f"duplicate id '{item_id}' (first used on line {first_line[item_id]})")
+        if not any(row[c] for c in ("title", "description", "image", "audio")):
+            reasons.append("no title, description, image or audio")
+        media: dict[str, Path | None] = {}
+        for column in MEDIA_COLUMNS:
+            media[column], reason = _media_path(root, row[column], column)
+            if reason is None and media[column] is not None:
+                reason = _validate_media(media[column], column, row[column])
+            if reason:
+                reasons.append(reason)
+        if item_id and item_id not in first_line:
+            first_line[item_id] = line
+        if reasons:
+            bad.append(BadRow(line=line, id=item_id or None, reason="; ".join(reasons)))
+            continue
+        extra = {k: v for k, v in row.items() if k not in REQUIRED_COLUMNS and k}
+        items.append(
+            Item(
+                id=item_id,
+                title=row["title"],
+                description=row["description"],
+                category=row["category"].strip("/"),
+                image=media["image"],
+                audio=media["audio"],
+                extra=extra,
+            )
+        )
+        kept_rows.append(row)
+    if not items:
+        shown = "; ".join(str(b) for b in bad[:3]) or "the manifest has no data rows"
+        raise CatalogueError(f"No valid rows in '{manifest}': {shown}.")
+    return Catalogue(root, items, bad, fingerprint=_fingerprint(kept_rows))
+
+
+def write_manifest(
+    root: str | os.PathLike[str], rows: list[dict] | pd.DataFrame, *, fmt: str = "csv"
+) -> Path:
+    """Write ``catalogue.csv`` (or ``.parquet``) into ``root`` atomically; missing columns are left empty.
+
+    Columns come out as the required ones first, then extras in order of first appearance, so the
+    file is byte-identical for identical rows (the demo build relies on it).
+    """
+    import pandas as pd
+
+    records = rows.to_dict(orient="records") if isinstance(rows, pd.DataFrame) else list(rows)
+    clean = [{str(k): _cell(v) for k, v in rec.items()} for rec in records]
+    columns = _column_order(clean)
+    frame = pd.DataFrame(
+        [{c: row.get(c, "") for c in columns} for row in clean], columns=columns, dtype=object
+    )
+    target = Path(root) / f"catalogue.{fmt}"
+    if fmt == "csv":
+        data = frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    elif fmt == "parquet":
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False)
+        data = buf.getvalue()
+    else:
+        raise ValueError(f"fmt must be 'csv' or 'parquet', not {fmt!r}")
+    return write_bytes(target, data)

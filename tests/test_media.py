@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from recsys import media
+from recsys.errors import InputError
+
+
+def _png_bytes(img: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def test_transparent_png_becomes_square_rgb_on_white(tmp_path: Path, media_factory) -> None:
+    path = media_factory.shape_png(tmp_path / "c.png", "circle", (200, 0, 0), size=(80, 40))
+    img = media.load_image(path)
+    assert img.mode == "RGB" and img.size == (80, 80)
+    arr = np.asarray(img)
+    assert tuple(arr[0, 0]) == (255, 255, 255)  # padding and transparent corners are white
+    assert tuple(arr[40, 40]) == (200, 0, 0)  # the shape is centred, not cropped
+    assert tuple(arr[15, 40]) == (255, 255, 255)  # padding band above the 40 px tall original
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP", "GIF", "BMP"])
+def test_other_formats_from_bytes(fmt: str) -> None:
+    data = _png_bytes(Image.new("RGB", (30, 20), (10, 120, 10)), fmt)
+    img = media.load_image(data)
+    assert img.mode == "RGB" and img.size == (30, 30)
+
+
+def test_palette_png_with_transparency() -> None:
+    img = Image.new("P", (10, 10), 0)
+    img.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    img.info["transparency"] = 0
+    out = media.load_image(_png_bytes(img))
+    assert tuple(np.asarray(out)[5, 5]) == (255, 255, 255)
+
+
+def test_large_image_is_shrunk() -> None:
+    out = media.load_image(_png_bytes(Image.new("RGB", (3000, 1500), (1, 2, 3))))
+    assert out.size == (media.MAX_IMAGE_SIDE, media.MAX_IMAGE_SIDE)
+
+
+def test_corrupt_image(tmp_path: Path) -> None:
+    data = _png_bytes(Image.new("RGB", (200, 200), (5, 5, 5)))
+    (tmp_path / "bad.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="corrupt|truncated"):
+        media.load_image(tmp_path / "bad.png")
+
+
+def test_non_image_rejected(tmp_path: Path) -> None:
+    (tmp_path / "notes.png").write_text("this is not a picture\n")
+    with pytest.raises(InputError, match="not a readable image"):
+        media.load_image(tmp_path / "notes.png")
+
+
+def test_unsupported_image_format() -> None:
+    with pytest.raises(InputError, match="TIFF format"):
+        media.load_image(_png_bytes(Image.new("RGB", (4, 4)), "TIFF"))
+
+
+def test_oversized_image_file(tmp_path: Path, media_factory) -> None:
+    path = media_factory.shape_png(tmp_path / "c.png", "circle", (1, 2, 3))
+    with pytest.raises(InputError, match=r"limit is 0 MB|the limit is"):
+        media.load_image(path, max_bytes=10)
+    with pytest.raises(InputError, match="the limit is 20 MB"):
+        media.load_image(b"\0" * (media.MAX_IMAGE_BYTES + 1))
+
+
+def test_decompression_bomb(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(media, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(InputError, match="megapixel limit"):
+        media.load_image(_png_bytes(Image.new("L", (20, 20))))
+    from PIL import Image as PILImage
+
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 50)  # PIL's own bomb guard also becomes an InputError
+    with pytest.raises(InputError, match="too many pixels"):
+        media.load_image(_png_bytes(Image.new("L", (20, 20))))
+
+
+@pytest.mark.parametrize("loader", [media.load_image, media.load_audio])
+def test_empty_bytes_and_missing_file(loader, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="is empty"):
+        loader(b"")
+    with pytest.raises(InputError, match="does not exist"):
+        loader(tmp_path / "nope.bin")
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".ogg", ".flac", ".mp3"])
+def test_audio_roundtrip_mono_float32(tmp_path: Path, suffix: str, media_factory) -> None:
+    stereo = np.stack([media_factory.tone(440), media_factory.tone(440)], axis=1)
+    path = tmp_path / f"a{suffix}"
+    if suffix == ".flac":
+        sf.write(path, stereo, 16000, format="FLAC")
+    elif suffix == ".mp3":
+        sf.write(path, stereo, 16000, format="MP3", subtype="MPEG_LAYER_III")
+    else:
+        media_factory.write_sound(path, stereo)
+    clip = media.load_audio(path)
+    assert clip.samples.dtype == np.float32 and clip.samples.ndim == 1
+    assert clip.sample_rate == 16000 and abs(clip.seconds - 0.5) < 0.05  # MP3 adds encoder padding
+    assert clip.note is None and 0.4 < np.abs(clip.samples).max() <= 1.0
+
+
+def test_text_file_renamed_wav(tmp_path: Path) -> None:
+    path = tmp_path / "song.wav"
+    path.write_text("definitely not audio\n" * 20)
+    with pytest.raises(InputError, match="could not be decoded"):
+        media.load_audio(path)
+
+
+def test_silent_audio(tmp_path: Path, media_factory) -> None:
+    path = media_factory.write_sound(tmp_path / "quiet.wav", np.zeros(16000, dtype=np.float32))
+    with pytest.raises(InputError, match="silent.*-60 dBFS"):
+        media.load_audio(path)
+
+
+def test_empty_clip(tmp_path: Path, media_factory) -> None:
+    path = media_factory.write_sound(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32))
+    with pytest.raises(InputError, match="no samples"):
+        media.load_audio(path)
+
+
+def test_long_clip_truncated_with_note(tmp_path: Path, media_factory) -> None:
+    path = media_factory.write_sound(
+        tmp_path / "long.wav", media_factory.tone(300, seconds=3.0, rate=8000), rate=8000
+    )
+    clip = media.load_audio(path.read_bytes(), max_seconds=1.0)
+    assert clip.seconds == pytest.approx(1.0)
+    assert clip.note is not None and "first 1 s of the 3.0 s" in clip.note
+
+
+def test_oversized_audio_file(tmp_path: Path, media_factory) -> None:
+    path = media_factory.write_sound(tmp_path / "a.wav", media_factory.tone(440))
+    with pytest.raises(InputError, match="the limit is"):
+        media.load_audio(path, max_bytes=100)
+
+
+def test_check_files(tmp_path: Path, media_factory) -> None:
+    media.check_image_file(media_factory.shape_png(tmp_path / "ok.png", "square", (1, 1, 1)))
+    media.check_audio_file(media_factory.write_sound(tmp_path / "ok.ogg", media_factory.tone(440)))
+    (tmp_path / "bad.ogg").write_bytes(b"OggS but not really")
+    with pytest.raises(InputError, match="could not be decoded"):
+        media.check_audio_file(tmp_path / "bad.ogg")
+
+
+def test_sniff_modality() -> None:
+    assert media.sniff_modality("A.PNG") == "image"
+    assert media.sniff_modality("x/y.mp3") == "audio"
+    assert media.sniff_modality("notes.txt") is None
