@@ -21,15 +21,24 @@ with st.sidebar:
 profile = state.get_profile(st.session_state)
 
 st.caption(f"{len(engine.catalogue.items)} items · modalities: {', '.join(engine.item_modalities)}")
-text = st.text_input("Describe what you are looking for", key="query-text",
-                     placeholder="e.g. a red apple, a barking dog, something that flies")
+text = st.text_input(
+    "Describe what you are looking for",
+    key="query-text",
+    placeholder="e.g. a red apple, a barking dog, something that flies",
+)
 col_image, col_audio = st.columns(2)
 image_file = col_image.file_uploader(
-    "Query image", type=list(uploads.IMAGE_TYPES), key="query-image",
-    help=f"PNG, JPEG or WebP, at most {uploads.human_size(uploads.image_limit())}")
+    "Query image",
+    type=list(uploads.IMAGE_TYPES),
+    key="query-image",
+    help=f"PNG, JPEG or WebP, at most {uploads.human_size(uploads.image_limit())}",
+)
 audio_file = col_audio.file_uploader(
-    "Query sound", type=list(uploads.AUDIO_TYPES), key="query-audio",
-    help=f"WAV, OGG, FLAC or MP3, at most {uploads.human_size(uploads.audio_limit())}")
+    "Query sound",
+    type=list(uploads.AUDIO_TYPES),
+    key="query-audio",
+    help=f"WAV, OGG, FLAC or MP3, at most {uploads.human_size(uploads.audio_limit())}",
+)
 if st.button("Recommend", type="primary", key="recommend"):
     st.session_state["searched"] = True
 
@@ -44,8 +53,9 @@ if image is not None or audio is not None:
         shown[1].audio(audio.samples, sample_rate=audio.sample_rate)
         shown[1].caption(f"your sound ({audio.seconds:.1f} s)")
 
-query = Query(text=text or None, image=image, audio=audio,
-              likes=tuple(profile.likes), dislikes=tuple(profile.dislikes))
+query = Query(
+    text=text or None, image=image, audio=audio, likes=tuple(profile.likes), dislikes=tuple(profile.dislikes)
+)
 if query.is_empty():
     if st.session_state.get("searched") or upload_errors:
         st.error("The query is empty: type some text, upload an image or a sound, or like an item.")
@@ -55,17 +65,26 @@ if query.is_empty():
 
 try:
     started = time.perf_counter()
-    results = engine.recommend(query, weights=controls.weights, strategy=controls.strategy,
-                               k=controls.k, category=controls.category)
+    results = engine.recommend(
+        query, weights=controls.weights, strategy=controls.strategy, k=controls.k, category=controls.category
+    )
     elapsed = time.perf_counter() - started
 except InputError as exc:
     st.error(str(exc)[:1].upper() + str(exc)[1:])
     st.stop()
 
-state.set_last_search(st.session_state, state.LastSearch(
-    query=query, weights=dict(controls.weights), strategy=controls.strategy, k=controls.k,
-    category=controls.category, result_ids=tuple(r.item.id for r in results),
-    scores=tuple(r.score for r in results)))
+state.set_last_search(
+    st.session_state,
+    state.LastSearch(
+        query=query,
+        weights=dict(controls.weights),
+        strategy=controls.strategy,
+        k=controls.k,
+        category=controls.category,
+        result_ids=tuple(r.item.id for r in results),
+        scores=tuple(r.score for r in results),
+    ),
+)
 st.subheader(f"{len(results)} results")
 st.caption(f"{controls.strategy} fusion · scored in {elapsed * 1000:.0f} ms")
 cards.render_grid(results)

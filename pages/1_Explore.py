@@ -1,4 +1,4 @@
-"""Explore: the catalogue on a 2-D UMAP map, the current query and results on it, select to inspect or like."""
+"""Explore: the catalogue on a 2-D UMAP map with the query and its results; select items to list or like."""
 
 from __future__ import annotations
 
@@ -19,13 +19,19 @@ with st.sidebar:
 last = state.get_last_search(st.session_state)
 
 left, right = st.columns([1, 2])
-source = left.selectbox("Map of", [FUSED, *engine.item_modalities], key="map-source",
-                        help="fused: the items' weighted modalities together (as early fusion sees them)")
+source = left.selectbox(
+    "Map of",
+    [FUSED, *engine.item_modalities],
+    key="map-source",
+    help="fused: the items' weighted modalities together (as early fusion sees them)",
+)
 with right.expander("UMAP parameters", expanded=False):
-    n_neighbors = st.slider("n_neighbors", 2, 100, 15, key="umap-neighbors",
-                            help="larger = more global structure")
-    min_dist = st.slider("min_dist", 0.0, 1.0, 0.1, 0.05, key="umap-min-dist",
-                         help="smaller = tighter clusters")
+    n_neighbors = st.slider(
+        "n_neighbors", 2, 100, 15, key="umap-neighbors", help="larger = more global structure"
+    )
+    min_dist = st.slider(
+        "min_dist", 0.0, 1.0, 0.1, 0.05, key="umap-min-dist", help="smaller = tighter clusters"
+    )
     metric = st.selectbox("metric", METRICS, key="umap-metric")
 
 try:
@@ -41,12 +47,21 @@ if last is not None:
     if qv is not None:
         query_xy = projection.transform(qv[None, :])[0]
 frame = explore.map_frame(engine.catalogue, indices, projection.coords, last.result_ids if last else ())
-st.caption(f"{len(frame)} items on the {source} map · "
-           + ("the star is your last query, ringed numbers its results"
-              if last else "run a query on the Recommend page to see it and its results here")
-           + " · drag a box or lasso to select items")
-event = st.plotly_chart(explore.map_figure(frame, query_xy), key="map", on_select="rerun",
-                        selection_mode=("points", "box", "lasso"))
+st.caption(
+    f"{len(frame)} items on the {source} map · "
+    + (
+        "the star is your last query, ringed numbers its results"
+        if last
+        else "run a query on the Recommend page to see it and its results here"
+    )
+    + " · drag a box or lasso to select items"
+)
+event = st.plotly_chart(
+    explore.map_figure(frame, query_xy),
+    key="map",
+    on_select="rerun",
+    selection_mode=("points", "box", "lasso"),
+)
 
 ids = explore.selected_ids(event)
 if not ids:

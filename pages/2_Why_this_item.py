@@ -27,9 +27,16 @@ sources = ["the last results", "the whole catalogue"] if last and last.result_id
 pick_from = st.radio("Pick an item from", sources, horizontal=True, key="why-source")
 ids = list(last.result_ids) if pick_from == "the last results" else list(catalogue.ids)
 preset = st.session_state.get("why_item")
-item_id = st.selectbox("Item", ids, index=ids.index(preset) if preset in ids else 0, key="why-item-select",
-                       format_func=lambda i: catalogue.item(i).title + (
-                           f"  (#{last.result_ids.index(i) + 1})" if last and i in last.result_ids else ""))
+item_id = st.selectbox(
+    "Item",
+    ids,
+    index=ids.index(preset) if preset in ids else 0,
+    key="why-item-select",
+    format_func=lambda i: (
+        catalogue.item(i).title
+        + (f"  (#{last.result_ids.index(i) + 1})" if last and i in last.result_ids else "")
+    ),
+)
 item = catalogue.item(item_id)
 
 head_img, head_text = st.columns([1, 3])
@@ -43,15 +50,21 @@ if item.audio is not None:
     head_text.audio(str(item.audio))
 
 if last is None:
-    st.info("Run a query on the Recommend page to see how this item scores against it. "
-            "Below: what the item is close to on its own.")
+    st.info(
+        "Run a query on the Recommend page to see how this item scores against it. "
+        "Below: what the item is close to on its own."
+    )
 else:
     query = last.query
     parts = [f"text “{html.escape(query.text)}”"] if query.text else []
     parts += ["an image"] * (query.image is not None) + ["a sound"] * (query.audio is not None)
-    parts += [f"{len(query.likes)} liked"] * bool(query.likes) + [f"{len(query.dislikes)} disliked"] * bool(query.dislikes)
-    st.markdown(f"**Query:** {', '.join(parts)} · {last.strategy} fusion · weights "
-                + ", ".join(f"{m} {w:g}" for m, w in last.weights.items()))
+    parts += [f"{len(query.likes)} liked"] * bool(query.likes) + [f"{len(query.dislikes)} disliked"] * bool(
+        query.dislikes
+    )
+    st.markdown(
+        f"**Query:** {', '.join(parts)} · {last.strategy} fusion · weights "
+        + ", ".join(f"{m} {w:g}" for m, w in last.weights.items())
+    )
     try:
         rec, rank, shares = explain.pair_breakdown(engine, query, item_id, last.weights, last.strategy)
         drops = explain.leave_one_modality_out(engine, query, item_id, last.weights, last.strategy)
@@ -67,25 +80,46 @@ else:
         st.caption(f"rank **{rank}** of {n} (whole catalogue, no category filter)")
 
     st.subheader("Similarity per modality and share of the fused score")
-    table = pd.DataFrame([{
-        "pair (query → item)": s.pair,
-        "cosine similarity": None if math.isnan(s.similarity) else round(s.similarity, 3),
-        "contribution": round(s.contribution, 4),
-        "share of score": None if math.isnan(s.share) else f"{100 * s.share:.0f}%",
-    } for s in shares])
+    table = pd.DataFrame(
+        [
+            {
+                "pair (query → item)": s.pair,
+                "cosine similarity": None if math.isnan(s.similarity) else round(s.similarity, 3),
+                "contribution": round(s.contribution, 4),
+                "share of score": None if math.isnan(s.share) else f"{100 * s.share:.0f}%",
+            }
+            for s in shares
+        ]
+    )
     st.dataframe(table, hide_index=True, width="stretch")
     if rec is not None:
         st.markdown(cards.contribution_bar_html(rec.contributions), unsafe_allow_html=True)
 
     st.subheader("If one modality's weight went to 0")
-    st.dataframe(pd.DataFrame([{
-        "without": d.modality,
-        "rank now": d.rank_before,
-        "rank without it": d.rank_after,
-        "change": ("—" if d.change is None else "same" if d.change == 0
-                   else f"▲ {d.change}" if d.change > 0 else f"▼ {-d.change}"),
-        "note": d.note,
-    } for d in drops]), hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "without": d.modality,
+                    "rank now": d.rank_before,
+                    "rank without it": d.rank_after,
+                    "change": (
+                        "—"
+                        if d.change is None
+                        else "same"
+                        if d.change == 0
+                        else f"▲ {d.change}"
+                        if d.change > 0
+                        else f"▼ {-d.change}"
+                    ),
+                    "note": d.note,
+                }
+                for d in drops
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
 
     if words:
         st.subheader("Which query words matter")
@@ -94,11 +128,15 @@ else:
         for w in words:
             alpha = min(abs(w.importance) / top, 1.0)
             colour = f"rgba(46,160,67,{alpha:.2f})" if w.importance >= 0 else f"rgba(218,54,51,{alpha:.2f})"
-            spans.append(f"<span title='{w.importance:+.4f}' style='background:{colour};padding:2px 5px;"
-                         f"border-radius:4px;margin-right:3px'>{html.escape(w.word)}</span>")
+            spans.append(
+                f"<span title='{w.importance:+.4f}' style='background:{colour};padding:2px 5px;"
+                f"border-radius:4px;margin-right:3px'>{html.escape(w.word)}</span>"
+            )
         st.markdown("".join(spans), unsafe_allow_html=True)
-        st.caption("leave-one-word-out: how much the item's fused score drops without each word "
-                   + "; ".join(f"{w.word} {w.importance:+.3f}" for w in words))
+        st.caption(
+            "leave-one-word-out: how much the item's fused score drops without each word "
+            + "; ".join(f"{w.word} {w.importance:+.3f}" for w in words)
+        )
 
 st.subheader("What the image shows")
 query = last.query if last else None
@@ -106,14 +144,28 @@ labels = explain.image_labels(engine, item_id, query)
 concepts = explain.aligned_concepts(engine, item_id, query)
 if not labels and not concepts:
     st.caption("No image, or no image classifier / aligned image space to read it with.")
-for name, rows, score_name in (("Top ImageNet labels", labels, "probability"),
-                               ("Nearest concepts in the shared space", concepts, "cosine")):
+for name, rows, score_name in (
+    ("Top ImageNet labels", labels, "probability"),
+    ("Nearest concepts in the shared space", concepts, "cosine"),
+):
     if rows:
         st.markdown(f"**{name}**")
-        st.dataframe(pd.DataFrame([{
-            "label": r.name, score_name: round(r.score, 3),
-            "similarity to the query text": None if r.query_similarity is None else round(r.query_similarity, 3),
-        } for r in rows]), hide_index=True, width="stretch")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "label": r.name,
+                        score_name: round(r.score, 3),
+                        "similarity to the query text": None
+                        if r.query_similarity is None
+                        else round(r.query_similarity, 3),
+                    }
+                    for r in rows
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
 
 st.subheader("Nearest neighbours in each modality")
 for modality, neighbours in explain.nearest_neighbours(engine, item_id, k=5).items():

@@ -80,11 +80,15 @@ def default_weights(engine: RecommendationEngine, weights: Mapping[str, float] |
 
 
 def full_ranking(
-    engine: RecommendationEngine, query: Query, weights: Mapping[str, float] | None = None, strategy: str = "early"
+    engine: RecommendationEngine,
+    query: Query,
+    weights: Mapping[str, float] | None = None,
+    strategy: str = "early",
 ) -> list[Recommendation]:
     """Every rankable item, best first (liked / disliked items are excluded by the engine)."""
-    return engine.recommend(query, weights=dict(weights) if weights else None, strategy=strategy,
-                            k=len(engine.catalogue.items))
+    return engine.recommend(
+        query, weights=dict(weights) if weights else None, strategy=strategy, k=len(engine.catalogue.items)
+    )
 
 
 def _find(ranking: list[Recommendation], item_id: str) -> tuple[int | None, Recommendation | None]:
@@ -137,8 +141,15 @@ def leave_one_modality_out(
             out.append(ModalityDrop(mod, rank_before, None, None, note=str(exc)))
             continue
         rank_after, rec = _find(ranking, item_id)
-        out.append(ModalityDrop(mod, rank_before, rank_after, rec.score if rec else None,
-                                note="" if rec else "not ranked without it"))
+        out.append(
+            ModalityDrop(
+                mod,
+                rank_before,
+                rank_after,
+                rec.score if rec else None,
+                note="" if rec else "not ranked without it",
+            )
+        )
     return out
 
 
@@ -162,18 +173,24 @@ def nearest_neighbours(engine: RecommendationEngine, item_id: str, k: int = 5) -
         sims[~mask] = -np.inf
         sims[idx] = -np.inf
         order = np.argsort(-sims, kind="stable")[:k]
-        out[mod] = [Neighbour(items[j].id, items[j].title, float(sims[j])) for j in order if np.isfinite(sims[j])]
+        out[mod] = [
+            Neighbour(items[j].id, items[j].title, float(sims[j])) for j in order if np.isfinite(sims[j])
+        ]
     return out
 
 
-def _query_text_similarity(engine: RecommendationEngine, query: Query, names: list[str]) -> list[float | None]:
+def _query_text_similarity(
+    engine: RecommendationEngine, query: Query, names: list[str]
+) -> list[float | None]:
     if not query.text or not query.text.strip() or engine.text_encoder is None or not names:
         return [None] * len(names)
     vecs = _unit(np.asarray(engine.text_encoder.encode([query.text, *names]), dtype=np.float32))
     return [float(s) for s in vecs[1:] @ vecs[0]]
 
 
-def image_labels(engine: RecommendationEngine, item_id: str, query: Query | None = None, top: int = 5) -> list[Label]:
+def image_labels(
+    engine: RecommendationEngine, item_id: str, query: Query | None = None, top: int = 5
+) -> list[Label]:
     """Top ImageNet labels the image classifier predicts for the item's image (empty without one).
 
     With a text query, each label also gets its cosine to the query text: the labels that are
@@ -244,7 +261,7 @@ def word_importance(
         return []
     out = []
     for i, word in enumerate(words):
-        rest = " ".join(words[:i] + words[i + 1:])
+        rest = " ".join(words[:i] + words[i + 1 :])
         variant = dataclasses.replace(query, text=rest or None)
         if variant.is_empty():
             score = 0.0  # nothing left to match on

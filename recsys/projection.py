@@ -151,8 +151,18 @@ def _query_vectors(engine: RecommendationEngine, query: Query) -> dict[str, np.n
     native = engine.query_vectors(query)
     if getattr(engine, "aligned", False):
         shared = engine.query_vectors(query, shared=True)
-        native = {**native, **{m: v for m, v in shared.items() if m in engine.item_modalities
-                               and engine.indexes[m].shared is not None}} if hasattr(engine, "indexes") else shared
+        native = (
+            {
+                **native,
+                **{
+                    m: v
+                    for m, v in shared.items()
+                    if m in engine.item_modalities and engine.indexes[m].shared is not None
+                },
+            }
+            if hasattr(engine, "indexes")
+            else shared
+        )
     return {m: _normalise(np.asarray(v, dtype=np.float32).ravel()) for m, v in native.items()}
 
 

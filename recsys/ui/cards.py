@@ -16,9 +16,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # one colour per query->item pair, stable across cards
 PAIR_COLOURS = {
-    "text": "#4C78A8", "image": "#F58518", "audio": "#54A24B",
-    "text->image": "#B279A2", "text->audio": "#72B7B2", "image->text": "#E45756",
-    "image->audio": "#EECA3B", "audio->text": "#9D755D", "audio->image": "#FF9DA6",
+    "text": "#4C78A8",
+    "image": "#F58518",
+    "audio": "#54A24B",
+    "text->image": "#B279A2",
+    "text->audio": "#72B7B2",
+    "image->text": "#E45756",
+    "image->audio": "#EECA3B",
+    "audio->text": "#9D755D",
+    "audio->image": "#FF9DA6",
 }
 
 
@@ -43,7 +49,8 @@ def contribution_bar_html(contributions: Mapping[str, float]) -> str:
         segments.append(f"<div title='{title}' style='{style}'></div>")
     return (
         "<div style='display:flex;width:100%;border-radius:4px;overflow:hidden;background:#eee'>"
-        + "".join(segments) + "</div>"
+        + "".join(segments)
+        + "</div>"
     )
 
 
@@ -75,16 +82,26 @@ def render_card(rec: Recommendation, key_prefix: str = "card") -> None:
         st.markdown(contribution_bar_html(rec.contributions), unsafe_allow_html=True)
         st.caption(contribution_caption(rec.contributions))
         like, dislike = st.columns(2)
-        like.button("👍 Like", key=f"{key_prefix}-like-{item.id}", on_click=_like,
-                    args=(st.session_state, item.id), width="stretch")
-        dislike.button("👎 Dislike", key=f"{key_prefix}-dislike-{item.id}", on_click=_dislike,
-                       args=(st.session_state, item.id), width="stretch")
+        like.button(
+            "👍 Like",
+            key=f"{key_prefix}-like-{item.id}",
+            on_click=_like,
+            args=(st.session_state, item.id),
+            width="stretch",
+        )
+        dislike.button(
+            "👎 Dislike",
+            key=f"{key_prefix}-dislike-{item.id}",
+            on_click=_dislike,
+            args=(st.session_state, item.id),
+            width="stretch",
+        )
 
 
 def render_grid(recs: Sequence[Recommendation], columns: int = 4, key_prefix: str = "card") -> None:
     for start in range(0, len(recs), columns):
         cols = st.columns(columns)
-        for col, rec in zip(cols, recs[start:start + columns], strict=False):
+        for col, rec in zip(cols, recs[start : start + columns], strict=False):
             with col:
                 render_card(rec, key_prefix)
 

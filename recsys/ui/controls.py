@@ -39,13 +39,18 @@ def sidebar_controls(engine: RecommendationEngine) -> Controls:
 
     st.sidebar.subheader("Fusion")
     weights = {
-        m: st.sidebar.slider(f"{m} weight", 0.0, 1.0, 1.0, 0.05, key=f"weight-{m}",
-                             help="0 disables this modality")
+        m: st.sidebar.slider(
+            f"{m} weight", 0.0, 1.0, 1.0, 0.05, key=f"weight-{m}", help="0 disables this modality"
+        )
         for m in engine.item_modalities
     }
-    strategy = st.sidebar.selectbox("Strategy", STRATEGIES, key="strategy",
-                                    help="early: one cosine in the fused space; late: weighted sum of "
-                                         "per-pair cosines; rrf: reciprocal rank fusion")
+    strategy = st.sidebar.selectbox(
+        "Strategy",
+        STRATEGIES,
+        key="strategy",
+        help="early: one cosine in the fused space; late: weighted sum of "
+        "per-pair cosines; rrf: reciprocal rank fusion",
+    )
     k = st.sidebar.slider("Results (K)", 1, 40, 12, key="k")
     options = [ALL_CATEGORIES, *category_options(engine.catalogue.categories)]
     category = st.sidebar.selectbox("Category", options, key="category")

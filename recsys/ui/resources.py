@@ -27,8 +27,10 @@ def catalogue_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Where derived files (maps) go: ``RECSYS_CACHE_DIR`` or ``<repo>/.cache``."""
-    return Path(os.environ.get("RECSYS_CACHE_DIR") or REPO_ROOT / ".cache")
+    """Where derived files (maps) go: beside the embedding cache (``RECSYS_CACHE_DIR`` or ~/.cache/recsys)."""
+    from recsys.cache import default_cache_dir
+
+    return Path(default_cache_dir())
 
 
 @dataclass

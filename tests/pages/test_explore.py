@@ -16,8 +16,12 @@ def figure(at) -> dict:
     charts = at.get("plotly_chart")
     assert charts, "no plotly chart on the page"
     spec = json.loads(charts[0].proto.spec)
-    return {"data": [{"name": t.get("name"), "x": _array(t["x"]), "customdata": t.get("customdata")}
-                     for t in spec["data"]]}
+    return {
+        "data": [
+            {"name": t.get("name"), "x": _array(t["x"]), "customdata": t.get("customdata")}
+            for t in spec["data"]
+        ]
+    }
 
 
 def _array(value) -> list:
@@ -62,8 +66,19 @@ def test_changing_umap_parameters_redraws(fake_app):
     [
         (None, []),
         ({"selection": {"points": []}}, []),
-        ({"selection": {"points": [{"customdata": ["car"]}, {"customdata": ["taxi"]}, {"customdata": ["car"]},
-                                   {"customdata": [QUERY_ID]}]}}, ["car", "taxi"]),
+        (
+            {
+                "selection": {
+                    "points": [
+                        {"customdata": ["car"]},
+                        {"customdata": ["taxi"]},
+                        {"customdata": ["car"]},
+                        {"customdata": [QUERY_ID]},
+                    ]
+                }
+            },
+            ["car", "taxi"],
+        ),
         ({"selection": {"points": [{"customdata": "frog"}]}}, ["frog"]),
     ],
 )

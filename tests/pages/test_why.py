@@ -31,7 +31,7 @@ def test_explains_the_top_result_of_the_last_query(fake_app):
     assert text_drop["change"] == "—" and "weight 0" in text_drop["note"]
     words = [c.value for c in at.caption if c.value.startswith("leave-one-word-out")]
     assert words and "red +" in words[0] and "apple +" in words[0]
-    assert any("**image**" == m.value for m in at.markdown)  # neighbours per modality
+    assert any(m.value == "**image**" for m in at.markdown)  # neighbours per modality
 
 
 def test_picking_another_item_updates_the_explanation(fake_app):
