@@ -11,8 +11,10 @@ from recsys.recommend import Query
 from recsys.ui import cards, resources, state, uploads
 from recsys.ui.controls import sidebar_controls
 
-st.set_page_config(page_title="Recommend · multimodal recsys", page_icon="🎯", layout="wide")
-st.title("🎯 Recommend")
+st.set_page_config(
+    page_title="Recommend · multimodal recsys", page_icon=":material/recommend:", layout="wide"
+)
+st.title(":material/recommend: Recommend")
 
 engine = resources.get_engine()
 controls = sidebar_controls(engine)
@@ -31,12 +33,14 @@ image_file = col_image.file_uploader(
     "Query image",
     type=list(uploads.IMAGE_TYPES),
     key="query-image",
+    max_upload_size=uploads.limit_mb(uploads.image_limit()),
     help=f"PNG, JPEG or WebP, at most {uploads.human_size(uploads.image_limit())}",
 )
 audio_file = col_audio.file_uploader(
     "Query sound",
     type=list(uploads.AUDIO_TYPES),
     key="query-audio",
+    max_upload_size=uploads.limit_mb(uploads.audio_limit()),
     help=f"WAV, OGG, FLAC or MP3, at most {uploads.human_size(uploads.audio_limit())}",
 )
 if st.button("Recommend", type="primary", key="recommend"):

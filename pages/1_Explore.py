@@ -9,8 +9,10 @@ from recsys.projection import FUSED, METRICS, ProjectionParams, catalogue_vector
 from recsys.ui import cards, explore, resources, state
 from recsys.ui.controls import sidebar_controls
 
-st.set_page_config(page_title="Explore · multimodal recsys", page_icon="🗺️", layout="wide")
-st.title("🗺️ Explore the embedding space")
+st.set_page_config(
+    page_title="Explore · multimodal recsys", page_icon=":material/scatter_plot:", layout="wide"
+)
+st.title(":material/scatter_plot: Explore the embedding space")
 
 engine = resources.get_engine()
 controls = sidebar_controls(engine)
@@ -82,4 +84,10 @@ def _like_all(item_ids: list[str]) -> None:
         profile.like(item_id)
 
 
-st.button(f"👍 Like these {len(ids)} items", key="like-selected", on_click=_like_all, args=(ids,))
+st.button(
+    f"Like these {len(ids)} items",
+    icon=":material/thumb_up:",
+    key="like-selected",
+    on_click=_like_all,
+    args=(ids,),
+)

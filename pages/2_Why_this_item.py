@@ -13,8 +13,10 @@ from recsys.errors import InputError
 from recsys.ui import cards, resources, state
 from recsys.ui.controls import sidebar_controls
 
-st.set_page_config(page_title="Why this item? · multimodal recsys", page_icon="🔍", layout="wide")
-st.title("🔍 Why this item?")
+st.set_page_config(
+    page_title="Why this item? · multimodal recsys", page_icon=":material/psychology_alt:", layout="wide"
+)
+st.title(":material/psychology_alt: Why this item?")
 
 engine = resources.get_engine()
 sidebar_controls(engine)
@@ -26,7 +28,7 @@ last = state.get_last_search(st.session_state)
 sources = ["the last results", "the whole catalogue"] if last and last.result_ids else ["the whole catalogue"]
 pick_from = st.radio("Pick an item from", sources, horizontal=True, key="why-source")
 ids = list(last.result_ids) if pick_from == "the last results" else list(catalogue.ids)
-preset = st.session_state.get("why_item")
+preset = st.session_state.get(cards.WHY_ITEM_KEY)
 item_id = st.selectbox(
     "Item",
     ids,

@@ -14,6 +14,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from recsys.catalogue import Catalogue
     from recsys.recommend import Recommendation
 
+WHY_PAGE = "pages/2_Why_this_item.py"
+WHY_ITEM_KEY = "why_item"
+
 # one colour per query->item pair, stable across cards
 PAIR_COLOURS = {
     "text": "#4C78A8",
@@ -81,21 +84,34 @@ def render_card(rec: Recommendation, key_prefix: str = "card") -> None:
         st.markdown(f"score **{rec.score:.3f}**")
         st.markdown(contribution_bar_html(rec.contributions), unsafe_allow_html=True)
         st.caption(contribution_caption(rec.contributions))
-        like, dislike = st.columns(2)
+        like, dislike = st.columns(2, gap="small")
         like.button(
-            "👍 Like",
+            "Like",
+            icon=":material/thumb_up:",
             key=f"{key_prefix}-like-{item.id}",
+            help="Like: more like this",
             on_click=_like,
             args=(st.session_state, item.id),
             width="stretch",
         )
         dislike.button(
-            "👎 Dislike",
+            "Dislike",
+            icon=":material/thumb_down:",
             key=f"{key_prefix}-dislike-{item.id}",
+            help="Dislike: less like this",
             on_click=_dislike,
             args=(st.session_state, item.id),
             width="stretch",
         )
+        if st.button(
+            "Why this item?",
+            icon=":material/help:",
+            key=f"{key_prefix}-why-{item.id}",
+            type="tertiary",
+            width="stretch",
+        ):
+            st.session_state[WHY_ITEM_KEY] = item.id
+            st.switch_page(WHY_PAGE)
 
 
 def render_grid(recs: Sequence[Recommendation], columns: int = 4, key_prefix: str = "card") -> None:
@@ -118,7 +134,7 @@ def render_profile(catalogue: Catalogue) -> None:
     if profile.is_empty():
         st.caption("Like or dislike results to refine the next query.")
         return
-    for label, ids in (("👍 Liked", profile.likes), ("👎 Disliked", profile.dislikes)):
+    for label, ids in (("Liked", profile.likes), ("Disliked", profile.dislikes)):
         if ids:
-            st.markdown(f"{label}: " + ", ".join(html.escape(catalogue.item(i).title) for i in ids))
+            st.markdown(f"**{label}**: " + ", ".join(html.escape(catalogue.item(i).title) for i in ids))
     st.button("Clear profile", key="clear-profile", on_click=_clear, args=(st.session_state,))

@@ -98,3 +98,8 @@ def audio_limit() -> int:
     from recsys.media import MAX_AUDIO_BYTES
 
     return MAX_AUDIO_BYTES
+
+
+def limit_mb(n_bytes: int) -> int:
+    """A byte limit in whole MB for Streamlit's uploader, which shows it and enforces it in the browser."""
+    return max(1, -(-n_bytes // (1024 * 1024)))

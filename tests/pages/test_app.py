@@ -68,3 +68,12 @@ def test_empty_query_after_recommend_is_an_error(fake_app):
     at.button(key="recommend").click().run()
     assert any("query is empty" in e for e in errors(at))
     assert not at.exception
+
+
+def test_why_button_opens_the_explanation_of_that_card(fake_app):
+    at = fake_app().run()
+    at.text_input(key="query-text").set_value("a red apple").run()
+    at.button(key="card-why-lime").click().run()
+    assert not at.exception
+    assert at.title[0].value == ":material/psychology_alt: Why this item?"
+    assert at.selectbox(key="why-item-select").value == "lime"
