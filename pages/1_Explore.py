@@ -8,6 +8,7 @@ from recsys.errors import InputError
 from recsys.projection import FUSED, METRICS, ProjectionParams, catalogue_vectors, query_vector
 from recsys.ui import cards, explore, resources, state
 from recsys.ui.controls import sidebar_controls
+from recsys.ui.thumbs import thumbnail
 
 st.set_page_config(
     page_title="Explore · multimodal recsys", page_icon=":material/scatter_plot:", layout="wide"
@@ -75,7 +76,7 @@ st.dataframe(chosen, hide_index=True, width="stretch")
 previews = [engine.catalogue.item(i) for i in ids if engine.catalogue.item(i).image is not None][:8]
 if previews:
     for col, item in zip(st.columns(8), previews, strict=False):
-        col.image(str(item.image), caption=item.title, width="stretch")
+        col.image(thumbnail(item.image), caption=item.title, width="stretch")
 
 
 def _like_all(item_ids: list[str]) -> None:

@@ -12,6 +12,7 @@ from recsys import explain
 from recsys.errors import InputError
 from recsys.ui import cards, resources, state
 from recsys.ui.controls import sidebar_controls
+from recsys.ui.thumbs import thumbnail
 
 st.set_page_config(
     page_title="Why this item? · multimodal recsys", page_icon=":material/psychology_alt:", layout="wide"
@@ -43,7 +44,7 @@ item = catalogue.item(item_id)
 
 head_img, head_text = st.columns([1, 3])
 if item.image is not None:
-    head_img.image(str(item.image), width="stretch")
+    head_img.image(thumbnail(item.image), width="stretch")
 head_text.subheader(item.title)
 head_text.caption(f"{item.category or 'uncategorised'} · id {item.id}")
 if item.description:
@@ -175,5 +176,5 @@ for modality, neighbours in explain.nearest_neighbours(engine, item_id, k=5).ite
     for col, nb in zip(st.columns(5), neighbours, strict=False):
         other = catalogue.item(nb.item_id)
         if other.image is not None:
-            col.image(str(other.image), width="stretch")
+            col.image(thumbnail(other.image), width="stretch")
         col.caption(f"{nb.title} · {nb.similarity:.2f}")

@@ -130,6 +130,7 @@ def leave_one_modality_out(
     """For each modality with a weight > 0: the item's rank when that weight goes to 0."""
     full = default_weights(engine, weights)
     rank_before, _ = _find(full_ranking(engine, query, full, strategy), item_id)
+    query_sides = set(engine.query_vectors(query))
     out = []
     for mod, w in full.items():
         if w <= 0:
@@ -141,15 +142,10 @@ def leave_one_modality_out(
             out.append(ModalityDrop(mod, rank_before, None, None, note=str(exc)))
             continue
         rank_after, rec = _find(ranking, item_id)
-        out.append(
-            ModalityDrop(
-                mod,
-                rank_before,
-                rank_after,
-                rec.score if rec else None,
-                note="" if rec else "not ranked without it",
-            )
-        )
+        note = "" if rec else "not ranked without it"
+        if rec and mod not in query_sides:
+            note = f"the query has no {mod} side: only the items' {mod} is switched off"
+        out.append(ModalityDrop(mod, rank_before, rank_after, rec.score if rec else None, note=note))
     return out
 
 

@@ -126,3 +126,10 @@ def test_aligned_concepts_need_an_aligned_image_space(engine):
     )
     assert concepts[0].name == "a blue racing car"
     assert explain.concept_vocabulary(engine)[:3] == ["amphibians", "animals", "cars"]
+
+
+def test_leave_one_modality_out_notes_modalities_the_query_lacks(engine):
+    drops = {
+        d.modality: d for d in explain.leave_one_modality_out(engine, Query(text="a red apple"), "apple", ALL)
+    }
+    assert "no image side" in drops["image"].note and "no audio side" in drops["audio"].note

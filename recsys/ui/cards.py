@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from recsys.ui.state import get_profile
+from recsys.ui.thumbs import thumbnail
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.catalogue import Catalogue
@@ -76,7 +77,7 @@ def render_card(rec: Recommendation, key_prefix: str = "card") -> None:
     item = rec.item
     with st.container(border=True):
         if item.image is not None:
-            st.image(str(item.image), width="stretch")
+            st.image(thumbnail(item.image), width="stretch")
         st.markdown(f"**{rec.rank}. {html.escape(item.title)}**")
         st.caption(item.category or "uncategorised")
         if item.audio is not None:

@@ -53,6 +53,7 @@ def map_figure(frame: pd.DataFrame, query_xy: np.ndarray | None = None, title: s
         hover_name="title",
         hover_data={"category": True, "group": False, "x": False, "y": False, "id": False},
         title=title,
+        color_discrete_sequence=px.colors.qualitative.Alphabet,
         height=620,
     )
     fig.update_traces(marker={"size": 8, "opacity": 0.8})
