@@ -77,3 +77,23 @@ def test_why_button_opens_the_explanation_of_that_card(fake_app):
     assert not at.exception
     assert at.title[0].value == ":material/psychology_alt: Why this item?"
     assert at.selectbox(key="why-item-select").value == "lime"
+
+
+def test_first_start_shows_build_progress_and_later_starts_do_not(fake_app, monkeypatch):
+    from streamlit.delta_generator import DeltaGenerator
+
+    texts: list[str] = []
+    original = DeltaGenerator.progress
+
+    def progress(self, value, text=None):
+        texts.append(text or "")
+        return original(self, value, text=text)
+
+    monkeypatch.setattr(DeltaGenerator, "progress", progress)
+    at = fake_app().run()
+    assert not at.exception
+    assert any("Building the embedding cache" in t and "audio embeddings 5/5" in t for t in texts), texts
+    assert not at.get("progress")  # the bar is removed once the engine is ready
+    texts.clear()
+    fake_app().run()  # a new session in the same process: the engine is cached
+    assert texts == []
