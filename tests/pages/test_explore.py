@@ -84,3 +84,27 @@ def test_changing_umap_parameters_redraws(fake_app):
 )
 def test_selected_ids_reads_plotly_events(event, expected):
     assert selected_ids(event) == expected
+
+
+def test_box_selection_lists_items_and_likes_them(fake_app, monkeypatch):
+    """AppTest cannot drag a lasso: the chart returns the selection a browser would send."""
+    import streamlit as st
+
+    original = st.plotly_chart
+    event = {
+        "selection": {"points": [{"customdata": ["car"]}, {"customdata": ["taxi"]}], "box": [], "lasso": []}
+    }
+
+    def plotly_chart(fig, *args, **kwargs):
+        original(fig, *args, **kwargs)
+        return event
+
+    monkeypatch.setattr(st, "plotly_chart", plotly_chart)
+    at = fake_app("pages/1_Explore.py").run(timeout=180)
+    assert not at.exception
+    assert "2 selected" in [s.value for s in at.subheader]
+    table = at.dataframe[0].value
+    assert list(table["title"]) == ["Car", "Taxi"]
+    at.button(key="like-selected").click().run(timeout=180)
+    assert at.session_state["profile"].likes == ["car", "taxi"]
+    assert any("Liked" in m.value and "Car" in m.value and "Taxi" in m.value for m in at.sidebar.markdown)
