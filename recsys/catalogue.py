@@ -124,9 +124,7 @@ class Catalogue:
             hint = (
                 "did you mean " + ", ".join(f"'{c}'" for c in close) + "?"
                 if close
-                else f"the catalogue has {len(self)} items, e.g. "
-                + ", ".join(f"'{i}'" for i in self.ids[:3])
-                + "."
+                else f"the catalogue has {len(self)} items, e.g. " + ", ".join(f"'{i}'" for i in self.ids[:3]) + "."
             )
             raise InputError(f"unknown item id '{item_id}'; {hint}") from None
 
@@ -216,9 +214,7 @@ def _cell(value: object) -> str:
 def _find_manifest(path: Path) -> Path:
     if path.is_file():
         if path.name not in MANIFEST_NAMES:
-            raise CatalogueError(
-                f"'{path}' is not a catalogue manifest; name it {' or '.join(MANIFEST_NAMES)}."
-            )
+            raise CatalogueError(f"'{path}' is not a catalogue manifest; name it {' or '.join(MANIFEST_NAMES)}.")
         return path
     if not path.is_dir():
         raise CatalogueError(f"Catalogue folder '{path}' does not exist.")
@@ -245,8 +241,7 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, dict[str, str
         columns = [str(c).strip() for c in frame.columns]
         records = frame.to_dict(orient="records")
         return columns, [
-            (n, {str(k).strip(): _cell(v) for k, v in rec.items()}, None)
-            for n, rec in enumerate(records, start=1)
+            (n, {str(k).strip(): _cell(v) for k, v in rec.items()}, None) for n, rec in enumerate(records, start=1)
         ]
     try:
         text = manifest.read_text(encoding="utf-8-sig")
@@ -256,9 +251,7 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, dict[str, str
     try:
         header = next(reader, None)
         if header is None:
-            raise CatalogueError(
-                f"'{manifest}' is empty; it needs a header row: {','.join(REQUIRED_COLUMNS)}."
-            )
+            raise CatalogueError(f"'{manifest}' is empty; it needs a header row: {','.join(REQUIRED_COLUMNS)}.")
         columns = [c.strip() for c in header]
         rows = []
         prev_end = reader.line_num
@@ -268,9 +261,7 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, dict[str, str
                 continue  # blank line
             problem = None
             if len(cells) > len(columns):
-                problem = (
-                    f"{len(cells)} fields but the header has {len(columns)} columns (an unquoted comma?)"
-                )
+                problem = f"{len(cells)} fields but the header has {len(columns)} columns (an unquoted comma?)"
             cells = cells + [""] * (len(columns) - len(cells))
             rows.append((line, {col: _cell(v) for col, v in zip(columns, cells, strict=False)}, problem))
     except csv.Error as exc:
@@ -306,7 +297,8 @@ def _validate_media(path: Path, column: str, rel: str) -> str | None:
     try:
         check(path)
     except InputError as exc:
-        return str(exc).replace(f"'{path}'", f"'{rel}'").rstrip(".")
+        message = str(exc).replace(f"'{path}'", f"'{rel}'").rstrip(".")
+        return message[:1].lower() + message[1:]
     except OSError as exc:
         return f"{column} file '{rel}' cannot be read ({exc.strerror or exc})"
     return None
@@ -368,9 +360,7 @@ def load_catalogue(path: str | os.PathLike[str]) -> Catalogue:
     return Catalogue(root, items, bad, fingerprint=_fingerprint(kept_rows))
 
 
-def write_manifest(
-    root: str | os.PathLike[str], rows: list[dict] | pd.DataFrame, *, fmt: str = "csv"
-) -> Path:
+def write_manifest(root: str | os.PathLike[str], rows: list[dict] | pd.DataFrame, *, fmt: str = "csv") -> Path:
     """Write ``catalogue.csv`` (or ``.parquet``) into ``root`` atomically; missing columns are left empty.
 
     Columns come out as the required ones first, then extras in order of first appearance, so the
@@ -381,9 +371,7 @@ def write_manifest(
     records = rows.to_dict(orient="records") if isinstance(rows, pd.DataFrame) else list(rows)
     clean = [{str(k): _cell(v) for k, v in rec.items()} for rec in records]
     columns = _column_order(clean)
-    frame = pd.DataFrame(
-        [{c: row.get(c, "") for c in columns} for row in clean], columns=columns, dtype=object
-    )
+    frame = pd.DataFrame([{c: row.get(c, "") for c in columns} for row in clean], columns=columns, dtype=object)
     target = Path(root) / f"catalogue.{fmt}"
     if fmt == "csv":
         data = frame.to_csv(index=False, lineterminator="\n").encode("utf-8")

@@ -77,13 +77,18 @@ def _mb(n: int) -> str:
     return f"{n / MB:.1f} MB"
 
 
+def _limit(n: int) -> str:
+    return f"{n / MB:g} MB" if n >= MB else f"{n} bytes"
+
+
 def _describe(src: object) -> str:
+    """How messages name the input: ``file 'x.png'`` or ``upload``."""
     if isinstance(src, bytes | bytearray | memoryview):
-        return "the uploaded file"
+        return "upload"
     name = getattr(src, "name", None)  # e.g. Streamlit's UploadedFile
     if name is not None and not isinstance(src, str | os.PathLike):
-        return f"'{name}'"
-    return f"'{src}'"
+        return f"file '{name}'"
+    return f"file '{src}'"
 
 
 def _read_bytes(src: object, kind: str, max_bytes: int) -> bytes:
@@ -98,15 +103,15 @@ def _read_bytes(src: object, kind: str, max_bytes: int) -> bytes:
     else:
         path = Path(src)  # type: ignore[arg-type]
         if not path.is_file():
-            raise InputError(f"{kind} file {what} does not exist.")
+            raise InputError(f"{kind} {what} does not exist.")
         size = path.stat().st_size
         if size > max_bytes:
-            raise InputError(f"{kind} file {what} is {_mb(size)}; the limit is {max_bytes // MB} MB.")
+            raise InputError(f"{kind} {what} is {_mb(size)}; the limit is {_limit(max_bytes)}.")
         data = path.read_bytes()
     if not data:
-        raise InputError(f"{kind} file {what} is empty.")
+        raise InputError(f"{kind} {what} is empty.")
     if len(data) > max_bytes:
-        raise InputError(f"{kind} file {what} is {_mb(len(data))}; the limit is {max_bytes // MB} MB.")
+        raise InputError(f"{kind} {what} is {_mb(len(data))}; the limit is {_limit(max_bytes)}.")
     return data
 
 
@@ -121,9 +126,7 @@ def _open_image(data: bytes, what: str) -> PILImage.Image:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise InputError(f"Image {what} has too many pixels to decode safely ({exc}).") from exc
         except UnidentifiedImageError as exc:
-            raise InputError(
-                f"Image {what} is not a readable image; use PNG, JPEG, WebP, GIF or BMP."
-            ) from exc
+            raise InputError(f"Image {what} is not a readable image; use PNG, JPEG, WebP, GIF or BMP.") from exc
         except Exception as exc:  # PIL raises assorted errors on malformed headers
             raise InputError(f"Image {what} is corrupt ({exc}).") from exc
     if img.format not in IMAGE_FORMATS:
@@ -131,8 +134,7 @@ def _open_image(data: bytes, what: str) -> PILImage.Image:
     width, height = img.size
     if width * height > MAX_IMAGE_PIXELS:
         raise InputError(
-            f"Image {what} is {width} x {height} px, "
-            f"over the {MAX_IMAGE_PIXELS // 1_000_000} megapixel limit."
+            f"Image {what} is {width} x {height} px, over the {MAX_IMAGE_PIXELS // 1_000_000} megapixel limit."
         )
     if width == 0 or height == 0:
         raise InputError(f"Image {what} has no pixels ({width} x {height}).")
@@ -181,11 +183,11 @@ def load_image(src: Source, *, max_bytes: int = MAX_IMAGE_BYTES) -> PILImage.Ima
 def check_image_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_IMAGE_BYTES) -> None:
     """Cheap validity check for catalogue images: size, header and PIL ``verify`` (no full decode)."""
     data = _read_bytes(path, "Image", max_bytes)
-    img = _open_image(data, f"'{path}'")
+    img = _open_image(data, f"file '{path}'")
     try:
         img.verify()
     except Exception as exc:
-        raise InputError(f"Image '{path}' is corrupt ({exc}).") from exc
+        raise InputError(f"Image file '{path}' is corrupt ({exc}).") from exc
 
 
 def _decode_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, float]:
@@ -206,28 +208,20 @@ def _decode_audioread(data: bytes, suffix: str, max_seconds: float) -> tuple[np.
     with tempfile.TemporaryDirectory(prefix="recsys-audio-") as tmp:
         path = Path(tmp) / f"clip{suffix or '.mp3'}"
         path.write_bytes(data)  # scratch copy for the decoder, deleted on exit
-        with (
-            warnings.catch_warnings()
-        ):  # librosa warns that its audioread path is deprecated: it is our fallback
+        with warnings.catch_warnings():  # librosa warns that its audioread path is deprecated: it is our fallback
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             total = float(librosa.get_duration(path=str(path)))
-            samples, rate = librosa.load(
-                str(path), sr=None, mono=False, duration=max_seconds, dtype=np.float32
-            )
+            samples, rate = librosa.load(str(path), sr=None, mono=False, duration=max_seconds, dtype=np.float32)
     samples = np.atleast_2d(samples).T  # librosa gives (channels, n)
     return samples, int(rate), total
 
 
-def load_audio(
-    src: Source, *, max_bytes: int = MAX_AUDIO_BYTES, max_seconds: float = MAX_AUDIO_SECONDS
-) -> Audio:
+def load_audio(src: Source, *, max_bytes: int = MAX_AUDIO_BYTES, max_seconds: float = MAX_AUDIO_SECONDS) -> Audio:
     """Decode a clip to mono float32. Long clips are truncated to ``max_seconds`` (see ``Audio.note``)."""
     what = _describe(src)
     data = _read_bytes(src, "Audio", max_bytes)
-    suffix = (
-        "" if isinstance(src, bytes | bytearray | memoryview) else Path(str(getattr(src, "name", src))).suffix
-    )
+    suffix = "" if isinstance(src, bytes | bytearray | memoryview) else Path(str(getattr(src, "name", src))).suffix
     try:
         frames, rate, total = _decode_soundfile(data, max_seconds)
     except Exception as first:
@@ -235,8 +229,7 @@ def load_audio(
             frames, rate, total = _decode_audioread(data, suffix.lower(), max_seconds)
         except Exception:
             raise InputError(
-                f"Audio {what} could not be decoded: it is not a WAV, OGG, FLAC or MP3 file, "
-                "or it is corrupt."
+                f"Audio {what} could not be decoded: it is not a WAV, OGG, FLAC or MP3 file, or it is corrupt."
             ) from first
     if rate <= 0:
         raise InputError(f"Audio {what} has an invalid sample rate ({rate} Hz).")
@@ -249,8 +242,7 @@ def load_audio(
     peak = float(np.max(np.abs(samples)))
     if peak <= 10 ** (SILENCE_DBFS / 20):
         raise InputError(
-            f"Audio {what} is silent (its loudest sample is below {SILENCE_DBFS:.0f} dBFS); "
-            "check the recording."
+            f"Audio {what} is silent (its loudest sample is below {SILENCE_DBFS:.0f} dBFS); check the recording."
         )
     note = None
     if total > max_seconds + 1e-3:
@@ -270,11 +262,10 @@ def check_audio_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_AUDIO
             frames, _, _ = _decode_audioread(data, Path(path).suffix.lower(), max_seconds=1.0)
         except Exception as exc:
             raise InputError(
-                f"Audio '{path}' could not be decoded: it is not a WAV, OGG, FLAC or MP3 file, "
-                "or it is corrupt."
+                f"Audio file '{path}' could not be decoded: it is not a WAV, OGG, FLAC or MP3 file, or it is corrupt."
             ) from exc
         if frames.size == 0:
-            raise InputError(f"Audio '{path}' contains no samples (empty clip).") from None
+            raise InputError(f"Audio file '{path}' contains no samples (empty clip).") from None
         return
     if info.frames == 0 or info.samplerate <= 0:
-        raise InputError(f"Audio '{path}' contains no samples (empty clip).")
+        raise InputError(f"Audio file '{path}' contains no samples (empty clip).")

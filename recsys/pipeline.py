@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.cache import Features, catalogue_features, class_proba_extractor, encoder_extractor
+from recsys.cache import Features, catalogue_features, encoder_extractor
 from recsys.catalogue import Catalogue, load_catalogue
 from recsys.errors import RecsysError
 from recsys.recommend import MODALITIES, ModalityIndex, RecommendationEngine, _normalise
@@ -121,13 +121,13 @@ def build_engine(
         if spec:
             aligner = _build_aligner(spec, encoder, text_encoder, catalogue)
             source = feats
-            if aligner.input_kind == "class_proba":
+            if aligner.input_kind != "embedding":
                 source = catalogue_features(
                     catalogue,
                     modality,
-                    class_proba_extractor(encoder, config.batch_size),
+                    aligner.extractor(encoder),
                     cache_dir=config.cache_dir,
-                    progress=_stage(progress, f"{modality} labels"),
+                    progress=_stage(progress, f"{modality} alignment features"),
                 )
             shared = aligner.transform(source.vectors).astype(np.float32)
             index.aligner = aligner

@@ -134,11 +134,7 @@ class RecommendationEngine:
         shared = None
         aligner = ix.aligner if ix is not None else None
         if aligner is not None:
-            features = (
-                encoder.predict_proba([value])
-                if aligner.input_kind == "class_proba"
-                else encoder.encode([value])
-            )
+            features = aligner.features(encoder, [value])
             shared = aligner.transform(features)[0]
         return native, shared
 

@@ -13,7 +13,8 @@ What it writes (re-running gives byte-identical files):
   256 x 256 px keeping the aspect ratio and the transparency, optimised;
 - ``sounds/<id>.ogg``: the stamp's sound effect (``NAME.ogg``, else the English localised sound
   ``NAME_en_GB.ogg`` / ``NAME_en.ogg``), copied as is. The spoken descriptions
-  (``NAME_desc*.ogg`` / ``.wav``) are not sound effects and are left out;
+  (``NAME_desc*.ogg`` / ``.wav``) are not sound effects and are left out, as are sound files
+  that :func:`recsys.media.load_audio` rejects (a few silent ones);
 - ``catalogue.csv`` (see ``recsys/catalogue.py``), ``COPYRIGHT`` (the package's) and ``README.md``.
 
 Stamps named ``NAME_mirror`` are the mirrored drawing of ``NAME`` (Tux Paint shows them when
@@ -40,6 +41,8 @@ sys.path.insert(0, str(REPO))
 
 from recsys.atomic import write_bytes, write_text  # noqa: E402
 from recsys.catalogue import write_manifest  # noqa: E402
+from recsys.errors import InputError  # noqa: E402
+from recsys.media import load_audio  # noqa: E402
 
 PACKAGE = "tuxpaint-stamps-default"
 STAMPS_DIR = Path("usr/share/tuxpaint/stamps")
@@ -157,6 +160,15 @@ def render_png(image: Path) -> bytes:
     return out.getvalue()
 
 
+def _usable_sound(path: Path) -> bool:
+    """Whether the product will accept the clip (a few animals that make no noise have silent files)."""
+    try:
+        load_audio(path)
+    except InputError:
+        return False
+    return True
+
+
 def _write_if_changed(target: Path, data: bytes) -> None:
     if not target.exists() or target.read_bytes() != data:
         write_bytes(target, data)
@@ -168,13 +180,15 @@ def build(extracted: Path, out: Path, version: str) -> dict[str, int]:
         raise SystemExit(f"{stamps_root} does not exist: is this the {PACKAGE} package?")
     stamps = find_stamps(stamps_root)
     ids = assign_ids(stamps)
-    rows, wanted = [], set()
+    rows, wanted, silent = [], set(), []
     for stamp, item_id in zip(stamps, ids, strict=True):
         image_rel = f"images/{item_id}.png"
         _write_if_changed(out / image_rel, render_png(stamp.image))
         wanted.add(image_rel)
         audio_rel = ""
-        if stamp.sound is not None:
+        if stamp.sound is not None and not _usable_sound(stamp.sound):
+            silent.append(item_id)
+        elif stamp.sound is not None:
             audio_rel = f"sounds/{item_id}.ogg"
             _write_if_changed(out / audio_rel, stamp.sound.read_bytes())
             wanted.add(audio_rel)
@@ -201,16 +215,16 @@ def build(extracted: Path, out: Path, version: str) -> dict[str, int]:
         "categories": len({r["category"] for r in rows}),
         "from_svg": sum(s.image.suffix == ".svg" for s in stamps),
     }
-    write_text(out / "README.md", _readme(version, counts))
+    write_text(out / "README.md", _readme(version, counts, silent))
     return counts
 
 
-def _readme(version: str, counts: dict[str, int]) -> str:
+def _readme(version: str, counts: dict[str, int], silent: list[str]) -> str:
     return f"""# Tux Paint stamps demo catalogue
 
-{counts["items"]} clip-art stamps ({counts["with_audio"]} with a sound effect) in {counts["categories"]}
-categories, from the Debian package `{PACKAGE}` version `{version}` (upstream: Tux Paint stamps
-by Bill Kendrick and contributors).
+{counts["items"]} clip-art stamps ({counts["with_audio"]} with a sound effect) in
+{counts["categories"]} categories, from the Debian package `{PACKAGE}` version `{version}`
+(upstream: Tux Paint stamps by Bill Kendrick and contributors).
 
 Licence: GPL-2+ (GNU General Public License, version 2 or any later version); see `COPYRIGHT`,
 the package's copyright file, copied as is.
@@ -220,7 +234,9 @@ Built by `python scripts/build_demo_catalogue.py` (re-running it gives the same 
 - `images/<id>.png`: the stamp image fit into {MAX_SIDE} x {MAX_SIDE} px, aspect ratio and transparency
   kept; {counts["from_svg"]} stamps are SVG drawings rendered with `rsvg-convert` (librsvg).
 - `sounds/<id>.ogg`: the stamp's sound effect (`NAME.ogg`, else the English `NAME_en_GB.ogg`),
-  copied unchanged. Spoken descriptions (`NAME_desc*.ogg`) are left out.
+  copied unchanged. Spoken descriptions (`NAME_desc*.ogg`) are left out, and so are the sound
+  files of {len(silent)} stamps that are pure silence ({", ".join(silent)}): `recsys.media`
+  rejects silent clips.
 - `catalogue.csv`: `id` (the stamp's file name, prefixed with its category where two stamps share
   a name), `title` (from the file name), `description` (the English line of the stamp's `.txt`),
   `category` (the folder path under `stamps/`), `image`, `audio`, and `source` (the image's path

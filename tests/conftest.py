@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 TINY_RATE = 16_000
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CATALOGUE = REPO / "data" / "tuxpaint"
+
+# Tests never reach the Hugging Face hub, and share one embedding cache so that the demo
+# catalogue is encoded once per machine rather than once per test.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("RECSYS_CACHE_DIR", str(REPO / ".cache" / "test-embeddings"))
 
 
 def tone(freq: float, seconds: float = 0.5, rate: int = TINY_RATE, chirp: bool = False) -> np.ndarray:
@@ -86,9 +95,7 @@ def build_tiny_catalogue(root: Path) -> Path:
         ("dog", "Dog", "A friendly dog that barks.", "animals/mammals", "", ""),
     ]
     keys = ("id", "title", "description", "category", "image", "audio")
-    write_manifest(
-        root, [{**dict(zip(keys, r, strict=True)), "price": str(i + 1)} for i, r in enumerate(rows)]
-    )
+    write_manifest(root, [{**dict(zip(keys, r, strict=True)), "price": str(i + 1)} for i, r in enumerate(rows)])
     return root
 
 
@@ -110,3 +117,19 @@ def media_factory() -> type[MediaFactory]:
 def tiny_catalogue(tmp_path: Path) -> Path:
     """Folder of a valid 6-item catalogue (``catalogue.csv`` + real PNG/WAV/OGG files); zero bad rows."""
     return build_tiny_catalogue(tmp_path / "tiny_catalogue")
+
+
+@pytest.fixture(scope="session")
+def demo_catalogue():
+    """The committed demo catalogue (data/tuxpaint), loaded once."""
+    from recsys.catalogue import load_catalogue
+
+    return load_catalogue(DEMO_CATALOGUE)
+
+
+@pytest.fixture(scope="session")
+def demo_engine(demo_catalogue):
+    """The real offline pipeline over the demo catalogue (embeddings cached across runs)."""
+    from recsys.pipeline import PipelineConfig, build_engine
+
+    return build_engine(demo_catalogue, PipelineConfig.layered(DEMO_CATALOGUE))

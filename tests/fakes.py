@@ -119,3 +119,21 @@ def build_catalogue(root: Path) -> Path:
         )
     pd.DataFrame(records).to_csv(root / "catalogue.csv", index=False)
     return root
+
+
+class FakeColourAligner:
+    """Maps a fake image embedding to the fake text embedding of its nearest colour word."""
+
+    name = "fake-colour"
+    source_modality = "image"
+    input_kind = "embedding"
+
+    def __init__(self, text_encoder: FakeTextEncoder) -> None:
+        self.targets = text_encoder.encode(list(COLOURS))
+        self.references = _unit(np.array([np.array(c) / 255.0 - 0.3 for c in COLOURS.values()]))
+
+    def features(self, encoder: FakeEncoder, inputs: Sequence) -> np.ndarray:
+        return encoder.encode(inputs)
+
+    def transform(self, features: np.ndarray) -> np.ndarray:
+        return self.targets[np.argmax(_unit(features) @ self.references.T, axis=1)]

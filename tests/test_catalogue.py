@@ -110,8 +110,8 @@ def test_every_bad_row_reason(tmp_path: Path, media_factory) -> None:
         4: ("good", "duplicate id 'good' (first used on line 2)"),
         5: ("empty", "no title, description, image or audio"),
         6: ("missing", "image file 'nope.png' not found"),
-        7: ("corrupt", "Image 'corrupt.png' is corrupt"),
-        8: ("badaudio", "Audio 'text.wav' could not be decoded"),
+        7: ("corrupt", "image file 'corrupt.png' is corrupt"),
+        8: ("badaudio", "audio file 'text.wav' could not be decoded"),
         9: ("absolute", "is absolute; use a path relative to the catalogue folder"),
         10: ("dotdot", "outside the catalogue folder ('..' leading outside it)"),
         11: ("symlink", "outside the catalogue folder (a symlink pointing outside it)"),
@@ -197,3 +197,14 @@ def test_demo_catalogue_is_valid() -> None:
     assert cat.has_modality("image").all() and cat.has_modality("text").all()
     assert len(cat.top_categories) >= 10 and "animals" in cat.top_categories
     assert all(it.description for it in cat)
+
+
+def test_demo_catalogue_media_decode() -> None:
+    """Every demo sound (and a sample of images) passes the full decode the encoders run."""
+    from recsys.media import load_audio, load_image
+
+    cat = load_catalogue(REPO / "data" / "tuxpaint")
+    for item in cat.items[::10]:
+        assert load_image(item.image).mode == "RGB"
+    clips = [load_audio(item.audio) for item in cat if item.audio is not None]
+    assert len(clips) > 100 and all(c.note is None and 0.1 < c.seconds < 30 for c in clips)

@@ -129,9 +129,7 @@ def test_empty_clip(tmp_path: Path, media_factory) -> None:
 
 
 def test_long_clip_truncated_with_note(tmp_path: Path, media_factory) -> None:
-    path = media_factory.write_sound(
-        tmp_path / "long.wav", media_factory.tone(300, seconds=3.0, rate=8000), rate=8000
-    )
+    path = media_factory.write_sound(tmp_path / "long.wav", media_factory.tone(300, seconds=3.0, rate=8000), rate=8000)
     clip = media.load_audio(path.read_bytes(), max_seconds=1.0)
     assert clip.seconds == pytest.approx(1.0)
     assert clip.note is not None and "first 1 s of the 3.0 s" in clip.note

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fakes import build_catalogue, fake_encoders, write_square, write_tone
+from fakes import FakeColourAligner, build_catalogue, fake_encoders, write_square, write_tone
 
 from recsys import media, pipeline
 from recsys.catalogue import load_catalogue
@@ -99,12 +99,12 @@ def test_cache_is_reused_and_only_changed_items_recomputed(tmp_path, encoders):
     root = build_catalogue(tmp_path / "cat")
     config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"))
     first = pipeline.build_engine(load_catalogue(root), config)
-    assert encoders["image"].encoded == 5
+    assert encoders["image"].encoded == 4  # lime and frog share one identical picture: encoded once
     pipeline.build_engine(load_catalogue(root), config)
-    assert encoders["image"].encoded == 5 and encoders["text"].encoded == 6
-    write_square(root / "media" / "car.png", "red")
+    assert encoders["image"].encoded == 4 and encoders["text"].encoded == 6
+    write_square(root / "media" / "car.png", "red", size=40)
     second = pipeline.build_engine(load_catalogue(root), config)
-    assert encoders["image"].encoded == 6
+    assert encoders["image"].encoded == 5
     car = second.catalogue.index_of("car")
     assert not np.allclose(first.indexes["image"].native[car], second.indexes["image"].native[car])
     assert not list((tmp_path / "cache").glob("*.tmp"))
@@ -125,7 +125,7 @@ def test_progress_reports_each_stage(tmp_path, encoders):
     seen: dict[str, tuple[int, int]] = {}
     config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"))
     pipeline.build_engine(load_catalogue(root), config, lambda stage, done, total: seen.update({stage: (done, total)}))
-    assert seen["image embeddings"] == (5, 5)
+    assert seen["image embeddings"] == (4, 4)  # five pictures, four distinct contents
     assert seen["text embeddings"] == (6, 6)
 
 
@@ -137,3 +137,28 @@ def test_layered_config(tmp_path, monkeypatch):
     (tmp_path / "recsys.toml").write_text("[pipeline]\nnot_a_key = 1\n")
     with pytest.raises(Exception, match="unknown configuration keys"):
         pipeline.PipelineConfig.layered(tmp_path)
+
+
+@pytest.fixture
+def aligned_engine(tmp_path, encoders, monkeypatch):
+    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeColourAligner(text))
+    root = build_catalogue(tmp_path / "cat")
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"), image_aligner="fake")
+    return pipeline.build_engine(load_catalogue(root), config)
+
+
+def test_aligned_engine_scores_across_modalities(aligned_engine, tmp_path):
+    sims = aligned_engine.pair_similarities(Query(text="blue"))
+    assert set(sims) == {"text", "text->image"}
+    assert aligned_engine.catalogue.items[int(np.argmax(sims["text->image"]))].id == "car"
+    image_query = Query(image=media.load_image(write_square(tmp_path / "q.png", "yellow")))
+    assert set(aligned_engine.pair_similarities(image_query)) == {"image", "image->text"}
+    for strategy in ("early", "late", "rrf"):
+        results = aligned_engine.recommend(Query(text="yellow"), strategy=strategy, k=3)
+        assert results[0].item.id == "taxi"
+        assert set(results[0].contributions) == {"text", "text->image"}
+        assert sum(results[0].contributions.values()) == pytest.approx(results[0].score, abs=1e-6)
+
+
+def test_unaligned_engine_keeps_modalities_apart(engine):
+    assert set(engine.pair_similarities(Query(text="blue"))) == {"text"}

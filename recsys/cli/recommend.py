@@ -60,7 +60,7 @@ def _progress() -> Any:
             return
         bar = bars.get(stage)
         if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit="item", file=sys.stderr, leave=False)
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit="item", file=sys.stderr, leave=False, disable=None)
         bar.n = done
         bar.refresh()
         if done >= total:

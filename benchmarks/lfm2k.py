@@ -1,0 +1,85 @@
+"""The fusion lab's whole table on Last.fm-2k (MMRec layout), under two protocols.
+
+1. ``given``: the dataset's own x_label split, full ranking over all 1,425 artists;
+2. ``cold-items``: 20% of the artists leave training entirely and are the only candidates.
+
+Every available model runs (the torch models join once their modules exist); prints both
+tables (with warm/cold segments where they apply), the acceptance sanity checks and the timing,
+and writes ``artifacts/lfm2k_results.json`` for the Fusion lab page.
+
+    .venv/bin/python benchmarks/lfm2k.py [--models a,b] [--seed 0] [--out artifacts/lfm2k_results.json]
+
+The dataset is found at ``$RECSYS_SHARED_DIR/datasets/lfm2k`` (default ``<repo>/../shared``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from a fresh clone, without installing
+    sys.path.insert(0, str(ROOT))
+
+from recsys.datasets import load_dataset  # noqa: E402
+from recsys.errors import RecsysError  # noqa: E402
+from recsys.lab.evaluate import evaluate, save_results  # noqa: E402
+from recsys.lab.registry import MODELS, default_models, is_available  # noqa: E402
+from recsys.lab.report import sanity_checks  # noqa: E402
+
+PROTOCOLS = ("given", "cold-items")
+
+
+def shared_dir() -> Path:
+    return Path(os.environ.get("RECSYS_SHARED_DIR", ROOT.parent / "shared"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default=None, help="dataset folder (default: <shared>/datasets/lfm2k)")
+    parser.add_argument("--models", default=None, help="comma-separated model names (default: all available)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(ROOT / "artifacts" / "lfm2k_results.json"))
+    args = parser.parse_args(argv)
+
+    start = time.perf_counter()
+    folder = Path(args.dataset) if args.dataset else shared_dir() / "datasets" / "lfm2k"
+    try:
+        dataset = load_dataset(folder, "mmrec", "lfm2k")
+    except RecsysError as exc:
+        print(f"error: {exc} (set RECSYS_SHARED_DIR or pass --dataset)", file=sys.stderr)
+        return 2
+    print(f"dataset: {dataset.summary()}")
+    models = args.models.split(",") if args.models else default_models(dataset.modalities)
+    missing = [n for n, s in MODELS.items() if not s.per_modality and not is_available(n)]
+    if missing and not args.models:
+        print(f"not installed in this checkout (skipped): {', '.join(missing)}")
+    print(f"models: {', '.join(models)}\n", flush=True)
+
+    runs = []
+    for protocol in PROTOCOLS:
+        t0 = time.perf_counter()
+        run = evaluate(dataset, protocol, models, seed=args.seed, progress=lambda m: print("  " + m, flush=True))
+        runs.append(run)
+        print(f"\n{protocol}: {time.perf_counter() - t0:.1f}s")
+        for segment in run.segments:
+            print(run.table(segment))
+            print()
+        for m in run.models:
+            if m.extra_info and m.name.split(":")[0] in ("late-fusion", "early-fusion"):
+                print(f"  {m.name}: {m.extra_info.get('modality_weights')}")
+        print(flush=True)
+    path = save_results(args.out, runs)
+    print("sanity checks (Recall@20):")
+    for line in sanity_checks(runs):
+        print("  " + line)
+    print(f"\nwrote {path}")
+    print(f"total time: {time.perf_counter() - start:.1f}s on {os.cpu_count()} CPU core(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,380 @@
+"""Interaction datasets: MMRec and RecBole atomic-file loaders with validation.
+
+Both formats load into one :class:`InteractionDataset` (contiguous user and item indices, one
+row per interaction, optional timestamps and given split labels, per-modality item features), so
+protocols and models never see the on-disk format. Every problem a user can cause by pointing at
+the wrong folder or a damaged file raises :class:`~recsys.errors.DatasetError` naming the file,
+the column or the line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recsys.errors import DatasetError
+
+#: MMRec's ``x_label`` values.
+TRAIN, VALID, TEST = 0, 1, 2
+SPLIT_NAMES = {TRAIN: "train", VALID: "valid", TEST: "test"}
+FORMATS = ("mmrec", "recbole")
+
+# Substrings of a feature file's name that reveal its modality (checked in order).
+_KIND_HINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("audio", ("vggish", "whisper", "audio", "clap", "mfcc", "musicnn", "openl3", "wav2vec", "aisfx")),
+    ("image", ("clip", "image", "vit", "resnet", "efficientnet", "visual", "img")),
+    ("text", ("minilm", "mpnet", "bert", "sentence", "text", "tfidf", "word2vec", "glove", "e5", "bge")),
+)
+
+
+def modality_kind(name: str) -> str:
+    """Guess ``audio``/``image``/``text`` from a feature name (``other`` when unknown)."""
+    low = name.lower()
+    for kind, hints in _KIND_HINTS:
+        if any(h in low for h in hints):
+            return kind
+    return "other"
+
+
+@dataclass
+class InteractionDataset:
+    """Users x items interactions plus item content, independent of the on-disk format.
+
+    ``users``/``items`` hold one contiguous index per interaction; ``split`` holds the dataset's
+    own split label per interaction (:data:`TRAIN`/:data:`VALID`/:data:`TEST`) when it has one.
+    """
+
+    name: str
+    n_users: int
+    n_items: int
+    users: np.ndarray
+    items: np.ndarray
+    timestamps: np.ndarray | None = None
+    split: np.ndarray | None = None
+    item_features: dict[str, np.ndarray] = field(default_factory=dict)
+    modality_kinds: dict[str, str] = field(default_factory=dict)
+    item_names: list[str] | None = None
+    user_tokens: list[str] | None = None
+    item_tokens: list[str] | None = None
+    source: str = ""
+
+    @property
+    def n_interactions(self) -> int:
+        return int(self.users.shape[0])
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.item_features)
+
+    def matrix(self, mask: np.ndarray | None = None) -> sp.csr_matrix:
+        """Binary users x items CSR matrix of the interactions selected by ``mask`` (all if None)."""
+        users, items = (self.users, self.items) if mask is None else (self.users[mask], self.items[mask])
+        m = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=(self.n_users, self.n_items))
+        m.sum_duplicates()
+        m.data[:] = 1.0
+        return m
+
+    def summary(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "name": self.name,
+            "users": self.n_users,
+            "items": self.n_items,
+            "interactions": self.n_interactions,
+            "density": self.n_interactions / max(1, self.n_users * self.n_items),
+            "modalities": {
+                m: [int(self.item_features[m].shape[1]), self.modality_kinds.get(m, "other")]
+                for m in self.item_features
+            },
+            "timestamps": self.timestamps is not None,
+        }
+        if self.split is not None:
+            out["given_split"] = {SPLIT_NAMES[k]: int((self.split == k).sum()) for k in SPLIT_NAMES}
+        return out
+
+
+def load_dataset(path: str | Path, fmt: str = "mmrec", name: str | None = None) -> InteractionDataset:
+    """Load the dataset in folder ``path`` stored as ``fmt`` (``mmrec`` or ``recbole``)."""
+    if fmt == "mmrec":
+        return load_mmrec(path, name)
+    if fmt == "recbole":
+        return load_recbole(path, name)
+    raise DatasetError(f"Unknown dataset format {fmt!r}; use one of: {', '.join(FORMATS)}.")
+
+
+# ----------------------------------------------------------------------------------------- helpers
+
+
+def _find_inter(folder: Path, name: str | None) -> Path:
+    if not folder.is_dir():
+        raise DatasetError(f"Dataset folder {folder} does not exist or is not a folder.")
+    if name is not None:
+        path = folder / f"{name}.inter"
+        if not path.is_file():
+            raise DatasetError(f"No interaction file {path.name} in {folder}.")
+        return path
+    candidates = sorted(folder.glob("*.inter"))
+    if not candidates:
+        raise DatasetError(f"No .inter interaction file in {folder}; is this an MMRec or RecBole dataset folder?")
+    for c in candidates:  # MMRec and RecBole both name the main file after the folder
+        if c.stem == folder.name:
+            return c
+    if len(candidates) == 1:
+        return candidates[0]
+    raise DatasetError(
+        f"Several .inter files in {folder} ({', '.join(c.name for c in candidates)}) and none is named "
+        f"{folder.name}.inter; pass the dataset name explicitly."
+    )
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(
+            path, sep="\t", dtype=str, keep_default_na=False, na_filter=False, quoting=3, engine="python"
+        )
+    except pd.errors.ParserError as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        where = f" at line {line.group(1)}" if line else ""
+        raise DatasetError(f"{path.name}: cannot parse the file{where} ({exc}).") from exc
+    except (pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path.name}: the file is empty or not tab-separated text ({exc}).") from exc
+
+
+def _numeric(df: pd.DataFrame, column: str, path: Path, integer: bool) -> np.ndarray:
+    """Parse one column; report the first unparsable row by its line number in the file."""
+    raw = df[column].str.strip()
+    values = pd.to_numeric(raw, errors="coerce")
+    as_float = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(as_float)
+    if integer:
+        bad = bad | (np.nan_to_num(as_float) % 1 != 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DatasetError(
+            f"{path.name} line {row + 2}: column {column!r} has {raw.iloc[row]!r}, expected "
+            f"{'an integer' if integer else 'a number'} ({int(bad.sum())} bad row(s) in all)."
+        )
+    return as_float.astype(np.int64) if integer else as_float
+
+
+def _require(df: pd.DataFrame, columns: list[str], path: Path) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DatasetError(
+            f"{path.name} lacks column(s) {', '.join(missing)}; found: {', '.join(map(str, df.columns))}."
+        )
+
+
+def _load_features(folder: Path, n_items: int | None) -> dict[str, np.ndarray]:
+    feats: dict[str, np.ndarray] = {}
+    for path in sorted(folder.glob("*.npy")):
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise DatasetError(f"Feature file {path.name} is not a readable .npy array ({exc}).") from exc
+        if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+            raise DatasetError(f"Feature file {path.name} has shape {arr.shape}; expected (n_items, dim).")
+        if not np.issubdtype(arr.dtype, np.number):
+            raise DatasetError(f"Feature file {path.name} holds {arr.dtype} values; expected numbers.")
+        arr = arr.astype(np.float32)
+        bad = ~np.isfinite(arr).all(axis=1)
+        if bad.any():
+            raise DatasetError(
+                f"Feature file {path.name} has NaN or infinite values in {int(bad.sum())} row(s) "
+                f"(first: item {int(np.flatnonzero(bad)[0])})."
+            )
+        feats[path.stem] = arr
+    rows = {m: a.shape[0] for m, a in feats.items()}
+    if len(set(rows.values())) > 1:
+        raise DatasetError(f"Feature files disagree on the number of items: {rows}.")
+    if n_items is not None and feats and next(iter(rows.values())) != n_items:
+        raise DatasetError(f"Feature files have {next(iter(rows.values()))} rows but the dataset has {n_items} items.")
+    return feats
+
+
+def _validate_split(split: np.ndarray, path: Path) -> None:
+    unknown = ~np.isin(split, list(SPLIT_NAMES))
+    if unknown.any():
+        row = int(np.flatnonzero(unknown)[0])
+        raise DatasetError(
+            f"{path.name} line {row + 2}: x_label {int(split[row])} is not 0 (train), 1 (valid) or 2 (test)."
+        )
+    for label in (TRAIN, TEST):
+        if not (split == label).any():
+            raise DatasetError(
+                f"{path.name}: the given split has no {SPLIT_NAMES[label]} interactions (x_label={label})."
+            )
+
+
+# ------------------------------------------------------------------------------------------ MMRec
+
+
+def load_mmrec(path: str | Path, name: str | None = None) -> InteractionDataset:
+    """MMRec layout: ``<name>.inter`` (``userID itemID [rating] [x_label] [timestamp]``) + ``*.npy`` features.
+
+    Ids are already contiguous indices; the item count is the feature matrices' row count when
+    there are features (items nobody interacted with still exist), else the largest item id + 1.
+    """
+    folder = Path(path)
+    inter = _find_inter(folder, name)
+    df = _read_table(inter)
+    _require(df, ["userID", "itemID"], inter)
+    if df.empty:
+        raise DatasetError(f"{inter.name} has a header but no interactions.")
+    users = _numeric(df, "userID", inter, integer=True)
+    items = _numeric(df, "itemID", inter, integer=True)
+    for col, ids in (("userID", users), ("itemID", items)):
+        if (ids < 0).any():
+            row = int(np.flatnonzero(ids < 0)[0])
+            raise DatasetError(f"{inter.name} line {row + 2}: negative {col} {int(ids[row])}.")
+    keep = np.ones(len(df), dtype=bool)
+    if "rating" in df.columns:  # MMRec keeps only positives; a zero rating is not an interaction
+        keep = _numeric(df, "rating", inter, integer=False) > 0
+    split = _numeric(df, "x_label", inter, integer=True) if "x_label" in df.columns else None
+    stamps = _numeric(df, "timestamp", inter, integer=False) if "timestamp" in df.columns else None
+
+    feats = _load_features(folder, None)
+    n_items = next(iter(feats.values())).shape[0] if feats else int(items.max()) + 1
+    if items.max() >= n_items:
+        row = int(np.argmax(items))
+        raise DatasetError(
+            f"{inter.name} line {row + 2}: itemID {int(items[row])} is out of range; the feature files have "
+            f"{n_items} rows, so item ids must be 0..{n_items - 1}."
+        )
+    users, items = users[keep], items[keep]
+    split = split[keep] if split is not None else None
+    stamps = stamps[keep] if stamps is not None else None
+    if len(users) == 0:
+        raise DatasetError(f"{inter.name} has no positive interactions (every rating is 0).")
+    if split is not None:
+        _validate_split(split, inter)
+    return InteractionDataset(
+        name=inter.stem,
+        n_users=int(users.max()) + 1,
+        n_items=n_items,
+        users=users,
+        items=items,
+        timestamps=stamps,
+        split=split,
+        item_features=feats,
+        modality_kinds={m: modality_kind(m) for m in feats},
+        source=str(folder),
+    )
+
+
+# ---------------------------------------------------------------------------------------- RecBole
+
+
+def _recbole_columns(df: pd.DataFrame, path: Path) -> dict[str, tuple[str, str]]:
+    """Map field name -> (original header, type) for RecBole ``name:type`` headers."""
+    out: dict[str, tuple[str, str]] = {}
+    for col in df.columns:
+        field_name, sep, ftype = str(col).partition(":")
+        if not sep or ftype not in ("token", "token_seq", "float", "float_seq"):
+            raise DatasetError(
+                f"{path.name}: header {col!r} is not a RecBole 'name:type' field "
+                "(type one of token, token_seq, float, float_seq)."
+            )
+        out[field_name] = (str(col), ftype)
+    return out
+
+
+def _text_features(texts: list[str], seed: int = 0, max_dim: int = 128) -> np.ndarray:
+    """TF-IDF of the items' text reduced by SVD: lets content models run on RecBole datasets."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    tfidf = TfidfVectorizer(min_df=1, token_pattern=r"(?u)\b\w+\b").fit_transform(texts)
+    dim = min(max_dim, tfidf.shape[0] - 1, tfidf.shape[1] - 1)
+    if dim < 2:
+        return tfidf.toarray().astype(np.float32)
+    return TruncatedSVD(n_components=dim, random_state=seed).fit_transform(tfidf).astype(np.float32)
+
+
+def load_recbole(path: str | Path, name: str | None = None) -> InteractionDataset:
+    """RecBole atomic files: ``<name>.inter`` with ``user_id:token item_id:token`` (+ rating, timestamp).
+
+    Raw tokens become contiguous indices in order of first appearance. An optional ``<name>.item``
+    adds items (possibly never interacted with), their names (first ``token_seq`` text column) and
+    a ``tfidf`` text modality from its text columns; ``*.npy`` files in the folder are used as
+    features when their row count equals the item count (rows in index order).
+    """
+    folder = Path(path)
+    inter = _find_inter(folder, name)
+    df = _read_table(inter)
+    fields = _recbole_columns(df, inter)
+    missing = [f for f in ("user_id", "item_id") if f not in fields]
+    if missing:
+        raise DatasetError(
+            f"{inter.name} lacks field(s) {', '.join(f + ':token' for f in missing)}; "
+            f"found: {', '.join(map(str, df.columns))}."
+        )
+    if df.empty:
+        raise DatasetError(f"{inter.name} has a header but no interactions.")
+    for f in ("user_id", "item_id"):
+        empty = (df[fields[f][0]].str.strip() == "").to_numpy()
+        if empty.any():
+            raise DatasetError(f"{inter.name} line {int(np.flatnonzero(empty)[0]) + 2}: empty {f}.")
+    keep = np.ones(len(df), dtype=bool)
+    if "rating" in fields:
+        keep = _numeric(df, fields["rating"][0], inter, integer=False) > 0
+    stamps = _numeric(df, fields["timestamp"][0], inter, integer=False) if "timestamp" in fields else None
+
+    user_codes, user_tokens = pd.factorize(df[fields["user_id"][0]].str.strip())
+    item_raw = df[fields["item_id"][0]].str.strip()
+    item_tokens = list(pd.unique(item_raw))
+    item_names: list[str] | None = None
+    texts: list[str] | None = None
+
+    item_path = inter.with_suffix(".item")
+    if item_path.is_file():
+        idf = _read_table(item_path)
+        ifields = _recbole_columns(idf, item_path)
+        if "item_id" not in ifields:
+            raise DatasetError(f"{item_path.name} lacks the item_id:token field.")
+        idf_ids = idf[ifields["item_id"][0]].str.strip()
+        dup = idf_ids.duplicated().to_numpy()
+        if dup.any():
+            raise DatasetError(
+                f"{item_path.name} line {int(np.flatnonzero(dup)[0]) + 2}: duplicate item_id {idf_ids[dup].iloc[0]!r}."
+            )
+        known = set(item_tokens)
+        item_tokens += [t for t in idf_ids if t not in known]
+        text_cols = [h for f, (h, t) in ifields.items() if f != "item_id" and t in ("token_seq", "token")]
+        if text_cols:
+            by_id = idf.set_index(idf_ids)
+            name_col = next((h for f, (h, t) in ifields.items() if t == "token_seq"), text_cols[0])
+            names = by_id[name_col].reindex(item_tokens).fillna("")
+            item_names = [str(n) for n in names]
+            joined = by_id[text_cols].reindex(item_tokens).fillna("").agg(" ".join, axis=1)
+            texts = [str(t) for t in joined]
+
+    item_index = {t: i for i, t in enumerate(item_tokens)}
+    item_codes = item_raw.map(item_index).to_numpy(dtype=np.int64)
+    users, items = user_codes.astype(np.int64)[keep], item_codes[keep]
+    stamps = stamps[keep] if stamps is not None else None
+    if len(users) == 0:
+        raise DatasetError(f"{inter.name} has no positive interactions (every rating is 0).")
+    n_items = len(item_tokens)
+    feats = _load_features(folder, n_items)
+    if texts is not None and any(t.strip() for t in texts) and "tfidf" not in feats:
+        feats["tfidf"] = _text_features(texts)
+    return InteractionDataset(
+        name=inter.stem,
+        n_users=len(user_tokens),
+        n_items=n_items,
+        users=users,
+        items=items,
+        timestamps=stamps,
+        split=None,
+        item_features=feats,
+        modality_kinds={m: modality_kind(m) for m in feats},
+        item_names=item_names,
+        user_tokens=[str(u) for u in user_tokens],
+        item_tokens=item_tokens,
+        source=str(folder),
+    )

@@ -1,0 +1,115 @@
+"""Top-K ranking metrics over a full ranking, vectorised with numpy.
+
+Conventions (the ones MMRec and RecBole use): for a user with test set T and top-K list L,
+``recall = |L ∩ T| / |T|``, ``precision = |L ∩ T| / K``,
+``ndcg = DCG / IDCG`` with gain 1/log2(rank + 1) and IDCG over min(|T|, K) hits,
+``map`` = average precision at K normalised by min(|T|, K). Users are averaged with equal weight.
+Catalogue coverage is the share of candidate items that appear in at least one user's top-K;
+intra-list diversity is 1 - the mean pairwise cosine of a list's items' content vectors (centred
+features, so cosines can be negative and diversity can slightly exceed 1; computed over complete
+lists only).
+Excluded items (training items, non-candidates) carry a score of ``-inf`` and never count as hits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+RANKING_METRICS = ("recall", "ndcg", "precision", "map")
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest scores per row, best first (ties: lower index first)."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    part.sort(axis=1)  # stable tie-breaking by item index before the score sort
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def hits_matrix(top: np.ndarray, test: sp.csr_matrix) -> np.ndarray:
+    """Boolean (users, K): whether the item at each rank is in the user's test set."""
+    return np.take_along_axis(test.toarray() > 0, top, axis=1)
+
+
+def ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """Per-user recall/ndcg/precision/map at ``k`` from a hits matrix of at least ``k`` columns."""
+    h = hits[:, :k].astype(np.float64)
+    n_rel = n_relevant.astype(np.float64)
+    n_hits = h.sum(axis=1)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = h @ discounts[: h.shape[1]]
+    ideal = np.cumsum(discounts)[np.minimum(n_rel, k).astype(int) - 1]
+    prec_at = np.cumsum(h, axis=1) / np.arange(1, h.shape[1] + 1)
+    return {
+        "recall": n_hits / n_rel,
+        "ndcg": dcg / ideal,
+        "precision": n_hits / k,
+        "map": (prec_at * h).sum(axis=1) / np.minimum(n_rel, k),
+    }
+
+
+def unit_rows(features: np.ndarray) -> np.ndarray:
+    """Centre columns and L2-normalise rows (cosine on centred features; zero rows stay zero)."""
+    f = features.astype(np.float32) - features.mean(axis=0, dtype=np.float64).astype(np.float32)
+    norms = np.linalg.norm(f, axis=1, keepdims=True)
+    return f / np.where(norms > 0, norms, 1.0)
+
+
+def intra_list_diversity(top: np.ndarray, unit_features: np.ndarray) -> np.ndarray:
+    """Per-user 1 - mean pairwise cosine of the listed items (rows of ``unit_features`` are unit or 0).
+
+    Uses sum_{i != j} f_i.f_j = |sum f|^2 - sum |f|^2, so no K x K matrix is built.
+    """
+    k = top.shape[1]
+    if k < 2:
+        return np.zeros(top.shape[0])
+    f = unit_features[top]  # (users, k, d)
+    total = f.sum(axis=1)
+    pair_sum = (total * total).sum(axis=1) - (f * f).sum(axis=(1, 2))
+    return 1.0 - pair_sum / (k * (k - 1))
+
+
+class MetricAccumulator:
+    """Collects per-user metrics over user batches, then averages; also tracks coverage."""
+
+    def __init__(self, ks: tuple[int, ...], n_candidates: int, unit_features: np.ndarray | None = None) -> None:
+        self.ks = tuple(sorted(ks))
+        self.n_candidates = n_candidates
+        self.unit_features = unit_features
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.users = 0
+        self.recommended = {k: set() for k in self.ks}
+
+    def add(self, scores: np.ndarray, test: sp.csr_matrix) -> None:
+        """``scores``: (users, items) with excluded items at -inf; ``test``: matching CSR rows."""
+        n_rel = np.diff(test.indptr)
+        keep = n_rel > 0
+        if not keep.any():
+            return
+        scores, test, n_rel = scores[keep], test[keep], n_rel[keep]
+        top = top_k(scores, max(self.ks))
+        valid = np.isfinite(np.take_along_axis(scores, top, axis=1))
+        hits = hits_matrix(top, test) & valid
+        self.users += int(keep.sum())
+        for k in self.ks:
+            for name, values in ranking_metrics(hits, n_rel, k).items():
+                self._add(f"{name}@{k}", values)
+            shown = top[:, :k][valid[:, :k]]
+            self.recommended[k].update(np.unique(shown).tolist())
+            full = valid[:, :k].all(axis=1)  # diversity of complete lists only
+            if self.unit_features is not None and full.any():
+                self._add(f"diversity@{k}", intra_list_diversity(top[full, :k], self.unit_features))
+
+    def _add(self, key: str, values: np.ndarray) -> None:
+        self.sums[key] = self.sums.get(key, 0.0) + float(values.sum())
+        self.counts[key] = self.counts.get(key, 0) + int(values.shape[0])
+
+    def result(self) -> dict[str, float]:
+        out = {key: value / self.counts[key] for key, value in self.sums.items()}
+        for k in self.ks:
+            out[f"coverage@{k}"] = len(self.recommended[k]) / max(1, self.n_candidates)
+        out["users"] = float(self.users)
+        return out

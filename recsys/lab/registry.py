@@ -1,0 +1,147 @@
+"""Model registry: name -> ``"module:Class"`` plus constructor arguments, imported lazily.
+
+Lazy import keeps ``import recsys.lab`` light (no torch, no implicit) and lets models whose
+module is not installed yet stay listed: asking for one gives a clear error, the others run.
+``content`` is a per-modality family: ``content:<modality>``; :func:`default_models` expands it
+to one model per modality of the dataset.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass, field
+
+from recsys.errors import RecsysError
+from recsys.lab.base import Recommender
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    target: str  # "package.module:Class"
+    description: str
+    kwargs: dict[str, object] = field(default_factory=dict)
+    needs_features: bool = False
+    per_modality: bool = False  # constructor takes the modality: name is "<family>:<modality>"
+    ranks_cold: bool = False  # can rank items with no training interactions above chance
+    personalised: bool = True  # False: the same ranking (or noise) for every user
+
+    @property
+    def module(self) -> str:
+        return self.target.split(":", 1)[0]
+
+
+MODELS: dict[str, ModelSpec] = {
+    "random": ModelSpec(
+        "recsys.lab.models.random:RandomRecommender", "uniform random scores (floor)", personalised=False
+    ),
+    "popularity": ModelSpec(
+        "recsys.lab.models.popularity:Popularity", "most popular training items", personalised=False
+    ),
+    "itemknn": ModelSpec("recsys.lab.models.itemknn:ItemKNN", "item-item cosine on the training matrix"),
+    "implicit-bpr": ModelSpec("recsys.lab.models.reference:ImplicitBPR", "reference BPR-MF (implicit library)"),
+    "implicit-als": ModelSpec("recsys.lab.models.reference:ImplicitALS", "reference ALS (implicit library)"),
+    "bpr": ModelSpec("recsys.lab.models.bpr:BPRMF", "our BPR matrix factorisation (torch)"),
+    "content": ModelSpec(
+        "recsys.lab.models.content:ContentKNN",
+        "content kNN on one modality",
+        needs_features=True,
+        per_modality=True,
+        ranks_cold=True,
+    ),
+    "early-fusion": ModelSpec(
+        "recsys.lab.models.fusion:EarlyFusion",
+        "content kNN on concatenated normalised features, modality weights tuned on validation",
+        needs_features=True,
+        ranks_cold=True,
+    ),
+    "early-fusion-uniform": ModelSpec(
+        "recsys.lab.models.fusion:EarlyFusion",
+        "content kNN on concatenated normalised features, equal modality weights",
+        kwargs={"tune": False},
+        needs_features=True,
+        ranks_cold=True,
+    ),
+    "late-fusion": ModelSpec(
+        "recsys.lab.models.fusion:LateFusion",
+        "weighted per-modality content scores, weights tuned on validation",
+        needs_features=True,
+        ranks_cold=True,
+    ),
+    "attention": ModelSpec(
+        "recsys.lab.models.attention:AttentionFusion",
+        "learned per-user/per-item softmax weights over modalities (torch)",
+        needs_features=True,
+        ranks_cold=True,
+    ),
+    "hybrid-bpr": ModelSpec(
+        "recsys.lab.models.hybrid:HybridMF",
+        "VBPR-style sigmoid(u.i+b), free + projected multimodal item vector, BPR loss",
+        kwargs={"loss": "bpr"},
+        needs_features=True,
+        ranks_cold=True,
+    ),
+    "hybrid-bce": ModelSpec(
+        "recsys.lab.models.hybrid:HybridMF",
+        "VBPR-style sigmoid(u.i+b), free + projected multimodal item vector, BCE loss",
+        kwargs={"loss": "bce"},
+        needs_features=True,
+        ranks_cold=True,
+    ),
+}
+
+
+def split_name(name: str) -> tuple[str, str | None]:
+    """``"content:vggish"`` -> ``("content", "vggish")``; ``"bpr"`` -> ``("bpr", None)``."""
+    family, sep, arg = name.partition(":")
+    return family, (arg if sep else None)
+
+
+def spec_for(name: str) -> ModelSpec:
+    family, arg = split_name(name)
+    spec = MODELS.get(family)
+    if spec is None:
+        raise RecsysError(
+            f"Unknown model {name!r}; available: {', '.join(sorted(MODELS))} (content takes a modality, "
+            "e.g. content:vggish)."
+        )
+    if spec.per_modality and not arg:
+        raise RecsysError(f"Model {family!r} needs a modality: write {family}:<modality>.")
+    if arg and not spec.per_modality:
+        raise RecsysError(f"Model {family!r} takes no ':' argument (got {name!r}).")
+    return spec
+
+
+def is_available(name: str) -> bool:
+    """Whether the model's module can be imported (e.g. the torch models are installed)."""
+    return importlib.util.find_spec(spec_for(name).module) is not None
+
+
+def create_model(name: str) -> Recommender:
+    """Instantiate the registered model ``name``; a missing module raises a clear :class:`RecsysError`."""
+    spec = spec_for(name)
+    module_name, _, class_name = spec.target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise RecsysError(
+            f"Model {name!r} is registered but its module {module_name} is not installed in this checkout."
+        ) from exc
+    cls = getattr(module, class_name)
+    _, arg = split_name(name)
+    model = cls(arg, **spec.kwargs) if spec.per_modality else cls(**spec.kwargs)
+    model.name = name
+    return model
+
+
+def default_models(modalities: list[str], include_unavailable: bool = False) -> list[str]:
+    """Every registered model, ``content`` expanded per modality; feature models only with features."""
+    names: list[str] = []
+    for family, spec in MODELS.items():
+        if spec.needs_features and not modalities:
+            continue
+        expanded = [f"{family}:{m}" for m in modalities] if spec.per_modality else [family]
+        names += [n for n in expanded if include_unavailable or is_available(n)]
+    return names

@@ -1,0 +1,308 @@
+"""Shaping lab results for people: tidy frames, plotly figures and sanity checks.
+
+The Fusion lab page and the benchmark script are thin views over these functions, so all the
+logic (which segment counts as warm or cold, where a model keeps its learned modality weights)
+is testable without Streamlit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from recsys.lab.evaluate import Results
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+KINDS = {
+    "random": "baseline",
+    "popularity": "baseline",
+    "itemknn": "collaborative",
+    "bpr": "collaborative",
+    "implicit-bpr": "collaborative (reference)",
+    "implicit-als": "collaborative (reference)",
+    "content": "single modality",
+    "early-fusion": "fusion",
+    "early-fusion-uniform": "fusion",
+    "late-fusion": "fusion",
+    "attention": "fusion",
+    "hybrid-bpr": "hybrid",
+    "hybrid-bce": "hybrid",
+}
+FUSED_KINDS = ("fusion", "hybrid")
+
+
+def model_kind(name: str) -> str:
+    return KINDS.get(name.split(":", 1)[0], "other")
+
+
+def run_label(run: Results) -> str:
+    return f"{run.dataset.get('name', '?')} / {run.protocol}"
+
+
+def metrics_frame(runs: Sequence[Results]) -> pd.DataFrame:
+    """One row per (run, segment, model, metric, K): the long format every chart starts from."""
+    rows = []
+    for run in runs:
+        for m in run.models:
+            for segment, values in m.metrics.items():
+                for key, value in values.items():
+                    metric, _, k = key.partition("@")
+                    if not k:
+                        continue
+                    rows.append(
+                        {
+                            "run": run_label(run),
+                            "protocol": run.protocol,
+                            "segment": segment,
+                            "model": m.name,
+                            "kind": model_kind(m.name),
+                            "metric": metric,
+                            "k": int(k),
+                            "value": value,
+                            "fit_seconds": m.fit_seconds,
+                        }
+                    )
+    cols = ["run", "protocol", "segment", "model", "kind", "metric", "k", "value", "fit_seconds"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def wide_table(run: Results, segment: str = "all") -> pd.DataFrame:
+    """Model x "metric@K" table (plus fit seconds) for one run and segment."""
+    rows = {
+        m.name: {k: v for k, v in m.metrics[segment].items() if "@" in k} | {"fit_s": m.fit_seconds}
+        for m in run.models
+        if segment in m.metrics
+    }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def warm_cold_frame(runs: Sequence[Results], metric: str, k: int) -> pd.DataFrame:
+    """Per model, the metric on warm items and on cold items, from whichever runs measure them.
+
+    A run with ``warm``/``cold`` segments gives both; otherwise a ``cold-items`` run's ``all``
+    segment is the cold figure and any other protocol's ``all`` segment the warm one.
+    """
+    rows = []
+    key = f"{metric}@{k}"
+    for run in runs:
+        for m in run.models:
+            if "warm" in m.metrics and "cold" in m.metrics:
+                pairs = [("warm", m.metrics["warm"]), ("cold", m.metrics["cold"])]
+            else:
+                pairs = [("cold" if run.protocol == "cold-items" else "warm", m.metrics["all"])]
+            for items, values in pairs:
+                if key in values:
+                    rows.append(
+                        {
+                            "model": m.name,
+                            "kind": model_kind(m.name),
+                            "items": items,
+                            "protocol": run.protocol,
+                            "value": values[key],
+                        }
+                    )
+    return pd.DataFrame(rows, columns=["model", "kind", "items", "protocol", "value"])
+
+
+# ------------------------------------------------------------------------- learned modality weights
+
+
+def _walk(obj: object, path: str = "") -> Iterator[tuple[str, object, dict | None]]:
+    """Every (path, value, parent dict) inside nested dicts."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            sub = f"{path}.{key}" if path else str(key)
+            yield sub, value, obj
+            yield from _walk(value, sub)
+
+
+def _numbers(value: object) -> np.ndarray | None:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return arr if arr.size and np.isfinite(arr).all() else None
+
+
+def weight_distributions(run: Results) -> pd.DataFrame:
+    """Learned per-user / per-item modality weights found in the models' ``extra_info``.
+
+    Recognised shapes (the models own their ``extra_info``; this reads what is there):
+    ``{modality: [w per user or item, ...]}`` and an ``(n, M)`` matrix next to a ``modalities``
+    list of length M. The group is the key path (e.g. ``user_weights``).
+    """
+    modalities = set(run.dataset.get("modalities", {}) or {})
+    rows = []
+    for m in run.models:
+        for path, value, parent in _walk(m.extra_info):
+            if isinstance(value, dict) and value and modalities and set(value) <= modalities:
+                arrays = {mod: _numbers(v) for mod, v in value.items()}
+                if all(a is not None and a.ndim == 1 and a.size > 1 for a in arrays.values()):
+                    for mod, arr in arrays.items():
+                        rows += [{"model": m.name, "group": path, "modality": mod, "weight": w} for w in arr]
+            elif isinstance(value, list) and parent is not None and not path.endswith("modalities"):
+                mods = parent.get("modalities")
+                arr = _numbers(value)
+                if isinstance(mods, list) and arr is not None and arr.ndim == 2 and arr.shape[1] == len(mods):
+                    for j, mod in enumerate(mods):
+                        rows += [{"model": m.name, "group": path, "modality": str(mod), "weight": w} for w in arr[:, j]]
+    return pd.DataFrame(rows, columns=["model", "group", "modality", "weight"])
+
+
+def fixed_weights(run: Results) -> pd.DataFrame:
+    """Single modality weight vectors (e.g. late fusion's tuned weights) from ``modality_weights``."""
+    rows = []
+    for m in run.models:
+        weights = m.extra_info.get("modality_weights")
+        if isinstance(weights, dict) and all(isinstance(v, (int, float)) for v in weights.values()):
+            rows += [{"model": m.name, "modality": k, "weight": float(v)} for k, v in weights.items()]
+    return pd.DataFrame(rows, columns=["model", "modality", "weight"])
+
+
+# ------------------------------------------------------------------------------------------ figures
+
+
+def bar_figure(frame: pd.DataFrame, metric: str, k: int, segment: str = "all") -> go.Figure:
+    """Models side by side on one metric at one K, one colour per kind of model, per run."""
+    import plotly.express as px
+
+    sub = frame[(frame.metric == metric) & (frame.k == k) & (frame.segment == segment)]
+    sub = sub.sort_values("value", ascending=False)
+    fig = px.bar(
+        sub,
+        x="model",
+        y="value",
+        color="kind",
+        facet_col="run",
+        text_auto=".3f",
+        title=f"{metric}@{k} ({segment} items)",
+    )
+    fig.update_layout(yaxis_title=f"{metric}@{k}", xaxis_title="")
+    fig.update_xaxes(matches=None, categoryorder="total descending")
+    return fig
+
+
+def line_figure(frame: pd.DataFrame, metric: str, segment: str = "all") -> go.Figure:
+    """One line per model over the cut-offs K."""
+    import plotly.express as px
+
+    sub = frame[(frame.metric == metric) & (frame.segment == segment)].sort_values("k")
+    fig = px.line(
+        sub,
+        x="k",
+        y="value",
+        color="model",
+        line_dash="kind",
+        facet_col="run",
+        markers=True,
+        title=f"{metric} by cut-off K ({segment} items)",
+    )
+    fig.update_layout(yaxis_title=metric, xaxis_title="K")
+    return fig
+
+
+def warm_cold_figure(frame: pd.DataFrame, metric: str, k: int) -> go.Figure:
+    import plotly.express as px
+
+    fig = px.bar(
+        frame,
+        x="model",
+        y="value",
+        color="items",
+        barmode="group",
+        hover_data=["protocol"],
+        color_discrete_map={"warm": "#d95f02", "cold": "#1b9e77"},
+        title=f"{metric}@{k}: warm items vs cold-start items",
+    )
+    fig.update_layout(yaxis_title=f"{metric}@{k}", xaxis_title="")
+    return fig
+
+
+def weights_figure(frame: pd.DataFrame) -> go.Figure:
+    """Distribution (box + points) of learned per-user/per-item weights for each modality."""
+    import plotly.express as px
+
+    fig = px.box(
+        frame,
+        x="modality",
+        y="weight",
+        color="model",
+        facet_col="group",
+        title="Learned modality weights (softmax, one value per user or item)",
+    )
+    fig.update_yaxes(range=[0, 1])
+    return fig
+
+
+def fixed_weights_figure(frame: pd.DataFrame) -> go.Figure:
+    import plotly.express as px
+
+    fig = px.bar(
+        frame,
+        x="model",
+        y="weight",
+        color="modality",
+        barmode="stack",
+        title="Modality weights (late fusion: tuned on validation)",
+    )
+    fig.update_yaxes(range=[0, 1])
+    return fig
+
+
+# ------------------------------------------------------------------------------------ sanity checks
+
+
+def _value(run: Results, model: str, key: str, segment: str = "all") -> float | None:
+    m = next((x for x in run.models if x.name == model), None)
+    return None if m is None else m.metrics.get(segment, {}).get(key)
+
+
+def _best(run: Results, kinds: Sequence[str], key: str) -> tuple[str, float] | None:
+    vals = [(m.name, m.metrics["all"].get(key, float("nan"))) for m in run.models if model_kind(m.name) in kinds]
+    vals = [v for v in vals if v[1] is not None and np.isfinite(v[1])]
+    return max(vals, key=lambda v: v[1]) if vals else None
+
+
+def sanity_checks(runs: Sequence[Results], k: int = 20) -> list[str]:
+    """The acceptance checks, worded as findings (PASS/FAIL/n.a.) with the figures behind them."""
+    key = f"recall@{k}"
+    lines = []
+    for run in runs:
+        tag = f"[{run_label(run)}]"
+        if run.protocol != "cold-items":
+            pop = _value(run, "popularity", key)
+            for bpr in ("bpr", "implicit-bpr"):
+                val = _value(run, bpr, key)
+                if pop is not None and val is not None:
+                    verdict = "PASS" if pop < val else "FAIL"
+                    lines.append(f"{tag} {verdict}: popularity {key} {pop:.4f} < {bpr} {val:.4f}")
+            ours, ref = _value(run, "bpr", key), _value(run, "implicit-bpr", key)
+            if ours is not None and ref is not None:
+                rel = (ours - ref) / ref if ref else float("inf")
+                verdict = "PASS" if abs(rel) <= 0.10 or ours > ref else "FAIL"
+                lines.append(f"{tag} {verdict}: our bpr {key} {ours:.4f} vs implicit-bpr {ref:.4f} ({rel:+.1%})")
+            elif ref is not None:
+                lines.append(f"{tag} n.a.: our bpr is not in this run (implicit-bpr {key} {ref:.4f})")
+        else:
+            base = [v for v in (_value(run, "popularity", key), _value(run, "random", key)) if v is not None]
+            for hybrid in ("hybrid-bpr", "hybrid-bce"):
+                val = _value(run, hybrid, key)
+                if val is not None and base:
+                    verdict = "PASS" if val > 2 * max(base) else "FAIL"
+                    lines.append(
+                        f"{tag} {verdict}: {hybrid} {key} {val:.4f} vs best of popularity/random "
+                        f"{max(base):.4f} (wide margin = more than 2x)"
+                    )
+        fused, single = _best(run, FUSED_KINDS, key), _best(run, ("single modality",), key)
+        if fused and single:
+            verdict = "PASS" if fused[1] > single[1] else "FAIL"
+            lines.append(
+                f"{tag} {verdict}: best fused {fused[0]} {key} {fused[1]:.4f} vs best single-modality "
+                f"{single[0]} {single[1]:.4f} ({(fused[1] - single[1]) / single[1]:+.1%})"
+            )
+    return lines

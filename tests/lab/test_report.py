@@ -1,0 +1,140 @@
+"""Report shaping and the Fusion lab page, on results from the two-cluster dataset.
+
+The attention entry is a results record made by hand (metrics copied from late fusion, per-user
+weights drawn at random): it exercises the weight-distribution chart without training a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recsys.lab import report
+from recsys.lab.evaluate import ModelResult, evaluate, save_results
+
+MODELS = ["random", "popularity", "itemknn", "content:text", "content:audio", "early-fusion", "late-fusion"]
+PAGE = Path(__file__).resolve().parents[2] / "pages" / "3_Fusion_lab.py"
+
+
+def _with_attention(run):
+    late = run.model("late-fusion")
+    w = np.random.default_rng(0).dirichlet([2.0, 1.0], size=62)
+    info = {
+        "modalities": ["text", "audio"],
+        "user_weights": w.tolist(),
+        "item_weights": {"text": w[:40, 0].tolist(), "audio": w[:40, 1].tolist()},
+    }
+    att = ModelResult("attention", "hand-made record", 0.1, 0.0, late.metrics, info)
+    return replace(run, models=[*run.models, att])
+
+
+@pytest.fixture(scope="module")
+def runs(two_clusters):
+    given = evaluate(two_clusters.dataset, "given", MODELS, ks=(5, 10))
+    cold = evaluate(two_clusters.dataset, "cold-items", MODELS, ks=(5, 10), seed=1)
+    return [_with_attention(given), cold]
+
+
+@pytest.fixture(scope="module")
+def results_file(runs, tmp_path_factory):
+    return save_results(tmp_path_factory.mktemp("lab") / "results.json", runs)
+
+
+def test_metrics_frame_is_long_and_complete(runs):
+    frame = report.metrics_frame(runs)
+    assert set(frame.metric) == {"recall", "ndcg", "precision", "map", "coverage", "diversity"}
+    assert set(frame.k) == {5, 10}
+    assert set(frame.protocol) == {"given", "cold-items"}
+    assert frame[frame.model == "content:text"].kind.iloc[0] == "single modality"
+
+
+def test_warm_cold_takes_cold_from_the_cold_protocol(runs):
+    wc = report.warm_cold_frame(runs, "recall", 10)
+    assert set(wc[wc.protocol == "cold-items"]["items"]) == {"cold"}
+    assert set(wc[wc.protocol == "given"]["items"]) == {"warm"}
+
+
+def test_weight_distributions_read_matrix_and_dict_shapes(runs):
+    dist = report.weight_distributions(runs[0])
+    assert set(dist.group) == {"user_weights", "item_weights"}
+    assert len(dist[dist.group == "user_weights"]) == 62 * 2
+    assert set(dist.modality) == {"text", "audio"}
+    fixed = report.fixed_weights(runs[0])
+    assert set(fixed.model) == {"early-fusion", "late-fusion"}
+    assert fixed.groupby("model").weight.sum().round(6).eq(1.0).all()
+
+
+def test_figures_build(runs):
+    frame = report.metrics_frame(runs)
+    assert report.bar_figure(frame, "recall", 10).data
+    assert report.line_figure(frame, "ndcg").data
+    assert report.warm_cold_figure(report.warm_cold_frame(runs, "recall", 10), "recall", 10).data
+    assert report.weights_figure(report.weight_distributions(runs[0])).data
+
+
+def test_sanity_checks_compare_fused_with_single_modality(runs):
+    lines = report.sanity_checks(runs, k=10)
+    assert any("best fused" in line and "given" in line for line in lines)
+    assert any("best fused" in line and "cold-items" in line for line in lines)
+
+
+def test_page_shows_charts_and_tables(results_file):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.session_state["results_path"] = str(results_file)
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) >= 5  # bar, line, warm/cold, weight distribution, tuned weights
+    assert len(at.dataframe) == 2  # one table per run (given has only the "all" segment here)
+    assert any("cold-start items" in c.value for c in at.caption)
+    assert at.success or at.warning
+
+
+def test_page_explains_a_missing_file(tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.session_state["results_path"] = str(tmp_path / "none.json")
+    at.run()
+    assert not at.exception
+    assert any("No results file" in i.value for i in at.info)
+
+
+def test_page_switches_results_files(results_file, runs, tmp_path):
+    """Loading another file resets the run selection to the new file's runs."""
+    from streamlit.testing.v1 import AppTest
+
+    other = save_results(tmp_path / "other.json", runs[1:])
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.session_state["results_path"] = str(results_file)
+    at.run()
+    at.text_input(key="results_path").set_value(str(other)).run()
+    assert not at.exception
+    assert at.main.multiselect[0].value == ["two-clusters / cold-items"]
+    assert len(at.get("plotly_chart")) >= 3
+
+
+def test_page_runs_an_evaluation(two_clusters, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    ds = two_clusters.dataset
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    rows = "\n".join(f"{u}\t{i}\t1\t{s}" for u, i, s in zip(ds.users, ds.items, ds.split, strict=True))
+    (folder / "toy.inter").write_text("userID\titemID\trating\tx_label\n" + rows + "\n")
+    for m, f in ds.item_features.items():
+        np.save(folder / f"{m}.npy", f)
+    at = AppTest.from_file(str(PAGE), default_timeout=120)
+    at.session_state["mode"] = "Run an evaluation"
+    at.session_state["dataset_dir"] = str(folder)
+    at.run()
+    assert any("press *Run*" in i.value for i in at.info)
+    at.multiselect(key="models").set_value(["popularity", "content:text", "late-fusion"])
+    at.button(key="run").click().run()
+    assert not at.exception, at.exception
+    assert at.main.multiselect[0].value == ["toy / given", "toy / cold-items"]
+    assert len(at.get("plotly_chart")) >= 4
