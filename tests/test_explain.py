@@ -64,9 +64,10 @@ def test_leave_one_modality_out(engine):
     text_drop = next(d for d in only_text if d.modality == "text")
     assert text_drop.rank_after is None and text_drop.change is None and text_drop.note
     # disabled modalities are not dropped again
-    assert [
-        d.modality for d in explain.leave_one_modality_out(engine, query, "car", {**ALL, "audio": 0.0})
-    ] == ["text", "image"]
+    assert [d.modality for d in explain.leave_one_modality_out(engine, query, "car", {**ALL, "audio": 0.0})] == [
+        "text",
+        "image",
+    ]
 
 
 def test_change_sign():
@@ -121,15 +122,36 @@ def test_aligned_concepts_need_an_aligned_image_space(engine):
     assert explain.aligned_concepts(engine, "apple") == []  # fake image space is 3-d, text is 64-d
     text_vecs, _ = engine.item_vectors("text")
     engine.indexes["image"].shared = text_vecs.copy()  # pretend images were aligned onto their text
-    concepts = explain.aligned_concepts(
-        engine, "car", vocabulary=["cars", "fruit", "a blue racing car"], top=2
-    )
+    concepts = explain.aligned_concepts(engine, "car", vocabulary=["cars", "fruit", "a blue racing car"], top=2)
     assert concepts[0].name == "a blue racing car"
     assert explain.concept_vocabulary(engine)[:3] == ["amphibians", "animals", "cars"]
 
 
 def test_leave_one_modality_out_notes_modalities_the_query_lacks(engine):
-    drops = {
-        d.modality: d for d in explain.leave_one_modality_out(engine, Query(text="a red apple"), "apple", ALL)
-    }
+    drops = {d.modality: d for d in explain.leave_one_modality_out(engine, Query(text="a red apple"), "apple", ALL)}
     assert "no image side" in drops["image"].note and "no audio side" in drops["audio"].note
+
+
+@pytest.fixture
+def aligned_engine(tmp_path, monkeypatch):
+    from fakes import FakeColourAligner
+
+    encs = fake_encoders()
+    names = {"minilm": "text", "efficientnet-lite0": "image", "aisfx": "audio"}
+    monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[names[name]])
+    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeColourAligner(text))
+    root = build_catalogue(tmp_path / "cat")
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "c"), image_aligner="fake")
+    return pipeline.build_engine(load_catalogue(root), config)
+
+
+def test_aligned_engine_explanations(aligned_engine):
+    query = Query(text="blue")
+    rec, rank, shares = explain.pair_breakdown(aligned_engine, query, "car", ALL)
+    assert rank == 1 and {s.pair for s in shares} == {"text", "text->image"}
+    by_pair = {s.pair: s for s in shares}
+    assert by_pair["text->image"].similarity == pytest.approx(1.0, abs=1e-5)  # aligned onto the word "blue"
+    concepts = explain.aligned_concepts(aligned_engine, "car", query, vocabulary=["red", "blue", "green"], top=1)
+    assert concepts[0].name == "blue" and concepts[0].query_similarity == pytest.approx(1.0, abs=1e-5)
+    drops = {d.modality: d for d in explain.leave_one_modality_out(aligned_engine, query, "car", ALL)}
+    assert drops["image"].rank_after is not None and drops["image"].note.startswith("the query has no image")

@@ -109,3 +109,21 @@ def test_query_vector_matches_the_map_layout(engine):
     assert int(np.argmax(fused @ q)) == engine.catalogue.index_of("apple")
     assert query_vector(engine, Query(text="a red apple"), "image") is None  # no image side, not aligned
     assert query_vector(engine, Query(likes=("car",)), "image") is not None
+
+
+def test_aligned_spaces_share_one_block_and_queries_cross_over(tmp_path, monkeypatch):
+    from fakes import FakeColourAligner
+
+    encs = fake_encoders()
+    names = {"minilm": "text", "efficientnet-lite0": "image", "aisfx": "audio"}
+    monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[names[name]])
+    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeColourAligner(text))
+    root = build_catalogue(tmp_path / "cat")
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "c"), image_aligner="fake")
+    engine = pipeline.build_engine(load_catalogue(root), config)
+    fused, _ = catalogue_vectors(engine, FUSED)
+    assert fused.shape == (6, 64 + 16)  # text and aligned images in one 64-d block, audio apart
+    image_vecs, idx = catalogue_vectors(engine, "image")
+    q = query_vector(engine, Query(text="blue"), "image")  # a text query lands on the image map
+    assert q is not None
+    assert engine.catalogue.items[idx[int(np.argmax(image_vecs @ q))]].id == "car"
