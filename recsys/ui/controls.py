@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -30,28 +30,55 @@ def category_options(categories: list[str]) -> list[str]:
     return sorted(out)
 
 
+SAVED_PREFIX = "saved-"
+
+
+def _remember(key: str, value: Any) -> Any:
+    """Keep a widget's value outside the widget: Streamlit drops widget state when the page changes."""
+    st.session_state[SAVED_PREFIX + key] = value
+    return value
+
+
+def _saved(key: str, default: Any) -> Any:
+    return st.session_state.get(SAVED_PREFIX + key, default)
+
+
 def sidebar_controls(engine: RecommendationEngine) -> Controls:
     """One weight slider per modality (0 disables it), the fusion strategy, K and a category filter.
 
-    Widget keys are fixed so every page sees (and changes) the same values.
+    Every page draws the same controls; their values follow the user from page to page.
     """
     from recsys.fusion import STRATEGIES
 
     st.sidebar.subheader("Fusion")
-    weights = {
-        m: st.sidebar.slider(
-            f"{m} weight", 0.0, 1.0, 1.0, 0.05, key=f"weight-{m}", help="0 disables this modality"
+    weights = {}
+    for m in engine.item_modalities:
+        key = f"weight-{m}"
+        value = st.sidebar.slider(
+            f"{m} weight", 0.0, 1.0, float(_saved(key, 1.0)), 0.05, key=key, help="0 disables this modality"
         )
-        for m in engine.item_modalities
-    }
-    strategy = st.sidebar.selectbox(
-        "Strategy",
-        STRATEGIES,
-        key="strategy",
-        help="early: one cosine in the fused space; late: weighted sum of "
-        "per-pair cosines; rrf: reciprocal rank fusion",
+        weights[m] = _remember(key, value)
+    strategy = _remember(
+        "strategy",
+        st.sidebar.selectbox(
+            "Strategy",
+            STRATEGIES,
+            index=STRATEGIES.index(_saved("strategy", STRATEGIES[0])),
+            key="strategy",
+            help="early: one cosine in the fused space; late: weighted sum of "
+            "per-pair cosines; rrf: reciprocal rank fusion",
+        ),
     )
-    k = st.sidebar.slider("Results (K)", 1, 40, 12, key="k")
+    k = _remember("k", st.sidebar.slider("Results (K)", 1, 40, int(_saved("k", 12)), key="k"))
     options = [ALL_CATEGORIES, *category_options(engine.catalogue.categories)]
-    category = st.sidebar.selectbox("Category", options, key="category")
+    saved_category = _saved("category", ALL_CATEGORIES)
+    category = _remember(
+        "category",
+        st.sidebar.selectbox(
+            "Category",
+            options,
+            index=options.index(saved_category) if saved_category in options else 0,
+            key="category",
+        ),
+    )
     return Controls(weights, strategy, int(k), None if category == ALL_CATEGORIES else category)

@@ -16,9 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
 QUERY_ID = "__query__"
 
 
-def map_frame(
-    catalogue: Catalogue, indices: np.ndarray, coords: np.ndarray, result_ids: Sequence[str]
-) -> pd.DataFrame:
+def map_frame(catalogue: Catalogue, indices: np.ndarray, coords: np.ndarray, result_ids: Sequence[str]) -> pd.DataFrame:
     """One row per mapped item: coordinates, id, title, category, top category, rank in the last results."""
     ranks = {item_id: r for r, item_id in enumerate(result_ids, start=1)}
     rows = []
@@ -110,9 +108,7 @@ def selected_ids(event: Mapping[str, Any] | Any) -> list[str]:
     selection = event.get("selection") if isinstance(event, Mapping) else getattr(event, "selection", None)
     if not selection:
         return []
-    points = (
-        selection.get("points", []) if isinstance(selection, Mapping) else getattr(selection, "points", [])
-    )
+    points = selection.get("points", []) if isinstance(selection, Mapping) else getattr(selection, "points", [])
     out: list[str] = []
     for point in points or []:
         custom = point.get("customdata") if isinstance(point, Mapping) else None

@@ -97,3 +97,14 @@ def test_first_start_shows_build_progress_and_later_starts_do_not(fake_app, monk
     texts.clear()
     fake_app().run()  # a new session in the same process: the engine is cached
     assert texts == []
+
+
+def test_controls_follow_the_user_to_another_page(fake_app):
+    at = fake_app().run()
+    at.text_input(key="query-text").set_value("a red apple").run()
+    at.slider(key="weight-image").set_value(0.25).run()
+    at.selectbox(key="strategy").set_value("late").run()
+    at.button(key="card-why-apple").click().run()  # switch page: widget state is dropped by Streamlit
+    assert at.title[0].value.endswith("Why this item?")
+    assert at.slider(key="weight-image").value == 0.25
+    assert at.selectbox(key="strategy").value == "late"

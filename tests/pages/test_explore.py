@@ -17,10 +17,7 @@ def figure(at) -> dict:
     assert charts, "no plotly chart on the page"
     spec = json.loads(charts[0].proto.spec)
     return {
-        "data": [
-            {"name": t.get("name"), "x": _array(t["x"]), "customdata": t.get("customdata")}
-            for t in spec["data"]
-        ]
+        "data": [{"name": t.get("name"), "x": _array(t["x"]), "customdata": t.get("customdata")} for t in spec["data"]]
     }
 
 
@@ -91,9 +88,7 @@ def test_box_selection_lists_items_and_likes_them(fake_app, monkeypatch):
     import streamlit as st
 
     original = st.plotly_chart
-    event = {
-        "selection": {"points": [{"customdata": ["car"]}, {"customdata": ["taxi"]}], "box": [], "lasso": []}
-    }
+    event = {"selection": {"points": [{"customdata": ["car"]}, {"customdata": ["taxi"]}], "box": [], "lasso": []}}
 
     def plotly_chart(fig, *args, **kwargs):
         original(fig, *args, **kwargs)
