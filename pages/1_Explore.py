@@ -10,9 +10,7 @@ from recsys.ui import cards, explore, resources, state
 from recsys.ui.controls import sidebar_controls
 from recsys.ui.thumbs import thumbnail
 
-st.set_page_config(
-    page_title="Explore · multimodal recsys", page_icon=":material/scatter_plot:", layout="wide"
-)
+st.set_page_config(page_title="Explore · multimodal recsys", page_icon=":material/scatter_plot:", layout="wide")
 st.title(":material/scatter_plot: Explore the embedding space")
 
 engine = resources.get_engine()
@@ -29,12 +27,8 @@ source = left.selectbox(
     help="fused: the items' weighted modalities together (as early fusion sees them)",
 )
 with right.expander("UMAP parameters", expanded=False):
-    n_neighbors = st.slider(
-        "n_neighbors", 2, 100, 15, key="umap-neighbors", help="larger = more global structure"
-    )
-    min_dist = st.slider(
-        "min_dist", 0.0, 1.0, 0.1, 0.05, key="umap-min-dist", help="smaller = tighter clusters"
-    )
+    n_neighbors = st.slider("n_neighbors", 2, 100, 15, key="umap-neighbors", help="larger = more global structure")
+    min_dist = st.slider("min_dist", 0.0, 1.0, 0.1, 0.05, key="umap-min-dist", help="smaller = tighter clusters")
     metric = st.selectbox("metric", METRICS, key="umap-metric")
 
 try:
@@ -46,7 +40,7 @@ except InputError as exc:
 
 query_xy = None
 if last is not None:
-    qv = query_vector(engine, last.query, source, last.weights)
+    qv = query_vector(engine, last.query, source, controls.weights)
     if qv is not None:
         query_xy = projection.transform(qv[None, :])[0]
 frame = explore.map_frame(engine.catalogue, indices, projection.coords, last.result_ids if last else ())
@@ -66,7 +60,7 @@ event = st.plotly_chart(
     selection_mode=("points", "box", "lasso"),
 )
 
-ids = explore.selected_ids(event)
+ids = [i for i in explore.selected_ids(event) if i in set(frame["id"])]  # a stale selection may hold other ids
 if not ids:
     st.info("Select points (click, box or lasso) to list them here and like them.")
     st.stop()

@@ -20,7 +20,7 @@ st.set_page_config(
 st.title(":material/psychology_alt: Why this item?")
 
 engine = resources.get_engine()
-sidebar_controls(engine)
+controls = sidebar_controls(engine)
 with st.sidebar:
     cards.render_profile(engine.catalogue)
 catalogue = engine.catalogue
@@ -36,8 +36,7 @@ item_id = st.selectbox(
     index=ids.index(preset) if preset in ids else 0,
     key="why-item-select",
     format_func=lambda i: (
-        catalogue.item(i).title
-        + (f"  (#{last.result_ids.index(i) + 1})" if last and i in last.result_ids else "")
+        catalogue.item(i).title + (f"  (#{last.result_ids.index(i) + 1})" if last and i in last.result_ids else "")
     ),
 )
 item = catalogue.item(item_id)
@@ -65,13 +64,13 @@ else:
         query.dislikes
     )
     st.markdown(
-        f"**Query:** {', '.join(parts)} · {last.strategy} fusion · weights "
-        + ", ".join(f"{m} {w:g}" for m, w in last.weights.items())
+        f"**Query:** {', '.join(parts)} · {controls.strategy} fusion · weights "
+        + ", ".join(f"{m} {w:g}" for m, w in controls.weights.items())
     )
     try:
-        rec, rank, shares = explain.pair_breakdown(engine, query, item_id, last.weights, last.strategy)
-        drops = explain.leave_one_modality_out(engine, query, item_id, last.weights, last.strategy)
-        words = explain.word_importance(engine, query, item_id, last.weights, last.strategy)
+        rec, rank, shares = explain.pair_breakdown(engine, query, item_id, controls.weights, controls.strategy)
+        drops = explain.leave_one_modality_out(engine, query, item_id, controls.weights, controls.strategy)
+        words = explain.word_importance(engine, query, item_id, controls.weights, controls.strategy)
     except InputError as exc:
         st.error(str(exc))
         st.stop()

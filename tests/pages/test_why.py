@@ -68,3 +68,17 @@ def test_leave_one_modality_out_ranks_with_a_liked_item(fake_app):
     assert set(drops.index) == {"text", "image", "audio"}
     assert drops["rank without it"].notna().all()
     assert all(c == "same" or c[0] in "▲▼" for c in drops["change"])
+
+
+def test_moving_a_weight_on_this_page_re_explains(fake_app):
+    at = run_query(fake_app, "green fruit")
+    at.button(key="card-like-frog").click().run()  # image and sound join the query
+    why = fake_app("pages/2_Why_this_item.py")
+    why.session_state["last_search"] = at.session_state["last_search"]
+    why.run()
+    before = frames(why)[0].set_index("pair (query → item)")["contribution"]
+    why.slider(key="weight-image").set_value(0.0).run()
+    assert not why.exception
+    after = frames(why)[0].set_index("pair (query → item)")["contribution"]
+    assert before["image"] != 0 and after["image"] == 0
+    assert any("image 0" in m.value for m in why.markdown if m.value.startswith("**Query:**"))
