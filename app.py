@@ -11,9 +11,7 @@ from recsys.recommend import Query
 from recsys.ui import cards, resources, state, uploads
 from recsys.ui.controls import sidebar_controls
 
-st.set_page_config(
-    page_title="Recommend · multimodal recsys", page_icon=":material/recommend:", layout="wide"
-)
+st.set_page_config(page_title="Recommend · multimodal recsys", page_icon=":material/recommend:", layout="wide")
 st.title(":material/recommend: Recommend")
 
 engine = resources.get_engine()
@@ -57,9 +55,7 @@ if image is not None or audio is not None:
         shown[1].audio(audio.samples, sample_rate=audio.sample_rate)
         shown[1].caption(f"your sound ({audio.seconds:.1f} s)")
 
-query = Query(
-    text=text or None, image=image, audio=audio, likes=tuple(profile.likes), dislikes=tuple(profile.dislikes)
-)
+query = Query(text=text or None, image=image, audio=audio, likes=tuple(profile.likes), dislikes=tuple(profile.dislikes))
 if query.is_empty():
     if st.session_state.get("searched") or upload_errors:
         st.error("The query is empty: type some text, upload an image or a sound, or like an item.")
@@ -89,6 +85,6 @@ state.set_last_search(
         scores=tuple(r.score for r in results),
     ),
 )
-st.subheader(f"{len(results)} results")
+st.subheader(f"{len(results)} results" + (f" for “{query.text.strip()}”" if query.text else ""))
 st.caption(f"{controls.strategy} fusion · scored in {elapsed * 1000:.0f} ms")
 cards.render_grid(results)

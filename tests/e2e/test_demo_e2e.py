@@ -36,6 +36,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 START_TIMEOUT_S = 1200  # a first start encodes the whole catalogue
+ALL_IMAGES_LOADED = "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)"
 
 
 def free_port() -> int:
@@ -91,19 +92,18 @@ def browser():
 
 def wait_idle(page, timeout_ms: int = 60_000) -> None:
     """Wait until Streamlit has finished the current script run (its status widget goes away)."""
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms
-    )
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
 
 
 def screenshot(page, name: str) -> None:
     """Whole-page screenshot: Streamlit scrolls inside its main block, so grow the viewport to fit it."""
     height = page.evaluate(
-        "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], "
-        "[data-testid=\"stAppViewContainer\"], section.main')].map(e => e.scrollHeight), 900)"
+        '() => Math.max(...[...document.querySelectorAll(\'[data-testid="stMain"], '
+        '[data-testid="stAppViewContainer"], section.main\')].map(e => e.scrollHeight), 900)'
     )
     page.set_viewport_size({"width": 1500, "height": min(int(height) + 40, 5000)})
-    page.wait_for_timeout(800)  # let images and plotly re-layout
+    page.wait_for_timeout(500)  # let plotly re-layout
+    page.wait_for_function(ALL_IMAGES_LOADED, timeout=30_000)  # lazy thumbnails below the old fold
     page.screenshot(path=str(SHOTS / name), full_page=True)
     page.set_viewport_size({"width": 1500, "height": 1100})
 
@@ -122,15 +122,15 @@ def test_query_results_explore_and_why(server, browser):
         box.fill(text)
         started = time.perf_counter()
         box.press("Enter")
-        first = page.locator("[data-testid='stMarkdownContainer'] strong", has_text="1. ").first
-        first.wait_for(timeout=30_000)
+        page.get_by_role("heading", name=f"results for “{text}”").wait_for(timeout=30_000)
         page.wait_for_function(
             "t => [...document.querySelectorAll('[data-testid=\"stMarkdownContainer\"] strong')]"
             ".some(e => e.textContent.startsWith('1. ') && e.textContent.includes(t))",
             arg=expected, timeout=30_000,
         )  # fmt: skip
-        wait_idle(page)
+        page.wait_for_function(ALL_IMAGES_LOADED, timeout=30_000)
         timings.append(time.perf_counter() - started)
+        wait_idle(page)
     titles = page.locator("[data-testid='stMarkdownContainer'] strong").all_inner_texts()
     ranked = [t for t in titles if t[:1].isdigit() and ". " in t]
     assert ranked[0].startswith("1. Apple"), ranked
