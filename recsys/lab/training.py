@@ -266,6 +266,16 @@ def normalise_features(features: dict[str, np.ndarray], n_items: int) -> tuple[l
     return names, out
 
 
+def make_projection(d_in: int, dim: int, hidden: int = 0) -> torch.nn.Module:
+    """A modality's map into the shared space: linear without bias (so dropping its input row equals
+    dropping its output row), or a one-hidden-layer GELU MLP when ``hidden > 0``."""
+    import torch
+
+    if hidden <= 0:
+        return torch.nn.Linear(d_in, dim, bias=False)
+    return torch.nn.Sequential(torch.nn.Linear(d_in, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, dim, bias=False))
+
+
 def score_in_batches(score_batch: ScoreFn, users: np.ndarray, batch_size: int = 2048) -> np.ndarray:
     """Concatenate ``score_batch`` over user batches (bounded memory for large catalogues)."""
     users = np.asarray(users, dtype=np.int64)
