@@ -54,6 +54,7 @@ class AttentionFusion(Recommender):
         eval_every: int = 2,
         patience: int = 5,
         init_std: float = 0.01,
+        feature_dim: int | None = None,
         device: str | None = None,
     ) -> None:
         if mode not in MODES:
@@ -67,6 +68,7 @@ class AttentionFusion(Recommender):
         self.content_reg = content_reg
         self.bias_dropout = bias_dropout
         self.init_std = init_std
+        self.feature_dim = feature_dim
         self.config = TrainConfig(
             epochs=epochs, batch_size=batch_size, lr=lr, eval_every=eval_every, patience=patience, device=device
         )
@@ -133,7 +135,9 @@ class AttentionFusion(Recommender):
 
         check_train_data(data.train, self.name)
         start = time.perf_counter()
-        self.modalities, feats = normalise_features(data.item_features, data.n_items)
+        self.modalities, feats = normalise_features(
+            data.item_features, data.n_items, self.feature_dim, data.seed
+        )
         rng = seed_everything(data.seed)
         device = self._device = resolve_device(self.config.device)
         self._module = module = self._build(data.n_users, data.n_items, [f.shape[1] for f in feats]).to(device)

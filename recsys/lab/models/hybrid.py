@@ -54,6 +54,7 @@ class HybridMF(Recommender):
         eval_every: int = 2,
         patience: int = 5,
         init_std: float = 0.01,
+        feature_dim: int | None = None,
         device: str | None = None,
     ) -> None:
         if loss not in LOSSES:
@@ -68,6 +69,7 @@ class HybridMF(Recommender):
         self.free_dropout = free_dropout
         self.feature_dropout = feature_dropout
         self.init_std = init_std
+        self.feature_dim = feature_dim
         self.config = TrainConfig(
             epochs=epochs, batch_size=batch_size, lr=lr, eval_every=eval_every, patience=patience, device=device
         )
@@ -86,7 +88,9 @@ class HybridMF(Recommender):
 
         check_train_data(data.train, self.name)
         start = time.perf_counter()
-        self.modalities, feats = normalise_features(data.item_features, data.n_items)
+        self.modalities, feats = normalise_features(
+            data.item_features, data.n_items, self.feature_dim, data.seed
+        )
         rng = seed_everything(data.seed)
         device = self._device = resolve_device(self.config.device)
         module = torch.nn.ModuleDict({
