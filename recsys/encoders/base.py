@@ -37,9 +37,7 @@ class Encoder(abc.ABC):
     def encode(self, inputs: Sequence[Any], batch_size: int = 32) -> np.ndarray:
         """Return an ``(len(inputs), dim)`` float32 array whose rows have unit L2 norm."""
         if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
-            raise InputError(
-                f"{type(self).__name__}.encode expects a list of inputs, got {type(inputs).__name__}."
-            )
+            raise InputError(f"{type(self).__name__}.encode expects a list of inputs, got {type(inputs).__name__}.")
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}.")
         if len(inputs) == 0:
@@ -63,9 +61,7 @@ class Encoder(abc.ABC):
                 )
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(encoder_id={self.encoder_id!r}, dim={self.dim}, device={self.device!r})"
-        )
+        return f"{type(self).__name__}(encoder_id={self.encoder_id!r}, dim={self.dim}, device={self.device!r})"
 
 
 @runtime_checkable

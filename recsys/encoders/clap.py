@@ -92,8 +92,14 @@ class ClapAudioEncoder(_ClapTower):
 
         per_clip = [self._windows(a.samples, a.sample_rate) for a in batch]
         flat = [w for clip in per_clip for w in clip]
+        # Windows never exceed max_length_s, so neither mode crops at random; the mode must match
+        # the model (fusion models take 4 stacked mels, the others one).
+        fusion = bool(getattr(self.loaded.model.config.audio_config, "enable_fusion", False))
         features = self.loaded.processor.feature_extractor(
-            flat, sampling_rate=self.sample_rate, return_tensors="pt"
+            flat,
+            sampling_rate=self.sample_rate,
+            return_tensors="pt",
+            truncation="fusion" if fusion else "rand_trunc",
         )
         inputs = {k: v.to(self.device) for k, v in features.items() if k in ("input_features", "is_longer")}
         with torch.inference_mode():

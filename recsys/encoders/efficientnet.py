@@ -115,8 +115,7 @@ class EfficientNetLite0Encoder(Encoder):
         from PIL import Image
 
         arrays = [
-            np.asarray(img.convert("RGB").resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BICUBIC))
-            for img in images
+            np.asarray(img.convert("RGB").resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BICUBIC)) for img in images
         ]
         x = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
         return (x - self._mean) / self._std
@@ -125,9 +124,7 @@ class EfficientNetLite0Encoder(Encoder):
         import torch
 
         with torch.inference_mode():
-            feats = self.model.forward_head(
-                self.model.forward_features(self._pixels(images)), pre_logits=True
-            )
+            feats = self.model.forward_head(self.model.forward_features(self._pixels(images)), pre_logits=True)
             probs = self.model.get_classifier()(feats).softmax(dim=-1)
         return feats.float().cpu().numpy(), probs.float().cpu().numpy()
 
@@ -138,9 +135,7 @@ class EfficientNetLite0Encoder(Encoder):
         """ImageNet-1k probabilities, ``(n, 1000)`` float32, columns in ``class_names`` order."""
         return self.encode_and_predict(images, batch_size)[1]
 
-    def encode_and_predict(
-        self, images: Sequence[Any], batch_size: int = 32
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def encode_and_predict(self, images: Sequence[Any], batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings and class probabilities from one forward pass (half the cost of calling both)."""
         if len(images) == 0:
             return np.zeros((0, self.dim), np.float32), np.zeros((0, len(self.class_names)), np.float32)

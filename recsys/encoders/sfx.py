@@ -38,8 +38,7 @@ def checkpoint_path() -> Path:
     path = Path(inference.get_path_modelWeights())
     if not path.is_file():
         raise MissingWeightsError(
-            f"The aisfx checkpoint {path} is missing; reinstall it: "
-            f"pip install --no-deps --force-reinstall {PACKAGE}"
+            f"The aisfx checkpoint {path} is missing; reinstall it: pip install --no-deps --force-reinstall {PACKAGE}"
         )
     return path
 
@@ -80,9 +79,7 @@ def windows(spec: np.ndarray) -> np.ndarray:
 
     size = inference.EMB_BLOCK_LENGTH
     hop = max(1, round(size * WINDOW_HOP))
-    return preprocessing.blocking(spec, block_size=size, hop_size=hop, drop_partial_block=True).astype(
-        np.float32
-    )
+    return preprocessing.blocking(spec, block_size=size, hop_size=hop, drop_partial_block=True).astype(np.float32)
 
 
 class AisfxEncoder(Encoder):
@@ -99,8 +96,8 @@ class AisfxEncoder(Encoder):
         # The checkpoint pickles numpy scalars in ds_dict, so weights_only=True refuses it; it is the
         # file shipped inside the installed package, not user input.
         state, ds_dict = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model = inference.load_bestModel(state, ds_dict, "cpu")
-        self.model = model.embedding_net.to(device).eval()
+        # The package's CrossNet; only its get_embedding (the shared trunk) is used, not the heads.
+        self.model = inference.load_bestModel(state, ds_dict, "cpu").to(device).eval()
         self.device = device
         self.sample_rate = int(inference.SAMPLE_RATE)
         self.encoder_id = f"audio/aisfx@{file_sha(ckpt)}"
@@ -117,7 +114,7 @@ class AisfxEncoder(Encoder):
         with torch.inference_mode():
             for start in range(0, len(blocks), MAX_WINDOWS_PER_FORWARD):
                 x = torch.from_numpy(blocks[start : start + MAX_WINDOWS_PER_FORWARD]).to(self.device)
-                out.append(self.model(x).float().cpu().numpy())
+                out.append(self.model.get_embedding(x).float().cpu().numpy())
         return np.concatenate(out, axis=0)
 
     def _encode_batch(self, batch: list[Any]) -> np.ndarray:

