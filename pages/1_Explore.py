@@ -65,7 +65,9 @@ if not ids:
     st.info("Select points (click, box or lasso) to list them here and like them.")
     st.stop()
 st.subheader(f"{len(ids)} selected")
-chosen = frame.set_index("id").loc[ids, ["title", "category", "rank"]].reset_index()
+chosen = (
+    frame.set_index("id").loc[ids, ["title", "category", "rank"]].reset_index().rename(columns={"rank": "result #"})
+)
 st.dataframe(chosen, hide_index=True, width="stretch")
 previews = [engine.catalogue.item(i) for i in ids if engine.catalogue.item(i).image is not None][:8]
 if previews:

@@ -95,6 +95,18 @@ def wait_idle(page, timeout_ms: int = 60_000) -> None:
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
 
 
+def lasso(page, area) -> None:
+    """Draw a lasso around the middle of a plotly plot area with the mouse, as a person would."""
+    box = area.bounding_box()
+    cx, cy, rx, ry = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["width"] / 4, box["height"] / 4
+    path = [(cx - rx, cy - ry), (cx + rx, cy - ry), (cx + rx, cy + ry), (cx - rx, cy + ry), (cx - rx, cy - ry)]
+    page.mouse.move(*path[0])
+    page.mouse.down()
+    for x, y in path[1:]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+
+
 def screenshot(page, name: str) -> None:
     """Whole-page screenshot: Streamlit scrolls inside its main block, so grow the viewport to fit it."""
     height = page.evaluate(
@@ -148,6 +160,11 @@ def test_query_results_explore_and_why(server, browser):
     page.locator(".js-plotly-plot").first.wait_for(timeout=300_000)  # first map: UMAP fit + numba
     wait_idle(page, 300_000)
     page.get_by_text("the star is your last query").wait_for()
+    lasso(page, page.locator(".js-plotly-plot .nsewdrag").first)
+    page.get_by_role("heading", name="selected").wait_for(timeout=60_000)
+    wait_idle(page)
+    page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=30_000)  # the selection as a table
+    page.get_by_role("button", name="Like these").wait_for()
     screenshot(page, "2_explore.png")
 
     page.get_by_role("link", name="Why this item").click()
