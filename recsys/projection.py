@@ -94,6 +94,7 @@ def project(
         min_dist=params.min_dist,
         metric=params.metric,
         random_state=params.random_state,
+        n_jobs=1,  # a fixed seed runs single-threaded anyway; saying so silences the warning
         init="spectral" if len(vectors) > params.n_neighbors + 2 else "random",
     )
     coords = np.asarray(reducer.fit_transform(vectors), dtype=np.float32)

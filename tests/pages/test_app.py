@@ -108,3 +108,11 @@ def test_controls_follow_the_user_to_another_page(fake_app):
     assert at.title[0].value.endswith("Why this item?")
     assert at.slider(key="weight-image").value == 0.25
     assert at.selectbox(key="strategy").value == "late"
+
+
+def test_a_missing_catalogue_is_a_message_not_a_traceback(fake_app, monkeypatch, tmp_path):
+    monkeypatch.setenv("RECSYS_CATALOGUE", str(tmp_path / "nowhere"))
+    for page in ("app.py", "pages/1_Explore.py", "pages/2_Why_this_item.py"):
+        at = fake_app(page).run()
+        assert not at.exception
+        assert any(e.value.startswith("The recommender could not start:") for e in at.error)
