@@ -116,3 +116,15 @@ def test_a_missing_catalogue_is_a_message_not_a_traceback(fake_app, monkeypatch,
         at = fake_app(page).run()
         assert not at.exception
         assert any(e.value.startswith("The recommender could not start:") for e in at.error)
+
+
+def test_dislike_pushes_similar_items_down(fake_app):
+    at = fake_app().run()
+    at.text_input(key="query-text").set_value("a car").run()
+    before = at.session_state["last_search"].result_ids
+    assert set(before[:2]) == {"car", "taxi"}
+    at.button(key="card-dislike-taxi").click().run()
+    assert at.session_state["profile"].dislikes == ["taxi"]
+    after = at.session_state["last_search"].result_ids
+    assert "taxi" not in after and after[0] == "car"
+    assert any("Disliked" in m.value and "Taxi" in m.value for m in at.sidebar.markdown)
