@@ -44,7 +44,9 @@ audio_file = col_audio.file_uploader(
 if st.button("Recommend", type="primary", key="recommend"):
     st.session_state["searched"] = True
 
-image, audio, upload_errors = uploads.query_media(image_file, audio_file)
+image, audio, upload_errors = uploads.query_media(
+    image_file, audio_file, resources.decode_image, resources.decode_audio
+)
 for message in upload_errors:
     st.error(message)
 if image is not None or audio is not None:

@@ -111,3 +111,19 @@ def get_projection(vectors, params: ProjectionParams) -> Projection:
     key = input_hash(vectors, params)
     with st.spinner("Computing the map (UMAP); cached afterwards..."):
         return _projection(key, vectors, params, str(cache_dir() / "projections"))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def decode_image(name: str, data: bytes):
+    """Cached :func:`recsys.ui.uploads.decode_image_upload` (errors are not cached)."""
+    from recsys.ui.uploads import decode_image_upload
+
+    return decode_image_upload(name, data)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def decode_audio(name: str, data: bytes):
+    """Cached :func:`recsys.ui.uploads.decode_audio_upload`: long clips take a while to decode."""
+    from recsys.ui.uploads import decode_audio_upload
+
+    return decode_audio_upload(name, data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from recsys.errors import InputError
@@ -69,20 +70,29 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def query_media(image_file: Any, audio_file: Any) -> tuple[Image.Image | None, Audio | None, list[str]]:
+def query_media(
+    image_file: Any,
+    audio_file: Any,
+    decode_image: Callable[[str, bytes], Image.Image] | None = None,
+    decode_audio: Callable[[str, bytes], Audio] | None = None,
+) -> tuple[Image.Image | None, Audio | None, list[str]]:
     """Decode the uploaded files (objects with ``name`` and ``getvalue()``, e.g. Streamlit's UploadedFile).
 
     A bad file becomes a message and is left out of the query; the other inputs still count.
+    The decoders default to :func:`decode_image_upload` / :func:`decode_audio_upload` (the app
+    passes cached ones so a rerun does not decode the same file again).
     """
+    decode_image = decode_image or decode_image_upload
+    decode_audio = decode_audio or decode_audio_upload
     image, audio, errors = None, None, []
     if image_file is not None:
         try:
-            image = decode_image_upload(image_file.name, image_file.getvalue())
+            image = decode_image(image_file.name, image_file.getvalue())
         except InputError as exc:
             errors.append(str(exc))
     if audio_file is not None:
         try:
-            audio = decode_audio_upload(audio_file.name, audio_file.getvalue())
+            audio = decode_audio(audio_file.name, audio_file.getvalue())
         except InputError as exc:
             errors.append(str(exc))
     return image, audio, errors
