@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+import torch
 from fakes import build_catalogue, fake_encoders
 from streamlit.testing.v1 import AppTest
 
@@ -29,9 +30,11 @@ def fake_app(tmp_path, monkeypatch):
     monkeypatch.setenv("RECSYS_CACHE_DIR", str(tmp_path / "cache"))
     st.cache_resource.clear()
     st.cache_data.clear()
+    threads = torch.get_num_threads()  # the app sets 1 for queries; leave other tests as they were
 
     def make(page: str = "app.py") -> AppTest:
         return AppTest.from_file(str(REPO / page), default_timeout=60)
 
     yield make
     st.cache_resource.clear()
+    torch.set_num_threads(threads)
