@@ -54,13 +54,9 @@ def _run_section() -> list[Results]:
     from recsys.lab.protocols import PROTOCOLS
     from recsys.lab.registry import default_models
 
-    folder = st.sidebar.text_input(
-        "Dataset folder", value=str(SHARED / "datasets" / "lfm2k"), key="dataset_dir"
-    )
+    folder = st.sidebar.text_input("Dataset folder", value=str(SHARED / "datasets" / "lfm2k"), key="dataset_dir")
     fmt = st.sidebar.selectbox("Format", ["mmrec", "recbole"], key="dataset_format")
-    protocols = st.sidebar.multiselect(
-        "Protocols", PROTOCOLS, default=["given", "cold-items"], key="protocols"
-    )
+    protocols = st.sidebar.multiselect("Protocols", PROTOCOLS, default=["given", "cold-items"], key="protocols")
     modalities = _dataset_modalities(folder, fmt)
     available = default_models(modalities)
     models = st.sidebar.multiselect("Models", available, default=available, key="models")
@@ -100,9 +96,7 @@ def main() -> None:
     if not runs:
         st.stop()
     for r in runs:  # every figure on this page carries its protocol
-        st.caption(
-            f"**{report.run_label(r)}** - {r.description} - {r.split.get('test_users', '?')} test users"
-        )
+        st.caption(f"**{report.run_label(r)}** - {r.description} - {r.split.get('test_users', '?')} test users")
 
     ks = sorted({k for r in runs for k in r.ks})
     c1, c2, c3 = st.columns(3)

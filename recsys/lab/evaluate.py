@@ -24,7 +24,7 @@ from recsys.datasets import InteractionDataset
 from recsys.errors import DatasetError, RecsysError
 from recsys.lab.metrics import MetricAccumulator, unit_rows
 from recsys.lab.protocols import Split, make_split
-from recsys.lab.registry import create_model, default_models, spec_for
+from recsys.lab.registry import create_model, default_models, is_available, spec_for
 
 RESULTS_FORMAT = "recsys-lab-results/1"
 DEFAULT_KS = (10, 20, 50)
@@ -182,9 +182,14 @@ def evaluate(
         raise RecsysError("No models to evaluate.")
     if any(k < 1 for k in ks):
         raise RecsysError(f"Cut-offs must be positive integers, got {list(ks)}.")
-    for name in names:  # fail before any training on an unknown name or missing features
+    for name in names:  # fail before any training on an unknown name, a missing module or features
         if spec_for(name).needs_features and not dataset.item_features:
             raise DatasetError(f"Model {name!r} needs item features, but dataset {dataset.name} has none.")
+        if not is_available(name):
+            raise RecsysError(
+                f"Model {name!r} is registered but its module {spec_for(name).module} is not installed "
+                "in this checkout; leave it out of --models."
+            )
     split = split or make_split(dataset, protocol, seed=seed)
     features = diversity_features(dataset)
     say = progress or (lambda _msg: None)

@@ -248,7 +248,7 @@ def fixed_weights_figure(frame: pd.DataFrame) -> go.Figure:
         y="weight",
         color="modality",
         barmode="stack",
-        title="Modality weights (late fusion: tuned on validation)",
+        title="Modality weights of the fusion models (tuned on validation unless uniform)",
     )
     fig.update_yaxes(range=[0, 1])
     return fig

@@ -88,6 +88,18 @@ def test_unknown_and_unavailable_models_fail_before_training(two_clusters):
         evaluate(two_clusters.dataset, "given", ["content"])
 
 
+def test_registered_model_without_its_module_fails_clearly(two_clusters, monkeypatch):
+    from recsys.lab import registry
+
+    ghost = registry.ModelSpec("recsys.lab.models.not_written_yet:Ghost", "a model from an unmerged branch")
+    monkeypatch.setitem(registry.MODELS, "ghost", ghost)
+    assert "ghost" not in registry.default_models(["text"])
+    with pytest.raises(RecsysError, match="not installed in this checkout"):
+        evaluate(two_clusters.dataset, "given", ["popularity", "ghost"])
+    with pytest.raises(RecsysError, match="not installed in this checkout"):
+        registry.create_model("ghost")
+
+
 def test_cli_prints_table_and_writes_json(tmp_path, capsys, two_clusters):
     ds = two_clusters.dataset
     folder = tmp_path / "toy"

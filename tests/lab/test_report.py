@@ -24,8 +24,13 @@ def _with_attention(run):
     w = np.random.default_rng(0).dirichlet([2.0, 1.0], size=62)
     info = {
         "modalities": ["text", "audio"],
-        "user_weights": w.tolist(),
-        "item_weights": {"text": w[:40, 0].tolist(), "audio": w[:40, 1].tolist()},
+        "attention_weights": {  # (n, M) matrices beside their modalities, as AttentionFusion reports
+            "modalities": ["text", "audio"],
+            "per_user": w.tolist(),
+            "per_item": w[:40].tolist(),
+            "mean": w.mean(axis=0).tolist(),
+        },
+        "item_weights": {"text": w[:40, 0].tolist(), "audio": w[:40, 1].tolist()},  # {modality: [w]}
     }
     att = ModelResult("attention", "hand-made record", 0.1, 0.0, late.metrics, info)
     return replace(run, models=[*run.models, att])
@@ -59,8 +64,8 @@ def test_warm_cold_takes_cold_from_the_cold_protocol(runs):
 
 def test_weight_distributions_read_matrix_and_dict_shapes(runs):
     dist = report.weight_distributions(runs[0])
-    assert set(dist.group) == {"user_weights", "item_weights"}
-    assert len(dist[dist.group == "user_weights"]) == 62 * 2
+    assert set(dist.group) == {"attention_weights.per_user", "attention_weights.per_item", "item_weights"}
+    assert len(dist[dist.group == "attention_weights.per_user"]) == 62 * 2
     assert set(dist.modality) == {"text", "audio"}
     fixed = report.fixed_weights(runs[0])
     assert set(fixed.model) == {"early-fusion", "late-fusion"}

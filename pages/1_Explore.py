@@ -1,0 +1,90 @@
+"""Explore: the catalogue on a 2-D UMAP map with the query and its results; select items to list or like."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from recsys.errors import InputError
+from recsys.projection import FUSED, METRICS, ProjectionParams, catalogue_vectors, query_vector
+from recsys.ui import cards, explore, resources, state
+from recsys.ui.controls import sidebar_controls
+from recsys.ui.thumbs import thumbnail
+
+st.set_page_config(page_title="Explore · multimodal recsys", page_icon=":material/scatter_plot:", layout="wide")
+st.title(":material/scatter_plot: Explore the embedding space")
+
+engine = resources.get_engine()
+controls = sidebar_controls(engine)
+with st.sidebar:
+    cards.render_profile(engine.catalogue)
+last = state.get_last_search(st.session_state)
+
+left, right = st.columns([1, 2])
+source = left.selectbox(
+    "Map of",
+    [FUSED, *engine.item_modalities],
+    key="map-source",
+    help="fused: the items' weighted modalities together (as early fusion sees them)",
+)
+with right.expander("UMAP parameters", expanded=False):
+    n_neighbors = st.slider("n_neighbors", 2, 100, 15, key="umap-neighbors", help="larger = more global structure")
+    min_dist = st.slider("min_dist", 0.0, 1.0, 0.1, 0.05, key="umap-min-dist", help="smaller = tighter clusters")
+    metric = st.selectbox("metric", METRICS, key="umap-metric")
+
+try:
+    vectors, indices = catalogue_vectors(engine, source, controls.weights)
+    projection = resources.get_projection(vectors, ProjectionParams(n_neighbors, min_dist, metric))
+except InputError as exc:
+    st.error(str(exc))
+    st.stop()
+
+query_xy = None
+if last is not None:
+    qv = query_vector(engine, last.query, source, controls.weights)
+    if qv is not None:
+        query_xy = projection.transform(qv[None, :])[0]
+frame = explore.map_frame(engine.catalogue, indices, projection.coords, last.result_ids if last else ())
+st.caption(
+    f"{len(frame)} items on the {source} map · "
+    + (
+        "the star is your last query, ringed numbers its results"
+        if last
+        else "run a query on the Recommend page to see it and its results here"
+    )
+    + " · drag a box or lasso to select items"
+)
+event = st.plotly_chart(
+    explore.map_figure(frame, query_xy),
+    key="map",
+    on_select="rerun",
+    selection_mode=("points", "box", "lasso"),
+)
+
+ids = [i for i in explore.selected_ids(event) if i in set(frame["id"])]  # a stale selection may hold other ids
+if not ids:
+    st.info("Select points (click, box or lasso) to list them here and like them.")
+    st.stop()
+st.subheader(f"{len(ids)} selected")
+chosen = (
+    frame.set_index("id").loc[ids, ["title", "category", "rank"]].reset_index().rename(columns={"rank": "result #"})
+)
+st.dataframe(chosen, hide_index=True, width="stretch")
+previews = [engine.catalogue.item(i) for i in ids if engine.catalogue.item(i).image is not None][:8]
+if previews:
+    for col, item in zip(st.columns(8), previews, strict=False):
+        col.image(thumbnail(item.image), caption=item.title, width="stretch")
+
+
+def _like_all(item_ids: list[str]) -> None:
+    profile = state.get_profile(st.session_state)
+    for item_id in item_ids:
+        profile.like(item_id)
+
+
+st.button(
+    f"Like these {len(ids)} items",
+    icon=":material/thumb_up:",
+    key="like-selected",
+    on_click=_like_all,
+    args=(ids,),
+)

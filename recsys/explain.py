@@ -1,0 +1,271 @@
+"""Why was this item recommended? Explanations computed from the engine's own scores.
+
+Every figure here comes from re-running the engine (leave-one-modality-out, leave-one-word-out)
+or reading its vectors, so an explanation can never disagree with the ranking it explains.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from recsys.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from recsys.recommend import Query, Recommendation, RecommendationEngine
+
+
+@dataclass(frozen=True)
+class PairShare:
+    """One (query modality -> item modality) pair: raw cosine, contribution and share of the fused score."""
+
+    pair: str
+    similarity: float  # nan when the item or the query lacks that modality
+    contribution: float
+    share: float  # contribution / fused score (nan when the score is 0)
+
+
+@dataclass(frozen=True)
+class ModalityDrop:
+    """Rank of the item with one modality's weight set to 0 (rank None: no longer ranked)."""
+
+    modality: str
+    rank_before: int | None
+    rank_after: int | None
+    score_after: float | None
+    note: str = ""
+
+    @property
+    def change(self) -> int | None:
+        """Positive = the item moves up (to a better rank) without this modality."""
+        if self.rank_before is None or self.rank_after is None:
+            return None
+        return self.rank_before - self.rank_after
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    item_id: str
+    title: str
+    similarity: float
+
+
+@dataclass(frozen=True)
+class Label:
+    """A predicted ImageNet label or aligned concept, with its similarity to the query text if any."""
+
+    name: str
+    score: float
+    query_similarity: float | None = None
+
+
+@dataclass(frozen=True)
+class WordImportance:
+    """How much the item's fused score drops when this query word is left out."""
+
+    word: str
+    importance: float
+
+
+def default_weights(engine: RecommendationEngine, weights: Mapping[str, float] | None) -> dict[str, float]:
+    """Explicit weights for every modality (missing ones at 1.0, the engine's default)."""
+    mods = list(dict.fromkeys([*engine.item_modalities, *(weights or {})]))
+    return {m: float((weights or {}).get(m, 1.0)) for m in mods}
+
+
+def full_ranking(
+    engine: RecommendationEngine,
+    query: Query,
+    weights: Mapping[str, float] | None = None,
+    strategy: str = "early",
+) -> list[Recommendation]:
+    """Every rankable item, best first (liked / disliked items are excluded by the engine)."""
+    return engine.recommend(
+        query, weights=dict(weights) if weights else None, strategy=strategy, k=len(engine.catalogue.items)
+    )
+
+
+def _find(ranking: list[Recommendation], item_id: str) -> tuple[int | None, Recommendation | None]:
+    for pos, rec in enumerate(ranking, start=1):
+        if rec.item.id == item_id:
+            return pos, rec
+    return None, None
+
+
+def pair_breakdown(
+    engine: RecommendationEngine,
+    query: Query,
+    item_id: str,
+    weights: Mapping[str, float] | None = None,
+    strategy: str = "early",
+) -> tuple[Recommendation | None, int | None, list[PairShare]]:
+    """The item's recommendation (None if not ranked), its 1-based rank and the per-pair breakdown."""
+    idx = engine.catalogue.index_of(item_id)
+    rank, rec = _find(full_ranking(engine, query, weights, strategy), item_id)
+    sims = engine.pair_similarities(query)
+    contributions = rec.contributions if rec is not None else {}
+    score = rec.score if rec is not None else 0.0
+    rows = []
+    for pair in dict.fromkeys([*sims, *contributions]):
+        sim = float(sims[pair][idx]) if pair in sims else math.nan
+        contrib = float(contributions.get(pair, 0.0))
+        share = contrib / score if score else math.nan
+        rows.append(PairShare(pair=pair, similarity=sim, contribution=contrib, share=share))
+    return rec, rank, rows
+
+
+def leave_one_modality_out(
+    engine: RecommendationEngine,
+    query: Query,
+    item_id: str,
+    weights: Mapping[str, float] | None = None,
+    strategy: str = "early",
+) -> list[ModalityDrop]:
+    """For each modality with a weight > 0: the item's rank when that weight goes to 0."""
+    full = default_weights(engine, weights)
+    rank_before, _ = _find(full_ranking(engine, query, full, strategy), item_id)
+    query_sides = set(engine.query_vectors(query))
+    out = []
+    for mod, w in full.items():
+        if w <= 0:
+            continue
+        dropped = {**full, mod: 0.0}
+        try:
+            ranking = full_ranking(engine, query, dropped, strategy)
+        except InputError as exc:  # e.g. no modality left, or the query only had this one
+            out.append(ModalityDrop(mod, rank_before, None, None, note=str(exc)))
+            continue
+        rank_after, rec = _find(ranking, item_id)
+        note = "" if rec else "not ranked without it"
+        if rec and mod not in query_sides:
+            note = f"the query has no {mod} side: only the items' {mod} is switched off"
+        out.append(ModalityDrop(mod, rank_before, rank_after, rec.score if rec else None, note=note))
+    return out
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.where(n > 0, n, 1.0)
+
+
+def nearest_neighbours(engine: RecommendationEngine, item_id: str, k: int = 5) -> dict[str, list[Neighbour]]:
+    """The item's ``k`` nearest catalogue items by cosine, separately in each modality it has."""
+    idx = engine.catalogue.index_of(item_id)
+    items = engine.catalogue.items
+    out: dict[str, list[Neighbour]] = {}
+    for mod in engine.item_modalities:
+        vecs, mask = engine.item_vectors(mod)
+        mask = np.asarray(mask, dtype=bool)
+        if not mask[idx]:
+            continue
+        vecs = _unit(np.asarray(vecs, dtype=np.float32))
+        sims = vecs @ vecs[idx]
+        sims[~mask] = -np.inf
+        sims[idx] = -np.inf
+        order = np.argsort(-sims, kind="stable")[:k]
+        out[mod] = [
+            Neighbour(items[j].id, items[j].title, float(sims[j])) for j in order if np.isfinite(sims[j])
+        ]
+    return out
+
+
+def _query_text_similarity(
+    engine: RecommendationEngine, query: Query, names: list[str]
+) -> list[float | None]:
+    if not query.text or not query.text.strip() or engine.text_encoder is None or not names:
+        return [None] * len(names)
+    vecs = _unit(np.asarray(engine.text_encoder.encode([query.text, *names]), dtype=np.float32))
+    return [float(s) for s in vecs[1:] @ vecs[0]]
+
+
+def image_labels(
+    engine: RecommendationEngine, item_id: str, query: Query | None = None, top: int = 5
+) -> list[Label]:
+    """Top ImageNet labels the image classifier predicts for the item's image (empty without one).
+
+    With a text query, each label also gets its cosine to the query text: the labels that are
+    both likely and close to the query are the ones a label bridge matched on.
+    """
+    item = engine.catalogue.item(item_id)
+    clf = engine.image_classifier
+    if clf is None or item.image is None:
+        return []
+    from recsys.media import load_image
+
+    probs = np.asarray(clf.predict_proba([load_image(item.image)]), dtype=np.float64)[0]
+    order = np.argsort(-probs)[:top]
+    names = [str(clf.class_names[i]) for i in order]
+    qsims = _query_text_similarity(engine, query, names) if query is not None else [None] * len(names)
+    return [Label(n, float(probs[i]), q) for n, i, q in zip(names, order, qsims, strict=True)]
+
+
+def concept_vocabulary(engine: RecommendationEngine) -> list[str]:
+    """Concepts to read an aligned image against: every segment of every catalogue category path."""
+    words = set()
+    for cat in engine.catalogue.categories:
+        words.update(seg.replace("_", " ").strip() for seg in str(cat).split("/") if seg.strip())
+    return sorted(words)
+
+
+def aligned_concepts(
+    engine: RecommendationEngine,
+    item_id: str,
+    query: Query | None = None,
+    vocabulary: list[str] | None = None,
+    top: int = 5,
+) -> list[Label]:
+    """Concepts nearest to the item's image in the shared (text) space; empty if images are not aligned."""
+    if "image" not in engine.item_modalities or engine.text_encoder is None:
+        return []
+    idx = engine.catalogue.index_of(item_id)
+    vecs, mask = engine.item_vectors("image")
+    if not np.asarray(mask, dtype=bool)[idx] or np.asarray(vecs).shape[1] != engine.text_encoder.dim:
+        return []
+    vocab = vocabulary if vocabulary is not None else concept_vocabulary(engine)
+    if not vocab:
+        return []
+    concept_vecs = _unit(np.asarray(engine.text_encoder.encode(vocab), dtype=np.float32))
+    sims = concept_vecs @ _unit(np.asarray(vecs[idx], dtype=np.float32))
+    order = np.argsort(-sims)[:top]
+    names = [vocab[i] for i in order]
+    qsims = _query_text_similarity(engine, query, names) if query is not None else [None] * len(names)
+    return [Label(n, float(sims[i]), q) for n, i, q in zip(names, order, qsims, strict=True)]
+
+
+_WORD = re.compile(r"\S+")
+
+
+def word_importance(
+    engine: RecommendationEngine,
+    query: Query,
+    item_id: str,
+    weights: Mapping[str, float] | None = None,
+    strategy: str = "early",
+) -> list[WordImportance]:
+    """Leave-one-word-out: the drop in the item's fused score when each query word is removed."""
+    if not query.text or not query.text.strip():
+        return []
+    words = _WORD.findall(query.text)
+    _, rec = _find(full_ranking(engine, query, weights, strategy), item_id)
+    if rec is None:
+        return []
+    out = []
+    for i, word in enumerate(words):
+        rest = " ".join(words[:i] + words[i + 1 :])
+        variant = dataclasses.replace(query, text=rest or None)
+        if variant.is_empty():
+            score = 0.0  # nothing left to match on
+        else:
+            try:
+                _, other = _find(full_ranking(engine, variant, weights, strategy), item_id)
+            except InputError:
+                other = None
+            score = other.score if other is not None else 0.0
+        out.append(WordImportance(word, float(rec.score - score)))
+    return out

@@ -1,0 +1,105 @@
+"""The Explore page under AppTest: the map, the query marker, parameters, selection -> table -> like."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from recsys.ui.explore import QUERY_ID, selected_ids
+
+
+def figure(at) -> dict:
+    """The displayed figure as plain lists (plotly 6 ships arrays base64-encoded in the spec)."""
+    charts = at.get("plotly_chart")
+    assert charts, "no plotly chart on the page"
+    spec = json.loads(charts[0].proto.spec)
+    return {
+        "data": [{"name": t.get("name"), "x": _array(t["x"]), "customdata": t.get("customdata")} for t in spec["data"]]
+    }
+
+
+def _array(value) -> list:
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).tolist()
+    return list(value)
+
+
+def test_map_shows_every_item_coloured_by_category(fake_app):
+    at = fake_app("pages/1_Explore.py").run(timeout=180)
+    assert not at.exception
+    spec = figure(at)
+    names = {t["name"] for t in spec["data"]}
+    assert {"food", "vehicles", "animals", "symbols"} <= names
+    assert sum(len(t["x"]) for t in spec["data"]) == 6
+    assert any("run a query" in c.value for c in at.caption)
+
+
+def test_query_marker_and_results_after_a_search(fake_app):
+    at = fake_app().run()
+    at.text_input(key="query-text").set_value("a red apple").run()
+    explore = fake_app("pages/1_Explore.py")
+    explore.session_state["last_search"] = at.session_state["last_search"]
+    explore.run(timeout=180)
+    assert not explore.exception
+    traces = {t["name"]: t for t in figure(explore)["data"]}
+    assert "your query" in traces and traces["your query"]["customdata"] == [[QUERY_ID]]
+    assert traces["results"]["customdata"][0] == ["apple"]
+
+
+def test_changing_umap_parameters_redraws(fake_app):
+    at = fake_app("pages/1_Explore.py").run(timeout=180)
+    before = figure(at)["data"][0]["x"]
+    at.slider(key="umap-min-dist").set_value(0.9).run(timeout=180)
+    at.selectbox(key="map-source").set_value("text").run(timeout=180)
+    assert not at.exception
+    assert figure(at)["data"][0]["x"] != before
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (None, []),
+        ({"selection": {"points": []}}, []),
+        (
+            {
+                "selection": {
+                    "points": [
+                        {"customdata": ["car"]},
+                        {"customdata": ["taxi"]},
+                        {"customdata": ["car"]},
+                        {"customdata": [QUERY_ID]},
+                    ]
+                }
+            },
+            ["car", "taxi"],
+        ),
+        ({"selection": {"points": [{"customdata": "frog"}]}}, ["frog"]),
+    ],
+)
+def test_selected_ids_reads_plotly_events(event, expected):
+    assert selected_ids(event) == expected
+
+
+def test_box_selection_lists_items_and_likes_them(fake_app, monkeypatch):
+    """AppTest cannot drag a lasso: the chart returns the selection a browser would send."""
+    import streamlit as st
+
+    original = st.plotly_chart
+    event = {"selection": {"points": [{"customdata": ["car"]}, {"customdata": ["taxi"]}], "box": [], "lasso": []}}
+
+    def plotly_chart(fig, *args, **kwargs):
+        original(fig, *args, **kwargs)
+        return event
+
+    monkeypatch.setattr(st, "plotly_chart", plotly_chart)
+    at = fake_app("pages/1_Explore.py").run(timeout=180)
+    assert not at.exception
+    assert "2 selected" in [s.value for s in at.subheader]
+    table = at.dataframe[0].value
+    assert list(table["title"]) == ["Car", "Taxi"]
+    at.button(key="like-selected").click().run(timeout=180)
+    assert at.session_state["profile"].likes == ["car", "taxi"]
+    assert any("Liked" in m.value and "Car" in m.value and "Taxi" in m.value for m in at.sidebar.markdown)

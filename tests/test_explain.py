@@ -1,0 +1,157 @@
+"""Explanations on the six-item fake catalogue (tests/fakes.py), where the right answers are known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from fakes import build_catalogue, fake_encoders
+
+from recsys import explain, pipeline
+from recsys.catalogue import load_catalogue
+from recsys.recommend import Query
+
+ALL = {"text": 1.0, "image": 1.0, "audio": 1.0}
+
+
+@pytest.fixture
+def engine(tmp_path, monkeypatch):
+    encs = fake_encoders()
+    names = {"minilm": "text", "efficientnet-lite0": "image", "aisfx": "audio"}
+    monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[names[name]])
+    root = build_catalogue(tmp_path / "cat")
+    return pipeline.build_engine(load_catalogue(root), pipeline.PipelineConfig(cache_dir=str(tmp_path / "c")))
+
+
+@pytest.mark.parametrize("strategy", ["early", "late", "rrf"])
+def test_breakdown_matches_the_engine_and_shares_sum_to_one(engine, strategy):
+    query = Query(text="a green fruit", likes=("frog",))
+    top = engine.recommend(query, weights=ALL, strategy=strategy, k=1)[0]
+    rec, rank, shares = explain.pair_breakdown(engine, query, top.item.id, ALL, strategy)
+    assert rank == 1 and rec.score == pytest.approx(top.score)
+    assert sum(s.contribution for s in shares) == pytest.approx(top.score, abs=1e-5)
+    assert sum(s.share for s in shares if not math.isnan(s.share)) == pytest.approx(1.0, abs=1e-4)
+    sims = engine.pair_similarities(query)
+    idx = engine.catalogue.index_of(top.item.id)
+    for s in shares:
+        if s.pair in sims:
+            assert s.similarity == pytest.approx(float(sims[s.pair][idx]))
+
+
+def test_liked_item_is_not_ranked(engine):
+    rec, rank, _ = explain.pair_breakdown(engine, Query(text="fruit", likes=("lime",)), "lime", ALL)
+    assert rec is None and rank is None
+
+
+def test_leave_one_modality_out(engine):
+    # text says "frog", the liked car brings a blue image and its sound
+    query = Query(text="a green frog", likes=("car",))
+
+    def rank(weights):
+        return [r.item.id for r in engine.recommend(query, weights=weights, k=6)].index("frog") + 1
+
+    drops = {d.modality: d for d in explain.leave_one_modality_out(engine, query, "frog", ALL)}
+    assert set(drops) == {"text", "image", "audio"}
+    for mod, drop in drops.items():
+        assert drop.rank_before == rank(ALL)
+        assert drop.rank_after == rank({**ALL, mod: 0.0})
+        assert drop.change == drop.rank_before - drop.rank_after
+    assert drops["text"].change < 0  # the text pulls the frog up
+    assert drops["image"].change > 0  # the liked car's blue image holds the green frog back
+    # a text-only query has nothing left without text: reported, not raised
+    only_text = explain.leave_one_modality_out(engine, Query(text="a blue racing car"), "car", ALL)
+    text_drop = next(d for d in only_text if d.modality == "text")
+    assert text_drop.rank_after is None and text_drop.change is None and text_drop.note
+    # disabled modalities are not dropped again
+    assert [d.modality for d in explain.leave_one_modality_out(engine, query, "car", {**ALL, "audio": 0.0})] == [
+        "text",
+        "image",
+    ]
+
+
+def test_change_sign():
+    assert explain.ModalityDrop("image", 5, 2, 0.3).change == 3  # moved up
+    assert explain.ModalityDrop("image", 2, 5, 0.3).change == -3
+
+
+def test_nearest_neighbours_per_modality(engine):
+    nbs = explain.nearest_neighbours(engine, "lime", k=2)
+    assert set(nbs) == {"text", "image", "audio"}
+    assert nbs["image"][0].item_id == "frog"  # both green squares
+    assert all(nb.item_id != "lime" for rows in nbs.values() for nb in rows)
+    sims = [nb.similarity for nb in nbs["text"]]
+    assert sims == sorted(sims, reverse=True)
+    assert set(explain.nearest_neighbours(engine, "note")) == {"text"}  # note has no image or sound
+
+
+def test_word_importance_leave_one_word_out(engine):
+    words = explain.word_importance(engine, Query(text="yellow taxi banana"), "taxi", ALL)
+    imp = {w.word: w.importance for w in words}
+    assert list(imp) == ["yellow", "taxi", "banana"]
+    assert imp["taxi"] > 0 and imp["yellow"] > 0
+    assert imp["banana"] < imp["taxi"]  # a word the item does not have matters least (or hurts)
+    assert explain.word_importance(engine, Query(likes=("car",)), "taxi", ALL) == []
+
+
+class FakeClassifier:
+    """A two-class 'classifier' on mean colour: red vs green."""
+
+    class_names = ["red thing", "green thing"]
+
+    def predict_proba(self, images):
+        out = []
+        for img in images:
+            r, g, _ = np.asarray(img.convert("RGB"), dtype=float).reshape(-1, 3).mean(0)
+            out.append([r / (r + g), g / (r + g)])
+        return np.array(out)
+
+
+def test_image_labels_with_query_similarity(engine):
+    assert explain.image_labels(engine, "apple") == []  # the fake image encoder has no classifier head
+    engine.query_encoders["image"].predict_proba = FakeClassifier().predict_proba
+    engine.query_encoders["image"].class_names = FakeClassifier.class_names
+    labels = explain.image_labels(engine, "apple", Query(text="red"), top=2)
+    assert [lab.name for lab in labels] == ["red thing", "green thing"]
+    assert labels[0].score > 0.8
+    assert labels[0].query_similarity > labels[1].query_similarity
+    assert explain.image_labels(engine, "note") == []  # no image
+
+
+def test_aligned_concepts_need_an_aligned_image_space(engine):
+    assert explain.aligned_concepts(engine, "apple") == []  # fake image space is 3-d, text is 64-d
+    text_vecs, _ = engine.item_vectors("text")
+    engine.indexes["image"].shared = text_vecs.copy()  # pretend images were aligned onto their text
+    concepts = explain.aligned_concepts(engine, "car", vocabulary=["cars", "fruit", "a blue racing car"], top=2)
+    assert concepts[0].name == "a blue racing car"
+    assert explain.concept_vocabulary(engine)[:3] == ["amphibians", "animals", "cars"]
+
+
+def test_leave_one_modality_out_notes_modalities_the_query_lacks(engine):
+    drops = {d.modality: d for d in explain.leave_one_modality_out(engine, Query(text="a red apple"), "apple", ALL)}
+    assert "no image side" in drops["image"].note and "no audio side" in drops["audio"].note
+
+
+@pytest.fixture
+def aligned_engine(tmp_path, monkeypatch):
+    from fakes import FakeColourAligner
+
+    encs = fake_encoders()
+    names = {"minilm": "text", "efficientnet-lite0": "image", "aisfx": "audio"}
+    monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[names[name]])
+    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeColourAligner(text))
+    root = build_catalogue(tmp_path / "cat")
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "c"), image_aligner="fake")
+    return pipeline.build_engine(load_catalogue(root), config)
+
+
+def test_aligned_engine_explanations(aligned_engine):
+    query = Query(text="blue")
+    rec, rank, shares = explain.pair_breakdown(aligned_engine, query, "car", ALL)
+    assert rank == 1 and {s.pair for s in shares} == {"text", "text->image"}
+    by_pair = {s.pair: s for s in shares}
+    assert by_pair["text->image"].similarity == pytest.approx(1.0, abs=1e-5)  # aligned onto the word "blue"
+    concepts = explain.aligned_concepts(aligned_engine, "car", query, vocabulary=["red", "blue", "green"], top=1)
+    assert concepts[0].name == "blue" and concepts[0].query_similarity == pytest.approx(1.0, abs=1e-5)
+    drops = {d.modality: d for d in explain.leave_one_modality_out(aligned_engine, query, "car", ALL)}
+    assert drops["image"].rank_after is not None and drops["image"].note.startswith("the query has no image")

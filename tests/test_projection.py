@@ -1,0 +1,129 @@
+"""UMAP maps: shape, disk cache keyed by input hash, transform of a query, vectors per source."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fakes import build_catalogue, fake_encoders
+
+from recsys import pipeline
+from recsys.catalogue import load_catalogue
+from recsys.errors import InputError
+from recsys.projection import (
+    FUSED,
+    ProjectionParams,
+    catalogue_vectors,
+    input_hash,
+    project,
+    query_vector,
+)
+from recsys.recommend import Query
+
+
+def clusters(n_per: int = 20, d: int = 16, seed: int = 0) -> np.ndarray:
+    """Two well separated Gaussian blobs."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(0, 0.1, (n_per, d)) + 3.0 * np.eye(d)[0]
+    b = rng.normal(0, 0.1, (n_per, d)) - 3.0 * np.eye(d)[0]
+    return np.vstack([a, b]).astype(np.float32)
+
+
+@pytest.fixture
+def engine(tmp_path, monkeypatch):
+    encs = fake_encoders()
+    names = {"minilm": "text", "efficientnet-lite0": "image", "aisfx": "audio"}
+    monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[names[name]])
+    root = build_catalogue(tmp_path / "cat")
+    return pipeline.build_engine(load_catalogue(root), pipeline.PipelineConfig(cache_dir=str(tmp_path / "c")))
+
+
+def test_map_separates_clusters_and_places_a_query_in_its_cluster(tmp_path):
+    x = clusters()
+    proj = project(x, ProjectionParams(n_neighbors=5, metric="euclidean"), cache_dir=tmp_path)
+    assert proj.coords.shape == (40, 2)
+    ca, cb = proj.coords[:20].mean(0), proj.coords[20:].mean(0)
+    q = proj.transform(x[:1] + 0.01)[0]
+    assert np.linalg.norm(q - ca) < np.linalg.norm(q - cb)
+
+
+def test_cache_hit_on_same_inputs_and_miss_on_changed_parameters(tmp_path):
+    x = clusters()
+    params = ProjectionParams(n_neighbors=5)
+    first = project(x, params, cache_dir=tmp_path)
+    files = sorted(tmp_path.iterdir())
+    assert len(files) == 1 and first.key in files[0].name
+    mtime = files[0].stat().st_mtime_ns
+    again = project(x, params, cache_dir=tmp_path)
+    assert np.array_equal(first.coords, again.coords)
+    assert files[0].stat().st_mtime_ns == mtime  # read, not refitted
+    project(x, ProjectionParams(n_neighbors=6), cache_dir=tmp_path)
+    project(x[:-1], params, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("umap-*.pkl"))) == 3
+    assert not list(tmp_path.glob(".*tmp"))  # atomic writes leave no temporaries
+
+
+def test_corrupt_cache_entry_is_refitted(tmp_path):
+    x = clusters()
+    params = ProjectionParams(n_neighbors=5)
+    (tmp_path / f"umap-{input_hash(x, params)}.pkl").write_bytes(b"garbage")
+    assert project(x, params, cache_dir=tmp_path).coords.shape == (40, 2)
+
+
+def test_hash_depends_on_values_and_parameters():
+    x = clusters()
+    h = input_hash(x, ProjectionParams())
+    assert h == input_hash(x.copy(), ProjectionParams())
+    assert h != input_hash(x + 1e-3, ProjectionParams())
+    assert h != input_hash(x, ProjectionParams(min_dist=0.5))
+
+
+@pytest.mark.parametrize("kwargs", [{"n_neighbors": 1}, {"min_dist": 2.0}, {"metric": "bogus"}])
+def test_bad_parameters_are_input_errors(kwargs):
+    with pytest.raises(InputError):
+        ProjectionParams(**kwargs)
+
+
+def test_too_few_points_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="at least 4"):
+        project(np.ones((3, 4), dtype=np.float32), cache_dir=tmp_path)
+
+
+def test_vectors_per_source_cover_the_items_that_have_the_modality(engine):
+    cat = engine.catalogue
+    vecs, idx = catalogue_vectors(engine, "image")
+    assert [cat.items[i].id for i in idx] == ["apple", "lime", "car", "taxi", "frog"]  # note has no image
+    fused, fidx = catalogue_vectors(engine, FUSED)
+    assert len(fidx) == len(cat.items)
+    assert np.allclose(np.linalg.norm(fused, axis=1), 1.0, atol=1e-5)
+    text_only, _ = catalogue_vectors(engine, FUSED, {"text": 1.0, "image": 0.0, "audio": 0.0})
+    assert fused.shape == (6, 64 + 3 + 16)  # spaces of different dimension are concatenated
+    assert text_only.shape == (6, 64)  # a weight of 0 drops the modality from the map
+    with pytest.raises(InputError):
+        catalogue_vectors(engine, FUSED, {"text": 0.0, "image": 0.0, "audio": 0.0})
+
+
+def test_query_vector_matches_the_map_layout(engine):
+    fused, _ = catalogue_vectors(engine, FUSED)
+    q = query_vector(engine, Query(text="a red apple"), FUSED)
+    assert q.shape == (fused.shape[1],)
+    assert int(np.argmax(fused @ q)) == engine.catalogue.index_of("apple")
+    assert query_vector(engine, Query(text="a red apple"), "image") is None  # no image side, not aligned
+    assert query_vector(engine, Query(likes=("car",)), "image") is not None
+
+
+def test_aligned_spaces_share_one_block_and_queries_cross_over(tmp_path, monkeypatch):
+    from fakes import FakeColourAligner
+
+    encs = fake_encoders()
+    names = {"minilm": "text", "efficientnet-lite0": "image", "aisfx": "audio"}
+    monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[names[name]])
+    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeColourAligner(text))
+    root = build_catalogue(tmp_path / "cat")
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "c"), image_aligner="fake")
+    engine = pipeline.build_engine(load_catalogue(root), config)
+    fused, _ = catalogue_vectors(engine, FUSED)
+    assert fused.shape == (6, 64 + 16)  # text and aligned images in one 64-d block, audio apart
+    image_vecs, idx = catalogue_vectors(engine, "image")
+    q = query_vector(engine, Query(text="blue"), "image")  # a text query lands on the image map
+    assert q is not None
+    assert engine.catalogue.items[idx[int(np.argmax(image_vecs @ q))]].id == "car"
