@@ -33,8 +33,8 @@ class PipelineConfig:
     text_encoder: str = "minilm"
     image_encoder: str = "efficientnet-lite0"
     audio_encoder: str = "aisfx"
-    image_aligner: str | None = None
-    audio_aligner: str | None = None
+    image_aligner: str | None = "default"
+    audio_aligner: str | None = "default"
     cache_dir: str | None = None
     device: str | None = None
     batch_size: int = 32

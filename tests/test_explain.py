@@ -21,7 +21,10 @@ def engine(tmp_path, monkeypatch):
     names = {"minilm": "text", "efficientnet-lite0": "image", "aisfx": "audio"}
     monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[names[name]])
     root = build_catalogue(tmp_path / "cat")
-    return pipeline.build_engine(load_catalogue(root), pipeline.PipelineConfig(cache_dir=str(tmp_path / "c")))
+    return pipeline.build_engine(
+        load_catalogue(root),
+        pipeline.PipelineConfig(cache_dir=str(tmp_path / "c"), image_aligner=None, audio_aligner=None),
+    )
 
 
 @pytest.mark.parametrize("strategy", ["early", "late", "rrf"])
@@ -141,7 +144,7 @@ def aligned_engine(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[names[name]])
     monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeColourAligner(text))
     root = build_catalogue(tmp_path / "cat")
-    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "c"), image_aligner="fake")
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "c"), image_aligner="fake", audio_aligner=None)
     return pipeline.build_engine(load_catalogue(root), config)
 
 

@@ -34,7 +34,10 @@ def engine(tmp_path, monkeypatch):
     names = {"minilm": "text", "efficientnet-lite0": "image", "aisfx": "audio"}
     monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[names[name]])
     root = build_catalogue(tmp_path / "cat")
-    return pipeline.build_engine(load_catalogue(root), pipeline.PipelineConfig(cache_dir=str(tmp_path / "c")))
+    return pipeline.build_engine(
+        load_catalogue(root),
+        pipeline.PipelineConfig(cache_dir=str(tmp_path / "c"), image_aligner=None, audio_aligner=None),
+    )
 
 
 def test_map_separates_clusters_and_places_a_query_in_its_cluster(tmp_path):
@@ -119,7 +122,7 @@ def test_aligned_spaces_share_one_block_and_queries_cross_over(tmp_path, monkeyp
     monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[names[name]])
     monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeColourAligner(text))
     root = build_catalogue(tmp_path / "cat")
-    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "c"), image_aligner="fake")
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "c"), image_aligner="fake", audio_aligner=None)
     engine = pipeline.build_engine(load_catalogue(root), config)
     fused, _ = catalogue_vectors(engine, FUSED)
     assert fused.shape == (6, 64 + 16)  # text and aligned images in one 64-d block, audio apart

@@ -23,7 +23,7 @@ def encoders(monkeypatch):
 @pytest.fixture
 def engine(tmp_path, encoders):
     root = build_catalogue(tmp_path / "cat")
-    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"))
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"), image_aligner=None, audio_aligner=None)
     return pipeline.build_engine(load_catalogue(root), config)
 
 
@@ -97,7 +97,7 @@ def test_errors_are_clear(engine):
 
 def test_cache_is_reused_and_only_changed_items_recomputed(tmp_path, encoders):
     root = build_catalogue(tmp_path / "cat")
-    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"))
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"), image_aligner=None, audio_aligner=None)
     first = pipeline.build_engine(load_catalogue(root), config)
     assert encoders["image"].encoded == 4  # lime and frog share one identical picture: encoded once
     pipeline.build_engine(load_catalogue(root), config)
@@ -112,7 +112,7 @@ def test_cache_is_reused_and_only_changed_items_recomputed(tmp_path, encoders):
 
 def test_corrupt_cache_file_is_rebuilt(tmp_path, encoders):
     root = build_catalogue(tmp_path / "cat")
-    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"))
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"), image_aligner=None, audio_aligner=None)
     pipeline.build_engine(load_catalogue(root), config)
     for path in (tmp_path / "cache").glob("*.npz"):
         path.write_bytes(b"not a zip file")
@@ -123,7 +123,7 @@ def test_corrupt_cache_file_is_rebuilt(tmp_path, encoders):
 def test_progress_reports_each_stage(tmp_path, encoders):
     root = build_catalogue(tmp_path / "cat")
     seen: dict[str, tuple[int, int]] = {}
-    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"))
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"), image_aligner=None, audio_aligner=None)
     pipeline.build_engine(load_catalogue(root), config, lambda stage, done, total: seen.update({stage: (done, total)}))
     assert seen["image embeddings"] == (4, 4)  # five pictures, four distinct contents
     assert seen["text embeddings"] == (6, 6)
@@ -143,7 +143,7 @@ def test_layered_config(tmp_path, monkeypatch):
 def aligned_engine(tmp_path, encoders, monkeypatch):
     monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeColourAligner(text))
     root = build_catalogue(tmp_path / "cat")
-    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"), image_aligner="fake")
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"), image_aligner="fake", audio_aligner=None)
     return pipeline.build_engine(load_catalogue(root), config)
 
 

@@ -29,6 +29,8 @@ def catalogue(tmp_path, monkeypatch):
     names = {"minilm": "text", "efficientnet-lite0": "image", "aisfx": "audio"}
     monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[names[name]])
     monkeypatch.setenv("RECSYS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("RECSYS_IMAGE_ALIGNER", "none")  # the fake encoders have no trained aligner
+    monkeypatch.setenv("RECSYS_AUDIO_ALIGNER", "none")
     return build_catalogue(tmp_path / "cat")
 
 

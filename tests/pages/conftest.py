@@ -28,6 +28,8 @@ def fake_app(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[names[name]])
     monkeypatch.setenv("RECSYS_CATALOGUE", str(root))
     monkeypatch.setenv("RECSYS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("RECSYS_IMAGE_ALIGNER", "none")  # the fake encoders have no trained aligner
+    monkeypatch.setenv("RECSYS_AUDIO_ALIGNER", "none")
     st.cache_resource.clear()
     st.cache_data.clear()
     threads = torch.get_num_threads()  # the app sets 1 for queries; leave other tests as they were
