@@ -158,9 +158,7 @@ def catalogue_features(
     cache_path = _cache_file(Path(cache_dir) if cache_dir else default_cache_dir(), extractor.feature_id)
     store = _read(cache_path)
     keys = [content_key(item, modality) for item in catalogue.items]
-    todo = sorted(
-        {k: i for i, k in enumerate(keys) if k is not None and k not in store}.items(), key=lambda kv: kv[1]
-    )
+    todo = sorted({k: i for i, k in enumerate(keys) if k is not None and k not in store}.items(), key=lambda kv: kv[1])
     done = 0
     if progress:
         progress(0, len(todo))

@@ -169,24 +169,18 @@ def nearest_neighbours(engine: RecommendationEngine, item_id: str, k: int = 5) -
         sims[~mask] = -np.inf
         sims[idx] = -np.inf
         order = np.argsort(-sims, kind="stable")[:k]
-        out[mod] = [
-            Neighbour(items[j].id, items[j].title, float(sims[j])) for j in order if np.isfinite(sims[j])
-        ]
+        out[mod] = [Neighbour(items[j].id, items[j].title, float(sims[j])) for j in order if np.isfinite(sims[j])]
     return out
 
 
-def _query_text_similarity(
-    engine: RecommendationEngine, query: Query, names: list[str]
-) -> list[float | None]:
+def _query_text_similarity(engine: RecommendationEngine, query: Query, names: list[str]) -> list[float | None]:
     if not query.text or not query.text.strip() or engine.text_encoder is None or not names:
         return [None] * len(names)
     vecs = _unit(np.asarray(engine.text_encoder.encode([query.text, *names]), dtype=np.float32))
     return [float(s) for s in vecs[1:] @ vecs[0]]
 
 
-def image_labels(
-    engine: RecommendationEngine, item_id: str, query: Query | None = None, top: int = 5
-) -> list[Label]:
+def image_labels(engine: RecommendationEngine, item_id: str, query: Query | None = None, top: int = 5) -> list[Label]:
     """Top ImageNet labels the image classifier predicts for the item's image (empty without one).
 
     With a text query, each label also gets its cosine to the query text: the labels that are

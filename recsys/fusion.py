@@ -3,6 +3,10 @@
 A *pair* is (query modality ``a``, item modality ``b``) whose vectors live in one space; it is
 named ``a`` when ``a == b`` and ``"a->b"`` otherwise. Every strategy returns contributions per
 pair that sum to the fused score, so the app can explain any result without re-deriving it.
+
+``weights`` weigh the catalogue's modalities (0 switches one off: a text query with text weight
+0 then ranks items by their aligned images and sounds alone). ``query_weights``, default 1 for
+every query input, weigh the query's own modalities; a pair's weight is the product of the two.
 """
 
 from __future__ import annotations
@@ -28,9 +32,12 @@ def pair_name(query_modality: str, item_modality: str) -> str:
     return query_modality if query_modality == item_modality else f"{query_modality}->{item_modality}"
 
 
-def pair_weights(pairs: list[tuple[str, str]], weights: Mapping[str, float]) -> dict[tuple[str, str], float]:
-    """Weight of a pair = product of its two modality weights, normalised to sum to one."""
-    raw = {(a, b): float(weights.get(a, 1.0)) * float(weights.get(b, 1.0)) for a, b in pairs}
+def pair_weights(
+    pairs: list[tuple[str, str]], weights: Mapping[str, float], query_weights: Mapping[str, float] | None = None
+) -> dict[tuple[str, str], float]:
+    """Weight of a pair = query weight of ``a`` times item weight of ``b``, normalised to sum to one."""
+    qw = query_weights or {}
+    raw = {(a, b): float(qw.get(a, 1.0)) * float(weights.get(b, 1.0)) for a, b in pairs}
     total = sum(raw.values())
     if total <= 0:
         return {}
@@ -42,6 +49,7 @@ def early_fusion(
     items: Mapping[str, np.ndarray],
     spaces: Mapping[str, str],
     weights: Mapping[str, float],
+    query_weights: Mapping[str, float] | None = None,
 ) -> Fused:
     """Cosine between the weighted sums of normalised query and item vectors.
 
@@ -49,11 +57,12 @@ def early_fusion(
     query reaches enter the item norm, so an item is not rewarded for lacking a modality the
     query cannot see. Items missing a modality carry a zero vector for it.
     """
-    query_spaces = {spaces[a] for a, w in ((a, weights.get(a, 1.0)) for a in query) if w > 0}
+    qw = query_weights or {}
+    query_spaces = {spaces[a] for a in query if qw.get(a, 1.0) > 0}
     n_items = next(iter(items.values())).shape[0]
     q_sum: dict[str, np.ndarray] = {}
     for a, vec in query.items():
-        w = float(weights.get(a, 1.0))
+        w = float(qw.get(a, 1.0))
         if w > 0:
             q_sum[spaces[a]] = q_sum.get(spaces[a], 0) + w * vec
     v_sum: dict[str, np.ndarray] = {}
@@ -67,7 +76,7 @@ def early_fusion(
     safe = np.where(denom > 0, denom, 1.0)
     contributions: dict[str, np.ndarray] = {}
     for a, q in query.items():
-        wa = float(weights.get(a, 1.0))
+        wa = float(qw.get(a, 1.0))
         for b, mat in items.items():
             wb = float(weights.get(b, 1.0))
             if wa <= 0 or wb <= 0 or spaces[a] != spaces[b]:
@@ -82,9 +91,10 @@ def late_fusion(
     similarities: Mapping[tuple[str, str], np.ndarray],
     present: Mapping[str, np.ndarray],
     weights: Mapping[str, float],
+    query_weights: Mapping[str, float] | None = None,
 ) -> Fused:
     """Weighted sum of per-pair cosine scores; an item lacking modality ``b`` gets 0 from pairs into ``b``."""
-    ws = pair_weights(list(similarities), weights)
+    ws = pair_weights(list(similarities), weights, query_weights)
     contributions = {
         pair_name(a, b): ws[(a, b)] * np.where(present[b], similarities[(a, b)], 0.0).astype(np.float64)
         for (a, b) in similarities
@@ -97,10 +107,11 @@ def rrf_fusion(
     similarities: Mapping[tuple[str, str], np.ndarray],
     present: Mapping[str, np.ndarray],
     weights: Mapping[str, float],
+    query_weights: Mapping[str, float] | None = None,
     k: int = RRF_K,
 ) -> Fused:
     """Reciprocal rank fusion (Cormack et al. 2009): each pair adds ``w / (k + rank)``."""
-    ws = pair_weights(list(similarities), weights)
+    ws = pair_weights(list(similarities), weights, query_weights)
     contributions: dict[str, np.ndarray] = {}
     for (a, b), sims in similarities.items():
         if (a, b) not in ws:

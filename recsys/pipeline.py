@@ -62,9 +62,7 @@ class PipelineConfig:
         values.update({k: v for k, v in overrides.items() if v is not None})
         unknown = sorted(set(values) - set(names))
         if unknown:
-            raise RecsysError(
-                f"unknown configuration keys: {', '.join(unknown)}; known: {', '.join(sorted(names))}"
-            )
+            raise RecsysError(f"unknown configuration keys: {', '.join(unknown)}; known: {', '.join(sorted(names))}")
         return dataclasses.replace(cls(), **values)
 
 
@@ -103,11 +101,7 @@ def build_engine(
     for modality in MODALITIES:
         if not catalogue.has_modality(modality).any():
             continue
-        encoder = (
-            text_encoder
-            if modality == "text"
-            else _create_encoder(config.encoder_name(modality), config.device)
-        )
+        encoder = text_encoder if modality == "text" else _create_encoder(config.encoder_name(modality), config.device)
         query_encoders[modality] = encoder
         feats = catalogue_features(
             catalogue,
@@ -148,9 +142,7 @@ def _native_index(modality: str, encoder: Any, feats: Features) -> ModalityIndex
         centre = vectors[feats.present].mean(axis=0)
         vectors = _normalise(vectors - centre)
     vectors = np.where(feats.present[:, None], vectors, 0.0).astype(np.float32)
-    return ModalityIndex(
-        modality, encoder, vectors, feats.present, getattr(encoder, "space", modality), centre
-    )
+    return ModalityIndex(modality, encoder, vectors, feats.present, getattr(encoder, "space", modality), centre)
 
 
 def load_engine(

@@ -152,16 +152,12 @@ class RecommendationEngine:
             self.catalogue.index_of(item_id)
         out: dict[str, np.ndarray] = {}
         encoded = {
-            m: self._encode_input(m, v)
-            for m, v in query.inputs().items()
-            if m == "text" or m in self.query_encoders
+            m: self._encode_input(m, v) for m, v in query.inputs().items() if m == "text" or m in self.query_encoders
         }
         for modality in MODALITIES:
             given = encoded.get(modality)
             own = given[1 if shared else 0] if given else None
-            positives = ([own] if own is not None else []) + self._item_vectors_for(
-                query.likes, modality, shared
-            )
+            positives = ([own] if own is not None else []) + self._item_vectors_for(query.likes, modality, shared)
             negatives = self._item_vectors_for(query.dislikes, modality, shared)
             vec = _combine(positives, negatives)
             if vec is not None:
@@ -201,18 +197,22 @@ class RecommendationEngine:
                 items[m], spaces[m] = (ix.shared if use_shared else ix.native), space
         return q, items, spaces
 
-    def fuse(self, query: Query, weights: Mapping[str, float], strategy: str) -> fusion.Fused:
+    def fuse(
+        self,
+        query: Query,
+        weights: Mapping[str, float],
+        strategy: str,
+        query_weights: Mapping[str, float] | None = None,
+    ) -> fusion.Fused:
         if strategy not in fusion.STRATEGIES:
-            raise InputError(
-                f"unknown fusion strategy '{strategy}'; choose one of {', '.join(fusion.STRATEGIES)}"
-            )
+            raise InputError(f"unknown fusion strategy '{strategy}'; choose one of {', '.join(fusion.STRATEGIES)}")
         present = {m: ix.present for m, ix in self.indexes.items()}
         if strategy == "early":
-            return fusion.early_fusion(*self._early_inputs(query), weights)
+            return fusion.early_fusion(*self._early_inputs(query), weights, query_weights)
         sims = self._pairs(query)
         if strategy == "late":
-            return fusion.late_fusion(sims, present, weights)
-        return fusion.rrf_fusion(sims, present, weights)
+            return fusion.late_fusion(sims, present, weights, query_weights)
+        return fusion.rrf_fusion(sims, present, weights, query_weights)
 
     def recommend(
         self,
@@ -222,8 +222,12 @@ class RecommendationEngine:
         strategy: str = "early",
         k: int = 10,
         category: str | None = None,
+        query_weights: Mapping[str, float] | None = None,
     ) -> list[Recommendation]:
-        """Top-``k`` items for ``query``; liked and disliked items are never returned."""
+        """Top-``k`` items for ``query``; liked and disliked items are never returned.
+
+        ``weights`` weigh the catalogue's modalities, ``query_weights`` the query's (see :mod:`recsys.fusion`).
+        """
         if query.is_empty():
             raise InputError("empty query: type some text, upload an image or a sound, or like an item")
         if k < 1:
@@ -231,11 +235,9 @@ class RecommendationEngine:
         weights = {m: float(w) for m, w in (weights or {}).items()}
         if any(w < 0 for w in weights.values()):
             raise InputError("modality weights must be >= 0 (0 disables a modality)")
-        fused = self.fuse(query, weights, strategy)
+        fused = self.fuse(query, weights, strategy, query_weights)
         if not fused.contributions:
-            raise InputError(
-                "nothing to score: every modality of this query has weight 0 or nothing to match"
-            )
+            raise InputError("nothing to score: every modality of this query has weight 0 or nothing to match")
         allowed = np.ones(len(self.catalogue), dtype=bool)
         for item_id in (*query.likes, *query.dislikes):
             allowed[self.catalogue.index_of(item_id)] = False

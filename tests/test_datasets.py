@@ -68,9 +68,7 @@ def test_mmrec_malformed_inter(tmp_path, inter, message):
 def test_mmrec_feature_problems(tmp_path):
     rng = np.random.default_rng(0)
     with pytest.raises(DatasetError, match="disagree"):
-        load_dataset(
-            write_mmrec(tmp_path / "a", feats={"x": rng.normal(size=(4, 2)), "y": rng.normal(size=(5, 2))})
-        )
+        load_dataset(write_mmrec(tmp_path / "a", feats={"x": rng.normal(size=(4, 2)), "y": rng.normal(size=(5, 2))}))
     bad = rng.normal(size=(4, 2))
     bad[2, 1] = np.nan
     with pytest.raises(DatasetError, match="NaN.*item 2"):

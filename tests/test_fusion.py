@@ -22,10 +22,14 @@ def test_pair_names():
 
 
 def test_pair_weights_normalise_and_drop_zero():
-    ws = fusion.pair_weights(
-        [("text", "text"), ("image", "image"), ("audio", "audio")], {"image": 2, "audio": 0}
-    )
-    assert ws == pytest.approx({("text", "text"): 1 / 5, ("image", "image"): 4 / 5})
+    ws = fusion.pair_weights([("text", "text"), ("image", "image"), ("audio", "audio")], {"image": 2, "audio": 0})
+    assert ws == pytest.approx({("text", "text"): 1 / 3, ("image", "image"): 2 / 3})
+
+
+def test_pair_weights_multiply_query_and_item_weights():
+    pairs = [("text", "text"), ("text", "image"), ("image", "image")]
+    ws = fusion.pair_weights(pairs, {"image": 3}, {"image": 2})
+    assert ws == pytest.approx({("text", "text"): 1 / 10, ("text", "image"): 3 / 10, ("image", "image"): 6 / 10})
 
 
 def test_early_fusion_single_space_equals_cosine_of_weighted_means(rng):
@@ -49,11 +53,13 @@ def test_early_fusion_separate_spaces_ignores_spaces_the_query_cannot_see(rng):
     assert int(np.argmax(fused.scores)) == 3
 
 
-def test_early_fusion_zero_weight_disables_modality(rng):
+def test_early_fusion_zero_weight_disables_an_item_modality(rng):
     items = {"text": _unit(rng, 10, 4), "image": _unit(rng, 10, 4)}
     query = {"text": _unit(rng, 1, 4)[0], "image": _unit(rng, 1, 4)[0]}
-    fused = fusion.early_fusion(query, items, {"text": "s", "image": "s"}, {"image": 0})
-    assert set(fused.contributions) == {"text"}
+    spaces = {"text": "s", "image": "s"}
+    assert set(fusion.early_fusion(query, items, spaces, {"image": 0}).contributions) == {"text", "image->text"}
+    only_text_query = fusion.early_fusion(query, items, spaces, {"image": 0}, {"image": 0})
+    assert set(only_text_query.contributions) == {"text"}
 
 
 def test_late_fusion_weighted_sum_and_missing_items(rng):

@@ -34,9 +34,7 @@ def parse_weights(spec: str | None) -> dict[str, float]:
 
 
 def _add_pipeline_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--catalogue", required=True, help="catalogue folder (holding catalogue.csv or .parquet)"
-    )
+    parser.add_argument("--catalogue", required=True, help="catalogue folder (holding catalogue.csv or .parquet)")
     parser.add_argument("--config", help="TOML file with pipeline settings (see README)")
     parser.add_argument(
         "--cache-dir", help="where embeddings are cached (default $RECSYS_CACHE_DIR or ~/.cache/recsys)"
@@ -100,9 +98,7 @@ def run_recommend(args: argparse.Namespace) -> int:
         raise InputError("empty query: give --text, --image, --audio, --like or --dislike")
     catalogue = load_catalogue(args.catalogue)
     engine = build_engine(catalogue, _config(args), _progress())
-    results = engine.recommend(
-        query, weights=weights, strategy=args.strategy, k=args.k, category=args.category
-    )
+    results = engine.recommend(query, weights=weights, strategy=args.strategy, k=args.k, category=args.category)
     if args.json:
         rows = [
             {
@@ -151,12 +147,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rec.add_argument("--text", help="text query")
     rec.add_argument("--image", help="image file to query with")
     rec.add_argument("--audio", help="audio file to query with")
-    rec.add_argument(
-        "--like", nargs="+", action="extend", metavar="ID", help="catalogue ids to steer towards"
-    )
-    rec.add_argument(
-        "--dislike", nargs="+", action="extend", metavar="ID", help="catalogue ids to steer away from"
-    )
+    rec.add_argument("--like", nargs="+", action="extend", metavar="ID", help="catalogue ids to steer towards")
+    rec.add_argument("--dislike", nargs="+", action="extend", metavar="ID", help="catalogue ids to steer away from")
     rec.add_argument("--weights", help="per-modality weights, e.g. text=1,image=0.5,audio=0 (0 disables)")
     rec.add_argument("--strategy", default="early", choices=["early", "late", "rrf"], help="fusion strategy")
     rec.add_argument("--category", help="only items in this category (or below it)")

@@ -125,8 +125,9 @@ def recall_at_k(scores: np.ndarray, train_rows: sp.csr_matrix, target_rows: sp.c
     return float(np.mean(hits[ok] / n_target[ok])) if ok.any() else 0.0
 
 
-def validation_recall(score_fn: ScoreFn, train: sp.csr_matrix, valid: sp.csr_matrix, k: int = 20,
-                      batch_size: int = 1024) -> float:
+def validation_recall(
+    score_fn: ScoreFn, train: sp.csr_matrix, valid: sp.csr_matrix, k: int = 20, batch_size: int = 1024
+) -> float:
     """Recall@k on ``valid`` for every user with a validation item, scored in user batches."""
     users = np.flatnonzero(np.diff(valid.indptr) > 0)
     if users.size == 0:

@@ -27,9 +27,7 @@ def test_results_carry_protocol_segments_and_fit_time(given_results):
     assert [m.name for m in r.models] == MODELS
     for m in r.models:
         assert m.fit_seconds >= 0
-        assert {"recall@2", "ndcg@5", "precision@5", "map@5", "coverage@5", "diversity@5"} <= set(
-            m.metrics["all"]
-        )
+        assert {"recall@2", "ndcg@5", "precision@5", "map@5", "coverage@5", "diversity@5"} <= set(m.metrics["all"])
         assert m.metrics["all"]["users"] == 60
 
 
@@ -46,9 +44,7 @@ def test_late_fusion_reports_its_weights(given_results):
 
 
 def test_cold_items_protocol_ranks_only_cold_items(two_clusters):
-    r = evaluate(
-        two_clusters.dataset, "cold-items", ["random", "popularity", "content:text"], ks=(2,), seed=1
-    )
+    r = evaluate(two_clusters.dataset, "cold-items", ["random", "popularity", "content:text"], ks=(2,), seed=1)
     assert r.protocol == "cold-items"
     assert r.split["candidate_items"] == round(0.2 * 32)  # 20% of the 32 items that have interactions
     recall = {m.name: m.metrics["all"]["recall@2"] for m in r.models}

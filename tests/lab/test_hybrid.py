@@ -29,8 +29,10 @@ def clustered(seed: int = 0, n_users: int = 40, n_items: int = 32, n_cold: int =
     seen = (user_group[:, None] == item_cluster[None, :]) & (rng.random((n_users, n_items)) < 0.5)
     seen[:, cold] = False
     genre = np.eye(2)[item_cluster] + 0.3 * rng.normal(size=(n_items, 2))
-    features = {"genre": np.hstack([genre, 0.3 * rng.normal(size=(n_items, 2))]).astype(np.float32),
-                "noise": rng.normal(size=(n_items, 3)).astype(np.float32)}
+    features = {
+        "genre": np.hstack([genre, 0.3 * rng.normal(size=(n_items, 2))]).astype(np.float32),
+        "noise": rng.normal(size=(n_items, 3)).astype(np.float32),
+    }
     train = sp.csr_matrix(seen.astype(np.float32))
     return TrainData(train, sp.csr_matrix(train.shape, dtype=np.float32), features, seed=seed), cold
 

@@ -71,9 +71,7 @@ def test_intra_list_diversity_by_hand():
 
 def test_accumulator_averages_users_excludes_minus_inf_and_counts_coverage():
     scores = np.vstack([SCORES, [[-np.inf, 0.5, 0.4, -np.inf, -np.inf, -np.inf]], [[0.0] * 6]])
-    test = sp.csr_matrix(
-        np.array([[0, 1, 1, 1, 0, 0], [0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], dtype=np.float32)
-    )
+    test = sp.csr_matrix(np.array([[0, 1, 1, 1, 0, 0], [0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], dtype=np.float32))
     feats = np.eye(6)
     acc = MetricAccumulator((3,), n_candidates=6, unit_features=feats)
     acc.add(scores[:2], test[:2])

@@ -88,17 +88,19 @@ class AttentionFusion(Recommender):
         import torch
 
         n_mod = len(dims)
-        module = torch.nn.ModuleDict({
-            "user": torch.nn.Embedding(n_users, self.dim),
-            "bias": torch.nn.Embedding(n_items, 1),
-            "proj": torch.nn.ModuleList([make_projection(d, self.dim, self.hidden) for d in dims]),
-            "content_bias": torch.nn.ModuleList([torch.nn.Linear(d, 1, bias=False) for d in dims]),
-            # user -> one logit per modality; starts at zero, i.e. uniform weights
-            "user_att": torch.nn.Linear(self.dim, n_mod),
-            # item attention: a shared scorer of each projected modality vector + a per-modality offset
-            "item_att": torch.nn.Linear(self.dim, 1, bias=False),
-            "item_att_offset": torch.nn.Embedding(1, n_mod),
-        })
+        module = torch.nn.ModuleDict(
+            {
+                "user": torch.nn.Embedding(n_users, self.dim),
+                "bias": torch.nn.Embedding(n_items, 1),
+                "proj": torch.nn.ModuleList([make_projection(d, self.dim, self.hidden) for d in dims]),
+                "content_bias": torch.nn.ModuleList([torch.nn.Linear(d, 1, bias=False) for d in dims]),
+                # user -> one logit per modality; starts at zero, i.e. uniform weights
+                "user_att": torch.nn.Linear(self.dim, n_mod),
+                # item attention: a shared scorer of each projected modality vector + a per-modality offset
+                "item_att": torch.nn.Linear(self.dim, 1, bias=False),
+                "item_att_offset": torch.nn.Embedding(1, n_mod),
+            }
+        )
         torch.nn.init.normal_(module["user"].weight, std=self.init_std)
         for name in ("bias", "user_att", "item_att", "item_att_offset"):
             for p in module[name].parameters():
@@ -135,9 +137,7 @@ class AttentionFusion(Recommender):
 
         check_train_data(data.train, self.name)
         start = time.perf_counter()
-        self.modalities, feats = normalise_features(
-            data.item_features, data.n_items, self.feature_dim, data.seed
-        )
+        self.modalities, feats = normalise_features(data.item_features, data.n_items, self.feature_dim, data.seed)
         rng = seed_everything(data.seed)
         device = self._device = resolve_device(self.config.device)
         self._module = module = self._build(data.n_users, data.n_items, [f.shape[1] for f in feats]).to(device)
@@ -165,8 +165,15 @@ class AttentionFusion(Recommender):
             return bpr_loss(diff) + self.reg * pu.pow(2).sum() / u.shape[0] + self.content_reg * content_penalty
 
         self.result = train_pairwise(
-            module, batch_loss, data.train, data.valid, lambda b: self._score_batch(b, fresh=True),
-            self.config, rng, device, negative_pool=np.flatnonzero(warm_mask),
+            module,
+            batch_loss,
+            data.train,
+            data.valid,
+            lambda b: self._score_batch(b, fresh=True),
+            self.config,
+            rng,
+            device,
+            negative_pool=np.flatnonzero(warm_mask),
         )
         self._cache = None
         self.fit_seconds = time.perf_counter() - start
@@ -240,7 +247,10 @@ class AttentionFusion(Recommender):
 
     def extra_info(self) -> dict[str, object]:
         info: dict[str, object] = {
-            "dim": self.dim, "mode": self.mode, "modalities": self.modalities, "config": asdict(self.config),
+            "dim": self.dim,
+            "mode": self.mode,
+            "modalities": self.modalities,
+            "config": asdict(self.config),
         }
         if self._module is None:
             return info

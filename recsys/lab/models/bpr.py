@@ -49,8 +49,13 @@ class BPRMF(Recommender):
         self.reg = reg
         self.init_std = init_std
         self.config = TrainConfig(
-            epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-            eval_every=eval_every, patience=patience, device=device,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            eval_every=eval_every,
+            patience=patience,
+            device=device,
         )
         self._module = None
         self._device = None
@@ -64,11 +69,13 @@ class BPRMF(Recommender):
         start = time.perf_counter()
         rng = seed_everything(data.seed)
         self._device = resolve_device(self.config.device)
-        module = torch.nn.ModuleDict({
-            "user": torch.nn.Embedding(data.n_users, self.dim),
-            "item": torch.nn.Embedding(data.n_items, self.dim),
-            "bias": torch.nn.Embedding(data.n_items, 1),
-        })
+        module = torch.nn.ModuleDict(
+            {
+                "user": torch.nn.Embedding(data.n_users, self.dim),
+                "item": torch.nn.Embedding(data.n_items, self.dim),
+                "bias": torch.nn.Embedding(data.n_items, 1),
+            }
+        )
         torch.nn.init.normal_(module["user"].weight, std=self.init_std)
         torch.nn.init.normal_(module["item"].weight, std=self.init_std)
         torch.nn.init.zeros_(module["bias"].weight)
@@ -84,8 +91,15 @@ class BPRMF(Recommender):
             return bpr_loss(diff) + self.reg * penalty / u.shape[0]
 
         self.result = train_pairwise(
-            module, batch_loss, data.train, data.valid, self._score_batch, self.config, rng,
-            self._device, negative_pool=warm,
+            module,
+            batch_loss,
+            data.train,
+            data.valid,
+            self._score_batch,
+            self.config,
+            rng,
+            self._device,
+            negative_pool=warm,
         )
         self.fit_seconds = time.perf_counter() - start
         return self

@@ -88,18 +88,18 @@ class HybridMF(Recommender):
 
         check_train_data(data.train, self.name)
         start = time.perf_counter()
-        self.modalities, feats = normalise_features(
-            data.item_features, data.n_items, self.feature_dim, data.seed
-        )
+        self.modalities, feats = normalise_features(data.item_features, data.n_items, self.feature_dim, data.seed)
         rng = seed_everything(data.seed)
         device = self._device = resolve_device(self.config.device)
-        module = torch.nn.ModuleDict({
-            "user": torch.nn.Embedding(data.n_users, self.dim),
-            "item": torch.nn.Embedding(data.n_items, self.dim),
-            "bias": torch.nn.Embedding(data.n_items, 1),
-            "proj": torch.nn.ModuleList([make_projection(f.shape[1], self.dim, self.hidden) for f in feats]),
-            "content_bias": torch.nn.ModuleList([torch.nn.Linear(f.shape[1], 1, bias=False) for f in feats]),
-        })
+        module = torch.nn.ModuleDict(
+            {
+                "user": torch.nn.Embedding(data.n_users, self.dim),
+                "item": torch.nn.Embedding(data.n_items, self.dim),
+                "bias": torch.nn.Embedding(data.n_items, 1),
+                "proj": torch.nn.ModuleList([make_projection(f.shape[1], self.dim, self.hidden) for f in feats]),
+                "content_bias": torch.nn.ModuleList([torch.nn.Linear(f.shape[1], 1, bias=False) for f in feats]),
+            }
+        )
         for name in ("user", "item"):
             torch.nn.init.normal_(module[name].weight, std=self.init_std)
         torch.nn.init.zeros_(module["bias"].weight)
@@ -155,7 +155,14 @@ class HybridMF(Recommender):
             return main + self.reg * penalty / u.shape[0] + self.content_reg * content_penalty
 
         self.result = train_pairwise(
-            module, batch_loss, data.train, data.valid, self._score_batch, self.config, rng, device,
+            module,
+            batch_loss,
+            data.train,
+            data.valid,
+            self._score_batch,
+            self.config,
+            rng,
+            device,
             negative_pool=np.flatnonzero(warm_mask),
         )
         self._cache_items()
@@ -206,8 +213,11 @@ class HybridMF(Recommender):
 
     def extra_info(self) -> dict[str, object]:
         info: dict[str, object] = {
-            "dim": self.dim, "loss": self.loss, "modalities": self.modalities,
-            "free_dropout": self.free_dropout, "feature_dropout": self.feature_dropout,
+            "dim": self.dim,
+            "loss": self.loss,
+            "modalities": self.modalities,
+            "free_dropout": self.free_dropout,
+            "feature_dropout": self.feature_dropout,
             "config": asdict(self.config),
         }
         if self.result is not None:
