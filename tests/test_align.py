@@ -269,3 +269,64 @@ def test_train_catalogue_aligners_writes_loadable_heads(tmp_path):
     imgs = [Image.new("RGB", (8, 8), c) for c in colours.values()]
     out = aligner.transform(aligner.features(image, imgs))
     assert out.shape == (4, D_TEXT) and _unit_rows(out)
+
+
+def test_benchmark_folds_keep_shared_descriptions_and_media_together():
+    import importlib.util
+    from pathlib import Path
+
+    from recsys.alignment.training import Pairs
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "alignment.py"
+    spec = importlib.util.spec_from_file_location("alignment_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    source = np.eye(5, dtype=np.float32)
+    source[3] = source[1]  # item 3 reuses item 1's sound
+    texts = ["a", "b", "a", "c", "d"]  # item 2 shares item 0's description
+    groups = bench.leakage_groups(Pairs(source, source, texts, np.arange(5)))
+    assert groups[0] == groups[2] and groups[1] == groups[3]
+    assert len({groups[0], groups[1], groups[4]}) == 3
+    assert bench.category_query("symbols/money/00_symbols", "leaf") == "symbols money symbols"
+    assert bench.category_query("people/body_parts", "top") == "people"
+
+
+def test_shipped_heads_are_complete_and_consistent():
+    """The demo heads in data/aligners: weights match their configs and ensembles' members exist."""
+    import hashlib
+
+    from recsys.align import DEFAULT_ALIGNERS, REPO_ROOT
+    from recsys.alignment.projection import head_paths, read_head_meta
+
+    ids = set()
+    for modality, spec in DEFAULT_ALIGNERS.items():
+        meta = read_head_meta(REPO_ROOT / spec)
+        assert meta["source_modality"] == modality
+        ids.add(meta["text_encoder_id"])
+        heads = [REPO_ROOT / spec] if meta["kind"] == "projection" else []
+        heads += [(REPO_ROOT / spec).parent / m["spec"] for m in meta.get("members", []) if m["spec"].endswith(".json")]
+        for head in heads:
+            hmeta = read_head_meta(head)
+            assert hmeta["source_encoder_id"] == meta["source_encoder_id"]
+            pt = head_paths(head)[1]
+            assert hashlib.sha256(pt.read_bytes()).hexdigest() == hmeta["weights_sha256"]
+    assert len(ids) == 1
+
+
+def test_align_subcommand_is_registered():
+    from recsys.cli import build_parser
+
+    args = build_parser().parse_args(["align", "--catalogue", "x", "--modality", "audio", "--extra-pairs", "y"])
+    assert args.modality == "audio" and args.extra_pairs == ["y"] and callable(args.func)
+
+
+@pytest.mark.slow
+def test_shipped_heads_load_for_the_default_encoders():
+    """Loads the real offline encoders: a changed encoder id must be caught here, not in the demo."""
+    from recsys.align import build_aligner
+    from recsys.encoders import DEFAULT_ENCODERS, create_encoder
+
+    text = create_encoder(DEFAULT_ENCODERS["text"])
+    for modality in ("image", "audio"):
+        aligner = build_aligner("default", source_encoder=create_encoder(DEFAULT_ENCODERS[modality]), text_encoder=text)
+        assert aligner.output_dim == text.dim
