@@ -49,7 +49,7 @@ class HybridMF(Recommender):
         reg: float = 1e-3,
         content_reg: float = 1e-4,
         free_dropout: float = 0.5,
-        feature_dropout: float = 0.1,
+        feature_dropout: float = 0.0,
         epochs: int = 150,
         batch_size: int = 1024,
         eval_every: int = 2,
