@@ -177,6 +177,9 @@ class TrainConfig:
     patience: int = 5
     k: int = 20
     device: str | None = None
+    # CPU threads for torch during fit (None: leave torch's setting). On small models and a busy
+    # machine one thread avoids intra-op synchronisation that can cost several times the work.
+    num_threads: int | None = None
 
 
 @dataclass
@@ -194,7 +197,7 @@ def train_pairwise(
     batch_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
     train: sp.csr_matrix,
     valid: sp.csr_matrix,
-    score_fn: ScoreFn,
+    score_fn: ScoreFn | list[ScoreFn],
     config: TrainConfig,
     rng: np.random.Generator,
     device: torch.device,
@@ -203,9 +206,35 @@ def train_pairwise(
     """Epochs of shuffled (user, pos, neg) mini-batches with Adam, early-stopped on validation Recall@k.
 
     ``batch_loss(users, pos, neg)`` returns the mean loss of a mini-batch (regularisation
-    included); ``score_fn`` must put the module in eval mode itself. Every training interaction
+    included); ``score_fn`` must put the module in eval mode itself. Given several score
+    functions, the stopping criterion is their mean validation recall (e.g. full model and
+    content-only, so a hybrid stays good at ranking cold items). Every training interaction
     is seen once per epoch with a fresh negative.
     """
+    import torch
+
+    score_fns = score_fn if isinstance(score_fn, list) else [score_fn]
+    previous_threads = torch.get_num_threads()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    try:
+        return _train_loop(module, batch_loss, train, valid, score_fns, config, rng, device, negative_pool)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train_loop(
+    module: torch.nn.Module,
+    batch_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    train: sp.csr_matrix,
+    valid: sp.csr_matrix,
+    score_fns: list[ScoreFn],
+    config: TrainConfig,
+    rng: np.random.Generator,
+    device: torch.device,
+    negative_pool: np.ndarray | None,
+) -> TrainResult:
+    """The epoch loop behind :func:`train_pairwise`."""
     import torch
 
     optimiser = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -230,7 +259,7 @@ def train_pairwise(
         losses.append(total / max(count, 1))
         if has_valid and (epoch % config.eval_every == 0 or epoch == config.epochs):
             with torch.no_grad():
-                value = validation_recall(score_fn, train, valid, config.k)
+                value = float(np.mean([validation_recall(fn, train, valid, config.k) for fn in score_fns]))
             if stopper.update(value, epoch, module):
                 break
     if has_valid:
@@ -286,10 +315,10 @@ def make_projection(d_in: int, dim: int, hidden: int = 0) -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Linear(d_in, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, dim, bias=False))
 
 
-def score_in_batches(score_batch: ScoreFn, users: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+def score_in_batches(score_batch: ScoreFn, users: np.ndarray, n_items: int, batch_size: int = 2048) -> np.ndarray:
     """Concatenate ``score_batch`` over user batches (bounded memory for large catalogues)."""
-    users = np.asarray(users, dtype=np.int64)
+    users = np.asarray(users, dtype=np.int64).ravel()
     parts = [score_batch(users[sl]) for sl in minibatches(users.size, batch_size)]
     if not parts:
-        return np.zeros((0, 0), dtype=np.float32)
+        return np.zeros((0, n_items), dtype=np.float32)
     return np.concatenate(parts, axis=0).astype(np.float32, copy=False)

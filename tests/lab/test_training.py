@@ -102,6 +102,8 @@ def test_check_train_data_rejects_empty_training():
 
 
 def test_score_in_batches_concatenates_in_order():
-    out = score_in_batches(lambda u: np.repeat(u[:, None], 2, axis=1).astype(np.float64), np.arange(5), 2)
+    fn = lambda u: np.repeat(u[:, None], 2, axis=1).astype(np.float64)  # noqa: E731
+    out = score_in_batches(fn, np.arange(5), n_items=2, batch_size=2)
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out[:, 0], np.arange(5))
+    assert score_in_batches(fn, np.arange(0), n_items=2).shape == (0, 2)

@@ -56,6 +56,7 @@ class AttentionFusion(Recommender):
         init_std: float = 0.01,
         feature_dim: int | None = None,
         device: str | None = None,
+        num_threads: int | None = None,
     ) -> None:
         if mode not in MODES:
             raise InputError(f"Unknown attention mode '{mode}'; choose one of {', '.join(MODES)}.")
@@ -70,7 +71,13 @@ class AttentionFusion(Recommender):
         self.init_std = init_std
         self.feature_dim = feature_dim
         self.config = TrainConfig(
-            epochs=epochs, batch_size=batch_size, lr=lr, eval_every=eval_every, patience=patience, device=device
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            eval_every=eval_every,
+            patience=patience,
+            device=device,
+            num_threads=num_threads,
         )
         self.name = f"attention-fusion-{mode}"
         self._module = None
@@ -222,7 +229,7 @@ class AttentionFusion(Recommender):
             raise RuntimeError(f"{type(self).__name__}.score called before fit().")
         n_items, n_mod = self._features[0].shape[0], len(self._features)
         batch = max(1, min(2048, 20_000_000 // max(1, n_items * n_mod)))
-        return score_in_batches(self._score_batch, users, batch_size=batch)
+        return score_in_batches(self._score_batch, users, n_items, batch_size=batch)
 
     # --- reporting ---------------------------------------------------------------------------
 

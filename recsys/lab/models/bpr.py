@@ -44,6 +44,7 @@ class BPRMF(Recommender):
         patience: int = 5,
         init_std: float = 0.01,
         device: str | None = None,
+        num_threads: int | None = None,
     ) -> None:
         self.dim = dim
         self.reg = reg
@@ -56,6 +57,7 @@ class BPRMF(Recommender):
             eval_every=eval_every,
             patience=patience,
             device=device,
+            num_threads=num_threads,
         )
         self._module = None
         self._device = None
@@ -117,7 +119,7 @@ class BPRMF(Recommender):
     def score(self, users: np.ndarray) -> np.ndarray:
         if self._module is None:
             raise RuntimeError("BPRMF.score called before fit().")
-        return score_in_batches(self._score_batch, users)
+        return score_in_batches(self._score_batch, users, self._module["item"].weight.shape[0])
 
     def extra_info(self) -> dict[str, object]:
         info: dict[str, object] = {"dim": self.dim, "reg": self.reg, "config": asdict(self.config)}

@@ -32,6 +32,7 @@ from recsys.lab.training import (
 )
 
 LOSSES = ("bpr", "bce")
+STOP_ON = ("full", "content", "both")
 
 
 class HybridMF(Recommender):
@@ -48,17 +49,21 @@ class HybridMF(Recommender):
         reg: float = 1e-3,
         content_reg: float = 1e-4,
         free_dropout: float = 0.5,
-        feature_dropout: float = 0.1,
+        feature_dropout: float = 0.0,
         epochs: int = 150,
         batch_size: int = 1024,
         eval_every: int = 2,
         patience: int = 5,
         init_std: float = 0.01,
         feature_dim: int | None = None,
+        stop_on: str = "both",
         device: str | None = None,
+        num_threads: int | None = None,
     ) -> None:
         if loss not in LOSSES:
             raise InputError(f"Unknown loss '{loss}' for {self.name}; choose one of {', '.join(LOSSES)}.")
+        if stop_on not in STOP_ON:
+            raise InputError(f"Unknown stop_on '{stop_on}'; choose one of {', '.join(STOP_ON)}.")
         if not 0.0 <= free_dropout < 1.0 or not 0.0 <= feature_dropout < 1.0:
             raise InputError("Dropout rates must be in [0, 1).")
         self.dim = dim
@@ -70,8 +75,15 @@ class HybridMF(Recommender):
         self.feature_dropout = feature_dropout
         self.init_std = init_std
         self.feature_dim = feature_dim
+        self.stop_on = stop_on
         self.config = TrainConfig(
-            epochs=epochs, batch_size=batch_size, lr=lr, eval_every=eval_every, patience=patience, device=device
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            eval_every=eval_every,
+            patience=patience,
+            device=device,
+            num_threads=num_threads,
         )
         self.name = f"hybrid-mf-{loss}"
         self._module = None
@@ -154,12 +166,17 @@ class HybridMF(Recommender):
             content_penalty = sum(p.pow(2).sum() for p in module["proj"].parameters())
             return main + self.reg * penalty / u.shape[0] + self.content_reg * content_penalty
 
+        # Early stopping watches the full model, the content part alone (a proxy for cold items:
+        # validation interactions ranked without free embeddings) or the mean of both.
+        full = self._score_batch
+        content_only = lambda users: self._score_batch(users, content_only=True)  # noqa: E731
+        stop_fns = {"full": [full], "content": [content_only], "both": [full, content_only]}[self.stop_on]
         self.result = train_pairwise(
             module,
             batch_loss,
             data.train,
             data.valid,
-            self._score_batch,
+            stop_fns,
             self.config,
             rng,
             device,
@@ -177,13 +194,13 @@ class HybridMF(Recommender):
             for proj, lin, x in zip(module["proj"], module["content_bias"], self._features, strict=True)
         ]
 
-    def _item_table(self):
+    def _item_table(self, content_only: bool = False):
         """Full item vectors and biases for scoring: cold items keep only their content part."""
         module = self._module
         tables = self._content_tables()
         content = sum(t[0] for t in tables)
         cbias = sum(t[1] for t in tables)
-        warm = self._warm.float()
+        warm = self._warm.float() * (0.0 if content_only else 1.0)
         vectors = content + module["item"].weight * warm[:, None]
         bias = cbias + module["bias"].weight.squeeze(-1) * warm
         return vectors, bias
@@ -195,13 +212,13 @@ class HybridMF(Recommender):
         with torch.no_grad():
             self._items = self._item_table()
 
-    def _score_batch(self, users: np.ndarray, cached: bool = False) -> np.ndarray:
+    def _score_batch(self, users: np.ndarray, cached: bool = False, content_only: bool = False) -> np.ndarray:
         import torch
 
         module = self._module
         module.eval()
         with torch.no_grad():
-            vectors, bias = self._items if cached else self._item_table()
+            vectors, bias = self._items if cached else self._item_table(content_only)
             u = torch.as_tensor(users, dtype=torch.long, device=self._device)
             s = module["user"](u) @ vectors.T + bias[None, :]
         return s.float().cpu().numpy()
@@ -209,7 +226,7 @@ class HybridMF(Recommender):
     def score(self, users: np.ndarray) -> np.ndarray:
         if self._module is None:
             raise RuntimeError(f"{type(self).__name__}.score called before fit().")
-        return score_in_batches(lambda b: self._score_batch(b, cached=True), users)
+        return score_in_batches(lambda b: self._score_batch(b, cached=True), users, self._warm.shape[0])
 
     def extra_info(self) -> dict[str, object]:
         info: dict[str, object] = {
@@ -218,6 +235,7 @@ class HybridMF(Recommender):
             "modalities": self.modalities,
             "free_dropout": self.free_dropout,
             "feature_dropout": self.feature_dropout,
+            "stop_on": self.stop_on,
             "config": asdict(self.config),
         }
         if self.result is not None:
