@@ -162,3 +162,17 @@ def test_aligned_engine_scores_across_modalities(aligned_engine, tmp_path):
 
 def test_unaligned_engine_keeps_modalities_apart(engine):
     assert set(engine.pair_similarities(Query(text="blue"))) == {"text"}
+
+
+@pytest.mark.slow
+def test_demo_text_query_finds_dogs_by_picture_and_sound_alone(demo_engine):
+    """Cross-modal acceptance: none of the query's words occurs in any description, and with the
+    text weight at 0 items are ranked by their aligned images and sounds only."""
+    query = "a barking puppy"
+    descriptions = " ".join(it.text.lower() for it in demo_engine.catalogue.items)
+    assert not any(word in descriptions.split() for word in ("barking", "puppy"))
+    results = demo_engine.recommend(Query(text=query), weights={"text": 0, "image": 1, "audio": 1}, k=5)
+    assert "dog" in ids(results)
+    for r in results:
+        assert set(r.contributions) <= {"text->image", "text->audio"}
+        assert sum(r.contributions.values()) == pytest.approx(r.score, abs=1e-6)
