@@ -133,3 +133,42 @@ def demo_engine(demo_catalogue):
     from recsys.pipeline import PipelineConfig, build_engine
 
     return build_engine(demo_catalogue, PipelineConfig.layered(DEMO_CATALOGUE))
+
+
+@pytest.fixture
+def patched_encoders(monkeypatch):
+    """The fake encoders of tests/fakes.py stand in for the registry's default encoders."""
+    from fakes import FAKE_NAMES, fake_encoders
+
+    from recsys import pipeline
+
+    encs = fake_encoders()
+    monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[FAKE_NAMES[name]])
+    return encs
+
+
+@pytest.fixture
+def fake_engine(tmp_path, patched_encoders):
+    """An unaligned engine over the six-item fake catalogue, with its own embedding cache."""
+    from fakes import build_catalogue
+
+    from recsys import pipeline
+    from recsys.catalogue import load_catalogue
+
+    root = build_catalogue(tmp_path / "cat")
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"), image_aligner=None, audio_aligner=None)
+    return pipeline.build_engine(load_catalogue(root), config)
+
+
+@pytest.fixture
+def aligned_fake_engine(tmp_path, patched_encoders, monkeypatch):
+    """The fake catalogue with its images aligned onto colour words (fakes.FakeColourAligner)."""
+    from fakes import FakeColourAligner, build_catalogue
+
+    from recsys import pipeline
+    from recsys.catalogue import load_catalogue
+
+    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeColourAligner(text))
+    root = build_catalogue(tmp_path / "cat")
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"), image_aligner="fake", audio_aligner=None)
+    return pipeline.build_engine(load_catalogue(root), config)

@@ -77,6 +77,10 @@ class FakeAudioEncoder(FakeEncoder):
         return vec
 
 
+#: Registry name of each default encoder -> the modality of the fake that replaces it.
+FAKE_NAMES = {"minilm": "text", "efficientnet-lite0": "image", "aisfx": "audio"}
+
+
 def fake_encoders() -> dict[str, FakeEncoder]:
     return {"text": FakeTextEncoder(), "image": FakeImageEncoder(), "audio": FakeAudioEncoder()}
 

@@ -6,25 +6,16 @@ import math
 
 import numpy as np
 import pytest
-from fakes import build_catalogue, fake_encoders
 
-from recsys import explain, pipeline
-from recsys.catalogue import load_catalogue
+from recsys import explain
 from recsys.recommend import Query
 
 ALL = {"text": 1.0, "image": 1.0, "audio": 1.0}
 
 
 @pytest.fixture
-def engine(tmp_path, monkeypatch):
-    encs = fake_encoders()
-    names = {"minilm": "text", "efficientnet-lite0": "image", "aisfx": "audio"}
-    monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[names[name]])
-    root = build_catalogue(tmp_path / "cat")
-    return pipeline.build_engine(
-        load_catalogue(root),
-        pipeline.PipelineConfig(cache_dir=str(tmp_path / "c"), image_aligner=None, audio_aligner=None),
-    )
+def engine(fake_engine):
+    return fake_engine
 
 
 @pytest.mark.parametrize("strategy", ["early", "late", "rrf"])
@@ -136,16 +127,8 @@ def test_leave_one_modality_out_notes_modalities_the_query_lacks(engine):
 
 
 @pytest.fixture
-def aligned_engine(tmp_path, monkeypatch):
-    from fakes import FakeColourAligner
-
-    encs = fake_encoders()
-    names = {"minilm": "text", "efficientnet-lite0": "image", "aisfx": "audio"}
-    monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[names[name]])
-    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeColourAligner(text))
-    root = build_catalogue(tmp_path / "cat")
-    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "c"), image_aligner="fake", audio_aligner=None)
-    return pipeline.build_engine(load_catalogue(root), config)
+def aligned_engine(aligned_fake_engine):
+    return aligned_fake_engine
 
 
 def test_aligned_engine_explanations(aligned_engine):

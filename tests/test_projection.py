@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fakes import build_catalogue, fake_encoders
 
-from recsys import pipeline
-from recsys.catalogue import load_catalogue
 from recsys.errors import InputError
 from recsys.projection import (
     FUSED,
@@ -29,15 +26,8 @@ def clusters(n_per: int = 20, d: int = 16, seed: int = 0) -> np.ndarray:
 
 
 @pytest.fixture
-def engine(tmp_path, monkeypatch):
-    encs = fake_encoders()
-    names = {"minilm": "text", "efficientnet-lite0": "image", "aisfx": "audio"}
-    monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[names[name]])
-    root = build_catalogue(tmp_path / "cat")
-    return pipeline.build_engine(
-        load_catalogue(root),
-        pipeline.PipelineConfig(cache_dir=str(tmp_path / "c"), image_aligner=None, audio_aligner=None),
-    )
+def engine(fake_engine):
+    return fake_engine
 
 
 def test_map_separates_clusters_and_places_a_query_in_its_cluster(tmp_path):
@@ -114,16 +104,8 @@ def test_query_vector_matches_the_map_layout(engine):
     assert query_vector(engine, Query(likes=("car",)), "image") is not None
 
 
-def test_aligned_spaces_share_one_block_and_queries_cross_over(tmp_path, monkeypatch):
-    from fakes import FakeColourAligner
-
-    encs = fake_encoders()
-    names = {"minilm": "text", "efficientnet-lite0": "image", "aisfx": "audio"}
-    monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[names[name]])
-    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeColourAligner(text))
-    root = build_catalogue(tmp_path / "cat")
-    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "c"), image_aligner="fake", audio_aligner=None)
-    engine = pipeline.build_engine(load_catalogue(root), config)
+def test_aligned_spaces_share_one_block_and_queries_cross_over(aligned_fake_engine):
+    engine = aligned_fake_engine
     fused, _ = catalogue_vectors(engine, FUSED)
     assert fused.shape == (6, 64 + 16)  # text and aligned images in one 64-d block, audio apart
     image_vecs, idx = catalogue_vectors(engine, "image")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fakes import FakeColourAligner, build_catalogue, fake_encoders, write_square, write_tone
+from fakes import build_catalogue, write_square, write_tone
 
 from recsys import media, pipeline
 from recsys.catalogue import load_catalogue
@@ -13,18 +13,13 @@ from recsys.recommend import Query
 
 
 @pytest.fixture
-def encoders(monkeypatch):
-    encs = fake_encoders()
-    names = {"minilm": "text", "efficientnet-lite0": "image", "aisfx": "audio"}
-    monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[names[name]])
-    return encs
+def encoders(patched_encoders):
+    return patched_encoders
 
 
 @pytest.fixture
-def engine(tmp_path, encoders):
-    root = build_catalogue(tmp_path / "cat")
-    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"), image_aligner=None, audio_aligner=None)
-    return pipeline.build_engine(load_catalogue(root), config)
+def engine(fake_engine):
+    return fake_engine
 
 
 def ids(results):
@@ -140,11 +135,8 @@ def test_layered_config(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def aligned_engine(tmp_path, encoders, monkeypatch):
-    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeColourAligner(text))
-    root = build_catalogue(tmp_path / "cat")
-    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"), image_aligner="fake", audio_aligner=None)
-    return pipeline.build_engine(load_catalogue(root), config)
+def aligned_engine(aligned_fake_engine):
+    return aligned_fake_engine
 
 
 def test_aligned_engine_scores_across_modalities(aligned_engine, tmp_path):

@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakes import build_catalogue, fake_encoders
+from fakes import build_catalogue
 
-from recsys import pipeline
 from recsys.cli import main
 from recsys.cli.recommend import parse_weights
 from recsys.errors import InputError
@@ -24,10 +23,7 @@ DEMO = REPO / "data" / "tuxpaint"
 
 
 @pytest.fixture
-def catalogue(tmp_path, monkeypatch):
-    encs = fake_encoders()
-    names = {"minilm": "text", "efficientnet-lite0": "image", "aisfx": "audio"}
-    monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[names[name]])
+def catalogue(tmp_path, monkeypatch, patched_encoders):
     monkeypatch.setenv("RECSYS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("RECSYS_IMAGE_ALIGNER", "none")  # the fake encoders have no trained aligner
     monkeypatch.setenv("RECSYS_AUDIO_ALIGNER", "none")

@@ -11,21 +11,16 @@ from pathlib import Path
 import pytest
 import streamlit as st
 import torch
-from fakes import build_catalogue, fake_encoders
+from fakes import build_catalogue
 from streamlit.testing.v1 import AppTest
-
-from recsys import pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def fake_app(tmp_path, monkeypatch):
+def fake_app(tmp_path, monkeypatch, patched_encoders):
     """Point the app at a fresh fake catalogue and return a factory of AppTests for a page file."""
     root = build_catalogue(tmp_path / "cat")
-    encs = fake_encoders()
-    names = {"minilm": "text", "efficientnet-lite0": "image", "aisfx": "audio"}
-    monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encs[names[name]])
     monkeypatch.setenv("RECSYS_CATALOGUE", str(root))
     monkeypatch.setenv("RECSYS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("RECSYS_IMAGE_ALIGNER", "none")  # the fake encoders have no trained aligner
