@@ -9,13 +9,15 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-want=$(cat requirements.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt scripts/setup.sh pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing requirements (first run takes a few minutes)"
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -r requirements.txt
   # aisfx (offline sound-effect encoder) pins old librosa/numpy but runs with current ones.
   .venv/bin/python -m pip install --quiet --no-deps aisfx==0.1.2
+  # The package itself, editable, so benchmarks and scripts import recsys from anywhere.
+  .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
 else
   echo "setup: .venv is up to date"
