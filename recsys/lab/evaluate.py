@@ -211,10 +211,8 @@ def evaluate(
                 _jsonable(model.extra_info()),
             )
         )
-        say(
-            f"[{i}/{len(names)}] {name}: fit {fit_s:.1f}s, recall@{min(ks)} "
-            f"{metrics['all'].get(f'recall@{min(ks)}', float('nan')):.4f}"
-        )
+        recalls = ", ".join(f"recall@{k} {metrics['all'].get(f'recall@{k}', float('nan')):.4f}" for k in sorted(ks))
+        say(f"[{i}/{len(names)}] {name}: fit {fit_s:.1f}s, {recalls}")
     return Results(
         dataset=_jsonable(dataset.summary()),
         protocol=split.protocol,
