@@ -19,7 +19,7 @@ import numpy as np
 from recsys import media
 from recsys.cache import decode
 from recsys.catalogue import load_catalogue
-from recsys.device import pick_device
+from recsys.device import limit_query_threads, pick_device
 from recsys.encoders import create_encoder
 from recsys.pipeline import PipelineConfig, build_engine
 from recsys.recommend import Query
@@ -72,6 +72,7 @@ def main() -> None:
     start = time.perf_counter()
     engine = build_engine(catalogue, config)
     print(f"\nengine build with warm caches: {time.perf_counter() - start:.2f} s")
+    threads = limit_query_threads()  # as the app does once the catalogue is indexed
     with_image = next(it for it in catalogue.items if it.image is not None)
     with_audio = next((it for it in catalogue.items if it.audio is not None), None)
     queries = {
@@ -81,7 +82,9 @@ def main() -> None:
     }
     if with_audio is not None:
         queries["audio"] = Query(audio=media.load_audio(with_audio.audio))
-    print(f"\nrecommend() latency, k=10, warm caches, {args.repeats} repeats (includes query encoding)")
+    print(
+        f"\nrecommend() latency, k=10, warm caches, {args.repeats} repeats, {threads} torch thread(s), incl. encoding"
+    )
     print(f"{'query':<10} {'strategy':<8} {'median ms':>10} {'p95 ms':>8}")
     for name, query in queries.items():
         for strategy in ("early", "late", "rrf"):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
+from recsys.device import limit_query_threads
 from recsys.errors import RecsysError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,20 +82,8 @@ def get_engine() -> RecommendationEngine:
         st.error(f"The recommender could not start: {exc}")
         st.stop()
     slot.empty()
-    _query_threads()
+    limit_query_threads()
     return engine
-
-
-def _query_threads() -> None:
-    """Encode queries on ``RECSYS_QUERY_THREADS`` (default 1) torch threads once the cache is built.
-
-    A query is one sentence, image or clip: intra-op threads barely help it, and on a busy machine
-    they wait on each other. Measured here on 2 cores under load: MiniLM on one sentence took
-    ~1.2 s with 2 threads and ~30 ms with 1.
-    """
-    import torch
-
-    torch.set_num_threads(max(1, int(os.environ.get("RECSYS_QUERY_THREADS", "1"))))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
