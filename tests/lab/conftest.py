@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from recsys.datasets import TEST, TRAIN, VALID, InteractionDataset
 
@@ -81,3 +82,12 @@ class TwoClusters:
 @pytest.fixture(scope="session")
 def two_clusters() -> TwoClusters:
     return TwoClusters()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny problems: torch's intra-op threads only add synchronisation (10x slower on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -3,19 +3,9 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import torch
 
 from recsys.lab.base import TrainData
 from recsys.lab.models.bpr import BPRMF
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny problems: torch's intra-op threads only add synchronisation (10x slower on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def two_communities(seed: int = 0, n_users: int = 40, n_items: int = 30, density: float = 0.5) -> TrainData:

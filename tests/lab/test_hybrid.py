@@ -2,46 +2,10 @@
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
-import torch
+from clusters import clustered, own_cluster_share
 
 from recsys.errors import DatasetError, InputError
-from recsys.lab.base import TrainData
 from recsys.lab.models.hybrid import HybridMF
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny problems: torch's intra-op threads only add synchronisation (10x slower on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def clustered(seed: int = 0, n_users: int = 40, n_items: int = 32, n_cold: int = 8) -> tuple[TrainData, np.ndarray]:
-    """Two user groups, each liking one item cluster; the last ``n_cold`` items (half per cluster)
-    have no interactions. Modality "genre" encodes the cluster (+ noise), "noise" carries nothing."""
-    rng = np.random.default_rng(seed)
-    item_cluster = np.arange(n_items) % 2
-    user_group = np.arange(n_users) % 2
-    cold = np.arange(n_items - n_cold, n_items)
-    seen = (user_group[:, None] == item_cluster[None, :]) & (rng.random((n_users, n_items)) < 0.5)
-    seen[:, cold] = False
-    genre = np.eye(2)[item_cluster] + 0.3 * rng.normal(size=(n_items, 2))
-    features = {
-        "genre": np.hstack([genre, 0.3 * rng.normal(size=(n_items, 2))]).astype(np.float32),
-        "noise": rng.normal(size=(n_items, 3)).astype(np.float32),
-    }
-    train = sp.csr_matrix(seen.astype(np.float32))
-    return TrainData(train, sp.csr_matrix(train.shape, dtype=np.float32), features, seed=seed), cold
-
-
-def own_cluster_share(scores: np.ndarray, data: TrainData, candidates: np.ndarray, k: int) -> float:
-    """Share of each user's top-k candidates (unseen) that are in the user's cluster."""
-    s = np.where(data.train.toarray() > 0, -np.inf, scores)[:, candidates]
-    top = candidates[np.argsort(-s, axis=1)[:, :k]]
-    return float(((top % 2) == (np.arange(scores.shape[0]) % 2)[:, None]).mean())
 
 
 @pytest.fixture(scope="module", params=["bpr", "bce"])

@@ -17,15 +17,6 @@ from recsys.lab.training import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny problems: torch's intra-op threads only add synchronisation (10x slower on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _train() -> sp.csr_matrix:
     rows = [0, 0, 0, 1, 1, 2]
     cols = [0, 1, 2, 3, 4, 0]
