@@ -9,15 +9,9 @@ import streamlit as st
 from recsys.errors import InputError
 from recsys.recommend import Query
 from recsys.ui import cards, resources, state, uploads
-from recsys.ui.controls import sidebar_controls
+from recsys.ui.page import start_page
 
-st.set_page_config(page_title="Recommend · multimodal recsys", page_icon=":material/recommend:", layout="wide")
-st.title(":material/recommend: Recommend")
-
-engine = resources.get_engine()
-controls = sidebar_controls(engine)
-with st.sidebar:
-    cards.render_profile(engine.catalogue)
+engine, controls = start_page("Recommend", ":material/recommend:")
 profile = state.get_profile(st.session_state)
 
 st.caption(f"{len(engine.catalogue.items)} items · modalities: {', '.join(engine.item_modalities)}")

@@ -6,17 +6,11 @@ import streamlit as st
 
 from recsys.errors import InputError
 from recsys.projection import FUSED, METRICS, ProjectionParams, catalogue_vectors, query_vector
-from recsys.ui import cards, explore, resources, state
-from recsys.ui.controls import sidebar_controls
+from recsys.ui import explore, resources, state
+from recsys.ui.page import start_page
 from recsys.ui.thumbs import thumbnail
 
-st.set_page_config(page_title="Explore · multimodal recsys", page_icon=":material/scatter_plot:", layout="wide")
-st.title(":material/scatter_plot: Explore the embedding space")
-
-engine = resources.get_engine()
-controls = sidebar_controls(engine)
-with st.sidebar:
-    cards.render_profile(engine.catalogue)
+engine, controls = start_page("Explore the embedding space", ":material/scatter_plot:", tab_title="Explore")
 last = state.get_last_search(st.session_state)
 
 left, right = st.columns([1, 2])

@@ -10,19 +10,11 @@ import streamlit as st
 
 from recsys import explain
 from recsys.errors import InputError
-from recsys.ui import cards, resources, state
-from recsys.ui.controls import sidebar_controls
+from recsys.ui import cards, state
+from recsys.ui.page import start_page
 from recsys.ui.thumbs import thumbnail
 
-st.set_page_config(
-    page_title="Why this item? · multimodal recsys", page_icon=":material/psychology_alt:", layout="wide"
-)
-st.title(":material/psychology_alt: Why this item?")
-
-engine = resources.get_engine()
-controls = sidebar_controls(engine)
-with st.sidebar:
-    cards.render_profile(engine.catalogue)
+engine, controls = start_page("Why this item?", ":material/psychology_alt:")
 catalogue = engine.catalogue
 last = state.get_last_search(st.session_state)
 
