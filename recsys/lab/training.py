@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from recsys.errors import DatasetError
+from recsys.lab.base import Recommender
 
 if TYPE_CHECKING:
     import torch
@@ -322,3 +323,25 @@ def score_in_batches(score_batch: ScoreFn, users: np.ndarray, n_items: int, batc
     if not parts:
         return np.zeros((0, n_items), dtype=np.float32)
     return np.concatenate(parts, axis=0).astype(np.float32, copy=False)
+
+
+#: Training defaults of the lab's torch recommenders (chosen on lfm2k; see benchmarks/lfm2k.py).
+MODEL_TRAIN_DEFAULTS: dict[str, Any] = {"lr": 0.002, "epochs": 150, "batch_size": 1024, "eval_every": 2, "patience": 5}
+
+
+class TorchRecommender(Recommender):
+    """What the lab's torch models share: embedding size, init scale, training options, fit state.
+
+    ``train`` takes any :class:`TrainConfig` field (``lr``, ``epochs``, ``batch_size``,
+    ``weight_decay``, ``eval_every``, ``patience``, ``device``, ``num_threads``) over
+    :data:`MODEL_TRAIN_DEFAULTS`.
+    """
+
+    def __init__(self, dim: int, init_std: float, **train: Any) -> None:
+        self.dim = dim
+        self.init_std = init_std
+        self.config = TrainConfig(**{**MODEL_TRAIN_DEFAULTS, **train})
+        self._module = None
+        self._device = None
+        self.result: TrainResult | None = None
+        self.fit_seconds = 0.0

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 
 from recsys.errors import InputError
-from recsys.lab.base import Recommender, TrainData
+from recsys.lab.base import TrainData
 from recsys.lab.training import (
-    TrainConfig,
-    TrainResult,
+    TorchRecommender,
     bpr_loss,
     check_train_data,
     make_projection,
@@ -35,7 +34,7 @@ from recsys.lab.training import (
 MODES = ("user", "item", "both")
 
 
-class AttentionFusion(Recommender):
+class AttentionFusion(TorchRecommender):
     """Content-only BPR model that fuses modalities with learned per-user / per-item attention."""
 
     name = "attention-fusion"
@@ -45,49 +44,29 @@ class AttentionFusion(Recommender):
         dim: int = 64,
         mode: str = "user",
         hidden: int = 0,
-        lr: float = 0.002,
         reg: float = 1e-3,
         content_reg: float = 1e-4,
         bias_dropout: float = 0.5,
-        epochs: int = 150,
-        batch_size: int = 1024,
-        eval_every: int = 2,
-        patience: int = 5,
         init_std: float = 0.01,
         feature_dim: int | None = None,
-        device: str | None = None,
-        num_threads: int | None = None,
+        **train: Any,
     ) -> None:
         if mode not in MODES:
             raise InputError(f"Unknown attention mode '{mode}'; choose one of {', '.join(MODES)}.")
         if not 0.0 <= bias_dropout < 1.0:
             raise InputError("bias_dropout must be in [0, 1).")
-        self.dim = dim
+        super().__init__(dim, init_std, **train)
         self.mode = mode
         self.hidden = hidden
         self.reg = reg
         self.content_reg = content_reg
         self.bias_dropout = bias_dropout
-        self.init_std = init_std
         self.feature_dim = feature_dim
-        self.config = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            eval_every=eval_every,
-            patience=patience,
-            device=device,
-            num_threads=num_threads,
-        )
         self.name = f"attention-fusion-{mode}"
-        self._module = None
-        self._device = None
         self._features = None
         self._warm = None
         self._cache = None
         self.modalities: list[str] = []
-        self.result: TrainResult | None = None
-        self.fit_seconds = 0.0
 
     # --- parameters -------------------------------------------------------------------------
 

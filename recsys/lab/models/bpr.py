@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 
-from recsys.lab.base import Recommender, TrainData
+from recsys.lab.base import TrainData
 from recsys.lab.training import (
-    TrainConfig,
-    TrainResult,
+    TorchRecommender,
     bpr_loss,
     check_train_data,
     resolve_device,
@@ -27,42 +26,14 @@ from recsys.lab.training import (
 )
 
 
-class BPRMF(Recommender):
+class BPRMF(TorchRecommender):
     """Matrix factorisation trained with the BPR loss; cannot rank cold items (they score their bias ~0)."""
 
     name = "bpr-mf"
 
-    def __init__(
-        self,
-        dim: int = 64,
-        lr: float = 0.002,
-        reg: float = 1e-3,
-        weight_decay: float = 0.0,
-        epochs: int = 150,
-        batch_size: int = 1024,
-        eval_every: int = 2,
-        patience: int = 5,
-        init_std: float = 0.01,
-        device: str | None = None,
-        num_threads: int | None = None,
-    ) -> None:
-        self.dim = dim
+    def __init__(self, dim: int = 64, reg: float = 1e-3, init_std: float = 0.01, **train: Any) -> None:
+        super().__init__(dim, init_std, **train)
         self.reg = reg
-        self.init_std = init_std
-        self.config = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            eval_every=eval_every,
-            patience=patience,
-            device=device,
-            num_threads=num_threads,
-        )
-        self._module = None
-        self._device = None
-        self.result: TrainResult | None = None
-        self.fit_seconds = 0.0
 
     def fit(self, data: TrainData) -> Self:
         import torch

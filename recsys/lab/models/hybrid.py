@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 
 from recsys.errors import InputError
-from recsys.lab.base import Recommender, TrainData
+from recsys.lab.base import TrainData
 from recsys.lab.training import (
-    TrainConfig,
-    TrainResult,
+    TorchRecommender,
     bpr_loss,
     check_train_data,
     make_projection,
@@ -35,7 +34,7 @@ LOSSES = ("bpr", "bce")
 STOP_ON = ("full", "content", "both")
 
 
-class HybridMF(Recommender):
+class HybridMF(TorchRecommender):
     """Free + content item vectors (VBPR-style), trained with BPR or sampled-negative BCE."""
 
     name = "hybrid-mf"
@@ -45,20 +44,14 @@ class HybridMF(Recommender):
         dim: int = 64,
         loss: str = "bpr",
         hidden: int = 0,
-        lr: float = 0.002,
         reg: float = 1e-3,
         content_reg: float = 1e-4,
         free_dropout: float = 0.5,
         feature_dropout: float = 0.0,
-        epochs: int = 150,
-        batch_size: int = 1024,
-        eval_every: int = 2,
-        patience: int = 5,
         init_std: float = 0.01,
         feature_dim: int | None = None,
         stop_on: str = "both",
-        device: str | None = None,
-        num_threads: int | None = None,
+        **train: Any,
     ) -> None:
         if loss not in LOSSES:
             raise InputError(f"Unknown loss '{loss}' for {self.name}; choose one of {', '.join(LOSSES)}.")
@@ -66,33 +59,19 @@ class HybridMF(Recommender):
             raise InputError(f"Unknown stop_on '{stop_on}'; choose one of {', '.join(STOP_ON)}.")
         if not 0.0 <= free_dropout < 1.0 or not 0.0 <= feature_dropout < 1.0:
             raise InputError("Dropout rates must be in [0, 1).")
-        self.dim = dim
+        super().__init__(dim, init_std, **train)
         self.loss = loss
         self.hidden = hidden
         self.reg = reg
         self.content_reg = content_reg
         self.free_dropout = free_dropout
         self.feature_dropout = feature_dropout
-        self.init_std = init_std
         self.feature_dim = feature_dim
         self.stop_on = stop_on
-        self.config = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            eval_every=eval_every,
-            patience=patience,
-            device=device,
-            num_threads=num_threads,
-        )
         self.name = f"hybrid-mf-{loss}"
-        self._module = None
-        self._device = None
         self._features = None
         self._warm = None
         self.modalities: list[str] = []
-        self.result: TrainResult | None = None
-        self.fit_seconds = 0.0
 
     def fit(self, data: TrainData) -> Self:
         import torch
