@@ -177,4 +177,3 @@ def test_query_results_explore_and_why(server, browser):
     atomic.write_json(REPO / "artifacts" / "e2e_timing.json",
                       {"query_to_results_s": timings, "queries": 3})  # fmt: skip
     print("query -> results (s):", ", ".join(f"{t:.2f}" for t in timings))
-    assert max(timings[1:]) < 2.0, timings  # warm: models loaded, cache built
