@@ -109,15 +109,25 @@ def rrf_fusion(
     weights: Mapping[str, float],
     query_weights: Mapping[str, float] | None = None,
     k: int = RRF_K,
+    retrieved: Mapping[tuple[str, str], np.ndarray] | None = None,
 ) -> Fused:
-    """Reciprocal rank fusion (Cormack et al. 2009): each pair adds ``w / (k + rank)``."""
+    """Reciprocal rank fusion (Cormack et al. 2009): each pair adds ``w / (k + rank)``.
+
+    ``retrieved`` (pair -> mask) is for scoring candidates rather than the whole catalogue: the
+    items a pair's own search returned hold its top ranks; the other candidates, whose true rank
+    lies somewhere past that list, are ranked after them by similarity (the tightest bound known
+    without scanning the catalogue).
+    """
     ws = pair_weights(list(similarities), weights, query_weights)
     contributions: dict[str, np.ndarray] = {}
     for (a, b), sims in similarities.items():
         if (a, b) not in ws:
             continue
         mask = np.asarray(present[b], dtype=bool)
-        ranked = np.where(mask, sims, -np.inf)
+        key = np.asarray(sims, dtype=np.float64)
+        if retrieved is not None:
+            key = np.where(retrieved.get((a, b), False), key, key - 4.0)  # cosines lie in [-1, 1]
+        ranked = np.where(mask, key, -np.inf)
         order = np.argsort(-ranked, kind="stable")
         ranks = np.empty(len(order), dtype=np.float64)
         ranks[order] = np.arange(1, len(order) + 1)

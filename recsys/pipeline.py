@@ -19,6 +19,7 @@ import numpy as np
 
 from recsys.cache import Features, catalogue_features, encoder_extractor
 from recsys.catalogue import Catalogue, load_catalogue
+from recsys.catalogue_store import attach_store
 from recsys.errors import RecsysError
 from recsys.recommend import MODALITIES, ModalityIndex, RecommendationEngine, _normalise
 
@@ -38,6 +39,11 @@ class PipelineConfig:
     cache_dir: str | None = None
     device: str | None = None
     batch_size: int = 32
+    #: Where the vector store lives: a folder (embedded, the default under ``cache_dir``), or a URI
+    #: such as ``milvus-lite://file.db`` or ``http://host:19530`` (a Milvus server); see :mod:`recsys.store`.
+    store: str | None = None
+    #: ``auto`` (exhaustive up to :data:`recsys.recommend.EXACT_MAX_ITEMS` items), ``exact`` or ``ann``.
+    search: str = "auto"
 
     def encoder_name(self, modality: str) -> str:
         return getattr(self, f"{modality}_encoder")
@@ -131,7 +137,10 @@ def build_engine(
         raise RecsysError("the catalogue has no text, image or audio to index")
     if "text" in indexes and any(ix.shared is not None for ix in indexes.values()):
         indexes["text"].shared = indexes["text"].native
-    return RecommendationEngine(catalogue, text_encoder, indexes, query_encoders)
+    engine = RecommendationEngine(catalogue, text_encoder, indexes, query_encoders)
+    return attach_store(
+        engine, search=config.search, uri=config.store, cache_dir=config.cache_dir, progress=_stage(progress, "index")
+    )
 
 
 def _native_index(modality: str, encoder: Any, feats: Features) -> ModalityIndex:

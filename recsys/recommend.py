@@ -6,6 +6,11 @@ embeddings does not dominate) and, when an aligner maps it into the text space, 
 index. Same-modality pairs compare natively (most discriminative); cross-modal pairs such as
 ``text->image`` compare in the shared space; ``early`` fusion works entirely in the shared space
 when there is one.
+
+Past :data:`EXACT_MAX_ITEMS` items (or when asked to), scoring the whole catalogue gives way to
+*candidate retrieval*: each (query modality, item modality) pair asks the engine's vector store
+for its nearest items, inside the category filter, and only the union of those candidates is
+scored exactly by the same fusion code, so explanations still sum to the score.
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ from recsys.errors import InputError
 
 MODALITIES: tuple[str, ...] = ("text", "image", "audio")
 SHARED_SPACE = "shared"
+#: Catalogues up to this size are scored exhaustively (a few ms of matrix products); larger ones
+#: retrieve candidates from the vector store first.
+EXACT_MAX_ITEMS = 20_000
+#: Candidates fetched per (query modality, item modality) pair; re-scored exactly afterwards.
+CANDIDATES_PER_PAIR = 100
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,14 @@ class ModalityIndex:
         return _normalise(raw - self.centre) if self.centre is not None else _normalise(raw)
 
 
+def store_field(modality: str, shared: bool) -> str:
+    """Name of the vector-store field holding ``modality``'s vectors natively or in the shared space.
+
+    Text is the shared space's own modality, so its native and shared vectors are one field.
+    """
+    return f"{modality}@{SHARED_SPACE}" if shared and modality != "text" else modality
+
+
 def _normalise(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
@@ -89,14 +107,33 @@ def _combine(positives: list[np.ndarray], negatives: list[np.ndarray]) -> np.nda
     return out if np.any(out) else None
 
 
+@dataclass(frozen=True)
+class QueryVectors:
+    """A query folded into unit vectors per query modality, natively and in the shared space."""
+
+    native: dict[str, np.ndarray]
+    shared: dict[str, np.ndarray]
+
+    def side(self, shared: bool) -> dict[str, np.ndarray]:
+        return self.shared if shared else self.native
+
+
 @dataclass
 class RecommendationEngine:
-    """A catalogue indexed per modality, ready to answer queries."""
+    """A catalogue indexed per modality, ready to answer queries.
+
+    ``store`` (a :class:`recsys.store.VectorStore` holding every item's vectors under
+    :func:`store_field` names) serves candidate retrieval; ``search`` is ``"auto"`` (exact up to
+    :data:`EXACT_MAX_ITEMS` items, candidates past it), ``"exact"`` or ``"ann"``.
+    """
 
     catalogue: Catalogue
     text_encoder: Any
     indexes: dict[str, ModalityIndex]
     query_encoders: dict[str, Any] = field(default_factory=dict)
+    store: Any = None
+    search: str = "auto"
+    candidates: int = CANDIDATES_PER_PAIR
 
     @property
     def item_modalities(self) -> list[str]:
@@ -111,10 +148,26 @@ class RecommendationEngine:
         enc = self.query_encoders.get("image")
         return enc if enc is not None and hasattr(enc, "predict_proba") else None
 
+    @property
+    def uses_candidates(self) -> bool:
+        """Whether :meth:`recommend` retrieves candidates from the store instead of scoring everything."""
+        if self.store is None or self.search == "exact":
+            return False
+        return self.search == "ann" or len(self.catalogue) > EXACT_MAX_ITEMS
+
     def item_vectors(self, modality: str) -> tuple[np.ndarray, np.ndarray]:
         """Item vectors of ``modality`` in the shared space when aligned, else natively; and the mask."""
         ix = self._index(modality)
         return (ix.shared if ix.shared is not None else ix.native), ix.present
+
+    def store_vectors(self) -> dict[str, np.ndarray]:
+        """Every item's vectors by :func:`store_field` name: what the vector store indexes."""
+        out: dict[str, np.ndarray] = {}
+        for m, ix in self.indexes.items():
+            out[store_field(m, False)] = ix.native
+            if ix.shared is not None and m != "text":
+                out[store_field(m, True)] = ix.shared
+        return out
 
     def _index(self, modality: str) -> ModalityIndex:
         if modality not in self.indexes:
@@ -146,56 +199,109 @@ class RecommendationEngine:
         rows = [self.catalogue.index_of(i) for i in ids]
         return [matrix[r] for r in rows if ix.present[r]]
 
-    def query_vectors(self, query: Query, shared: bool = False) -> dict[str, np.ndarray]:
-        """Query modality -> unit vector (native, or in the shared space), likes and dislikes folded in."""
+    def encode_query(self, query: Query) -> QueryVectors:
+        """Encode each query input once and fold likes and dislikes in, natively and in the shared space."""
         for item_id in (*query.likes, *query.dislikes):
             self.catalogue.index_of(item_id)
-        out: dict[str, np.ndarray] = {}
         encoded = {
             m: self._encode_input(m, v) for m, v in query.inputs().items() if m == "text" or m in self.query_encoders
         }
-        for modality in MODALITIES:
-            given = encoded.get(modality)
-            own = given[1 if shared else 0] if given else None
-            positives = ([own] if own is not None else []) + self._item_vectors_for(query.likes, modality, shared)
-            negatives = self._item_vectors_for(query.dislikes, modality, shared)
-            vec = _combine(positives, negatives)
-            if vec is not None:
-                out[modality] = vec
-        return out
+        sides = {}
+        for shared in (False, True):
+            out: dict[str, np.ndarray] = {}
+            if shared and not self.aligned:
+                sides[shared] = out
+                continue
+            for modality in MODALITIES:
+                given = encoded.get(modality)
+                own = given[1 if shared else 0] if given else None
+                positives = ([own] if own is not None else []) + self._item_vectors_for(query.likes, modality, shared)
+                negatives = self._item_vectors_for(query.dislikes, modality, shared)
+                vec = _combine(positives, negatives)
+                if vec is not None:
+                    out[modality] = vec
+            sides[shared] = out
+        return QueryVectors(native=sides[False], shared=sides[True])
+
+    def query_vectors(self, query: Query, shared: bool = False) -> dict[str, np.ndarray]:
+        """Query modality -> unit vector (native, or in the shared space), likes and dislikes folded in."""
+        return self.encode_query(query).side(shared)
 
     # -- scoring ----------------------------------------------------------------------------
-    def _pairs(self, query: Query) -> dict[tuple[str, str], np.ndarray]:
-        native_q = self.query_vectors(query)
-        shared_q = self.query_vectors(query, shared=True) if self.aligned else {}
-        sims: dict[tuple[str, str], np.ndarray] = {}
+    def _matrix(self, ix: ModalityIndex, shared: bool, rows: np.ndarray | None) -> np.ndarray:
+        matrix = ix.shared if shared else ix.native
+        return matrix if rows is None else matrix[rows]
+
+    def _present(self, rows: np.ndarray | None) -> dict[str, np.ndarray]:
+        return {m: ix.present if rows is None else ix.present[rows] for m, ix in self.indexes.items()}
+
+    def _pair_specs(self, q: QueryVectors) -> list[tuple[str, str, bool]]:
+        """(query modality, item modality, in the shared space?) for every pair ``q`` can score.
+
+        Same-modality pairs compare natively (most discriminative), cross-modal ones in the shared space.
+        """
+        specs = []
         for a in MODALITIES:
             for b, ix in self.indexes.items():
-                if a == b and a in native_q:
-                    sims[(a, b)] = ix.native @ native_q[a]
-                elif a != b and a in shared_q and ix.shared is not None:
-                    sims[(a, b)] = ix.shared @ shared_q[a]
-        return sims
+                if a == b and a in q.native:
+                    specs.append((a, b, False))
+                elif a != b and a in q.shared and ix.shared is not None:
+                    specs.append((a, b, True))
+        return specs
+
+    def _pairs(self, q: QueryVectors, rows: np.ndarray | None = None) -> dict[tuple[str, str], np.ndarray]:
+        return {
+            (a, b): self._matrix(self.indexes[b], shared, rows) @ q.side(shared)[a]
+            for a, b, shared in self._pair_specs(q)
+        }
 
     def pair_similarities(self, query: Query) -> dict[str, np.ndarray]:
         """Pair name (``text``, ``text->image``, ...) -> cosine similarity of every item."""
-        return {fusion.pair_name(a, b): s for (a, b), s in self._pairs(query).items()}
+        return {fusion.pair_name(a, b): s for (a, b), s in self._pairs(self.encode_query(query)).items()}
 
-    def _early_inputs(self, query: Query) -> tuple[dict, dict, dict]:
-        """Query vectors, item matrices and their spaces: shared where a modality is aligned, else native."""
-        native_q = self.query_vectors(query)
-        shared_q = self.query_vectors(query, shared=True) if self.aligned else {}
-        q, items, spaces = {}, {}, {}
+    def _early_modalities(self) -> dict[str, tuple[bool, str]]:
+        """Modality -> (use the shared space?, the space's name) for early fusion."""
+        out = {}
         for m in MODALITIES:
             ix = self.indexes.get(m)
             use_shared = ix is not None and ix.shared is not None and self.aligned
-            space = SHARED_SPACE if use_shared else (ix.native_space if ix is not None else m)
-            source = shared_q if use_shared else native_q
+            out[m] = (use_shared, SHARED_SPACE if use_shared else (ix.native_space if ix is not None else m))
+        return out
+
+    def _early_inputs(self, q: QueryVectors, rows: np.ndarray | None = None) -> tuple[dict, dict, dict]:
+        """Query vectors, item matrices and their spaces: shared where a modality is aligned, else native."""
+        query, items, spaces = {}, {}, {}
+        for m, (use_shared, space) in self._early_modalities().items():
+            source = q.side(use_shared)
             if m in source:
-                q[m], spaces[m] = source[m], space
-            if ix is not None:
-                items[m], spaces[m] = (ix.shared if use_shared else ix.native), space
-        return q, items, spaces
+                query[m], spaces[m] = source[m], space
+            if m in self.indexes:
+                items[m], spaces[m] = self._matrix(self.indexes[m], use_shared, rows), space
+        return query, items, spaces
+
+    def _fuse(
+        self,
+        q: QueryVectors,
+        weights: Mapping[str, float],
+        strategy: str,
+        query_weights: Mapping[str, float] | None,
+        rows: np.ndarray | None = None,
+        eligible: np.ndarray | None = None,
+        retrieved: Mapping[tuple[str, str], np.ndarray] | None = None,
+    ) -> fusion.Fused:
+        """Fused scores of all items, or of ``rows``; ``rrf`` ranks only ``eligible`` items, and with
+        ``retrieved`` (candidate search) only the items each pair's own search returned."""
+        if strategy not in fusion.STRATEGIES:
+            raise InputError(f"unknown fusion strategy '{strategy}'; choose one of {', '.join(fusion.STRATEGIES)}")
+        if strategy == "early":
+            return fusion.early_fusion(*self._early_inputs(q, rows), weights, query_weights)
+        sims = self._pairs(q, rows)
+        present = self._present(rows)
+        if strategy == "late":
+            return fusion.late_fusion(sims, present, weights, query_weights)
+        if eligible is not None:
+            present = {m: mask & eligible for m, mask in present.items()}
+        return fusion.rrf_fusion(sims, present, weights, query_weights, retrieved=retrieved)
 
     def fuse(
         self,
@@ -204,15 +310,50 @@ class RecommendationEngine:
         strategy: str,
         query_weights: Mapping[str, float] | None = None,
     ) -> fusion.Fused:
-        if strategy not in fusion.STRATEGIES:
-            raise InputError(f"unknown fusion strategy '{strategy}'; choose one of {', '.join(fusion.STRATEGIES)}")
-        present = {m: ix.present for m, ix in self.indexes.items()}
+        """Fused scores and contributions of every catalogue item."""
+        return self._fuse(self.encode_query(query), weights, strategy, query_weights)
+
+    # -- candidate retrieval ---------------------------------------------------------------
+    def _probes(
+        self, q: QueryVectors, strategy: str, weights: Mapping[str, float], query_weights: Mapping[str, float] | None
+    ) -> list[tuple[str, str, bool]]:
+        """(query modality, item modality, shared space?) of every pair whose evidence can lift an
+        item into the top-K: the pairs ``late`` and ``rrf`` score, and for ``early`` its own spaces'."""
+        qw = query_weights or {}
+        specs = set(self._pair_specs(q))
         if strategy == "early":
-            return fusion.early_fusion(*self._early_inputs(query), weights, query_weights)
-        sims = self._pairs(query)
-        if strategy == "late":
-            return fusion.late_fusion(sims, present, weights, query_weights)
-        return fusion.rrf_fusion(sims, present, weights, query_weights)
+            early = self._early_modalities()
+            for a in q.native:
+                for b in self.indexes:
+                    a_shared, a_space = early[a]
+                    b_shared, b_space = early[b]
+                    if a_space == b_space and a_shared == b_shared and a in q.side(a_shared):
+                        specs.add((a, b, b_shared))
+        return sorted(spec for spec in specs if float(qw.get(spec[0], 1.0)) * float(weights.get(spec[1], 1.0)) > 0)
+
+    def _candidates(
+        self, q: QueryVectors, probes: list[tuple[str, str, bool]], category: str | None, exclude: Sequence[str]
+    ) -> tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]:
+        """Catalogue rows of the union of every probe's nearest items, and which rows each pair retrieved."""
+        hits: dict[tuple[str, str], list[str]] = {}
+        for a, b, shared in probes:
+            found = self.store.search(
+                store_field(b, shared), q.side(shared)[a], self.candidates, category=category, exclude=exclude
+            )
+            hits[(a, b)] = found.ids
+        rows = np.array(sorted({self.catalogue.index_of(i) for ids in hits.values() for i in ids}), dtype=np.int64)
+        retrieved = {
+            pair: np.isin(rows, np.fromiter((self.catalogue.index_of(i) for i in ids), np.int64, len(ids)))
+            for pair, ids in hits.items()
+        }
+        return rows, retrieved
+
+    def _category_mask(self, category: str) -> np.ndarray:
+        cats = np.array([it.category for it in self.catalogue.items])
+        in_cat = (cats == category) | np.char.startswith(cats.astype(str), category.rstrip("/") + "/")
+        if not in_cat.any():
+            raise InputError(f"no item in category '{category}'")
+        return in_cat
 
     def recommend(
         self,
@@ -235,25 +376,33 @@ class RecommendationEngine:
         weights = {m: float(w) for m, w in (weights or {}).items()}
         if any(w < 0 for w in weights.values()):
             raise InputError("modality weights must be >= 0 (0 disables a modality)")
-        fused = self.fuse(query, weights, strategy, query_weights)
+        if strategy not in fusion.STRATEGIES:
+            raise InputError(f"unknown fusion strategy '{strategy}'; choose one of {', '.join(fusion.STRATEGIES)}")
+        q = self.encode_query(query)
+        excluded = (*query.likes, *query.dislikes)
+        rows: np.ndarray | None = None
+        retrieved = None
+        if self.uses_candidates:
+            if category:
+                self._category_mask(category)
+            rows, retrieved = self._candidates(q, self._probes(q, strategy, weights, query_weights), category, excluded)
+            allowed = np.ones(len(rows), dtype=bool)
+        else:
+            allowed = np.ones(len(self.catalogue), dtype=bool)
+            for item_id in excluded:
+                allowed[self.catalogue.index_of(item_id)] = False
+            if category:
+                allowed &= self._category_mask(category)
+        fused = self._fuse(q, weights, strategy, query_weights, rows, allowed, retrieved)
         if not fused.contributions:
             raise InputError("nothing to score: every modality of this query has weight 0 or nothing to match")
-        allowed = np.ones(len(self.catalogue), dtype=bool)
-        for item_id in (*query.likes, *query.dislikes):
-            allowed[self.catalogue.index_of(item_id)] = False
-        if category:
-            cats = np.array([it.category for it in self.catalogue.items])
-            in_cat = (cats == category) | np.char.startswith(cats.astype(str), category.rstrip("/") + "/")
-            if not in_cat.any():
-                raise InputError(f"no item in category '{category}'")
-            allowed &= in_cat
         scores = np.where(allowed, fused.scores, -np.inf)
         k = min(k, int(allowed.sum()))
         top = np.argpartition(-scores, k - 1)[:k] if k else np.array([], dtype=int)
         top = top[np.lexsort((top, -scores[top]))]
         return [
             Recommendation(
-                item=self.catalogue.items[i],
+                item=self.catalogue.items[int(rows[i]) if rows is not None else int(i)],
                 rank=rank,
                 score=float(fused.scores[i]),
                 contributions={name: float(c[i]) for name, c in fused.contributions.items()},

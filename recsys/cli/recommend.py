@@ -40,12 +40,22 @@ def _add_pipeline_args(parser: argparse.ArgumentParser) -> None:
         "--cache-dir", help="where embeddings are cached (default $RECSYS_CACHE_DIR or ~/.cache/recsys)"
     )
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument(
+        "--store", help="vector store: a folder (embedded, default under the cache dir) or a Milvus URI (see README)"
+    )
+    parser.add_argument(
+        "--search",
+        choices=("auto", "exact", "ann"),
+        help="exact scoring of every item, or candidates from the vector store (auto: past 20,000 items)",
+    )
 
 
 def _config(args: argparse.Namespace) -> Any:
     from recsys.pipeline import PipelineConfig
 
-    return PipelineConfig.layered(args.catalogue, args.config, cache_dir=args.cache_dir, device=args.device)
+    return PipelineConfig.layered(
+        args.catalogue, args.config, cache_dir=args.cache_dir, device=args.device, store=args.store, search=args.search
+    )
 
 
 def _progress() -> Any:

@@ -1,0 +1,121 @@
+"""The vector store behind a catalogue's engine: where it lives, and keeping it in step.
+
+The engine's in-memory vectors stay the truth for exact re-scoring; the store answers "which
+items are near this vector" fast on large catalogues. It is synchronised item by item: each item
+carries a version (its text, its media files' size and modification time, and the ids of the
+models that embedded it), so adding, changing or deleting items rewrites only those items, and
+switching an encoder or aligner re-indexes everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys.catalogue import Item
+from recsys.errors import RecsysError
+from recsys.recommend import EXACT_MAX_ITEMS, MODALITIES, RecommendationEngine
+
+log = logging.getLogger(__name__)
+
+SEARCH_MODES = ("auto", "exact", "ann")
+UPSERT_CHUNK = 10_000
+Progress = Callable[[int, int], None]
+
+
+def models_fingerprint(engine: RecommendationEngine) -> str:
+    """Ids of every model whose output the store holds; a change re-indexes every item."""
+    parts = []
+    for m, ix in sorted(engine.indexes.items()):
+        parts.append(f"{m}={getattr(ix.encoder, 'encoder_id', type(ix.encoder).__name__)}")
+        if ix.aligner is not None and m != "text":
+            parts.append(f"{m}-aligner={ix.aligner.describe()}")
+    return "|".join(parts)
+
+
+def item_version(item: Item, fingerprint: str) -> str:
+    """Cheap change detector: the text, each media file's path, size and mtime, and the models."""
+    h = hashlib.sha256(fingerprint.encode())
+    h.update(item.text.encode("utf-8", "surrogatepass"))
+    for modality in MODALITIES[1:]:
+        path = getattr(item, modality)
+        if path is not None:
+            st = os.stat(path)
+            h.update(f"\0{path}\0{st.st_size}\0{st.st_mtime_ns}".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()[:24]
+
+
+def default_store_uri(engine: RecommendationEngine, cache_dir: str | os.PathLike[str] | None) -> Path:
+    """One embedded store per (catalogue folder, models), under the cache directory."""
+    from recsys.cache import default_cache_dir
+
+    root = Path(engine.catalogue.root).resolve()
+    key = hashlib.sha256(f"{root}\n{models_fingerprint(engine)}".encode()).hexdigest()[:16]
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", root.name).strip("_")[:40] or "catalogue"
+    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "stores" / f"{slug}-{key}"
+
+
+def wants_store(engine: RecommendationEngine, search: str, uri: str | None) -> bool:
+    if search not in SEARCH_MODES:
+        raise RecsysError(f"unknown search mode {search!r}; choose one of {', '.join(SEARCH_MODES)}")
+    if search == "exact":
+        return False
+    return search == "ann" or bool(uri) or len(engine.catalogue) > EXACT_MAX_ITEMS
+
+
+def sync_store(store: Any, engine: RecommendationEngine, progress: Progress | None = None) -> tuple[int, int]:
+    """Bring ``store`` in step with the engine's catalogue; returns (items written, items deleted)."""
+    fingerprint = models_fingerprint(engine)
+    items = engine.catalogue.items
+    wanted = [item_version(item, fingerprint) for item in items]
+    have = store.versions()
+    todo = [i for i, (item, v) in enumerate(zip(items, wanted, strict=True)) if have.get(item.id) != v]
+    current = {item.id for item in items}
+    stale = [i for i in have if i not in current]
+    if stale:
+        store.delete(stale)
+    vectors = engine.store_vectors()
+    if progress:
+        progress(0, len(todo))
+    for start in range(0, len(todo), UPSERT_CHUNK):
+        rows = np.asarray(todo[start : start + UPSERT_CHUNK], dtype=np.int64)
+        store.upsert(
+            [items[r].id for r in rows],
+            [items[r].category for r in rows],
+            {name: mat[rows] for name, mat in vectors.items()},
+            versions=[wanted[r] for r in rows],
+        )
+        if progress:
+            progress(min(start + UPSERT_CHUNK, len(todo)), len(todo))
+    if todo or stale:
+        store.flush()
+        log.info("vector store: %d items written, %d deleted", len(todo), len(stale))
+    return len(todo), len(stale)
+
+
+def attach_store(
+    engine: RecommendationEngine,
+    *,
+    search: str = "auto",
+    uri: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+) -> RecommendationEngine:
+    """Open (or create) the engine's vector store, synchronise it, and switch the engine to it."""
+    engine.search = search
+    if not wants_store(engine, search, uri):
+        return engine
+    from recsys.store import open_store
+
+    fields = {name: int(mat.shape[1]) for name, mat in engine.store_vectors().items()}
+    store = open_store(uri or default_store_uri(engine, cache_dir), fields)
+    sync_store(store, engine, progress)
+    engine.store = store
+    return engine
