@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -348,12 +349,27 @@ class RecommendationEngine:
         }
         return rows, retrieved
 
-    def _category_mask(self, category: str) -> np.ndarray:
-        cats = np.array([it.category for it in self.catalogue.items])
-        in_cat = (cats == category) | np.char.startswith(cats.astype(str), category.rstrip("/") + "/")
-        if not in_cat.any():
+    @cached_property
+    def _categories(self) -> np.ndarray:
+        return np.array([it.category for it in self.catalogue.items], dtype=str)
+
+    @cached_property
+    def _category_paths(self) -> frozenset[str]:
+        """Every category and every ancestor of one: what a category filter may name."""
+        paths = set()
+        for cat in set(self._categories.tolist()):
+            parts = cat.split("/")
+            paths.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+        return frozenset(paths)
+
+    def _check_category(self, category: str) -> None:
+        if category.rstrip("/") not in self._category_paths:
             raise InputError(f"no item in category '{category}'")
-        return in_cat
+
+    def _category_mask(self, category: str) -> np.ndarray:
+        self._check_category(category)
+        cats = self._categories
+        return (cats == category) | np.char.startswith(cats, category.rstrip("/") + "/")
 
     def recommend(
         self,
@@ -371,6 +387,28 @@ class RecommendationEngine:
         """
         if query.is_empty():
             raise InputError("empty query: type some text, upload an image or a sound, or like an item")
+        return self.recommend_vectors(
+            self.encode_query(query),
+            weights=weights,
+            strategy=strategy,
+            k=k,
+            category=category,
+            query_weights=query_weights,
+            exclude=(*query.likes, *query.dislikes),
+        )
+
+    def recommend_vectors(
+        self,
+        q: QueryVectors,
+        *,
+        weights: Mapping[str, float] | None = None,
+        strategy: str = "early",
+        k: int = 10,
+        category: str | None = None,
+        query_weights: Mapping[str, float] | None = None,
+        exclude: Sequence[str] = (),
+    ) -> list[Recommendation]:
+        """:meth:`recommend` for a query already encoded (:meth:`encode_query`); ``exclude`` lists item ids."""
         if k < 1:
             raise InputError(f"k must be at least 1 (got {k})")
         weights = {m: float(w) for m, w in (weights or {}).items()}
@@ -378,18 +416,16 @@ class RecommendationEngine:
             raise InputError("modality weights must be >= 0 (0 disables a modality)")
         if strategy not in fusion.STRATEGIES:
             raise InputError(f"unknown fusion strategy '{strategy}'; choose one of {', '.join(fusion.STRATEGIES)}")
-        q = self.encode_query(query)
-        excluded = (*query.likes, *query.dislikes)
         rows: np.ndarray | None = None
         retrieved = None
         if self.uses_candidates:
             if category:
-                self._category_mask(category)
-            rows, retrieved = self._candidates(q, self._probes(q, strategy, weights, query_weights), category, excluded)
+                self._check_category(category)
+            rows, retrieved = self._candidates(q, self._probes(q, strategy, weights, query_weights), category, exclude)
             allowed = np.ones(len(rows), dtype=bool)
         else:
             allowed = np.ones(len(self.catalogue), dtype=bool)
-            for item_id in excluded:
+            for item_id in exclude:
                 allowed[self.catalogue.index_of(item_id)] = False
             if category:
                 allowed &= self._category_mask(category)

@@ -1,0 +1,146 @@
+"""Candidate retrieval through a vector store, and keeping the store in step with the catalogue.
+
+The engine's exhaustive scoring is the reference: with a store that returns every item, candidate
+search must reproduce it exactly (scores and contributions); with few candidates per pair, the
+results stay a faithful, explainable subset.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from fakes import write_square
+
+from recsys.catalogue_store import attach_store, sync_store
+from recsys.errors import InputError, RecsysError
+from recsys.fusion import STRATEGIES
+from recsys.media import load_image
+from recsys.recommend import Query
+from recsys.store import open_store
+
+QUERIES = [
+    Query(text="a green fruit"),
+    Query(text="red car", likes=("taxi",)),
+    Query(text="a car", dislikes=("car",)),
+    Query(likes=("frog",)),
+]
+
+
+def _ranked(engine, query, **kw):
+    return [(r.item.id, round(r.score, 6), {k: round(v, 6) for k, v in r.contributions.items()})
+            for r in engine.recommend(query, **kw)]  # fmt: skip
+
+
+def _with_memory_store(engine, candidates: int):
+    attach_store(engine, search="ann", uri="memory://")
+    engine.candidates = candidates
+    return engine
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("category", [None, "food", "vehicles/cars"])
+def test_candidates_covering_the_catalogue_reproduce_exact_scoring(aligned_fake_engine, strategy, category):
+    engine = aligned_fake_engine
+    expected = [_ranked(engine, q, strategy=strategy, k=4, category=category) for q in QUERIES]
+    _with_memory_store(engine, candidates=len(engine.catalogue))
+    assert engine.uses_candidates
+    got = [_ranked(engine, q, strategy=strategy, k=4, category=category) for q in QUERIES]
+    assert got == expected
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_few_candidates_still_explain_and_filter(aligned_fake_engine, tmp_path, strategy):
+    engine = _with_memory_store(aligned_fake_engine, candidates=2)
+    image = load_image(write_square(tmp_path / "q.png", "green"))
+    for query in [*QUERIES, Query(text="green", image=image)]:
+        for category in (None, "food"):
+            results = engine.recommend(query, strategy=strategy, k=3, category=category)
+            assert results
+            for r in results:
+                assert r.score == pytest.approx(sum(r.contributions.values()), abs=1e-9)
+                assert r.item.id not in (*query.likes, *query.dislikes)
+                if category:
+                    assert r.item.category.startswith(category)
+
+
+def test_candidate_search_reports_an_empty_category(aligned_fake_engine):
+    engine = _with_memory_store(aligned_fake_engine, candidates=3)
+    with pytest.raises(InputError, match="no item in category"):
+        engine.recommend(Query(text="car"), category="plants")
+
+
+def test_small_catalogue_needs_no_store_unless_asked(fake_engine):
+    assert attach_store(fake_engine, search="auto").store is None
+    assert not fake_engine.uses_candidates
+    with pytest.raises(RecsysError, match="unknown search mode"):
+        attach_store(fake_engine, search="fast")
+
+
+def _rebuild(root, tmp_path):
+    from recsys import pipeline
+    from recsys.catalogue import load_catalogue
+
+    config = pipeline.PipelineConfig(
+        cache_dir=str(tmp_path / "cache"), image_aligner=None, audio_aligner=None, search="ann",
+        store=str(tmp_path / "store"),
+    )  # fmt: skip
+    return pipeline.build_engine(load_catalogue(root), config)
+
+
+def test_store_is_updated_item_by_item(tmp_path, patched_encoders):
+    from fakes import build_catalogue
+
+    root = build_catalogue(tmp_path / "cat")
+    engine = _rebuild(root, tmp_path)
+    assert len(engine.store) == 6
+    assert sync_store(engine.store, engine) == (0, 0)  # nothing changed: nothing written
+    engine.store.close()
+
+    manifest = pd.read_csv(root / "catalogue.csv", keep_default_na=False)
+    manifest.loc[manifest.id == "lime", "description"] = "a sour citrus"
+    manifest = manifest[manifest.id != "note"]
+    write_square(root / "media" / "plum.png", "blue")
+    plum = {"id": "plum", "title": "Plum", "description": "a plum", "category": "food/fruit"}
+    manifest = pd.concat([manifest, pd.DataFrame([{**plum, "image": "media/plum.png", "audio": ""}])])
+    manifest.to_csv(root / "catalogue.csv", index=False)
+
+    from recsys.catalogue import load_catalogue
+
+    store = open_store(tmp_path / "store")
+    written, deleted = sync_store(store, _engine_without_store(load_catalogue(root), tmp_path))
+    assert (written, deleted) == (2, 1)  # lime changed, plum added; note deleted
+    assert set(store.versions()) == {"apple", "lime", "car", "taxi", "frog", "plum"}
+    hits = store.search("text", patched_encoders["text"].encode(["a sour citrus"])[0], 1)
+    assert hits.ids == ["lime"]
+
+
+def _engine_without_store(catalogue, tmp_path):
+    from recsys import pipeline
+
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"), image_aligner=None, audio_aligner=None)
+    return pipeline.build_engine(catalogue, config)
+
+
+@pytest.mark.slow
+def test_demo_answers_the_same_on_the_embedded_store(demo_catalogue, tmp_path):
+    """Acceptance: the embedded store (its ANN index forced on) gives the exact engine's top results."""
+    from recsys.pipeline import PipelineConfig, build_engine
+
+    engine = build_engine(demo_catalogue, PipelineConfig.layered(demo_catalogue.root))
+    queries = [Query(text=t) for t in ("a red apple", "a barking puppy", "a musical instrument", "a boat")]
+    queries.append(Query(image=load_image(demo_catalogue.root / "images" / "frog.png")))
+    queries.append(Query(text="fruit", likes=("apple_red",)))
+    expected = {
+        (i, s, c): [r.item.id for r in engine.recommend(q, strategy=s, k=10, category=c)]
+        for i, q in enumerate(queries) for s in STRATEGIES for c in (None, "animals")
+    }  # fmt: skip
+    store_uri = str(tmp_path / "store")
+    attach_store(engine, search="ann", uri=store_uri)
+    overlap = []
+    for (i, s, c), ids in expected.items():
+        got = [r.item.id for r in engine.recommend(queries[i], strategy=s, k=10, category=c)]
+        if s != "rrf":
+            assert got[:3] == ids[:3], (i, s, c)
+        overlap.append(len(set(got) & set(ids)) / len(ids))
+    assert np.mean(overlap) >= 0.95
