@@ -598,9 +598,11 @@ def build(
         if pool:
             pool.close()
             pool.join()
-    for entry, (state, _, error) in zip(chosen, results, strict=True):
-        if state == "failed":
-            log(f"  could not render {entry.origin}: {error}")
+    failures = [(entry, error) for entry, (state, _, error) in zip(chosen, results, strict=True) if state == "failed"]
+    for entry, error in failures[:20]:
+        log(f"  could not render {entry.origin}: {error}")
+    if len(failures) > 20:
+        log(f"  ... and {len(failures) - 20} more that could not be rendered")
     kept, rows, wanted, size = [], [], set(), 0
     for entry, rel, (state, nbytes, _) in zip(chosen, targets, results, strict=True):
         if state in ("blank", "failed"):
@@ -721,6 +723,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     chosen_sets = frozenset(_csv(args.sets)) if args.sets else None
+    try:  # checked here, not per icon in the workers, so that a missing library is one clear message
+        import cairosvg  # noqa: F401
+    except (ImportError, OSError) as exc:
+        print(f"error: cairosvg cannot run ({exc}); pip install -r requirements.txt, apt-get install libcairo2")
+        return 2
     start = time.perf_counter()
     out = args.out.resolve()
     try:
@@ -754,13 +761,6 @@ def main(argv: list[str] | None = None) -> int:
             kept, summary = build(out, by_source, ids, limit=args.limit, jobs=args.jobs)
     except (InputError, CatalogueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        if "cairo" not in str(exc):
-            raise
-        print(
-            f"error: cairosvg needs the cairo library ({exc}); install it: apt-get install libcairo2", file=sys.stderr
-        )
         return 2
     per_set = Counter(e.group for e in kept if e.source == "iconify")
     n_clipart = sum(e.source == "openclipart" for e in kept)
