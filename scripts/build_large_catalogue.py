@@ -726,7 +726,10 @@ def main(argv: list[str] | None = None) -> int:
     try:  # checked here, not per icon in the workers, so that a missing library is one clear message
         import cairosvg  # noqa: F401
     except (ImportError, OSError) as exc:
-        print(f"error: cairosvg cannot run ({exc}); pip install -r requirements.txt, apt-get install libcairo2")
+        print(
+            f"error: cairosvg cannot run ({exc}); pip install -r requirements.txt, apt-get install libcairo2",
+            file=sys.stderr,
+        )
         return 2
     start = time.perf_counter()
     out = args.out.resolve()
