@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from recsys.device import limit_query_threads
 from recsys.errors import RecsysError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,6 +74,7 @@ def get_engine() -> RecommendationEngine:
 
     try:
         with registry.lock, st.spinner("Loading the models and the catalogue..."):
+            # load_engine encodes in the batch thread role and leaves the process in the query role
             engine = registry.by_dir.get(key) or load_engine(key, progress=progress)
             registry.by_dir[key] = engine
     except RecsysError as exc:
@@ -82,7 +82,6 @@ def get_engine() -> RecommendationEngine:
         st.error(f"The recommender could not start: {exc}")
         st.stop()
     slot.empty()
-    limit_query_threads()
     return engine
 
 
