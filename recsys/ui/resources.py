@@ -86,19 +86,19 @@ def get_engine() -> RecommendationEngine:
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _projection(vectors_key: str, _vectors, params: ProjectionParams, directory: str) -> Projection:
+def _projection(vectors_key: str, _vectors, _groups, params: ProjectionParams, directory: str) -> Projection:
     from recsys.projection import project
 
-    return project(_vectors, params, cache_dir=directory)
+    return project(_vectors, params, cache_dir=directory, groups=_groups)
 
 
-def get_projection(vectors, params: ProjectionParams) -> Projection:
-    """A map of ``vectors``: from memory, else from the disk cache, else fitted (with a spinner)."""
+def get_projection(vectors, params: ProjectionParams, groups=None) -> Projection:
+    """A map of ``vectors`` (``groups``: strata of its fitted sample): from memory, else disk, else computed."""
     from recsys.projection import input_hash
 
-    key = input_hash(vectors, params)
-    with st.spinner("Computing the map (UMAP); cached afterwards..."):
-        return _projection(key, vectors, params, str(cache_dir() / "projections"))
+    key = input_hash(vectors, params, groups)
+    with st.spinner("Computing the map (UMAP on a sample, the rest placed beside it); cached afterwards..."):
+        return _projection(key, vectors, groups, params, str(cache_dir() / "projections"))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
