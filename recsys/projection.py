@@ -5,11 +5,11 @@ UMAP over every item does not scale: 67 s for 950 items on a loaded 2-core machi
 ``fit_size`` items (default 4,000; stratified by category, seeded), and every other item - and
 a query - is placed at the kernel-weighted mean of the map positions of its ``n_neighbors``
 nearest fitted items (inverse-distance weights; neighbours searched by chunked matrix products
-in the sample's leading principal components). Measured on 2 shared cores, 384-d vectors:
-the neighbour search for 100k points against 5,000 fitted ones takes ~2.5 s, UMAP on 5,000
-points ~3 s with 200 epochs once numba has compiled; ``benchmarks/map.py`` prints the totals.
-The fitted items' own neighbours are computed the same way and handed to UMAP, which skips its
-approximate search (and that search's ~30 s numba compilation in a fresh process).
+in the sample's leading principal components). ``benchmarks/map.py`` on 2 shared cores, 384-d
+clustered vectors, numba warm: 2.6 s for 10k items, 4.7 s for 100k (load ~1.9), 8-11 s for
+100k at load ~5; the first map of a process adds ~9 s of numba compilation. The fitted items'
+own neighbours are computed exactly and handed to UMAP, which skips its approximate search
+(and that search's ~30 s numba compilation in a fresh process).
 
 Coordinates are cached on disk by a hash of the input vectors, the parameters and the strata
 (``map-<hash>.npz``, written atomically), so reopening a map costs one hash of the vectors.
