@@ -41,6 +41,7 @@ from recsys.alignment.training import (  # noqa: E402
     item_description,
     train_on_pairs,
 )
+from recsys.threads import use_threads  # noqa: E402
 
 
 def category_query(path: str, level: str) -> str:
@@ -220,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--out", default=str(REPO / "artifacts" / "alignment.json"))
     args = p.parse_args(argv)
-    report = run(args)
+    with use_threads("batch"):  # catalogue encoding; the heads themselves train on one thread
+        report = run(args)
     print(format_table(report))
     print(f"\nelapsed {report['elapsed_s']:.0f}s; written to {args.out}")
     atomic.write_json(args.out, report)

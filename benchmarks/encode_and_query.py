@@ -19,10 +19,11 @@ import numpy as np
 from recsys import media
 from recsys.cache import decode
 from recsys.catalogue import load_catalogue
-from recsys.device import limit_query_threads, pick_device
+from recsys.device import pick_device
 from recsys.encoders import create_encoder
 from recsys.pipeline import PipelineConfig, build_engine
 from recsys.recommend import Query
+from recsys.threads import thread_count, use_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,15 +65,17 @@ def main() -> None:
     catalogue = load_catalogue(args.catalogue)
     config = PipelineConfig.layered(args.catalogue)
     print(f"catalogue: {args.catalogue} ({len(catalogue)} items), device: {pick_device(config.device)}")
-    print("\nencoder throughput (batched, decoded inputs)")
+    print(f"\nencoder throughput (batched, decoded inputs, {thread_count('batch')} thread(s))")
     print(f"{'modality':<8} {'encoder':<48} {'items':>6} {'items/s':>9}")
-    for modality, encoder_id, n, rate in encoder_throughput(catalogue, config, args.n):
+    with use_threads("batch"):
+        rows = encoder_throughput(catalogue, config, args.n)
+    for modality, encoder_id, n, rate in rows:
         print(f"{modality:<8} {encoder_id:<48} {n:>6} {rate:>9.1f}")
 
     start = time.perf_counter()
     engine = build_engine(catalogue, config)
     print(f"\nengine build with warm caches: {time.perf_counter() - start:.2f} s")
-    threads = limit_query_threads()  # as the app does once the catalogue is indexed
+    threads = thread_count("query")  # build_engine leaves the process in the query role, as in the app
     with_image = next(it for it in catalogue.items if it.image is not None)
     with_audio = next((it for it in catalogue.items if it.audio is not None), None)
     queries = {

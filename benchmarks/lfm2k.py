@@ -29,6 +29,7 @@ from recsys.errors import RecsysError  # noqa: E402
 from recsys.lab.evaluate import evaluate, save_results  # noqa: E402
 from recsys.lab.registry import MODELS, default_models, is_available  # noqa: E402
 from recsys.lab.report import sanity_checks  # noqa: E402
+from recsys.threads import available_cores, thread_count  # noqa: E402
 
 PROTOCOLS = ("given", "cold-items")
 
@@ -77,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     for line in sanity_checks(runs):
         print("  " + line)
     print(f"\nwrote {path}")
-    print(f"total time: {time.perf_counter() - start:.1f}s on {os.cpu_count()} CPU core(s)")
+    print(
+        f"total time: {time.perf_counter() - start:.1f}s on {available_cores()} CPU core(s), "
+        f"{thread_count('train')} training thread(s)"
+    )
     return 0
 
 

@@ -27,7 +27,8 @@ with right.expander("UMAP parameters", expanded=False):
 
 try:
     vectors, indices = catalogue_vectors(engine, source, controls.weights)
-    projection = resources.get_projection(vectors, ProjectionParams(n_neighbors, min_dist, metric))
+    groups = explore.item_groups(engine.catalogue, indices)
+    projection = resources.get_projection(vectors, ProjectionParams(n_neighbors, min_dist, metric), groups)
 except InputError as exc:
     st.error(str(exc))
     st.stop()
@@ -40,6 +41,11 @@ if last is not None:
 frame = explore.map_frame(engine.catalogue, indices, projection.coords, last.result_ids if last else ())
 st.caption(
     f"{len(frame)} items on the {source} map · "
+    + (
+        f"UMAP fitted on {len(projection.fitted)} of them (by category), the rest placed by their neighbours · "
+        if len(projection.fitted) < len(frame)
+        else ""
+    )
     + (
         "the star is your last query, ringed numbers its results"
         if last

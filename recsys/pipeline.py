@@ -22,6 +22,7 @@ from recsys.catalogue import Catalogue, load_catalogue
 from recsys.catalogue_store import attach_store
 from recsys.errors import RecsysError
 from recsys.recommend import MODALITIES, ModalityIndex, RecommendationEngine, _normalise
+from recsys.threads import batch_then_query
 
 StageProgress = Callable[[str, int, int], None]
 CONFIG_FILE = "recsys.toml"
@@ -96,10 +97,14 @@ def _stage(progress: StageProgress | None, stage: str) -> Callable[[int, int], N
     return (lambda done, total: progress(stage, done, total)) if progress else None
 
 
+@batch_then_query
 def build_engine(
     catalogue: Catalogue, config: PipelineConfig | None = None, progress: StageProgress | None = None
 ) -> RecommendationEngine:
-    """Encode (or read from cache) every modality the catalogue has and index it."""
+    """Encode (or read from cache) every modality the catalogue has and index it.
+
+    Encodes in the batch thread role and leaves the process in the query role (:mod:`recsys.threads`).
+    """
     config = config or PipelineConfig()
     text_encoder = _create_encoder(config.text_encoder, config.device)
     indexes: dict[str, ModalityIndex] = {}

@@ -1,4 +1,4 @@
-"""UMAP maps: shape, disk cache keyed by input hash, transform of a query, vectors per source."""
+"""Maps: shape, disk cache keyed by input hash, the sampled path, placing a query, vectors per source."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ import pytest
 from recsys.errors import InputError
 from recsys.projection import (
     FUSED,
+    METRICS,
     ProjectionParams,
+    SearchSpace,
     catalogue_vectors,
     input_hash,
+    nearest,
     project,
     query_vector,
+    stratified_sample,
 )
 from recsys.recommend import Query
 
@@ -51,14 +55,14 @@ def test_cache_hit_on_same_inputs_and_miss_on_changed_parameters(tmp_path):
     assert files[0].stat().st_mtime_ns == mtime  # read, not refitted
     project(x, ProjectionParams(n_neighbors=6), cache_dir=tmp_path)
     project(x[:-1], params, cache_dir=tmp_path)
-    assert len(list(tmp_path.glob("umap-*.pkl"))) == 3
+    assert len(list(tmp_path.glob("map-*.npz"))) == 3
     assert not list(tmp_path.glob(".*tmp"))  # atomic writes leave no temporaries
 
 
 def test_corrupt_cache_entry_is_refitted(tmp_path):
     x = clusters()
     params = ProjectionParams(n_neighbors=5)
-    (tmp_path / f"umap-{input_hash(x, params)}.pkl").write_bytes(b"garbage")
+    (tmp_path / f"map-{input_hash(x, params)}.npz").write_bytes(b"garbage")
     assert project(x, params, cache_dir=tmp_path).coords.shape == (40, 2)
 
 
@@ -70,7 +74,7 @@ def test_hash_depends_on_values_and_parameters():
     assert h != input_hash(x, ProjectionParams(min_dist=0.5))
 
 
-@pytest.mark.parametrize("kwargs", [{"n_neighbors": 1}, {"min_dist": 2.0}, {"metric": "bogus"}])
+@pytest.mark.parametrize("kwargs", [{"n_neighbors": 1}, {"min_dist": 2.0}, {"metric": "bogus"}, {"fit_size": 3}])
 def test_bad_parameters_are_input_errors(kwargs):
     with pytest.raises(InputError):
         ProjectionParams(**kwargs)
@@ -112,3 +116,80 @@ def test_aligned_spaces_share_one_block_and_queries_cross_over(aligned_fake_engi
     q = query_vector(engine, Query(text="blue"), "image")  # a text query lands on the image map
     assert q is not None
     assert engine.catalogue.items[idx[int(np.argmax(image_vecs @ q))]].id == "car"
+
+
+SAMPLED = ProjectionParams(n_neighbors=10, metric="cosine", fit_size=80)
+
+
+def big_clusters(n_per: int = 400, d: int = 96) -> np.ndarray:
+    """Two blobs with more points than ``SAMPLED.fit_size`` and more dimensions than the placement keeps."""
+    return clusters(n_per=n_per, d=d, seed=1)
+
+
+def test_sampled_map_places_every_item_beside_its_cluster(tmp_path):
+    x = big_clusters()
+    labels = ["a"] * 400 + ["b"] * 400
+    proj = project(x, SAMPLED, cache_dir=tmp_path, groups=labels)
+    assert proj.coords.shape == (800, 2) and np.isfinite(proj.coords).all()
+    assert len(proj.fitted) == 80 and proj.space.basis is not None  # UMAP saw a sample; the rest were placed
+    ca, cb = proj.coords[:400].mean(0), proj.coords[400:].mean(0)
+    da = np.linalg.norm(proj.coords - ca, axis=1)
+    db = np.linalg.norm(proj.coords - cb, axis=1)
+    assert (da[:400] < db[:400]).all() and (db[400:] < da[400:]).all()
+    q = proj.transform(x[400:401] + 0.01)[0]  # a query from cluster b
+    assert np.linalg.norm(q - cb) < np.linalg.norm(q - ca)
+
+
+def test_sampled_map_cache_hit_is_identical_and_places_queries_the_same(tmp_path):
+    x = big_clusters()
+    first = project(x, SAMPLED, cache_dir=tmp_path)
+    (entry,) = tmp_path.glob("map-*.npz")
+    mtime = entry.stat().st_mtime_ns
+    again = project(x, SAMPLED, cache_dir=tmp_path)
+    assert np.array_equal(first.coords, again.coords)
+    assert np.array_equal(first.fitted, again.fitted)
+    assert entry.stat().st_mtime_ns == mtime  # read, not recomputed
+    q = x[:3] + 0.02
+    assert np.array_equal(first.transform(q), again.transform(q))
+
+
+def test_strata_change_the_cache_key_and_must_match_the_rows(tmp_path):
+    x = big_clusters(n_per=60)
+    assert input_hash(x, SAMPLED, ["a"] * 120) != input_hash(x, SAMPLED, ["a"] * 60 + ["b"] * 60)
+    assert input_hash(x, SAMPLED) != input_hash(x, SAMPLED, ["a"] * 120)
+    with pytest.raises(InputError, match="group label"):
+        project(x, SAMPLED, groups=["a"] * 5)
+
+
+def test_stratified_sample_keeps_every_category_in_proportion():
+    groups = ["big"] * 900 + ["mid"] * 95 + ["tiny"] * 5
+    picked = stratified_sample(1000, 100, groups, seed=0)
+    assert len(picked) == len(set(picked)) == 100 and (np.diff(picked) > 0).all()
+    chosen = np.asarray(groups)[picked]
+    assert (chosen == "tiny").sum() >= 1  # a small category is not lost
+    assert 85 <= (chosen == "big").sum() <= 91
+    assert np.array_equal(picked, stratified_sample(1000, 100, groups, seed=0))
+    assert not np.array_equal(picked, stratified_sample(1000, 100, groups, seed=1))
+    assert np.array_equal(stratified_sample(50, 100, None, seed=0), np.arange(50))
+    many = stratified_sample(300, 10, [str(i) for i in range(300)], seed=0)  # more categories than slots
+    assert len(many) == 10
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_nearest_matches_brute_force(metric):
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(0)
+    queries, reference = rng.normal(size=(30, 8)).astype(np.float32), rng.normal(size=(50, 8)).astype(np.float32)
+    space = SearchSpace(metric)
+    idx, dist = nearest(space(queries), space(reference), 5, metric, chunk=7)
+    expected = cdist(queries, reference, {"manhattan": "cityblock"}.get(metric, metric))
+    assert np.array_equal(idx, np.argsort(expected, axis=1)[:, :5])
+    np.testing.assert_allclose(dist, np.sort(expected, axis=1)[:, :5], rtol=1e-4, atol=1e-4)
+
+
+def test_a_copy_of_a_fitted_item_lands_on_it(tmp_path):
+    x = big_clusters()
+    proj = project(x, SAMPLED)
+    item = proj.fitted[7]
+    assert np.linalg.norm(proj.transform(x[item])[0] - proj.coords[item]) < 0.5

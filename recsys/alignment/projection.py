@@ -180,13 +180,11 @@ def train_projection(
         raise InputError("At least two training pairs are needed to train a projection head.")
     groups = groups_from_targets(target) if groups is None else np.asarray(groups, dtype=np.int64)
     n = len(source)
-    threads = torch.get_num_threads()
+    from recsys.threads import use_threads
+
     # Heads are tiny: one thread is as fast alone and far faster on a busy machine (no spin-waiting).
-    torch.set_num_threads(1)
-    try:
+    with use_threads("train", threads=1):
         losses, head = _fit(torch, source, target, groups, config)
-    finally:
-        torch.set_num_threads(threads)
     meta = {
         "format": FORMAT,
         "kind": "projection",

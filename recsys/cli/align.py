@@ -47,6 +47,7 @@ def run_align(args: argparse.Namespace) -> int:
     from recsys.catalogue import load_catalogue
     from recsys.encoders import DEFAULT_ENCODERS, create_encoder
     from recsys.errors import InputError
+    from recsys.threads import use_threads
 
     catalogue = load_catalogue(args.catalogue)
     extras = [load_catalogue(d) for d in args.extra_pairs]
@@ -62,21 +63,22 @@ def run_align(args: argparse.Namespace) -> int:
     prefix = args.name or Path(args.catalogue).resolve().name
     overrides = {k: getattr(args, k) for k in ("hidden", "epochs", "seed") if getattr(args, k) is not None}
     written = []
-    for m in modalities:
-        config = dataclasses.replace(DEFAULT_CONFIGS[m], **overrides)
-        written += train_catalogue_aligners(
-            catalogue,
-            [m],
-            encoders=encoders,
-            text_encoder=text_encoder,
-            out_dir=out_dir,
-            prefix=prefix,
-            extra_catalogues=extras,
-            config=config,
-            cache_dir=args.cache_dir,
-            bridge_weight=DEFAULT_BRIDGE_WEIGHT if args.bridge_weight is None else args.bridge_weight,
-            progress=_progress(),
-        )
+    with use_threads("batch"):  # encoding the pairs; the heads train on one thread (alignment.projection)
+        for m in modalities:
+            config = dataclasses.replace(DEFAULT_CONFIGS[m], **overrides)
+            written += train_catalogue_aligners(
+                catalogue,
+                [m],
+                encoders=encoders,
+                text_encoder=text_encoder,
+                out_dir=out_dir,
+                prefix=prefix,
+                extra_catalogues=extras,
+                config=config,
+                cache_dir=args.cache_dir,
+                bridge_weight=DEFAULT_BRIDGE_WEIGHT if args.bridge_weight is None else args.bridge_weight,
+                progress=_progress(),
+            )
     for w in written:
         t = w.result.aligner.meta["training"]
         print(

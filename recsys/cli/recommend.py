@@ -93,7 +93,6 @@ def run_index(args: argparse.Namespace) -> int:
 def run_recommend(args: argparse.Namespace) -> int:
     from recsys import media
     from recsys.catalogue import load_catalogue
-    from recsys.device import limit_query_threads
     from recsys.pipeline import build_engine
     from recsys.recommend import Query
 
@@ -108,8 +107,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     if query.is_empty():
         raise InputError("empty query: give --text, --image, --audio, --like or --dislike")
     catalogue = load_catalogue(args.catalogue)
-    engine = build_engine(catalogue, _config(args), _progress())
-    limit_query_threads()
+    engine = build_engine(catalogue, _config(args), _progress())  # leaves torch in the query thread role
     results = engine.recommend(query, weights=weights, strategy=args.strategy, k=args.k, category=args.category)
     if args.json:
         rows = [

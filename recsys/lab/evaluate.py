@@ -25,6 +25,7 @@ from recsys.errors import DatasetError, RecsysError
 from recsys.lab.metrics import MetricAccumulator, unit_rows
 from recsys.lab.protocols import Split, make_split
 from recsys.lab.registry import create_model, default_models, is_available, spec_for
+from recsys.threads import use_threads
 
 RESULTS_FORMAT = "recsys-lab-results/1"
 DEFAULT_KS = (10, 20, 50)
@@ -198,7 +199,8 @@ def evaluate(
         model = create_model(name)
         say(f"[{i}/{len(names)}] fitting {name} ({split.protocol})")
         t0 = time.perf_counter()
-        model.fit(split.train)
+        with use_threads("train"):  # numpy / scipy / implicit fits too, not only the torch ones
+            model.fit(split.train)
         fit_s = time.perf_counter() - t0
         metrics, score_s = score_split(model, split, ks, features)
         results.append(

@@ -178,8 +178,7 @@ class TrainConfig:
     patience: int = 5
     k: int = 20
     device: str | None = None
-    # CPU threads for torch during fit (None: leave torch's setting). On small models and a busy
-    # machine one thread avoids intra-op synchronisation that can cost several times the work.
+    # CPU threads during fit; None: the train role's count (recsys.threads, RECSYS_TRAIN_THREADS).
     num_threads: int | None = None
 
 
@@ -212,16 +211,11 @@ def train_pairwise(
     content-only, so a hybrid stays good at ranking cold items). Every training interaction
     is seen once per epoch with a fresh negative.
     """
-    import torch
+    from recsys.threads import use_threads
 
     score_fns = score_fn if isinstance(score_fn, list) else [score_fn]
-    previous_threads = torch.get_num_threads()
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    try:
+    with use_threads("train", threads=config.num_threads):
         return _train_loop(module, batch_loss, train, valid, score_fns, config, rng, device, negative_pool)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _train_loop(

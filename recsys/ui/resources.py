@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from recsys.device import limit_query_threads
 from recsys.errors import RecsysError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,6 +74,7 @@ def get_engine() -> RecommendationEngine:
 
     try:
         with registry.lock, st.spinner("Loading the models and the catalogue..."):
+            # load_engine encodes in the batch thread role and leaves the process in the query role
             engine = registry.by_dir.get(key) or load_engine(key, progress=progress)
             registry.by_dir[key] = engine
     except RecsysError as exc:
@@ -82,24 +82,23 @@ def get_engine() -> RecommendationEngine:
         st.error(f"The recommender could not start: {exc}")
         st.stop()
     slot.empty()
-    limit_query_threads()
     return engine
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _projection(vectors_key: str, _vectors, params: ProjectionParams, directory: str) -> Projection:
+def _projection(vectors_key: str, _vectors, _groups, params: ProjectionParams, directory: str) -> Projection:
     from recsys.projection import project
 
-    return project(_vectors, params, cache_dir=directory)
+    return project(_vectors, params, cache_dir=directory, groups=_groups)
 
 
-def get_projection(vectors, params: ProjectionParams) -> Projection:
-    """A map of ``vectors``: from memory, else from the disk cache, else fitted (with a spinner)."""
+def get_projection(vectors, params: ProjectionParams, groups=None) -> Projection:
+    """A map of ``vectors`` (``groups``: strata of its fitted sample): from memory, else disk, else computed."""
     from recsys.projection import input_hash
 
-    key = input_hash(vectors, params)
-    with st.spinner("Computing the map (UMAP); cached afterwards..."):
-        return _projection(key, vectors, params, str(cache_dir() / "projections"))
+    key = input_hash(vectors, params, groups)
+    with st.spinner("Computing the map (UMAP on a sample, the rest placed beside it); cached afterwards..."):
+        return _projection(key, vectors, groups, params, str(cache_dir() / "projections"))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

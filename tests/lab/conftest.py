@@ -86,8 +86,12 @@ def two_clusters() -> TwoClusters:
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
-    """Tiny problems: torch's intra-op threads only add synchronisation (10x slower on a busy machine)."""
+    """Tiny problems: torch's intra-op threads only add synchronisation (10x slower on a busy machine).
+
+    Fits run in the train thread role (recsys.threads), so that role is overridden too."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RECSYS_TRAIN_THREADS", "1")
+        yield
     torch.set_num_threads(threads)

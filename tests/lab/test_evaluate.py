@@ -127,3 +127,31 @@ def test_cli_prints_table_and_writes_json(tmp_path, capsys, two_clusters):
 def test_cli_user_errors_exit_2(tmp_path, capsys):
     assert main(["evaluate", "--dataset", str(tmp_path / "missing")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_every_fit_runs_in_the_train_thread_role(two_clusters, monkeypatch):
+    """Not only torch models: numpy / scipy / implicit fits get the train role's BLAS and torch counts."""
+    import torch
+
+    from recsys.lab import evaluate as runner
+
+    seen = []
+    create = runner.create_model
+
+    def spying_create(name):
+        model = create(name)
+        fit = model.fit
+
+        def spy(data):
+            seen.append(torch.get_num_threads())
+            return fit(data)
+
+        model.fit = spy
+        return model
+
+    monkeypatch.setattr(runner, "create_model", spying_create)
+    monkeypatch.setenv("RECSYS_TRAIN_THREADS", "2")
+    before = torch.get_num_threads()
+    evaluate(two_clusters.dataset, "given", ["popularity", "itemknn"], ks=(2,), seed=0)
+    assert seen == [2, 2]
+    assert torch.get_num_threads() == before

@@ -2,7 +2,10 @@
 
 They run beside our own models in the same evaluation, so our implementations are checked
 against a known-good one under exactly the same protocol. CPU implementations are used
-explicitly (GPU optional) with one thread, which makes them deterministic for a given seed.
+explicitly (GPU optional). BPR runs on one thread: its threads update shared factors without
+locks (Hogwild), so more threads give different factors on every run, and the lab's results must
+be reproducible for a seed. ALS solves each user / item on its own, so it is deterministic on any
+number of threads and takes the train role's count (:mod:`recsys.threads`).
 Defaults were picked on the lfm2k *validation* split (x_label 1) from a handful of settings:
 BPR 64 factors, lr 0.02, reg 0.05, 3000 epochs (Recall@20 0.322; 0.265 with 200 epochs at
 lr 0.1, 0.250 at lr 0.05 / reg 0.01: more epochs at a lower rate kept helping); ALS reg 5 /
@@ -59,7 +62,7 @@ class ImplicitBPR(_ImplicitMF):
     def _make(self, seed: int):
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
-        return BayesianPersonalizedRanking(**self.params, random_state=seed, num_threads=1)
+        return BayesianPersonalizedRanking(**self.params, random_state=seed, num_threads=1)  # reproducible
 
     def extra_info(self) -> dict[str, object]:
         return {"params": self.params}
@@ -83,7 +86,9 @@ class ImplicitALS(_ImplicitMF):
     def _make(self, seed: int):
         from implicit.cpu.als import AlternatingLeastSquares
 
-        return AlternatingLeastSquares(**self.params, random_state=seed, num_threads=1)
+        from recsys.threads import thread_count
+
+        return AlternatingLeastSquares(**self.params, random_state=seed, num_threads=thread_count("train"))
 
     def extra_info(self) -> dict[str, object]:
         return {"params": self.params}

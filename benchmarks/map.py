@@ -1,0 +1,124 @@
+"""The Explore map on a large catalogue: time to coordinates and to the figure, for synthetic items.
+
+Items are clustered unit vectors in 384-d (a seeded Gaussian mixture, one top category per
+cluster). For each size it prints the time to compute the coordinates (no cache: sample, UMAP,
+placement), to read them back from the disk cache, to place one query, to build the plotly
+figure and the size of its JSON (what the browser receives).
+
+    .venv/bin/python benchmarks/map.py [--sizes 10000 100000] [--clusters 30]
+
+The first size also pays numba's compilation of UMAP (once per process); ``--warm-up`` runs a
+small map first so that every size is timed warm, as in a running app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from a fresh clone, without installing
+    sys.path.insert(0, str(ROOT))
+
+from recsys.projection import ProjectionParams, project  # noqa: E402
+from recsys.threads import available_cores, thread_count  # noqa: E402
+from recsys.ui.explore import map_figure  # noqa: E402
+
+DIM = 384
+
+
+def mixture(n: int, clusters: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` unit vectors around ``clusters`` random centres (spread 0.6 of a centre's length), and labels."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, DIM)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    labels = rng.integers(0, clusters, n)
+    x = centres[labels] + rng.normal(scale=0.6 / np.sqrt(DIM), size=(n, DIM)).astype(np.float32)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), labels
+
+
+def frame_for(coords: np.ndarray, labels: np.ndarray, result_rows: np.ndarray):
+    import pandas as pd
+
+    n = len(coords)
+    rank = np.full(n, np.nan)
+    rank[result_rows] = np.arange(1, len(result_rows) + 1)
+    groups = [f"category-{g:02d}" for g in labels]
+    return pd.DataFrame(
+        {
+            "x": coords[:, 0],
+            "y": coords[:, 1],
+            "id": [f"item-{i}" for i in range(n)],
+            "title": [f"Item number {i}" for i in range(n)],
+            "category": [f"{g}/leaf-{i % 7}" for i, g in enumerate(groups)],
+            "group": groups,
+            "rank": rank,
+        }
+    )
+
+
+def neighbour_agreement(vectors: np.ndarray, coords: np.ndarray, labels: np.ndarray, sample: int = 2000) -> float:
+    """Share of sampled items whose nearest map neighbour has the same cluster: a sanity figure, not a target."""
+    rng = np.random.default_rng(1)
+    rows = rng.choice(len(coords), min(sample, len(coords)), replace=False)
+    d = ((coords[rows, None, :] - coords[None, :, :]) ** 2).sum(-1) if len(coords) <= 20000 else None
+    if d is None:  # chunk to bound memory on large maps
+        nearest = np.array([np.argsort(((coords - coords[r]) ** 2).sum(1))[1] for r in rows])
+    else:
+        d[np.arange(len(rows)), rows] = np.inf
+        nearest = d.argmin(1)
+    return float((labels[nearest] == labels[rows]).mean())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--clusters", type=int, default=30)
+    parser.add_argument("--warm-up", action="store_true", help="compile UMAP on a small map first")
+    parser.add_argument("--fit-size", type=int, default=ProjectionParams().fit_size, help="items UMAP is fitted on")
+    args = parser.parse_args(argv)
+    params = ProjectionParams(fit_size=args.fit_size)
+    print(
+        f"{available_cores()} CPU core(s), {thread_count('batch')} batch thread(s); "
+        f"UMAP fitted on <= {params.fit_size} items, metric {params.metric}, n_neighbors {params.n_neighbors}"
+    )
+    with tempfile.TemporaryDirectory() as cache:
+        if args.warm_up:
+            t0 = time.perf_counter()
+            project(mixture(500, 5, seed=9)[0], params, cache_dir=None)
+            print(f"warm-up (numba compilation): {time.perf_counter() - t0:.1f} s")
+        head = ["items", "coords s", "cached s", "query ms", "figure s", "JSON MB", "nn-agree"]
+        print(" ".join(f"{h:>9}" for h in head))
+        for n in args.sizes:
+            vectors, labels = mixture(n, args.clusters)
+            groups = [f"category-{g:02d}" for g in labels]
+            t0 = time.perf_counter()
+            proj = project(vectors, params, cache_dir=cache, groups=groups)
+            coords_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            again = project(vectors, params, cache_dir=cache, groups=groups)
+            cached_s = time.perf_counter() - t0
+            assert np.array_equal(again.coords, proj.coords)
+            t0 = time.perf_counter()
+            query_xy = proj.transform(vectors[:1])[0]
+            query_ms = (time.perf_counter() - t0) * 1000
+            t0 = time.perf_counter()
+            fig = map_figure(frame_for(proj.coords, labels, np.arange(10)), query_xy)
+            payload = fig.to_json()
+            figure_s = time.perf_counter() - t0
+            agree = neighbour_agreement(vectors, proj.coords, labels)
+            print(
+                f"{n:>9} {coords_s:>9.2f} {cached_s:>9.2f} {query_ms:>9.1f} {figure_s:>9.2f} "
+                f"{len(payload) / 1e6:>9.1f} {agree:>9.3f}",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

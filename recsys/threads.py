@@ -1,0 +1,163 @@
+"""How many CPU threads torch and the BLAS / OpenMP pools use, decided in one place by role.
+
+Torch and OpenBLAS default to one thread per core of the *machine*. That is right for one big
+job on an idle machine and badly wrong otherwise: small ops spend their time synchronising
+threads, and on a busy machine every thread waits for the slowest. Measured on a busy 2-core
+machine: a text query through the API took 1,956 ms (median) with the defaults and 96 ms with
+one thread, an image query 12,436 ms vs 228 ms; three processes training with 16 threads each
+on a 16-core machine made one BPR fit take 461 s instead of 18 s. So every place that runs
+torch or BLAS names its role here:
+
+``query``
+    one query (a sentence, an image, a clip): 1 thread.
+``batch``
+    batch encoding of a catalogue, maps: every core this process may use (its CPU affinity,
+    which honours ``taskset`` and cgroup cpusets), minus the DataLoader worker processes.
+``train``
+    lab fits: ``max(1, min(4, cores // 4))``, i.e. one thread below 8 cores. BPR on lfm2k
+    (10 epochs, 2-core machine shared with other jobs, load ~2.3): 115-238 ms per epoch with
+    1 thread, 1,024-1,602 ms with 2. Lab models are small (64-d embeddings, 1k-row batches),
+    so intra-op threads mostly add synchronisation; the cap of 4 keeps a few concurrent fits
+    from oversubscribing a large machine.
+
+``RECSYS_QUERY_THREADS``, ``RECSYS_BATCH_THREADS`` and ``RECSYS_TRAIN_THREADS`` override the
+defaults (a whole number >= 1). Counts are per process and global to it: concurrent users of
+one process (Streamlit sessions) share the last setting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from recsys.errors import RecsysError
+
+ROLES: dict[str, str] = {
+    "query": "RECSYS_QUERY_THREADS",
+    "batch": "RECSYS_BATCH_THREADS",
+    "train": "RECSYS_TRAIN_THREADS",
+}
+MAX_TRAIN_THREADS = 4
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_interop_done = False
+
+
+def available_cores() -> int:
+    """CPUs this process may run on (affinity mask), not the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - platforms without sched_getaffinity (macOS)
+        return max(1, os.cpu_count() or 1)
+
+
+def _env_count(role: str) -> int | None:
+    name = ROLES[role]
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return None
+    try:
+        count = int(raw.strip())
+    except ValueError:
+        raise RecsysError(f"{name} must be a whole number of threads (1 or more), got {raw!r}.") from None
+    if count < 1:
+        raise RecsysError(f"{name} must be at least 1, got {count}.")
+    return count
+
+
+def thread_count(role: str, workers: int = 0) -> int:
+    """The thread count for ``role``: its environment override, else the default described above.
+
+    ``workers`` (batch role): DataLoader worker processes that will run beside this one.
+    """
+    if role not in ROLES:
+        raise ValueError(f"unknown thread role {role!r}; known: {', '.join(ROLES)}")
+    explicit = _env_count(role)
+    if explicit is not None:
+        return explicit
+    cores = available_cores()
+    if role == "query":
+        return 1
+    if role == "batch":
+        return max(1, cores - max(0, workers))
+    return max(1, min(MAX_TRAIN_THREADS, cores // 4))
+
+
+def _set_interop_once(torch: Any) -> None:
+    """Torch's inter-op pool can be sized once per process, before it starts: do it at the first call.
+
+    It gets the largest count any role may ask for. If the pool already started (torch was used,
+    or the size was set elsewhere) torch refuses and the pool keeps its size; that is harmless.
+    """
+    global _interop_done
+    if _interop_done:
+        return
+    _interop_done = True
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(max(thread_count(role) for role in ROLES))
+
+
+class ThreadScope:
+    """The counts in force after :func:`use_threads`; as a context manager it restores the earlier ones."""
+
+    def __init__(self, role: str, count: int) -> None:
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        self.role = role
+        self.count = count
+        self._torch = torch
+        _set_interop_once(torch)
+        self._previous_torch = torch.get_num_threads()
+        torch.set_num_threads(count)
+        self._limiter = threadpool_limits(limits=count)  # BLAS and OpenMP pools (numpy, scipy, sklearn)
+
+    def restore(self) -> None:
+        """Put back the torch and BLAS / OpenMP counts that were in force before."""
+        self._limiter.restore_original_limits()
+        self._torch.set_num_threads(self._previous_torch)
+
+    def __enter__(self) -> ThreadScope:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.restore()
+
+
+def use_threads(role: str, *, workers: int = 0, threads: int | None = None) -> ThreadScope:
+    """Apply ``role``'s count to torch intra-op threads and to the BLAS / OpenMP pools, now.
+
+    Call it plainly to switch for good (``use_threads("query")`` once an engine is built), or use
+    it as a context manager to restore the previous counts on exit (``with use_threads("train"):``).
+    ``threads`` forces a count for this call (a model's own setting); ``workers`` is passed to
+    :func:`thread_count`. Raises :class:`RecsysError` for a malformed environment override.
+    """
+    count = thread_count(role, workers) if threads is None else threads
+    if count < 1:
+        raise RecsysError(f"A thread count must be at least 1, got {count}.")
+    return ThreadScope(role, count)
+
+
+def batch_then_query(build: Callable[P, R]) -> Callable[P, R]:
+    """Run ``build`` (which encodes a whole catalogue) in the batch role, then switch to the query role.
+
+    An engine is built once and then answers one query at a time, so this is the policy of every
+    engine builder: the API (:func:`recsys.pipeline.load_engine`) then behaves like the CLI and
+    the app. On failure the earlier counts are restored instead.
+    """
+
+    @functools.wraps(build)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with use_threads("batch"):
+            result = build(*args, **kwargs)
+        use_threads("query")
+        return result
+
+    return wrapper
