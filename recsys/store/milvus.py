@@ -4,15 +4,16 @@ The same class serves Milvus Lite (a local ``.db`` file, for tests and laptops) 
 server or cluster (``http://HOST:19530``), so the code users run at scale is the code the tests
 run. Schema: VARCHAR primary key ``id``, VARCHAR ``version``, ARRAY<VARCHAR> ``cat_prefixes``
 (every prefix of the category path, so a category filter is one ``array_contains``), and per
-field a FLOAT_VECTOR ``v<j>`` (HNSW, inner product) with a BOOL ``has<j>`` that keeps items
-lacking the field out of its searches. The field names and dims are kept in the collection's
-description. Filters are built as expression strings with every id and category quoted by
-:func:`quote` (pymilvus' own ``get``/``delete`` by ids do not escape backslashes, so they are not used).
+field a FLOAT_VECTOR ``v_<hex of the field name>`` (HNSW, inner product) with a BOOL
+``h_<hex>`` that keeps items lacking the field out of its searches. Field names such as
+``image@shared`` are not valid Milvus names, and Milvus Lite does not keep collection or field
+descriptions, so the hex spelling is how the store reads its fields back from the schema.
+Filters are expression strings with every id and category quoted by :func:`quote`
+(pymilvus' own ``get``/``delete`` by ids do not escape backslashes, so they are not used).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,6 @@ from recsys.store.base import (
     normalize_category,
 )
 
-FORMAT = "recsys-milvus-store/1"
 MAX_TOPK = 16_384  # Milvus' limit on results per search
 
 
@@ -41,6 +41,14 @@ def quote(text: str) -> str:
     """A Milvus expression string literal for ``text`` (backslashes, quotes and line breaks escaped)."""
     escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
     return '"' + escaped.replace("\t", "\\t") + '"'
+
+
+def vector_column(field: str) -> str:
+    return "v_" + field.encode().hex()
+
+
+def has_column(field: str) -> str:
+    return "h_" + field.encode().hex()
 
 
 def id_list(ids: Sequence[str]) -> str:
@@ -88,7 +96,6 @@ class MilvusStore(VectorStore):
                 )
             self.fields = check_fields(fields)
             self._create(hnsw_m, ef_construction)
-        self._column = {f: j for j, f in enumerate(self.fields)}
 
     # ------------------------------------------------------------------------ writes
 
@@ -109,10 +116,10 @@ class MilvusStore(VectorStore):
                     "version": batch.versions[r],
                     "cat_prefixes": category_prefixes(batch.categories[r]),
                 }
-                for f, j in self._column.items():
+                for f in self.fields:
                     has = bool(batch.has[f][r])
-                    row[f"v{j}"] = (batch.vectors[f][r] if has else zeros[f]).tolist()
-                    row[f"has{j}"] = has
+                    row[vector_column(f)] = (batch.vectors[f][r] if has else zeros[f]).tolist()
+                    row[has_column(f)] = has
                 rows.append(row)
             self._client.upsert(self.collection, rows)
 
@@ -143,8 +150,7 @@ class MilvusStore(VectorStore):
         q = self._check_query(field, query, k)
         if k > MAX_TOPK:
             raise InputError(f"a Milvus store returns at most {MAX_TOPK} results per search, not {k}")
-        j = self._column[field]
-        expr = [f"has{j} == true"]
+        expr = [f"{has_column(field)} == true"]
         if category is not None:
             expr.append(f"array_contains(cat_prefixes, {quote(normalize_category(category))})")
         if exclude:
@@ -152,7 +158,7 @@ class MilvusStore(VectorStore):
         result = self._client.search(
             self.collection,
             data=[q.tolist()],
-            anns_field=f"v{j}",
+            anns_field=vector_column(field),
             limit=k,
             filter=" and ".join(expr),
             search_params={"metric_type": "IP", "params": {"ef": max(self.ef_search, k)}},
@@ -162,17 +168,17 @@ class MilvusStore(VectorStore):
         return Hits([h["id"] for h in hits], np.array([h["distance"] for h in hits], dtype=np.float32))
 
     def get(self, field: str, ids: Sequence[str]) -> np.ndarray:
-        j = self._column.get(field)
         self._dim(field)
+        column = vector_column(field)
         wanted = check_ids(ids, what="get")
         found: dict[str, np.ndarray] = {}
         unique = list(dict.fromkeys(wanted))
         for a in range(0, len(unique), self.batch_size):
             part = unique[a : a + self.batch_size]
             for row in self._client.query(
-                self.collection, filter=f"id in {id_list(part)}", output_fields=["id", f"v{j}"]
+                self.collection, filter=f"id in {id_list(part)}", output_fields=["id", column]
             ):
-                found[row["id"]] = np.asarray(row[f"v{j}"], dtype=np.float32)
+                found[row["id"]] = np.asarray(row[column], dtype=np.float32)
         missing = [i for i in wanted if i not in found]
         if missing:
             shown = ", ".join(f"'{i}'" for i in missing[:5])
@@ -204,8 +210,7 @@ class MilvusStore(VectorStore):
         from pymilvus import DataType
 
         c = self._client
-        description = json.dumps({"format": FORMAT, "fields": list(self.fields.items())})
-        schema = c.create_schema(auto_id=False, enable_dynamic_field=False, description=description)
+        schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=4 * MAX_ID_LENGTH)
         schema.add_field("version", DataType.VARCHAR, max_length=4 * MAX_VERSION_LENGTH)
         schema.add_field(
@@ -216,11 +221,11 @@ class MilvusStore(VectorStore):
             max_length=4 * MAX_CATEGORY_LENGTH,
         )
         index_params = c.prepare_index_params()
-        for j, (_, dim) in enumerate(self.fields.items()):
-            schema.add_field(f"v{j}", DataType.FLOAT_VECTOR, dim=dim)
-            schema.add_field(f"has{j}", DataType.BOOL)
+        for field, dim in self.fields.items():
+            schema.add_field(vector_column(field), DataType.FLOAT_VECTOR, dim=dim)
+            schema.add_field(has_column(field), DataType.BOOL)
             index_params.add_index(
-                field_name=f"v{j}",
+                field_name=vector_column(field),
                 index_type="HNSW",
                 metric_type="IP",
                 params={"M": hnsw_m, "efConstruction": ef_construction},
@@ -228,14 +233,18 @@ class MilvusStore(VectorStore):
         c.create_collection(self.collection, schema=schema, index_params=index_params, consistency_level="Strong")
 
     def _stored_fields(self) -> dict[str, int]:
-        text = self._client.describe_collection(self.collection).get("description", "")
+        columns = self._client.describe_collection(self.collection).get("fields", [])
+        names = {c["name"] for c in columns}
+        fields = {}
         try:
-            meta = json.loads(text)
-            if meta.get("format") != FORMAT:
-                raise ValueError(meta.get("format"))
-            return {name: int(dim) for name, dim in meta["fields"]}
-        except (ValueError, TypeError, KeyError, AttributeError):
+            for c in columns:
+                if c["name"].startswith("v_"):
+                    fields[bytes.fromhex(c["name"][2:]).decode()] = int(c["params"]["dim"])
+        except (ValueError, KeyError, TypeError):
+            fields = {}
+        if not fields or not {"id", "version", "cat_prefixes"} <= names:
             raise RecsysError(
                 f"the Milvus collection '{self.collection}' at {self.uri} was not created by recsys; "
                 "use another ?collection=NAME"
-            ) from None
+            )
+        return fields
