@@ -31,7 +31,7 @@ class AnnParams:
     hnsw_m: int = 32
     ef_construction: int = 64
     ef_search: int = 96
-    ivf_nlist: int = 0  # 0: about 4 * sqrt(n) at build time
+    ivf_nlist: int = 0  # 0: 4 * sqrt(n) at build time (at most n / 39)
     nprobe: int = 24
     max_ef: int = 4096  # ceiling for ef / nprobe growth under selective filters
 
@@ -45,7 +45,8 @@ class AnnParams:
         """The FAISS factory string for an index over about ``n`` vectors."""
         if self.kind == "hnsw":
             return f"IDMap,HNSW{self.hnsw_m},{CODES[self.codes]}"
-        nlist = self.ivf_nlist or max(16, int(4 * math.sqrt(max(n, 1))))
+        # FAISS wants >= 39 training points per centroid
+        nlist = self.ivf_nlist or max(1, min(int(4 * math.sqrt(max(n, 1))), n // 39))
         return f"IVF{nlist},{CODES[self.codes]}"
 
 
@@ -114,7 +115,14 @@ class FieldIndex:
         else:
             ef = min(params.max_ef, max(params.ef_search, k) * widen)
             sp = faiss.SearchParametersHNSW(sel=sel, efSearch=int(max(ef, k)))
-        scores, ids = self.index.search(query[None, :], k, params=sp)
+        # One query gains nothing from OpenMP threads, and on a busy machine they wait on each other
+        # (measured on 2 busy cores: a 10k x 384 flat search, p50 0.6 ms on 1 thread, 1-46 ms on 2).
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            scores, ids = self.index.search(query[None, :], k, params=sp)
+        finally:
+            faiss.omp_set_num_threads(threads)
         found = ids[0] >= 0
         return ids[0][found], scores[0][found].astype(np.float32)
 

@@ -230,7 +230,15 @@ class MilvusStore(VectorStore):
                 metric_type="IP",
                 params={"M": hnsw_m, "efConstruction": ef_construction},
             )
-        c.create_collection(self.collection, schema=schema, index_params=index_params, consistency_level="Strong")
+        try:
+            c.create_collection(self.collection, schema=schema, index_params=index_params, consistency_level="Strong")
+        except Exception as e:
+            if "multiple vector fields is not supported" in str(e):
+                raise RecsysError(
+                    f"the Milvus server at {self.uri} is older than 2.4 and allows one vector field per "
+                    f"collection, but this store has {len(self.fields)}; use Milvus 2.4 or later"
+                ) from None
+            raise
 
     def _stored_fields(self) -> dict[str, int]:
         columns = self._client.describe_collection(self.collection).get("fields", [])

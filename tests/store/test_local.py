@@ -216,7 +216,8 @@ def test_local_store_refuses_what_it_cannot_store(tmp_path):
 def test_ann_recall_at_10_on_clustered_data(tmp_path, kind):
     data = synthetic_arrays(20_000, {"text": 128}, n_categories=30, seed=11)
     queries = synthetic_arrays(200, {"text": 128}, n_categories=30, seed=12).vectors["text"]
-    store = open_store(tmp_path / "s", {"text": 128}, exact_below=1_000, index=kind)
+    # exact_filter_below=0: the category filter goes through the ANN index's selector too
+    store = open_store(tmp_path / "s", {"text": 128}, exact_below=1_000, exact_filter_below=0, index=kind)
     store.upsert(data.ids, data.categories, data.vectors)
     assert not store._indexes["text"].exact
     exact = MemoryStore({"text": 128})
