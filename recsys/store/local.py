@@ -1,8 +1,8 @@
 """The embedded default store: a directory of memory-mapped segments plus one FAISS index per field.
 
 No service to run. Below ``exact_below`` live items a field is searched exactly (flat index);
-above it an ANN index (HNSW with 8-bit codes by default) finds candidates that are re-scored with
-the stored vectors, so scores are exact inner products. The full vectors stay on disk
+above it an ANN index (IVF with 8-bit codes by default, see :mod:`recsys.store.ann`) finds
+candidates that are re-scored with the stored vectors, so scores are exact inner products. The full vectors stay on disk
 (float16 by default) and are memory-mapped, not held in RAM twice. Filters run inside the search
 (a row bitmap given to FAISS); a filter that leaves few rows is answered exactly over just those
 rows, as Milvus and Qdrant do. Updates append segments and add to the live index: nothing is
@@ -33,7 +33,9 @@ class LocalOptions:
     """Tuning of the local store (stored in the manifest; any can be overridden when opening)."""
 
     exact_below: int = 20_000  # live items of a field below which search is exact (flat index)
-    exact_filter_below: int = 20_000  # a filter leaving at most this many rows is answered exactly
+    # a filter leaving at most this many rows is answered exactly over them (gathering rows from the
+    # memory map costs ~4 us a row at 1280-d: 9.7k rows took 42 ms, 50 rows 0.2 ms)
+    exact_filter_below: int = 1_000
     rescore: int = 16  # extra ANN candidates re-scored exactly beyond k
     dtype: str = "float16"  # of the stored vectors: "float16" | "float32"
     max_segments: int = 16  # adjacent small segments are merged beyond this
@@ -141,7 +143,7 @@ class LocalStore(VectorStore):
     def delete(self, ids: Sequence[str]) -> None:
         if isinstance(ids, str):
             ids = [ids]
-        rows = self._table.rows_of(ids)
+        rows = np.unique(self._table.rows_of(ids))
         if not rows.size:
             return
         empty = np.zeros(0, dtype=bool)

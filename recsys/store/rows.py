@@ -101,7 +101,7 @@ class RowTable:
 
     def kill(self, rows: np.ndarray) -> None:
         """Mark rows dead (already dead rows are skipped)."""
-        rows = np.asarray(rows, dtype=np.int64)
+        rows = np.unique(np.asarray(rows, dtype=np.int64))  # an id may be listed twice
         rows = rows[self.alive[rows]]
         if not rows.size:
             return

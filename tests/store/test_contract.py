@@ -93,7 +93,7 @@ def test_replace_changes_vector_category_and_version(filled, data):
 
 def test_delete_removes_and_ignores_unknown_ids(filled, data):
     gone = ["item1", 'quo"te', "back\\slash"]
-    filled.delete([*gone, "never-there"])
+    filled.delete([*gone, "never-there", "item1"])  # unknown and repeated ids
     assert len(filled) == N - 3
     for i in gone:
         q = data["vectors"]["text"][data["ids"].index(i)]

@@ -212,12 +212,11 @@ def test_local_store_refuses_what_it_cannot_store(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
-def test_ann_recall_at_10_on_clustered_data(tmp_path, kind):
+def test_ann_recall_at_10_on_clustered_data(tmp_path):
     data = synthetic_arrays(20_000, {"text": 128}, n_categories=30, seed=11)
     queries = synthetic_arrays(200, {"text": 128}, n_categories=30, seed=12).vectors["text"]
     # exact_filter_below=0: the category filter goes through the ANN index's selector too
-    store = open_store(tmp_path / "s", {"text": 128}, exact_below=1_000, exact_filter_below=0, index=kind)
+    store = open_store(tmp_path / "s", {"text": 128}, exact_below=1_000, exact_filter_below=0)
     store.upsert(data.ids, data.categories, data.vectors)
     assert not store._indexes["text"].exact
     exact = MemoryStore({"text": 128})
@@ -226,7 +225,7 @@ def test_ann_recall_at_10_on_clustered_data(tmp_path, kind):
         found = [set(store.search("text", q, 10, category=category).ids) for q in queries]
         truth = [set(exact.search("text", q, 10, category=category).ids) for q in queries]
         recall = np.mean([len(f & t) / len(t) for f, t in zip(found, truth, strict=True)])
-        assert recall >= 0.95, (kind, category, recall)
+        assert recall >= 0.95, (category, recall)
 
 
 # ----------------------------------------------------------------------------- against the reference
@@ -251,8 +250,8 @@ def test_local_exact_store_agrees_with_the_memory_store(ops, queries):
     with tempfile.TemporaryDirectory() as tmp:
         local = LocalStore(Path(tmp) / "s", FIELDS, dtype="float32", max_segments=4)
         memory = MemoryStore(FIELDS)
-        for kind, ids, seed, which in ops:
-            rng = np.random.default_rng(seed)
+        for step, (kind, ids, seed, which) in enumerate(ops):
+            rng = np.random.default_rng([seed, step])  # distinct vectors: the order of exact ties is not specified
             if kind == "upsert":
                 cats = [CATS[j] for j in rng.integers(0, len(CATS), len(ids))]
                 vectors = {f: unit(rng, len(ids), d) for f, d in FIELDS.items() if which in ("both", f)}
