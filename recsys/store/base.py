@@ -1,0 +1,238 @@
+"""The one interface every vector store backend implements, and the input checks they share.
+
+Backends differ in where vectors live (RAM, a directory of memory-mapped segments, Milvus) but
+must agree on every observable behaviour; ``tests/store/test_contract.py`` holds them to it. The
+checks live here so that a bad input raises the same :class:`InputError` whatever the backend.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from recsys.errors import InputError
+
+MAX_ID_LENGTH = 1024
+MAX_CATEGORY_LENGTH = 1024
+MAX_CATEGORY_DEPTH = 32
+MAX_VERSION_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class Hits:
+    ids: list[str]  # item ids, best first
+    scores: np.ndarray  # float32 inner products, same length as ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """An upsert after validation: every array has one row per id, vectors are float32."""
+
+    ids: list[str]
+    categories: list[str]
+    versions: list[str]
+    vectors: dict[str, np.ndarray]  # only the fields the caller gave
+    has: dict[str, np.ndarray]  # field -> bool per row (a given, non-zero row), for every field
+
+
+class VectorStore(abc.ABC):
+    """A collection of items keyed by string id; each item has a category path and up to one unit
+    vector per named field (e.g. "text", "image", "image@shared")."""
+
+    fields: dict[str, int]  # field name -> dim, fixed when the store is created
+
+    @abc.abstractmethod
+    def upsert(
+        self,
+        ids: Sequence[str],
+        categories: Sequence[str],
+        vectors: Mapping[str, np.ndarray],
+        versions: Sequence[str] | None = None,
+    ) -> None:
+        """Insert or replace whole items; a missing field or an all-zero row means "lacks the field"."""
+
+    @abc.abstractmethod
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove items; unknown ids are ignored."""
+
+    @abc.abstractmethod
+    def search(
+        self,
+        field: str,
+        query: np.ndarray,
+        k: int,
+        *,
+        category: str | None = None,
+        exclude: Collection[str] = (),
+    ) -> Hits:
+        """Top-k by inner product among items that have ``field``, filtered inside the search."""
+
+    @abc.abstractmethod
+    def get(self, field: str, ids: Sequence[str]) -> np.ndarray:
+        """(len(ids), dim) float32 stored vectors; a zero row for an item that lacks the field."""
+
+    @abc.abstractmethod
+    def versions(self) -> dict[str, str]:
+        """id -> version string given at upsert, for incremental sync."""
+
+    @abc.abstractmethod
+    def __len__(self) -> int: ...
+
+    @abc.abstractmethod
+    def flush(self) -> None:
+        """Make everything durable."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> VectorStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- shared input checks
+
+    def _dim(self, field: str) -> int:
+        if field not in self.fields:
+            raise InputError(f"unknown field '{field}'; this store has {_names(self.fields)}")
+        return self.fields[field]
+
+    def _check_batch(
+        self,
+        ids: Sequence[str],
+        categories: Sequence[str],
+        vectors: Mapping[str, np.ndarray],
+        versions: Sequence[str] | None,
+    ) -> Batch:
+        id_list = check_ids(ids, what="upsert")
+        n = len(id_list)
+        if len(set(id_list)) != n:
+            dup = next(i for i, c in Counter(id_list).items() if c > 1)
+            raise InputError(f"upsert got id '{dup}' more than once")
+        if isinstance(categories, str) or len(categories) != n:
+            raise InputError(f"upsert got {n} ids but {_count(categories)} categories")
+        cats = [normalize_category(c, allow_empty=True) for c in categories]
+        if versions is None:
+            vers = [""] * n
+        else:
+            if isinstance(versions, str) or len(versions) != n:
+                raise InputError(f"upsert got {n} ids but {_count(versions)} versions")
+            vers = [str(v) for v in versions]
+            if any(len(v) > MAX_VERSION_LENGTH for v in vers):
+                raise InputError(f"a version string is longer than {MAX_VERSION_LENGTH} characters")
+        if not isinstance(vectors, Mapping):
+            raise InputError("vectors must be a mapping of field name to an (n, dim) array")
+        given: dict[str, np.ndarray] = {}
+        for field, arr in vectors.items():
+            dim = self._dim(field)
+            a = np.asarray(arr, dtype=np.float32)
+            if a.shape != (n, dim):
+                raise InputError(f"vectors['{field}'] has shape {a.shape}; expected ({n}, {dim})")
+            if not np.isfinite(a).all():
+                raise InputError(f"vectors['{field}'] contains NaN or infinite values")
+            given[field] = np.ascontiguousarray(a)
+        has = {
+            f: (np.any(given[f] != 0, axis=1) if f in given else np.zeros(n, dtype=bool)) for f in self.fields
+        }
+        return Batch(id_list, cats, vers, given, has)
+
+    def _check_query(self, field: str, query: np.ndarray, k: int) -> np.ndarray:
+        dim = self._dim(field)
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise InputError(f"k must be a positive integer, got {k!r}")
+        q = np.asarray(query, dtype=np.float32)
+        if q.ndim == 2 and q.shape[0] == 1:
+            q = q[0]
+        if q.shape != (dim,):
+            raise InputError(f"query for field '{field}' has shape {np.shape(query)}; expected ({dim},)")
+        if not np.isfinite(q).all():
+            raise InputError("query contains NaN or infinite values")
+        return np.ascontiguousarray(q)
+
+
+def check_fields(fields: Mapping[str, int] | None) -> dict[str, int]:
+    """A valid ``{field: dim}`` mapping (non-empty names, positive integer dims)."""
+    if not fields:
+        raise InputError("a store needs at least one vector field, e.g. {'text': 384}")
+    out: dict[str, int] = {}
+    for name, dim in fields.items():
+        if not isinstance(name, str) or not name:
+            raise InputError(f"field names must be non-empty strings, got {name!r}")
+        if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim < 1:
+            raise InputError(f"field '{name}' needs a positive integer dimension, got {dim!r}")
+        out[name] = int(dim)
+    return out
+
+
+def check_ids(ids: Sequence[str], what: str) -> list[str]:
+    if isinstance(ids, str):
+        raise InputError(f"{what} expects a sequence of ids, not one string")
+    out = list(ids)
+    if not out:
+        raise InputError(f"{what} got no ids")
+    for i in out:
+        if not isinstance(i, str) or not i:
+            raise InputError(f"item ids must be non-empty strings, got {i!r}")
+        if len(i) > MAX_ID_LENGTH:
+            raise InputError(f"item id '{i[:40]}...' is longer than {MAX_ID_LENGTH} characters")
+    return out
+
+
+def normalize_category(category: str, allow_empty: bool = False) -> str:
+    """``'/animals/birds/'`` -> ``'animals/birds'``; paths with empty parts are refused."""
+    if not isinstance(category, str):
+        raise InputError(f"categories must be strings, got {category!r}")
+    c = category.strip("/")
+    if not c:
+        if allow_empty:
+            return ""
+        raise InputError("empty category filter; pass category=None to search every category")
+    parts = c.split("/")
+    if any(not p for p in parts):
+        raise InputError(f"category '{category}' has an empty part ('//')")
+    if len(c) > MAX_CATEGORY_LENGTH or len(parts) > MAX_CATEGORY_DEPTH:
+        raise InputError(
+            f"category '{c[:40]}' is too long (at most {MAX_CATEGORY_LENGTH} characters, {MAX_CATEGORY_DEPTH} levels)"
+        )
+    return c
+
+
+def category_prefixes(category: str) -> list[str]:
+    """``'animals/birds'`` -> ``['animals', 'animals/birds']``: the filters that match it."""
+    if not category:
+        return []
+    parts = category.split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def in_category(category: str, path: str) -> bool:
+    """Whether an item in ``category`` matches the filter ``path`` (itself or a sub-category)."""
+    return category == path or category.startswith(path + "/")
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` largest scores, best first (ties by position)."""
+    k = min(k, scores.shape[0])
+    if k == 0:
+        return np.empty(0, dtype=np.int64)
+    part = np.argpartition(-scores, k - 1)[:k] if k < scores.shape[0] else np.arange(scores.shape[0])
+    return part[np.lexsort((part, -scores[part]))]
+
+
+def _names(fields: Mapping[str, int]) -> str:
+    return ", ".join(f"'{f}'" for f in fields)
+
+
+def _count(seq: object) -> str:
+    try:
+        return str(len(seq))  # type: ignore[arg-type]
+    except TypeError:
+        return "no sequence of"

@@ -1,0 +1,184 @@
+"""Row bookkeeping shared by the in-memory and the on-disk store.
+
+Items live in numbered rows that are only ever appended: replacing an item appends a new row and
+marks the old one dead, deleting marks it dead. Appending never renumbers, so an ANN index keyed
+by row number stays valid across updates (no rebuild), and dead rows are filtered out inside the
+search until a compaction renumbers everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from recsys.errors import InputError
+from recsys.store.base import in_category, normalize_category, top_k
+
+
+class RowTable:
+    """Ids, categories, versions and per-field presence of every row, plus the live/dead state."""
+
+    def __init__(self, fields: Iterable[str]) -> None:
+        self.fields = list(fields)
+        self.ids: list[str] = []
+        self.row_of: dict[str, int] = {}
+        self.version_of: list[str] = []
+        self.cat_names: list[str] = []
+        self._cat_code: dict[str, int] = {}
+        self.cat_codes = np.empty(0, dtype=np.int32)
+        self.alive = np.empty(0, dtype=bool)
+        self.has = {f: np.empty(0, dtype=bool) for f in self.fields}
+        self.n_dead = 0
+        self._live_with: dict[str, int] = dict.fromkeys(self.fields, 0)
+        self._category_masks: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def bulk(
+        cls,
+        fields: Iterable[str],
+        ids: list[str],
+        categories: Sequence[str],
+        versions: list[str],
+        has: Mapping[str, np.ndarray],
+        retired: np.ndarray,
+    ) -> RowTable:
+        """Rebuild a table in one pass (opening a store): ``retired`` rows are dead, and should an id
+        appear in several live rows the last one wins."""
+        t = cls(fields)
+        n = len(ids)
+        t.ids, t.version_of = ids, versions
+        names, codes = np.unique(np.asarray(categories, dtype=str), return_inverse=True)
+        t.cat_names = names.tolist()
+        t._cat_code = {c: i for i, c in enumerate(t.cat_names)}
+        t.cat_codes = codes.astype(np.int32).reshape(n)
+        t.alive = np.ones(n, dtype=bool)
+        t.alive[np.asarray(retired, dtype=np.int64)] = False
+        for r, i in enumerate(ids):
+            if t.alive[r]:
+                prev = t.row_of.get(i)
+                if prev is not None:
+                    t.alive[prev] = False
+                t.row_of[i] = r
+        t.n_dead = n - len(t.row_of)
+        t.has = {f: np.asarray(has[f], dtype=bool) for f in t.fields}
+        t._live_with = {f: int(np.count_nonzero(t.has[f] & t.alive)) for f in t.fields}
+        return t
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.row_of)
+
+    def live_with(self, field: str) -> int:
+        """How many live items have ``field``."""
+        return self._live_with[field]
+
+    def append(
+        self,
+        ids: Sequence[str],
+        categories: Sequence[str],
+        versions: Sequence[str],
+        has: Mapping[str, np.ndarray],
+    ) -> np.ndarray:
+        """Append one row per id (the old row of a replaced id dies); returns the new row numbers."""
+        start = self.n_rows
+        self.kill(self.rows_of(ids))
+        codes = np.fromiter((self._code(c) for c in categories), dtype=np.int32, count=len(ids))
+        rows = np.arange(start, start + len(ids))
+        self.ids.extend(ids)
+        self.version_of.extend(versions)
+        self.row_of.update(zip(ids, rows.tolist(), strict=True))
+        self.cat_codes = np.concatenate([self.cat_codes, codes])
+        self.alive = np.concatenate([self.alive, np.ones(len(ids), dtype=bool)])
+        for f in self.fields:
+            self.has[f] = np.concatenate([self.has[f], np.asarray(has[f], dtype=bool)])
+            self._live_with[f] += int(np.count_nonzero(has[f]))
+        self._category_masks.clear()
+        return rows
+
+    def kill(self, rows: np.ndarray) -> None:
+        """Mark rows dead (already dead rows are skipped)."""
+        rows = np.unique(np.asarray(rows, dtype=np.int64))  # an id may be listed twice
+        rows = rows[self.alive[rows]]
+        if not rows.size:
+            return
+        self.alive[rows] = False
+        self.n_dead += rows.size
+        for f in self.fields:
+            self._live_with[f] -= int(np.count_nonzero(self.has[f][rows]))
+        for r in rows.tolist():
+            del self.row_of[self.ids[r]]
+        self._category_masks.clear()
+
+    def rows_of(self, ids: Iterable[str]) -> np.ndarray:
+        """Live rows of the known ids among ``ids`` (unknown ids are skipped)."""
+        row_of = self.row_of
+        return np.array([row_of[i] for i in ids if i in row_of], dtype=np.int64)
+
+    def rows_exactly(self, ids: Sequence[str]) -> np.ndarray:
+        """Live rows of ``ids`` in order; an unknown id raises :class:`InputError`."""
+        missing = [i for i in ids if i not in self.row_of]
+        if missing:
+            shown = ", ".join(f"'{i}'" for i in missing[:5])
+            raise InputError(f"unknown item id{'s' if len(missing) > 1 else ''} {shown}")
+        return np.array([self.row_of[i] for i in ids], dtype=np.int64)
+
+    def selection(self, category: str | None, exclude: Collection[str]) -> np.ndarray | None:
+        """Bool mask of the rows a search may return (live, in ``category``, not excluded);
+        ``None`` when every row qualifies, so the caller can skip filtering altogether."""
+        if category is None and not self.n_dead and not exclude:
+            return None
+        if category is None:
+            mask = self.alive
+        else:
+            path = normalize_category(category)
+            mask = self._category_masks.get(path)
+            if mask is None:
+                lut = np.array([in_category(c, path) for c in self.cat_names] or [False], dtype=bool)
+                mask = self.alive & lut[self.cat_codes] if self.cat_names else np.zeros(self.n_rows, bool)
+                if len(self._category_masks) > 64:
+                    self._category_masks.clear()
+                self._category_masks[path] = mask
+        if exclude:
+            excluded = self.rows_of(exclude)
+            if excluded.size:
+                mask = mask.copy()
+                mask[excluded] = False
+        return mask
+
+    def candidates(self, field: str, selection: np.ndarray | None) -> np.ndarray:
+        """Rows that have ``field`` and pass ``selection``."""
+        if selection is None:
+            return np.flatnonzero(self.has[field] & self.alive)
+        return np.flatnonzero(self.has[field] & selection)
+
+    def count(self, field: str, selection: np.ndarray | None) -> int:
+        if selection is None:
+            return self._live_with[field]
+        return int(np.count_nonzero(self.has[field] & selection))
+
+    def category_of(self, row: int) -> str:
+        return self.cat_names[self.cat_codes[row]]
+
+    def categories_of(self, rows: np.ndarray) -> list[str]:
+        return [self.cat_names[c] for c in self.cat_codes[rows].tolist()]
+
+    def versions(self) -> dict[str, str]:
+        return {i: self.version_of[r] for i, r in self.row_of.items()}
+
+    def _code(self, category: str) -> int:
+        code = self._cat_code.get(category)
+        if code is None:
+            code = self._cat_code[category] = len(self.cat_names)
+            self.cat_names.append(category)
+        return code
+
+
+def exact_top(query: np.ndarray, rows: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k among ``rows`` given their ``vectors`` (one per row): (rows, float32 scores)."""
+    scores = (vectors @ query).astype(np.float32, copy=False)
+    best = top_k(scores, k)
+    return rows[best], scores[best]

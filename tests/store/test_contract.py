@@ -1,0 +1,226 @@
+"""The behaviour every vector store backend must share (memory, local exact, local ANN, Milvus Lite).
+
+Collections are small, so an ANN index finds the true neighbours and every backend is compared
+with brute force directly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recsys.errors import InputError, RecsysError
+from recsys.store.base import in_category
+
+FIELDS = {"text": 8, "image@shared": 6}
+CATEGORIES = ["animals", "animals/birds", "animals/birds/owls", "animalsX", "plants/trees", ""]
+N = 60
+
+
+def unit(rng, n, d):
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(7)
+    ids = [f"item{i}" for i in range(N - 3)] + ['quo"te', "back\\slash", 'mix\\"ed']
+    cats = [CATEGORIES[i % len(CATEGORIES)] for i in range(N)]
+    image = unit(rng, N, 6)
+    image[::4] = 0  # every 4th item has no image
+    return {
+        "ids": ids,
+        "cats": cats,
+        "vectors": {"text": unit(rng, N, 8), "image@shared": image},
+        "versions": [f"v{i}" for i in range(N)],
+    }
+
+
+@pytest.fixture
+def filled(opener, data):
+    store = opener(FIELDS)
+    store.upsert(data["ids"], data["cats"], data["vectors"], data["versions"])
+    return store
+
+
+def brute(data, field, q, k, category=None, exclude=()):
+    v = data["vectors"][field]
+    ok = [
+        i
+        for i in range(N)
+        if v[i].any() and data["ids"][i] not in exclude and (category is None or in_category(data["cats"][i], category))
+    ]
+    scores = v[ok] @ q
+    order = np.argsort(-scores)[:k]
+    return [data["ids"][ok[i]] for i in order], scores[order]
+
+
+def test_round_trip(filled, data):
+    assert len(filled) == N
+    assert filled.fields == FIELDS
+    for field in FIELDS:
+        got = filled.get(field, data["ids"])
+        np.testing.assert_allclose(got, data["vectors"][field], atol=2e-3)
+        assert got.dtype == np.float32
+    hits = filled.search("text", data["vectors"]["text"][3], 1)
+    assert hits.ids == [data["ids"][3]]
+    assert hits.scores.dtype == np.float32 and abs(hits.scores[0] - 1) < 2e-3
+
+
+@pytest.mark.parametrize("field", list(FIELDS))
+def test_search_is_the_brute_force_top_k(filled, data, field):
+    rng = np.random.default_rng(1)
+    for q in unit(rng, 5, FIELDS[field]):
+        hits = filled.search(field, q, 10)
+        ids, scores = brute(data, field, q, 10)
+        assert hits.ids == ids
+        np.testing.assert_allclose(hits.scores, scores, atol=3e-3)
+
+
+def test_replace_changes_vector_category_and_version(filled, data):
+    new = np.zeros(8, np.float32)
+    new[0] = 1
+    filled.upsert(["item5"], ["plants"], {"text": new[None]}, ["v-new"])
+    assert len(filled) == N
+    np.testing.assert_allclose(filled.get("text", ["item5"])[0], new, atol=1e-3)
+    assert not filled.get("image@shared", ["item5"]).any()  # a whole-item replace: no image now
+    assert filled.search("text", new, 1).ids == ["item5"]
+    assert "item5" not in filled.search("text", new, N, category="animals").ids
+    assert "item5" not in filled.search("image@shared", np.ones(6, np.float32), N).ids
+    assert filled.versions()["item5"] == "v-new"
+
+
+def test_delete_removes_and_ignores_unknown_ids(filled, data):
+    gone = ["item1", 'quo"te', "back\\slash"]
+    filled.delete([*gone, "never-there", "item1"])  # unknown and repeated ids
+    assert len(filled) == N - 3
+    for i in gone:
+        q = data["vectors"]["text"][data["ids"].index(i)]
+        assert i not in filled.search("text", q, N).ids
+        assert i not in filled.versions()
+    with pytest.raises(InputError, match="unknown item id"):
+        filled.get("text", ["item1"])
+    filled.delete(["never-there"])
+    assert len(filled) == N - 3
+
+
+@pytest.mark.parametrize("category", ["animals", "animals/birds", "animalsX", "plants", "animals/birds/owls/"])
+def test_category_filter_includes_sub_categories_only(filled, data, category):
+    q = data["vectors"]["text"][0]
+    hits = filled.search("text", q, 10, category=category)
+    ids, _ = brute(data, "text", q, 10, category=category.strip("/"))
+    assert hits.ids == ids
+    assert len(hits.ids) == min(10, sum(in_category(c, category.strip("/")) for c in data["cats"]))
+
+
+def test_unknown_category_finds_nothing(filled, data):
+    assert filled.search("text", data["vectors"]["text"][0], 5, category="minerals").ids == []
+    assert filled.search("text", data["vectors"]["text"][0], 5, category="anim").ids == []
+
+
+def test_exclude_never_returns_excluded_ids(filled, data):
+    q = data["vectors"]["text"][2]
+    exclude = {data["ids"][2], 'quo"te', 'mix\\"ed', "unknown"}
+    hits = filled.search("text", q, 20, exclude=exclude)
+    assert hits.ids == brute(data, "text", q, 20, exclude=exclude)[0]
+    hits = filled.search("text", q, 5, category="animals", exclude=exclude)
+    assert hits.ids == brute(data, "text", q, 5, category="animals", exclude=exclude)[0]
+
+
+def test_fewer_than_k_only_when_fewer_qualify(filled, data):
+    q = data["vectors"]["image@shared"][1]
+    with_image = sum(bool(v.any()) for v in data["vectors"]["image@shared"])
+    assert len(filled.search("image@shared", q, 1000).ids) == with_image
+    owls = sum(c == "animals/birds/owls" for c in data["cats"])
+    assert len(filled.search("text", data["vectors"]["text"][0], 50, category="animals/birds/owls").ids) == owls
+
+
+def test_items_lacking_a_field_are_never_returned(filled, data):
+    lacking = {data["ids"][i] for i in range(0, N, 4)}
+    hits = filled.search("image@shared", data["vectors"]["image@shared"][1], N)
+    assert not lacking & set(hits.ids)
+    assert not filled.get("image@shared", sorted(lacking)).any()
+    assert set(filled.search("text", data["vectors"]["text"][0], N).ids) >= lacking
+
+
+def test_versions(filled, data):
+    assert filled.versions() == dict(zip(data["ids"], data["versions"], strict=True))
+
+
+def test_empty_store(opener):
+    store = opener(FIELDS)
+    assert len(store) == 0
+    assert store.versions() == {}
+    hits = store.search("text", np.ones(8, np.float32), 5)
+    assert hits.ids == [] and hits.scores.shape == (0,)
+
+
+def test_persists_across_reopen(opener, data):
+    if not opener.persistent:
+        pytest.skip("memory:// lives and dies with the process")
+    store = opener(FIELDS)
+    store.upsert(data["ids"], data["cats"], data["vectors"], data["versions"])
+    store.delete(["item7"])
+    q = data["vectors"]["text"][9]
+    before = store.search("text", q, 10, category="animals")
+    store.flush()
+    store.close()
+    again = opener()
+    assert again.fields == FIELDS
+    assert len(again) == N - 1
+    assert again.versions() == store_versions_without(data, "item7")
+    after = again.search("text", q, 10, category="animals")
+    assert after.ids == before.ids
+    np.testing.assert_allclose(again.get("text", ["item9"])[0], q, atol=2e-3)
+
+
+def store_versions_without(data, gone):
+    return {i: v for i, v in zip(data["ids"], data["versions"], strict=True) if i != gone}
+
+
+def test_fields_mismatch_on_reopen(opener):
+    if not opener.persistent:
+        pytest.skip("memory:// has nothing to reopen")
+    opener(FIELDS).close()
+    with pytest.raises(RecsysError, match="fields"):
+        opener({"text": 8, "image@shared": 7})
+    with pytest.raises(RecsysError, match="fields"):
+        opener({"text": 8})
+
+
+def test_creating_needs_fields(opener):
+    with pytest.raises(RecsysError):
+        opener(None)
+
+
+BAD_CALLS = {
+    "dim mismatch": lambda s: s.upsert(["a"], ["x"], {"text": np.ones((1, 7), np.float32)}),
+    "nan vector": lambda s: s.upsert(["a"], ["x"], {"text": np.full((1, 8), np.nan, np.float32)}),
+    "inf vector": lambda s: s.upsert(["a"], ["x"], {"text": np.full((1, 8), np.inf, np.float32)}),
+    "len mismatch ids/categories": lambda s: s.upsert(["a", "b"], ["x"], {"text": np.ones((2, 8), np.float32)}),
+    "len mismatch vectors": lambda s: s.upsert(["a", "b"], ["x", "y"], {"text": np.ones((1, 8), np.float32)}),
+    "len mismatch versions": lambda s: s.upsert(["a"], ["x"], {"text": np.ones((1, 8), np.float32)}, ["1", "2"]),
+    "unknown field upsert": lambda s: s.upsert(["a"], ["x"], {"audio": np.ones((1, 8), np.float32)}),
+    "empty ids": lambda s: s.upsert([], [], {}),
+    "duplicate ids": lambda s: s.upsert(["a", "a"], ["x", "x"], {"text": np.ones((2, 8), np.float32)}),
+    "empty id": lambda s: s.upsert([""], ["x"], {"text": np.ones((1, 8), np.float32)}),
+    "one string as ids": lambda s: s.upsert("ab", ["x", "y"], {"text": np.ones((2, 8), np.float32)}),
+    "bad category": lambda s: s.upsert(["a"], ["x//y"], {"text": np.ones((1, 8), np.float32)}),
+    "unknown field search": lambda s: s.search("audio", np.ones(8, np.float32), 3),
+    "k zero": lambda s: s.search("text", np.ones(8, np.float32), 0),
+    "k negative": lambda s: s.search("text", np.ones(8, np.float32), -2),
+    "k float": lambda s: s.search("text", np.ones(8, np.float32), 2.5),
+    "query dim": lambda s: s.search("text", np.ones(7, np.float32), 3),
+    "query nan": lambda s: s.search("text", np.full(8, np.nan, np.float32), 3),
+    "empty category filter": lambda s: s.search("text", np.ones(8, np.float32), 3, category=""),
+    "unknown field get": lambda s: s.get("audio", ["item1"]),
+    "empty get": lambda s: s.get("text", []),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CALLS))
+def test_bad_inputs_raise_input_error(filled, case):
+    with pytest.raises(InputError):
+        BAD_CALLS[case](filled)
+    assert len(filled) == N  # nothing was half-applied
