@@ -107,15 +107,19 @@ def attach_store(
     uri: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
+    **store_options: Any,
 ) -> RecommendationEngine:
-    """Open (or create) the engine's vector store, synchronise it, and switch the engine to it."""
+    """Open (or create) the engine's vector store, synchronise it, and switch the engine to it.
+
+    ``store_options`` go to :func:`recsys.store.open_store` (e.g. ``exact_below=`` of the local store).
+    """
     engine.search = search
     if not wants_store(engine, search, uri):
         return engine
     from recsys.store import open_store
 
     fields = {name: int(mat.shape[1]) for name, mat in engine.store_vectors().items()}
-    store = open_store(uri or default_store_uri(engine, cache_dir), fields)
+    store = open_store(uri or default_store_uri(engine, cache_dir), fields, **store_options)
     sync_store(store, engine, progress)
     engine.store = store
     return engine

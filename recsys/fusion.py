@@ -124,7 +124,9 @@ def rrf_fusion(
         if (a, b) not in ws:
             continue
         mask = np.asarray(present[b], dtype=bool)
-        key = np.asarray(sims, dtype=np.float64)
+        # Rounded so that float noise between equal vectors (scored in different batches) never
+        # decides a rank: ties go to catalogue order.
+        key = np.round(np.asarray(sims, dtype=np.float64), 6)
         if retrieved is not None:
             key = np.where(retrieved.get((a, b), False), key, key - 4.0)  # cosines lie in [-1, 1]
         ranked = np.where(mask, key, -np.inf)

@@ -432,7 +432,9 @@ class RecommendationEngine:
         fused = self._fuse(q, weights, strategy, query_weights, rows, allowed, retrieved)
         if not fused.contributions:
             raise InputError("nothing to score: every modality of this query has weight 0 or nothing to match")
-        scores = np.where(allowed, fused.scores, -np.inf)
+        # Rounded (float32 vectors carry ~7 digits) for ordering only, so float noise never decides
+        # a tie: ties go to catalogue order.
+        scores = np.where(allowed, np.round(fused.scores, 6), -np.inf)
         k = min(k, int(allowed.sum()))
         top = np.argpartition(-scores, k - 1)[:k] if k else np.array([], dtype=int)
         top = top[np.lexsort((top, -scores[top]))]

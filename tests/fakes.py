@@ -139,5 +139,8 @@ class FakeColourAligner:
     def features(self, encoder: FakeEncoder, inputs: Sequence) -> np.ndarray:
         return encoder.encode(inputs)
 
+    def describe(self) -> str:
+        return "fake-colour (image -> text)"
+
     def transform(self, features: np.ndarray) -> np.ndarray:
         return self.targets[np.argmax(_unit(features) @ self.references.T, axis=1)]
