@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 ALIGN_MODALITIES = ("image", "audio")
@@ -47,6 +46,7 @@ def run_align(args: argparse.Namespace) -> int:
     from recsys.catalogue import load_catalogue
     from recsys.encoders import DEFAULT_ENCODERS, create_encoder
     from recsys.errors import InputError
+    from recsys.progress import progress_lines
 
     catalogue = load_catalogue(args.catalogue)
     extras = [load_catalogue(d) for d in args.extra_pairs]
@@ -62,21 +62,22 @@ def run_align(args: argparse.Namespace) -> int:
     prefix = args.name or Path(args.catalogue).resolve().name
     overrides = {k: getattr(args, k) for k in ("hidden", "epochs", "seed") if getattr(args, k) is not None}
     written = []
-    for m in modalities:
-        config = dataclasses.replace(DEFAULT_CONFIGS[m], **overrides)
-        written += train_catalogue_aligners(
-            catalogue,
-            [m],
-            encoders=encoders,
-            text_encoder=text_encoder,
-            out_dir=out_dir,
-            prefix=prefix,
-            extra_catalogues=extras,
-            config=config,
-            cache_dir=args.cache_dir,
-            bridge_weight=DEFAULT_BRIDGE_WEIGHT if args.bridge_weight is None else args.bridge_weight,
-            progress=_progress(),
-        )
+    with progress_lines():
+        for m in modalities:
+            config = dataclasses.replace(DEFAULT_CONFIGS[m], **overrides)
+            written += train_catalogue_aligners(
+                catalogue,
+                [m],
+                encoders=encoders,
+                text_encoder=text_encoder,
+                out_dir=out_dir,
+                prefix=prefix,
+                extra_catalogues=extras,
+                config=config,
+                cache_dir=args.cache_dir,
+                bridge_weight=DEFAULT_BRIDGE_WEIGHT if args.bridge_weight is None else args.bridge_weight,
+                progress=_progress(),
+            )
     for w in written:
         t = w.result.aligner.meta["training"]
         print(
@@ -88,8 +89,6 @@ def run_align(args: argparse.Namespace) -> int:
 
 
 def _progress():
-    def update(stage: str, done: int, total: int) -> None:
-        if total:
-            print(f"\r{stage}: {done}/{total}", end="\n" if done >= total else "", file=sys.stderr, flush=True)
+    from recsys.progress import ProgressLog, fan_out, terminal_progress
 
-    return update
+    return fan_out(terminal_progress(), ProgressLog())  # its lines show on stderr under progress_lines()
