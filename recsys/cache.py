@@ -20,7 +20,7 @@ import os
 import re
 import secrets
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,7 +104,7 @@ def _sequence(shard: Path) -> int:
 
 
 class FeatureStore:
-    """The cached vectors of one feature id: append chunks, list keys, gather rows in any order."""
+    """The cached vectors of one feature id: append chunks, load the rows of any keys in any order."""
 
     def __init__(self, cache_dir: str | os.PathLike[str] | None, feature_id: str) -> None:
         root = Path(cache_dir) if cache_dir else default_cache_dir()
@@ -120,13 +120,13 @@ class FeatureStore:
         """Readable sources oldest first: the legacy single file, then shards by sequence number."""
         return ([self.legacy_file] if self.legacy_file.is_file() else []) + self._shard_files()
 
-    def _load(self, path: Path, with_vectors: bool) -> tuple[np.ndarray, np.ndarray | None] | None:
+    def _load(self, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
         try:
             with np.load(path, allow_pickle=False) as data:
                 keys = np.asarray(data["keys"]).astype(str)
-                vectors = np.asarray(data["vectors"], dtype=np.float32) if with_vectors else None
-            if vectors is not None and (vectors.ndim != 2 or len(vectors) != len(keys)):
-                raise ValueError(f"{len(keys)} keys but vectors of shape {vectors.shape}")
+                vectors = np.asarray(data["vectors"], dtype=np.float32)
+            if keys.ndim != 1 or vectors.ndim != 2 or len(vectors) != len(keys):
+                raise ValueError(f"{keys.shape} keys but vectors of shape {vectors.shape}")
             return keys, vectors
         except UNREADABLE as exc:
             log.warning(
@@ -139,19 +139,6 @@ class FeatureStore:
                 path.unlink(missing_ok=True)
             return None
 
-    def _read(self, with_vectors: bool) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        for path in self.shards():
-            loaded = self._load(path, with_vectors)
-            if loaded is not None:
-                yield loaded
-
-    def keys(self) -> set[str]:
-        """Every key some readable shard holds (reads the key arrays only)."""
-        out: set[str] = set()
-        for keys, _ in self._read(with_vectors=False):
-            out.update(keys.tolist())
-        return out
-
     def append(self, keys: Sequence[str], vectors: np.ndarray) -> Path:
         """Write one new shard atomically; the random token keeps concurrent writers apart."""
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -163,22 +150,24 @@ class FeatureStore:
         atomic.write_npz(path, keys=np.asarray(list(keys), dtype=str), vectors=vectors)
         return path
 
-    def gather(self, keys: Sequence[str | None]) -> Features:
-        """Rows for ``keys`` in order (later shards win); memory is the result plus one shard."""
+    def load(self, keys: Sequence[str | None]) -> Features:
+        """Rows for ``keys`` in order (later shards win), reading every shard once; memory is the
+        result plus one shard. Zero-width vectors when no shard is readable."""
         rows: dict[str, list[int]] = {}
         for i, key in enumerate(keys):
             if key is not None:
                 rows.setdefault(key, []).append(i)
         present = np.zeros(len(keys), dtype=bool)
         out: np.ndarray | None = None
-        for shard_keys, vectors in self._read(with_vectors=True):
-            assert vectors is not None
+        for path in self.shards():
+            loaded = self._load(path)
+            if loaded is None:
+                continue
+            shard_keys, vectors = loaded
             if out is None:
                 out = np.zeros((len(keys), vectors.shape[1]), dtype=np.float32)
             elif vectors.shape[1] != out.shape[1]:
-                log.warning(
-                    "ignoring a %s shard of width %d (expected %d)", self.feature_id, vectors.shape[1], out.shape[1]
-                )
+                log.warning("ignoring %s: width %d, expected %d", path, vectors.shape[1], out.shape[1])
                 continue
             for row, key in enumerate(shard_keys.tolist()):
                 targets = rows.get(key)

@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -225,15 +225,33 @@ def _torch_threads(threads: int) -> Iterator[None]:
 # -- planning and running a pass ---------------------------------------------------------------------
 @dataclass
 class FeaturePlan:
-    """What one pass over a modality has to do: keys per item, stores per output, the missing items."""
+    """One pass over a modality: keys per item, each output's cached rows, and the items to encode."""
 
     modality: str
     encoder: Any
     outputs: tuple[str, ...]
     keys: list[str | None]
     stores: dict[str, FeatureStore]
+    features: dict[str, Features]  # per output, in catalogue order; filled in as the pass runs
     missing: dict[str, set[str]]  # per output: keys its store lacks
     todo: list[Job]  # one job per distinct missing key, in catalogue order
+    positions: dict[str, list[int]] = field(default_factory=dict)  # key -> items holding it
+
+    def __post_init__(self) -> None:
+        for i, key in enumerate(self.keys):
+            if key is not None:
+                self.positions.setdefault(key, []).append(i)
+
+    def fill(self, name: str, keys: list[str], vectors: np.ndarray) -> None:
+        """Put freshly computed rows into ``features[name]`` at every item holding their key."""
+        feats = self.features[name]
+        if feats.vectors.shape[1] != vectors.shape[1]:  # nothing was cached yet: allocate
+            feats = self.features[name] = Features(
+                np.zeros((len(self.keys), vectors.shape[1]), np.float32), feats.present
+            )
+        for key, row in zip(keys, vectors, strict=True):
+            feats.vectors[self.positions[key]] = row
+            feats.present[self.positions[key]] = True
 
 
 def plan_features(
@@ -245,18 +263,21 @@ def plan_features(
     cache_dir: str | os.PathLike[str] | None = None,
     precision: str = "fp32",
 ) -> FeaturePlan:
-    """Hash every item and read the stores' keys; nothing is decoded or encoded yet."""
+    """Hash every item and read what the cache holds (each shard once); nothing is decoded yet."""
     outputs = tuple(dict.fromkeys(outputs))
     keys = [content_key(item, modality) for item in catalogue.items]
     stores = {name: FeatureStore(cache_dir, feature_id(encoder, name, precision)) for name in outputs}
-    wanted = {k for k in keys if k is not None}
-    missing = {name: wanted - store.keys() for name, store in stores.items()}
+    features = {name: store.load(keys) for name, store in stores.items()}
+    missing = {
+        name: {k for k, ok in zip(keys, f.present, strict=True) if k is not None and not ok}
+        for name, f in features.items()
+    }
     needed = set().union(*missing.values())
     todo: dict[str, Job] = {}
     for item, key in zip(catalogue.items, keys, strict=True):
         if key in needed and key not in todo:
             todo[key] = Job(key, item.id, item_source(item, modality))
-    return FeaturePlan(modality, encoder, outputs, keys, stores, missing, list(todo.values()))
+    return FeaturePlan(modality, encoder, outputs, keys, stores, features, missing, list(todo.values()))
 
 
 def run_plan(
@@ -283,7 +304,7 @@ def run_plan(
                 if progress:
                     progress(done, total)
         pending.flush()
-    return {name: store.gather(plan.keys) for name, store in plan.stores.items()}
+    return dict(plan.features)
 
 
 def catalogue_features(
@@ -319,6 +340,7 @@ class _Chunk:
             self.flush()
 
     def flush(self) -> None:
+        """Append each output's new rows to its store (only keys it lacked), then to the plan's features."""
         if not self.keys:
             return
         for name, store in self.plan.stores.items():
@@ -326,6 +348,7 @@ class _Chunk:
             rows = [i for i, k in enumerate(self.keys) if k in self.plan.missing[name]]
             if rows:
                 store.append([self.keys[i] for i in rows], vectors[rows])
+            self.plan.fill(name, self.keys, vectors)
         self.keys = []
         self.parts = {name: [] for name in self.plan.outputs}
 
