@@ -8,8 +8,9 @@ every output (embedding, class probabilities, ...) to its own :class:`recsys.cac
 chunk by chunk. An item that fails to decode is skipped with a warning; workers never die of it.
 
 Resources come from :func:`batch_workers` / :func:`batch_threads` (``RECSYS_BATCH_WORKERS``,
-``RECSYS_BATCH_THREADS``); on CUDA batches are pinned and ``precision`` may autocast to bf16/fp16
-(cached under a feature id marked with the precision, so fp32 and half-precision vectors never mix).
+``RECSYS_BATCH_THREADS``, which the product's thread policy may set). On CUDA batches are pinned
+and ``precision`` may autocast to bf16/fp16 (cached under a feature id marked with the precision,
+so fp32 and half-precision vectors never mix); the CPU always runs fp32.
 """
 
 from __future__ import annotations
@@ -61,17 +62,21 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def batch_workers() -> int:
-    """Decode/preprocess worker processes: ``RECSYS_BATCH_WORKERS``, else 1 on <= 4 cores, else cores // 4.
+def batch_workers(device: str = "cpu") -> int:
+    """Decode/preprocess worker processes: ``RECSYS_BATCH_WORKERS``, else on CUDA all cores but one
+    (the main process mostly waits on the GPU), on the CPU 1 up to 4 cores, then a quarter of them.
 
-    Decoding a catalogue image and resizing it costs ~2 ms, the CPU forward pass of the image
-    model ~20 ms, so a single worker keeps up with the model on small machines; GPUs need more.
+    Decoding a catalogue picture and resizing it costs ~2 ms of CPU, the CPU forward pass of the
+    image model ~20 ms: on a CPU one worker keeps up and the forward pass gets the cores; a GPU
+    runs the model at thousands of images/s, so there preprocessing needs every core it can get.
     """
     env = os.environ.get("RECSYS_BATCH_WORKERS")
     if env is not None:
         return max(0, int(env))
     cores = _cores()
-    return 1 if cores <= 4 else min(16, cores // 4)
+    if str(device).startswith("cuda"):
+        return max(1, min(16, cores - 1))
+    return 1 if cores <= 4 else cores // 4
 
 
 def batch_threads() -> int:
@@ -356,10 +361,11 @@ class _Chunk:
 def _batches(plan: FeaturePlan, preprocessor: Preprocessor, options: BatchOptions) -> Iterator[Batch]:
     """Collated batches of the plan's items: from worker processes, or in-process for small jobs / text."""
     dataset = ItemDataset(plan.todo, plan.modality, preprocessor)
-    workers = options.workers if options.workers is not None else batch_workers()
+    device = str(getattr(plan.encoder, "device", "cpu"))
+    workers = options.workers if options.workers is not None else batch_workers(device)
     if plan.modality == "text" or len(dataset) <= options.batch_size:
         workers = 0  # nothing to decode, or too little to pay for starting a process
-    cuda = str(getattr(plan.encoder, "device", "cpu")).startswith("cuda")
+    cuda = device.startswith("cuda")
     if workers == 0:
         collate = Collate(preprocessor)
         for start in range(0, len(dataset), options.batch_size):
