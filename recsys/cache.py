@@ -14,11 +14,13 @@ single ``<feature id>.npz`` file of earlier versions is still read, so existing 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import re
 import secrets
+import time
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: Everything ``np.load`` raises on a truncated, corrupt or foreign file.
 UNREADABLE = (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError)
+#: Age after which a temporary file of an interrupted shard write is removed (a live write takes ms).
+STALE_TMP_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,16 @@ class FeatureStore:
                 path.unlink(missing_ok=True)
             return None
 
+    def _remove_stale_temporaries(self) -> None:
+        """A ``kill -9`` mid-write leaves ``.shard-*.tmp`` behind (never a shard); clear old ones."""
+        if not self.folder.is_dir():
+            return
+        cutoff = time.time() - STALE_TMP_S
+        for tmp in self.folder.glob(".shard-*.tmp"):
+            with contextlib.suppress(OSError):  # gone already, or another process's
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+
     def append(self, keys: Sequence[str], vectors: np.ndarray) -> Path:
         """Write one new shard atomically; the random token keeps concurrent writers apart."""
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -159,6 +173,7 @@ class FeatureStore:
                 rows.setdefault(key, []).append(i)
         present = np.zeros(len(keys), dtype=bool)
         out: np.ndarray | None = None
+        self._remove_stale_temporaries()
         for path in self.shards():
             loaded = self._load(path)
             if loaded is None:

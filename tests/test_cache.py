@@ -93,3 +93,16 @@ def test_shard_files_are_valid_npz_with_keys_and_vectors(tmp_path):
     path = FeatureStore(tmp_path, "f").append(["x"], _vectors(1))
     with zipfile.ZipFile(path) as zf:
         assert sorted(zf.namelist()) == ["keys.npy", "vectors.npy"]
+
+
+def test_temporaries_of_a_killed_write_are_cleared_when_old(tmp_path):
+    import os
+
+    store = FeatureStore(tmp_path, "f")
+    store.append(["a"], _vectors(1))
+    old, fresh = store.folder / ".shard-000001-x.npz.abc.tmp", store.folder / ".shard-000001-y.npz.def.tmp"
+    old.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    os.utime(old, (0, 0))
+    assert store.load(["a"]).present.all()
+    assert not old.exists() and fresh.exists()
