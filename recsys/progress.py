@@ -75,7 +75,7 @@ class ProgressLog:
         if done == 0 or state.started is None:
             state.started, state.start_done = now, done
         state.done, state.updated = done, now
-        due = state.last_logged is None or now - state.last_logged >= self.interval
+        due = state.last_logged is None or (done > 0 and now - state.last_logged >= self.interval)
         if total > 0 and (due or (done >= total and state.last_logged is not None)):
             self.logger.info(self.line(stage))
             state.last_logged = now
@@ -95,14 +95,17 @@ class ProgressLog:
         return text
 
     def _overall(self) -> str:
-        """All stages together; stages not begun are assumed as fast as the work done so far."""
+        """All stages together: each stage's remaining items at its own rate; stages not begun at the
+        rate of all the work so far (the best guess there is)."""
         done = sum(s.done for s in self.stages.values())
         total = sum(s.total for s in self.stages.values())
         text = f"all stages {done:,}/{total:,} ({100 * done / total if total else 100:.0f}%)"
         items = sum(s.worked()[0] for s in self.stages.values())
         seconds = sum(s.worked()[1] for s in self.stages.values())
         if done < total and items > 0 and seconds > 0:
-            text += f", ETA {format_duration((total - done) * seconds / items)}"
+            fallback = items / seconds
+            eta = sum((s.total - s.done) / (s.rate() or fallback) for s in self.stages.values())
+            text += f", ETA {format_duration(eta)}"
         return text
 
 

@@ -63,9 +63,14 @@ def test_overall_estimate_spans_the_announced_stages(caplog):
         report("text embeddings", 0, 100)  # the stage begins now: the wait does not count against it
         clock.now += 1
         report("text embeddings", 100, 100)
-    last = caplog.records[-1].getMessage()
-    assert last.startswith("text embeddings: 100/100 items (100%), 100.0 items/s; all stages 100/400 (25%)")
-    assert last.endswith("ETA 3s")
+        last = caplog.records[-1].getMessage()
+        assert last.startswith("text embeddings: 100/100 items (100%), 100.0 items/s; all stages 100/400 (25%)")
+        assert last.endswith("ETA 3s")  # the image stage has no rate of its own yet: the text one stands in
+        report("image embeddings", 0, 300)
+        clock.now += 2
+        report("image embeddings", 20, 300)  # 10 items/s: 280 left take 28 s, whatever text's speed was
+    assert caplog.records[-1].getMessage().endswith("all stages 120/400 (30%), ETA 28s")
+    assert sum("image embeddings: 0/300" in r.getMessage() for r in caplog.records) == 1
 
 
 def test_build_engine_logs_progress_lines_with_rate(tmp_path, patched_encoders, caplog):
