@@ -120,9 +120,9 @@ def out_of_fold(pairs: Pairs, folds: int, modality: str, encoder: Any, text_enco
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from recsys.cache import catalogue_features, class_proba_extractor, encoder_extractor
     from recsys.catalogue import load_catalogue
     from recsys.encoders import DEFAULT_ENCODERS, create_encoder
+    from recsys.encoding import catalogue_features
 
     started = time.perf_counter()
     catalogue = load_catalogue(args.catalogue)
@@ -139,19 +139,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         def progress(done: int, total: int, _m: str = modality) -> None:
             print(f"\r{_m} features {done}/{total}", end="\n" if done >= total else "", file=sys.stderr, flush=True)
 
-        emb = catalogue_features(
-            catalogue, modality, encoder_extractor(encoder), cache_dir=args.cache_dir, progress=progress
-        )
+        outputs = ["embedding"]
+        if getattr(encoder, "class_names", None) and hasattr(encoder, "predict_proba"):
+            outputs.append("class_proba")
+        feats = catalogue_features(catalogue, modality, encoder, outputs, cache_dir=args.cache_dir, progress=progress)
+        emb = feats["embedding"]
         texts_all = [item_description(it) for it in catalogue.items]
         rows = np.flatnonzero(emb.present & np.array([bool(t) for t in texts_all]))
         texts = [texts_all[i] for i in rows]
         cats = [catalogue.items[i].category for i in rows]
         pairs = Pairs(emb.vectors[rows], encode_texts(text_encoder, texts), texts, rows)
         aligned: dict[str, np.ndarray] = {}
-        if getattr(encoder, "class_names", None) and hasattr(encoder, "predict_proba"):
-            proba = catalogue_features(
-                catalogue, modality, class_proba_extractor(encoder), cache_dir=args.cache_dir, progress=progress
-            )
+        if "class_proba" in feats:
+            proba = feats["class_proba"]
             bridge = LabelBridge.from_encoders(encoder, text_encoder, cache_dir=args.cache_dir)
             aligned["label-bridge"] = bridge.transform(proba.vectors[rows])
         t0 = time.perf_counter()

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from recsys.alignment.base import Aligner, AlignerInputs, NativeAligner, l2_normalise
+from recsys.alignment.base import Aligner, NativeAligner, aligner_inputs, l2_normalise
 from recsys.alignment.bridge import LabelBridge
 from recsys.alignment.ensemble import EnsembleAligner
 from recsys.alignment.projection import (
@@ -30,12 +30,12 @@ from recsys.errors import RecsysError
 __all__ = [
     "DEFAULT_ALIGNERS",
     "Aligner",
-    "AlignerInputs",
     "EnsembleAligner",
     "LabelBridge",
     "NativeAligner",
     "ProjectionAligner",
     "TrainConfig",
+    "aligner_inputs",
     "build_aligner",
     "l2_normalise",
     "load_aligner",

@@ -1,42 +1,44 @@
-"""On-disk cache of per-item features, keyed by content hash and feature extractor id.
+"""On-disk cache of per-item features, keyed by content hash and feature id, append-only in shards.
 
 Keys are hashes of the item's *content* (the text, or the media file's bytes), so renaming or
 reordering a catalogue reuses everything, editing one item recomputes one item, and a new
-encoder (new ``feature_id``) never reads stale vectors. One ``.npz`` per extractor, rewritten
-atomically after every chunk, so an interrupted build keeps what it finished and never leaves a
-corrupt file.
+encoder (new ``feature_id``) never reads stale vectors.
+
+Layout: one folder per feature id holding ``shard-<seq>-<token>.npz`` files, each the keys and
+vectors of one chunk, written atomically (:mod:`recsys.atomic`) and never rewritten. Appending a
+chunk costs the chunk alone (rewriting one file with everything was quadratic in the catalogue
+size), a ``kill -9`` loses at most the chunk being encoded, and a rerun encodes only the keys no
+shard holds. A shard that cannot be read is reported, removed and its items recomputed. The
+single ``<feature id>.npz`` file of earlier versions is still read, so existing caches stay valid.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import re
-from collections.abc import Callable, Sequence
+import secrets
+import time
+import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from recsys import atomic, media
-from recsys.catalogue import Catalogue, Item
+from recsys.catalogue import Item
 from recsys.errors import InputError
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
-CHUNK_SIZE = 128
-
-
-class FeatureExtractor(Protocol):
-    """Anything that turns a batch of decoded inputs into a (n, d) float32 matrix."""
-
-    feature_id: str
-    modality: str
-
-    def __call__(self, inputs: Sequence[Any]) -> np.ndarray: ...
+#: Everything ``np.load`` raises on a truncated, corrupt or foreign file.
+UNREADABLE = (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError)
+#: Age after which a temporary file of an interrupted shard write is removed (a live write takes ms).
+STALE_TMP_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -45,50 +47,6 @@ class Features:
 
     vectors: np.ndarray
     present: np.ndarray
-
-
-@dataclass(frozen=True)
-class _EncoderExtractor:
-    encoder: Any
-    batch_size: int = 32
-
-    @property
-    def feature_id(self) -> str:
-        return self.encoder.encoder_id
-
-    @property
-    def modality(self) -> str:
-        return self.encoder.modality
-
-    def __call__(self, inputs: Sequence[Any]) -> np.ndarray:
-        return self.encoder.encode(list(inputs), batch_size=self.batch_size)
-
-
-@dataclass(frozen=True)
-class _ClassProbaExtractor:
-    encoder: Any
-    batch_size: int = 32
-
-    @property
-    def feature_id(self) -> str:
-        return f"{self.encoder.encoder_id}#class-proba"
-
-    @property
-    def modality(self) -> str:
-        return self.encoder.modality
-
-    def __call__(self, inputs: Sequence[Any]) -> np.ndarray:
-        return self.encoder.predict_proba(list(inputs), batch_size=self.batch_size)
-
-
-def encoder_extractor(encoder: Any, batch_size: int = 32) -> FeatureExtractor:
-    """Embeddings of an :class:`recsys.encoders.Encoder`."""
-    return _EncoderExtractor(encoder, batch_size)
-
-
-def class_proba_extractor(encoder: Any, batch_size: int = 32) -> FeatureExtractor:
-    """Class probabilities of an image encoder that carries a classifier head."""
-    return _ClassProbaExtractor(encoder, batch_size)
 
 
 def default_cache_dir() -> Path:
@@ -114,74 +72,123 @@ def content_key(item: Item, modality: str) -> str | None:
 
 def decode(item: Item, modality: str) -> Any:
     """The decoded input an encoder of ``modality`` takes for ``item``."""
+    return decode_source(item_source(item, modality), modality)
+
+
+def item_source(item: Item, modality: str) -> str:
+    """What :func:`decode_source` needs for ``item``: its text, or its media file's path (picklable)."""
     if modality == "text":
         return item.text
-    if modality == "image":
-        return media.load_image(item.image)
-    if modality == "audio":
-        return media.load_audio(item.audio)
+    if modality in ("image", "audio"):
+        return str(getattr(item, modality))
     raise InputError(f"unknown modality '{modality}'; expected text, image or audio")
 
 
-def _cache_file(cache_dir: Path, feature_id: str) -> Path:
+def decode_source(source: str, modality: str) -> Any:
+    """Text as is, media files through :mod:`recsys.media` (which raises ``InputError`` on bad files)."""
+    if modality == "text":
+        return source
+    if modality == "image":
+        return media.load_image(source)
+    if modality == "audio":
+        return media.load_audio(source)
+    raise InputError(f"unknown modality '{modality}'; expected text, image or audio")
+
+
+def _slug(feature_id: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", feature_id).strip("_")[:80]
     digest = hashlib.sha256(feature_id.encode("utf-8")).hexdigest()[:12]
-    return cache_dir / f"{slug}-{digest}.npz"
+    return f"{slug}-{digest}"
 
 
-def _read(path: Path) -> dict[str, np.ndarray]:
-    if not path.exists():
-        return {}
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
-    except (OSError, ValueError, KeyError) as exc:
-        log.warning("ignoring unreadable feature cache %s (%s); it will be rebuilt", path, exc)
-        return {}
+def _sequence(shard: Path) -> int:
+    """``shard-000123-1f2e3d4c.npz`` -> 123 (-1 for a name we did not write)."""
+    part = shard.name.split("-")[1] if shard.name.count("-") >= 2 else ""
+    return int(part) if part.isdigit() else -1
 
 
-def _write(path: Path, store: dict[str, np.ndarray]) -> None:
-    keys = np.array(sorted(store), dtype=str)
-    vectors = np.stack([store[k] for k in keys.tolist()]).astype(np.float32)
-    atomic.write_npz(path, keys=keys, vectors=vectors)
+class FeatureStore:
+    """The cached vectors of one feature id: append chunks, load the rows of any keys in any order."""
 
+    def __init__(self, cache_dir: str | os.PathLike[str] | None, feature_id: str) -> None:
+        root = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.feature_id = feature_id
+        self.folder = root / _slug(feature_id)
+        self.legacy_file = root / f"{_slug(feature_id)}.npz"
 
-def catalogue_features(
-    catalogue: Catalogue,
-    modality: str,
-    extractor: FeatureExtractor,
-    *,
-    cache_dir: str | os.PathLike[str] | None = None,
-    progress: Progress | None = None,
-) -> Features:
-    """Features of every catalogue item for ``modality``, computing only what the cache lacks."""
-    cache_path = _cache_file(Path(cache_dir) if cache_dir else default_cache_dir(), extractor.feature_id)
-    store = _read(cache_path)
-    keys = [content_key(item, modality) for item in catalogue.items]
-    todo = sorted({k: i for i, k in enumerate(keys) if k is not None and k not in store}.items(), key=lambda kv: kv[1])
-    done = 0
-    if progress:
-        progress(0, len(todo))
-    for start in range(0, len(todo), CHUNK_SIZE):
-        chunk = todo[start : start + CHUNK_SIZE]
-        inputs, chunk_keys = [], []
-        for key, index in chunk:
-            try:
-                inputs.append(decode(catalogue.items[index], modality))
-                chunk_keys.append(key)
-            except InputError as exc:
-                log.warning("skipping %s of item %s: %s", modality, catalogue.items[index].id, exc)
-        if inputs:
-            vectors = np.asarray(extractor(inputs), dtype=np.float32)
-            store.update(zip(chunk_keys, vectors, strict=True))
-            _write(cache_path, store)
-        done += len(chunk)
-        if progress:
-            progress(done, len(todo))
-    dim = next(iter(store.values())).shape[0] if store else 0
-    present = np.array([k is not None and k in store for k in keys], dtype=bool)
-    vectors = np.zeros((len(keys), dim), dtype=np.float32)
-    for i, key in enumerate(keys):
-        if present[i]:
-            vectors[i] = store[key]
-    return Features(vectors, present)
+    def _shard_files(self) -> list[Path]:
+        files = self.folder.glob("shard-*.npz") if self.folder.is_dir() else []
+        return sorted(files, key=lambda p: (_sequence(p), p.name))
+
+    def shards(self) -> list[Path]:
+        """Readable sources oldest first: the legacy single file, then shards by sequence number."""
+        return ([self.legacy_file] if self.legacy_file.is_file() else []) + self._shard_files()
+
+    def _load(self, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                keys = np.asarray(data["keys"]).astype(str)
+                vectors = np.asarray(data["vectors"], dtype=np.float32)
+            if keys.ndim != 1 or vectors.ndim != 2 or len(vectors) != len(keys):
+                raise ValueError(f"{keys.shape} keys but vectors of shape {vectors.shape}")
+            return keys, vectors
+        except UNREADABLE as exc:
+            log.warning(
+                "ignoring unreadable feature cache %s (%s: %s); its items will be recomputed",
+                path,
+                type(exc).__name__,
+                exc,
+            )
+            if not isinstance(exc, OSError):  # corrupt for good (not e.g. a permission problem): drop it
+                path.unlink(missing_ok=True)
+            return None
+
+    def _remove_stale_temporaries(self) -> None:
+        """A ``kill -9`` mid-write leaves ``.shard-*.tmp`` behind (never a shard); clear old ones."""
+        if not self.folder.is_dir():
+            return
+        cutoff = time.time() - STALE_TMP_S
+        for tmp in self.folder.glob(".shard-*.tmp"):
+            with contextlib.suppress(OSError):  # gone already, or another process's
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+
+    def append(self, keys: Sequence[str], vectors: np.ndarray) -> Path:
+        """Write one new shard atomically; the random token keeps concurrent writers apart."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if len(keys) != len(vectors):
+            raise ValueError(f"{len(keys)} keys for {len(vectors)} vectors")
+        existing = self._shard_files()
+        seq = _sequence(existing[-1]) + 1 if existing else 0
+        path = self.folder / f"shard-{seq:06d}-{secrets.token_hex(4)}.npz"
+        atomic.write_npz(path, keys=np.asarray(list(keys), dtype=str), vectors=vectors)
+        return path
+
+    def load(self, keys: Sequence[str | None]) -> Features:
+        """Rows for ``keys`` in order (later shards win), reading every shard once; memory is the
+        result plus one shard. Zero-width vectors when no shard is readable."""
+        rows: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            if key is not None:
+                rows.setdefault(key, []).append(i)
+        present = np.zeros(len(keys), dtype=bool)
+        out: np.ndarray | None = None
+        self._remove_stale_temporaries()
+        for path in self.shards():
+            loaded = self._load(path)
+            if loaded is None:
+                continue
+            shard_keys, vectors = loaded
+            if out is None:
+                out = np.zeros((len(keys), vectors.shape[1]), dtype=np.float32)
+            elif vectors.shape[1] != out.shape[1]:
+                log.warning("ignoring %s: width %d, expected %d", path, vectors.shape[1], out.shape[1])
+                continue
+            for row, key in enumerate(shard_keys.tolist()):
+                targets = rows.get(key)
+                if targets:
+                    out[targets] = vectors[row]
+                    present[targets] = True
+        if out is None:
+            out = np.zeros((len(keys), 0), dtype=np.float32)
+        return Features(out, present)

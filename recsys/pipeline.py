@@ -17,14 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from recsys.cache import Features, catalogue_features, encoder_extractor
+from recsys.alignment.base import aligner_inputs
+from recsys.cache import Features
 from recsys.catalogue import Catalogue, load_catalogue
 from recsys.catalogue_store import attach_store
+from recsys.encoding import BatchOptions, FeaturePlan, plan_features, run_plan
 from recsys.errors import RecsysError
+from recsys.progress import ProgressLog, StageProgress, fan_out
 from recsys.recommend import MODALITIES, ModalityIndex, RecommendationEngine, _normalise
 from recsys.threads import batch_then_query
 
-StageProgress = Callable[[str, int, int], None]
 CONFIG_FILE = "recsys.toml"
 
 
@@ -45,6 +47,7 @@ class PipelineConfig:
     store: str | None = None
     #: ``auto`` (exhaustive up to :data:`recsys.recommend.EXACT_MAX_ITEMS` items), ``exact`` or ``ann``.
     search: str = "auto"
+    precision: str = "fp32"  # "bf16" / "fp16": autocast when indexing on CUDA (the CPU stays fp32)
 
     def encoder_name(self, modality: str) -> str:
         return getattr(self, f"{modality}_encoder")
@@ -93,8 +96,15 @@ def _build_aligner(spec: str, source: Any, text: Any, catalogue: Catalogue) -> A
     return build_aligner(spec, source_encoder=source, text_encoder=text, catalogue=catalogue)
 
 
-def _stage(progress: StageProgress | None, stage: str) -> Callable[[int, int], None] | None:
-    return (lambda done, total: progress(stage, done, total)) if progress else None
+def _stage(progress: StageProgress, stage: str) -> Callable[[int, int], None]:
+    return lambda done, total: progress(stage, done, total)
+
+
+@dataclass
+class _Modality:
+    encoder: Any
+    aligner: Any
+    plan: FeaturePlan
 
 
 @batch_then_query
@@ -103,48 +113,51 @@ def build_engine(
 ) -> RecommendationEngine:
     """Encode (or read from cache) every modality the catalogue has and index it.
 
+    Each modality is one pass over its items that yields every feature it needs (embeddings and,
+    for the label bridge, class probabilities), so each model runs once per item. Every stage is
+    announced (``progress(stage, 0, total)``) before the first is encoded, for an overall ETA;
+    :class:`recsys.progress.ProgressLog` logs rate and ETA lines besides ``progress``.
+
     Encodes in the batch thread role and leaves the process in the query role (:mod:`recsys.threads`).
     """
     config = config or PipelineConfig()
+    report = fan_out(progress, ProgressLog())
+    options = BatchOptions(batch_size=config.batch_size, precision=config.precision)
     text_encoder = _create_encoder(config.text_encoder, config.device)
-    indexes: dict[str, ModalityIndex] = {}
     query_encoders: dict[str, Any] = {"text": text_encoder}
+    todo: dict[str, _Modality] = {}
     for modality in MODALITIES:
         if not catalogue.has_modality(modality).any():
             continue
         encoder = text_encoder if modality == "text" else _create_encoder(config.encoder_name(modality), config.device)
         query_encoders[modality] = encoder
-        feats = catalogue_features(
-            catalogue,
-            modality,
-            encoder_extractor(encoder, config.batch_size),
-            cache_dir=config.cache_dir,
-            progress=_stage(progress, f"{modality} embeddings"),
-        )
-        index = _native_index(modality, encoder, feats)
         spec = config.aligner_spec(modality) if modality != "text" else None
-        if spec:
-            aligner = _build_aligner(spec, encoder, text_encoder, catalogue)
-            source = feats
-            if aligner.input_kind != "embedding":
-                source = catalogue_features(
-                    catalogue,
-                    modality,
-                    aligner.extractor(encoder),
-                    cache_dir=config.cache_dir,
-                    progress=_stage(progress, f"{modality} alignment features"),
-                )
-            shared = aligner.transform(source.vectors).astype(np.float32)
-            index.aligner = aligner
-            index.shared = np.where(source.present[:, None], shared, 0.0).astype(np.float32)
-        indexes[modality] = index
-    if not indexes:
+        aligner = _build_aligner(spec, encoder, text_encoder, catalogue) if spec else None
+        outputs = ["embedding", *(aligner.input_kind.split("+") if aligner is not None else [])]
+        plan = plan_features(
+            catalogue, modality, encoder, outputs, cache_dir=config.cache_dir, precision=config.precision
+        )
+        todo[modality] = _Modality(encoder, aligner, plan)
+        report(f"{modality} embeddings", 0, len(plan.todo))
+    if not todo:
         raise RecsysError("the catalogue has no text, image or audio to index")
+    indexes: dict[str, ModalityIndex] = {}
+    for modality, job in todo.items():
+        feats = run_plan(job.plan, options, _stage(report, f"{modality} embeddings"))
+        index = _native_index(modality, job.encoder, feats["embedding"])
+        if job.aligner is not None:
+            kind = job.aligner.input_kind
+            source = aligner_inputs(kind, {name: f.vectors for name, f in feats.items()})
+            present = np.logical_and.reduce([feats[k].present for k in kind.split("+")])
+            shared = job.aligner.transform(source).astype(np.float32)
+            index.aligner = job.aligner
+            index.shared = np.where(present[:, None], shared, 0.0).astype(np.float32)
+        indexes[modality] = index
     if "text" in indexes and any(ix.shared is not None for ix in indexes.values()):
         indexes["text"].shared = indexes["text"].native
     engine = RecommendationEngine(catalogue, text_encoder, indexes, query_encoders)
     return attach_store(
-        engine, search=config.search, uri=config.store, cache_dir=config.cache_dir, progress=_stage(progress, "index")
+        engine, search=config.search, uri=config.store, cache_dir=config.cache_dir, progress=_stage(report, "index")
     )
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 import soundfile as sf
 from PIL import Image
 
+from recsys.encoders.base import Encoder, l2_normalize
 from recsys.media import Audio
 
 COLOURS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220), "yellow": (230, 230, 10)}
@@ -144,3 +145,63 @@ class FakeColourAligner:
 
     def transform(self, features: np.ndarray) -> np.ndarray:
         return self.targets[np.argmax(_unit(features) @ self.references.T, axis=1)]
+
+
+class MeanColour:
+    """Preprocessor of :class:`TinyImageEncoder`: a picture's mean RGB (picklable, as workers need)."""
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        return np.asarray(image.convert("RGB"), dtype=np.float32).reshape(-1, 3).mean(axis=0) / 255.0
+
+    def collate(self, items: list[np.ndarray]) -> np.ndarray:
+        return np.stack(items)
+
+
+class TinyImageEncoder(Encoder):
+    """A real :class:`~recsys.encoders.Encoder` (preprocessor + forward_batch, two outputs) that counts
+    its forward passes and the items they saw; after ``fail_after`` forward calls it raises."""
+
+    modality, encoder_id, space, dim, device = "image", "image/tiny@1", "image/tiny@1", 3, "cpu"
+    outputs = ("embedding", "class_proba")
+    preprocessor = MeanColour()
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.forward_calls = 0
+        self.forwarded = 0
+        self.fail_after = fail_after
+
+    def output_dims(self) -> dict[str, int]:
+        return {"embedding": 3, "class_proba": 4}
+
+    def forward_batch(self, batch) -> dict[str, np.ndarray]:
+        if self.fail_after is not None and self.forward_calls >= self.fail_after:
+            raise RuntimeError("simulated crash")
+        x = np.asarray(batch, dtype=np.float32)
+        self.forward_calls += 1
+        self.forwarded += len(x)
+        logits = np.concatenate([x, 1.0 - x.mean(axis=1, keepdims=True)], axis=1) * 5
+        proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        return {"embedding": l2_normalize(x - 0.3), "class_proba": proba.astype(np.float32)}
+
+    def _encode_batch(self, batch) -> np.ndarray:
+        return self.forward_batch(batch)["embedding"]
+
+
+def build_image_catalogue(root: Path, n: int) -> Path:
+    """``n`` items with distinct solid-colour pictures (and descriptions)."""
+    (root / "media").mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in range(n):
+        Image.new("RGB", (16, 16), (10 * i % 256, 255 - 7 * i % 256, 3 * i % 256)).save(root / "media" / f"{i}.png")
+        records.append(
+            {
+                "id": f"i{i}",
+                "title": f"Item {i}",
+                "description": f"item {i}",
+                "category": "c",
+                "image": f"media/{i}.png",
+                "audio": "",
+            }
+        )
+    pd.DataFrame(records).to_csv(root / "catalogue.csv", index=False)
+    return root

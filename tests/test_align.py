@@ -17,6 +17,7 @@ from recsys.align import (
     LabelBridge,
     NativeAligner,
     TrainConfig,
+    aligner_inputs,
     build_aligner,
     load_aligner,
     save_ensemble,
@@ -201,7 +202,8 @@ def test_ensemble_mixes_input_kinds_and_round_trips(tmp_path):
     bridge = LabelBridge.from_encoders(image, text)
     expected = 0.25 * bridge.transform(image.predict_proba(raw)) + 0.75 * head.transform(image.encode(raw))
     assert np.allclose(out, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
-    assert ens.extractor(image).feature_id == "image/fake@1#embedding+class_proba"
+    outputs = {"embedding": image.encode(raw), "class_proba": image.predict_proba(raw)}
+    np.testing.assert_allclose(aligner_inputs(ens.input_kind, outputs), feats, atol=1e-6)
 
 
 def test_transform_rejects_wrong_width():

@@ -102,14 +102,16 @@ def test_cache_is_reused_and_only_changed_items_recomputed(tmp_path, encoders):
     assert encoders["image"].encoded == 5
     car = second.catalogue.index_of("car")
     assert not np.allclose(first.indexes["image"].native[car], second.indexes["image"].native[car])
-    assert not list((tmp_path / "cache").glob("*.tmp"))
+    assert not list((tmp_path / "cache").rglob("*.tmp"))
 
 
 def test_corrupt_cache_file_is_rebuilt(tmp_path, encoders):
     root = build_catalogue(tmp_path / "cat")
     config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"), image_aligner=None, audio_aligner=None)
     pipeline.build_engine(load_catalogue(root), config)
-    for path in (tmp_path / "cache").glob("*.npz"):
+    shards = list((tmp_path / "cache").rglob("shard-*.npz"))
+    assert shards
+    for path in shards:
         path.write_bytes(b"not a zip file")
     engine = pipeline.build_engine(load_catalogue(root), config)
     assert ids(engine.recommend(Query(text="racing car"), k=1)) == ["car"]

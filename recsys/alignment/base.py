@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from recsys.encoders.base import encoder_outputs
 from recsys.errors import InputError
 
 #: What an aligner's ``transform`` takes: ``encoder.encode`` output, ``encoder.predict_proba``
@@ -49,40 +51,18 @@ class Aligner(abc.ABC):
         return l2_normalise(self._transform(features))
 
     def features(self, encoder: Any, inputs: list, batch_size: int = 32) -> np.ndarray:
-        """Compute this aligner's input features for raw ``inputs`` with ``encoder``."""
+        """Compute this aligner's input features for raw ``inputs`` with ``encoder`` (one forward pass)."""
         kinds = self.input_kind.split("+")
-        if kinds == ["embedding", "class_proba"] and hasattr(encoder, "encode_and_predict"):
-            emb, proba = encoder.encode_and_predict(list(inputs), batch_size=batch_size)  # one forward pass
-            return np.concatenate([np.asarray(emb, np.float32), np.asarray(proba, np.float32)], axis=1)
-        parts = []
-        for kind in kinds:
-            if kind == "embedding":
-                parts.append(np.asarray(encoder.encode(list(inputs), batch_size=batch_size), dtype=np.float32))
-            else:
-                proba = encoder.predict_proba(list(inputs), batch_size=batch_size)
-                parts.append(np.asarray(proba, dtype=np.float32))
-        return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
-
-    def extractor(self, encoder: Any, batch_size: int = 32) -> AlignerInputs:
-        """A ``recsys.cache`` extractor producing exactly what :meth:`transform` takes."""
-        return AlignerInputs(self, encoder, batch_size)
+        return aligner_inputs(self.input_kind, encoder_outputs(encoder, list(inputs), kinds, batch_size))
 
     def describe(self) -> str:
         return f"{self.name} ({self.source_modality} {self.source_encoder_id} -> {self.target_space})"
 
 
-class AlignerInputs:
-    """Cache-friendly extractor (``feature_id`` + ``__call__``) for an aligner's input features."""
-
-    def __init__(self, aligner: Aligner, encoder: Any, batch_size: int = 32) -> None:
-        self.aligner = aligner
-        self.encoder = encoder
-        self.batch_size = batch_size
-        self.modality = encoder.modality
-        self.feature_id = f"{encoder.encoder_id}#{aligner.input_kind}"
-
-    def __call__(self, inputs: list) -> np.ndarray:
-        return self.aligner.features(self.encoder, inputs, self.batch_size)
+def aligner_inputs(input_kind: str, outputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """What an aligner of ``input_kind`` takes, from an encoder's outputs (``"a+b"``: concatenated in order)."""
+    parts = [np.asarray(outputs[kind], dtype=np.float32) for kind in input_kind.split("+")]
+    return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
 
 class NativeAligner(Aligner):

@@ -1,6 +1,6 @@
 """Training pairs from catalogues (item image or sound + its description) and head training.
 
-Features come through :mod:`recsys.cache`, so training after the catalogue was indexed (or
+Features come through :mod:`recsys.encoding` and its cache, so training after the catalogue was indexed (or
 re-running the benchmark) costs no encoder passes. The text side is the item's description
 (its title when it has none): that is what a user's query looks like.
 """
@@ -70,11 +70,9 @@ def catalogue_pairs(
     progress: Callable[[int, int], None] | None = None,
 ) -> Pairs:
     """Every item with both ``modality`` media and a description, as a training pair."""
-    from recsys.cache import catalogue_features, encoder_extractor
+    from recsys.encoding import catalogue_features
 
-    feats = catalogue_features(
-        catalogue, modality, encoder_extractor(source_encoder), cache_dir=cache_dir, progress=progress
-    )
+    feats = catalogue_features(catalogue, modality, source_encoder, cache_dir=cache_dir, progress=progress)["embedding"]
     texts = [item_description(item) for item in catalogue.items]
     rows = np.flatnonzero(feats.present & np.array([bool(t) for t in texts]))
     if len(rows) < 2:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 ALIGN_MODALITIES = ("image", "audio")
@@ -47,6 +46,7 @@ def run_align(args: argparse.Namespace) -> int:
     from recsys.catalogue import load_catalogue
     from recsys.encoders import DEFAULT_ENCODERS, create_encoder
     from recsys.errors import InputError
+    from recsys.progress import progress_lines
     from recsys.threads import use_threads
 
     catalogue = load_catalogue(args.catalogue)
@@ -63,7 +63,7 @@ def run_align(args: argparse.Namespace) -> int:
     prefix = args.name or Path(args.catalogue).resolve().name
     overrides = {k: getattr(args, k) for k in ("hidden", "epochs", "seed") if getattr(args, k) is not None}
     written = []
-    with use_threads("batch"):  # encoding the pairs; the heads train on one thread (alignment.projection)
+    with use_threads("batch"), progress_lines():  # encoding the pairs; heads train on one thread
         for m in modalities:
             config = dataclasses.replace(DEFAULT_CONFIGS[m], **overrides)
             written += train_catalogue_aligners(
@@ -90,8 +90,6 @@ def run_align(args: argparse.Namespace) -> int:
 
 
 def _progress():
-    def update(stage: str, done: int, total: int) -> None:
-        if total:
-            print(f"\r{stage}: {done}/{total}", end="\n" if done >= total else "", file=sys.stderr, flush=True)
+    from recsys.progress import ProgressLog, fan_out, terminal_progress
 
-    return update
+    return fan_out(terminal_progress(), ProgressLog())  # its lines show on stderr under progress_lines()

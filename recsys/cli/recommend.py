@@ -59,22 +59,9 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def _progress() -> Any:
-    from tqdm import tqdm
+    from recsys.progress import terminal_progress
 
-    bars: dict[str, tqdm] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if total == 0:
-            return
-        bar = bars.get(stage)
-        if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit="item", file=sys.stderr, leave=False, disable=None)
-        bar.n = done
-        bar.refresh()
-        if done >= total:
-            bar.close()
-
-    return update
+    return terminal_progress()
 
 
 def run_index(args: argparse.Namespace) -> int:
@@ -84,7 +71,10 @@ def run_index(args: argparse.Namespace) -> int:
     catalogue = load_catalogue(args.catalogue)
     for bad in catalogue.bad_rows:
         print(f"warning: skipped row {bad.line} ({bad.id or 'no id'}): {bad.reason}", file=sys.stderr)
-    engine = build_engine(catalogue, _config(args), _progress())
+    from recsys.progress import progress_lines
+
+    with progress_lines():  # output redirected to a log: plain lines with rate and ETA
+        engine = build_engine(catalogue, _config(args), _progress())
     counts = ", ".join(f"{m}: {int(ix.present.sum())}" for m, ix in engine.indexes.items())
     print(f"indexed {len(catalogue)} items ({counts})")
     return 0

@@ -20,12 +20,40 @@ from recsys.errors import InputError
 MODALITIES = ("text", "image", "audio")
 
 
+class Preprocessor:
+    """Per-item CPU work before the forward pass: identity here, resize / log-mel in subclasses.
+
+    Batch indexing runs it in DataLoader worker processes, so it must pickle without the model
+    (hold sizes and constants, never the network) and must not need the accelerator.
+    ``collate`` joins the preprocessed items of one batch into what ``Encoder.forward_batch`` takes.
+    """
+
+    def __call__(self, item: Any) -> Any:
+        return item
+
+    def collate(self, items: list[Any]) -> Any:
+        return list(items)
+
+
+class StackPreprocessor(Preprocessor):
+    """Fixed-shape arrays per item, collated into one ``(n, ...)`` array."""
+
+    def collate(self, items: list[Any]) -> Any:
+        return np.stack(items)
+
+
 class Encoder(abc.ABC):
     """Maps a batch of inputs of one modality to L2-normalised float32 vectors.
 
     ``encoder_id`` names the weights (and changes when they change) so cached embeddings are
     never reused across models; ``space`` is shared by encoders whose vectors are natively
     comparable (the two towers of a CLIP or CLAP model); it defaults to ``encoder_id``.
+
+    Work is split in two so that batch indexing can run the first half in worker processes:
+    ``preprocessor`` (picklable, per item: decode-side work such as resizing or a log-mel) and
+    ``forward_batch`` (the model, on a collated batch). ``outputs`` names everything one forward
+    pass yields (``"embedding"``, plus ``"class_proba"`` for classifiers), so one pass over a
+    catalogue fills every cache the product needs.
     """
 
     modality: str
@@ -33,22 +61,47 @@ class Encoder(abc.ABC):
     space: str
     dim: int
     device: str
+    outputs: tuple[str, ...] = ("embedding",)
+    preprocessor: Preprocessor = Preprocessor()
 
     def encode(self, inputs: Sequence[Any], batch_size: int = 32) -> np.ndarray:
         """Return an ``(len(inputs), dim)`` float32 array whose rows have unit L2 norm."""
+        return self.encode_outputs(inputs, batch_size, ("embedding",))["embedding"]
+
+    def encode_outputs(
+        self, inputs: Sequence[Any], batch_size: int = 32, outputs: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Every requested output (default: all of ``outputs``) of ``inputs``, in-process, one forward per batch."""
         if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
             raise InputError(f"{type(self).__name__}.encode expects a list of inputs, got {type(inputs).__name__}.")
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}.")
+        wanted = tuple(outputs or self.outputs)
+        unknown = sorted(set(wanted) - set(self.outputs))
+        if unknown:
+            raise InputError(f"{self.encoder_id} has no output {', '.join(unknown)}; it has {', '.join(self.outputs)}.")
         if len(inputs) == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return {name: np.zeros((0, self.output_dims()[name]), dtype=np.float32) for name in wanted}
         self._check_inputs(inputs)
-        parts = [self._encode_batch(list(chunk)) for chunk in batches(inputs, batch_size)]
-        return l2_normalize(np.concatenate(parts, axis=0))
+        pre = self.preprocessor
+        parts = [self.forward_batch(pre.collate([pre(x) for x in chunk])) for chunk in batches(inputs, batch_size)]
+        return {name: np.concatenate([p[name] for p in parts], axis=0).astype(np.float32) for name in wanted}
+
+    def preprocess(self, item: Any) -> Any:
+        """One decoded input -> what ``preprocessor.collate`` stacks (same as the worker processes do)."""
+        return self.preprocessor(item)
+
+    def forward_batch(self, batch: Any) -> dict[str, np.ndarray]:
+        """Every output of one collated batch: ``{"embedding": (n, dim) unit rows, ...}``, float32."""
+        return {"embedding": l2_normalize(self._encode_batch(batch))}
+
+    def output_dims(self) -> dict[str, int]:
+        """Width of each output (for empty results)."""
+        return {"embedding": self.dim}
 
     @abc.abstractmethod
-    def _encode_batch(self, batch: list[Any]) -> np.ndarray:
-        """Raw (not necessarily normalised) embeddings of one batch, shape ``(len(batch), dim)``."""
+    def _encode_batch(self, batch: Any) -> np.ndarray:
+        """Raw (not necessarily normalised) embeddings of one collated batch, shape ``(n, dim)``."""
 
     def _check_inputs(self, inputs: Sequence[Any]) -> None:
         """Reject inputs of the wrong type with a message naming the expected one."""
@@ -73,6 +126,28 @@ class ClassifierHead(Protocol):
     def predict_proba(self, images: Sequence[Any], batch_size: int = 32) -> np.ndarray:
         """Return ``(n, len(class_names))`` float32 class probabilities (rows sum to 1)."""
         ...
+
+
+def encoder_outputs(
+    encoder: Any, inputs: Sequence[Any], outputs: Sequence[str], batch_size: int = 32
+) -> dict[str, np.ndarray]:
+    """``outputs`` of any encoder, from one pass where it can: :meth:`Encoder.encode_outputs`, else
+    ``encode_and_predict``, else ``encode`` / ``predict_proba`` (duck-typed encoders, e.g. test fakes)."""
+    if hasattr(encoder, "encode_outputs"):
+        return encoder.encode_outputs(inputs, batch_size, tuple(outputs))
+    wanted = tuple(dict.fromkeys(outputs))
+    if set(wanted) == {"embedding", "class_proba"} and hasattr(encoder, "encode_and_predict"):
+        emb, proba = encoder.encode_and_predict(list(inputs), batch_size=batch_size)
+        return {"embedding": np.asarray(emb, np.float32), "class_proba": np.asarray(proba, np.float32)}
+    out = {}
+    for name in wanted:
+        if name == "embedding":
+            out[name] = np.asarray(encoder.encode(list(inputs), batch_size=batch_size), np.float32)
+        elif name == "class_proba" and hasattr(encoder, "predict_proba"):
+            out[name] = np.asarray(encoder.predict_proba(list(inputs), batch_size=batch_size), np.float32)
+        else:
+            raise InputError(f"{encoder.encoder_id} has no output {name!r}")
+    return out
 
 
 def _pil_image_type() -> type:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.encoders.base import Encoder, folder_sha
+from recsys.encoders.base import Encoder, Preprocessor, folder_sha
 from recsys.errors import InputError, MissingWeightsError
 
 
@@ -69,28 +69,39 @@ class _ClapTower(Encoder):
         self.encoder_id = f"{self.modality}/clap@{loaded.weights_key}"
 
 
+class ClapWindows(Preprocessor):
+    """A clip -> mono samples at the model's rate, cut into windows of at most ``max_length_s``."""
+
+    def __init__(self, sample_rate: int, window: int) -> None:
+        self.sample_rate = sample_rate
+        self.window = window
+
+    def __call__(self, audio: Any) -> list[np.ndarray]:
+        import librosa
+
+        y = np.asarray(audio.samples, dtype=np.float32).reshape(-1)
+        if y.size == 0:
+            raise InputError("An audio clip has no samples; it cannot be encoded.")
+        if audio.sample_rate != self.sample_rate:
+            y = librosa.resample(y, orig_sr=audio.sample_rate, target_sr=self.sample_rate, res_type="soxr_hq")
+        return [y[start : start + self.window] for start in range(0, len(y), self.window)]
+
+
 class ClapAudioEncoder(_ClapTower):
     modality = "audio"
 
+    def __init__(self, loaded: LoadedClap) -> None:
+        super().__init__(loaded)
+        extractor = loaded.processor.feature_extractor
+        self.preprocessor = ClapWindows(int(extractor.sampling_rate), int(extractor.nb_max_samples))
+
     @property
     def sample_rate(self) -> int:
-        return int(self.loaded.processor.feature_extractor.sampling_rate)
+        return self.preprocessor.sample_rate
 
-    def _windows(self, samples: np.ndarray, sample_rate: int) -> list[np.ndarray]:
-        import librosa
-
-        y = np.asarray(samples, dtype=np.float32).reshape(-1)
-        if y.size == 0:
-            raise InputError("An audio clip has no samples; it cannot be encoded.")
-        if sample_rate != self.sample_rate:
-            y = librosa.resample(y, orig_sr=sample_rate, target_sr=self.sample_rate, res_type="soxr_hq")
-        size = int(self.loaded.processor.feature_extractor.nb_max_samples)
-        return [y[start : start + size] for start in range(0, len(y), size)]
-
-    def _encode_batch(self, batch: list[Any]) -> np.ndarray:
+    def _encode_batch(self, per_clip: list[list[np.ndarray]]) -> np.ndarray:
         import torch
 
-        per_clip = [self._windows(a.samples, a.sample_rate) for a in batch]
         flat = [w for clip in per_clip for w in clip]
         # Windows never exceed max_length_s, so neither mode crops at random; the mode must match
         # the model (fusion models take 4 stacked mels, the others one).

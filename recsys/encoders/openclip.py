@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.encoders.base import Encoder, file_sha, folder_sha
+from recsys.encoders.base import Encoder, StackPreprocessor, file_sha, folder_sha
 from recsys.errors import InputError, MissingWeightsError
 
 _SCHEMAS = ("hf-hub:", "local-dir:")
@@ -105,13 +105,27 @@ class _OpenClipTower(Encoder):
         self.encoder_id = f"{self.modality}/open_clip:{loaded.label}@{loaded.weights_key}"
 
 
+class OpenClipTransform(StackPreprocessor):
+    """open_clip's own image transform (resize, crop, normalise) as a float32 ``(3, H, W)`` array."""
+
+    def __init__(self, transform: Any) -> None:
+        self.transform = transform
+
+    def __call__(self, image: Any) -> np.ndarray:
+        return self.transform(image.convert("RGB")).numpy()
+
+
 class OpenClipImageEncoder(_OpenClipTower):
     modality = "image"
 
-    def _encode_batch(self, batch: list[Any]) -> np.ndarray:
+    def __init__(self, loaded: LoadedOpenClip) -> None:
+        super().__init__(loaded)
+        self.preprocessor = OpenClipTransform(loaded.preprocess)
+
+    def _encode_batch(self, batch: Any) -> np.ndarray:
         import torch
 
-        pixels = torch.stack([self.loaded.preprocess(img.convert("RGB")) for img in batch]).to(self.device)
+        pixels = torch.as_tensor(batch).to(self.device, non_blocking=True)
         with torch.inference_mode():
             return self.loaded.model.encode_image(pixels).float().cpu().numpy()
 
@@ -119,7 +133,7 @@ class OpenClipImageEncoder(_OpenClipTower):
 class OpenClipTextEncoder(_OpenClipTower):
     modality = "text"
 
-    def _encode_batch(self, batch: list[Any]) -> np.ndarray:
+    def _encode_batch(self, batch: list[str]) -> np.ndarray:
         import torch
 
         tokens = self.loaded.tokenizer(batch).to(self.device)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.encoders.base import Encoder, file_sha
+from recsys.encoders.base import Encoder, Preprocessor, file_sha
 from recsys.errors import InputError, MissingWeightsError
 
 PACKAGE = "aisfx==0.1.2"
@@ -82,11 +82,22 @@ def windows(spec: np.ndarray) -> np.ndarray:
     return preprocessing.blocking(spec, block_size=size, hop_size=hop, drop_partial_block=True).astype(np.float32)
 
 
+class LogMelWindows(Preprocessor):
+    """A clip -> its ``(n_windows, 100, 96)`` log-mel windows; a batch -> (all windows, windows per clip)."""
+
+    def __call__(self, audio: Any) -> np.ndarray:
+        return windows(log_mel(audio.samples, audio.sample_rate))
+
+    def collate(self, items: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        return np.concatenate(items, axis=0), np.array([len(w) for w in items], dtype=np.int64)
+
+
 class AisfxEncoder(Encoder):
     """512-d sound-effect embeddings (mean over ~2.3 s windows)."""
 
     modality = "audio"
     dim = 512
+    preprocessor = LogMelWindows()
 
     def __init__(self, *, device: str) -> None:
         import torch
@@ -107,19 +118,20 @@ class AisfxEncoder(Encoder):
         """Raw (unnormalised) ``(n_windows, 512)`` embeddings of one clip."""
         return self._embed_windows(windows(log_mel(samples, sample_rate)))
 
-    def _embed_windows(self, blocks: np.ndarray) -> np.ndarray:
+    def _embed_windows(self, blocks: Any) -> np.ndarray:
         import torch
 
         out = []
+        blocks = torch.as_tensor(blocks)
         with torch.inference_mode():
             for start in range(0, len(blocks), MAX_WINDOWS_PER_FORWARD):
-                x = torch.from_numpy(blocks[start : start + MAX_WINDOWS_PER_FORWARD]).to(self.device)
+                x = blocks[start : start + MAX_WINDOWS_PER_FORWARD].to(self.device, non_blocking=True)
                 out.append(self.model.get_embedding(x).float().cpu().numpy())
         return np.concatenate(out, axis=0)
 
-    def _encode_batch(self, batch: list[Any]) -> np.ndarray:
-        per_clip = [windows(log_mel(a.samples, a.sample_rate)) for a in batch]
-        counts = [len(w) for w in per_clip]
-        emb = self._embed_windows(np.concatenate(per_clip, axis=0))
-        bounds = np.cumsum([0, *counts])
-        return np.stack([emb[bounds[i] : bounds[i + 1]].mean(axis=0) for i in range(len(batch))])
+    def _encode_batch(self, batch: tuple[Any, Any]) -> np.ndarray:
+        """Mean window embedding per clip of a collated ``(windows, counts)`` batch."""
+        blocks, counts = batch
+        emb = self._embed_windows(blocks)
+        bounds = np.cumsum([0, *np.asarray(counts).tolist()])
+        return np.stack([emb[bounds[i] : bounds[i + 1]].mean(axis=0) for i in range(len(bounds) - 1)])

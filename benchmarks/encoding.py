@@ -1,0 +1,129 @@
+"""Catalogue encoding speed per offline encoder: raw forward vs preprocessing vs the whole pipeline.
+
+For each encoder, on the first N distinct items of a catalogue (default: the demo catalogue),
+prints items/s of
+
+- (a) the raw model forward (``forward_batch``) on batches preprocessed beforehand,
+- (b) decoding alone and preprocessing alone (one process, one item at a time),
+- (c) the full indexing pipeline (hash -> decode + preprocess in worker processes -> forward ->
+  cache shards) into an empty cache, as ``python -m recsys index`` runs it,
+
+and the ratio (c)/(a): how close indexing gets to the model's own speed. Same run, same device.
+
+    .venv/bin/python benchmarks/encoding.py [--n 256] [--device cpu|cuda] [--workers W] [--threads T]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from recsys.cache import content_key, decode
+from recsys.catalogue import Catalogue, load_catalogue
+from recsys.encoders.base import batches
+from recsys.encoding import BatchOptions, catalogue_features
+from recsys.threads import thread_count, worker_processes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ENCODERS = {"text": "minilm", "image": "efficientnet-lite0", "audio": "aisfx"}
+
+
+def distinct_items(catalogue: Catalogue, modality: str, n: int) -> Catalogue:
+    """The first ``n`` items whose content differs (the pipeline encodes each content once)."""
+    seen: set[str] = set()
+    items = []
+    for item in catalogue.items:
+        key = content_key(item, modality)
+        if key is not None and key not in seen:
+            seen.add(key)
+            items.append(item)
+        if len(items) == n:
+            break
+    return Catalogue(catalogue.root, items, [])
+
+
+def rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def measure(modality: str, name: str, catalogue: Catalogue, args: argparse.Namespace) -> dict[str, float]:
+    import torch
+
+    from recsys.encoders import create_encoder
+
+    encoder = create_encoder(name, device=args.device)
+    subset = distinct_items(catalogue, modality, args.n)
+    n = len(subset.items)
+    threads = args.threads
+    torch.set_num_threads(threads)
+    pre = encoder.preprocessor
+
+    start = time.perf_counter()
+    decoded = [decode(item, modality) for item in subset.items]
+    decode_s = time.perf_counter() - start
+    start = time.perf_counter()
+    prepared = [pre(x) for x in decoded]
+    preprocess_s = time.perf_counter() - start
+
+    collated = [pre.collate(list(chunk)) for chunk in batches(prepared, args.batch_size)]
+    encoder.forward_batch(collated[0])  # warm-up (lazy inits, allocator)
+    if str(encoder.device).startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for batch in collated:
+        encoder.forward_batch(batch)  # returns numpy: the device work is finished when it returns
+    forward_s = time.perf_counter() - start
+
+    options = BatchOptions(batch_size=args.batch_size, workers=args.workers, threads=threads, precision=args.precision)
+    with tempfile.TemporaryDirectory() as cache:
+        start = time.perf_counter()
+        catalogue_features(subset, modality, encoder, encoder.outputs, cache_dir=cache, options=options)
+        pipeline_s = time.perf_counter() - start
+    return {
+        "n": n,
+        "forward": rate(n, forward_s),
+        "decode": rate(n, decode_s),
+        "preprocess": rate(n, preprocess_s),
+        "pipeline": rate(n, pipeline_s),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--catalogue", default=str(ROOT / "data" / "tuxpaint"))
+    parser.add_argument("--n", type=int, default=256, help="distinct items per encoder")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=None, help="decode workers (default: the thread policy)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the thread policy)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast on CUDA")
+    parser.add_argument("--modalities", default="text,image,audio")
+    args = parser.parse_args()
+
+    from recsys.device import pick_device
+
+    args.device = pick_device(args.device)
+    catalogue = load_catalogue(args.catalogue)
+    workers = worker_processes(args.device) if args.workers is None else args.workers
+    args.threads = args.threads or thread_count("batch", workers)  # the pipeline's own policy
+    print(
+        f"catalogue {args.catalogue}, device {args.device}, {os.cpu_count()} cores, batch {args.batch_size}, "
+        f"{workers} decode worker(s), {args.threads} torch thread(s), {args.precision}"
+    )
+    print(f"{'encoder':<20} {'items':>5} {'forward/s':>10} {'decode/s':>9} {'prep/s':>8} {'pipeline/s':>11} ratio")
+    for modality in args.modalities.split(","):
+        name = ENCODERS[modality]
+        r = measure(modality, name, catalogue, args)
+        print(
+            f"{name:<20} {r['n']:>5} {r['forward']:>10.1f} {r['decode']:>9.1f} {r['preprocess']:>8.1f} "
+            f"{r['pipeline']:>11.1f} {r['pipeline'] / r['forward']:>5.2f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,346 @@
+"""Encoding a catalogue: one pass per modality, each model run once per item, at the model's speed.
+
+Per modality, :func:`plan_features` hashes every item (the cache key) and finds what no cache
+holds for any requested output; :func:`run_plan` then decodes and preprocesses those items in
+DataLoader worker processes (``recsys.media`` decoding plus the encoder's picklable
+``preprocessor``), runs ``encoder.forward_batch`` once per batch in this process, and appends
+every output (embedding, class probabilities, ...) to its own :class:`recsys.cache.FeatureStore`
+chunk by chunk. An item that fails to decode is skipped with a warning; workers never die of it.
+
+Worker processes and torch / BLAS threads come from the product's one policy
+(:func:`recsys.threads.worker_processes`, the ``batch`` role of :func:`recsys.threads.use_threads`).
+On CUDA batches are pinned and ``precision`` may autocast to bf16/fp16 (cached under a feature id marked with the precision,
+so fp32 and half-precision vectors never mix); the CPU always runs fp32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from recsys.cache import Features, FeatureStore, content_key, decode_source, item_source
+from recsys.catalogue import Catalogue
+from recsys.encoders.base import Preprocessor, encoder_outputs
+from recsys.errors import InputError
+from recsys.threads import use_threads, worker_processes
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+PRECISIONS = ("fp32", "bf16", "fp16")
+#: Items per cache shard: what an interrupted run can lose, and the unit of a resumed one.
+CHUNK_SIZE = 256
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a pass runs. ``workers``/``threads`` None: the thread policy decides (:mod:`recsys.threads`)."""
+
+    batch_size: int = 32
+    chunk_size: int = CHUNK_SIZE
+    workers: int | None = None
+    threads: int | None = None
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.chunk_size < 1:
+            raise InputError(f"batch_size and chunk_size must be at least 1, got {self.batch_size}, {self.chunk_size}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+
+# -- what runs in the worker processes (all picklable, no model) --------------------------------------
+class Job(NamedTuple):
+    key: str
+    item_id: str
+    source: str  # the text, or the media file's path
+
+
+class Prepared(NamedTuple):
+    key: str
+    item_id: str
+    value: Any  # the preprocessed item, None when it failed
+    error: str | None
+
+
+class Batch(NamedTuple):
+    """A collated batch; DataLoader's ``pin_memory`` pins the tensors in ``inputs``."""
+
+    keys: list[str]
+    inputs: Any  # None when every item of the batch failed
+    failures: list[tuple[str, str]]  # (item id, message)
+
+
+class ItemDataset:
+    """Map-style dataset over (key, item id, source): decode + preprocess one item, never raise."""
+
+    def __init__(self, jobs: Sequence[Job], modality: str, preprocessor: Preprocessor) -> None:
+        self.jobs = list(jobs)
+        self.modality = modality
+        self.preprocessor = preprocessor
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def __getitem__(self, index: int) -> Prepared:
+        job = self.jobs[index]
+        try:
+            return Prepared(job.key, job.item_id, self.preprocessor(decode_source(job.source, self.modality)), None)
+        except InputError as exc:
+            return Prepared(job.key, job.item_id, None, str(exc))
+        except Exception as exc:  # one odd file in a million must not end a long run: report, skip
+            return Prepared(job.key, job.item_id, None, f"{type(exc).__name__}: {exc}")
+
+
+@dataclass(frozen=True)
+class Collate:
+    """Joins the good items of a batch with the preprocessor's ``collate``; arrays become tensors when
+    ``tensors`` (shared memory between processes instead of pickled copies; pinnable)."""
+
+    preprocessor: Preprocessor
+    tensors: bool = False
+
+    def __call__(self, prepared: list[Prepared]) -> Batch:
+        good = [p for p in prepared if p.error is None]
+        failures = [(p.item_id, p.error or "") for p in prepared if p.error is not None]
+        inputs = self.preprocessor.collate([p.value for p in good]) if good else None
+        if self.tensors and inputs is not None:
+            inputs = _as_tensors(inputs)
+        return Batch([p.key for p in good], inputs, failures)
+
+
+def _as_tensors(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        import torch
+
+        return torch.from_numpy(value)
+    if isinstance(value, tuple):
+        return tuple(_as_tensors(v) for v in value)
+    return value
+
+
+def _worker_init(_: int) -> None:
+    """One thread per worker: the workers' numpy/librosa work must not crowd out the forward pass."""
+    import torch
+
+    torch.set_num_threads(1)
+    with contextlib.suppress(ImportError):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+
+
+# -- the model side ----------------------------------------------------------------------------------
+class _EncodeOnly:
+    """Encoders without ``forward_batch`` (only ``encode`` / ``predict_proba``): decoded inputs as they are."""
+
+    preprocessor = Preprocessor()
+
+    def __init__(self, encoder: Any, outputs: Sequence[str]) -> None:
+        self.encoder = encoder
+        self.outputs = tuple(outputs)
+
+    def forward_batch(self, batch: list[Any]) -> dict[str, np.ndarray]:
+        return encoder_outputs(self.encoder, batch, self.outputs, batch_size=len(batch))
+
+
+def _model(encoder: Any, outputs: Sequence[str]) -> Any:
+    """Something with ``preprocessor`` and ``forward_batch``: the encoder itself when it is one of ours."""
+    if hasattr(encoder, "forward_batch") and hasattr(encoder, "preprocessor"):
+        missing = sorted(set(outputs) - set(getattr(encoder, "outputs", ("embedding",))))
+        if missing:
+            raise InputError(f"{encoder.encoder_id} has no output {', '.join(missing)}")
+        return encoder
+    return _EncodeOnly(encoder, outputs)
+
+
+def feature_id(encoder: Any, output: str, precision: str = "fp32") -> str:
+    """Cache id of one output: the encoder id for embeddings (as before), ``<id>#<output>`` otherwise."""
+    base = encoder.encoder_id if output == "embedding" else f"{encoder.encoder_id}#{output}"
+    return base if _effective_precision(encoder, precision) == "fp32" else f"{base}~{precision}"
+
+
+def _effective_precision(encoder: Any, precision: str) -> str:
+    """Half precision applies on CUDA only; on the CPU everything stays fp32."""
+    return precision if str(getattr(encoder, "device", "cpu")).startswith("cuda") else "fp32"
+
+
+@contextlib.contextmanager
+def _autocast(encoder: Any, precision: str) -> Iterator[None]:
+    if _effective_precision(encoder, precision) == "fp32":
+        yield
+        return
+    import torch
+
+    with torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16):
+        yield
+
+
+# -- planning and running a pass ---------------------------------------------------------------------
+@dataclass
+class FeaturePlan:
+    """One pass over a modality: keys per item, each output's cached rows, and the items to encode."""
+
+    modality: str
+    encoder: Any
+    outputs: tuple[str, ...]
+    keys: list[str | None]
+    stores: dict[str, FeatureStore]
+    features: dict[str, Features]  # per output, in catalogue order; filled in as the pass runs
+    missing: dict[str, set[str]]  # per output: keys its store lacks
+    todo: list[Job]  # one job per distinct missing key, in catalogue order
+    positions: dict[str, list[int]] = field(default_factory=dict)  # key -> items holding it
+
+    def __post_init__(self) -> None:
+        for i, key in enumerate(self.keys):
+            if key is not None:
+                self.positions.setdefault(key, []).append(i)
+
+    def fill(self, name: str, keys: list[str], vectors: np.ndarray) -> None:
+        """Put freshly computed rows into ``features[name]`` at every item holding their key."""
+        feats = self.features[name]
+        if feats.vectors.shape[1] != vectors.shape[1]:  # nothing was cached yet: allocate
+            feats = self.features[name] = Features(
+                np.zeros((len(self.keys), vectors.shape[1]), np.float32), feats.present
+            )
+        for key, row in zip(keys, vectors, strict=True):
+            feats.vectors[self.positions[key]] = row
+            feats.present[self.positions[key]] = True
+
+
+def plan_features(
+    catalogue: Catalogue,
+    modality: str,
+    encoder: Any,
+    outputs: Sequence[str] = ("embedding",),
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    precision: str = "fp32",
+) -> FeaturePlan:
+    """Hash every item and read what the cache holds (each shard once); nothing is decoded yet."""
+    outputs = tuple(dict.fromkeys(outputs))
+    keys = [content_key(item, modality) for item in catalogue.items]
+    stores = {name: FeatureStore(cache_dir, feature_id(encoder, name, precision)) for name in outputs}
+    features = {name: store.load(keys) for name, store in stores.items()}
+    missing = {
+        name: {k for k, ok in zip(keys, f.present, strict=True) if k is not None and not ok}
+        for name, f in features.items()
+    }
+    needed = set().union(*missing.values())
+    todo: dict[str, Job] = {}
+    for item, key in zip(catalogue.items, keys, strict=True):
+        if key in needed and key not in todo:
+            todo[key] = Job(key, item.id, item_source(item, modality))
+    return FeaturePlan(modality, encoder, outputs, keys, stores, features, missing, list(todo.values()))
+
+
+def run_plan(
+    plan: FeaturePlan, options: BatchOptions | None = None, progress: Progress | None = None
+) -> dict[str, Features]:
+    """Encode what the plan lacks (one forward per batch for every output) and return all outputs."""
+    options = options or BatchOptions()
+    total = len(plan.todo)
+    if progress:
+        progress(0, total)
+    if total:
+        model = _model(plan.encoder, plan.outputs)
+        pending = _Chunk(plan, options.chunk_size)
+        done = 0
+        workers = _workers(plan, options)
+        with use_threads("batch", workers=workers, threads=options.threads):
+            for batch in _batches(plan, model.preprocessor, options, workers):
+                for item_id, message in batch.failures:
+                    log.warning("skipping %s of item %s: %s", plan.modality, item_id, message)
+                if batch.inputs is not None:
+                    with _autocast(plan.encoder, options.precision):
+                        out = model.forward_batch(batch.inputs)
+                    pending.add(batch.keys, out)
+                done += len(batch.keys) + len(batch.failures)
+                if progress:
+                    progress(done, total)
+        pending.flush()
+    return dict(plan.features)
+
+
+def catalogue_features(
+    catalogue: Catalogue,
+    modality: str,
+    encoder: Any,
+    outputs: Sequence[str] = ("embedding",),
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+    options: BatchOptions | None = None,
+) -> dict[str, Features]:
+    """Every requested output of ``encoder`` for every catalogue item, computing only what the cache lacks."""
+    options = options or BatchOptions()
+    plan = plan_features(catalogue, modality, encoder, outputs, cache_dir=cache_dir, precision=options.precision)
+    return run_plan(plan, options, progress)
+
+
+class _Chunk:
+    """Outputs of the last few batches, written as one shard per output once ``size`` items are in."""
+
+    def __init__(self, plan: FeaturePlan, size: int) -> None:
+        self.plan = plan
+        self.size = size
+        self.keys: list[str] = []
+        self.parts: dict[str, list[np.ndarray]] = {name: [] for name in plan.outputs}
+
+    def add(self, keys: list[str], out: dict[str, np.ndarray]) -> None:
+        self.keys.extend(keys)
+        for name in self.plan.outputs:
+            self.parts[name].append(np.asarray(out[name], dtype=np.float32))
+        if len(self.keys) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Append each output's new rows to its store (only keys it lacked), then to the plan's features."""
+        if not self.keys:
+            return
+        for name, store in self.plan.stores.items():
+            vectors = np.concatenate(self.parts[name], axis=0)
+            rows = [i for i, k in enumerate(self.keys) if k in self.plan.missing[name]]
+            if rows:
+                store.append([self.keys[i] for i in rows], vectors[rows])
+            self.plan.fill(name, self.keys, vectors)
+        self.keys = []
+        self.parts = {name: [] for name in self.plan.outputs}
+
+
+def _workers(plan: FeaturePlan, options: BatchOptions) -> int:
+    """Decode/preprocess processes for this pass (:func:`recsys.threads.worker_processes` by default)."""
+    if plan.modality == "text" or len(plan.todo) <= options.batch_size:
+        return 0  # nothing to decode, or too little to pay for starting a process
+    if options.workers is not None:
+        return options.workers
+    return worker_processes(str(getattr(plan.encoder, "device", "cpu")))
+
+
+def _batches(plan: FeaturePlan, preprocessor: Preprocessor, options: BatchOptions, workers: int) -> Iterator[Batch]:
+    """Collated batches of the plan's items: from ``workers`` processes, or in-process when 0."""
+    dataset = ItemDataset(plan.todo, plan.modality, preprocessor)
+    cuda = str(getattr(plan.encoder, "device", "cpu")).startswith("cuda")
+    if workers == 0:
+        collate = Collate(preprocessor)
+        for start in range(0, len(dataset), options.batch_size):
+            yield collate([dataset[i] for i in range(start, min(start + options.batch_size, len(dataset)))])
+        return
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(
+        dataset,  # type: ignore[arg-type]  # map-style: __len__ + __getitem__
+        batch_size=options.batch_size,
+        num_workers=workers,
+        collate_fn=Collate(preprocessor, tensors=True),
+        pin_memory=cuda,
+        worker_init_fn=_worker_init,
+        prefetch_factor=4,
+    )
+    yield from loader

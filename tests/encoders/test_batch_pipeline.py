@@ -1,0 +1,48 @@
+"""The worker-process indexing path equals ``encode()`` on real demo items, for every offline encoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recsys.cache import decode
+from recsys.catalogue import Catalogue, load_catalogue
+from recsys.encoding import BatchOptions, catalogue_features
+
+pytestmark = pytest.mark.slow
+
+DEMO = Path(__file__).resolve().parents[2] / "data" / "tuxpaint"
+
+
+def _subset(modality: str, n: int) -> Catalogue:
+    demo = load_catalogue(DEMO)
+    items = [it for it, ok in zip(demo.items, demo.has_modality(modality), strict=True) if ok][:n]
+    return Catalogue(demo.root, items, [])
+
+
+@pytest.mark.parametrize(
+    ("fixture", "modality", "n"),
+    [("image_encoder", "image", 20), ("audio_encoder", "audio", 10), ("text_encoder", "text", 20)],
+)
+def test_worker_pipeline_matches_encode(request, tmp_path, fixture, modality, n):
+    encoder = request.getfixturevalue(fixture)
+    catalogue = _subset(modality, n)
+    options = BatchOptions(batch_size=4, chunk_size=8, workers=1)
+    feats = catalogue_features(catalogue, modality, encoder, encoder.outputs, cache_dir=tmp_path, options=options)
+    inputs = [decode(it, modality) for it in catalogue.items]
+    expected = encoder.encode_outputs(inputs, batch_size=4)
+    for name in encoder.outputs:
+        assert feats[name].present.all()
+        np.testing.assert_allclose(feats[name].vectors, expected[name], atol=1e-5)
+    np.testing.assert_allclose(feats["embedding"].vectors, encoder.encode(inputs, batch_size=4), atol=1e-5)
+
+
+def test_efficientnet_outputs_match_the_separate_calls(image_encoder, photos):
+    imgs = list(photos.values())
+    both = image_encoder.encode_outputs(imgs)
+    np.testing.assert_allclose(both["embedding"], image_encoder.encode(imgs), atol=1e-6)
+    np.testing.assert_allclose(both["class_proba"], image_encoder.predict_proba(imgs), atol=1e-6)
+    pixels = image_encoder.preprocess(imgs[0])
+    assert pixels.dtype == np.uint8 and pixels.shape == (3, 224, 224)

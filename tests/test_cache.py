@@ -1,0 +1,108 @@
+"""The append-only feature store: shards round trip, later shards win, bad shards are dropped, old files read."""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+
+import numpy as np
+import pytest
+
+from recsys import atomic
+from recsys.cache import FeatureStore
+
+
+def _vectors(n: int, dim: int = 3, start: int = 0) -> np.ndarray:
+    return np.arange(start, start + n * dim, dtype=np.float32).reshape(n, dim)
+
+
+def test_shards_round_trip_in_any_order(tmp_path):
+    store = FeatureStore(tmp_path, "image/model@1")
+    first = store.append(["a", "b"], _vectors(2))
+    second = store.append(["c"], _vectors(1, start=100))
+    assert first.parent == second.parent == store.folder
+    assert [p.name.split("-")[1] for p in store.shards()] == ["000000", "000001"]
+    feats = store.load(["c", None, "a", "zzz", "a"])
+    assert feats.present.tolist() == [True, False, True, False, True]
+    np.testing.assert_array_equal(feats.vectors[0], _vectors(1, start=100)[0])
+    np.testing.assert_array_equal(feats.vectors[2], _vectors(2)[0])
+    assert not feats.vectors[[1, 3]].any()
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_feature_ids_never_share_a_folder(tmp_path):
+    a, b = FeatureStore(tmp_path, "image/m@1"), FeatureStore(tmp_path, "image/m@1#class_proba")
+    a.append(["k"], _vectors(1))
+    assert not b.load(["k"]).present.any() and a.folder != b.folder
+
+
+def test_a_later_shard_wins(tmp_path):
+    store = FeatureStore(tmp_path, "f")
+    store.append(["k"], _vectors(1))
+    store.append(["k"], _vectors(1, start=7))
+    np.testing.assert_array_equal(store.load(["k"]).vectors[0], _vectors(1, start=7)[0])
+
+
+def test_empty_store_gathers_zero_width(tmp_path):
+    feats = FeatureStore(tmp_path, "nothing").load(["a", None])
+    assert feats.vectors.shape == (2, 0) and not feats.present.any()
+
+
+def _truncated(path):
+    path.write_bytes(path.read_bytes()[:40])
+
+
+def _garbage(path):
+    path.write_bytes(b"not a zip file")
+
+
+def _missing_vectors(path):
+    np.savez(path, keys=np.array(["a", "b"]))
+
+
+def _mismatched(path):
+    np.savez(path, keys=np.array(["a", "b"]), vectors=np.zeros((3, 3), np.float32))
+
+
+def _empty(path):
+    path.write_bytes(b"")
+
+
+@pytest.mark.parametrize("damage", [_truncated, _garbage, _missing_vectors, _mismatched, _empty])
+def test_unreadable_shard_is_reported_removed_and_its_items_missing(tmp_path, caplog, damage):
+    store = FeatureStore(tmp_path, "f")
+    bad = store.append(["a", "b"], _vectors(2))
+    store.append(["c"], _vectors(1))
+    damage(bad)
+    with caplog.at_level(logging.WARNING, logger="recsys.cache"):
+        assert store.load(["a", "b", "c"]).present.tolist() == [False, False, True]
+    assert "unreadable feature cache" in caplog.text
+    assert not bad.exists()
+
+
+def test_the_single_file_of_earlier_versions_is_still_read(tmp_path):
+    store = FeatureStore(tmp_path, "text/minilm@abc")
+    atomic.write_npz(store.legacy_file, keys=np.array(["old"]), vectors=_vectors(1, dim=4))
+    assert store.load(["old", "new"]).present.tolist() == [True, False]
+    store.append(["new"], _vectors(1, dim=4, start=9))
+    feats = store.load(["old", "new"])
+    assert feats.present.all() and feats.vectors[0, 0] == 0 and feats.vectors[1, 0] == 9
+
+
+def test_shard_files_are_valid_npz_with_keys_and_vectors(tmp_path):
+    path = FeatureStore(tmp_path, "f").append(["x"], _vectors(1))
+    with zipfile.ZipFile(path) as zf:
+        assert sorted(zf.namelist()) == ["keys.npy", "vectors.npy"]
+
+
+def test_temporaries_of_a_killed_write_are_cleared_when_old(tmp_path):
+    import os
+
+    store = FeatureStore(tmp_path, "f")
+    store.append(["a"], _vectors(1))
+    old, fresh = store.folder / ".shard-000001-x.npz.abc.tmp", store.folder / ".shard-000001-y.npz.def.tmp"
+    old.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    os.utime(old, (0, 0))
+    assert store.load(["a"]).present.all()
+    assert not old.exists() and fresh.exists()

@@ -1,0 +1,167 @@
+"""The catalogue encoding pass: one forward per item for every output, resumable, workers, bad files."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+
+import numpy as np
+import pytest
+from fakes import FakeAudioEncoder, FakeTextEncoder, TinyImageEncoder, build_catalogue, build_image_catalogue
+
+from recsys import pipeline
+from recsys.cache import FeatureStore, content_key
+from recsys.catalogue import load_catalogue
+from recsys.encoding import BatchOptions, ItemDataset, Job, catalogue_features, feature_id
+from recsys.errors import InputError
+
+BOTH = ("embedding", "class_proba")
+IN_PROCESS = BatchOptions(batch_size=2, chunk_size=2, workers=0)
+
+
+@pytest.fixture
+def ten(tmp_path):
+    return load_catalogue(build_image_catalogue(tmp_path / "cat", 10))
+
+
+def test_one_forward_per_image_fills_every_output(tmp_path):
+    catalogue = load_catalogue(build_catalogue(tmp_path / "cat"))
+    encoder = TinyImageEncoder()
+    feats = catalogue_features(catalogue, "image", encoder, BOTH, cache_dir=tmp_path / "c", options=IN_PROCESS)
+    assert encoder.forwarded == 4  # five pictures, four distinct contents, each through the network once
+    has_image = catalogue.has_modality("image")
+    for name, width in (("embedding", 3), ("class_proba", 4)):
+        assert feats[name].vectors.shape == (len(catalogue), width)
+        assert feats[name].present.tolist() == has_image.tolist()
+    np.testing.assert_allclose(feats["class_proba"].vectors[has_image].sum(axis=1), 1.0, atol=1e-5)
+    again = catalogue_features(catalogue, "image", encoder, BOTH, cache_dir=tmp_path / "c", options=IN_PROCESS)
+    assert encoder.forwarded == 4
+    for name in BOTH:
+        np.testing.assert_array_equal(again[name].vectors, feats[name].vectors)
+
+
+class _BothInputsAligner:
+    """Takes embeddings and class probabilities side by side, like the shipped image ensemble."""
+
+    name = "both"
+    source_modality = "image"
+    input_kind = "embedding+class_proba"
+
+    def transform(self, features: np.ndarray) -> np.ndarray:
+        assert features.shape[1] == 3 + 4
+        out = np.zeros((len(features), 64), np.float32)
+        out[:, :7] = features
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+def test_build_engine_runs_the_image_network_once_per_image(tmp_path, monkeypatch):
+    image = TinyImageEncoder()
+    encoders = {"minilm": FakeTextEncoder(), "efficientnet-lite0": image, "aisfx": FakeAudioEncoder()}
+    monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encoders[name])
+    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: _BothInputsAligner())
+    monkeypatch.setenv("RECSYS_BATCH_WORKERS", "0")
+    catalogue = load_catalogue(build_catalogue(tmp_path / "cat"))
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "c"), audio_aligner=None, image_aligner="both")
+    engine = pipeline.build_engine(catalogue, config)
+    assert image.forwarded == 4
+    ix = engine.indexes["image"]
+    assert ix.shared is not None and (ix.shared[ix.present] != 0).any() and not ix.shared[~ix.present].any()
+    pipeline.build_engine(catalogue, config)
+    assert image.forwarded == 4
+
+
+def test_a_crashed_run_resumes_with_only_the_rest(ten, tmp_path):
+    crashing = TinyImageEncoder(fail_after=3)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        catalogue_features(ten, "image", crashing, BOTH, cache_dir=tmp_path / "c", options=IN_PROCESS)
+    assert crashing.forwarded == 6  # three batches of two, each chunk written as it completed
+    encoder = TinyImageEncoder()
+    feats = catalogue_features(ten, "image", encoder, BOTH, cache_dir=tmp_path / "c", options=IN_PROCESS)
+    assert encoder.forwarded == 4 and feats["embedding"].present.all() and feats["class_proba"].present.all()
+    fresh = catalogue_features(ten, "image", TinyImageEncoder(), BOTH, cache_dir=tmp_path / "x", options=IN_PROCESS)
+    np.testing.assert_allclose(feats["embedding"].vectors, fresh["embedding"].vectors, atol=1e-6)
+
+
+def test_a_corrupt_shard_is_recomputed(ten, tmp_path, caplog):
+    catalogue_features(ten, "image", TinyImageEncoder(), BOTH, cache_dir=tmp_path / "c", options=IN_PROCESS)
+    store = FeatureStore(tmp_path / "c", feature_id(TinyImageEncoder(), "embedding"))
+    shard = store.shards()[1]
+    shard.write_bytes(shard.read_bytes()[:100])
+    encoder = TinyImageEncoder()
+    with caplog.at_level(logging.WARNING):
+        feats = catalogue_features(ten, "image", encoder, BOTH, cache_dir=tmp_path / "c", options=IN_PROCESS)
+    assert "unreadable feature cache" in caplog.text
+    assert encoder.forwarded == 2 and feats["embedding"].present.all()
+
+
+def test_a_missing_output_alone_reruns_the_pass_but_writes_only_that_output(ten, tmp_path):
+    catalogue_features(ten, "image", TinyImageEncoder(), ["embedding"], cache_dir=tmp_path / "c", options=IN_PROCESS)
+    embedding_shards = FeatureStore(tmp_path / "c", "image/tiny@1").shards()
+    encoder = TinyImageEncoder()
+    feats = catalogue_features(ten, "image", encoder, BOTH, cache_dir=tmp_path / "c", options=IN_PROCESS)
+    assert encoder.forwarded == 10 and feats["class_proba"].present.all()
+    assert FeatureStore(tmp_path / "c", "image/tiny@1").shards() == embedding_shards
+
+
+def test_the_single_file_cache_of_earlier_versions_is_reused(ten, tmp_path):
+    encoder = TinyImageEncoder()
+    reference = catalogue_features(ten, "image", encoder, ["embedding"], cache_dir=tmp_path / "ref")["embedding"]
+    legacy = FeatureStore(tmp_path / "c", encoder.encoder_id).legacy_file
+    keys = [content_key(item, "image") for item in ten.items]
+    legacy.parent.mkdir(parents=True)
+    np.savez(legacy, keys=np.array(keys[:7]), vectors=reference.vectors[:7])
+    counting = TinyImageEncoder()
+    feats = catalogue_features(ten, "image", counting, ["embedding"], cache_dir=tmp_path / "c", options=IN_PROCESS)
+    assert counting.forwarded == 3
+    np.testing.assert_allclose(feats["embedding"].vectors, reference.vectors, atol=1e-6)
+
+
+def test_worker_processes_give_the_same_vectors_and_survive_a_bad_file(ten, tmp_path, caplog):
+    (ten.root / "media" / "4.png").write_bytes(b"this is no picture")
+    workers = BatchOptions(batch_size=2, chunk_size=4, workers=1)
+    with caplog.at_level(logging.WARNING, logger="recsys.encoding"):
+        pooled = catalogue_features(ten, "image", TinyImageEncoder(), BOTH, cache_dir=tmp_path / "w", options=workers)
+    assert "skipping image of item i4" in caplog.text
+    assert pooled["embedding"].present.tolist() == [i != 4 for i in range(10)]
+    inline = catalogue_features(ten, "image", TinyImageEncoder(), BOTH, cache_dir=tmp_path / "i", options=IN_PROCESS)
+    for name in BOTH:
+        np.testing.assert_allclose(pooled[name].vectors, inline[name].vectors, atol=1e-6)
+
+
+def test_progress_counts_distinct_items_including_failures(ten, tmp_path):
+    (ten.root / "media" / "0.png").write_bytes(b"broken")
+    seen = []
+    catalogue_features(
+        ten, "image", TinyImageEncoder(), ["embedding"], cache_dir=tmp_path / "c", options=IN_PROCESS,
+        progress=lambda done, total: seen.append((done, total)),
+    )  # fmt: skip
+    assert seen[0] == (0, 10) and seen[-1] == (10, 10)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_unknown_output_and_bad_options_are_refused(ten, tmp_path):
+    with pytest.raises(InputError, match="no output"):
+        catalogue_features(ten, "image", TinyImageEncoder(), ["logits"], cache_dir=tmp_path)
+    with pytest.raises(InputError, match="precision"):
+        BatchOptions(precision="fp8")
+
+
+def test_half_precision_has_its_own_cache_on_cuda_only():
+    encoder = TinyImageEncoder()
+    assert feature_id(encoder, "embedding", "bf16") == "image/tiny@1"  # on the CPU everything is fp32
+    encoder.device = "cuda:0"
+    assert feature_id(encoder, "class_proba", "bf16") == "image/tiny@1#class_proba~bf16"
+
+
+def test_datasets_pickle_with_every_offline_preprocessor(tmp_path):
+    """Worker processes receive the dataset pickled (spawn/forkserver): no model may hide inside."""
+    from recsys.encoders.base import Preprocessor
+    from recsys.encoders.efficientnet import SquareResize
+    from recsys.encoders.sfx import LogMelWindows
+
+    for pre in (Preprocessor(), SquareResize(224), LogMelWindows()):
+        dataset = ItemDataset([Job("k", "id", str(tmp_path / "x.png"))], "image", pre)
+        clone = pickle.loads(pickle.dumps(dataset))
+        assert type(clone.preprocessor) is type(pre) and clone.jobs == dataset.jobs
+    bad = ItemDataset([Job("k", "id", str(tmp_path / "missing.png"))], "image", SquareResize(8))[0]
+    assert bad.value is None and "does not exist" in bad.error
