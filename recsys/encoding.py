@@ -9,8 +9,8 @@ chunk by chunk. An item that fails to decode is skipped with a warning; workers 
 
 Worker processes and torch / BLAS threads come from the product's one policy
 (:func:`recsys.threads.worker_processes`, the ``batch`` role of :func:`recsys.threads.use_threads`).
-On CUDA batches are pinned and ``precision`` may autocast to bf16/fp16 (cached under a feature id marked with the precision,
-so fp32 and half-precision vectors never mix); the CPU always runs fp32.
+On CUDA batches are pinned and ``precision`` may autocast to bf16/fp16 (cached under a feature id
+marked with the precision, so fp32 and half-precision vectors never mix); the CPU always runs fp32.
 """
 
 from __future__ import annotations
