@@ -1,0 +1,246 @@
+"""Scale: fused search on 10k-1M items through the engine, beside exact search; encoding; the map.
+
+    .venv/bin/python benchmarks/scale.py                          # 10k, 100k, 1M + encoding + map
+    .venv/bin/python benchmarks/scale.py --sizes 10000 100000 --no-encoding --no-map
+
+Per size, synthetic items (vectors drawn from a mixture fitted to the demo catalogue's real
+embeddings, see :mod:`recsys.store.synthetic`; a category tree) fill three fields as the real
+pipeline does: ``text`` (384-d), ``image`` (1280-d native) and ``image@shared`` (384-d). The
+engine's exact vectors sit in memory-mapped files; the embedded vector store (default options)
+is built from the same chunks. Then held-out items serve as fused text+image queries with
+weights (text 1, image 0.5) and a top-level category filter, answered by
+
+- the engine on the store (candidates per pair, exact re-scoring): p50 / p95 latency, recall@10
+  against exact, peak RAM of a fresh process that opens the store and answers the queries;
+- the engine's exact path (numpy over every item): the same queries, the reference ranking.
+
+The encoding and map figures come from ``benchmarks/encoding.py`` and ``benchmarks/map.py``, run
+in the same invocation so every figure is from one machine state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from recsys.catalogue import Catalogue, Item  # noqa: E402
+from recsys.recommend import ModalityIndex, QueryVectors, RecommendationEngine  # noqa: E402
+from recsys.store import open_store  # noqa: E402
+from recsys.store.synthetic import FieldStats, fit_field_stats, random_field_stats, synthetic_collection  # noqa: E402
+from recsys.threads import use_threads  # noqa: E402
+
+FIELDS = {"text": 384, "image": 1280, "image@shared": 384}
+WEIGHTS = {"text": 1.0, "image": 0.5}
+STRATEGIES = ("early", "late", "rrf")
+
+
+def demo_stats(components: int) -> dict[str, FieldStats]:
+    """Mixtures fitted to the demo catalogue's real vectors (cached embeddings; built if missing)."""
+    from recsys.pipeline import load_engine
+
+    engine = load_engine(ROOT / "data" / "tuxpaint")
+    image = engine.indexes["image"]
+    real = {
+        "text": engine.indexes["text"].native,
+        "image": image.native[image.present],
+        "image@shared": image.shared[image.present],
+    }
+    return {f: fit_field_stats(v, n_components=components, seed=1) for f, v in real.items()}
+
+
+def build(n: int, work: Path, stats: dict[str, FieldStats], n_categories: int) -> dict[str, float]:
+    """Write the engine's memory-mapped vectors and build the store; returns build figures."""
+    arrays = {f: np.lib.format.open_memmap(work / f"{f}.npy", "w+", np.float32, (n, d)) for f, d in FIELDS.items()}
+    ids, cats = [], []
+    store = open_store(work / "store", FIELDS)
+    store_s = 0.0
+    for chunk in synthetic_collection(n, FIELDS, n_categories, seed=7, stats=stats, chunk_size=50_000):
+        a = len(ids)
+        for f in FIELDS:
+            arrays[f][a : a + len(chunk.ids)] = chunk.vectors[f]
+        ids += chunk.ids
+        cats += chunk.categories
+        started = time.perf_counter()
+        store.upsert(chunk.ids, chunk.categories, chunk.vectors)
+        store_s += time.perf_counter() - started
+    started = time.perf_counter()
+    store.flush()
+    store_s += time.perf_counter() - started
+    store.close()
+    for arr in arrays.values():
+        arr.flush()
+    (work / "items.json").write_text(json.dumps({"ids": ids, "categories": cats}))
+    return {"store_build_s": store_s, "store_disk_mb": disk_mb(work / "store"),
+            "vectors_disk_mb": sum(disk_mb(work / f"{f}.npy") for f in FIELDS)}  # fmt: skip
+
+
+def engine_for(work: Path) -> RecommendationEngine:
+    """The production engine over the memory-mapped vectors (no encoders: queries come as vectors)."""
+    meta = json.loads((work / "items.json").read_text())
+    items = [Item(i, i, "", c, None, None) for i, c in zip(meta["ids"], meta["categories"], strict=True)]
+    catalogue = Catalogue(work, items, [], fingerprint="synthetic")
+    vec = {f: np.load(work / f"{f}.npy", mmap_mode="r") for f in FIELDS}
+    present = np.ones(len(items), dtype=bool)
+    indexes = {
+        "text": ModalityIndex("text", None, vec["text"], present, "text", shared=vec["text"]),
+        "image": ModalityIndex("image", None, vec["image"], present, "image", shared=vec["image@shared"]),
+    }
+    return RecommendationEngine(catalogue, None, indexes, search="exact")
+
+
+def make_queries(n_queries: int, stats: dict[str, FieldStats], categories: list[str]) -> list[tuple]:
+    """Held-out items (another seed) as text+image queries, each with a top-level category filter."""
+    chunk = next(synthetic_collection(n_queries, FIELDS, 50, seed=99, stats=stats, chunk_size=n_queries))
+    tops = sorted({c.split("/")[0] for c in categories})
+    rng = np.random.default_rng(3)
+    out = []
+    for i in range(n_queries):
+        q = QueryVectors(
+            native={"text": chunk.vectors["text"][i], "image": chunk.vectors["image"][i]},
+            shared={"text": chunk.vectors["text"][i], "image": chunk.vectors["image@shared"][i]},
+        )
+        out.append((q, str(rng.choice(tops))))
+    return out
+
+
+def answer(engine: RecommendationEngine, queries: list[tuple], strategy: str, k: int) -> tuple[list, list]:
+    ids, times = [], []
+    for q, category in queries:
+        started = time.perf_counter()
+        res = engine.recommend_vectors(q, weights=WEIGHTS, strategy=strategy, k=k, category=category)
+        times.append(time.perf_counter() - started)
+        ids.append([r.item.id for r in res])
+    return ids, times
+
+
+def serve(work: str, n_queries: int, stats_file: str, k: int, candidates: int, conn) -> None:
+    """In a fresh process: open the store, answer the queries on it, report latency and peak RAM."""
+    use_threads("query")
+    before = peak_rss_mb()
+    engine = engine_for(Path(work))
+    stats = _load_stats(stats_file)
+    queries = make_queries(n_queries, stats, [it.category for it in engine.catalogue.items])
+    engine.store, engine.search, engine.candidates = open_store(Path(work) / "store"), "ann", candidates
+    out = {}
+    for strategy in STRATEGIES:
+        answer(engine, queries[:5], strategy, k)  # warm: page in the index and the touched vectors
+        out[strategy] = answer(engine, queries, strategy, k)
+    conn.send({"results": out, "peak_rss_mb": peak_rss_mb(), "rss_before_mb": before})
+
+
+def exact(work: Path, n_queries: int, stats: dict[str, FieldStats], k: int) -> dict[str, tuple]:
+    use_threads("query")
+    engine = engine_for(work)
+    queries = make_queries(n_queries, stats, [it.category for it in engine.catalogue.items])
+    return {s: answer(engine, queries, s, k) for s in STRATEGIES}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def disk_mb(path: Path) -> float:
+    if path.is_file():
+        return path.stat().st_size / 2**20
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+
+
+def _save_stats(stats: dict[str, FieldStats], path: Path) -> None:
+    arrays = {f"{f}|{name}": getattr(st, name) for f, st in stats.items() for name in FieldStats.__dataclass_fields__}
+    np.savez(path, **arrays)
+
+
+def _load_stats(path: str) -> dict[str, FieldStats]:
+    with np.load(path) as data:
+        parts: dict[str, dict] = {}
+        for key in data.files:
+            f, name = key.split("|")
+            parts.setdefault(f, {})[name] = data[key]
+    return {f: FieldStats(**p) for f, p in parts.items()}
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values) * 1000, q))
+
+
+def recall(got: list[list[str]], truth: list[list[str]]) -> float:
+    return float(np.mean([len(set(g) & set(t)) / max(1, len(t)) for g, t in zip(got, truth, strict=True)]))
+
+
+def run_search(args: argparse.Namespace) -> None:
+    if args.stats == "demo":
+        stats = demo_stats(args.components)
+    else:
+        stats = {f: random_field_stats(d, seed=i) for i, (f, d) in enumerate(FIELDS.items())}
+    print(f"search: fields {FIELDS}, weights {WEIGHTS}, k={args.k}, {args.queries} queries with a top-level "
+          f"category filter, {args.candidates} candidates per pair, vectors: {args.stats} statistics")  # fmt: skip
+    header = (f"{'items':>9} {'strategy':>8} {'store p50':>9} {'p95 ms':>7} {'exact p50':>9} {'p95 ms':>7} "
+              f"{'recall@10':>9} {'build s':>8} {'store MB':>8} {'peak RAM MB':>11}")  # fmt: skip
+    print(header)
+    ctx = multiprocessing.get_context("spawn")
+    for n in args.sizes:
+        work = Path(tempfile.mkdtemp(prefix=f"scale-{n}-", dir=args.workdir))
+        try:
+            built = build(n, work, stats, args.categories)
+            stats_file = work / "stats.npz"
+            _save_stats(stats, stats_file)
+            parent, child = ctx.Pipe()
+            job = (str(work), args.queries, str(stats_file), args.k, args.candidates, child)
+            proc = ctx.Process(target=serve, args=job)
+            proc.start()
+            served = parent.recv()
+            proc.join()
+            truth = exact(work, args.queries, stats, args.k)
+            for s in STRATEGIES:
+                got, t_store = served["results"][s]
+                want, t_exact = truth[s]
+                print(f"{n:>9,} {s:>8} {pct(t_store, 50):>9.2f} {pct(t_store, 95):>7.2f} {pct(t_exact, 50):>9.1f} "
+                      f"{pct(t_exact, 95):>7.1f} {recall(got, want):>9.3f} {built['store_build_s']:>8.1f} "
+                      f"{built['store_disk_mb']:>8.0f} {served['peak_rss_mb']:>11.0f}", flush=True)  # fmt: skip
+            print(f"{'':>9} exact vectors on disk (memory-mapped): {built['vectors_disk_mb']:.0f} MB", flush=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--candidates", type=int, default=100, help="candidates per (query, item) modality pair")
+    parser.add_argument("--categories", type=int, default=400, help="leaf categories of the synthetic tree")
+    parser.add_argument("--stats", choices=("demo", "random"), default="demo")
+    parser.add_argument("--components", type=int, default=32, help="mixture components fitted to the demo vectors")
+    parser.add_argument("--workdir", default=None, help="where the stores are built (default: the temp dir)")
+    parser.add_argument("--no-encoding", action="store_true")
+    parser.add_argument("--no-map", action="store_true")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    print(f"{os.cpu_count()} CPU cores; {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
+    run_search(args)
+    for flag, script, extra in (
+        (args.no_encoding, "encoding.py", ["--n", "128"]),
+        (args.no_map, "map.py", ["--sizes", "100000", "--warm-up"]),
+    ):
+        if not flag:
+            print(f"\n== benchmarks/{script} {' '.join(extra)}", flush=True)
+            subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *extra], check=True)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
