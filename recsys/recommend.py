@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 
 from recsys import fusion
+from recsys.alignment.base import aligner_inputs
 from recsys.catalogue import Catalogue, Item
+from recsys.encoders.base import encoder_outputs
 from recsys.errors import InputError
 
 MODALITIES: tuple[str, ...] = ("text", "image", "audio")
@@ -178,18 +180,18 @@ class RecommendationEngine:
 
     # -- query side -------------------------------------------------------------------------
     def _encode_input(self, modality: str, value: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        """(native vector, shared vector or None) of one raw query input."""
+        """(native vector, shared vector or None) of one raw query input, from one forward pass."""
         if modality == "text":
             vec = self.text_encoder.encode([value])[0]
             return vec, vec
         ix = self.indexes.get(modality)
         encoder = self.query_encoders[modality]
-        native = ix.to_native(encoder.encode([value])[0]) if ix is not None else encoder.encode([value])[0]
-        shared = None
         aligner = ix.aligner if ix is not None else None
-        if aligner is not None:
-            features = aligner.features(encoder, [value])
-            shared = aligner.transform(features)[0]
+        kinds = aligner.input_kind.split("+") if aligner is not None else []
+        outputs = encoder_outputs(encoder, [value], list(dict.fromkeys(["embedding", *kinds])))
+        raw = outputs["embedding"][0]
+        native = ix.to_native(raw) if ix is not None else raw
+        shared = aligner.transform(aligner_inputs(aligner.input_kind, outputs))[0] if aligner is not None else None
         return native, shared
 
     def _item_vectors_for(self, ids: Sequence[str], modality: str, shared: bool) -> list[np.ndarray]:

@@ -164,7 +164,10 @@ def test_a_failed_build_restores_the_counts(tmp_path, monkeypatch, patched_encod
     torch.set_num_threads(2)
     with pytest.raises(RecsysError, match="cannot run"):
         load_engine(
-            build_catalogue(tmp_path / "cat"), cache_dir=str(tmp_path / "cache"), image_aligner="none", audio_aligner="none"
+            build_catalogue(tmp_path / "cat"),
+            cache_dir=str(tmp_path / "cache"),
+            image_aligner="none",
+            audio_aligner="none",
         )
     assert torch.get_num_threads() == 2
 
