@@ -103,20 +103,32 @@ def late_fusion(
     return _sum(contributions, similarities)
 
 
+def similarity_ranks(sims: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """1-based rank of every item among the ``mask`` items by similarity (others rank last).
+
+    Similarities are rounded first so that float noise between equal vectors (scored in
+    different batches) never decides a rank: ties go to item order.
+    """
+    key = np.where(mask, np.round(np.asarray(sims, dtype=np.float64), 6), -np.inf)
+    order = np.argsort(-key, kind="stable")
+    ranks = np.empty(len(order), dtype=np.float64)
+    ranks[order] = np.arange(1, len(order) + 1)
+    return ranks
+
+
 def rrf_fusion(
     similarities: Mapping[tuple[str, str], np.ndarray],
     present: Mapping[str, np.ndarray],
     weights: Mapping[str, float],
     query_weights: Mapping[str, float] | None = None,
     k: int = RRF_K,
-    retrieved: Mapping[tuple[str, str], np.ndarray] | None = None,
+    ranks: Mapping[tuple[str, str], np.ndarray] | None = None,
 ) -> Fused:
     """Reciprocal rank fusion (Cormack et al. 2009): each pair adds ``w / (k + rank)``.
 
-    ``retrieved`` (pair -> mask) is for scoring candidates rather than the whole catalogue: the
-    items a pair's own search returned hold its top ranks; the other candidates, whose true rank
-    lies somewhere past that list, are ranked after them by similarity (the tightest bound known
-    without scanning the catalogue).
+    A pair's ranks are by default each item's rank among the present items by similarity;
+    ``ranks`` (pair -> ranks) replaces them when the items scored are candidates drawn from a much
+    larger catalogue, whose ranks the caller estimates.
     """
     ws = pair_weights(list(similarities), weights, query_weights)
     contributions: dict[str, np.ndarray] = {}
@@ -124,16 +136,8 @@ def rrf_fusion(
         if (a, b) not in ws:
             continue
         mask = np.asarray(present[b], dtype=bool)
-        # Rounded so that float noise between equal vectors (scored in different batches) never
-        # decides a rank: ties go to catalogue order.
-        key = np.round(np.asarray(sims, dtype=np.float64), 6)
-        if retrieved is not None:
-            key = np.where(retrieved.get((a, b), False), key, key - 4.0)  # cosines lie in [-1, 1]
-        ranked = np.where(mask, key, -np.inf)
-        order = np.argsort(-ranked, kind="stable")
-        ranks = np.empty(len(order), dtype=np.float64)
-        ranks[order] = np.arange(1, len(order) + 1)
-        contributions[pair_name(a, b)] = np.where(mask, ws[(a, b)] / (k + ranks), 0.0)
+        pair_ranks = ranks[(a, b)] if ranks is not None else similarity_ranks(sims, mask)
+        contributions[pair_name(a, b)] = np.where(mask, ws[(a, b)] / (k + pair_ranks), 0.0)
     return _sum(contributions, similarities)
 
 

@@ -35,6 +35,8 @@ SHARED_SPACE = "shared"
 EXACT_MAX_ITEMS = 20_000
 #: Candidates fetched per (query modality, item modality) pair; re-scored exactly afterwards.
 CANDIDATES_PER_PAIR = 100
+#: Items sampled once to estimate catalogue-wide ranks of ``rrf`` candidates.
+RANK_SAMPLE = 4096
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,7 @@ class RecommendationEngine:
     store: Any = None
     search: str = "auto"
     candidates: int = CANDIDATES_PER_PAIR
+    _sample_cache: dict[tuple[str, bool], np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def item_modalities(self) -> list[str]:
@@ -291,9 +294,10 @@ class RecommendationEngine:
         rows: np.ndarray | None = None,
         eligible: np.ndarray | None = None,
         retrieved: Mapping[tuple[str, str], np.ndarray] | None = None,
+        category: str | None = None,
     ) -> fusion.Fused:
-        """Fused scores of all items, or of ``rows``; ``rrf`` ranks only ``eligible`` items, and with
-        ``retrieved`` (candidate search) only the items each pair's own search returned."""
+        """Fused scores of all items, or of the candidate ``rows`` (``retrieved`` says which rows each
+        pair's own search returned); ``rrf`` ranks only ``eligible`` items (``category``'s)."""
         if strategy not in fusion.STRATEGIES:
             raise InputError(f"unknown fusion strategy '{strategy}'; choose one of {', '.join(fusion.STRATEGIES)}")
         if strategy == "early":
@@ -304,7 +308,58 @@ class RecommendationEngine:
             return fusion.late_fusion(sims, present, weights, query_weights)
         if eligible is not None:
             present = {m: mask & eligible for m, mask in present.items()}
-        return fusion.rrf_fusion(sims, present, weights, query_weights, retrieved=retrieved)
+        ranks = self._candidate_ranks(q, sims, present, retrieved, category) if retrieved is not None else None
+        return fusion.rrf_fusion(sims, present, weights, query_weights, ranks=ranks)
+
+    def _candidate_ranks(
+        self,
+        q: QueryVectors,
+        sims: Mapping[tuple[str, str], np.ndarray],
+        present: Mapping[str, np.ndarray],
+        retrieved: Mapping[tuple[str, str], np.ndarray],
+        category: str | None,
+    ) -> dict[tuple[str, str], np.ndarray]:
+        """Catalogue-wide rank of each candidate in each pair, for ``rrf`` over candidates.
+
+        A pair's own retrieved items are its top ranks, in similarity order. A candidate that only
+        other pairs found ranks somewhere below them; its rank is estimated from a fixed random
+        sample of the catalogue (the share of eligible sampled items more similar, times the
+        catalogue size), and never placed above the retrieved ones.
+        """
+        sample = self._rank_sample
+        in_category = self._sample_in_category(category)
+        out = {}
+        for (a, b), s in sims.items():
+            got = np.asarray(retrieved.get((a, b), np.zeros(len(s), bool)))
+            union = fusion.similarity_ranks(np.where(got, s, s - 4.0), present[b])  # cosines lie in [-1, 1]
+            shared = a != b
+            ix = self.indexes[b]
+            eligible = ix.present[sample] & in_category
+            sample_sims = np.sort(self._sample_matrix(b, shared)[eligible] @ q.side(shared)[a])
+            above = len(sample_sims) - np.searchsorted(sample_sims, s, side="right")
+            estimate = 1.0 + above * (len(self.catalogue) / max(1, len(sample)))
+            estimate = np.maximum(estimate, got.sum() + 1.0)
+            out[(a, b)] = np.where(got, union, np.maximum(union, estimate))
+        return out
+
+    @cached_property
+    def _rank_sample(self) -> np.ndarray:
+        n = len(self.catalogue)
+        rng = np.random.default_rng(0)
+        return np.sort(rng.choice(n, size=min(n, RANK_SAMPLE), replace=False))
+
+    def _sample_matrix(self, modality: str, shared: bool) -> np.ndarray:
+        key = (modality, shared)
+        if key not in self._sample_cache:
+            rows = self._matrix(self.indexes[modality], shared, self._rank_sample)
+            self._sample_cache[key] = np.ascontiguousarray(rows)
+        return self._sample_cache[key]
+
+    def _sample_in_category(self, category: str | None) -> np.ndarray:
+        if not category:
+            return np.ones(len(self._rank_sample), dtype=bool)
+        cats = self._categories[self._rank_sample]
+        return (cats == category) | np.char.startswith(cats, category.rstrip("/") + "/")
 
     def fuse(
         self,
@@ -320,35 +375,34 @@ class RecommendationEngine:
     def _probes(
         self, q: QueryVectors, strategy: str, weights: Mapping[str, float], query_weights: Mapping[str, float] | None
     ) -> list[tuple[str, str, bool]]:
-        """(query modality, item modality, shared space?) of every pair whose evidence can lift an
-        item into the top-K: the pairs ``late`` and ``rrf`` score, and for ``early`` its own spaces'."""
+        """(query modality, item modality, shared space?) of every pair the strategy scores with a
+        positive weight: the pairs whose evidence can lift an item into the top-K."""
         qw = query_weights or {}
-        specs = set(self._pair_specs(q))
         if strategy == "early":
             early = self._early_modalities()
-            for a in q.native:
-                for b in self.indexes:
-                    a_shared, a_space = early[a]
-                    b_shared, b_space = early[b]
-                    if a_space == b_space and a_shared == b_shared and a in q.side(a_shared):
-                        specs.add((a, b, b_shared))
+            specs = {
+                (a, b, early[b][0])
+                for a in q.native
+                for b in self.indexes
+                if early[a][1] == early[b][1] and early[a][0] == early[b][0] and a in q.side(early[a][0])
+            }
+        else:
+            specs = set(self._pair_specs(q))
         return sorted(spec for spec in specs if float(qw.get(spec[0], 1.0)) * float(weights.get(spec[1], 1.0)) > 0)
 
     def _candidates(
         self, q: QueryVectors, probes: list[tuple[str, str, bool]], category: str | None, exclude: Sequence[str]
     ) -> tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]:
         """Catalogue rows of the union of every probe's nearest items, and which rows each pair retrieved."""
-        hits: dict[tuple[str, str], list[str]] = {}
+        index_of = self.catalogue.index_of
+        hits: dict[tuple[str, str], np.ndarray] = {}
         for a, b, shared in probes:
             found = self.store.search(
                 store_field(b, shared), q.side(shared)[a], self.candidates, category=category, exclude=exclude
             )
-            hits[(a, b)] = found.ids
-        rows = np.array(sorted({self.catalogue.index_of(i) for ids in hits.values() for i in ids}), dtype=np.int64)
-        retrieved = {
-            pair: np.isin(rows, np.fromiter((self.catalogue.index_of(i) for i in ids), np.int64, len(ids)))
-            for pair, ids in hits.items()
-        }
+            hits[(a, b)] = np.fromiter((index_of(i) for i in found.ids), np.int64, len(found.ids))
+        rows = np.unique(np.concatenate(list(hits.values()))) if hits else np.zeros(0, dtype=np.int64)
+        retrieved = {pair: np.isin(rows, pair_rows, assume_unique=True) for pair, pair_rows in hits.items()}
         return rows, retrieved
 
     @cached_property
@@ -431,7 +485,7 @@ class RecommendationEngine:
                 allowed[self.catalogue.index_of(item_id)] = False
             if category:
                 allowed &= self._category_mask(category)
-        fused = self._fuse(q, weights, strategy, query_weights, rows, allowed, retrieved)
+        fused = self._fuse(q, weights, strategy, query_weights, rows, allowed, retrieved, category)
         if not fused.contributions:
             raise InputError("nothing to score: every modality of this query has weight 0 or nothing to match")
         # Rounded (float32 vectors carry ~7 digits) for ordering only, so float noise never decides

@@ -20,6 +20,7 @@ import numpy as np
 
 from recsys.atomic import write_with
 from recsys.errors import InputError
+from recsys.store.rows import Selection
 
 ANN_KINDS = ("hnsw", "ivf")
 CODES = {"sq8": "SQ8", "fp16": "SQfp16", "flat": "Flat"}
@@ -35,8 +36,12 @@ class AnnParams:
     ef_construction: int = 64
     ef_search: int = 256
     ivf_nlist: int = 0  # 0: 4 * sqrt(n) at build time (at most n / 39)
-    nprobe: int = 96
+    nprobe: int = 32
     max_ef: int = 4096  # ceiling for ef / nprobe growth under selective filters
+    # A filter passing a share s of the items widens nprobe / ef by (1 / s) ** filter_widening:
+    # 1 keeps the number of qualifying vectors scanned constant; less trusts that filters (categories)
+    # cluster with the vectors, as they do in real catalogues.
+    filter_widening: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind not in ANN_KINDS:
@@ -48,9 +53,11 @@ class AnnParams:
         """The FAISS factory string for an index over about ``n`` vectors."""
         if self.kind == "hnsw":
             return f"IDMap,HNSW{self.hnsw_m},{CODES[self.codes]}"
-        # FAISS wants >= 39 training points per centroid
-        nlist = self.ivf_nlist or max(1, min(int(4 * math.sqrt(max(n, 1))), n // 39))
-        return f"IVF{nlist},{CODES[self.codes]}"
+        return f"IVF{self.nlist_for(n)},{CODES[self.codes]}"
+
+    def nlist_for(self, n: int) -> int:
+        """IVF lists for ``n`` vectors: 4 sqrt(n) (FAISS wants >= 39 training points per centroid)."""
+        return self.ivf_nlist or max(1, min(int(4 * math.sqrt(max(n, 1))), n // 39))
 
 
 class FieldIndex:
@@ -63,6 +70,15 @@ class FieldIndex:
     @property
     def exact(self) -> bool:
         return self.spec == "flat"
+
+    def outgrown(self, n: int, params: AnnParams) -> bool:
+        """Whether an IVF index trained for far fewer vectors should be rebuilt for ``n``: lists twice
+        too few make every search scan twice the rows, so it is rebuilt at each ~4x growth (the
+        rebuilds add up to a constant factor of the final build)."""
+        if not self.spec.startswith("IVF") or params.ivf_nlist:
+            return False
+        nlist = int(self.spec[3:].split(",")[0])
+        return 2 * nlist <= params.nlist_for(n)
 
     @property
     def ntotal(self) -> int:
@@ -95,21 +111,21 @@ class FieldIndex:
         self,
         query: np.ndarray,
         k: int,
-        allowed: np.ndarray | None,
+        allowed: Selection | None,
         selectivity: float,
         params: AnnParams,
         breadth: int = 1,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Up to ``k`` (row, score) pairs among the ``allowed`` rows (a bool mask over rows, or
+        """Up to ``k`` (row, score) pairs among the ``allowed`` rows (a :class:`Selection`, or
         None for all). Exact for a flat index; for ANN, ``breadth`` > 1 widens the search (a retry
         after too few results) and a selective filter widens it in proportion."""
         import faiss
 
         sel = None
         if allowed is not None:
-            bits = np.packbits(allowed, bitorder="little")
-            sel = faiss.IDSelectorBitmap(allowed.shape[0], faiss.swig_ptr(bits))
-        widen = breadth / max(selectivity, 1e-6)
+            bits = allowed.bits
+            sel = faiss.IDSelectorBitmap(allowed.mask.shape[0], faiss.swig_ptr(bits))
+        widen = breadth / max(selectivity, 1e-6) ** params.filter_widening
         if self.exact:
             sp = faiss.SearchParameters(sel=sel)
         elif self.spec.startswith("IVF"):
@@ -133,7 +149,7 @@ class FieldIndex:
         """Whether widening the search further changes nothing (the caller then goes exact)."""
         if self.exact:
             return True
-        widen = breadth / max(selectivity, 1e-6)
+        widen = breadth / max(selectivity, 1e-6) ** params.filter_widening
         if self.spec.startswith("IVF"):
             import faiss
 

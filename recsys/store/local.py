@@ -23,7 +23,7 @@ from recsys.errors import InputError, RecsysError
 from recsys.store import segments as seg
 from recsys.store.ann import AnnParams, FieldIndex
 from recsys.store.base import Hits, VectorStore, check_fields, check_ids
-from recsys.store.rows import RowTable, exact_top
+from recsys.store.rows import RowTable, Selection, exact_top
 
 FLOAT16_MAX = 65504.0
 
@@ -261,13 +261,13 @@ class LocalStore(VectorStore):
     # ------------------------------------------------------------------------ search paths
 
     def _exact(
-        self, field: str, q: np.ndarray, selection: np.ndarray | None, k: int
+        self, field: str, q: np.ndarray, selection: Selection | None, k: int
     ) -> tuple[np.ndarray, np.ndarray]:
         rows = self._table.candidates(field, selection)
         return exact_top(q, rows, self._gather(field, rows), k)
 
     def _ann(
-        self, field: str, index: FieldIndex, q: np.ndarray, selection: np.ndarray | None, qualifying: int, want: int
+        self, field: str, index: FieldIndex, q: np.ndarray, selection: Selection | None, qualifying: int, want: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """ANN candidates re-scored with the stored vectors; widened, then exact, when too few come back."""
         selectivity = qualifying / max(1, self._table.live_with(field))
@@ -323,7 +323,8 @@ class LocalStore(VectorStore):
 
     def _after_write(self) -> None:
         for f in self.fields:
-            if self._indexes[f].exact and self._table.live_with(f) >= self.options.exact_below:
+            index, live = self._indexes[f], self._table.live_with(f)
+            if (index.exact and live >= self.options.exact_below) or index.outgrown(live, self.options.ann):
                 self._build_ann(f)
         self._merge_segments()
 

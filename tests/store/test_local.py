@@ -146,6 +146,21 @@ def test_small_updates_add_to_the_ann_index_without_rebuilding(tmp_path, monkeyp
     assert "i1" not in reopened.search("text", store.get("text", ["i3"])[0], 400).ids
 
 
+def test_an_ivf_index_is_rebuilt_once_the_store_outgrows_its_lists(tmp_path):
+    store = LocalStore(tmp_path / "s", FIELDS, exact_below=300)
+    fill(store, 0, 400)
+    small = store._indexes["text"].spec  # IVF lists for 400 vectors
+    fill(store, 400, 300, seed=3)  # not yet twice the lists it was built with
+    assert store._indexes["text"].spec == small
+    fill(store, 700, 1500, seed=4)
+    grown = store._indexes["text"].spec
+    assert int(grown[3:].split(",")[0]) >= 2 * int(small[3:].split(",")[0])
+    probe = store.get("text", ["i2100"])[0]
+    assert store.search("text", probe, 1).ids == ["i2100"]
+    assert len(store) == 2200
+    assert LocalStore(tmp_path / "s")._indexes["text"].spec == grown
+
+
 def test_reopening_adds_rows_written_after_the_last_saved_index(tmp_path):
     store = LocalStore(tmp_path / "s", FIELDS, exact_below=300, checkpoint_rows=10_000)
     fill(store, 0, 400)
