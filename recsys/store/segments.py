@@ -10,7 +10,9 @@ interrupted write and are removed on the next commit.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import mmap
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -94,7 +96,18 @@ def read_meta(root: Path, seg: Segment) -> dict[str, np.ndarray]:
 
 
 def open_vectors(root: Path, seg: Segment, fields: Sequence[str]) -> None:
-    seg.vectors = {f: np.load(vector_file(root, seg.name, fields.index(f)), mmap_mode="r") for f in seg.vector_fields}
+    seg.vectors = {f: random_access(np.load(vector_file(root, seg.name, fields.index(f)), mmap_mode="r"))
+                   for f in seg.vector_fields}  # fmt: skip
+
+
+def random_access(array: np.ndarray) -> np.ndarray:
+    """Tell the kernel a memory map is read by scattered rows (re-scoring candidates): no readahead,
+    which would page in ~128 KB around every row and fill memory with rows nobody asked for."""
+    mm = getattr(array, "_mmap", None)
+    if mm is not None and hasattr(mmap, "MADV_RANDOM"):
+        with contextlib.suppress(OSError, ValueError):
+            mm.madvise(mmap.MADV_RANDOM)
+    return array
 
 
 def read_manifest(root: Path) -> dict[str, Any] | None:
