@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import pickle
+import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +56,7 @@ log = logging.getLogger(__name__)
 
 #: The tested Ray version; ``client`` adds what ``ray://`` addresses need.
 RAY_REQUIREMENT = "ray[data,client]==2.60.0"
-#: Decode tasks take this many batches of items at a time (one Ray block each).
+#: Decode tasks take at most this many batches of items at a time (one Ray block each).
 BLOCK_BATCHES = 4
 
 
@@ -72,7 +74,7 @@ def _import_ray() -> Any:
 @contextlib.contextmanager
 def ray_cluster(address: str) -> Iterator[None]:
     """Connected to a Ray cluster while inside: ``auto`` (the one ``RAY_ADDRESS`` or ``ray start`` on this
-    machine points to, else a new local one on 127.0.0.1), or an address (``host:6379``, ``ray://host:10001``).
+    machine points to, else a new :func:`local_cluster`), or an address (``host:6379``, ``ray://host:10001``).
 
     A process already connected (``ray.init`` called by the caller) is used as is and left connected;
     otherwise this disconnects on exit, which also stops a local cluster it started.
@@ -82,25 +84,70 @@ def ray_cluster(address: str) -> Iterator[None]:
         yield
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    try:
-        if address == "auto":
-            try:
-                ray.init(address="auto")
-            except ConnectionError:
-                log.info("no running Ray cluster found: starting a local one on 127.0.0.1")
-                ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1")
-        else:
+    if address == "auto":
+        try:
+            ray.init(address="auto")
+        except ConnectionError:
+            log.info("no running Ray cluster found: starting a local one on 127.0.0.1")
+            with local_cluster():
+                yield
+            return
+    else:
+        try:
+            _check_reachable(address)
             ray.init(address=address)
-    except Exception as exc:  # ray raises ConnectionError, ValueError, RuntimeError, gRPC errors...
-        raise RecsysError(
-            f"Cannot connect to the Ray cluster at {address!r} ({type(exc).__name__}: {exc}). Start one with "
-            "'ray start --head --node-ip-address 127.0.0.1' and use --ray auto, or give its address "
-            "(host:6379, or ray://host:10001 for Ray Client)."
-        ) from None
+        except Exception as exc:  # ray raises ConnectionError, ValueError, RuntimeError, gRPC errors...
+            raise RecsysError(
+                f"Cannot connect to the Ray cluster at {address!r} ({type(exc).__name__}: {exc}). Start one with "
+                "'ray start --head' and use --ray auto, or give its address (host:6379, or ray://host:10001 "
+                "for Ray Client)."
+            ) from None
     try:
         yield
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast when nothing listens at ``host:port``: Ray itself retries a dead address for minutes."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # not host:port; ray.init says what is wrong with it
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+        pass
+
+
+#: Ray's switch for one-machine clusters (named after the platforms where it is the default).
+_SINGLE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def local_cluster(**init_args: Any) -> Iterator[str]:
+    """A Ray cluster on this machine only while inside (every process on 127.0.0.1, no dashboard, no
+    usage statistics); yields its address. ``init_args`` go to ``ray.init`` (``num_cpus``, ...).
+
+    Ray turns a node address of 127.0.0.1 into the machine's reachable one and listens on every
+    interface unless multi-machine clusters are switched off, in this process (which reads the
+    switch when ray is imported) and in the cluster's processes (which inherit the environment).
+    """
+    ray = _import_ray()
+    from ray._private import ray_constants
+
+    saved = {name: os.environ.get(name) for name in (_SINGLE_MACHINE, "RAY_USAGE_STATS_ENABLED")}
+    enabled = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ.update({_SINGLE_MACHINE: "0", "RAY_USAGE_STATS_ENABLED": "0"})
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(address="local", include_dashboard=False, **init_args)
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+        ray_constants.ENABLE_RAY_CLUSTER = enabled
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @dataclass(frozen=True)
@@ -118,11 +165,22 @@ class EncoderRecipe:
 
 @dataclass(frozen=True)
 class Layout:
-    """Model actors and what each reserves; decode tasks get the rest of the cluster, one CPU each."""
+    """Model actors and what each reserves; decode tasks get the rest of the cluster, one CPU each.
+
+    ``decoders`` caps the decode tasks at a time (the CPUs they share still limit them).
+    """
 
     actors: int
     actor_cpus: int
     actor_gpus: int
+    decoders: int
+
+
+def _decoders(free_cpus: int, actors: int) -> int:
+    """The decode pool's size: the free CPUs, but never the actor pool's size, for which Ray Data fuses
+    the two stages and decodes inside the actors, one item after another."""
+    free = max(1, free_cpus)
+    return free + 1 if free == actors else free
 
 
 def plan_layout(resources: Mapping[str, float], cuda: bool, actors: int | None = None) -> Layout:
@@ -144,14 +202,15 @@ def plan_layout(resources: Mapping[str, float], cuda: bool, actors: int | None =
             raise RecsysError(
                 f"{count} GPU actors need {count} GPUs and {count + 1} CPUs; the Ray cluster has {gpus} and {cpus}."
             )
-        return Layout(count, 1, 1)
+        return Layout(count, 1, 1, _decoders(cpus - count, count))
     decoding = max(1, cpus // 4)
     count = actors or max(1, (cpus - decoding) // 4)
     if cpus < count + 1:
         raise RecsysError(
             f"{count} model actors need {count + 1} CPUs (one each, one for decoding); the Ray cluster has {cpus}."
         )
-    return Layout(count, max(1, (cpus - min(decoding, cpus - count)) // count), 0)
+    per_actor = max(1, (cpus - min(decoding, cpus - count)) // count)
+    return Layout(count, per_actor, 0, _decoders(cpus - count * per_actor, count))
 
 
 # -- what runs on the cluster -------------------------------------------------------------------------
@@ -247,7 +306,7 @@ def run_plan_on_ray(
     )
     dataset = _dataset(plan, recipe, options, layout)
     try:
-        return store_encoded(plan, _results(dataset, plan.outputs), options, progress)
+        return store_encoded(plan, _results(dataset, plan.outputs, options.batch_size), options, progress)
     except RecsysError:
         raise
     except Exception as exc:
@@ -270,7 +329,7 @@ def _dataset(plan: FeaturePlan, recipe: Callable[[], Any], options: BatchOptions
             "source": pa.array([j.source for j in plan.todo], pa.string()),
         }
     )
-    rows = options.batch_size * BLOCK_BATCHES
+    rows = max(1, min(options.batch_size * BLOCK_BATCHES, math.ceil(len(jobs) / layout.decoders)))
     blocks = [jobs.slice(start, rows) for start in range(0, len(jobs), rows)]
     preprocessor = _model(plan.encoder, plan.outputs).preprocessor
     threads = options.threads or layout.actor_cpus
@@ -281,6 +340,7 @@ def _dataset(plan: FeaturePlan, recipe: Callable[[], Any], options: BatchOptions
             batch_size=None,  # a whole block per task
             batch_format="pyarrow",
             fn_kwargs={"modality": plan.modality, "preprocessor": preprocessor},
+            compute=ray.data.TaskPoolStrategy(size=layout.decoders),
             num_cpus=1,
         )
         .map_batches(
@@ -300,9 +360,10 @@ def _dataset(plan: FeaturePlan, recipe: Callable[[], Any], options: BatchOptions
     )
 
 
-def _results(dataset: Any, outputs: Sequence[str]) -> Iterator[Encoded]:
-    """The actors' batches as :class:`recsys.encoding.Encoded`, as they finish."""
-    for table in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+def _results(dataset: Any, outputs: Sequence[str], batch_size: int) -> Iterator[Encoded]:
+    """The actors' output as :class:`recsys.encoding.Encoded` batches, as it arrives (batches of the local
+    path's size, so the shards are cut alike)."""
+    for table in dataset.iter_batches(batch_size=batch_size, batch_format="pyarrow"):
         keys = table["key"].to_pylist()
         item_ids = table["item_id"].to_pylist()
         errors = table["error"].to_pylist()

@@ -26,7 +26,7 @@ from fakes import (
 from recsys import pipeline
 from recsys.cache import FeatureStore
 from recsys.catalogue import load_catalogue
-from recsys.distributed import EncoderRecipe, Layout, plan_layout, ray_cluster, run_plan_on_ray
+from recsys.distributed import EncoderRecipe, Layout, local_cluster, plan_layout, ray_cluster, run_plan_on_ray
 from recsys.encoding import BatchOptions, catalogue_features, feature_id, plan_features
 from recsys.errors import RecsysError
 
@@ -38,26 +38,21 @@ LOCAL = BatchOptions(batch_size=4, chunk_size=4, workers=0)
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A local Ray cluster for this module; yields its address (``host:port`` of its GCS).
+    """A two-CPU local Ray cluster for this module (127.0.0.1 only); yields its address.
 
     Its worker processes inherit this environment: ``PYTHONPATH`` gets tests/ (for the encoders of
     fakes.py, which actors build) and the repository (Ray adds only the driver's working folder).
     """
-    import ray
-
-    saved = {name: os.environ.get(name) for name in ("RAY_USAGE_STATS_ENABLED", "PYTHONPATH")}
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "tests"), str(REPO), saved["PYTHONPATH"]]))
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", object_store_memory=200 * 2**20)
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "tests"), str(REPO), saved]))
     try:
-        yield ray.get_runtime_context().gcs_address
+        with local_cluster(num_cpus=2, object_store_memory=200 * 2**20) as address:
+            yield address
     finally:
-        ray.shutdown()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
 
 
 def _forwarded(log: Path) -> int:
@@ -66,10 +61,10 @@ def _forwarded(log: Path) -> int:
 
 # -- no cluster needed ----------------------------------------------------------------------------
 def test_layout_splits_the_cluster_between_models_and_decoding():
-    assert plan_layout({"CPU": 2}, cuda=False) == Layout(1, 1, 0)
-    assert plan_layout({"CPU": 16}, cuda=False) == Layout(3, 4, 0)
-    assert plan_layout({"CPU": 16}, cuda=False, actors=2) == Layout(2, 6, 0)
-    assert plan_layout({"CPU": 16, "GPU": 4}, cuda=True) == Layout(4, 1, 1)
+    assert plan_layout({"CPU": 2}, cuda=False) == Layout(1, 1, 0, decoders=2)  # 1 would fuse the stages
+    assert plan_layout({"CPU": 16}, cuda=False) == Layout(3, 4, 0, decoders=4)
+    assert plan_layout({"CPU": 16}, cuda=False, actors=2) == Layout(2, 6, 0, decoders=4)
+    assert plan_layout({"CPU": 16, "GPU": 4}, cuda=True) == Layout(4, 1, 1, decoders=12)
     with pytest.raises(RecsysError, match="no GPU"):
         plan_layout({"CPU": 16}, cuda=True)
     with pytest.raises(RecsysError, match="need 3 CPUs"):
@@ -114,6 +109,7 @@ def test_ray_gives_the_local_vectors_and_the_same_cache(cluster, tmp_path):
     )
     assert _forwarded(log) == 10  # one forward per item, across the actors
     assert calls[0] == (0, 10) and calls[-1] == (10, 10)
+    assert cluster.startswith("127.0.0.1:")
     for name in BOTH:
         assert remote[name].present.all()
         np.testing.assert_allclose(remote[name].vectors, local[name].vectors, atol=1e-5)
@@ -128,9 +124,8 @@ def test_ray_gives_the_local_vectors_and_the_same_cache(cluster, tmp_path):
 
 @pytest.mark.slow
 def test_a_corrupt_image_is_skipped_with_a_warning(cluster, tmp_path, caplog):
-    root = build_image_catalogue(tmp_path / "cat", 6)
-    (root / "media" / "3.png").write_bytes(b"not a png at all")
-    catalogue = load_catalogue(root)
+    catalogue = load_catalogue(build_image_catalogue(tmp_path / "cat", 6))
+    (catalogue.root / "media" / "3.png").write_bytes(b"not a png at all")  # broken after the catalogue was read
     plan = plan_features(catalogue, "image", TinyImageEncoder(), BOTH, cache_dir=tmp_path / "c")
     with caplog.at_level(logging.WARNING, logger="recsys.encoding"):
         feats = run_plan_on_ray(plan, TinyImageEncoder, SMALL)
@@ -177,17 +172,26 @@ def test_index_on_ray_from_the_command_line(cluster, tmp_path):
     run = subprocess.run([*command, "--ray", "auto"], capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "indexed 6 items (text: 6, image: 5, audio: 5)" in run.stdout
-    assert "on Ray: 5 items" in run.stderr  # the passes ran on the cluster, not here
+    # Ray Data's plan line: the passes ran on the cluster, decoding in tasks apart from the model actors
+    stages = "TaskPoolMapOperator[MapBatches(decode_block)] -> ActorPoolMapOperator[MapBatches(ForwardActor)]"
+    assert stages in run.stderr
     local = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
     assert local.returncode == 0, local.stderr[-3000:]
     assert "embeddings:" not in local.stderr  # a local run finds every vector in the cache the Ray run wrote
 
 
-@pytest.mark.slow
-def test_a_bad_address_is_a_one_line_error(tmp_path):
+def test_a_bad_address_is_a_one_line_error(tmp_path, monkeypatch, patched_encoders, capsys):
+    from recsys.cli import main
+
+    with (
+        pytest.raises(RecsysError, match="Cannot connect to the Ray cluster at '127.0.0.1:1'"),
+        ray_cluster("127.0.0.1:1"),
+    ):
+        pass
     root = build_catalogue(tmp_path / "cat")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "RECSYS_IMAGE_ALIGNER": "none", "RECSYS_AUDIO_ALIGNER": "none"}
-    command = [sys.executable, "-m", "recsys", "index", "--catalogue", str(root), "--ray", "ray://127.0.0.1:1"]
-    run = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
-    assert run.returncode == 2 and "Cannot connect to the Ray cluster" in run.stderr
-    assert "Traceback" not in run.stderr
+    monkeypatch.setenv("RECSYS_IMAGE_ALIGNER", "none")
+    monkeypatch.setenv("RECSYS_AUDIO_ALIGNER", "none")
+    args = ["index", "--catalogue", str(root), "--cache-dir", str(tmp_path / "c"), "--ray", "ray://127.0.0.1:1"]
+    assert main(args) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the stages' announcements
+    assert last.startswith("error: Cannot connect to the Ray cluster at 'ray://127.0.0.1:1'")
