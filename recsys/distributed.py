@@ -84,28 +84,41 @@ def ray_cluster(address: str) -> Iterator[None]:
         yield
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if address == "auto":
-        try:
-            ray.init(address="auto")
-        except ConnectionError:
-            log.info("no running Ray cluster found: starting a local one on 127.0.0.1")
-            with local_cluster():
-                yield
-            return
-    else:
-        try:
-            _check_reachable(address)
-            ray.init(address=address)
-        except Exception as exc:  # ray raises ConnectionError, ValueError, RuntimeError, gRPC errors...
-            raise RecsysError(
-                f"Cannot connect to the Ray cluster at {address!r} ({type(exc).__name__}: {exc}). Start one with "
-                "'ray start --head' and use --ray auto, or give its address (host:6379, or ray://host:10001 "
-                "for Ray Client)."
-            ) from None
+    if address == "auto" and not os.environ.get("RAY_ADDRESS") and not _last_started_cluster_answers():
+        log.info("no running Ray cluster found: starting a local one on 127.0.0.1")
+        with local_cluster():
+            yield
+        return
+    target = os.environ.get("RAY_ADDRESS", "auto") if address == "auto" else address
+    try:
+        _check_reachable(target)
+        ray.init(address=address)
+    except Exception as exc:  # ray raises ConnectionError, ValueError, RuntimeError, gRPC errors...
+        raise RecsysError(
+            f"Cannot connect to the Ray cluster at {target!r} ({type(exc).__name__}: {exc}). Start one with "
+            "'ray start --head' and use --ray auto, or give its address (host:6379, or ray://host:10001 "
+            "for Ray Client)."
+        ) from None
     try:
         yield
     finally:
         ray.shutdown()
+
+
+def _last_started_cluster_answers() -> bool:
+    """Whether the cluster ``ray start`` last recorded on this machine still listens (a cluster that was
+    killed leaves its address behind, and Ray would retry it for minutes)."""
+    from ray._private.utils import read_ray_address
+
+    recorded = read_ray_address()
+    if not recorded:
+        return False
+    try:
+        _check_reachable(recorded)
+    except OSError:
+        log.warning("the Ray cluster last started on this machine (%s) is gone", recorded)
+        return False
+    return True
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:

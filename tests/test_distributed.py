@@ -88,6 +88,38 @@ def test_ray_is_a_layered_setting(tmp_path, monkeypatch):
         pipeline.PipelineConfig.layered(tmp_path)
 
 
+def test_auto_passes_over_a_cluster_that_is_gone(monkeypatch, caplog):
+    """A killed ``ray start`` leaves its address behind; ``auto`` must not wait minutes on it."""
+    import ray._private.utils
+
+    from recsys import distributed
+
+    monkeypatch.setattr(ray._private.utils, "read_ray_address", lambda temp_dir=None: "127.0.0.1:1")
+    with caplog.at_level(logging.WARNING, logger="recsys.distributed"):
+        assert not distributed._last_started_cluster_answers()
+    assert "(127.0.0.1:1) is gone" in caplog.text
+    monkeypatch.setattr(ray._private.utils, "read_ray_address", lambda temp_dir=None: None)
+    assert not distributed._last_started_cluster_answers()
+
+
+def test_a_bad_address_is_a_one_line_error(tmp_path, monkeypatch, patched_encoders, capsys):
+    """Before the module's cluster starts: a connected process would use that one, by design."""
+    from recsys.cli import main
+
+    with (
+        pytest.raises(RecsysError, match="Cannot connect to the Ray cluster at '127.0.0.1:1'"),
+        ray_cluster("127.0.0.1:1"),
+    ):
+        pass
+    root = build_catalogue(tmp_path / "cat")
+    monkeypatch.setenv("RECSYS_IMAGE_ALIGNER", "none")
+    monkeypatch.setenv("RECSYS_AUDIO_ALIGNER", "none")
+    args = ["index", "--catalogue", str(root), "--cache-dir", str(tmp_path / "c"), "--ray", "ray://127.0.0.1:1"]
+    assert main(args) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the stages' announcements
+    assert last.startswith("error: Cannot connect to the Ray cluster at 'ray://127.0.0.1:1'")
+
+
 def test_a_recipe_pickles_without_a_model():
     import pickle
 
@@ -178,20 +210,3 @@ def test_index_on_ray_from_the_command_line(cluster, tmp_path):
     local = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
     assert local.returncode == 0, local.stderr[-3000:]
     assert "embeddings:" not in local.stderr  # a local run finds every vector in the cache the Ray run wrote
-
-
-def test_a_bad_address_is_a_one_line_error(tmp_path, monkeypatch, patched_encoders, capsys):
-    from recsys.cli import main
-
-    with (
-        pytest.raises(RecsysError, match="Cannot connect to the Ray cluster at '127.0.0.1:1'"),
-        ray_cluster("127.0.0.1:1"),
-    ):
-        pass
-    root = build_catalogue(tmp_path / "cat")
-    monkeypatch.setenv("RECSYS_IMAGE_ALIGNER", "none")
-    monkeypatch.setenv("RECSYS_AUDIO_ALIGNER", "none")
-    args = ["index", "--catalogue", str(root), "--cache-dir", str(tmp_path / "c"), "--ray", "ray://127.0.0.1:1"]
-    assert main(args) == 2
-    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the stages' announcements
-    assert last.startswith("error: Cannot connect to the Ray cluster at 'ray://127.0.0.1:1'")
