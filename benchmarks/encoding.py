@@ -7,15 +7,19 @@ prints items/s of
 - (b) decoding alone and preprocessing alone (one process, one item at a time),
 - (c) the full indexing pipeline (hash -> decode + preprocess in worker processes -> forward ->
   cache shards) into an empty cache, as ``python -m recsys index`` runs it,
+- (d) with ``--ray auto|ADDRESS``, the same pass on a Ray cluster (``python -m recsys index --ray``),
+  into another empty cache; connecting to the cluster is timed apart, the actors' start and model
+  load are part of the pass,
 
 and the ratio (c)/(a): how close indexing gets to the model's own speed. Same run, same device.
 
-    .venv/bin/python benchmarks/encoding.py [--n 256] [--device cpu|cuda] [--workers W] [--threads T]
+    .venv/bin/python benchmarks/encoding.py [--n 256] [--device cpu|cuda] [--workers W] [--threads T] [--ray auto]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
 import time
@@ -24,7 +28,7 @@ from pathlib import Path
 from recsys.cache import content_key, decode
 from recsys.catalogue import Catalogue, load_catalogue
 from recsys.encoders.base import batches
-from recsys.encoding import BatchOptions, catalogue_features
+from recsys.encoding import BatchOptions, catalogue_features, plan_features
 from recsys.threads import thread_count, worker_processes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,13 +87,22 @@ def measure(modality: str, name: str, catalogue: Catalogue, args: argparse.Names
         start = time.perf_counter()
         catalogue_features(subset, modality, encoder, encoder.outputs, cache_dir=cache, options=options)
         pipeline_s = time.perf_counter() - start
-    return {
+    rates = {
         "n": n,
         "forward": rate(n, forward_s),
         "decode": rate(n, decode_s),
         "preprocess": rate(n, preprocess_s),
         "pipeline": rate(n, pipeline_s),
     }
+    if args.ray:
+        from recsys.distributed import EncoderRecipe, run_plan_on_ray
+
+        with tempfile.TemporaryDirectory() as cache:
+            start = time.perf_counter()
+            plan = plan_features(subset, modality, encoder, encoder.outputs, cache_dir=cache, precision=args.precision)
+            run_plan_on_ray(plan, EncoderRecipe(name, str(encoder.device)), options, actors=args.ray_actors)
+            rates["ray"] = rate(n, time.perf_counter() - start)
+    return rates
 
 
 def main() -> None:
@@ -102,6 +115,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the thread policy)")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast on CUDA")
     parser.add_argument("--modalities", default="text,image,audio")
+    parser.add_argument("--ray", default=None, help="also encode on this Ray cluster: auto or an address")
+    parser.add_argument("--ray-actors", type=int, default=None, help="model actors on Ray (default: from the cluster)")
     args = parser.parse_args()
 
     from recsys.device import pick_device
@@ -114,15 +129,27 @@ def main() -> None:
         f"catalogue {args.catalogue}, device {args.device}, {os.cpu_count()} cores, batch {args.batch_size}, "
         f"{workers} decode worker(s), {args.threads} torch thread(s), {args.precision}"
     )
-    print(f"{'encoder':<20} {'items':>5} {'forward/s':>10} {'decode/s':>9} {'prep/s':>8} {'pipeline/s':>11} ratio")
-    for modality in args.modalities.split(","):
-        name = ENCODERS[modality]
-        r = measure(modality, name, catalogue, args)
+    with contextlib.ExitStack() as stack:
+        if args.ray:
+            from recsys.distributed import ray_cluster
+
+            start = time.perf_counter()
+            stack.enter_context(ray_cluster(args.ray))
+            print(f"connected to Ray ({args.ray}) in {time.perf_counter() - start:.1f} s")
+        ray_header = f" {'ray/s':>7}" if args.ray else ""
         print(
-            f"{name:<20} {r['n']:>5} {r['forward']:>10.1f} {r['decode']:>9.1f} {r['preprocess']:>8.1f} "
-            f"{r['pipeline']:>11.1f} {r['pipeline'] / r['forward']:>5.2f}",
-            flush=True,
+            f"{'encoder':<20} {'items':>5} {'forward/s':>10} {'decode/s':>9} {'prep/s':>8} {'pipeline/s':>11} "
+            f"ratio{ray_header}"
         )
+        for modality in args.modalities.split(","):
+            name = ENCODERS[modality]
+            r = measure(modality, name, catalogue, args)
+            ray_rate = f" {r['ray']:>7.1f}" if args.ray else ""
+            print(
+                f"{name:<20} {r['n']:>5} {r['forward']:>10.1f} {r['decode']:>9.1f} {r['preprocess']:>8.1f} "
+                f"{r['pipeline']:>11.1f} {r['pipeline'] / r['forward']:>5.2f}{ray_rate}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

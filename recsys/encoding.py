@@ -7,6 +7,9 @@ DataLoader worker processes (``recsys.media`` decoding plus the encoder's pickla
 every output (embedding, class probabilities, ...) to its own :class:`recsys.cache.FeatureStore`
 chunk by chunk. An item that fails to decode is skipped with a warning; workers never die of it.
 
+:func:`store_encoded` is that last step alone: :mod:`recsys.distributed` runs the same pass on a Ray
+cluster and hands its batches to it, so both write the same shards.
+
 Worker processes and torch / BLAS threads come from the product's one policy
 (:func:`recsys.threads.worker_processes`, the ``batch`` role of :func:`recsys.threads.use_threads`).
 On CUDA batches are pinned and ``precision`` may autocast to bf16/fp16 (cached under a feature id
@@ -18,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -245,27 +248,54 @@ def run_plan(
 ) -> dict[str, Features]:
     """Encode what the plan lacks (one forward per batch for every output) and return all outputs."""
     options = options or BatchOptions()
-    total = len(plan.todo)
     if progress:
-        progress(0, total)
-    if total:
-        model = _model(plan.encoder, plan.outputs)
-        pending = _Chunk(plan, options.chunk_size)
-        done = 0
-        workers = _workers(plan, options)
-        with use_threads("batch", workers=workers, threads=options.threads):
-            for batch in _batches(plan, model.preprocessor, options, workers):
-                for item_id, message in batch.failures:
-                    log.warning("skipping %s of item %s: %s", plan.modality, item_id, message)
-                if batch.inputs is not None:
-                    with _autocast(plan.encoder, options.precision):
-                        out = model.forward_batch(batch.inputs)
-                    pending.add(batch.keys, out)
-                done += len(batch.keys) + len(batch.failures)
-                if progress:
-                    progress(done, total)
-        pending.flush()
+        progress(0, len(plan.todo))
+    if not plan.todo:
+        return dict(plan.features)
+    model = _model(plan.encoder, plan.outputs)
+    workers = _workers(plan, options)
+    with use_threads("batch", workers=workers, threads=options.threads):
+        return store_encoded(plan, _forward_local(plan, model, options, workers), options, progress)
+
+
+class Encoded(NamedTuple):
+    """One forward pass over a batch: the keys of its good items, their outputs, and its failures."""
+
+    keys: list[str]
+    outputs: dict[str, np.ndarray] | None  # None when every item of the batch failed
+    failures: list[tuple[str, str]]  # (item id, message)
+
+
+def store_encoded(
+    plan: FeaturePlan, results: Iterable[Encoded], options: BatchOptions, progress: Progress | None = None
+) -> dict[str, Features]:
+    """Append encoded batches, from wherever they were computed, to the plan's stores chunk by chunk.
+
+    Every runner (this process, a Ray cluster) ends here, so the shards, the resume behaviour and the
+    warnings about skipped items are the same whichever computed the vectors.
+    """
+    total = len(plan.todo)
+    pending = _Chunk(plan, options.chunk_size)
+    done = 0
+    for result in results:
+        for item_id, message in result.failures:
+            log.warning("skipping %s of item %s: %s", plan.modality, item_id, message)
+        if result.outputs is not None and result.keys:
+            pending.add(result.keys, result.outputs)
+        done += len(result.keys) + len(result.failures)
+        if progress:
+            progress(done, total)
+    pending.flush()
     return dict(plan.features)
+
+
+def _forward_local(plan: FeaturePlan, model: Any, options: BatchOptions, workers: int) -> Iterator[Encoded]:
+    for batch in _batches(plan, model.preprocessor, options, workers):
+        out = None
+        if batch.inputs is not None:
+            with _autocast(plan.encoder, options.precision):
+                out = model.forward_batch(batch.inputs)
+        yield Encoded(batch.keys, out, batch.failures)
 
 
 def catalogue_features(

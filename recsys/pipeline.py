@@ -7,6 +7,7 @@ keyword overrides (CLI flags, app controls).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import tomllib
@@ -48,6 +49,11 @@ class PipelineConfig:
     #: ``auto`` (exhaustive up to :data:`recsys.recommend.EXACT_MAX_ITEMS` items), ``exact`` or ``ann``.
     search: str = "auto"
     precision: str = "fp32"  # "bf16" / "fp16": autocast when indexing on CUDA (the CPU stays fp32)
+    #: Encode on a Ray cluster (:mod:`recsys.distributed`): None runs here; ``auto`` connects to the
+    #: running cluster (or starts a local one); or an address, ``host:6379`` / ``ray://host:10001``.
+    ray: str | None = None
+    #: Model actors on the Ray cluster; None: one per GPU on CUDA, else sized from the cluster's CPUs.
+    ray_actors: int | None = None
 
     def encoder_name(self, modality: str) -> str:
         return getattr(self, f"{modality}_encoder")
@@ -68,12 +74,21 @@ class PipelineConfig:
         for name, f in names.items():
             env = os.environ.get(f"RECSYS_{name.upper()}")
             if env is not None:
-                values[name] = int(env) if f.type in ("int", int) else env
+                values[name] = _env_value(f"RECSYS_{name.upper()}", env, f.type)
         values.update({k: v for k, v in overrides.items() if v is not None})
         unknown = sorted(set(values) - set(names))
         if unknown:
             raise RecsysError(f"unknown configuration keys: {', '.join(unknown)}; known: {', '.join(sorted(names))}")
         return dataclasses.replace(cls(), **values)
+
+
+def _env_value(name: str, raw: str, kind: Any) -> Any:
+    if kind not in ("int", int, "int | None"):
+        return raw
+    try:
+        return int(raw)
+    except ValueError:
+        raise RecsysError(f"{name} must be a whole number, got {raw!r}") from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -94,6 +109,38 @@ def _build_aligner(spec: str, source: Any, text: Any, catalogue: Catalogue) -> A
     from recsys.align import build_aligner
 
     return build_aligner(spec, source_encoder=source, text_encoder=text, catalogue=catalogue)
+
+
+def _encoder_recipe(name: str, device: str) -> Any:
+    """What a Ray actor builds its encoder from (a registry name + device, never a loaded model)."""
+    from recsys.distributed import EncoderRecipe
+
+    return EncoderRecipe(name, device)
+
+
+def _encoding_cluster(config: PipelineConfig, plans: list[FeaturePlan]) -> contextlib.AbstractContextManager[Any]:
+    """Connected to the configured Ray cluster while inside, when one is set and anything is left to encode."""
+    if config.ray is None or not any(plan.todo for plan in plans):
+        return contextlib.nullcontext()
+    from recsys.distributed import ray_cluster
+
+    return ray_cluster(config.ray)
+
+
+def _run_plan(
+    modality: str,
+    plan: FeaturePlan,
+    config: PipelineConfig,
+    options: BatchOptions,
+    progress: Callable[[int, int], None],
+) -> dict[str, Features]:
+    """One encoding pass, here or on the configured Ray cluster; both write the same cache."""
+    if config.ray is None:
+        return run_plan(plan, options, progress)
+    from recsys.distributed import run_plan_on_ray
+
+    recipe = _encoder_recipe(config.encoder_name(modality), str(getattr(plan.encoder, "device", "cpu")))
+    return run_plan_on_ray(plan, recipe, options, progress, actors=config.ray_actors)
 
 
 def _stage(progress: StageProgress, stage: str) -> Callable[[int, int], None]:
@@ -142,8 +189,14 @@ def build_engine(
     if not todo:
         raise RecsysError("the catalogue has no text, image or audio to index")
     indexes: dict[str, ModalityIndex] = {}
+    features: dict[str, dict[str, Features]] = {}
+    with _encoding_cluster(config, [job.plan for job in todo.values()]):
+        for modality, job in todo.items():
+            features[modality] = _run_plan(
+                modality, job.plan, config, options, _stage(report, f"{modality} embeddings")
+            )
     for modality, job in todo.items():
-        feats = run_plan(job.plan, options, _stage(report, f"{modality} embeddings"))
+        feats = features[modality]
         index = _native_index(modality, job.encoder, feats["embedding"])
         if job.aligner is not None:
             kind = job.aligner.input_kind

@@ -159,16 +159,20 @@ class MeanColour:
 
 class TinyImageEncoder(Encoder):
     """A real :class:`~recsys.encoders.Encoder` (preprocessor + forward_batch, two outputs) that counts
-    its forward passes and the items they saw; after ``fail_after`` forward calls it raises."""
+    its forward passes and the items they saw; after ``fail_after`` forward calls it raises.
+
+    ``forward_log``: a file each forward pass appends its batch size to, so passes run in other
+    processes (Ray actors) can be counted too."""
 
     modality, encoder_id, space, dim, device = "image", "image/tiny@1", "image/tiny@1", 3, "cpu"
     outputs = ("embedding", "class_proba")
     preprocessor = MeanColour()
 
-    def __init__(self, fail_after: int | None = None) -> None:
+    def __init__(self, fail_after: int | None = None, forward_log: Path | None = None) -> None:
         self.forward_calls = 0
         self.forwarded = 0
         self.fail_after = fail_after
+        self.forward_log = forward_log
 
     def output_dims(self) -> dict[str, int]:
         return {"embedding": 3, "class_proba": 4}
@@ -179,6 +183,9 @@ class TinyImageEncoder(Encoder):
         x = np.asarray(batch, dtype=np.float32)
         self.forward_calls += 1
         self.forwarded += len(x)
+        if self.forward_log is not None:
+            with open(self.forward_log, "a", encoding="utf-8") as fh:
+                fh.write(f"{len(x)}\n")
         logits = np.concatenate([x, 1.0 - x.mean(axis=1, keepdims=True)], axis=1) * 5
         proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
         return {"embedding": l2_normalize(x - 0.3), "class_proba": proba.astype(np.float32)}

@@ -48,13 +48,24 @@ def _add_pipeline_args(parser: argparse.ArgumentParser) -> None:
         choices=("auto", "exact", "ann"),
         help="exact scoring of every item, or candidates from the vector store (auto: past 20,000 items)",
     )
+    parser.add_argument(
+        "--ray",
+        metavar="auto|ADDRESS",
+        help="encode on a Ray cluster: auto (the running one, else a local one) or host:6379 / ray://host:10001",
+    )
 
 
 def _config(args: argparse.Namespace) -> Any:
     from recsys.pipeline import PipelineConfig
 
     return PipelineConfig.layered(
-        args.catalogue, args.config, cache_dir=args.cache_dir, device=args.device, store=args.store, search=args.search
+        args.catalogue,
+        args.config,
+        cache_dir=args.cache_dir,
+        device=args.device,
+        store=args.store,
+        search=args.search,
+        ray=args.ray,
     )
 
 
