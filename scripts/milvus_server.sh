@@ -81,9 +81,9 @@ end_group() {
     local pid=$1
     if [[ -z $pid ]]; then return 0; fi
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 30); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 1
+    for _ in $(seq 1 60); do # until the server binary, not only the wrapper, has shut down
+        kill -0 -- "-$pid" 2>/dev/null || kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.5
     done
     kill -KILL -- "-$pid" 2>/dev/null || true
 }
