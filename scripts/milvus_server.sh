@@ -157,7 +157,7 @@ private() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
     trap 'end_group "$SERVER"' EXIT
-    setsid "$VENV/bin/milvus-server" --data "$data" --proxy-port "$MILVUS_PORT" "${args[@]}" >"$data/server.log" 2>&1 &
+    QUERYCOORD_UPDATENEXTTARGETINTERVAL=1 setsid "$VENV/bin/milvus-server" --data "$data" --proxy-port "$MILVUS_PORT" "${args[@]}" >"$data/server.log" 2>&1 &
     SERVER=$!
     if ! wait_for "$SERVER" healthy || ! answers; then
         tail -n 20 "$data/server.log" >&2 || true
