@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fakes import write_square
+from milvus_server import MILVUS_URI, NEEDS_SERVER, drop_collections, new_collection
 
 from recsys.catalogue_store import attach_store, sync_store
 from recsys.errors import InputError, RecsysError
@@ -77,6 +78,30 @@ def test_candidate_search_reports_an_empty_category(aligned_fake_engine):
     engine = _with_memory_store(aligned_fake_engine, candidates=3)
     with pytest.raises(InputError, match="no item in category"):
         engine.recommend(Query(text="car"), category="plants")
+
+
+@pytest.mark.parametrize("backend", ["milvus-lite", pytest.param("milvus-server", marks=NEEDS_SERVER)])
+def test_engine_on_milvus_gives_the_exact_engines_results(aligned_fake_engine, tmp_path, backend):
+    """End to end on Milvus (Lite, and the test server when one answers): build the store from the
+    engine, then every strategy, with and without a category filter, ranks as exact scoring does."""
+    engine = aligned_fake_engine
+    cases = [(q, s, c) for q in QUERIES for s in STRATEGIES for c in (None, "food", "vehicles/cars")]
+    expected = [_ranked(engine, q, strategy=s, k=4, category=c) for q, s, c in cases]
+    collection = new_collection()
+    base = f"milvus-lite://{tmp_path / 'm.db'}" if backend == "milvus-lite" else MILVUS_URI
+    uri = f"{base}?collection={collection}"
+    try:
+        attach_store(engine, search="ann", uri=uri)
+        assert engine.uses_candidates and len(engine.store) == len(engine.catalogue)
+        for (q, s, c), want in zip(cases, expected, strict=True):
+            _same_up_to_ties(_ranked(engine, q, strategy=s, k=4, category=c), want)
+        engine.store.close()
+        engine.store = open_store(uri)
+        assert sync_store(engine.store, engine) == (0, 0)  # versions read back: nothing to rewrite
+    finally:
+        engine.store.close()
+        if backend == "milvus-server":
+            drop_collections(collection)
 
 
 def test_small_catalogue_needs_no_store_unless_asked(fake_engine):

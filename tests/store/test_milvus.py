@@ -1,35 +1,21 @@
-"""Milvus specifics: expression quoting, URIs, and a real Milvus server when one is running.
+"""Milvus specifics: expression quoting, URIs, the one-collection-per-field layout, stores that
+recsys did not create (or created with its older layout), and interrupted creates.
 
-The contract suite covers Milvus Lite. ``test_against_a_milvus_server`` runs when a server answers
-at ``RECSYS_TEST_MILVUS_URI`` (default ``http://127.0.0.1:19530``; ``bash scripts/milvus_server.sh
-start`` starts one). The PyPI server is Milvus 2.3, which allows one vector field per
-collection, so that test uses a one-field store.
+The contract suite covers behaviour on Milvus Lite and, when one answers at
+``RECSYS_TEST_MILVUS_URI``, on a Milvus server (see tests/milvus_server.py).
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
-from urllib.parse import urlsplit
-
 import numpy as np
 import pytest
+from milvus_server import MILVUS_URI, NEEDS_SERVER, drop_collections, new_collection
 
 from recsys.errors import RecsysError
 from recsys.store import open_store
-from recsys.store.milvus import quote
+from recsys.store.milvus import MilvusStore, field_collection, quote
 
-MILVUS_URI = os.environ.get("RECSYS_TEST_MILVUS_URI", "http://127.0.0.1:19530")
-
-
-def answers(uri: str) -> bool:
-    parts = urlsplit(uri)
-    try:
-        with socket.create_connection((parts.hostname, parts.port or 19530), timeout=0.5):
-            return True
-    except OSError:
-        return False
+FIELDS = {"text": 4, "image@shared": 3}
 
 
 @pytest.mark.parametrize(
@@ -48,8 +34,6 @@ def test_quote_escapes_backslashes_quotes_and_line_breaks(text, literal):
 
 
 def test_milvus_uris_reach_the_milvus_backend(tmp_path):
-    from recsys.store.milvus import MilvusStore
-
     for uri in (f"milvus-lite://{tmp_path / 'a.db'}", str(tmp_path / "b.db"), f"{tmp_path / 'c.db'}?collection=other"):
         store = open_store(uri, {"text": 4})
         assert isinstance(store, MilvusStore)
@@ -61,42 +45,112 @@ def test_milvus_uris_reach_the_milvus_backend(tmp_path):
         open_store(f"milvus-lite://{tmp_path / 'd.db'}?colection=x", {"text": 4})
 
 
-@pytest.mark.skipif(not answers(MILVUS_URI), reason=f"no Milvus server at {MILVUS_URI}")
-def test_against_a_milvus_server():
-    collection = f"recsys_test_{uuid.uuid4().hex[:12]}"
-    uri = f"{MILVUS_URI}?collection={collection}"
-    rng = np.random.default_rng(0)
-    ids = [f"i{j}" for j in range(40)] + ['q"uote', "back\\slash"]
-    cats = ["animals/birds" if j % 3 == 0 else "animalsX" if j % 3 == 1 else "plants" for j in range(len(ids))]
-    x = rng.standard_normal((len(ids), 8)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    store = open_store(uri, {"text": 8})
-    try:
-        store.upsert(ids, cats, {"text": x}, [str(j) for j in range(len(ids))])
-        assert len(store) == len(ids)
-        assert store.search("text", x[41], 1).ids == ["back\\slash"]
-        hits = store.search("text", x[0], 50, category="animals", exclude=["i3", 'q"uote'])
-        assert set(hits.ids) == {i for i, c in zip(ids, cats, strict=True) if c == "animals/birds"} - {"i3", 'q"uote'}
-        np.testing.assert_allclose(store.get("text", ['q"uote', "back\\slash"]), x[40:], atol=1e-6)
-        store.delete(["back\\slash", "i0"])
-        store.flush()
-        store.close()
-        store = open_store(uri)
-        assert store.fields == {"text": 8}
-        assert store.versions() == {i: str(j) for j, i in enumerate(ids) if i not in ("back\\slash", "i0")}
-    finally:
-        store._client.drop_collection(collection)
-        store.close()
-
-
-@pytest.mark.skipif(not answers(MILVUS_URI), reason=f"no Milvus server at {MILVUS_URI}")
-def test_several_fields_on_a_server_either_work_or_say_which_version_is_needed():
-    collection = f"recsys_test_{uuid.uuid4().hex[:12]}"
-    try:
-        store = open_store(f"{MILVUS_URI}?collection={collection}", {"text": 8, "image": 4})
-    except RecsysError as e:
-        assert "Milvus 2.4 or later" in str(e)
+@pytest.fixture(params=["milvus-lite", pytest.param("milvus-server", marks=NEEDS_SERVER)])
+def uri(request, tmp_path):
+    """A fresh store location on Milvus Lite or on the test server (dropped afterwards)."""
+    if request.param == "milvus-lite":
+        yield f"milvus-lite://{tmp_path / 'm.db'}?collection=store"
         return
-    assert store.fields == {"text": 8, "image": 4}
-    store._client.drop_collection(collection)
+    collection = new_collection()
+    yield f"{MILVUS_URI}?collection={collection}"
+    drop_collections(collection)
+
+
+def _client(store: MilvusStore):
+    return store._client
+
+
+def test_one_collection_per_field_holds_only_the_items_that_have_it(uri):
+    store = open_store(uri, FIELDS)
+    image = np.zeros((3, 3), np.float32)
+    image[0, 0] = 1
+    store.upsert(["a", "b", "c"], ["x/y", "x", ""], {"text": np.eye(3, 4, dtype=np.float32), "image@shared": image})
+    store.upsert(["d"], ["x"], {})  # an item with no vector at all
+    client = _client(store)
+    assert set(client.list_collections()) >= set(store._collections())
+    image_rows = client.query(
+        field_collection(store.collection, "image@shared"), filter='id != ""', output_fields=["id"]
+    )
+    assert [r["id"] for r in image_rows] == ["a"]
+    assert len(store) == 4 and set(store.versions()) == {"a", "b", "c", "d"}
+    assert not store.get("text", ["d"]).any()
+    store.upsert(["a"], ["x"], {"text": np.ones((1, 4), np.float32)})  # a replace without an image
+    assert store.search("image@shared", np.ones(3, np.float32), 5).ids == []
+    store.drop()
+    assert not set(client.list_collections()) & set(store._collections())
     store.close()
+
+
+def _old_layout(client, name: str) -> None:
+    """A collection as recsys wrote it before one collection per field: every field in one."""
+    from pymilvus import DataType
+
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+    schema.add_field("version", DataType.VARCHAR, max_length=64)
+    schema.add_field("cat_prefixes", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=4, max_length=64)
+    schema.add_field("v_74657874", DataType.FLOAT_VECTOR, dim=4)
+    schema.add_field("h_74657874", DataType.BOOL)
+    index = client.prepare_index_params()
+    index.add_index(field_name="v_74657874", index_type="FLAT", metric_type="IP")
+    client.create_collection(name, schema=schema, index_params=index)
+
+
+def _foreign(client, name: str, columns=("id", "vector")) -> None:
+    from pymilvus import DataType
+
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+    if "cat_prefixes" in columns:
+        schema.add_field("cat_prefixes", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=4, max_length=64)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=4)
+    index = client.prepare_index_params()
+    index.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
+    client.create_collection(name, schema=schema, index_params=index)
+
+
+def _raw_client(tmp_path):
+    from pymilvus import MilvusClient
+
+    return MilvusClient(str(tmp_path / "m.db"))
+
+
+def test_a_store_of_the_older_layout_asks_for_a_rebuild(tmp_path):
+    client = _raw_client(tmp_path)
+    _old_layout(client, "old")
+    client.close()
+    with pytest.raises(RecsysError, match="older recsys.*rebuild it.*drop_collection\\('old'\\)"):
+        open_store(f"{tmp_path / 'm.db'}?collection=old", {"text": 4})
+
+
+def test_collections_recsys_did_not_create_are_left_alone(tmp_path):
+    client = _raw_client(tmp_path)
+    _foreign(client, "theirs")
+    _foreign(client, field_collection("mine", "text"))
+    client.close()
+    with pytest.raises(RecsysError, match="not created by recsys"):
+        open_store(f"{tmp_path / 'm.db'}?collection=theirs")
+    with pytest.raises(RecsysError, match="not created by recsys.*another \\?collection"):
+        open_store(f"{tmp_path / 'm.db'}?collection=mine", {"text": 4})
+    client = _raw_client(tmp_path)
+    assert {"theirs", field_collection("mine", "text")} <= set(client.list_collections())
+    client.close()
+
+
+def test_an_interrupted_create_is_redone(tmp_path):
+    """A field collection without its item table (the item table is created last) is replaced."""
+    client = _raw_client(tmp_path)
+    _foreign(client, field_collection("s", "text"), columns=("id", "cat_prefixes", "vector"))
+    client.insert(field_collection("s", "text"), [{"id": "ghost", "cat_prefixes": [], "vector": [1.0, 0, 0, 0]}])
+    client.close()
+    store = open_store(f"{tmp_path / 'm.db'}?collection=s", {"text": 4})
+    assert len(store) == 0 and store.search("text", np.ones(4, np.float32), 3).ids == []
+    store.close()
+
+
+def test_a_store_missing_a_field_collection_says_so(tmp_path):
+    store = open_store(f"{tmp_path / 'm.db'}?collection=s", FIELDS)
+    _client(store).drop_collection(field_collection("s", "image@shared"))
+    store.close()
+    with pytest.raises(RecsysError, match="lacks its collection .* for field 'image@shared'"):
+        open_store(f"{tmp_path / 'm.db'}?collection=s")
