@@ -149,8 +149,10 @@ private() {
     rm -rf "$data/data" "$data/logs" "$data/configs" # an empty server; bin/ (the unpacked binary) is kept
     mkdir -p "$data"
     for c in "${COMPONENTS[@]}"; do args+=(--extra-config "$c.ip=127.0.0.1"); done
-    # A test timing only, no change in behaviour: a strong read waits for the server's next time
-    # tick, every 200 ms by default.
+    # Test timings only, no change in behaviour: a strong read waits for the server's next time
+    # tick (every 200 ms by default), and freshly indexed segments are served after the query
+    # coordinator's next target update (every 10 s by default; a setting the template lacks, so
+    # given through the environment).
     args+=(--extra-config proxy.timeTickInterval=50)
     local t0=$SECONDS
     SERVER=""

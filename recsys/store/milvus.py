@@ -80,7 +80,14 @@ def field_collection(collection: str, field: str) -> str:
 
 
 class MilvusStore(VectorStore):
-    """``milvus-lite://PATH.db``, a path ending ``.db``, or ``http(s)://HOST:PORT`` / ``milvus://HOST:PORT``."""
+    """``milvus-lite://PATH.db``, a path ending ``.db``, or ``http(s)://HOST:PORT`` / ``milvus://HOST:PORT``.
+
+    Options: ``hnsw_m`` / ``ef_construction`` (the HNSW index of a new store), ``ef_search``
+    (HNSW's ef, at least k), ``exact_filter_below`` (a category filter leaving at most this many
+    rows is scored exactly), ``batch_size`` (rows per write or read call), ``session_seconds``
+    (how long after a write reads wait for it), ``index_wait`` (how long ``flush`` waits for a
+    server's indexes), ``timeout`` (per call), ``token`` (a server's credentials).
+    """
 
     def __init__(
         self,
