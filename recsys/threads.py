@@ -57,18 +57,22 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _env_count(role: str) -> int | None:
-    name = ROLES[role]
+def _env_int(name: str, minimum: int, unit: str) -> int | None:
+    """A whole-number environment override (None when unset), or a :class:`RecsysError` naming it."""
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return None
     try:
         count = int(raw.strip())
     except ValueError:
-        raise RecsysError(f"{name} must be a whole number of threads (1 or more), got {raw!r}.") from None
-    if count < 1:
-        raise RecsysError(f"{name} must be at least 1, got {count}.")
+        raise RecsysError(f"{name} must be a whole number of {unit} ({minimum} or more), got {raw!r}.") from None
+    if count < minimum:
+        raise RecsysError(f"{name} must be at least {minimum}, got {count}.")
     return count
+
+
+def _env_count(role: str) -> int | None:
+    return _env_int(ROLES[role], 1, "threads")
 
 
 def thread_count(role: str, workers: int = 0) -> int:
@@ -99,15 +103,9 @@ def worker_processes(device: str = "cpu") -> int:
     batch role's thread count subtracts the workers); a GPU runs the model at thousands of
     images/s, so there preprocessing needs every core it can get.
     """
-    raw = os.environ.get(WORKERS_ENV)
-    if raw is not None and raw.strip():
-        try:
-            count = int(raw.strip())
-        except ValueError:
-            raise RecsysError(f"{WORKERS_ENV} must be a whole number of processes (0 or more), got {raw!r}.") from None
-        if count < 0:
-            raise RecsysError(f"{WORKERS_ENV} must be 0 or more, got {count}.")
-        return count
+    explicit = _env_int(WORKERS_ENV, 0, "processes")
+    if explicit is not None:
+        return explicit
     cores = available_cores()
     if str(device).startswith("cuda"):
         return max(1, min(16, cores - 1))

@@ -225,3 +225,19 @@ def test_alignment_heads_train_on_one_thread(monkeypatch):
         config=projection.TrainConfig(epochs=1),
     )
     assert inside == [1] and torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("raw", ["two", "-1", "1.5"])
+def test_a_malformed_worker_count_is_a_clear_error(monkeypatch, raw):
+    monkeypatch.setenv("RECSYS_BATCH_WORKERS", raw)
+    with pytest.raises(RecsysError, match="RECSYS_BATCH_WORKERS"):
+        threads.worker_processes()
+
+
+def test_worker_processes_follow_the_override_and_the_device(monkeypatch):
+    monkeypatch.setenv("RECSYS_BATCH_WORKERS", "0")
+    assert threads.worker_processes() == 0
+    monkeypatch.delenv("RECSYS_BATCH_WORKERS")
+    monkeypatch.setattr(threads, "available_cores", lambda: 16)
+    assert threads.worker_processes("cpu") == 4
+    assert threads.worker_processes("cuda:0") == 15
