@@ -204,11 +204,22 @@ def run_search(args: argparse.Namespace) -> None:
     print(header)
     ctx = multiprocessing.get_context("spawn")
     for n in args.sizes:
-        work = Path(tempfile.mkdtemp(prefix=f"scale-{n}-", dir=args.workdir))
+        kept = Path(args.workdir or tempfile.gettempdir()) / f"scale-{n}-kept"
+        reuse = args.keep and (kept / "built.json").is_file()
+        if args.keep and not reuse:
+            shutil.rmtree(kept, ignore_errors=True)  # an interrupted build is started again
+            kept.mkdir(parents=True)
+        work = kept if args.keep else Path(tempfile.mkdtemp(prefix=f"scale-{n}-", dir=args.workdir))
+        stats_file = work / "stats.npz"
         try:
-            built = build(n, work, stats, args.categories)
-            stats_file = work / "stats.npz"
-            _save_stats(stats, stats_file)
+            if reuse:
+                built = json.loads((work / "built.json").read_text())
+                stats = _load_stats(str(stats_file))
+                print(f"{'':>9} reusing the store built in {work} ({built['store_build_s']:.0f} s)", flush=True)
+            else:
+                built = build(n, work, stats, args.categories)
+                _save_stats(stats, stats_file)
+                (work / "built.json").write_text(json.dumps(built))
             parent, child = ctx.Pipe()
             job = (str(work), args.queries, str(stats_file), args.k, args.candidates, child)
             proc = ctx.Process(target=serve, args=job)
@@ -225,7 +236,8 @@ def run_search(args: argparse.Namespace) -> None:
                       f"{served['anon_mb']:>8.0f}", flush=True)  # fmt: skip
             print(f"{'':>9} exact vectors on disk (memory-mapped): {built['vectors_disk_mb']:.0f} MB", flush=True)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
@@ -238,6 +250,8 @@ def main() -> None:
     parser.add_argument("--stats", choices=("demo", "random"), default="demo")
     parser.add_argument("--components", type=int, default=32, help="mixture components fitted to the demo vectors")
     parser.add_argument("--workdir", default=None, help="where the stores are built (default: the temp dir)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep each size's store in WORKDIR/scale-N-kept and reuse it on the next run")  # fmt: skip
     parser.add_argument("--no-encoding", action="store_true")
     parser.add_argument("--no-map", action="store_true")
     args = parser.parse_args()
