@@ -24,3 +24,7 @@ class MissingWeightsError(RecsysError):
 
 class DatasetError(RecsysError):
     """An interaction dataset that fails validation."""
+
+
+class ConfigError(RecsysError):
+    """A setting (config file key, ``RECSYS_*`` variable, option) of the wrong type or out of range."""

@@ -10,20 +10,23 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from recsys import threads
 from recsys.alignment.base import aligner_inputs
-from recsys.cache import Features
+from recsys.cache import Features, default_cache_dir
 from recsys.catalogue import Catalogue, load_catalogue
-from recsys.catalogue_store import attach_store
-from recsys.encoding import BatchOptions, FeaturePlan, plan_features, run_plan
-from recsys.errors import RecsysError
+from recsys.catalogue_store import SEARCH_MODES, attach_store
+from recsys.config import check_value, env_values, read_table, validate
+from recsys.device import device_problem
+from recsys.encoding import PRECISIONS, BatchOptions, FeaturePlan, plan_features, run_plan
+from recsys.errors import ConfigError, RecsysError
+from recsys.paths import check_output_dir, output_dir_problem
 from recsys.progress import ProgressLog, StageProgress, fan_out
 from recsys.recommend import MODALITIES, ModalityIndex, RecommendationEngine, _normalise
 from recsys.threads import batch_then_query
@@ -31,29 +34,46 @@ from recsys.threads import batch_then_query
 CONFIG_FILE = "recsys.toml"
 
 
+def _setting(default: Any, expects: str | None = None, **metadata: Any) -> Any:
+    """A :class:`PipelineConfig` field and its schema (:mod:`recsys.config`)."""
+    return field(default=default, metadata={**({"expects": expects} if expects else {}), **metadata})
+
+
+_ENCODER = "an encoder name (a string)"
+_ALIGNER = "an aligner: default, native, label-bridge, none or a .json path (a string)"
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Which encoder and aligner serve each modality. Encoder names follow :mod:`recsys.encoders`."""
+    """Which encoder and aligner serve each modality. Encoder names follow :mod:`recsys.encoders`.
 
-    text_encoder: str = "minilm"
-    image_encoder: str = "efficientnet-lite0"
-    audio_encoder: str = "aisfx"
-    image_aligner: str | None = "default"
-    audio_aligner: str | None = "default"
-    cache_dir: str | None = None
-    device: str | None = None
-    batch_size: int = 32
+    The fields are also the schema of ``recsys.toml``, ``--config`` files and ``RECSYS_<FIELD>``
+    variables: every value is checked when a config is built (:mod:`recsys.config`).
+    """
+
+    text_encoder: str = _setting("minilm", _ENCODER)
+    image_encoder: str = _setting("efficientnet-lite0", _ENCODER)
+    audio_encoder: str = _setting("aisfx", _ENCODER)
+    image_aligner: str | None = _setting("default", _ALIGNER)
+    audio_aligner: str | None = _setting("default", _ALIGNER)
+    cache_dir: str | None = _setting(None, "a folder path (a string)", check=output_dir_problem)
+    device: str | None = _setting(None, "a torch device name: cpu, cuda, cuda:N or mps", check=device_problem)
+    batch_size: int = _setting(32, minimum=1)
     #: Where the vector store lives: a folder (embedded, the default under ``cache_dir``), or a URI
     #: such as ``milvus-lite://file.db`` or ``http://host:19530`` (a Milvus server); see :mod:`recsys.store`.
-    store: str | None = None
+    store: str | None = _setting(None, "a folder or a store URI (a string)")
     #: ``auto`` (exhaustive up to :data:`recsys.recommend.EXACT_MAX_ITEMS` items), ``exact`` or ``ann``.
-    search: str = "auto"
-    precision: str = "fp32"  # "bf16" / "fp16": autocast when indexing on CUDA (the CPU stays fp32)
+    search: str = _setting("auto", choices=SEARCH_MODES)
+    #: ``bf16`` / ``fp16``: autocast when indexing on CUDA (the CPU stays fp32).
+    precision: str = _setting("fp32", choices=PRECISIONS)
     #: Encode on a Ray cluster (:mod:`recsys.distributed`): None runs here; ``auto`` connects to the
     #: running cluster (or starts a local one); or an address, ``host:6379`` / ``ray://host:10001``.
-    ray: str | None = None
+    ray: str | None = _setting(None, "auto or a cluster address (a string)")
     #: Model actors on the Ray cluster; None: one per GPU on CUDA, else sized from the cluster's CPUs.
-    ray_actors: int | None = None
+    ray_actors: int | None = _setting(None, minimum=1)
+
+    def __post_init__(self) -> None:
+        validate(self)
 
     def encoder_name(self, modality: str) -> str:
         return getattr(self, f"{modality}_encoder")
@@ -66,37 +86,29 @@ class PipelineConfig:
     def layered(
         cls, catalogue_dir: str | Path | None = None, config_file: str | Path | None = None, **overrides: Any
     ) -> PipelineConfig:
-        values: dict[str, Any] = {}
-        for path in (Path(catalogue_dir) / CONFIG_FILE if catalogue_dir else None, config_file):
-            if path is not None and Path(path).is_file():
-                values.update(_read_toml(Path(path)))
-        names = {f.name: f for f in fields(cls)}
-        for name, f in names.items():
-            env = os.environ.get(f"RECSYS_{name.upper()}")
-            if env is not None:
-                values[name] = _env_value(f"RECSYS_{name.upper()}", env, f.type)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = sorted(set(values) - set(names))
+        """Defaults < the catalogue's ``recsys.toml`` < ``config_file`` < ``RECSYS_*`` < ``overrides``.
+
+        ``config_file`` must exist; the catalogue's own file is optional. Every value is checked
+        against the schema, and a wrong one raises :class:`ConfigError` naming where it was set.
+        The thread overrides (:mod:`recsys.threads`) are checked here too, before any work.
+        """
+        values: dict[str, tuple[Any, str]] = {}
+        local = Path(catalogue_dir) / CONFIG_FILE if catalogue_dir else None
+        for path in (local if local is not None and os.path.lexists(local) else None, config_file):
+            if path is not None:
+                values.update({k: (v, f"{path}: key '{k}'") for k, v in read_table(path, "pipeline").items()})
+        values.update(env_values(cls))
+        values.update({k: (v, f"option --{k.replace('_', '-')}") for k, v in overrides.items() if v is not None})
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
         if unknown:
-            raise RecsysError(f"unknown configuration keys: {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-        return dataclasses.replace(cls(), **values)
-
-
-def _env_value(name: str, raw: str, kind: Any) -> Any:
-    if kind not in ("int", int, "int | None"):
-        return raw
-    try:
-        return int(raw)
-    except ValueError:
-        raise RecsysError(f"{name} must be a whole number, got {raw!r}") from None
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise RecsysError(f"cannot read configuration {path}: {exc}") from exc
-    return dict(data.get("pipeline", data))
+            where = values[unknown[0]][1]
+            raise ConfigError(
+                f"unknown configuration keys: {', '.join(unknown)} ({where}); known: {', '.join(sorted(names))}"
+            )
+        checked = {name: check_value(cls, name, value, where) for name, (value, where) in values.items()}
+        threads.check_overrides()
+        return cls(**checked)
 
 
 def _create_encoder(name: str, device: str | None) -> Any:
@@ -168,18 +180,22 @@ def build_engine(
     Encodes in the batch thread role and leaves the process in the query role (:mod:`recsys.threads`).
     """
     config = config or PipelineConfig()
+    if config.cache_dir is None:  # a set cache_dir was checked with the config; the default is checked here
+        check_output_dir(default_cache_dir(), "The cache folder (RECSYS_CACHE_DIR)")
     report = fan_out(progress, ProgressLog())
     options = BatchOptions(batch_size=config.batch_size, precision=config.precision)
     text_encoder = _create_encoder(config.text_encoder, config.device)
     query_encoders: dict[str, Any] = {"text": text_encoder}
-    todo: dict[str, _Modality] = {}
+    models: dict[str, tuple[Any, Any]] = {}  # every model and aligner first: a bad one fails before any work
     for modality in MODALITIES:
         if not catalogue.has_modality(modality).any():
             continue
         encoder = text_encoder if modality == "text" else _create_encoder(config.encoder_name(modality), config.device)
         query_encoders[modality] = encoder
         spec = config.aligner_spec(modality) if modality != "text" else None
-        aligner = _build_aligner(spec, encoder, text_encoder, catalogue) if spec else None
+        models[modality] = (encoder, _build_aligner(spec, encoder, text_encoder, catalogue) if spec else None)
+    todo: dict[str, _Modality] = {}
+    for modality, (encoder, aligner) in models.items():
         outputs = ["embedding", *(aligner.input_kind.split("+") if aligner is not None else [])]
         plan = plan_features(
             catalogue, modality, encoder, outputs, cache_dir=config.cache_dir, precision=config.precision

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
+from recsys.config import whole_number
 from recsys.errors import RecsysError
 
 ROLES: dict[str, str] = {
@@ -58,17 +59,18 @@ def available_cores() -> int:
 
 
 def _env_int(name: str, minimum: int, unit: str) -> int | None:
-    """A whole-number environment override (None when unset), or a :class:`RecsysError` naming it."""
+    """A whole-number environment override (None when unset), or a :class:`ConfigError` naming it."""
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return None
-    try:
-        count = int(raw.strip())
-    except ValueError:
-        raise RecsysError(f"{name} must be a whole number of {unit} ({minimum} or more), got {raw!r}.") from None
-    if count < minimum:
-        raise RecsysError(f"{name} must be at least {minimum}, got {count}.")
-    return count
+    return whole_number(raw, f"environment variable {name}", minimum=minimum, unit=unit)
+
+
+def check_overrides() -> None:
+    """Raise :class:`ConfigError` now for a malformed thread or worker override, rather than mid-run."""
+    for role in ROLES:
+        _env_count(role)
+    _env_int(WORKERS_ENV, 0, "processes")
 
 
 def _env_count(role: str) -> int | None:

@@ -252,6 +252,11 @@ def read_head_meta(path: str | Path) -> dict[str, Any]:
         raise RecsysError(
             f"The aligner file {json_path} is unreadable ({exc}); retrain it with python -m recsys align."
         ) from exc
+    if not isinstance(meta, dict):
+        raise RecsysError(
+            f"The aligner file {json_path} holds a JSON {type(meta).__name__}, not an object; "
+            "retrain it with python -m recsys align."
+        )
     if meta.get("format") != FORMAT:
         raise RecsysError(f"{json_path} is not a recsys aligner ({FORMAT}); retrain it with python -m recsys align.")
     return meta
