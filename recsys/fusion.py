@@ -11,13 +11,20 @@ every query input, weigh the query's own modalities; a pair's weight is the prod
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from recsys.errors import InputError
+
 STRATEGIES: tuple[str, ...] = ("early", "late", "rrf")
 RRF_K = 60
+#: Smallest and largest positive weight. Weights are relative, and beyond these float32 item
+#: vectors scaled by a weight overflow or underflow when squared, which turns every score into
+#: 0 or NaN without an error.
+MIN_WEIGHT, MAX_WEIGHT = 1e-6, 1e6
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,40 @@ class Fused:
 
     scores: np.ndarray
     contributions: dict[str, np.ndarray]
+
+
+def _weight_problem(value: float) -> str | None:
+    if value == 0 or MIN_WEIGHT <= value <= MAX_WEIGHT:
+        return None
+    if math.isnan(value):
+        return "not a number (NaN)"
+    if math.isinf(value):
+        return "infinite or too large"
+    return "negative" if value < 0 else "out of range"
+
+
+def check_weights(weights: Mapping[str, object] | None, what: str = "weight") -> dict[str, float]:
+    """``weights`` as floats, or :class:`InputError` for one that is not 0 or a number from
+    :data:`MIN_WEIGHT` to :data:`MAX_WEIGHT` (NaN, infinite, negative, text, ...).
+
+    The one check of user weights: the CLI's ``--weights`` and the engine both use it.
+    """
+    checked: dict[str, float] = {}
+    for name, raw in (weights or {}).items():
+        given = f"{name}={raw}"
+        label = f"bad {what} {given if len(given) <= 60 else given[:57] + '...'}"
+        try:
+            value = float(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError):
+            raise InputError(f"{label}: not a number") from None
+        problem = _weight_problem(value)
+        if problem is not None:
+            raise InputError(
+                f"{label}: {problem}; use 0 (off) or a number from {MIN_WEIGHT:g} to {MAX_WEIGHT:g} "
+                "(weights are relative)"
+            )
+        checked[name] = value + 0.0  # -0.0 -> 0.0
+    return checked
 
 
 def pair_name(query_modality: str, item_modality: str) -> str:

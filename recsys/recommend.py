@@ -39,6 +39,28 @@ CANDIDATES_PER_PAIR = 100
 RANK_SAMPLE = 4096
 
 
+def check_text(text: object, what: str = "the text query") -> str:
+    """``text`` if it is a string the text encoders can take, else :class:`InputError`.
+
+    Bytes that are not UTF-8 reach Python as lone surrogates (``'\\udcff'`` for byte 0xff in
+    ``sys.argv``), and tokenizers fail on them with a ``TypeError``.
+    """
+    if not isinstance(text, str):
+        raise InputError(f"{what} must be text, got {type(text).__name__}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        char = ord(text[exc.start])
+        if 0xDC80 <= char <= 0xDCFF:  # how surrogateescape carries an undecodable byte
+            found = f"byte 0x{char - 0xDC00:02x}, which is not UTF-8,"
+        else:
+            found = f"an unpaired surrogate U+{char:04X}"
+        raise InputError(
+            f"{what} contains {found} at character {exc.start + 1}; type it again as plain text (UTF-8)"
+        ) from None
+    return text
+
+
 @dataclass(frozen=True)
 class Query:
     """What the user asks with; any combination may be given."""
@@ -48,6 +70,10 @@ class Query:
     audio: Any = None
     likes: tuple[str, ...] = ()
     dislikes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.text is not None:
+            check_text(self.text)
 
     def inputs(self) -> dict[str, Any]:
         """Query modality -> raw input, for the inputs actually given."""
@@ -467,9 +493,8 @@ class RecommendationEngine:
         """:meth:`recommend` for a query already encoded (:meth:`encode_query`); ``exclude`` lists item ids."""
         if k < 1:
             raise InputError(f"k must be at least 1 (got {k})")
-        weights = {m: float(w) for m, w in (weights or {}).items()}
-        if any(w < 0 for w in weights.values()):
-            raise InputError("modality weights must be >= 0 (0 disables a modality)")
+        weights = fusion.check_weights(weights)
+        query_weights = fusion.check_weights(query_weights, "query weight") if query_weights else None
         if strategy not in fusion.STRATEGIES:
             raise InputError(f"unknown fusion strategy '{strategy}'; choose one of {', '.join(fusion.STRATEGIES)}")
         rows: np.ndarray | None = None

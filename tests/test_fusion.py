@@ -2,8 +2,11 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from recsys import fusion
+from recsys.errors import InputError
 
 
 def _unit(rng, n, d):
@@ -86,3 +89,35 @@ def test_rrf_gives_no_term_to_items_without_the_modality():
     fused = fusion.rrf_fusion(sims, present, {})
     assert fused.scores[0] == 0
     assert fused.scores[1] == pytest.approx(1 / 61)
+
+
+def test_check_weights_refuses_what_would_make_scores_nan_or_zero():
+    assert fusion.check_weights({"text": "1", "image": 0.5, "audio": -0.0}) == {"text": 1.0, "image": 0.5, "audio": 0.0}
+    for bad, words in [
+        ("nan", "NaN"),
+        ("inf", "infinite"),
+        (float("1e309"), "infinite"),
+        (-1, "negative"),
+        (1e-30, "out of range"),
+        (1e30, "out of range"),
+        ("abc", "not a number"),
+        (None, "not a number"),
+    ]:
+        with pytest.raises(InputError, match=words):
+            fusion.check_weights({"text": bad})
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=5),
+        st.one_of(st.floats(), st.integers(min_value=-(10**400), max_value=10**400), st.text(max_size=10), st.none()),
+        max_size=4,
+    )
+)
+def test_checked_weights_are_finite_and_in_range_or_an_input_error(weights):
+    try:
+        checked = fusion.check_weights(weights)
+    except InputError:
+        return
+    assert set(checked) == set(weights)
+    assert all(w == 0 or fusion.MIN_WEIGHT <= w <= fusion.MAX_WEIGHT for w in checked.values())

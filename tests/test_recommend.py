@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from fakes import build_catalogue, write_square, write_tone
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
-from recsys import media, pipeline
+from recsys import fusion, media, pipeline
 from recsys.catalogue import load_catalogue
-from recsys.errors import InputError
+from recsys.errors import InputError, RecsysError
 from recsys.recommend import Query
 
 
@@ -170,3 +174,44 @@ def test_demo_text_query_finds_dogs_by_picture_and_sound_alone(demo_engine):
     for r in results:
         assert set(r.contributions) <= {"text->image", "text->audio"}
         assert sum(r.contributions.values()) == pytest.approx(r.score, abs=1e-6)
+
+
+# -- properties: hostile queries and weights (issue 12) ------------------------------------------
+
+any_text = st.text(alphabet=st.characters(exclude_categories=()), max_size=30)  # lone surrogates included
+weight_values = st.one_of(
+    st.floats(min_value=0, max_value=10),  # mostly usable weights, so that queries get scored
+    st.sampled_from([0, 1, 1e-6, 1e6]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-10, max_value=10**400),
+    st.sampled_from(["1", "nan", "1e309", "-0", "abc", ""]),
+    st.none(),
+)
+weight_maps = st.dictionaries(st.sampled_from(["text", "image", "audio"]), weight_values, max_size=3)
+
+
+@given(text=any_text)
+def test_query_text_is_unicode_the_encoders_can_take_or_an_input_error(text):
+    try:
+        query = Query(text=text)
+    except InputError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert query.text.encode("utf-8") is not None
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=any_text, weights=weight_maps, query_weights=weight_maps, strategy=st.sampled_from(fusion.STRATEGIES))
+def test_any_query_gives_finite_scores_or_a_recsys_error(aligned_engine, text, weights, query_weights, strategy):
+    """Only RecsysError escapes, and no score or contribution is NaN or infinite."""
+    try:
+        results = aligned_engine.recommend(
+            Query(text=text), weights=weights, query_weights=query_weights, strategy=strategy, k=3
+        )
+    except RecsysError:
+        event("refused")
+        return
+    event("scored")
+    for r in results:
+        assert math.isfinite(r.score), (r.item.id, r.score)
+        assert all(math.isfinite(c) for c in r.contributions.values()), r.contributions

@@ -46,9 +46,14 @@ def run_align(args: argparse.Namespace) -> int:
     from recsys.catalogue import load_catalogue
     from recsys.encoders import DEFAULT_ENCODERS, create_encoder
     from recsys.errors import InputError
+    from recsys.paths import check_output_dir
     from recsys.progress import progress_lines
     from recsys.threads import use_threads
 
+    # Where the heads and features go is checked before hours of encoding and training.
+    out_dir = check_output_dir(args.out, "Output folder --out") if args.out else ALIGNERS_DIR
+    if args.cache_dir:
+        check_output_dir(args.cache_dir, "Cache folder --cache-dir")
     catalogue = load_catalogue(args.catalogue)
     extras = [load_catalogue(d) for d in args.extra_pairs]
     wanted = ALIGN_MODALITIES if args.modality == "all" else (args.modality,)
@@ -59,7 +64,6 @@ def run_align(args: argparse.Namespace) -> int:
     encoders = {
         m: create_encoder(getattr(args, f"{m}_encoder") or DEFAULT_ENCODERS[m], device=args.device) for m in modalities
     }
-    out_dir = Path(args.out) if args.out else ALIGNERS_DIR
     prefix = args.name or Path(args.catalogue).resolve().name
     overrides = {k: getattr(args, k) for k in ("hidden", "epochs", "seed") if getattr(args, k) is not None}
     written = []

@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from recsys.errors import RecsysError
     from recsys.lab.evaluate import evaluate, save_results
     from recsys.lab.registry import MODELS, is_available
+    from recsys.paths import check_output_file
 
     if args.models == "list":
         for name, spec in MODELS.items():
@@ -56,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         ks = tuple(int(k) for k in args.ks.split(",") if k.strip())
     except ValueError as exc:
         raise RecsysError(f"--ks must be comma-separated integers, got {args.ks!r}.") from exc
+    if args.json_out:  # checked before any model is fitted
+        check_output_file(args.json_out, "Results file --json")
     dataset = load_dataset(args.dataset, args.format, args.name)
     models = _parse_models(args.models, dataset.modalities)
     results = evaluate(

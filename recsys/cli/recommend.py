@@ -14,9 +14,11 @@ WEIGHT_MODALITIES = ("text", "image", "audio")
 
 def parse_weights(spec: str | None) -> dict[str, float]:
     """Parse ``text=1,image=0.5`` into a dict, rejecting unknown modalities and bad numbers."""
+    from recsys.fusion import check_weights
+
     if not spec:
         return {}
-    weights: dict[str, float] = {}
+    weights: dict[str, str] = {}
     for part in spec.split(","):
         name, sep, value = part.partition("=")
         name = name.strip()
@@ -24,13 +26,10 @@ def parse_weights(spec: str | None) -> dict[str, float]:
             raise InputError(
                 f"bad weight '{part}': use modality=number with modality in {', '.join(WEIGHT_MODALITIES)}"
             )
-        try:
-            weights[name] = float(value)
-        except ValueError:
-            raise InputError(f"bad weight '{part}': '{value}' is not a number") from None
-        if weights[name] < 0:
-            raise InputError(f"bad weight '{part}': weights must be >= 0")
-    return weights
+        if name in weights:
+            raise InputError(f"bad weights: {name} is given twice")
+        weights[name] = value.strip()
+    return check_weights(weights)
 
 
 def _add_pipeline_args(parser: argparse.ArgumentParser) -> None:
@@ -79,13 +78,14 @@ def run_index(args: argparse.Namespace) -> int:
     from recsys.catalogue import load_catalogue
     from recsys.pipeline import build_engine
 
+    config = _config(args)
     catalogue = load_catalogue(args.catalogue)
     for bad in catalogue.bad_rows:
         print(f"warning: skipped row {bad.line} ({bad.id or 'no id'}): {bad.reason}", file=sys.stderr)
     from recsys.progress import progress_lines
 
     with progress_lines():  # output redirected to a log: plain lines with rate and ETA
-        engine = build_engine(catalogue, _config(args), _progress())
+        engine = build_engine(catalogue, config, _progress())
     counts = ", ".join(f"{m}: {int(ix.present.sum())}" for m, ix in engine.indexes.items())
     print(f"indexed {len(catalogue)} items ({counts})")
     return 0
@@ -94,21 +94,24 @@ def run_index(args: argparse.Namespace) -> int:
 def run_recommend(args: argparse.Namespace) -> int:
     from recsys import media
     from recsys.catalogue import load_catalogue
+    from recsys.paths import check_input_file
     from recsys.pipeline import build_engine
     from recsys.recommend import Query
 
+    # Everything the user typed is checked before the catalogue is read or a model loaded.
     weights = parse_weights(args.weights)
     query = Query(
         text=args.text,
-        image=media.load_image(args.image) if args.image else None,
-        audio=media.load_audio(args.audio) if args.audio else None,
+        image=media.load_image(check_input_file(args.image, "Image file")) if args.image else None,
+        audio=media.load_audio(check_input_file(args.audio, "Audio file")) if args.audio else None,
         likes=tuple(args.like or ()),
         dislikes=tuple(args.dislike or ()),
     )
     if query.is_empty():
         raise InputError("empty query: give --text, --image, --audio, --like or --dislike")
+    config = _config(args)
     catalogue = load_catalogue(args.catalogue)
-    engine = build_engine(catalogue, _config(args), _progress())  # leaves torch in the query thread role
+    engine = build_engine(catalogue, config, _progress())  # leaves torch in the query thread role
     results = engine.recommend(query, weights=weights, strategy=args.strategy, k=args.k, category=args.category)
     if args.json:
         rows = [

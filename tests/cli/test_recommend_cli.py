@@ -7,12 +7,14 @@ encoders on the committed demo catalogue (the acceptance checks of the foundatio
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from fakes import build_catalogue
+from hypothesis import given
+from hypothesis import strategies as st
 
 from recsys.cli import main
 from recsys.cli.recommend import parse_weights
@@ -22,17 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "data" / "tuxpaint"
 
 
-@pytest.fixture
-def catalogue(tmp_path, monkeypatch, patched_encoders):
-    monkeypatch.setenv("RECSYS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("RECSYS_IMAGE_ALIGNER", "none")  # the fake encoders have no trained aligner
-    monkeypatch.setenv("RECSYS_AUDIO_ALIGNER", "none")
-    return build_catalogue(tmp_path / "cat")
-
-
 def test_parse_weights():
     assert parse_weights("text=1,image=0.5") == {"text": 1.0, "image": 0.5}
-    for bad in ("text", "smell=1", "text=abc", "text=-1"):
+    for bad in ("text", "smell=1", "text=abc", "text=-1", "text=nan,text=1"):
         with pytest.raises(InputError):
             parse_weights(bad)
 
@@ -107,3 +101,28 @@ def test_demo_catalogue_acceptance(demo_catalogue):
 
     empty = _run("recommend", "--catalogue", str(DEMO))
     assert empty.returncode == 2 and "Traceback" not in empty.stderr
+
+
+@given(st.text(alphabet=st.characters(exclude_categories=()), max_size=40))
+def test_any_weight_string_parses_to_usable_weights_or_an_input_error(spec):
+    """--weights text (lone surrogates included): only InputError, and nothing non-finite or negative."""
+    try:
+        weights = parse_weights(spec)
+    except InputError:
+        return
+    assert set(weights) <= {"text", "image", "audio"}
+    assert all(math.isfinite(w) and w >= 0 for w in weights.values())
+
+
+NAMES = st.sampled_from(["text", "image", "audio"])
+VALUES = st.sampled_from(["1", "0.5", "nan", "inf", "-1", "1e309"])
+
+
+@given(st.lists(st.tuples(NAMES, VALUES), min_size=1, max_size=3, unique_by=lambda part: part[0]))
+def test_generated_weight_specs(parts):
+    spec = ",".join(f"{name}={value}" for name, value in parts)
+    if all(value in ("1", "0.5") for _, value in parts):
+        assert parse_weights(spec) == {name: float(value) for name, value in parts}
+    else:
+        with pytest.raises(InputError, match="bad weight"):
+            parse_weights(spec)

@@ -1,0 +1,145 @@
+"""Checks on file and folder paths a user gives (query media, output files, the cache folder).
+
+A path is checked before any work starts, so that a typo costs nothing and the message says what
+is wrong with the path itself. Left to ``open``, a 300-character name surfaced as ``OSError: File
+name too long``, a NUL byte as ``ValueError: embedded null byte``, and an output file in a missing
+or read-only folder was found only after every model had been fitted.
+
+Each check has two forms: ``*_problem(path) -> str | None`` says what is wrong (for callers that
+name the path their own way, e.g. :mod:`recsys.config`), and ``check_*`` raises :class:`InputError`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from recsys.errors import InputError
+
+#: Longest path shown in a message; longer ones are cut in the middle.
+SHOWN_CHARS = 80
+
+PathLike = str | os.PathLike[str]
+
+
+def show(path: object) -> str:
+    """``path`` quoted for a one-line message: control characters escaped, very long paths shortened."""
+    text = repr(os.fspath(path)) if isinstance(path, str | os.PathLike) else repr(path)
+    if len(text) > SHOWN_CHARS:
+        half = SHOWN_CHARS // 2 - 2
+        text = f"{text[:half]}...{text[-half:]} ({len(text) - 2} characters)"
+    return text
+
+
+def _os_problem(exc: OSError, path: str) -> str:
+    if exc.errno == errno.ENAMETOOLONG:
+        longest = max((len(part.encode("utf-8", "surrogateescape")) for part in Path(path).parts), default=0)
+        return f"has a name too long for the file system ({longest} bytes in its longest part)"
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return "does not exist"
+    if exc.errno == errno.EACCES:
+        return "cannot be accessed (permission denied)"
+    if exc.errno == errno.ELOOP:
+        return "is a loop of symbolic links"
+    return f"cannot be used ({exc.strerror or exc})"
+
+
+def _stat(path: PathLike) -> tuple[os.stat_result | None, str | None]:
+    """(stat result, None), or (None, what is wrong) for a path that cannot even be looked up."""
+    try:
+        text = os.fspath(path)
+    except TypeError:
+        return None, f"is not a path but {type(path).__name__}"
+    if not isinstance(text, str) or not text:
+        return None, "is empty" if text in ("", b"") else "is not a text path"
+    if "\x00" in text:
+        return None, "contains a NUL character"
+    try:
+        return os.stat(text), None
+    except OSError as exc:
+        return None, _os_problem(exc, text)
+    except ValueError as exc:  # e.g. unencodable characters on some platforms
+        return None, f"cannot be used ({exc})"
+
+
+def input_file_problem(path: PathLike) -> str | None:
+    """Why ``path`` cannot be read as a regular file, or None."""
+    info, problem = _stat(path)
+    if problem is not None:
+        return problem
+    assert info is not None
+    if stat.S_ISDIR(info.st_mode):
+        return "is a folder, not a file"
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file"
+    if not os.access(path, os.R_OK):
+        return "cannot be read (permission denied)"
+    return None
+
+
+def _creatable_problem(path: Path) -> str | None:
+    """Why ``path`` (which does not exist yet) cannot be created: its nearest existing parent must be
+    a folder this process may write into."""
+    parent = path.parent
+    while True:
+        info, problem = _stat(parent)
+        if info is not None:
+            break
+        if problem != "does not exist" or parent == parent.parent:
+            return f"cannot be created: its folder {problem}"
+        parent = parent.parent
+    if not stat.S_ISDIR(info.st_mode):
+        return f"cannot be created: {show(parent)} is not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot be created: {show(parent)} is not writable"
+    return None
+
+
+def output_dir_problem(path: PathLike) -> str | None:
+    """Why files cannot be written into folder ``path`` (created when missing), or None."""
+    info, problem = _stat(path)
+    if info is None:
+        return problem if problem != "does not exist" else _creatable_problem(Path(path))
+    if not stat.S_ISDIR(info.st_mode):
+        return "is not a folder"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return "is not writable"
+    return None
+
+
+def output_file_problem(path: PathLike) -> str | None:
+    """Why file ``path`` cannot be written (replaced atomically, its folder created when missing), or None."""
+    info, problem = _stat(path)
+    if info is None:
+        return problem if problem != "does not exist" else _creatable_problem(Path(path))
+    if stat.S_ISDIR(info.st_mode):
+        return "is a folder, not a file"
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file"
+    # Atomic writes rename a temporary file in the same folder over the target.
+    if not os.access(Path(path).parent, os.W_OK | os.X_OK):
+        return "cannot be replaced: its folder is not writable"
+    return None
+
+
+def _raise_if(problem: str | None, what: str, path: PathLike) -> Path:
+    if problem is not None:
+        raise InputError(f"{what} {show(path)} {problem}.")
+    return Path(path)
+
+
+def check_input_file(path: PathLike, what: str) -> Path:
+    """``path`` as a Path if it is a readable regular file, else :class:`InputError` (``what``: "Image file")."""
+    return _raise_if(input_file_problem(path), what, path)
+
+
+def check_output_dir(path: PathLike, what: str) -> Path:
+    """``path`` as a Path if files can be written into it (it may not exist yet), else :class:`InputError`."""
+    return _raise_if(output_dir_problem(path), what, path)
+
+
+def check_output_file(path: PathLike, what: str) -> Path:
+    """``path`` as a Path if it can be written (it may not exist yet), else :class:`InputError`."""
+    return _raise_if(output_file_problem(path), what, path)
