@@ -40,6 +40,7 @@ GRID_CSS = f"""
   .st-key-{GRID_KEY} button p {{ font-size: 0.8rem; }}
 }}
 .rec-part {{ white-space: nowrap; display: inline-block; margin-right: 0.6em; }}
+.rec-line {{ margin-bottom: 0.15em; }}
 .rec-dot {{ display: inline-block; width: 0.7em; height: 0.7em; border-radius: 2px; margin-right: 0.3em; }}
 </style>
 """
@@ -88,13 +89,15 @@ def _dot(pair: str) -> str:
     return f"<span class='rec-dot' style='background:{pair_colour(pair)}'></span>"
 
 
-def parts_html(parts: Sequence[Part]) -> str:
-    """The bar's parts in words, one unbreakable chunk each: colour, plain pair name, share, rank."""
-    return (
-        "<div class='rec-parts' style='font-size:0.85em;opacity:0.85'>"
-        + "".join(f"<span class='rec-part'>{_dot(p.pair)}{html.escape(format_part(p))}</span>" for p in parts)
-        + "</div>"
-    )
+def parts_html(parts: Sequence[Part], shown: int = 3) -> str:
+    """The bar's largest parts in words, a line each (colour, plain pair name, share, rank), the
+    rest summed up in one line. Names break only at their own spaces, never at the arrow."""
+    lines = [f"<div class='rec-line'>{_dot(p.pair)}{html.escape(format_part(p))}</div>" for p in parts[:shown]]
+    rest = parts[shown:]
+    if rest:
+        share = 100 * sum(p.share for p in rest)
+        lines.append(f"<div class='rec-line'>+ {len(rest)} smaller part{'s' * (len(rest) > 1)} {share:.0f}%</div>")
+    return "<div class='rec-parts' style='font-size:0.8em;opacity:0.85;line-height:1.3'>" + "".join(lines) + "</div>"
 
 
 def legend_html(pairs: Sequence[str], given: Collection[str] | None = None) -> str:
@@ -144,7 +147,6 @@ def render_card(
         row = st.container(horizontal=True, gap="small")
         row.button(
             "Like",
-            icon=":material/thumb_up:",
             key=f"{key_prefix}-like-{item.id}",
             help="Like: more like this",
             on_click=_like,
@@ -153,7 +155,6 @@ def render_card(
         )
         row.button(
             "Dislike",
-            icon=":material/thumb_down:",
             key=f"{key_prefix}-dislike-{item.id}",
             help="Dislike: less like this",
             on_click=_dislike,

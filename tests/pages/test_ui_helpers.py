@@ -53,7 +53,9 @@ def test_parts_and_legend_keep_each_pair_on_one_line():
     parts = parts_html(score_parts({"image": 0.1, "text": 0.3, "audio": 0.0}))
     assert parts.index("item description 75%") < parts.index("item picture 25%")
     assert "item sound" not in parts  # zero pairs are hidden
-    assert parts.count("class='rec-part'") == 2  # white-space: nowrap per chunk
+    assert parts.count("class='rec-line'") == 2
+    many = parts_html(score_parts({"text": 0.4, "image": 0.3, "audio": 0.2, "text->image": 0.06, "image->text": 0.04}))
+    assert many.count("class='rec-line'") == 4 and "+ 2 smaller parts 10%" in many
     recs = [SimpleNamespace(contributions={"text->image": 0.2, "text": 0.1, "audio": 0.0})]
     assert legend_pairs(recs) == ["text", "text->image"]
     assert "your words\u00a0→\u00a0item picture" in legend_html(legend_pairs(recs))
