@@ -1,86 +1,15 @@
-"""Recommend: the demo's entry point (`streamlit run app.py`)."""
+"""The demo's entry point (`streamlit run app.py`): its four pages, named for what they do."""
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
-from recsys.errors import InputError
-from recsys.recommend import Query
-from recsys.ui import cards, resources, state, uploads
-from recsys.ui.page import start_page
-
-engine, controls = start_page("Recommend", ":material/recommend:")
-profile = state.get_profile(st.session_state)
-
-st.caption(f"{len(engine.catalogue.items)} items · modalities: {', '.join(engine.item_modalities)}")
-text = st.text_input(
-    "Describe what you are looking for",
-    key="query-text",
-    placeholder="e.g. a red apple, a barking dog, something that flies",
-)
-col_image, col_audio = st.columns(2)
-image_file = col_image.file_uploader(
-    "Query image",
-    type=list(uploads.IMAGE_TYPES),
-    key="query-image",
-    max_upload_size=uploads.limit_mb(uploads.image_limit()),
-    help=f"PNG, JPEG or WebP, at most {uploads.human_size(uploads.image_limit())}",
-)
-audio_file = col_audio.file_uploader(
-    "Query sound",
-    type=list(uploads.AUDIO_TYPES),
-    key="query-audio",
-    max_upload_size=uploads.limit_mb(uploads.audio_limit()),
-    help=f"WAV, OGG, FLAC or MP3, at most {uploads.human_size(uploads.audio_limit())}",
-)
-if st.button("Recommend", type="primary", key="recommend"):
-    st.session_state["searched"] = True
-
-image, audio, upload_errors = uploads.query_media(
-    image_file, audio_file, resources.decode_image, resources.decode_audio
-)
-for message in upload_errors:
-    st.error(message)
-if image is not None or audio is not None:
-    shown = st.columns(4)
-    if image is not None:
-        shown[0].image(image, caption="your image", width="stretch")
-    if audio is not None:
-        shown[1].audio(audio.samples, sample_rate=audio.sample_rate)
-        shown[1].caption(f"your sound ({audio.seconds:.1f} s)")
-
-query = Query(text=text or None, image=image, audio=audio, likes=tuple(profile.likes), dislikes=tuple(profile.dislikes))
-if query.is_empty():
-    if st.session_state.get("searched") or upload_errors:
-        st.error("The query is empty: type some text, upload an image or a sound, or like an item.")
-    else:
-        st.info("Type a query, upload an image or a sound, then press Enter or Recommend.")
-    st.stop()
-
-try:
-    started = time.perf_counter()
-    results = engine.recommend(
-        query, weights=controls.weights, strategy=controls.strategy, k=controls.k, category=controls.category
-    )
-    elapsed = time.perf_counter() - started
-except InputError as exc:
-    st.error(str(exc)[:1].upper() + str(exc)[1:])
-    st.stop()
-
-state.set_last_search(
-    st.session_state,
-    state.LastSearch(
-        query=query,
-        weights=dict(controls.weights),
-        strategy=controls.strategy,
-        k=controls.k,
-        category=controls.category,
-        result_ids=tuple(r.item.id for r in results),
-        scores=tuple(r.score for r in results),
-    ),
-)
-st.subheader(f"{len(results)} results" + (f" for “{query.text.strip()}”" if query.text else ""))
-st.caption(f"{controls.strategy} fusion · scored in {elapsed * 1000:.0f} ms")
-cards.render_grid(results)
+st.set_page_config(page_title="multimodal recsys", layout="wide")
+st.navigation(
+    [
+        st.Page("pages/0_Recommend.py", title="Recommend", icon=":material/recommend:", default=True),
+        st.Page("pages/1_Explore.py", title="Explore", icon=":material/scatter_plot:", url_path="explore"),
+        st.Page("pages/2_Why_this_item.py", title="Why this item?", icon=":material/psychology_alt:", url_path="why"),
+        st.Page("pages/3_Fusion_lab.py", title="Fusion lab", icon=":material/science:", url_path="lab"),
+    ]
+).run()

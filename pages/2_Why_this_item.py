@@ -56,13 +56,14 @@ else:
         query.dislikes
     )
     st.markdown(
-        f"**Query:** {', '.join(parts)} · {controls.strategy} fusion · weights "
+        f"**Query:** {', '.join(parts)} · {controls.strategy} fusion, {controls.similarity} · weights "
         + ", ".join(f"{m} {w:g}" for m, w in controls.weights.items())
     )
     try:
-        rec, rank, shares = explain.pair_breakdown(engine, query, item_id, controls.weights, controls.strategy)
-        drops = explain.leave_one_modality_out(engine, query, item_id, controls.weights, controls.strategy)
-        words = explain.word_importance(engine, query, item_id, controls.weights, controls.strategy)
+        how = (controls.weights, controls.strategy, controls.similarity)
+        rec, rank, shares = explain.pair_breakdown(engine, query, item_id, *how)
+        drops = explain.leave_one_modality_out(engine, query, item_id, *how)
+        words = explain.word_importance(engine, query, item_id, *how)
     except InputError as exc:
         st.error(str(exc))
         st.stop()
@@ -78,7 +79,7 @@ else:
         [
             {
                 "pair (query → item)": s.pair,
-                "cosine similarity": None if math.isnan(s.similarity) else round(s.similarity, 3),
+                f"{controls.similarity} similarity": None if math.isnan(s.similarity) else round(s.similarity, 3),
                 "contribution": round(s.contribution, 4),
                 "share of score": None if math.isnan(s.share) else f"{100 * s.share:.0f}%",
             }

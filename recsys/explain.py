@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,64 @@ from recsys.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.recommend import Query, Recommendation, RecommendationEngine
+
+
+#: Plain words for each side of a pair: what the person gave, and what the item has.
+QUERY_SIDE = {"text": "your words", "image": "your picture", "audio": "your sound"}
+PROFILE_SIDE = {
+    "text": "your liked items' words",
+    "image": "your liked items' pictures",
+    "audio": "your liked items' sounds",
+}
+ITEM_SIDE = {"text": "item description", "image": "item picture", "audio": "item sound"}
+ARROW = "\u00a0\u2192\u00a0"  # a non-breaking space each side: the arrow never starts or ends a line
+
+
+def plain_pair_name(pair: str, given: Collection[str] | None = None) -> str:
+    """``text->image`` -> ``your words → item picture``; ``text`` -> ``your words → item description``.
+
+    ``given`` lists the query modalities the person actually supplied; the others came from the
+    liked / disliked items and are named so. Unknown modalities keep their own name.
+    """
+    a, sep, b = pair.partition("->")
+    b = b if sep else a
+    own = given is None or a in given
+    query_side = (QUERY_SIDE if own else PROFILE_SIDE).get(a, f"your {a}")
+    return f"{query_side}{ARROW}{ITEM_SIDE.get(b, f'item {b}')}"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One pair's part of a result's score, ready to show: plain name, value, share, rank (rrf)."""
+
+    pair: str
+    name: str
+    value: float
+    share: float  # |value| / sum of |values|: its width in the contribution bar
+    rank: int | None = None
+
+
+def score_parts(
+    contributions: Mapping[str, float],
+    ranks: Mapping[str, int] | None = None,
+    given: Collection[str] | None = None,
+) -> list[Part]:
+    """The pairs that moved the score, largest first, each with its share in the bar (zero pairs left out)."""
+    total = sum(abs(v) for v in contributions.values())
+    parts = [
+        Part(pair, plain_pair_name(pair, given), float(v), abs(v) / total, (ranks or {}).get(pair))
+        for pair, v in contributions.items()
+        if v != 0 and total > 0
+    ]
+    return sorted(parts, key=lambda p: (-abs(p.value), p.pair))
+
+
+def format_part(part: Part) -> str:
+    """``your words → item picture 38%``, with ``(rank 3)`` when the part comes from a rank."""
+    text = f"{part.name} {100 * part.share:.0f}%"
+    if part.value < 0:
+        text += " (against)"
+    return text + (f" (rank {part.rank})" if part.rank is not None else "")
 
 
 @dataclass(frozen=True)
@@ -84,10 +142,15 @@ def full_ranking(
     query: Query,
     weights: Mapping[str, float] | None = None,
     strategy: str = "early",
+    similarity: str = "cosine",
 ) -> list[Recommendation]:
     """Every rankable item, best first (liked / disliked items are excluded by the engine)."""
     return engine.recommend(
-        query, weights=dict(weights) if weights else None, strategy=strategy, k=len(engine.catalogue.items)
+        query,
+        weights=dict(weights) if weights else None,
+        strategy=strategy,
+        k=len(engine.catalogue.items),
+        similarity=similarity,
     )
 
 
@@ -104,11 +167,12 @@ def pair_breakdown(
     item_id: str,
     weights: Mapping[str, float] | None = None,
     strategy: str = "early",
+    similarity: str = "cosine",
 ) -> tuple[Recommendation | None, int | None, list[PairShare]]:
     """The item's recommendation (None if not ranked), its 1-based rank and the per-pair breakdown."""
     idx = engine.catalogue.index_of(item_id)
-    rank, rec = _find(full_ranking(engine, query, weights, strategy), item_id)
-    sims = engine.pair_similarities(query)
+    rank, rec = _find(full_ranking(engine, query, weights, strategy, similarity), item_id)
+    sims = engine.pair_similarities(query, similarity)
     contributions = rec.contributions if rec is not None else {}
     score = rec.score if rec is not None else 0.0
     rows = []
@@ -126,10 +190,11 @@ def leave_one_modality_out(
     item_id: str,
     weights: Mapping[str, float] | None = None,
     strategy: str = "early",
+    similarity: str = "cosine",
 ) -> list[ModalityDrop]:
     """For each modality with a weight > 0: the item's rank when that weight goes to 0."""
     full = default_weights(engine, weights)
-    rank_before, _ = _find(full_ranking(engine, query, full, strategy), item_id)
+    rank_before, _ = _find(full_ranking(engine, query, full, strategy, similarity), item_id)
     query_sides = set(engine.query_vectors(query))
     out = []
     for mod, w in full.items():
@@ -137,7 +202,7 @@ def leave_one_modality_out(
             continue
         dropped = {**full, mod: 0.0}
         try:
-            ranking = full_ranking(engine, query, dropped, strategy)
+            ranking = full_ranking(engine, query, dropped, strategy, similarity)
         except InputError as exc:  # e.g. no modality left, or the query only had this one
             out.append(ModalityDrop(mod, rank_before, None, None, note=str(exc)))
             continue
@@ -241,12 +306,13 @@ def word_importance(
     item_id: str,
     weights: Mapping[str, float] | None = None,
     strategy: str = "early",
+    similarity: str = "cosine",
 ) -> list[WordImportance]:
     """Leave-one-word-out: the drop in the item's fused score when each query word is removed."""
     if not query.text or not query.text.strip():
         return []
     words = _WORD.findall(query.text)
-    _, rec = _find(full_ranking(engine, query, weights, strategy), item_id)
+    _, rec = _find(full_ranking(engine, query, weights, strategy, similarity), item_id)
     if rec is None:
         return []
     out = []
@@ -257,7 +323,7 @@ def word_importance(
             score = 0.0  # nothing left to match on
         else:
             try:
-                _, other = _find(full_ranking(engine, variant, weights, strategy), item_id)
+                _, other = _find(full_ranking(engine, variant, weights, strategy, similarity), item_id)
             except InputError:
                 other = None
             score = other.score if other is not None else 0.0

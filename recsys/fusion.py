@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,13 +26,94 @@ RRF_K = 60
 #: 0 or NaN without an error.
 MIN_WEIGHT, MAX_WEIGHT = 1e-6, 1e6
 
+#: How two unit vectors are compared. ``euclidean`` is ``1 - |q - v| / 2``: for unit vectors
+#: ``|q - v|^2 = 2 - 2 cos``, so it orders exactly as cosine does, on a 0 (opposite) .. 1 (same)
+#: scale. ``pearson`` centres each vector on the mean of its own components first (then cosine),
+#: so a component that every dimension shares does not count as agreement.
+SIMILARITIES: tuple[str, ...] = ("cosine", "euclidean", "pearson")
+
+SIMILARITY_MEANING: dict[str, str] = {
+    "cosine": "cosine: the angle between two vectors; 1 = same direction, 0 = unrelated, -1 = opposite.",
+    "euclidean": "euclidean: 1 - distance/2 between the unit vectors; 1 = identical, 0 = opposite. "
+    "For normalised vectors it ranks exactly as cosine does, on another scale.",
+    "pearson": "Pearson: cosine after centring each vector on its own mean, so a level shared by all "
+    "dimensions does not count as a match; -1 .. 1.",
+}
+
+STRATEGY_MEANING: dict[str, str] = {
+    "early": "early fusion: the score is one {similarity} similarity between your combined query and each "
+    "item's combined vector; the coloured parts add up to it.",
+    "late": "late fusion: the score is the weighted average of one {similarity} similarity per pair "
+    "(your input -> the item's medium), the weights adding up to 1.",
+    "rrf": "reciprocal rank fusion: each pair adds weight / (60 + the item's rank in that pair), so only "
+    "ranks count (a best match everywhere scores 1/61 = 0.016, however poor it is); compare the ranks.",
+}
+
+
+def strategy_meaning(strategy: str, similarity: str = "cosine") -> str:
+    """One sentence saying what a score means under ``strategy`` with ``similarity``."""
+    return STRATEGY_MEANING[strategy].format(similarity=similarity)
+
 
 @dataclass(frozen=True)
 class Fused:
-    """Fused scores (n_items,) and each pair's additive share of them."""
+    """Fused scores (n_items,) and each pair's additive share of them.
+
+    ``ranks`` (rrf only) holds each pair's 1-based rank of every item, the number behind its term;
+    ``scored`` (early only) marks the items that had a vector in a space the query reaches.
+    """
 
     scores: np.ndarray
     contributions: dict[str, np.ndarray]
+    ranks: dict[str, np.ndarray] = field(default_factory=dict)
+    scored: np.ndarray | None = None
+
+
+def check_similarity(similarity: str) -> None:
+    """Raise :class:`recsys.errors.InputError` for a similarity the product does not know."""
+    if similarity not in SIMILARITIES:
+        from recsys.errors import InputError
+
+        raise InputError(f"unknown similarity '{similarity}'; choose one of {', '.join(SIMILARITIES)}")
+
+
+def euclidean_similarity(cosine: np.ndarray) -> np.ndarray:
+    """``1 - |q - v| / 2`` of unit vectors from their cosine (``|q - v|^2 = 2 - 2 cos``)."""
+    cos = np.asarray(cosine, dtype=np.float64)
+    return 1.0 - np.sqrt(np.clip(2.0 - 2.0 * cos, 0.0, 4.0)) / 2.0
+
+
+def centre(x: np.ndarray) -> np.ndarray:
+    """Each row minus the mean of its own components, back to unit length: Pearson is cosine of these.
+
+    A zero row (an item without that medium) stays zero.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    centred = x - x.mean(axis=-1, keepdims=True)
+    norms = np.linalg.norm(centred, axis=-1, keepdims=True)
+    return np.divide(centred, norms, out=np.zeros_like(centred), where=norms > 0)
+
+
+def rescore(fused: Fused, scores: np.ndarray) -> Fused:
+    """``fused`` with new ``scores``, each contribution scaled by the same factor so they still sum up.
+
+    Used when a monotone map (cosine -> euclidean) is applied to a fused cosine; an item with
+    nothing to compare (``fused.scored`` false, else every contribution 0) keeps the score 0.
+    """
+    old = np.asarray(fused.scores, dtype=np.float64)
+    if fused.scored is not None:
+        evidence = np.asarray(fused.scored, dtype=bool)
+    else:
+        evidence = np.zeros(len(old), dtype=bool)
+        for part in fused.contributions.values():
+            evidence |= part != 0
+    new = np.where(evidence, np.asarray(scores, dtype=np.float64), 0.0)
+    safe = np.where(old != 0, old, 1.0)
+    n_pairs = max(1, len(fused.contributions))
+    contributions = {
+        name: np.where(old != 0, part * new / safe, new / n_pairs) for name, part in fused.contributions.items()
+    }
+    return Fused(new, contributions, fused.ranks, fused.scored)
 
 
 def _weight_problem(value: float) -> str | None:
@@ -125,7 +206,7 @@ def early_fusion(
             part = wa * wb * (mat @ q).astype(np.float64) / safe
             contributions[pair_name(a, b)] = np.where(denom > 0, part, 0.0)
     scores = sum(contributions.values()) if contributions else np.zeros(n_items)
-    return Fused(np.asarray(scores, dtype=np.float64), contributions)
+    return Fused(np.asarray(scores, dtype=np.float64), contributions, scored=denom > 0)
 
 
 def late_fusion(
@@ -173,16 +254,22 @@ def rrf_fusion(
     """
     ws = pair_weights(list(similarities), weights, query_weights)
     contributions: dict[str, np.ndarray] = {}
+    pair_ranks_out: dict[str, np.ndarray] = {}
     for (a, b), sims in similarities.items():
         if (a, b) not in ws:
             continue
         mask = np.asarray(present[b], dtype=bool)
         pair_ranks = ranks[(a, b)] if ranks is not None else similarity_ranks(sims, mask)
         contributions[pair_name(a, b)] = np.where(mask, ws[(a, b)] / (k + pair_ranks), 0.0)
-    return _sum(contributions, similarities)
+        pair_ranks_out[pair_name(a, b)] = np.where(mask, np.round(pair_ranks), np.nan)
+    return _sum(contributions, similarities, pair_ranks_out)
 
 
-def _sum(contributions: dict[str, np.ndarray], similarities: Mapping[tuple[str, str], np.ndarray]) -> Fused:
+def _sum(
+    contributions: dict[str, np.ndarray],
+    similarities: Mapping[tuple[str, str], np.ndarray],
+    ranks: dict[str, np.ndarray] | None = None,
+) -> Fused:
     n_items = len(next(iter(similarities.values()))) if similarities else 0
     scores = sum(contributions.values()) if contributions else np.zeros(n_items)
-    return Fused(np.asarray(scores, dtype=np.float64), contributions)
+    return Fused(np.asarray(scores, dtype=np.float64), contributions, ranks or {})

@@ -11,6 +11,11 @@ Past :data:`EXACT_MAX_ITEMS` items (or when asked to), scoring the whole catalog
 *candidate retrieval*: each (query modality, item modality) pair asks the engine's vector store
 for its nearest items, inside the category filter, and only the union of those candidates is
 scored exactly by the same fusion code, so explanations still sum to the score.
+
+Scores compare unit vectors by cosine, or by one of the other :data:`recsys.fusion.SIMILARITIES`
+(``euclidean``: a monotone rescaling of cosine; ``pearson``: cosine of vectors centred on their own
+mean). Candidates always come from the store's inner-product search; the chosen similarity
+re-scores them.
 """
 
 from __future__ import annotations
@@ -90,6 +95,8 @@ class Recommendation:
     rank: int
     score: float
     contributions: dict[str, float]
+    #: rrf only: the item's 1-based rank in each pair, the number behind that pair's contribution
+    ranks: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -148,6 +155,13 @@ class QueryVectors:
     def side(self, shared: bool) -> dict[str, np.ndarray]:
         return self.shared if shared else self.native
 
+    def centred(self) -> QueryVectors:
+        """Every vector centred on its own mean (:func:`recsys.fusion.centre`): the Pearson view."""
+        return QueryVectors(
+            native={m: fusion.centre(v) for m, v in self.native.items()},
+            shared={m: fusion.centre(v) for m, v in self.shared.items()},
+        )
+
 
 @dataclass
 class RecommendationEngine:
@@ -165,7 +179,8 @@ class RecommendationEngine:
     store: Any = None
     search: str = "auto"
     candidates: int = CANDIDATES_PER_PAIR
-    _sample_cache: dict[tuple[str, bool], np.ndarray] = field(default_factory=dict, repr=False)
+    _sample_cache: dict[tuple[str, bool, bool], np.ndarray] = field(default_factory=dict, repr=False)
+    _centred_cache: dict[tuple[str, bool], np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def item_modalities(self) -> list[str]:
@@ -260,9 +275,17 @@ class RecommendationEngine:
         return self.encode_query(query).side(shared)
 
     # -- scoring ----------------------------------------------------------------------------
-    def _matrix(self, ix: ModalityIndex, shared: bool, rows: np.ndarray | None) -> np.ndarray:
+    def _matrix(self, ix: ModalityIndex, shared: bool, rows: np.ndarray | None, centred: bool = False) -> np.ndarray:
+        """Item vectors of ``ix`` (all, or ``rows``); ``centred`` for Pearson (the full matrix is cached)."""
         matrix = ix.shared if shared else ix.native
-        return matrix if rows is None else matrix[rows]
+        if not centred:
+            return matrix if rows is None else matrix[rows]
+        if rows is not None:
+            return fusion.centre(matrix[rows])
+        key = (ix.modality, shared)
+        if key not in self._centred_cache:
+            self._centred_cache[key] = fusion.centre(matrix)
+        return self._centred_cache[key]
 
     def _present(self, rows: np.ndarray | None) -> dict[str, np.ndarray]:
         return {m: ix.present if rows is None else ix.present[rows] for m, ix in self.indexes.items()}
@@ -281,15 +304,23 @@ class RecommendationEngine:
                     specs.append((a, b, True))
         return specs
 
-    def _pairs(self, q: QueryVectors, rows: np.ndarray | None = None) -> dict[tuple[str, str], np.ndarray]:
-        return {
-            (a, b): self._matrix(self.indexes[b], shared, rows) @ q.side(shared)[a]
-            for a, b, shared in self._pair_specs(q)
-        }
+    def _pairs(
+        self, q: QueryVectors, rows: np.ndarray | None = None, similarity: str = "cosine"
+    ) -> dict[tuple[str, str], np.ndarray]:
+        """Per-pair similarity of the items (all, or ``rows``); ``q`` is already centred for Pearson."""
+        centred = similarity == "pearson"
+        out = {}
+        for a, b, shared in self._pair_specs(q):
+            sims = self._matrix(self.indexes[b], shared, rows, centred) @ q.side(shared)[a]
+            out[(a, b)] = fusion.euclidean_similarity(sims) if similarity == "euclidean" else sims
+        return out
 
-    def pair_similarities(self, query: Query) -> dict[str, np.ndarray]:
-        """Pair name (``text``, ``text->image``, ...) -> cosine similarity of every item."""
-        return {fusion.pair_name(a, b): s for (a, b), s in self._pairs(self.encode_query(query)).items()}
+    def pair_similarities(self, query: Query, similarity: str = "cosine") -> dict[str, np.ndarray]:
+        """Pair name (``text``, ``text->image``, ...) -> similarity of every item (cosine by default)."""
+        fusion.check_similarity(similarity)
+        q = self.encode_query(query)
+        q = q.centred() if similarity == "pearson" else q
+        return {fusion.pair_name(a, b): s for (a, b), s in self._pairs(q, similarity=similarity).items()}
 
     def _early_modalities(self) -> dict[str, tuple[bool, str]]:
         """Modality -> (use the shared space?, the space's name) for early fusion."""
@@ -300,7 +331,9 @@ class RecommendationEngine:
             out[m] = (use_shared, SHARED_SPACE if use_shared else (ix.native_space if ix is not None else m))
         return out
 
-    def _early_inputs(self, q: QueryVectors, rows: np.ndarray | None = None) -> tuple[dict, dict, dict]:
+    def _early_inputs(
+        self, q: QueryVectors, rows: np.ndarray | None = None, centred: bool = False
+    ) -> tuple[dict, dict, dict]:
         """Query vectors, item matrices and their spaces: shared where a modality is aligned, else native."""
         query, items, spaces = {}, {}, {}
         for m, (use_shared, space) in self._early_modalities().items():
@@ -308,7 +341,7 @@ class RecommendationEngine:
             if m in source:
                 query[m], spaces[m] = source[m], space
             if m in self.indexes:
-                items[m], spaces[m] = self._matrix(self.indexes[m], use_shared, rows), space
+                items[m], spaces[m] = self._matrix(self.indexes[m], use_shared, rows, centred), space
         return query, items, spaces
 
     def _fuse(
@@ -321,20 +354,34 @@ class RecommendationEngine:
         eligible: np.ndarray | None = None,
         retrieved: Mapping[tuple[str, str], np.ndarray] | None = None,
         category: str | None = None,
+        similarity: str = "cosine",
     ) -> fusion.Fused:
         """Fused scores of all items, or of the candidate ``rows`` (``retrieved`` says which rows each
-        pair's own search returned); ``rrf`` ranks only ``eligible`` items (``category``'s)."""
+        pair's own search returned); ``rrf`` ranks only ``eligible`` items (``category``'s).
+
+        ``pearson`` centres the query and item vectors and proceeds as cosine; ``euclidean`` maps
+        each per-pair cosine (late, rrf) or the fused cosine of ``early`` (its parts scaled alike).
+        """
         if strategy not in fusion.STRATEGIES:
             raise InputError(f"unknown fusion strategy '{strategy}'; choose one of {', '.join(fusion.STRATEGIES)}")
+        fusion.check_similarity(similarity)
+        centred = similarity == "pearson"
+        if centred:
+            q = q.centred()
         if strategy == "early":
-            return fusion.early_fusion(*self._early_inputs(q, rows), weights, query_weights)
-        sims = self._pairs(q, rows)
+            fused = fusion.early_fusion(*self._early_inputs(q, rows, centred), weights, query_weights)
+            if similarity == "euclidean":
+                fused = fusion.rescore(fused, fusion.euclidean_similarity(fused.scores))
+            return fused
+        sims = self._pairs(q, rows, similarity)
         present = self._present(rows)
         if strategy == "late":
             return fusion.late_fusion(sims, present, weights, query_weights)
         if eligible is not None:
             present = {m: mask & eligible for m, mask in present.items()}
-        ranks = self._candidate_ranks(q, sims, present, retrieved, category) if retrieved is not None else None
+        ranks = (
+            self._candidate_ranks(q, sims, present, retrieved, category, similarity) if retrieved is not None else None
+        )
         return fusion.rrf_fusion(sims, present, weights, query_weights, ranks=ranks)
 
     def _candidate_ranks(
@@ -344,6 +391,7 @@ class RecommendationEngine:
         present: Mapping[str, np.ndarray],
         retrieved: Mapping[tuple[str, str], np.ndarray],
         category: str | None,
+        similarity: str = "cosine",
     ) -> dict[tuple[str, str], np.ndarray]:
         """Catalogue-wide rank of each candidate in each pair, for ``rrf`` over candidates.
 
@@ -357,11 +405,14 @@ class RecommendationEngine:
         out = {}
         for (a, b), s in sims.items():
             got = np.asarray(retrieved.get((a, b), np.zeros(len(s), bool)))
-            union = fusion.similarity_ranks(np.where(got, s, s - 4.0), present[b])  # cosines lie in [-1, 1]
+            union = fusion.similarity_ranks(np.where(got, s, s - 4.0), present[b])  # similarities lie in [-1, 1]
             shared = a != b
             ix = self.indexes[b]
             eligible = ix.present[sample] & in_category
-            sample_sims = np.sort(self._sample_matrix(b, shared)[eligible] @ q.side(shared)[a])
+            sample_sims = self._sample_matrix(b, shared, similarity == "pearson")[eligible] @ q.side(shared)[a]
+            if similarity == "euclidean":
+                sample_sims = fusion.euclidean_similarity(sample_sims)
+            sample_sims = np.sort(sample_sims)
             above = len(sample_sims) - np.searchsorted(sample_sims, s, side="right")
             estimate = 1.0 + above * (len(self.catalogue) / max(1, len(sample)))
             estimate = np.maximum(estimate, got.sum() + 1.0)
@@ -374,10 +425,10 @@ class RecommendationEngine:
         rng = np.random.default_rng(0)
         return np.sort(rng.choice(n, size=min(n, RANK_SAMPLE), replace=False))
 
-    def _sample_matrix(self, modality: str, shared: bool) -> np.ndarray:
-        key = (modality, shared)
+    def _sample_matrix(self, modality: str, shared: bool, centred: bool = False) -> np.ndarray:
+        key = (modality, shared, centred)
         if key not in self._sample_cache:
-            rows = self._matrix(self.indexes[modality], shared, self._rank_sample)
+            rows = self._matrix(self.indexes[modality], shared, self._rank_sample, centred)
             self._sample_cache[key] = np.ascontiguousarray(rows)
         return self._sample_cache[key]
 
@@ -393,9 +444,10 @@ class RecommendationEngine:
         weights: Mapping[str, float],
         strategy: str,
         query_weights: Mapping[str, float] | None = None,
+        similarity: str = "cosine",
     ) -> fusion.Fused:
         """Fused scores and contributions of every catalogue item."""
-        return self._fuse(self.encode_query(query), weights, strategy, query_weights)
+        return self._fuse(self.encode_query(query), weights, strategy, query_weights, similarity=similarity)
 
     # -- candidate retrieval ---------------------------------------------------------------
     def _probes(
@@ -419,7 +471,13 @@ class RecommendationEngine:
     def _candidates(
         self, q: QueryVectors, probes: list[tuple[str, str, bool]], category: str | None, exclude: Sequence[str]
     ) -> tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]:
-        """Catalogue rows of the union of every probe's nearest items, and which rows each pair retrieved."""
+        """Catalogue rows of the union of every probe's nearest items, and which rows each pair retrieved.
+
+        The store searches by inner product of the unit vectors (cosine) whatever similarity was
+        chosen: the candidates are then re-scored with it. Euclidean orders unit vectors as cosine
+        does; Pearson may rank an item higher than its cosine would, so with Pearson a true top-K
+        item is found only when the cosine search retrieved it.
+        """
         index_of = self.catalogue.index_of
         hits: dict[tuple[str, str], np.ndarray] = {}
         for a, b, shared in probes:
@@ -462,10 +520,12 @@ class RecommendationEngine:
         k: int = 10,
         category: str | None = None,
         query_weights: Mapping[str, float] | None = None,
+        similarity: str = "cosine",
     ) -> list[Recommendation]:
         """Top-``k`` items for ``query``; liked and disliked items are never returned.
 
-        ``weights`` weigh the catalogue's modalities, ``query_weights`` the query's (see :mod:`recsys.fusion`).
+        ``weights`` weigh the catalogue's modalities, ``query_weights`` the query's (see :mod:`recsys.fusion`);
+        ``similarity`` is one of :data:`recsys.fusion.SIMILARITIES`.
         """
         if query.is_empty():
             raise InputError("empty query: type some text, upload an image or a sound, or like an item")
@@ -477,6 +537,7 @@ class RecommendationEngine:
             category=category,
             query_weights=query_weights,
             exclude=(*query.likes, *query.dislikes),
+            similarity=similarity,
         )
 
     def recommend_vectors(
@@ -489,6 +550,7 @@ class RecommendationEngine:
         category: str | None = None,
         query_weights: Mapping[str, float] | None = None,
         exclude: Sequence[str] = (),
+        similarity: str = "cosine",
     ) -> list[Recommendation]:
         """:meth:`recommend` for a query already encoded (:meth:`encode_query`); ``exclude`` lists item ids."""
         if k < 1:
@@ -497,6 +559,7 @@ class RecommendationEngine:
         query_weights = fusion.check_weights(query_weights, "query weight") if query_weights else None
         if strategy not in fusion.STRATEGIES:
             raise InputError(f"unknown fusion strategy '{strategy}'; choose one of {', '.join(fusion.STRATEGIES)}")
+        fusion.check_similarity(similarity)
         rows: np.ndarray | None = None
         retrieved = None
         if self.uses_candidates:
@@ -510,7 +573,7 @@ class RecommendationEngine:
                 allowed[self.catalogue.index_of(item_id)] = False
             if category:
                 allowed &= self._category_mask(category)
-        fused = self._fuse(q, weights, strategy, query_weights, rows, allowed, retrieved, category)
+        fused = self._fuse(q, weights, strategy, query_weights, rows, allowed, retrieved, category, similarity)
         if not fused.contributions:
             raise InputError("nothing to score: every modality of this query has weight 0 or nothing to match")
         # Rounded (float32 vectors carry ~7 digits) for ordering only, so float noise never decides
@@ -525,6 +588,7 @@ class RecommendationEngine:
                 rank=rank,
                 score=float(fused.scores[i]),
                 contributions={name: float(c[i]) for name, c in fused.contributions.items()},
+                ranks={name: int(r[i]) for name, r in fused.ranks.items() if np.isfinite(r[i])},
             )
             for rank, i in enumerate(top, start=1)
         ]

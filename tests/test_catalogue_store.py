@@ -15,7 +15,7 @@ from milvus_server import MILVUS_URI, NEEDS_SERVER, drop_collections, new_collec
 
 from recsys.catalogue_store import attach_store, sync_store
 from recsys.errors import InputError, RecsysError
-from recsys.fusion import STRATEGIES
+from recsys.fusion import SIMILARITIES, STRATEGIES
 from recsys.media import load_image
 from recsys.recommend import Query
 from recsys.store import open_store
@@ -50,13 +50,16 @@ def _with_memory_store(engine, candidates: int):
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("category", [None, "food", "vehicles/cars"])
-def test_candidates_covering_the_catalogue_reproduce_exact_scoring(aligned_fake_engine, strategy, category):
+@pytest.mark.parametrize("similarity", SIMILARITIES)
+def test_candidates_covering_the_catalogue_reproduce_exact_scoring(aligned_fake_engine, strategy, category, similarity):
+    """Candidates come from inner-product search; every similarity re-scores them as exact scoring would."""
     engine = aligned_fake_engine
-    expected = [_ranked(engine, q, strategy=strategy, k=4, category=category) for q in QUERIES]
+    how = {"strategy": strategy, "k": 4, "category": category, "similarity": similarity}
+    expected = [_ranked(engine, q, **how) for q in QUERIES]
     _with_memory_store(engine, candidates=len(engine.catalogue))
     assert engine.uses_candidates
     for q, want in zip(QUERIES, expected, strict=True):
-        _same_up_to_ties(_ranked(engine, q, strategy=strategy, k=4, category=category), want)
+        _same_up_to_ties(_ranked(engine, q, **how), want)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

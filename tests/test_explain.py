@@ -141,3 +141,35 @@ def test_aligned_engine_explanations(aligned_engine):
     assert concepts[0].name == "blue" and concepts[0].query_similarity == pytest.approx(1.0, abs=1e-5)
     drops = {d.modality: d for d in explain.leave_one_modality_out(aligned_engine, query, "car", ALL)}
     assert drops["image"].rank_after is not None and drops["image"].note.startswith("the query has no image")
+
+
+def test_plain_pair_names_say_what_met_what_and_never_break_at_the_arrow():
+    assert explain.plain_pair_name("text->image") == "your words\u00a0\u2192\u00a0item picture"
+    assert explain.plain_pair_name("text") == "your words\u00a0\u2192\u00a0item description"
+    assert explain.plain_pair_name("audio->text") == "your sound\u00a0\u2192\u00a0item description"
+    # a side that came from the profile, not from something the person typed or uploaded
+    assert explain.plain_pair_name("image", given={"text"}).startswith("your liked items' pictures")
+    assert explain.plain_pair_name("video->image") == "your video\u00a0\u2192\u00a0item picture"
+
+
+def test_score_parts_hide_zero_pairs_and_give_shares_in_the_bar():
+    parts = explain.score_parts({"text": 0.3, "text->image": 0.1, "text->audio": 0.0, "image": -0.1})
+    assert [p.pair for p in parts] == ["text", "image", "text->image"]
+    assert [round(p.share, 2) for p in parts] == [0.6, 0.2, 0.2]
+    assert explain.format_part(parts[0]) == "your words\u00a0\u2192\u00a0item description 60%"
+    assert explain.format_part(parts[1]).endswith("20% (against)")
+    assert explain.score_parts({"text": 0.0}) == []
+
+
+def test_score_parts_under_rrf_show_the_ranks(engine):
+    top = engine.recommend(Query(text="a red apple"), strategy="rrf", k=1)[0]
+    (part,) = explain.score_parts(top.contributions, top.ranks)
+    assert part.rank == 1 and explain.format_part(part).endswith("100% (rank 1)")
+
+
+def test_explanations_follow_the_chosen_similarity(engine):
+    query = Query(text="a green fruit")
+    rec, rank, shares = explain.pair_breakdown(engine, query, "lime", ALL, "early", "euclidean")
+    assert rank == 1 and 0 < rec.score <= 1
+    text = next(s for s in shares if s.pair == "text")
+    assert text.similarity == pytest.approx(engine.pair_similarities(query, "euclidean")["text"][1])

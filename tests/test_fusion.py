@@ -121,3 +121,55 @@ def test_checked_weights_are_finite_and_in_range_or_an_input_error(weights):
         return
     assert set(checked) == set(weights)
     assert all(w == 0 or fusion.MIN_WEIGHT <= w <= fusion.MAX_WEIGHT for w in checked.values())
+
+
+def test_euclidean_similarity_is_one_minus_half_the_distance_of_unit_vectors(rng):
+    q, v = _unit(rng, 1, 8)[0], _unit(rng, 50, 8)
+    cos = v @ q
+    np.testing.assert_allclose(fusion.euclidean_similarity(cos), 1 - np.linalg.norm(v - q, axis=1) / 2, atol=1e-9)
+    assert fusion.euclidean_similarity(np.array([1.0, -1.0])).tolist() == [1.0, 0.0]
+    order = np.argsort(-cos, kind="stable")
+    assert np.all(np.diff(fusion.euclidean_similarity(cos)[order]) <= 1e-12)  # same order as cosine
+
+
+def test_centred_cosine_is_pearson(rng):
+    x, y = rng.normal(size=(5, 7)), rng.normal(size=7)
+    got = fusion.centre(x) @ fusion.centre(y)
+    want = [np.corrcoef(row, y)[0, 1] for row in x]
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert not np.any(fusion.centre(np.zeros((2, 4))))  # an item without the medium stays empty
+
+
+def test_rescore_keeps_contributions_summing_to_the_new_score():
+    fused = fusion.Fused(
+        np.array([0.5, 0.0, -0.2]),
+        {"text": np.array([0.3, 0.0, -0.1]), "image": np.array([0.2, 0.0, -0.1])},
+    )
+    new = fusion.rescore(fused, fusion.euclidean_similarity(fused.scores))
+    np.testing.assert_allclose(sum(new.contributions.values()), new.scores, atol=1e-12)
+    assert new.scores[1] == 0.0  # no evidence, no score
+    assert new.contributions["text"][0] / new.contributions["image"][0] == pytest.approx(1.5)
+
+
+def test_rrf_reports_the_rank_behind_every_term(rng):
+    sims = {("text", "text"): np.array([0.1, 0.9, 0.5]), ("text", "image"): np.array([0.8, 0.2, 0.4])}
+    present = {"text": np.ones(3, bool), "image": np.array([True, True, False])}
+    fused = fusion.rrf_fusion(sims, present, {})
+    assert fused.ranks["text"].tolist() == [3, 1, 2]
+    assert fused.ranks["text->image"][:2].tolist() == [1, 2] and np.isnan(fused.ranks["text->image"][2])
+    np.testing.assert_allclose(fused.contributions["text"], 0.5 / (60 + fused.ranks["text"]))
+
+
+def test_every_strategy_and_similarity_has_a_meaning():
+    for strategy in fusion.STRATEGIES:
+        for similarity in fusion.SIMILARITIES:
+            assert similarity in fusion.strategy_meaning(strategy, similarity) or strategy == "rrf"
+    assert "rank" in fusion.strategy_meaning("rrf")
+    assert set(fusion.SIMILARITY_MEANING) == set(fusion.SIMILARITIES)
+
+
+def test_unknown_similarity_is_an_input_error():
+    from recsys.errors import InputError
+
+    with pytest.raises(InputError, match="cosine, euclidean, pearson"):
+        fusion.check_similarity("manhattan")

@@ -215,3 +215,49 @@ def test_any_query_gives_finite_scores_or_a_recsys_error(aligned_engine, text, w
     for r in results:
         assert math.isfinite(r.score), (r.item.id, r.score)
         assert all(math.isfinite(c) for c in r.contributions.values()), r.contributions
+
+
+@pytest.mark.parametrize("strategy", ["early", "late", "rrf"])
+def test_euclidean_ranks_as_cosine_and_its_parts_sum_to_the_score(engine, tmp_path, strategy):
+    """Text only (every item has text): one pair, so the monotone map keeps the order under every strategy."""
+    query = Query(text="green fruit car")
+    cosine = engine.recommend(query, strategy=strategy, k=6)
+    euclid = engine.recommend(query, strategy=strategy, k=6, similarity="euclidean")
+    assert ids(euclid) == ids(cosine)
+    for r in euclid:
+        assert sum(r.contributions.values()) == pytest.approx(r.score, abs=1e-6)
+    if strategy != "rrf":
+        for c, e in zip(cosine, euclid, strict=True):
+            assert e.score == pytest.approx(1 - np.sqrt(2 - 2 * c.score) / 2, abs=1e-6)
+
+
+def test_euclidean_early_fusion_keeps_the_order_of_the_fused_cosine(engine, tmp_path):
+    query = Query(text="green fruit", image=media.load_image(write_square(tmp_path / "q.png", "green")))
+    cosine = engine.recommend(query, k=6)
+    euclid = engine.recommend(query, k=6, similarity="euclidean")
+    assert ids(euclid) == ids(cosine)
+    for r in euclid:
+        assert sum(r.contributions.values()) == pytest.approx(r.score, abs=1e-6)
+
+
+def test_pearson_scores_are_correlations_of_the_vectors(engine):
+    query = Query(text="a red apple fruit")
+    got = {r.item.id: r.score for r in engine.recommend(query, strategy="late", k=6, similarity="pearson")}
+    q = engine.query_vectors(query)["text"]
+    ix = engine.indexes["text"]
+    for item_id, score in got.items():
+        row = ix.native[engine.catalogue.index_of(item_id)]
+        # late fusion of one pair is that pair's similarity
+        assert score == pytest.approx(np.corrcoef(row, q)[0, 1], abs=1e-5)
+    assert engine.pair_similarities(query, "pearson")["text"].shape == (6,)
+
+
+def test_rrf_results_carry_their_ranks(engine):
+    results = engine.recommend(Query(text="a red apple"), strategy="rrf", k=3)
+    assert results[0].ranks == {"text": 1}
+    assert engine.recommend(Query(text="a red apple"), k=1)[0].ranks == {}
+
+
+def test_unknown_similarity_is_refused(engine):
+    with pytest.raises(InputError, match="unknown similarity"):
+        engine.recommend(Query(text="car"), similarity="jaccard")

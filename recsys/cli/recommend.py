@@ -112,20 +112,18 @@ def run_recommend(args: argparse.Namespace) -> int:
     config = _config(args)
     catalogue = load_catalogue(args.catalogue)
     engine = build_engine(catalogue, config, _progress())  # leaves torch in the query thread role
-    results = engine.recommend(query, weights=weights, strategy=args.strategy, k=args.k, category=args.category)
+    results = engine.recommend(
+        query,
+        weights=weights,
+        strategy=args.strategy,
+        k=args.k,
+        category=args.category,
+        similarity=args.similarity,
+    )
     if args.json:
-        rows = [
-            {
-                "id": r.item.id,
-                "title": r.item.title,
-                "category": r.item.category,
-                "score": r.score,
-                "rank": r.rank,
-                "contributions": r.contributions,
-            }
-            for r in results
-        ]
-        print(json.dumps(rows, indent=2))
+        from recsys.export import result_rows
+
+        print(json.dumps(result_rows(results), indent=2))
         return 0
     print(format_table(results))
     return 0
@@ -165,6 +163,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rec.add_argument("--dislike", nargs="+", action="extend", metavar="ID", help="catalogue ids to steer away from")
     rec.add_argument("--weights", help="per-modality weights, e.g. text=1,image=0.5,audio=0 (0 disables)")
     rec.add_argument("--strategy", default="early", choices=["early", "late", "rrf"], help="fusion strategy")
+    rec.add_argument(
+        "--similarity",
+        default="cosine",
+        choices=["cosine", "euclidean", "pearson"],
+        help="how vectors are compared (euclidean: 1 - distance/2, same order as cosine; pearson: centred cosine)",
+    )
     rec.add_argument("--category", help="only items in this category (or below it)")
     rec.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     rec.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -1,4 +1,4 @@
-"""The recommendation controls shared by the pages (weights, strategy, K, category), in the sidebar."""
+"""The recommendation controls shared by the pages (weights, strategy, similarity, threshold, K, category)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,22 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
+from recsys.ui.state import (
+    ALL_CATEGORIES,
+    CATEGORY_KEY,
+    DEFAULT_K,
+    DEFAULT_WEIGHT,
+    K_KEY,
+    MAX_K,
+    SAVED_PREFIX,
+    SIMILARITY_KEY,
+    STRATEGY_KEY,
+    threshold_key,
+    weight_key,
+)
+
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.recommend import RecommendationEngine
-
-ALL_CATEGORIES = "All categories"
 
 
 @dataclass(frozen=True)
@@ -19,6 +31,8 @@ class Controls:
     strategy: str
     k: int
     category: str | None
+    similarity: str = "cosine"
+    threshold: float = 0.0
 
 
 def category_options(categories: list[str]) -> list[str]:
@@ -28,9 +42,6 @@ def category_options(categories: list[str]) -> list[str]:
         parts = [p for p in str(cat).split("/") if p]
         out.update("/".join(parts[: i + 1]) for i in range(len(parts)))
     return sorted(out)
-
-
-SAVED_PREFIX = "saved-"
 
 
 def _remember(key: str, value: Any) -> Any:
@@ -43,42 +54,68 @@ def _saved(key: str, default: Any) -> Any:
     return st.session_state.get(SAVED_PREFIX + key, default)
 
 
-def sidebar_controls(engine: RecommendationEngine) -> Controls:
-    """One weight slider per modality (0 disables it), the fusion strategy, K and a category filter.
+def _choice(options: tuple[str, ...] | list[str], key: str, default: str) -> int:
+    saved = _saved(key, default)
+    return options.index(saved) if saved in options else options.index(default)
 
-    Every page draws the same controls; their values follow the user from page to page.
-    """
-    from recsys.fusion import STRATEGIES
+
+def _select(label: str, options: tuple[str, ...], key: str, help_text: str) -> str:
+    """A remembered sidebar choice among ``options`` (the first is the default)."""
+    index = _choice(options, key, options[0])
+    return _remember(key, st.sidebar.selectbox(label, options, index=index, key=key, help=help_text))
+
+
+def sidebar_controls(engine: RecommendationEngine) -> Controls:
+    """One weight slider per modality (0 disables it), strategy, similarity, weak-match threshold,
+    K and a category filter. Every page draws the same controls; their values follow the user."""
+    from recsys.fusion import SIMILARITIES, SIMILARITY_MEANING, STRATEGIES, STRATEGY_MEANING
+    from recsys.relevance import threshold_scale
 
     st.sidebar.subheader("Fusion")
     weights = {}
     for m in engine.item_modalities:
-        key = f"weight-{m}"
+        key = weight_key(m)
         value = st.sidebar.slider(
-            f"{m} weight", 0.0, 1.0, float(_saved(key, 1.0)), 0.05, key=key, help="0 disables this modality"
+            f"{m} weight",
+            0.0,
+            1.0,
+            float(_saved(key, DEFAULT_WEIGHT)),
+            0.05,
+            key=key,
+            help="how much the items' " + m + " counts; 0 disables it",
         )
         weights[m] = _remember(key, value)
-    strategy = _remember(
-        "strategy",
-        st.sidebar.selectbox(
-            "Strategy",
-            STRATEGIES,
-            index=STRATEGIES.index(_saved("strategy", STRATEGIES[0])),
-            key="strategy",
-            help="early: one cosine in the fused space; late: weighted sum of "
-            "per-pair cosines; rrf: reciprocal rank fusion",
+    strategy = _select(
+        "Strategy",
+        STRATEGIES,
+        STRATEGY_KEY,
+        "\n\n".join(STRATEGY_MEANING[s].format(similarity="cosine") for s in STRATEGIES),
+    )
+    similarity = _select("Similarity", SIMILARITIES, SIMILARITY_KEY, "\n\n".join(SIMILARITY_MEANING.values()))
+    scale = threshold_scale(strategy, similarity)
+    t_key = threshold_key(strategy, similarity)
+    threshold = _remember(
+        t_key,
+        st.sidebar.slider(
+            "Weak-match threshold",
+            scale.low,
+            scale.high,
+            scale.clamp(_saved(t_key, scale.default)),
+            scale.step,
+            key=t_key,
+            format=f"%.{scale.decimals}f",
+            help=f"results scoring below it are flagged as weak (default {scale.format(scale.default)} "
+            f"for {strategy} / {similarity})",
         ),
     )
-    k = _remember("k", st.sidebar.slider("Results (K)", 1, 40, int(_saved("k", 12)), key="k"))
-    options = [ALL_CATEGORIES, *category_options(engine.catalogue.categories)]
-    saved_category = _saved("category", ALL_CATEGORIES)
-    category = _remember(
-        "category",
-        st.sidebar.selectbox(
-            "Category",
-            options,
-            index=options.index(saved_category) if saved_category in options else 0,
-            key="category",
-        ),
+    k = _remember(K_KEY, st.sidebar.slider("Results (K)", 1, MAX_K, int(_saved(K_KEY, DEFAULT_K)), key=K_KEY))
+    options = (ALL_CATEGORIES, *category_options(engine.catalogue.categories))
+    category = _select("Category", options, CATEGORY_KEY, "only items in this category or below it")
+    return Controls(
+        weights,
+        strategy,
+        int(k),
+        None if category == ALL_CATEGORIES else category,
+        similarity,
+        float(threshold),
     )
-    return Controls(weights, strategy, int(k), None if category == ALL_CATEGORIES else category)

@@ -27,7 +27,7 @@ def test_text_query_shows_cards_with_scores_and_contributions(fake_app):
     shown = titles(at)
     assert shown[0] == "**1. Apple**"
     assert any(m.value.startswith("score **") for m in at.markdown)
-    assert any("text +" in c.value for c in at.caption)  # contribution caption
+    assert any("your words\u00a0→\u00a0item description 100%" in m.value for m in at.markdown)  # the bar in words
     assert at.session_state["last_search"].result_ids[0] == "apple"
 
 
