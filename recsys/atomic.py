@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from recsys.errors import RecsysError
+
 
 @contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
@@ -54,3 +56,23 @@ def write_npz(target: str | os.PathLike[str], **arrays: np.ndarray) -> Path:
             np.savez(fh, **arrays)
 
     return write_with(target, _save)
+
+
+def check_writable(target: str | os.PathLike[str]) -> Path:
+    """Fail now, with a clear :class:`RecsysError`, if ``target`` cannot be written later.
+
+    For commands that compute for minutes and write at the end: a directory, a path under a
+    file, or a folder without write permission is reported before any of the work.
+    """
+    target = Path(target)
+    parent = target.parent
+    try:
+        if target.is_dir():
+            raise RecsysError(f"Output path {target} is a folder; give a file name.")
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise RecsysError(f"Cannot write {target}: {exc.strerror or exc}.") from exc
+    return target
