@@ -184,9 +184,14 @@ def _recbole_toy(tmp_path, two_clusters):
     return folder
 
 
-def test_page_defaults_to_random_without_a_given_split(two_clusters, tmp_path):
+def test_page_defaults_to_random_without_a_given_split(two_clusters, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
+    from recsys.lab import evaluate as runner
+
+    roles = []
+    real = runner.use_threads
+    monkeypatch.setattr(runner, "use_threads", lambda role, **kw: (roles.append(role), real(role, **kw))[1])
     at = AppTest.from_file(str(PAGE), default_timeout=120)
     at.session_state["mode"] = "Run an evaluation"
     at.session_state["dataset_dir"] = str(_recbole_toy(tmp_path, two_clusters))
@@ -198,6 +203,7 @@ def test_page_defaults_to_random_without_a_given_split(two_clusters, tmp_path):
     at.button(key="run").click().run()
     assert not at.exception, at.exception
     assert at.main.multiselect[0].value == ["rb / random", "rb / cold-items"]
+    assert roles == ["train"] * 4  # two models under two protocols, every fit in the train thread role
 
 
 def test_page_keeps_the_runs_that_succeed(two_clusters, tmp_path, monkeypatch):
