@@ -1,13 +1,17 @@
 """The fusion lab's whole table on Last.fm-2k (MMRec layout), under two protocols.
 
-1. ``given``: the dataset's own x_label split, full ranking over all 1,425 artists;
+1. ``given``: the dataset's own x_label split, full ranking over all 1,425 artists (another
+   dataset without a split gets its default protocol, ``random``);
 2. ``cold-items``: 20% of the artists leave training entirely and are the only candidates.
 
-Every available model runs (the torch models join once their modules exist); prints both
-tables (with warm/cold segments where they apply), the acceptance sanity checks and the timing,
-and writes ``artifacts/lfm2k_results.json`` for the Fusion lab page.
+Every available model runs (the torch models join once their modules exist) in the train thread
+role (:mod:`recsys.threads`), with epoch lines (rate, ETA) on stderr; prints both tables (with
+warm/cold segments where they apply), the sanity checks (our BPR against implicit's at matched
+hyper-parameters on the first protocol) and the timing, and writes
+``artifacts/lfm2k_results.json`` (with library versions and the commit) for the Fusion lab page.
 
-    .venv/bin/python benchmarks/lfm2k.py [--models a,b] [--seed 0] [--out artifacts/lfm2k_results.json]
+    .venv/bin/python benchmarks/lfm2k.py [--models a,b] [--seed 0] [--mask-valid] [--refit]
+        [--no-reference-check] [--out artifacts/lfm2k_results.json]
 
 The dataset is found at ``$RECSYS_SHARED_DIR/datasets/lfm2k`` (default ``<repo>/../shared``).
 """
@@ -27,11 +31,13 @@ if str(ROOT) not in sys.path:  # run as a script from a fresh clone, without ins
 from recsys.datasets import load_dataset  # noqa: E402
 from recsys.errors import RecsysError  # noqa: E402
 from recsys.lab.evaluate import evaluate, save_results  # noqa: E402
+from recsys.lab.progress import EpochLog  # noqa: E402
+from recsys.lab.protocols import default_protocol  # noqa: E402
 from recsys.lab.registry import MODELS, default_models, is_available  # noqa: E402
-from recsys.lab.report import sanity_checks  # noqa: E402
+from recsys.lab.report import provenance_line, sanity_checks  # noqa: E402
+from recsys.paths import check_output_file  # noqa: E402
+from recsys.progress import progress_lines  # noqa: E402
 from recsys.threads import available_cores, thread_count  # noqa: E402
-
-PROTOCOLS = ("given", "cold-items")
 
 
 def shared_dir() -> Path:
@@ -43,13 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default=None, help="dataset folder (default: <shared>/datasets/lfm2k)")
     parser.add_argument("--models", default=None, help="comma-separated model names (default: all available)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mask-valid", action="store_true", help="also exclude validation items at test time")
+    parser.add_argument("--refit", action="store_true", help="refit every model on train+validation")
+    parser.add_argument("--no-reference-check", action="store_true", help="skip the matched BPR sanity pair")
     parser.add_argument("--out", default=str(ROOT / "artifacts" / "lfm2k_results.json"))
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
     folder = Path(args.dataset) if args.dataset else shared_dir() / "datasets" / "lfm2k"
     try:
-        dataset = load_dataset(folder, "mmrec", "lfm2k")
+        check_output_file(args.out, "Results file --out")
+        dataset = load_dataset(folder, "mmrec", None if args.dataset else "lfm2k")
     except RecsysError as exc:
         print(f"error: {exc} (set RECSYS_SHARED_DIR or pass --dataset)", file=sys.stderr)
         return 2
@@ -61,9 +71,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"models: {', '.join(models)}\n", flush=True)
 
     runs = []
-    for protocol in PROTOCOLS:
+    for i, protocol in enumerate((default_protocol(dataset), "cold-items")):
         t0 = time.perf_counter()
-        run = evaluate(dataset, protocol, models, seed=args.seed, progress=lambda m: print("  " + m, flush=True))
+        with progress_lines():
+            run = evaluate(
+                dataset,
+                protocol,
+                models,
+                seed=args.seed,
+                progress=lambda m: print("  " + m, flush=True),
+                mask_valid=args.mask_valid,
+                refit=args.refit,
+                reference_check=i == 0 and not args.no_reference_check,
+                on_progress=EpochLog(),
+            )
         runs.append(run)
         print(f"\n{protocol}: {time.perf_counter() - t0:.1f}s")
         for segment in run.segments:
@@ -77,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     print("sanity checks (Recall@20):")
     for line in sanity_checks(runs):
         print("  " + line)
-    print(f"\nwrote {path}")
+    for warning in (w for run in runs for w in run.warnings):
+        print(f"warning: {warning}")
+    print(f"\nwrote {path} ({provenance_line(runs[0])})")
     print(
         f"total time: {time.perf_counter() - start:.1f}s on {available_cores()} CPU core(s), "
         f"{thread_count('train')} training thread(s)"

@@ -18,23 +18,49 @@ from recsys.lab.evaluate import Results, load_results
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RECSYS_SHARED_DIR", ROOT.parent / "shared"))
 DEFAULT_RESULTS = ROOT / "artifacts" / "lfm2k_results.json"
-METRICS = ("recall", "ndcg", "precision", "map", "coverage", "diversity")
+METRICS = ("recall", "ndcg", "precision", "map", "mrr", "hit", "coverage", "diversity")
 
 
 @st.cache_data(show_spinner=False)
-def _dataset_modalities(folder: str, fmt: str) -> list[str]:
+def _dataset_info(folder: str, fmt: str) -> dict:
+    """Modalities, the protocols the dataset supports and its default protocol."""
     from recsys.datasets import load_dataset
+    from recsys.lab.protocols import applicable_protocols, default_protocol
 
-    return load_dataset(folder, fmt).modalities
+    ds = load_dataset(folder, fmt)
+    return {
+        "modalities": ds.modalities,
+        "protocols": applicable_protocols(ds),
+        "default": default_protocol(ds),
+    }
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _run(folder: str, fmt: str, protocol: str, models: tuple[str, ...], seed: int) -> dict:
-    """Evaluate once per distinct input; the JSON-ready dict is what Streamlit caches."""
+def _run(settings: dict, protocol: str, bar) -> dict:
+    """Evaluate one protocol, drawing model-by-model and epoch-by-epoch progress on ``bar``.
+
+    Kept per session by its settings (not ``st.cache_data``: the progress bar must be drawn live).
+    """
     from recsys.datasets import load_dataset
     from recsys.lab.evaluate import evaluate
+    from recsys.lab.filters import Filters
 
-    return evaluate(load_dataset(folder, fmt), protocol, list(models), seed=seed).to_dict()
+    cache = st.session_state.setdefault("lab_cache", {})
+    key = (protocol, *sorted((k, str(v)) for k, v in settings.items()))
+    if key not in cache:
+        ds = load_dataset(settings["folder"], settings["fmt"])
+        results = evaluate(
+            ds,
+            protocol,
+            list(settings["models"]),
+            seed=settings["seed"],
+            mask_valid=settings["mask_valid"],
+            refit=settings["refit"],
+            filters=Filters(settings["min_rating"], settings["k_core"] or None),
+            reference_check=settings["reference_check"],
+            on_progress=lambda ev: bar.progress(ev.fraction, text=f"{protocol}: {ev.describe()}"),
+        )
+        cache[key] = results.to_dict()
+    return cache[key]
 
 
 def _load_section() -> list[Results]:
@@ -51,22 +77,48 @@ def _load_section() -> list[Results]:
 
 
 def _run_section() -> list[Results]:
-    from recsys.lab.protocols import PROTOCOLS
     from recsys.lab.registry import default_models
 
     folder = st.sidebar.text_input("Dataset folder", value=str(SHARED / "datasets" / "lfm2k"), key="dataset_dir")
     fmt = st.sidebar.selectbox("Format", ["mmrec", "recbole"], key="dataset_format")
-    protocols = st.sidebar.multiselect("Protocols", PROTOCOLS, default=["given", "cold-items"], key="protocols")
-    modalities = _dataset_modalities(folder, fmt)
-    available = default_models(modalities)
+    info = _dataset_info(folder, fmt)
+    # keyed by what the dataset supports: a dataset without a given split gets fresh defaults
+    protocols = st.sidebar.multiselect(
+        "Protocols",
+        info["protocols"],
+        default=[p for p in (info["default"], "cold-items") if p in info["protocols"]],
+        key="protocols:" + ",".join(info["protocols"]),
+        help="The default is the dataset's own split when it has one (MMRec x_label), else a random split.",
+    )
+    available = default_models(info["modalities"])
     models = st.sidebar.multiselect("Models", available, default=available, key="models")
-    seed = int(st.sidebar.number_input("Seed", value=0, step=1, key="seed"))
+    settings = {
+        "folder": folder,
+        "fmt": fmt,
+        "models": tuple(models),
+        "seed": int(st.sidebar.number_input("Seed", value=0, min_value=0, step=1, key="seed")),
+        "mask_valid": st.sidebar.checkbox(
+            "Mask validation items at test time (RecBole)", key="mask_valid", help="RecBole excludes them too."
+        ),
+        "refit": st.sidebar.checkbox("Refit on train + validation", key="refit"),
+        "min_rating": st.sidebar.number_input("Minimum rating (empty: all)", value=None, key="min_rating"),
+        "k_core": int(st.sidebar.number_input("k-core (0: off)", value=0, min_value=0, step=1, key="k_core")),
+        "reference_check": st.sidebar.checkbox(
+            "Sanity check: our BPR vs implicit's at the same hyper-parameters", key="reference_check"
+        ),
+    }
     if st.sidebar.button("Run", type="primary", key="run") and models:
-        runs = []
-        for protocol in protocols:
-            with st.spinner(f"Fitting {len(models)} models under the {protocol} protocol..."):
-                runs.append(_run(folder, fmt, protocol, tuple(models), seed))
-        st.session_state["lab_runs"] = runs
+        runs, errors = [], []
+        for protocol in protocols:  # one protocol failing keeps the others' runs
+            bar = st.progress(0.0, text=f"{protocol}: starting")
+            try:
+                runs.append(_run(settings, protocol, bar))
+            except RecsysError as exc:
+                errors.append(f"{protocol}: {exc}")
+            bar.empty()
+        st.session_state["lab_runs"], st.session_state["lab_errors"] = runs, errors
+    for error in st.session_state.get("lab_errors", []):
+        st.error(error)
     if not st.session_state.get("lab_runs"):
         st.info("Pick a dataset, protocols and models in the sidebar, then press *Run*.")
         st.stop()
@@ -97,6 +149,8 @@ def main() -> None:
         st.stop()
     for r in runs:  # every figure on this page carries its protocol
         st.caption(f"**{report.run_label(r)}** - {r.description} - {r.split.get('test_users', '?')} test users")
+        for warning in r.warnings:
+            st.warning(f"{report.run_label(r)}: {warning}")
 
     ks = sorted({k for r in runs for k in r.ks})
     c1, c2, c3 = st.columns(3)
@@ -134,7 +188,10 @@ def main() -> None:
                 st.dataframe(report.wide_table(r, seg).round(4), key=f"t_{r.protocol}_{seg}")
     with tabs[5]:
         for line in report.sanity_checks(runs, k=k):
-            (st.success if "PASS" in line else st.warning)(line)
+            show = st.success if "PASS:" in line else st.info if "n.a.:" in line else st.warning
+            show(line)
+        for r in runs:
+            st.caption(f"{report.run_label(r)}: {report.provenance_line(r)}")
 
 
 main()

@@ -9,7 +9,6 @@ the column or the line.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +22,10 @@ from recsys.errors import DatasetError
 TRAIN, VALID, TEST = 0, 1, 2
 SPLIT_NAMES = {TRAIN: "train", VALID: "valid", TEST: "test"}
 FORMATS = ("mmrec", "recbole")
+#: MMRec ids are indices (0..n-1): a few gaps are fine, but an id this far beyond the number of
+#: distinct ids is a raw id (say 10^12) that would allocate gigabytes per user and item.
+MIN_ID_LIMIT = 1_000_000
+ID_SLACK = 10
 
 # Substrings of a feature file's name that reveal its modality (checked in order).
 _KIND_HINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -55,6 +58,7 @@ class InteractionDataset:
     users: np.ndarray
     items: np.ndarray
     timestamps: np.ndarray | None = None
+    ratings: np.ndarray | None = None  # one per interaction when the file has a rating column
     split: np.ndarray | None = None
     item_features: dict[str, np.ndarray] = field(default_factory=dict)
     modality_kinds: dict[str, str] = field(default_factory=dict)
@@ -92,6 +96,8 @@ class InteractionDataset:
             },
             "timestamps": self.timestamps is not None,
         }
+        if self.ratings is not None:
+            out["ratings"] = [float(self.ratings.min()), float(self.ratings.max())]
         if self.split is not None:
             out["given_split"] = {SPLIT_NAMES[k]: int((self.split == k).sum()) for k in SPLIT_NAMES}
         return out
@@ -99,14 +105,20 @@ class InteractionDataset:
 
 def load_dataset(path: str | Path, fmt: str = "mmrec", name: str | None = None) -> InteractionDataset:
     """Load the dataset in folder ``path`` stored as ``fmt`` (``mmrec`` or ``recbole``)."""
-    if fmt == "mmrec":
-        return load_mmrec(path, name)
-    if fmt == "recbole":
-        return load_recbole(path, name)
-    raise DatasetError(f"Unknown dataset format {fmt!r}; use one of: {', '.join(FORMATS)}.")
+    loaders = {"mmrec": load_mmrec, "recbole": load_recbole}
+    if fmt not in loaders:
+        raise DatasetError(f"Unknown dataset format {fmt!r}; use one of: {', '.join(FORMATS)}.")
+    try:
+        return loaders[fmt](path, name)
+    except OSError as exc:  # a name too long, a folder that vanished, no permission: the path, not a bug
+        raise DatasetError(f"Cannot read dataset {path}: {exc.strerror or exc}.") from exc
 
 
 # ----------------------------------------------------------------------------------------- helpers
+
+
+def _not_a_file(path: Path) -> DatasetError:
+    return DatasetError(f"{path} is a folder or a special file, not an interaction or item file.")
 
 
 def _find_inter(folder: Path, name: str | None) -> Path:
@@ -114,10 +126,15 @@ def _find_inter(folder: Path, name: str | None) -> Path:
         raise DatasetError(f"Dataset folder {folder} does not exist or is not a folder.")
     if name is not None:
         path = folder / f"{name}.inter"
+        if path.exists() and not path.is_file():
+            raise _not_a_file(path)
         if not path.is_file():
             raise DatasetError(f"No interaction file {path.name} in {folder}.")
         return path
-    candidates = sorted(folder.glob("*.inter"))
+    found = sorted(folder.glob("*.inter"))
+    candidates = [c for c in found if c.is_file()]
+    if found and not candidates:
+        raise _not_a_file(found[0])
     if not candidates:
         raise DatasetError(f"No .inter interaction file in {folder}; is this an MMRec or RecBole dataset folder?")
     for c in candidates:  # MMRec and RecBole both name the main file after the folder
@@ -132,16 +149,46 @@ def _find_inter(folder: Path, name: str | None) -> Path:
 
 
 def _read_table(path: Path) -> pd.DataFrame:
+    """A tab-separated file with a header as string columns, strictly: every row has the header's fields.
+
+    Read by hand rather than by ``pd.read_csv``, which turns a row with extra fields into an index
+    and pads short rows with NaN: both gave silently wrong tokens. Row ``i`` of the frame is line
+    ``i + 2`` of the file (blank lines are allowed only at its end), as the error messages assume.
+    """
     try:
-        return pd.read_csv(
-            path, sep="\t", dtype=str, keep_default_na=False, na_filter=False, quoting=3, engine="python"
-        )
-    except pd.errors.ParserError as exc:
-        line = re.search(r"line (\d+)", str(exc))
-        where = f" at line {line.group(1)}" if line else ""
-        raise DatasetError(f"{path.name}: cannot parse the file{where} ({exc}).") from exc
-    except (pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path.name}: the file is empty or not tab-separated text ({exc}).") from exc
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read the file ({exc.strerror or exc}).") from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DatasetError(f"{path.name} line {line}: not UTF-8 text (byte {raw[exc.start]:#04x}).") from exc
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    if not lines:
+        raise DatasetError(f"{path.name}: the file is empty; expected a tab-separated header and rows.")
+    header = lines[0].split("\t")
+    if not lines[0].strip():
+        raise DatasetError(f"{path.name} line 1: expected the header, found an empty line.")
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise DatasetError(f"{path.name} line 1: the header repeats column(s) {', '.join(map(repr, repeated))}.")
+    width = len(header)
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        fields = line.split("\t")
+        while len(fields) > width and fields[-1] == "":  # trailing tabs
+            fields.pop()
+        if len(fields) != width:
+            what = "an empty line" if not line else f"{len(fields)} field(s)"
+            raise DatasetError(
+                f"{path.name} line {number}: {what}, but the header has {width} "
+                "(fields are separated by tabs; a value cannot hold a tab or a line break)."
+            )
+        rows.append(fields)
+    return pd.DataFrame(rows, columns=header, dtype=object) if rows else pd.DataFrame(columns=header, dtype=object)
 
 
 def _numeric(df: pd.DataFrame, column: str, path: Path, integer: bool) -> np.ndarray:
@@ -196,6 +243,18 @@ def _load_features(folder: Path, n_items: int | None) -> dict[str, np.ndarray]:
     return feats
 
 
+def _check_index_range(ids: np.ndarray, column: str, path: Path) -> None:
+    """Refuse ids far beyond the number of distinct ids before anything is sized by them."""
+    limit = max(MIN_ID_LIMIT, ID_SLACK * len(np.unique(ids)))
+    if ids.max() >= limit:
+        row = int(np.argmax(ids))
+        raise DatasetError(
+            f"{path.name} line {row + 2}: {column} {int(ids[row])} is far beyond the {len(np.unique(ids))} "
+            f"distinct ids; MMRec ids must be indices 0..n-1 (raw ids belong in the RecBole format, which "
+            "remaps them)."
+        )
+
+
 def _validate_split(split: np.ndarray, path: Path) -> None:
     unknown = ~np.isin(split, list(SPLIT_NAMES))
     if unknown.any():
@@ -231,9 +290,12 @@ def load_mmrec(path: str | Path, name: str | None = None) -> InteractionDataset:
         if (ids < 0).any():
             row = int(np.flatnonzero(ids < 0)[0])
             raise DatasetError(f"{inter.name} line {row + 2}: negative {col} {int(ids[row])}.")
+        _check_index_range(ids, col, inter)
     keep = np.ones(len(df), dtype=bool)
+    ratings = None
     if "rating" in df.columns:  # MMRec keeps only positives; a zero rating is not an interaction
-        keep = _numeric(df, "rating", inter, integer=False) > 0
+        ratings = _numeric(df, "rating", inter, integer=False)
+        keep = ratings > 0
     split = _numeric(df, "x_label", inter, integer=True) if "x_label" in df.columns else None
     stamps = _numeric(df, "timestamp", inter, integer=False) if "timestamp" in df.columns else None
 
@@ -248,6 +310,7 @@ def load_mmrec(path: str | Path, name: str | None = None) -> InteractionDataset:
     users, items = users[keep], items[keep]
     split = split[keep] if split is not None else None
     stamps = stamps[keep] if stamps is not None else None
+    ratings = ratings[keep] if ratings is not None else None
     if len(users) == 0:
         raise DatasetError(f"{inter.name} has no positive interactions (every rating is 0).")
     if split is not None:
@@ -259,6 +322,7 @@ def load_mmrec(path: str | Path, name: str | None = None) -> InteractionDataset:
         users=users,
         items=items,
         timestamps=stamps,
+        ratings=ratings,
         split=split,
         item_features=feats,
         modality_kinds={m: modality_kind(m) for m in feats},
@@ -283,12 +347,18 @@ def _recbole_columns(df: pd.DataFrame, path: Path) -> dict[str, tuple[str, str]]
     return out
 
 
-def _text_features(texts: list[str], seed: int = 0, max_dim: int = 128) -> np.ndarray:
+def _text_features(texts: list[str], path: Path, seed: int = 0, max_dim: int = 128) -> np.ndarray:
     """TF-IDF of the items' text reduced by SVD: lets content models run on RecBole datasets."""
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    tfidf = TfidfVectorizer(min_df=1, token_pattern=r"(?u)\b\w+\b").fit_transform(texts)
+    try:
+        tfidf = TfidfVectorizer(min_df=1, token_pattern=r"(?u)\b\w+\b").fit_transform(texts)
+    except ValueError as exc:  # sklearn: "empty vocabulary" when no item text holds a word
+        raise DatasetError(
+            f"{path.name}: the item text columns hold no words (only punctuation or spaces), so no text "
+            "features can be built; fix the text or remove its columns."
+        ) from exc
     dim = min(max_dim, tfidf.shape[0] - 1, tfidf.shape[1] - 1)
     if dim < 2:
         return tfidf.toarray().astype(np.float32)
@@ -320,8 +390,10 @@ def load_recbole(path: str | Path, name: str | None = None) -> InteractionDatase
         if empty.any():
             raise DatasetError(f"{inter.name} line {int(np.flatnonzero(empty)[0]) + 2}: empty {f}.")
     keep = np.ones(len(df), dtype=bool)
+    ratings = None
     if "rating" in fields:
-        keep = _numeric(df, fields["rating"][0], inter, integer=False) > 0
+        ratings = _numeric(df, fields["rating"][0], inter, integer=False)
+        keep = ratings > 0
     stamps = _numeric(df, fields["timestamp"][0], inter, integer=False) if "timestamp" in fields else None
 
     user_codes, user_tokens = pd.factorize(df[fields["user_id"][0]].str.strip())
@@ -331,6 +403,8 @@ def load_recbole(path: str | Path, name: str | None = None) -> InteractionDatase
     texts: list[str] | None = None
 
     item_path = inter.with_suffix(".item")
+    if item_path.exists() and not item_path.is_file():
+        raise _not_a_file(item_path)
     if item_path.is_file():
         idf = _read_table(item_path)
         ifields = _recbole_columns(idf, item_path)
@@ -357,12 +431,13 @@ def load_recbole(path: str | Path, name: str | None = None) -> InteractionDatase
     item_codes = item_raw.map(item_index).to_numpy(dtype=np.int64)
     users, items = user_codes.astype(np.int64)[keep], item_codes[keep]
     stamps = stamps[keep] if stamps is not None else None
+    ratings = ratings[keep] if ratings is not None else None
     if len(users) == 0:
         raise DatasetError(f"{inter.name} has no positive interactions (every rating is 0).")
     n_items = len(item_tokens)
     feats = _load_features(folder, n_items)
     if texts is not None and any(t.strip() for t in texts) and "tfidf" not in feats:
-        feats["tfidf"] = _text_features(texts)
+        feats["tfidf"] = _text_features(texts, item_path)
     return InteractionDataset(
         name=inter.stem,
         n_users=len(user_tokens),
@@ -370,6 +445,7 @@ def load_recbole(path: str | Path, name: str | None = None) -> InteractionDatase
         users=users,
         items=items,
         timestamps=stamps,
+        ratings=ratings,
         split=None,
         item_features=feats,
         modality_kinds={m: modality_kind(m) for m in feats},

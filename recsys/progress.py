@@ -60,12 +60,16 @@ class _Stage:
 
 @dataclass
 class ProgressLog:
-    """A ``progress(stage, done, total)`` callback that logs lines with rate and ETA every ``interval`` s."""
+    """A ``progress(stage, done, total)`` callback that logs lines with rate and ETA every ``interval`` s.
+
+    ``unit`` names what is counted (``items``; the lab counts ``epochs``).
+    """
 
     interval: float = LOG_INTERVAL_S
     logger: logging.Logger = log
     clock: Callable[[], float] = time.monotonic
     stages: dict[str, _Stage] = field(default_factory=dict)
+    unit: str = "items"
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         now = self.clock()
@@ -84,10 +88,10 @@ class ProgressLog:
         """The current line of ``stage``: counts, rate, its ETA and, with several stages, the overall one."""
         state = self.stages[stage]
         pct = 100 * state.done / state.total if state.total else 100.0
-        text = f"{stage}: {state.done:,}/{state.total:,} items ({pct:.0f}%)"
+        text = f"{stage}: {state.done:,}/{state.total:,} {self.unit} ({pct:.0f}%)"
         rate = state.rate()
         if rate:
-            text += f", {rate:,.1f} items/s"
+            text += f", {rate:,.1f} {self.unit}/s"
             if state.done < state.total:
                 text += f", ETA {format_duration((state.total - state.done) / rate)}"
         if len(self.stages) > 1:

@@ -145,3 +145,47 @@ def test_recbole_duplicate_item_rows(tmp_path):
     item = "item_id:token\tname:token_seq\nmovieA\tx\nmovieA\ty\n"
     with pytest.raises(DatasetError, match="duplicate item_id"):
         load_dataset(write_recbole(tmp_path / "ml", item=item), "recbole")
+
+
+def test_ratings_are_kept_per_interaction(tmp_path):
+    ds = load_dataset(write_recbole(tmp_path / "ml"), "recbole")
+    np.testing.assert_array_equal(ds.ratings, [4, 5, 3])  # the rating-0 row is no interaction
+    assert ds.summary()["ratings"] == [3.0, 5.0]
+
+
+def test_folders_named_like_data_files(tmp_path):
+    folder = tmp_path / "ds"
+    (folder / "x.inter").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="x.inter is a folder or a special file"):
+        load_dataset(folder, "recbole")
+    with pytest.raises(DatasetError, match="x.inter is a folder or a special file"):
+        load_dataset(folder, "mmrec", name="x")
+    rb = write_recbole(tmp_path / "ml", item=None)
+    (rb / "ml.item").mkdir()
+    with pytest.raises(DatasetError, match="ml.item is a folder"):
+        load_dataset(rb, "recbole")
+
+
+@pytest.mark.parametrize("column", ["itemID", "userID"])
+def test_absurd_mmrec_ids_are_refused_before_allocation(tmp_path, column):
+    big = 10**12
+    row = f"0\t{big}\t1\t2" if column == "itemID" else f"{big}\t1\t1\t2"
+    inter = f"userID\titemID\trating\tx_label\n0\t0\t1\t0\n{row}\n"
+    with pytest.raises(DatasetError, match=rf"line 3: {column} {big} is far beyond the 2 distinct ids"):
+        load_dataset(write_mmrec(tmp_path / "toy", inter, feats={}), "mmrec")
+
+
+def test_gaps_in_mmrec_ids_are_fine(tmp_path):
+    inter = "userID\titemID\trating\tx_label\n0\t0\t1\t0\n0\t5000\t1\t2\n"
+    assert load_dataset(write_mmrec(tmp_path / "toy", inter, feats={}), "mmrec").n_items == 5001
+
+
+def test_item_text_of_only_punctuation(tmp_path):
+    item = "item_id:token\ttitle:token_seq\nmovieA\t!!!\nmovieB\t...\nmovieC\t?! -\n"
+    with pytest.raises(DatasetError, match="ml.item: the item text columns hold no words"):
+        load_dataset(write_recbole(tmp_path / "ml", item=item), "recbole")
+
+
+def test_impossible_paths_are_dataset_errors(tmp_path):
+    with pytest.raises(DatasetError, match="Cannot read dataset"):
+        load_dataset(tmp_path / ("x" * 300), "recbole")

@@ -59,3 +59,11 @@ class Recommender(abc.ABC):
     def extra_info(self) -> dict[str, object]:
         """Model-specific results worth reporting (e.g. learned attention weights)."""
         return {}
+
+    def refit_overrides(self) -> dict[str, object]:
+        """Constructor arguments that freeze what this fit chose on validation (epochs, weights).
+
+        Refitting on train + validation leaves nothing to validate on, so the refit model takes
+        these instead; models that learn nothing from validation return ``{}``.
+        """
+        return {}

@@ -1,9 +1,12 @@
 """Evaluation runner: fit every model on one split, rank for the test users, report metrics.
 
 Every model is scored the same way: full ranking over the split's candidate items with the
-user's training items set to ``-inf``; metrics per *segment* (``all`` candidates, and ``warm`` /
-``cold`` items separately when the test set holds both), each figure labelled with the split's
-protocol description. Results serialise to JSON (``{"format": ..., "runs": [...]}``).
+user's training items set to ``-inf`` (and, with ``mask_valid``, the validation items too, as
+RecBole does); metrics per *segment* (``all`` candidates, and ``warm`` / ``cold`` items
+separately when the test set holds both), each figure labelled with the split's protocol
+description. With ``refit``, each model is fitted again on train + validation with what it chose
+on validation frozen (:meth:`Recommender.refit_overrides`) before it is tested. Results serialise
+to JSON (``{"format": ..., "runs": [...]}``) with the library versions and commit that made them.
 """
 
 from __future__ import annotations
@@ -22,14 +25,21 @@ import scipy.sparse as sp
 from recsys.atomic import write_json
 from recsys.datasets import InteractionDataset
 from recsys.errors import DatasetError, RecsysError
+from recsys.lab.base import Recommender, TrainData
+from recsys.lab.filters import Filters, apply_filters
 from recsys.lab.metrics import MetricAccumulator, unit_rows
-from recsys.lab.protocols import Split, make_split
+from recsys.lab.progress import ModelProgress, ProgressCallback
+from recsys.lab.protocols import Split, default_protocol, make_split
+from recsys.lab.provenance import environment
 from recsys.lab.registry import create_model, default_models, is_available, spec_for
+from recsys.lab.training import epoch_listener
 from recsys.threads import use_threads
 
 RESULTS_FORMAT = "recsys-lab-results/1"
 DEFAULT_KS = (10, 20, 50)
 TABLE_METRICS = ("recall", "ndcg")
+#: Fewer test users than this and a run warns that its figures cannot rank models.
+MIN_TEST_USERS = 20
 
 
 @dataclass
@@ -54,6 +64,10 @@ class Results:
     models: list[ModelResult]
     created: str = ""
     total_seconds: float = 0.0
+    options: dict[str, object] = field(default_factory=dict)
+    environment: dict[str, object] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    reference: list[ModelResult] = field(default_factory=list)  # the matched-hyper-parameter sanity pair
 
     def to_dict(self) -> dict[str, object]:
         return _jsonable(asdict(self))
@@ -62,7 +76,8 @@ class Results:
     def from_dict(cls, d: dict[str, object]) -> Results:
         try:
             models = [ModelResult(**m) for m in d["models"]]
-            return cls(**{**d, "models": models})
+            reference = [ModelResult(**m) for m in d.get("reference", [])]
+            return cls(**{**d, "models": models, "reference": reference})
         except (KeyError, TypeError) as exc:
             raise RecsysError(f"Not a lab results record ({exc}).") from exc
 
@@ -75,7 +90,7 @@ class Results:
 
         cols = [f"{m}@{k}" for m in metrics for k in self.ks]
         k_mid = 20 if 20 in self.ks else self.ks[0]
-        cols += [f"precision@{k_mid}", f"map@{k_mid}", f"coverage@{k_mid}", f"diversity@{k_mid}"]
+        cols += [f"{m}@{k_mid}" for m in ("precision", "map", "mrr", "hit", "coverage", "diversity")]
         rows = {}
         for m in self.models:
             if segment in m.metrics:
@@ -129,10 +144,16 @@ def diversity_features(dataset: InteractionDataset) -> np.ndarray | None:
 
 
 def score_split(
-    model, split: Split, ks: Sequence[int], features: np.ndarray | None, batch_size: int = 512
+    model,
+    split: Split,
+    ks: Sequence[int],
+    features: np.ndarray | None,
+    batch_size: int = 512,
+    exclude: sp.csr_matrix | None = None,
 ) -> tuple[dict[str, dict[str, float]], float]:
     """Metrics per segment for a fitted model; returns (metrics, seconds spent scoring).
 
+    ``exclude``: each user's items never ranked (default: their training items).
     Items are visited in a seeded random order, so tied scores (e.g. every cold item scoring 0
     for a collaborative model) are broken at random rather than by item id, which often
     correlates with popularity and would flatter such models.
@@ -149,7 +170,7 @@ def score_split(
         r.eliminate_zeros()
         restricted[seg] = r.tocsr()
     spent = 0.0
-    train = split.train.train
+    train = split.train.train if exclude is None else exclude
     for start in range(0, len(test_users), batch_size):
         users = test_users[start : start + batch_size]
         t0 = time.perf_counter()
@@ -167,67 +188,211 @@ def score_split(
     return {seg: acc.result() for seg, acc in accs.items()}, spent
 
 
+def check_ks(ks: Sequence[int]) -> list[int]:
+    """The cut-offs as sorted distinct positive integers, or a :class:`RecsysError` saying what is wrong."""
+    if not ks:
+        raise RecsysError("Give at least one cut-off K, e.g. --ks 10,20,50.")
+    if any(isinstance(k, bool) or int(k) != k or k < 1 for k in ks):
+        raise RecsysError(f"Cut-offs must be positive integers, got {list(ks)}.")
+    return sorted({int(k) for k in ks})
+
+
+def check_seed(seed: int) -> int:
+    """Seeds feed numpy, torch and implicit (``RandomState``: 0 .. 2**32 - 1)."""
+    if isinstance(seed, bool) or int(seed) != seed or not 0 <= seed < 2**32:
+        raise RecsysError(f"The seed must be a whole number from 0 to {2**32 - 1}, got {seed}.")
+    return int(seed)
+
+
+def check_models(dataset: InteractionDataset, names: Sequence[str]) -> None:
+    """Fail before any training on an unknown name, a missing module, features or modalities."""
+    if not names:
+        raise RecsysError("No models to evaluate.")
+    for name in names:
+        spec = spec_for(name)
+        if spec.needs_features and not dataset.item_features:
+            raise DatasetError(f"Model {name!r} needs item features, but dataset {dataset.name} has none.")
+        if spec.fuses_modalities and len(dataset.modalities) < 2:
+            raise DatasetError(
+                f"Model {name!r} fuses modalities, but dataset {dataset.name} has only "
+                f"{len(dataset.modalities)} ({', '.join(dataset.modalities) or 'none'}): it would equal the "
+                "content model; leave it out."
+            )
+        if not is_available(name):
+            raise RecsysError(
+                f"Model {name!r} is registered but its module {spec.module} is not installed "
+                "in this checkout; leave it out of --models."
+            )
+
+
+def ranking_description(mask_valid: bool, refit: bool) -> str:
+    """How the test ranking was made, for the protocol line of every table."""
+    if refit:
+        return "models refit on train+validation; train and validation items excluded from the test ranking"
+    if mask_valid:
+        return "train and validation items excluded from the test ranking (RecBole)"
+    return "train items excluded from the test ranking"
+
+
+def _warnings(split: Split) -> list[str]:
+    out = []
+    users = split.stats()["test_users"]
+    if users < MIN_TEST_USERS:
+        out.append(
+            f"only {users} test user(s) under the {split.protocol} protocol: figures this small cannot rank "
+            "models (a single user moves Recall@K by 1/users); use a larger dataset"
+        )
+    if split.train.n_users < 3:
+        out.append(f"only {split.train.n_users} user(s): collaborative models have nobody to learn from")
+    return out
+
+
+class _Teller:
+    """Sends one model's :class:`ModelProgress` events, carrying the latest validation recall forward."""
+
+    def __init__(self, callback: ProgressCallback | None, model: str, index: int, total: int) -> None:
+        self.callback, self.model, self.index, self.total = callback, model, index, total
+        self.valid_recall: float | None = None
+
+    def __call__(self, phase: str, **fields: object) -> None:
+        if fields.get("valid_recall") is not None:
+            self.valid_recall = fields["valid_recall"]  # type: ignore[assignment]
+        elif phase == "fit":
+            self.valid_recall = None
+        fields["valid_recall"] = self.valid_recall
+        if self.callback is not None:
+            self.callback(ModelProgress(self.model, self.index, self.total, phase, **fields))
+
+
+def _fit(
+    name: str,
+    data: TrainData,
+    tell: _Teller,
+    overrides: dict[str, object] | None = None,
+    refit: bool = False,
+) -> tuple[Recommender, float]:
+    """Fit one model in the train thread role, forwarding its epochs as progress events."""
+    model = create_model(name, **(overrides or {}))
+    tell("fit", refit=refit)
+
+    def on_epoch(epoch: int, epochs: int, valid_recall: float | None) -> None:
+        tell("epoch", epoch=epoch, epochs=epochs, valid_recall=valid_recall, refit=refit)
+
+    t0 = time.perf_counter()
+    with use_threads("train"), epoch_listener(on_epoch):  # numpy / scipy / implicit fits too, not only torch
+        model.fit(data)
+    return model, time.perf_counter() - t0
+
+
+def _run_model(
+    name: str,
+    split: Split,
+    ks: Sequence[int],
+    features: np.ndarray | None,
+    tell: _Teller,
+    mask_valid: bool,
+    refit: bool,
+    overrides: dict[str, object] | None = None,
+) -> ModelResult:
+    model, fit_s = _fit(name, split.train, tell, overrides)
+    exclude = split.train.train
+    if refit or mask_valid:
+        exclude = (split.train.train + split.train.valid).tocsr()
+        exclude.data[:] = 1.0
+    if refit:
+        chosen = model.refit_overrides()
+        both = TrainData(
+            train=exclude,
+            valid=sp.csr_matrix(exclude.shape, dtype=np.float32),
+            item_features=split.train.item_features,
+            seed=split.train.seed,
+        )
+        model, refit_s = _fit(name, both, tell, {**(overrides or {}), **chosen}, refit=True)
+        fit_s += refit_s
+    metrics, score_s = score_split(model, split, ks, features, exclude=exclude)
+    info = _jsonable(model.extra_info())
+    if refit:
+        info = {**info, "refit_with": _jsonable(chosen)}  # what validation chose, frozen for the refit
+    return ModelResult(name, spec_for(name).description, round(fit_s, 3), round(score_s, 3), metrics, info)
+
+
 def evaluate(
     dataset: InteractionDataset,
-    protocol: str = "given",
+    protocol: str | None = None,
     models: Sequence[str] | None = None,
     ks: Sequence[int] = DEFAULT_KS,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
     split: Split | None = None,
+    *,
+    mask_valid: bool = False,
+    refit: bool = False,
+    filters: Filters | None = None,
+    reference_check: bool = False,
+    on_progress: ProgressCallback | None = None,
 ) -> Results:
-    """Fit and evaluate ``models`` (registry names; all available ones when None) on one protocol."""
+    """Fit and evaluate ``models`` (registry names; all available ones when None) on one protocol.
+
+    ``protocol`` None: :func:`~recsys.lab.protocols.default_protocol` (the dataset's own split when
+    it has one). ``filters`` (rating threshold, k-core) apply before splitting. ``mask_valid``
+    excludes validation items from the test ranking as RecBole does; ``refit`` fits each model
+    again on train + validation. ``reference_check`` adds our BPR and implicit's BPR at matched
+    hyper-parameters (:mod:`recsys.lab.sanity`). ``progress`` gets one line per model;
+    ``on_progress`` gets :class:`~recsys.lab.progress.ModelProgress` events, epoch by epoch.
+    """
+    from recsys.lab.sanity import matched_settings, reference_pair
+
     t_start = time.perf_counter()
+    ks = check_ks(ks)
+    seed = check_seed(seed)
+    filters = filters or Filters()
+    if split is None:
+        dataset = apply_filters(dataset, filters)
     names = list(models) if models is not None else default_models(dataset.modalities)
-    if not names:
-        raise RecsysError("No models to evaluate.")
-    if any(k < 1 for k in ks):
-        raise RecsysError(f"Cut-offs must be positive integers, got {list(ks)}.")
-    for name in names:  # fail before any training on an unknown name, a missing module or features
-        if spec_for(name).needs_features and not dataset.item_features:
-            raise DatasetError(f"Model {name!r} needs item features, but dataset {dataset.name} has none.")
-        if not is_available(name):
-            raise RecsysError(
-                f"Model {name!r} is registered but its module {spec_for(name).module} is not installed "
-                "in this checkout; leave it out of --models."
-            )
-    split = split or make_split(dataset, protocol, seed=seed)
+    check_models(dataset, names)
+    pair = reference_pair() if reference_check else []
+    split = split or make_split(dataset, protocol or default_protocol(dataset), seed=seed)
     features = diversity_features(dataset)
     say = progress or (lambda _msg: None)
+    jobs = [(name, name, None) for name in names] + pair
     results: list[ModelResult] = []
-    for i, name in enumerate(names, 1):
-        model = create_model(name)
-        say(f"[{i}/{len(names)}] fitting {name} ({split.protocol})")
-        t0 = time.perf_counter()
-        with use_threads("train"):  # numpy / scipy / implicit fits too, not only the torch ones
-            model.fit(split.train)
-        fit_s = time.perf_counter() - t0
-        metrics, score_s = score_split(model, split, ks, features)
-        results.append(
-            ModelResult(
-                name,
-                spec_for(name).description,
-                round(fit_s, 3),
-                round(score_s, 3),
-                metrics,
-                _jsonable(model.extra_info()),
-            )
-        )
-        recalls = ", ".join(f"recall@{k} {metrics['all'].get(f'recall@{k}', float('nan')):.4f}" for k in sorted(ks))
-        say(f"[{i}/{len(names)}] {name}: fit {fit_s:.1f}s, {recalls}")
+    for i, (label, name, overrides) in enumerate(jobs, 1):
+        t_model = time.perf_counter()
+        tell = _Teller(on_progress, label, i, len(jobs))
+        say(f"[{i}/{len(jobs)}] fitting {label} ({split.protocol})")
+        result = _run_model(name, split, ks, features, tell, mask_valid, refit, overrides)
+        result.name = label
+        if overrides is not None:
+            result.description += f", matched: {matched_settings()}"
+        results.append(result)
+        recall = result.metrics["all"].get(f"recall@{20 if 20 in ks else ks[0]}")
+        tell("done", recall=recall, seconds=time.perf_counter() - t_model)
+        recalls = ", ".join(f"recall@{k} {result.metrics['all'].get(f'recall@{k}', float('nan')):.4f}" for k in ks)
+        say(f"[{i}/{len(jobs)}] {label}: fit {result.fit_seconds:.1f}s, {recalls}")
+    description = split.description + "; " + ranking_description(mask_valid, refit)
+    if filters.active:
+        description = filters.describe() + "; " + description
     return Results(
         dataset=_jsonable(dataset.summary()),
         protocol=split.protocol,
-        description=split.description,
+        description=description,
         seed=seed,
-        ks=sorted(int(k) for k in ks),
+        ks=list(ks),
         split=split.stats(),
         segments=list(_segments(split)),
-        models=results,
+        models=results[: len(names)],
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         total_seconds=round(time.perf_counter() - t_start, 3),
+        options={
+            "mask_valid": bool(mask_valid or refit),
+            "refit": bool(refit),
+            "min_rating": filters.min_rating,
+            "k_core": filters.k_core,
+        },
+        environment=environment(),
+        warnings=_warnings(split),
+        reference=results[len(names) :],
     )
-
 
 def save_results(path: str | Path, runs: Sequence[Results]) -> Path:
     """Write runs atomically as one results JSON file."""

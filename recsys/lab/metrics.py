@@ -3,7 +3,8 @@
 Conventions (the ones MMRec and RecBole use): for a user with test set T and top-K list L,
 ``recall = |L ∩ T| / |T|``, ``precision = |L ∩ T| / K``,
 ``ndcg = DCG / IDCG`` with gain 1/log2(rank + 1) and IDCG over min(|T|, K) hits,
-``map`` = average precision at K normalised by min(|T|, K). Users are averaged with equal weight.
+``map`` = average precision at K normalised by min(|T|, K), ``mrr`` = 1 / rank of the first hit in
+L (0 without one), ``hit`` = 1 when L holds any test item. Users are averaged with equal weight.
 Catalogue coverage is the share of candidate items that appear in at least one user's top-K;
 intra-list diversity is 1 - the mean pairwise cosine of a list's items' content vectors (centred
 features, so cosines can be negative and diversity can slightly exceed 1; computed over complete
@@ -16,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-RANKING_METRICS = ("recall", "ndcg", "precision", "map")
+RANKING_METRICS = ("recall", "ndcg", "precision", "map", "mrr", "hit")
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -34,7 +35,7 @@ def hits_matrix(top: np.ndarray, test: sp.csr_matrix) -> np.ndarray:
 
 
 def ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> dict[str, np.ndarray]:
-    """Per-user recall/ndcg/precision/map at ``k`` from a hits matrix of at least ``k`` columns."""
+    """Per-user recall/ndcg/precision/map/mrr/hit at ``k`` from a hits matrix of at least ``k`` columns."""
     h = hits[:, :k].astype(np.float64)
     n_rel = n_relevant.astype(np.float64)
     n_hits = h.sum(axis=1)
@@ -42,11 +43,15 @@ def ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> dict[st
     dcg = h @ discounts[: h.shape[1]]
     ideal = np.cumsum(discounts)[np.minimum(n_rel, k).astype(int) - 1]
     prec_at = np.cumsum(h, axis=1) / np.arange(1, h.shape[1] + 1)
+    any_hit = n_hits > 0
+    first = np.argmax(h > 0, axis=1)  # rank - 1 of the first hit (0 when there is none; masked below)
     return {
         "recall": n_hits / n_rel,
         "ndcg": dcg / ideal,
         "precision": n_hits / k,
         "map": (prec_at * h).sum(axis=1) / np.minimum(n_rel, k),
+        "mrr": np.where(any_hit, 1.0 / (first + 1), 0.0),
+        "hit": any_hit.astype(np.float64),
     }
 
 

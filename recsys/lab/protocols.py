@@ -15,7 +15,21 @@ from recsys.datasets import TEST, TRAIN, VALID, InteractionDataset
 from recsys.errors import DatasetError
 from recsys.lab.base import TrainData
 
-PROTOCOLS = ("given", "random", "temporal", "cold-items")
+PROTOCOLS = ("given", "random", "temporal", "leave-one-out", "cold-items")
+
+
+def applicable_protocols(ds: InteractionDataset) -> list[str]:
+    """The protocols ``ds`` supports: ``given`` needs split labels, ``temporal`` timestamps."""
+    return [
+        p
+        for p in PROTOCOLS
+        if (p != "given" or ds.split is not None) and (p != "temporal" or ds.timestamps is not None)
+    ]
+
+
+def default_protocol(ds: InteractionDataset) -> str:
+    """``given`` when the dataset ships its own split (MMRec ``x_label``), else a seeded ``random`` split."""
+    return "given" if ds.split is not None else "random"
 
 
 @dataclass
@@ -93,7 +107,8 @@ def given_split(ds: InteractionDataset, seed: int = 0) -> Split:
     """The dataset's own split (MMRec ``x_label``: 0 train, 1 valid, 2 test); all items ranked."""
     if ds.split is None:
         raise DatasetError(
-            f"Dataset {ds.name} has no given split (no x_label column); use --protocol random or temporal."
+            f"Dataset {ds.name} has no given split (no x_label column); use --protocol "
+            f"{' / '.join(p for p in applicable_protocols(ds) if p != 'given')}."
         )
     return _from_labels(ds, ds.split, "given", "given split (x_label 0/1/2), full ranking over all items", seed)
 
@@ -119,6 +134,31 @@ def temporal_split(ds: InteractionDataset, seed: int = 0, test_frac: float = 0.2
     labels = _per_user_fraction_split(ds.users, key, test_frac, valid_frac)
     desc = f"per-user temporal split (latest {test_frac:.0%} test, previous {valid_frac:.0%} validation)"
     return _from_labels(ds, labels, "temporal", desc + ", full ranking over all items", seed)
+
+
+def leave_one_out_split(ds: InteractionDataset, seed: int = 0) -> Split:
+    """Per user, the last interaction is test and the one before it validation (RecBole's ``LS``).
+
+    "Last" is by timestamp when the dataset has them (ties broken by a seeded key), else a
+    seeded random pick. Users with fewer than 3 interactions keep them all in training.
+    """
+    rng = np.random.default_rng(seed)
+    tie = rng.random(ds.n_interactions)
+    key = np.lexsort((tie, ds.timestamps)).argsort() if ds.timestamps is not None else tie
+    order = np.lexsort((key, ds.users))
+    sorted_users = ds.users[order]
+    last = np.r_[sorted_users[1:] != sorted_users[:-1], True]
+    second = np.r_[last[1:], False] & ~last
+    counts = np.bincount(ds.users, minlength=ds.n_users)
+    enough = counts[sorted_users] >= 3
+    labels_sorted = np.full(ds.n_interactions, TRAIN, dtype=np.int64)
+    labels_sorted[last & enough] = TEST
+    labels_sorted[second & enough] = VALID
+    labels = np.empty_like(labels_sorted)
+    labels[order] = labels_sorted
+    by = "latest by timestamp" if ds.timestamps is not None else f"picked at random (seed {seed})"
+    desc = f"leave-one-out: per user the last interaction ({by}) is test, the one before validation"
+    return _from_labels(ds, labels, "leave-one-out", desc + ", full ranking over all items", seed)
 
 
 def cold_items_split(ds: InteractionDataset, seed: int = 0, cold_frac: float = 0.2, valid_frac: float = 0.1) -> Split:
@@ -157,6 +197,7 @@ def make_split(ds: InteractionDataset, protocol: str, seed: int = 0, **kwargs: f
         "given": given_split,
         "random": random_split,
         "temporal": temporal_split,
+        "leave-one-out": leave_one_out_split,
         "cold-items": cold_items_split,
     }
     if protocol not in builders:

@@ -25,6 +25,7 @@ class ModelSpec:
     per_modality: bool = False  # constructor takes the modality: name is "<family>:<modality>"
     ranks_cold: bool = False  # can rank items with no training interactions above chance
     personalised: bool = True  # False: the same ranking (or noise) for every user
+    fuses_modalities: bool = False  # combines several modalities: meaningless with a single one
 
     @property
     def module(self) -> str:
@@ -52,12 +53,14 @@ MODELS: dict[str, ModelSpec] = {
     "early-fusion": ModelSpec(
         "recsys.lab.models.fusion:EarlyFusion",
         "content kNN on concatenated normalised features, modality weights tuned on validation",
+        fuses_modalities=True,
         needs_features=True,
         ranks_cold=True,
     ),
     "early-fusion-uniform": ModelSpec(
         "recsys.lab.models.fusion:EarlyFusion",
         "content kNN on concatenated normalised features, equal modality weights",
+        fuses_modalities=True,
         kwargs={"tune": False},
         needs_features=True,
         ranks_cold=True,
@@ -65,12 +68,14 @@ MODELS: dict[str, ModelSpec] = {
     "late-fusion": ModelSpec(
         "recsys.lab.models.fusion:LateFusion",
         "weighted per-modality content scores, weights tuned on validation",
+        fuses_modalities=True,
         needs_features=True,
         ranks_cold=True,
     ),
     "attention": ModelSpec(
         "recsys.lab.models.attention:AttentionFusion",
         "learned per-user/per-item softmax weights over modalities (torch)",
+        fuses_modalities=True,
         needs_features=True,
         ranks_cold=True,
     ),
@@ -117,8 +122,9 @@ def is_available(name: str) -> bool:
     return importlib.util.find_spec(spec_for(name).module) is not None
 
 
-def create_model(name: str) -> Recommender:
-    """Instantiate the registered model ``name``; a missing module raises a clear :class:`RecsysError`."""
+def create_model(name: str, **overrides: object) -> Recommender:
+    """Instantiate the registered model ``name`` (``overrides`` win over the registered arguments);
+    a missing module raises a clear :class:`RecsysError`."""
     spec = spec_for(name)
     module_name, _, class_name = spec.target.partition(":")
     try:
@@ -131,16 +137,18 @@ def create_model(name: str) -> Recommender:
         ) from exc
     cls = getattr(module, class_name)
     _, arg = split_name(name)
-    model = cls(arg, **spec.kwargs) if spec.per_modality else cls(**spec.kwargs)
+    kwargs = {**spec.kwargs, **overrides}
+    model = cls(arg, **kwargs) if spec.per_modality else cls(**kwargs)
     model.name = name
     return model
 
 
 def default_models(modalities: list[str], include_unavailable: bool = False) -> list[str]:
-    """Every registered model, ``content`` expanded per modality; feature models only with features."""
+    """Every registered model, ``content`` expanded per modality; feature models only with features,
+    fusion models only with two modalities or more (with one they equal its content model)."""
     names: list[str] = []
     for family, spec in MODELS.items():
-        if spec.needs_features and not modalities:
+        if (spec.needs_features and not modalities) or (spec.fuses_modalities and len(modalities) < 2):
             continue
         expanded = [f"{family}:{m}" for m in modalities] if spec.per_modality else [family]
         names += [n for n in expanded if include_unavailable or is_available(n)]

@@ -7,7 +7,9 @@ Torch is imported lazily by the callers' ``fit`` so importing :mod:`recsys.lab` 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,32 @@ if TYPE_CHECKING:
 
 # Scoring function used for validation: user ids -> (len(users), n_items) float32 numpy scores.
 ScoreFn = Callable[[np.ndarray], np.ndarray]
+# Told after every epoch: (epoch, maximum epochs, validation Recall@k of this epoch or None).
+EpochCallback = Callable[[int, int, float | None], None]
+
+_epoch_listener: ContextVar[EpochCallback | None] = ContextVar("recsys_lab_epoch_listener", default=None)
+
+
+@contextlib.contextmanager
+def epoch_listener(callback: EpochCallback | None) -> Iterator[None]:
+    """Send every epoch of the fits inside the block to ``callback``.
+
+    A context variable rather than a constructor argument: the runner wraps ``model.fit`` and
+    every model that trains through :func:`train_pairwise` (or calls :func:`report_epoch` from
+    its own loop) reports, without each model's signature carrying a progress hook.
+    """
+    token = _epoch_listener.set(callback)
+    try:
+        yield
+    finally:
+        _epoch_listener.reset(token)
+
+
+def report_epoch(epoch: int, epochs: int, valid_recall: float | None = None) -> None:
+    """Tell the listener (if any) that ``epoch`` of at most ``epochs`` is done (0: training starts)."""
+    callback = _epoch_listener.get()
+    if callback is not None:
+        callback(epoch, epochs, valid_recall)
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -237,6 +265,7 @@ def _train_loop(
     has_valid = valid is not None and valid.nnz > 0
     losses: list[float] = []
     epoch = 0
+    report_epoch(0, config.epochs)
     for epoch in range(1, config.epochs + 1):
         module.train()
         users, pos, neg = sample_triples(train, rng, negative_pool)
@@ -255,8 +284,11 @@ def _train_loop(
         if has_valid and (epoch % config.eval_every == 0 or epoch == config.epochs):
             with torch.no_grad():
                 value = float(np.mean([validation_recall(fn, train, valid, config.k) for fn in score_fns]))
+            report_epoch(epoch, config.epochs, value)
             if stopper.update(value, epoch, module):
                 break
+        else:
+            report_epoch(epoch, config.epochs)
     if has_valid:
         stopper.restore(module)
     module.eval()
@@ -339,3 +371,9 @@ class TorchRecommender(Recommender):
         self._device = None
         self.result: TrainResult | None = None
         self.fit_seconds = 0.0
+
+    def refit_overrides(self) -> dict[str, object]:
+        """Train for the epoch count early stopping picked (there is no validation set to stop on)."""
+        if self.result is None or self.result.best_valid_recall is None:
+            return {}
+        return {"epochs": max(1, int(self.result.best_epoch))}

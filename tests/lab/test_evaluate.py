@@ -155,3 +155,151 @@ def test_every_fit_runs_in_the_train_thread_role(two_clusters, monkeypatch):
     evaluate(two_clusters.dataset, "given", ["popularity", "itemknn"], ks=(2,), seed=0)
     assert seen == [2, 2]
     assert torch.get_num_threads() == before
+
+
+# ----------------------------------------------------------------- options, progress, provenance
+
+
+def test_validation_items_masked_on_request(two_clusters):
+    import scipy.sparse as sp
+
+    from recsys.lab.evaluate import score_split
+    from recsys.lab.protocols import make_split
+
+    split = make_split(two_clusters.dataset, "given")
+
+    class ValidFirst:
+        """Scores each user's validation items highest: only masking keeps them out of the top."""
+
+        name = "valid-first"
+
+        def score(self, users):
+            return split.train.valid[users].toarray() * 10 + np.random.default_rng(0).random((len(users), 40))
+
+    plain, _ = score_split(ValidFirst(), split, (1,), None)
+    both = (split.train.train + split.train.valid).tocsr()
+    masked, _ = score_split(ValidFirst(), split, (1,), None, exclude=sp.csr_matrix(both))
+    assert plain["all"]["hit@1"] == 0.0  # a validation item is never a test item here
+    assert masked["all"]["hit@1"] > 0.0
+    r = evaluate(two_clusters.dataset, "given", ["popularity"], ks=(2,), mask_valid=True)
+    assert "train and validation items excluded" in r.description and r.options["mask_valid"] is True
+
+
+def test_refit_trains_on_train_plus_validation_with_choices_frozen(two_clusters, monkeypatch):
+    from recsys.lab import evaluate as runner
+
+    fitted = []
+    create = runner.create_model
+
+    def spying_create(name, **overrides):
+        model = create(name, **overrides)
+        fit = model.fit
+        model.fit = lambda data: (fitted.append((name, overrides, data.train.nnz, data.valid.nnz)), fit(data))[1]
+        return model
+
+    monkeypatch.setattr(runner, "create_model", spying_create)
+    r = evaluate(two_clusters.dataset, "given", ["late-fusion"], ks=(2,), refit=True)
+    (first, second) = fitted
+    assert first[1] == {} and first[3] == 60  # one validation item per user
+    assert second[2] == first[2] + 60 and second[3] == 0
+    assert set(second[1]["weights"]) == {"text", "audio"}  # the weights tuned on validation, frozen
+    assert r.model("late-fusion").extra_info["refit_with"] == second[1]
+    assert "refit on train+validation" in r.description and r.options["refit"] is True
+
+
+def test_torch_refit_keeps_the_best_epoch(two_clusters):
+    from recsys.lab.models.bpr import BPRMF
+    from recsys.lab.protocols import make_split
+
+    model = BPRMF(epochs=6, eval_every=2).fit(make_split(two_clusters.dataset, "given").train)
+    assert model.refit_overrides() == {"epochs": model.result.best_epoch}
+    assert BPRMF().refit_overrides() == {}
+
+
+def test_progress_events_count_epochs_and_carry_validation_recall(two_clusters):
+    from recsys.lab.registry import MODELS, ModelSpec
+
+    events = []
+    spec = MODELS["bpr"]
+    MODELS["bpr-short"] = ModelSpec(spec.target, spec.description, kwargs={"epochs": 4, "eval_every": 2})
+    try:
+        evaluate(two_clusters.dataset, "given", ["popularity", "bpr-short"], ks=(2,), on_progress=events.append)
+    finally:
+        del MODELS["bpr-short"]
+    assert [e.phase for e in events if e.model == "popularity"] == ["fit", "done"]
+    bpr = [e for e in events if e.model == "bpr-short"]
+    assert [e.phase for e in bpr] == ["fit"] + ["epoch"] * 5 + ["done"]
+    assert [e.epoch for e in bpr if e.phase == "epoch"] == [0, 1, 2, 3, 4]
+    assert {e.epochs for e in bpr if e.phase == "epoch"} == {4} and {e.index for e in bpr} == {2}
+    assert bpr[2].valid_recall is None and bpr[3].valid_recall is not None  # evaluated at epoch 2
+    assert bpr[4].valid_recall == bpr[3].valid_recall  # carried over epoch 3
+    assert bpr[-1].fraction == 1.0 and bpr[-1].recall is not None
+    assert "model 2 of 2: bpr-short, epoch 3/4, validation recall" in bpr[4].describe()
+
+
+def test_fusion_models_need_two_modalities(two_clusters):
+    from dataclasses import replace
+
+    from recsys.lab.registry import default_models
+
+    one = replace(two_clusters.dataset, item_features={"text": two_clusters.dataset.item_features["text"]})
+    names = default_models(one.modalities)
+    assert "content:text" in names and not {"early-fusion", "late-fusion", "attention"} & set(names)
+    assert "hybrid-bpr" in names  # CF + content, not a fusion of modalities
+    with pytest.raises(RecsysError, match="fuses modalities.*only 1"):
+        evaluate(one, "given", ["late-fusion"])
+
+
+@pytest.mark.parametrize(("ks", "message"), [((), "at least one"), ((0, 5), "positive"), ((2.5,), "positive")])
+def test_bad_cut_offs_are_refused(two_clusters, ks, message):
+    with pytest.raises(RecsysError, match=message):
+        evaluate(two_clusters.dataset, "given", ["popularity"], ks=ks)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5])
+def test_bad_seeds_are_refused(two_clusters, seed):
+    with pytest.raises(RecsysError, match="seed"):
+        evaluate(two_clusters.dataset, "given", ["popularity"], seed=seed)
+
+
+def test_tiny_datasets_warn(two_clusters):
+    from recsys.datasets import InteractionDataset
+
+    users = np.repeat([0, 1], 6)
+    items = np.r_[np.arange(6), np.arange(3, 9)]
+    r = evaluate(InteractionDataset("two", 2, 9, users, items), None, ["popularity"], ks=(2,))
+    assert r.protocol == "random"
+    assert any("only 2 test user(s)" in w for w in r.warnings)
+    assert evaluate(two_clusters.dataset, "given", ["popularity"], ks=(2,)).warnings == []  # 60 test users
+
+
+def test_results_record_versions_and_commit(given_results, monkeypatch):
+    from recsys.lab import provenance
+
+    env = given_results.environment
+    assert {"recsys", "torch", "numpy", "python"} <= set(env["versions"])
+    if provenance.git_commit() is not None:
+        assert len(env["git"]["commit"]) == 40
+
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(provenance.subprocess, "run", no_git)
+    assert provenance.git_commit() is None and "git" not in provenance.environment()
+
+
+@pytest.mark.skipif(
+    not __import__("recsys.lab.sanity", fromlist=["x"]).implicit_installed(), reason="implicit not installed"
+)
+def test_reference_check_fits_both_bprs_at_matched_settings(two_clusters):
+    from recsys.lab.report import sanity_checks
+    from recsys.lab.sanity import MATCHED_EPOCHS, OURS, REFERENCE
+
+    r = evaluate(two_clusters.dataset, "given", ["popularity"], ks=(2, 20), reference_check=True)
+    assert [m.name for m in r.models] == ["popularity"]
+    ours, ref = r.reference
+    assert (ours.name, ref.name) == (OURS, REFERENCE)
+    assert ours.extra_info["epochs_run"] == MATCHED_EPOCHS and ours.extra_info["dim"] == 64
+    assert ref.extra_info["params"]["iterations"] == MATCHED_EPOCHS and ref.extra_info["params"]["factors"] == 64
+    (line,) = [x for x in sanity_checks([r]) if "implicit's bpr" in x]
+    assert "at the same hyper-parameters" in line

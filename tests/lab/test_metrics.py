@@ -85,3 +85,31 @@ def test_accumulator_averages_users_excludes_minus_inf_and_counts_coverage():
     assert out["coverage@3"] == pytest.approx(4 / 6)
     # diversity over complete lists only (the first user); orthogonal items -> 1
     assert out["diversity@3"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("k", "mrr", "hit"),
+    [
+        (1, 0.0, 0.0),  # top-1 is item 0, not relevant
+        (2, 1 / 2, 1.0),  # first hit (item 2) at rank 2
+        (5, 1 / 2, 1.0),  # later hits (item 3 at rank 4) do not change the reciprocal rank
+    ],
+)
+def test_mrr_and_hit_by_hand(k, mrr, hit):
+    top = top_k(SCORES, k)
+    hits = np.take_along_axis(TEST.toarray() > 0, top, axis=1)
+    got = ranking_metrics(hits, np.array([3]), k)
+    assert got["mrr"][0] == pytest.approx(mrr)
+    assert got["hit"][0] == pytest.approx(hit)
+
+
+def test_accumulator_averages_mrr_and_hit_over_users():
+    # user 0: first hit at rank 2 (1/2); user 1: item 1 ranked first among the finite scores (1/1);
+    # user 2: its only test item (5) is ranked last, outside the top 3 (0)
+    scores = np.vstack([SCORES, [[-np.inf, 0.5, 0.4, -np.inf, -np.inf, -np.inf]], SCORES])
+    test = sp.csr_matrix(np.array([[0, 1, 1, 1, 0, 0], [0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1]], dtype=np.float32))
+    acc = MetricAccumulator((3,), n_candidates=6)
+    acc.add(scores, test)
+    out = acc.result()
+    assert out["mrr@3"] == pytest.approx((1 / 2 + 1 + 0) / 3)
+    assert out["hit@3"] == pytest.approx(2 / 3)

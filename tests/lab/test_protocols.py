@@ -31,7 +31,7 @@ def test_given_without_labels_says_what_to_do(two_clusters):
     with pytest.raises(DatasetError, match="no timestamps"):
         make_split(no_split, "temporal")
     with pytest.raises(DatasetError, match="Unknown protocol"):
-        make_split(no_split, "leave-one-out")
+        make_split(no_split, "leave-one-back")
 
 
 @pytest.mark.parametrize("protocol", ["random", "temporal"])
@@ -71,3 +71,38 @@ def test_cold_items_leave_training_entirely(two_clusters):
     assert not (cold & two_clusters.cold).any()  # drawn among items that have interactions to test
     assert split.train.valid.nnz > 0
     assert "cold-start" in split.description
+
+
+def test_default_protocol_follows_the_data(two_clusters):
+    from recsys.lab.protocols import applicable_protocols, default_protocol
+
+    ds = two_clusters.dataset
+    assert default_protocol(ds) == "given"
+    bare = InteractionDataset("x", ds.n_users, ds.n_items, ds.users, ds.items)
+    assert default_protocol(bare) == "random"
+    assert applicable_protocols(bare) == ["random", "leave-one-out", "cold-items"]
+    assert "given" in applicable_protocols(ds) and "temporal" in applicable_protocols(ds)
+
+
+def test_leave_one_out_holds_out_the_latest_per_user():
+    # user 0: 4 interactions at times 10, 40, 20, 30 -> test item 1 (t=40), validation item 3 (t=30)
+    # user 1: 2 interactions -> all in training
+    users = np.array([0, 0, 0, 0, 1, 1])
+    items = np.array([0, 1, 2, 3, 0, 1])
+    stamps = np.array([10.0, 40.0, 20.0, 30.0, 5.0, 6.0])
+    ds = InteractionDataset("loo", 2, 4, users, items, timestamps=stamps)
+    split = make_split(ds, "leave-one-out")
+    assert _dense(split.test)[0].nonzero()[0].tolist() == [1]
+    assert _dense(split.train.valid)[0].nonzero()[0].tolist() == [3]
+    assert _dense(split.train.train)[0].nonzero()[0].tolist() == [0, 2]
+    assert _dense(split.train.train)[1].nonzero()[0].tolist() == [0, 1]
+    assert "latest by timestamp" in split.description
+
+
+def test_leave_one_out_without_timestamps_is_seeded(two_clusters):
+    ds = two_clusters.dataset
+    bare = InteractionDataset("x", ds.n_users, ds.n_items, ds.users, ds.items)
+    a, b = make_split(bare, "leave-one-out", seed=3), make_split(bare, "leave-one-out", seed=3)
+    np.testing.assert_array_equal(_dense(a.test), _dense(b.test))
+    assert (_dense(a.test).sum(axis=1)[:60] == 1).all() and (_dense(a.train.valid).sum(axis=1)[:60] == 1).all()
+    assert "random (seed 3)" in a.description

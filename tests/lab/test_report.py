@@ -50,7 +50,7 @@ def results_file(runs, tmp_path_factory):
 
 def test_metrics_frame_is_long_and_complete(runs):
     frame = report.metrics_frame(runs)
-    assert set(frame.metric) == {"recall", "ndcg", "precision", "map", "coverage", "diversity"}
+    assert set(frame.metric) == {"recall", "ndcg", "precision", "map", "mrr", "hit", "coverage", "diversity"}
     assert set(frame.k) == {5, 10}
     assert set(frame.protocol) == {"given", "cold-items"}
     assert frame[frame.model == "content:text"].kind.iloc[0] == "single modality"
@@ -82,8 +82,8 @@ def test_figures_build(runs):
 
 def test_sanity_checks_compare_fused_with_single_modality(runs):
     lines = report.sanity_checks(runs, k=10)
-    assert any("best fused" in line and "given" in line for line in lines)
-    assert any("best fused" in line and "cold-items" in line for line in lines)
+    assert any("best modality fusion" in line and "given" in line for line in lines)
+    assert any("best modality fusion" in line and "cold-items" in line for line in lines)
 
 
 def test_page_shows_charts_and_tables(results_file):
@@ -143,3 +143,95 @@ def test_page_runs_an_evaluation(two_clusters, tmp_path):
     assert not at.exception, at.exception
     assert at.main.multiselect[0].value == ["toy / given", "toy / cold-items"]
     assert len(at.get("plotly_chart")) >= 4
+
+
+def _record(name, recall, info=None):
+    return ModelResult(name, "", 0.0, 0.0, {"all": {"recall@20": recall}}, info or {})
+
+
+def test_sanity_checks_compare_like_with_like(runs):
+    base = replace(runs[0], ks=[20], reference=[])
+    bpr = _record("bpr", 0.40, {"dim": 64, "reg": 0.001, "config": {"epochs": 150, "lr": 0.002}})
+    ref = _record("implicit-bpr", 0.33, {"params": {"factors": 64, "regularization": 0.05, "iterations": 3000}})
+    hybrid = _record("hybrid-bpr", 0.37)
+    text = _record("content:text", 0.29)
+    run = replace(base, models=[_record("popularity", 0.12), bpr, ref, hybrid, text])
+    lines = report.sanity_checks([run])
+    (na,) = [line for line in lines if "n.a." in line]
+    assert "different hyper-parameters" in na and "3000 iterations" in na and "--reference-check" in na
+    (hyb,) = [line for line in lines if "hybrid" in line]
+    assert "FAIL" in hyb and "best of its parts" in hyb and "bpr 0.4000" in hyb and "fusion" not in hyb
+    matched = replace(run, reference=[_record("bpr (matched)", 0.30), _record("implicit-bpr (matched)", 0.32)])
+    lines = report.sanity_checks([matched])
+    assert not any("n.a." in line for line in lines)
+    assert any(line.startswith("[two-clusters / given] PASS: our bpr") and "(-6.3%)" in line for line in lines)
+
+
+def test_provenance_line(runs):
+    assert report.provenance_line(runs[0]).startswith("recsys ")
+    assert "commit" in report.provenance_line(runs[0]) or "git" not in runs[0].environment
+    assert "no versions recorded" in report.provenance_line(replace(runs[0], environment={}))
+
+
+def _recbole_toy(tmp_path, two_clusters):
+    """The two-cluster interactions as a RecBole dataset: no given split, one text modality."""
+    ds = two_clusters.dataset
+    folder = tmp_path / "rb"
+    folder.mkdir()
+    rows = "\n".join(f"u{u}\ti{i}\t4" for u, i in zip(ds.users, ds.items, strict=True))
+    (folder / "rb.inter").write_text("user_id:token\titem_id:token\trating:float\n" + rows + "\n")
+    np.save(folder / "text.npy", ds.item_features["text"][: len(np.unique(ds.items))])
+    return folder
+
+
+def test_page_defaults_to_random_without_a_given_split(two_clusters, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from recsys.lab import evaluate as runner
+
+    roles = []
+    real = runner.use_threads
+    monkeypatch.setattr(runner, "use_threads", lambda role, **kw: (roles.append(role), real(role, **kw))[1])
+    at = AppTest.from_file(str(PAGE), default_timeout=120)
+    at.session_state["mode"] = "Run an evaluation"
+    at.session_state["dataset_dir"] = str(_recbole_toy(tmp_path, two_clusters))
+    at.session_state["dataset_format"] = "recbole"
+    at.run()
+    assert not at.exception, at.exception
+    assert "early-fusion" not in at.multiselect(key="models").options  # one modality: no fusion rows
+    at.multiselect(key="models").set_value(["popularity", "content:text"])
+    at.button(key="run").click().run()
+    assert not at.exception, at.exception
+    assert at.main.multiselect[0].value == ["rb / random", "rb / cold-items"]
+    assert roles == ["train"] * 4  # two models under two protocols, every fit in the train thread role
+
+
+def test_page_keeps_the_runs_that_succeed(two_clusters, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from recsys.errors import DatasetError
+    from recsys.lab import evaluate as runner
+
+    real = runner.evaluate
+
+    def given_fails(ds, protocol, *args, **kwargs):
+        if protocol == "given":
+            raise DatasetError("the given split is broken")
+        return real(ds, protocol, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "evaluate", given_fails)
+    ds = two_clusters.dataset
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    rows = "\n".join(f"{u}\t{i}\t1\t{s}" for u, i, s in zip(ds.users, ds.items, ds.split, strict=True))
+    (folder / "toy.inter").write_text("userID\titemID\trating\tx_label\n" + rows + "\n")
+    np.save(folder / "text.npy", ds.item_features["text"])
+    at = AppTest.from_file(str(PAGE), default_timeout=120)
+    at.session_state["mode"] = "Run an evaluation"
+    at.session_state["dataset_dir"] = str(folder)
+    at.run()
+    at.multiselect(key="models").set_value(["popularity"])
+    at.button(key="run").click().run()
+    assert not at.exception, at.exception
+    assert any("given: the given split is broken" in e.value for e in at.error)
+    assert at.main.multiselect[0].value == ["toy / cold-items"]

@@ -116,6 +116,10 @@ class _TunedFusion(Recommender):
         stack, side = self._stack(np.asarray(users))
         return self._fuse(self.weights, stack, side).astype(np.float32)
 
+    def refit_overrides(self) -> dict[str, object]:
+        """The weights chosen on validation, fixed."""
+        return {"weights": dict(zip(self.mods, self.weights.tolist(), strict=True))} if self.tuned else {}
+
     def extra_info(self) -> dict[str, object]:
         return {
             "modality_weights": dict(zip(self.mods, self.weights.round(4).tolist(), strict=True)),
