@@ -10,10 +10,10 @@ import pytest
 from hypothesis import settings
 
 # Property tests run a fixed, repeatable budget in CI; `pytest --hypothesis-profile long` runs
-# 10,000 random examples per property.
+# 10,000 random examples per property (or HYPOTHESIS_PROFILE=long).
 settings.register_profile("ci", max_examples=50, deadline=None, derandomize=True)
 settings.register_profile("long", max_examples=10_000, deadline=None)
-settings.load_profile("ci")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 TINY_RATE = 16_000
 REPO = Path(__file__).resolve().parents[1]
@@ -25,13 +25,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("RECSYS_CACHE_DIR", str(REPO / ".cache" / "test-embeddings"))
 
-# Hypothesis profiles: "ci" (the default) is a fixed, fast budget; run the long one with
-# `pytest --hypothesis-profile long` (or HYPOTHESIS_PROFILE=long).
-from hypothesis import settings as _hypothesis_settings  # noqa: E402
-
-_hypothesis_settings.register_profile("ci", max_examples=50, deadline=None, derandomize=True)
-_hypothesis_settings.register_profile("long", max_examples=10_000, deadline=None)
-_hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def tone(freq: float, seconds: float = 0.5, rate: int = TINY_RATE, chirp: bool = False) -> np.ndarray:
