@@ -104,11 +104,12 @@ def engine_for(work: Path) -> RecommendationEngine:
     return RecommendationEngine(catalogue, None, indexes, search="exact")
 
 
-def make_queries(n_queries: int, stats: dict[str, FieldStats], categories: list[str]) -> list[tuple]:
-    """Held-out items (another seed) as text+image queries, each with a top-level category filter."""
-    chunk = next(synthetic_collection(n_queries, FIELDS, 50, seed=99, stats=stats, chunk_size=n_queries))
+def make_queries(n_queries: int, stats: dict[str, FieldStats], categories: list[str], seed: int = 99) -> list[tuple]:
+    """Held-out items (another seed) as text+image queries, each with a top-level category filter.
+    Store options are tuned on other seeds (validation queries), never on the benchmark's."""
+    chunk = next(synthetic_collection(n_queries, FIELDS, 50, seed=seed, stats=stats, chunk_size=n_queries))
     tops = sorted({c.split("/")[0] for c in categories})
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(seed + 3)
     out = []
     for i in range(n_queries):
         q = QueryVectors(

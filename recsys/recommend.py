@@ -32,6 +32,7 @@ from recsys.alignment.base import aligner_inputs
 from recsys.catalogue import Catalogue, Item
 from recsys.encoders.base import encoder_outputs
 from recsys.errors import InputError
+from recsys.threads import run_side_by_side
 
 MODALITIES: tuple[str, ...] = ("text", "image", "audio")
 SHARED_SPACE = "shared"
@@ -114,6 +115,16 @@ class ModalityIndex:
 
     def to_native(self, raw: np.ndarray) -> np.ndarray:
         return _normalise(raw - self.centre) if self.centre is not None else _normalise(raw)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One vector-store search for candidates: ``vector`` against ``field``, on behalf of ``pairs``
+    ((query modality, item modality) pairs whose scores it stands for)."""
+
+    field: str
+    vector: np.ndarray
+    pairs: tuple[tuple[str, str], ...]
 
 
 def store_field(modality: str, shared: bool) -> str:
@@ -452,9 +463,15 @@ class RecommendationEngine:
     # -- candidate retrieval ---------------------------------------------------------------
     def _probes(
         self, q: QueryVectors, strategy: str, weights: Mapping[str, float], query_weights: Mapping[str, float] | None
-    ) -> list[tuple[str, str, bool]]:
-        """(query modality, item modality, shared space?) of every pair the strategy scores with a
-        positive weight: the pairs whose evidence can lift an item into the top-K."""
+    ) -> list[Probe]:
+        """One store search per item field the strategy scores with a positive weight.
+
+        ``early`` and ``late`` add up, per item field, the query-weighted inner products of every
+        query vector reaching that field, which is the inner product with their weighted sum: one
+        search for the sum finds the items those pairs lift most, where one search per pair
+        finds items strong on one pair only, at twice the cost. ``rrf`` ranks each pair on its
+        own, so it searches each pair.
+        """
         qw = query_weights or {}
         if strategy == "early":
             early = self._early_modalities()
@@ -466,26 +483,43 @@ class RecommendationEngine:
             }
         else:
             specs = set(self._pair_specs(q))
-        return sorted(spec for spec in specs if float(qw.get(spec[0], 1.0)) * float(weights.get(spec[1], 1.0)) > 0)
+        specs = {spec for spec in specs if float(qw.get(spec[0], 1.0)) * float(weights.get(spec[1], 1.0)) > 0}
+        if strategy == "rrf":
+            return [Probe(store_field(b, sh), q.side(sh)[a], ((a, b),)) for a, b, sh in sorted(specs)]
+        grouped: dict[str, list[tuple[str, str, bool]]] = {}
+        for spec in sorted(specs):
+            grouped.setdefault(store_field(spec[1], spec[2]), []).append(spec)
+        probes = []
+        for name, group in grouped.items():
+            vector = sum(float(qw.get(a, 1.0)) * q.side(sh)[a] for a, _, sh in group)
+            norm = float(np.linalg.norm(vector))
+            if norm > 0:
+                probes.append(Probe(name, vector / norm, tuple((a, b) for a, b, _ in group)))
+            else:  # opposite query vectors cancel out: search each on its own
+                probes += [Probe(name, q.side(sh)[a], ((a, b),)) for a, b, sh in group]
+        return probes
 
     def _candidates(
-        self, q: QueryVectors, probes: list[tuple[str, str, bool]], category: str | None, exclude: Sequence[str]
+        self, probes: list[Probe], category: str | None, exclude: Sequence[str]
     ) -> tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]:
-        """Catalogue rows of the union of every probe's nearest items, and which rows each pair retrieved.
+        """Catalogue rows of the union of every probe's nearest items, and which rows each pair's
+        own search retrieved (for ``rrf``, whose probes are single pairs).
 
         The store searches by inner product of the unit vectors (cosine) whatever similarity was
         chosen: the candidates are then re-scored with it. Euclidean orders unit vectors as cosine
         does; Pearson may rank an item higher than its cosine would, so with Pearson a true top-K
-        item is found only when the cosine search retrieved it.
+        item is found only when the cosine search retrieved it. The probes run side by side
+        (:func:`recsys.threads.search_pool`): each is one single-threaded index search.
         """
         index_of = self.catalogue.index_of
-        hits: dict[tuple[str, str], np.ndarray] = {}
-        for a, b, shared in probes:
-            found = self.store.search(
-                store_field(b, shared), q.side(shared)[a], self.candidates, category=category, exclude=exclude
-            )
-            hits[(a, b)] = np.fromiter((index_of(i) for i in found.ids), np.int64, len(found.ids))
-        rows = np.unique(np.concatenate(list(hits.values()))) if hits else np.zeros(0, dtype=np.int64)
+
+        def search(probe: Probe) -> np.ndarray:
+            found = self.store.search(probe.field, probe.vector, self.candidates, category=category, exclude=exclude)
+            return np.fromiter((index_of(i) for i in found.ids), np.int64, len(found.ids))
+
+        found = run_side_by_side(search, probes)
+        hits = {probe.pairs[0]: rows for probe, rows in zip(probes, found, strict=True) if len(probe.pairs) == 1}
+        rows = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
         retrieved = {pair: np.isin(rows, pair_rows, assume_unique=True) for pair, pair_rows in hits.items()}
         return rows, retrieved
 
@@ -565,7 +599,7 @@ class RecommendationEngine:
         if self.uses_candidates:
             if category:
                 self._check_category(category)
-            rows, retrieved = self._candidates(q, self._probes(q, strategy, weights, query_weights), category, exclude)
+            rows, retrieved = self._candidates(self._probes(q, strategy, weights, query_weights), category, exclude)
             allowed = np.ones(len(rows), dtype=bool)
         else:
             allowed = np.ones(len(self.catalogue), dtype=bool)

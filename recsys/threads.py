@@ -20,9 +20,15 @@ torch or BLAS names its role here:
     so intra-op threads mostly add synchronisation; the cap of 4 keeps a few concurrent fits
     from oversubscribing a large machine.
 
-``RECSYS_QUERY_THREADS``, ``RECSYS_BATCH_THREADS`` and ``RECSYS_TRAIN_THREADS`` override the
-defaults (a whole number >= 1). Counts are per process and global to it: concurrent users of
-one process (Streamlit sessions) share the last setting.
+``search``
+    the vector-store searches of one query (one per item field or modality pair), run side by
+    side by :func:`run_side_by_side`, each on one thread: ``min(4, cores)``. Unlike OpenMP
+    threads inside one search, independent searches never wait for each other (at 1M items on
+    2 cores, a fused query's 2-4 searches took 9-15 ms one after another; see benchmarks/scale.py).
+
+``RECSYS_QUERY_THREADS``, ``RECSYS_BATCH_THREADS``, ``RECSYS_TRAIN_THREADS`` and
+``RECSYS_SEARCH_THREADS`` override the defaults (a whole number >= 1). Counts are per process
+and global to it: concurrent users of one process (Streamlit sessions) share the last setting.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
@@ -41,11 +48,14 @@ ROLES: dict[str, str] = {
     "query": "RECSYS_QUERY_THREADS",
     "batch": "RECSYS_BATCH_THREADS",
     "train": "RECSYS_TRAIN_THREADS",
+    "search": "RECSYS_SEARCH_THREADS",
 }
+MAX_SEARCH_THREADS = 4
 MAX_TRAIN_THREADS = 4
 WORKERS_ENV = "RECSYS_BATCH_WORKERS"
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 _interop_done = False
 
@@ -92,6 +102,8 @@ def thread_count(role: str, workers: int = 0) -> int:
         return 1
     if role == "batch":
         return max(1, cores - max(0, workers))
+    if role == "search":
+        return max(1, min(MAX_SEARCH_THREADS, cores))
     return max(1, min(MAX_TRAIN_THREADS, cores // 4))
 
 
@@ -187,3 +199,17 @@ def batch_then_query(build: Callable[P, R]) -> Callable[P, R]:
         return result
 
     return wrapper
+
+
+@functools.lru_cache(maxsize=4)
+def _search_pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="recsys-search")
+
+
+def run_side_by_side(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``[fn(x) for x in items]``, on up to ``thread_count("search")`` threads (calls that release
+    the GIL, such as index searches); in order, and the first exception is raised."""
+    threads = min(len(items), thread_count("search"))
+    if threads <= 1:
+        return [fn(x) for x in items]
+    return list(_search_pool(threads).map(fn, items))

@@ -39,10 +39,10 @@ def test_cores_follow_the_affinity_mask(monkeypatch):
 @pytest.mark.parametrize(
     ("cores", "expected"),
     [
-        (1, {"query": 1, "batch": 1, "train": 1}),
-        (2, {"query": 1, "batch": 2, "train": 1}),
-        (16, {"query": 1, "batch": 16, "train": 4}),
-        (64, {"query": 1, "batch": 64, "train": 4}),
+        (1, {"query": 1, "batch": 1, "train": 1, "search": 1}),
+        (2, {"query": 1, "batch": 2, "train": 1, "search": 2}),
+        (16, {"query": 1, "batch": 16, "train": 4, "search": 4}),
+        (64, {"query": 1, "batch": 64, "train": 4, "search": 4}),
     ],
 )
 def test_defaults_per_role(monkeypatch, cores, expected):
@@ -241,3 +241,20 @@ def test_worker_processes_follow_the_override_and_the_device(monkeypatch):
     monkeypatch.setattr(threads, "available_cores", lambda: 16)
     assert threads.worker_processes("cpu") == 4
     assert threads.worker_processes("cuda:0") == 15
+
+
+def test_side_by_side_keeps_order_runs_in_parallel_and_raises(monkeypatch):
+    import threading
+
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    both = threading.Barrier(2, timeout=10)  # passes only if two calls run at once
+
+    def call(x: int) -> int:
+        both.wait()
+        return x * 10
+
+    assert threads.run_side_by_side(call, [1, 2]) == [10, 20]
+    monkeypatch.setenv("RECSYS_SEARCH_THREADS", "1")
+    assert threads.run_side_by_side(lambda x: -x, [3, 1, 2]) == [-3, -1, -2]  # in order, in this thread
+    with pytest.raises(ZeroDivisionError):
+        threads.run_side_by_side(lambda x: 1 // x, [1, 0])

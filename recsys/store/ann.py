@@ -23,6 +23,7 @@ from recsys.errors import InputError
 from recsys.store.rows import Selection
 
 ANN_KINDS = ("hnsw", "ivf")
+FILTER_PROBING = ("lists", "widen")
 CODES = {"sq8": "SQ8", "fp16": "SQfp16", "flat": "Flat"}
 
 
@@ -43,12 +44,20 @@ class AnnParams:
     # 1 keeps the number of qualifying vectors scanned constant; less trusts that filters (categories)
     # cluster with the vectors, as they do in real catalogues.
     filter_widening: float = 1.0
+    # IVF under a filter: "lists" probes the nearest lists until they hold as many qualifying
+    # vectors as an unfiltered search would scan in a catalogue of only the qualifying items
+    # (times filter_scan), counting each list's qualifying rows; "widen" scales nprobe by
+    # filter_widening alone, blind to where the filter's rows lie.
+    filter_probing: str = "lists"
+    filter_scan: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind not in ANN_KINDS:
             raise InputError(f"unknown ANN index kind '{self.kind}'; use one of {', '.join(ANN_KINDS)}")
         if self.codes not in CODES:
             raise InputError(f"unknown ANN codes '{self.codes}'; use one of {', '.join(CODES)}")
+        if self.filter_probing not in FILTER_PROBING:
+            raise InputError(f"unknown filter_probing '{self.filter_probing}'; use one of {', '.join(FILTER_PROBING)}")
 
     def factory(self, n: int) -> str:
         """The FAISS factory string for an index over about ``n`` vectors."""
@@ -67,6 +76,8 @@ class FieldIndex:
     def __init__(self, index, spec: str) -> None:  # noqa: ANN001 (faiss has no type stubs)
         self.index = index
         self.spec = spec
+        self._row_lists: np.ndarray | None = None  # IVF: the list of each row (-1: not indexed)
+        self._generation = 0  # bumped by every add, so statistics derived from the lists expire
 
     @property
     def exact(self) -> bool:
@@ -107,6 +118,8 @@ class FieldIndex:
     def add(self, rows: np.ndarray, vectors: np.ndarray) -> None:
         if len(rows):
             self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(rows, dtype=np.int64))
+            self._row_lists = None
+            self._generation += 1
 
     def search(
         self,
@@ -130,21 +143,89 @@ class FieldIndex:
         if self.exact:
             sp = faiss.SearchParameters(sel=sel)
         elif self.spec.startswith("IVF"):
+            if allowed is not None and params.filter_probing == "lists":
+                return self._search_lists(query, k, allowed, sel, params, breadth)
             nlist = faiss.extract_index_ivf(self.index).nlist
             sp = faiss.SearchParametersIVF(sel=sel, nprobe=int(min(nlist, math.ceil(params.nprobe * widen))))
         else:
             ef = min(params.max_ef, max(params.ef_search, k) * widen)
             sp = faiss.SearchParametersHNSW(sel=sel, efSearch=int(max(ef, k)))
-        # One query gains nothing from OpenMP threads, and on a busy machine they wait on each other
-        # (measured on 2 busy cores: a 10k x 384 flat search, p50 0.6 ms on 1 thread, 1-46 ms on 2).
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
+        with _one_thread():
             scores, ids = self.index.search(query[None, :], k, params=sp)
-        finally:
-            faiss.omp_set_num_threads(threads)
         found = ids[0] >= 0
         return ids[0][found], scores[0][found].astype(np.float32)
+
+    def _search_lists(
+        self, query: np.ndarray, k: int, allowed: Selection, sel, params: AnnParams, breadth: int  # noqa: ANN001
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """IVF search under a filter, probing lists nearest first until they hold enough qualifying rows.
+
+        Widening nprobe by 1 / selectivity assumes the filter's rows are spread evenly over the
+        lists; a category's items cluster, so near the query most lists hold many of them, and
+        counting them stops far sooner (and widens further where they are rare).
+        """
+        import faiss
+
+        x = np.ascontiguousarray(query[None, :], dtype=np.float32)
+        with _one_thread():
+            lists, centroid = self.probe_lists(x, allowed, params, breadth)
+            nprobe = lists.shape[1]
+            scores = np.empty((1, k), dtype=np.float32)
+            ids = np.empty((1, k), dtype=np.int64)
+            sp = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
+            sp_ptr = faiss.swig_ptr
+            faiss.extract_index_ivf(self.index).search_preassigned_c(
+                1, sp_ptr(x), k, sp_ptr(lists), sp_ptr(centroid), sp_ptr(scores), sp_ptr(ids), False, sp
+            )
+        found = ids[0] >= 0
+        return ids[0][found], scores[0][found]
+
+    def probe_lists(
+        self, x: np.ndarray, allowed: Selection, params: AnnParams, breadth: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The IVF lists to scan for query ``x`` (1, d) under ``allowed``, nearest first, with their
+        centroid scores: the fewest (at least nprobe) whose qualifying rows reach the target."""
+        import faiss
+
+        ivf = faiss.extract_index_ivf(self.index)
+        nlist = ivf.nlist
+        counts = allowed.memo(("ivf-lists", id(self), self._generation), lambda: self._list_counts(allowed.mask))
+        qualifying = int(counts.sum())
+        # As many qualifying vectors as an unfiltered search scans in a catalogue of just those
+        # items: the filter's rows, probed nearest first, act as that catalogue's lists.
+        target = params.filter_scan * params.nprobe * breadth * qualifying / params.nlist_for(qualifying)
+        centroid_scores, lists = ivf.quantizer.search(x, nlist)
+        reach = np.cumsum(counts[np.maximum(lists[0], 0)])
+        nprobe = int(min(nlist, max(params.nprobe, np.searchsorted(reach, min(target, reach[-1])) + 1)))
+        return np.ascontiguousarray(lists[:, :nprobe]), np.ascontiguousarray(centroid_scores[:, :nprobe])
+
+    def _list_counts(self, mask: np.ndarray) -> np.ndarray:
+        """Qualifying rows per IVF list (``mask`` over rows)."""
+        import faiss
+
+        row_lists = self._lists_of_rows()
+        lists = row_lists[np.flatnonzero(mask[: row_lists.size])]
+        return np.bincount(lists[lists >= 0], minlength=faiss.extract_index_ivf(self.index).nlist)
+
+    def _lists_of_rows(self) -> np.ndarray:
+        """Which IVF list holds each row, read from the inverted lists (once per write)."""
+        if self._row_lists is None:
+            import faiss
+
+            ivf = faiss.extract_index_ivf(self.index)
+            invlists = ivf.invlists
+            parts = []
+            for number in range(ivf.nlist):
+                size = invlists.list_size(number)
+                if size:
+                    ids = faiss.rev_swig_ptr(invlists.get_ids(number), size).copy()
+                    parts.append((number, ids))
+            top = max((int(ids.max()) for _, ids in parts), default=-1)
+            out = np.full(top + 1, -1, dtype=np.int32)
+            for number, ids in parts:
+                out[ids] = number
+            self._row_lists = out
+        return self._row_lists
 
     def at_limit(self, selectivity: float, params: AnnParams, breadth: int) -> bool:
         """Whether widening the search further changes nothing (the caller then goes exact)."""
@@ -154,7 +235,10 @@ class FieldIndex:
         if self.spec.startswith("IVF"):
             import faiss
 
-            return params.nprobe * widen >= faiss.extract_index_ivf(self.index).nlist
+            nlist = faiss.extract_index_ivf(self.index).nlist
+            if params.filter_probing == "lists" and selectivity < 1:  # every list holding a qualifying row
+                return params.filter_scan * params.nprobe * breadth >= selectivity * nlist
+            return params.nprobe * widen >= nlist
         return params.ef_search * widen >= params.max_ef
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -167,3 +251,19 @@ class FieldIndex:
         import faiss
 
         return cls(faiss.read_index(str(path)), spec)
+
+
+class _one_thread:
+    """One query gains nothing from OpenMP threads, and on a busy machine they wait on each other
+    (measured on 2 busy cores: a 10k x 384 flat search, p50 0.6 ms on 1 thread, 1-46 ms on 2)."""
+
+    def __enter__(self) -> None:
+        import faiss
+
+        self._threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        import faiss
+
+        faiss.omp_set_num_threads(self._threads)

@@ -8,7 +8,8 @@ search until a compaction renumbers everything.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,13 @@ class Selection:
         self._has = has
         self._counts: dict[str, int] = {}
         self._bits: np.ndarray | None = None
+        self._memo: dict[object, Any] = {}
+
+    def memo(self, key: object, compute: Callable[[], Any]) -> Any:
+        """A value derived from this selection (e.g. an ANN index's per-list counts), computed once."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def count(self, field: str) -> int:
         if field not in self._counts:
@@ -53,6 +61,7 @@ class Selection:
         bits = self.bits.copy()
         np.bitwise_and.at(bits, rows >> 3, ~(np.left_shift(1, rows & 7)).astype(np.uint8))
         out._bits = bits
+        out._memo = self._memo  # derived per-index statistics: a few excluded rows barely move them
         return out
 
 

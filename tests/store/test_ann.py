@@ -11,7 +11,7 @@ from recsys.store.ann import AnnParams
 from recsys.store.memory import MemoryStore
 from recsys.store.synthetic import synthetic_arrays
 
-DIM = 64
+DIM = 32
 
 
 def recall(store, exact, queries, category) -> float:
@@ -22,10 +22,10 @@ def recall(store, exact, queries, category) -> float:
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
-    data = synthetic_arrays(12_000, {"v": DIM}, n_categories=30, seed=21)
+    data = synthetic_arrays(40_000, {"v": DIM}, n_categories=30, seed=21)
     rng = np.random.default_rng(5)
-    # "spread": 4% of the items picked at random, so it does not cluster with the vectors at all
-    categories = [f"spread/{c}" if rng.random() < 0.04 else c for c in data.categories]
+    # "spread": 10% of the items picked at random, so it does not cluster with the vectors at all
+    categories = [f"spread/{c}" if rng.random() < 0.1 else c for c in data.categories]
     store = open_store(tmp_path_factory.mktemp("ann") / "s", {"v": DIM}, exact_below=1_000, exact_filter_below=0)
     store.upsert(data.ids, categories, data.vectors)
     exact = MemoryStore({"v": DIM})
@@ -35,7 +35,7 @@ def stores(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("category", ["spread", "c01", None])
+@pytest.mark.parametrize("category", ["spread", "c01", "c01/s0001", None])
 def test_filtered_recall_holds_whether_or_not_the_filter_clusters(stores, category):
     store, exact, queries = stores
     assert recall(store, exact, queries, category) >= 0.95
@@ -53,7 +53,7 @@ def test_a_clustered_category_probes_fewer_lists_than_a_scattered_one(stores):
         probes[category] = np.mean([index.probe_lists(q[None, :], selection, params)[0].shape[1] for q in queries])
         blind = params.nprobe / share  # what widening by 1 / selectivity would scan
         assert probes[category] >= params.nprobe
-        assert probes[category] <= blind * 1.05, (category, probes, blind)
+        assert probes[category] < blind * 0.9, (category, probes, blind)
     assert probes["c01"] < probes["spread"] * 0.9, probes
 
 
