@@ -17,11 +17,14 @@ to delete, and opening a FIFO would block.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import io
 import logging
 import os
 import zipfile
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +47,7 @@ class Spec:
     shape: tuple[Axis, ...] | None  # None: any number of axes
     kinds: str = "f"
     optional: bool = False
+    finite: bool = True  # float values must be finite (reads every value)
 
 
 class Mismatch(Exception):
@@ -68,12 +72,24 @@ def check_arrays(arrays: Mapping[str, np.ndarray], specs: Mapping[str, Spec]) ->
                 want = named.setdefault(want, length)
             if want is not None and length != want:
                 raise Mismatch(f"'{name}' has shape {arr.shape}, expected {_shape(spec.shape, named)}")
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        if spec.finite and arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise Mismatch(f"'{name}' holds NaN or infinite values")
 
 
 def _shape(shape: tuple[Axis, ...], named: Mapping[str, int]) -> str:
     return "(" + ", ".join(str(named.get(a, a)) if isinstance(a, str) else str(a) for a in shape) + ")"
+
+
+@contextlib.contextmanager
+def _parsing() -> Iterator[None]:
+    """Whatever a damaged file makes zipfile, numpy's header parser or its tokenizer raise (a dozen
+    types, from ``BadZipFile`` to ``TokenError``) becomes :class:`Mismatch`; ``OSError`` stays itself."""
+    try:
+        yield
+    except (Mismatch, OSError):
+        raise
+    except Exception as exc:
+        raise Mismatch(f"{type(exc).__name__}: {exc}") from None
 
 
 def read_npz(path: Path, specs: Mapping[str, Spec]) -> dict[str, np.ndarray]:
@@ -84,26 +100,35 @@ def read_npz(path: Path, specs: Mapping[str, Spec]) -> dict[str, np.ndarray]:
     problem = file_problem(path)
     if problem is not None:
         raise Mismatch(f"it {problem}")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = {info.filename: info for info in archive.infolist()}
-            arrays: dict[str, np.ndarray] = {}
-            for name in specs:
-                info = members.get(f"{name}.npy")
-                if info is None:
-                    continue
-                if info.compress_type != zipfile.ZIP_STORED or info.file_size > os.path.getsize(path):
-                    raise Mismatch(f"'{name}' is compressed or larger than the file")
-                raw = io.BytesIO(archive.read(info))
-                arrays[name] = np.lib.format.read_array(raw, allow_pickle=False)
-                if raw.tell() != len(raw.getbuffer()):
-                    raise Mismatch(f"'{name}' has {len(raw.getbuffer()) - raw.tell()} bytes beyond its array")
-    except (Mismatch, OSError):
-        raise
-    except Exception as exc:  # zipfile, numpy's header parser and tokenizer raise a dozen types on damage
-        raise Mismatch(f"{type(exc).__name__}: {exc}") from None
+    with _parsing(), zipfile.ZipFile(path) as archive:
+        members = {info.filename: info for info in archive.infolist()}
+        arrays: dict[str, np.ndarray] = {}
+        for name in specs:
+            info = members.get(f"{name}.npy")
+            if info is None:
+                continue
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size > os.path.getsize(path):
+                raise Mismatch(f"'{name}' is compressed or larger than the file")
+            raw = io.BytesIO(archive.read(info))
+            arrays[name] = np.lib.format.read_array(raw, allow_pickle=False)
+            if raw.tell() != len(raw.getbuffer()):
+                raise Mismatch(f"'{name}' has {len(raw.getbuffer()) - raw.tell()} bytes beyond its array")
     check_arrays(arrays, specs)
     return arrays
+
+
+def open_npy(path: Path, spec: Spec) -> np.ndarray:
+    """A read-only memory map of a checked ``.npy`` file (header, size, dtype and shape; the values
+    are not read, so not checked for finiteness). Raises :class:`Mismatch` or ``OSError``."""
+    problem = file_problem(path)
+    if problem is not None:
+        raise Mismatch(f"it {problem}")
+    with _parsing():
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    if not isinstance(array, np.ndarray) or not array.flags.c_contiguous:
+        raise Mismatch("not a C-ordered array")
+    check_arrays({"array": array}, {"array": dataclasses.replace(spec, finite=False)})
+    return array
 
 
 def discard(path: Path, what: str, reason: str) -> None:
@@ -130,6 +155,15 @@ def load_npz(path: str | os.PathLike[str], specs: Mapping[str, Spec], *, what: s
     except OSError as exc:  # not a damaged file but an unreadable one (permissions, I/O): keep it
         log.warning("rebuilding %s: cannot read %s (%s)", what, path, exc.strerror or exc)
     return None
+
+
+def file_crc32(path: str | os.PathLike[str]) -> int:
+    """CRC-32 of a file's bytes, for cache files with no checksum of their own (FAISS indexes)."""
+    crc = 0
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            crc = zlib.crc32(block, crc)
+    return crc
 
 
 def save_npz(path: str | os.PathLike[str], *, what: str, **arrays: np.ndarray) -> bool:

@@ -7,6 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# Hypothesis: a fixed, derandomised budget in CI; `pytest --hypothesis-profile long` for a deep run.
+settings.register_profile("ci", max_examples=50, deadline=None, derandomize=True)
+settings.register_profile("long", max_examples=10_000, deadline=None)
+settings.load_profile("ci")
 
 TINY_RATE = 16_000
 REPO = Path(__file__).resolve().parents[1]
