@@ -25,8 +25,12 @@ load. A row is bad when its id is empty or repeats an earlier row's, when it has
 description, image or audio at all, when a media path is absolute or leads outside the folder
 (``..``, or a symlink pointing outside), or when a media file is missing, unreadable, oversized
 or undecodable (images are opened and verified with PIL, audio headers probed with soundfile --
-cheap checks, not a full decode). :func:`load_catalogue` raises :class:`CatalogueError` when
-there is no manifest, a required column is missing, or no row is valid.
+cheap checks, not a full decode; see :mod:`recsys.media` for what indexing does with files that
+pass them and still fail to decode), when a media path is a folder, FIFO, symlink loop, holds a
+NUL byte or a name over 255 bytes, when a cell is longer than ``MAX_CELL_CHARS``, or when a quoted
+cell swallows lines that look like rows (an unbalanced quote: the line range is reported).
+:func:`load_catalogue` raises :class:`CatalogueError` when there is no manifest, it is over
+``MAX_MANIFEST_BYTES``, two columns share a name, a required column is missing, or no row is valid.
 """
 
 from __future__ import annotations
@@ -46,11 +50,16 @@ import numpy as np
 
 from recsys.atomic import write_bytes
 from recsys.errors import CatalogueError, InputError
+from recsys.paths import file_problem
 
 if TYPE_CHECKING:
     import pandas as pd
 
 MANIFEST_NAMES = ("catalogue.csv", "catalogue.parquet")
+#: A manifest larger than this is refused before it is read (it is read whole into memory).
+MAX_MANIFEST_BYTES = 1024 * 1024 * 1024
+#: A longer cell makes its row bad (the text encoder reads a few hundred words at most).
+MAX_CELL_CHARS = 65_536
 REQUIRED_COLUMNS = ("id", "title", "description", "category", "image", "audio")
 MEDIA_COLUMNS = ("image", "audio")
 MODALITIES = ("text", "image", "audio")
@@ -243,11 +252,15 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, dict[str, str
         return columns, [
             (n, {str(k).strip(): _cell(v) for k, v in rec.items()}, None) for n, rec in enumerate(records, start=1)
         ]
+    size = manifest.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise CatalogueError(f"'{manifest}' is {size:,} bytes; the limit is {MAX_MANIFEST_BYTES:,}.")
     try:
         text = manifest.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise CatalogueError(f"'{manifest}' is not UTF-8 text; save it as UTF-8 CSV.") from exc
     reader = csv.reader(io.StringIO(text, newline=""))
+    limit = csv.field_size_limit(max(MAX_CELL_CHARS, len(text)) + 1)  # long cells are reported per row
     try:
         header = next(reader, None)
         if header is None:
@@ -259,35 +272,67 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, dict[str, str
             line, prev_end = prev_end + 1, reader.line_num
             if not any(c.strip() for c in cells):
                 continue  # blank line
-            problem = None
-            if len(cells) > len(columns):
-                problem = f"{len(cells)} fields but the header has {len(columns)} columns (an unquoted comma?)"
+            problem = _row_problem(cells, columns, line, reader.line_num)
             cells = cells + [""] * (len(columns) - len(cells))
             rows.append((line, {col: _cell(v) for col, v in zip(columns, cells, strict=False)}, problem))
     except csv.Error as exc:
         raise CatalogueError(f"'{manifest}' is not valid CSV (line {reader.line_num}: {exc}).") from exc
+    finally:
+        csv.field_size_limit(limit)
     return columns, rows
 
 
+def _row_problem(cells: list[str], columns: list[str], first: int, last: int) -> str | None:
+    """Why a parsed CSV row cannot be trusted: more fields than columns, a cell over the length limit,
+    or a quoted cell that swallowed lines which look like rows of their own (an unbalanced quote)."""
+    problems = []
+    if len(cells) > len(columns):
+        problems.append(f"{len(cells)} fields but the header has {len(columns)} columns (an unquoted comma?)")
+    for column, cell in zip(columns, cells, strict=False):
+        if len(cell) > MAX_CELL_CHARS:
+            problems.append(f"{column or 'a cell'} is {len(cell):,} characters; the limit is {MAX_CELL_CHARS:,}")
+        elif last > first and len(columns) > 1 and any(_looks_like_row(sub, columns) for sub in cell.splitlines()[1:]):
+            problems.append(
+                f"an unbalanced quote in {column or 'a cell'} swallows lines {first + 1}-{last}, which look like "
+                'rows of their own; close the quote, or write a quote inside a cell as ""'
+            )
+    return "; ".join(problems) or None
+
+
 def _media_path(root: Path, rel: str, column: str) -> tuple[Path | None, str | None]:
-    """(absolute path, None) for a valid media reference, else (None, reason)."""
+    """(absolute path, None) for a valid media reference, else (None, reason).
+
+    A path never leads outside the catalogue folder: absolute paths are refused, and the resolved
+    path (``..`` and every symlink followed) must lie inside the resolved folder.
+    """
     if not rel:
         return None, None
+    shown = _shown(rel)
+    if "\0" in rel:
+        return None, f"{column} path '{shown}' contains a NUL byte"
     posix = PurePosixPath(rel.replace("\\", "/"))
     if posix.is_absolute() or Path(rel).is_absolute() or (len(rel) > 1 and rel[1] == ":"):
-        return None, f"{column} path '{rel}' is absolute; use a path relative to the catalogue folder"
+        return None, f"{column} path '{shown}' is absolute; use a path relative to the catalogue folder"
     path = root / Path(*posix.parts)
-    real_root = root.resolve()
     try:
-        resolved = path.resolve()
-    except (OSError, RuntimeError) as exc:  # e.g. a symlink loop
-        return None, f"{column} path '{rel}' cannot be resolved ({exc})"
-    if not resolved.is_relative_to(real_root):
+        resolved: Path | None = path.resolve()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a name too long: reported below
+        resolved = None
+    if resolved is not None and not resolved.is_relative_to(root.resolve()):
         how = "a symlink pointing" if ".." not in posix.parts else "'..' leading"
-        return None, f"{column} path '{rel}' is outside the catalogue folder ({how} outside it)"
-    if not path.is_file():
-        return None, f"{column} file '{rel}' not found"
+        return None, f"{column} path '{shown}' is outside the catalogue folder ({how} outside it)"
+    problem = file_problem(path)
+    if problem == "does not exist":
+        return None, f"{column} file '{shown}' not found"
+    if problem is not None or resolved is None:
+        return None, f"{column} path '{shown}' {problem or 'cannot be resolved'}"
     return path, None
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """A cell as messages quote it: NUL bytes visible, at most ``limit`` characters."""
+    text = text.replace("\0", "\\0")
+    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-(limit // 2 - 3):]}"
 
 
 def _validate_media(path: Path, column: str, rel: str) -> str | None:
@@ -304,11 +349,30 @@ def _validate_media(path: Path, column: str, rel: str) -> str | None:
     return None
 
 
+def _looks_like_row(line: str, columns: list[str]) -> bool:
+    """Whether one line inside a quoted cell parses as a whole row (as many fields as the header)."""
+    fields = next(csv.reader([line]), [])
+    return len(fields) == len(columns) and bool(fields[0].strip())
+
+
+def _refuse_duplicate_columns(manifest: Path, columns: list[str]) -> None:
+    """Two columns of one name would silently let the last win; name them (1-based) instead."""
+    seen: dict[str, list[int]] = {}
+    for position, name in enumerate(columns, start=1):
+        if name:  # empty names (trailing commas from spreadsheets) are ignored columns
+            seen.setdefault(name, []).append(position)
+    twice = {name: where for name, where in seen.items() if len(where) > 1}
+    if twice:
+        shown = "; ".join(f"'{name}' in columns {', '.join(map(str, where))}" for name, where in twice.items())
+        raise CatalogueError(f"'{manifest.name}' has duplicate column names: {shown}; rename or remove the copies.")
+
+
 def load_catalogue(path: str | os.PathLike[str]) -> Catalogue:
     """Load and validate a catalogue folder (or its manifest file); bad rows are skipped and reported."""
     manifest = _find_manifest(Path(path))
     root = manifest.parent.absolute()
     columns, rows = _read_rows(manifest)
+    _refuse_duplicate_columns(manifest, columns)
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise CatalogueError(
