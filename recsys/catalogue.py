@@ -256,9 +256,11 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, dict[str, str
     if size > MAX_MANIFEST_BYTES:
         raise CatalogueError(f"'{manifest}' is {size:,} bytes; the limit is {MAX_MANIFEST_BYTES:,}.")
     try:
-        text = manifest.read_text(encoding="utf-8-sig")
+        with open(manifest, encoding="utf-8-sig", newline="") as fh:  # newline="": a quoted "\r" stays itself
+            text = fh.read()
     except UnicodeDecodeError as exc:
         raise CatalogueError(f"'{manifest}' is not UTF-8 text; save it as UTF-8 CSV.") from exc
+    lines = io.StringIO(text, newline="").readlines()  # as the reader counts them (\n, \r\n or \r)
     reader = csv.reader(io.StringIO(text, newline=""))
     limit = csv.field_size_limit(max(MAX_CELL_CHARS, len(text)) + 1)  # long cells are reported per row
     try:
@@ -272,7 +274,7 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, dict[str, str
             line, prev_end = prev_end + 1, reader.line_num
             if not any(c.strip() for c in cells):
                 continue  # blank line
-            problem = _row_problem(cells, columns, line, reader.line_num)
+            problem = _row_problem(cells, columns, line, lines[line : reader.line_num])
             cells = cells + [""] * (len(columns) - len(cells))
             rows.append((line, {col: _cell(v) for col, v in zip(columns, cells, strict=False)}, problem))
     except csv.Error as exc:
@@ -282,21 +284,31 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, dict[str, str
     return columns, rows
 
 
-def _row_problem(cells: list[str], columns: list[str], first: int, last: int) -> str | None:
-    """Why a parsed CSV row cannot be trusted: more fields than columns, a cell over the length limit,
-    or a quoted cell that swallowed lines which look like rows of their own (an unbalanced quote)."""
+def _row_problem(cells: list[str], columns: list[str], first: int, more_lines: list[str]) -> str | None:
+    """Why a parsed CSV row (starting on line ``first``, continued on ``more_lines``) cannot be trusted:
+    more fields than columns, a cell over the length limit, or a quoted cell that swallowed lines which
+    look like rows of their own (an unbalanced quote)."""
     problems = []
     if len(cells) > len(columns):
         problems.append(f"{len(cells)} fields but the header has {len(columns)} columns (an unquoted comma?)")
     for column, cell in zip(columns, cells, strict=False):
         if len(cell) > MAX_CELL_CHARS:
             problems.append(f"{column or 'a cell'} is {len(cell):,} characters; the limit is {MAX_CELL_CHARS:,}")
-        elif last > first and len(columns) > 1 and any(_looks_like_row(sub, columns) for sub in cell.splitlines()[1:]):
-            problems.append(
-                f"an unbalanced quote in {column or 'a cell'} swallows lines {first + 1}-{last}, which look like "
-                'rows of their own; close the quote, or write a quote inside a cell as ""'
-            )
+    if len(columns) > 1 and any(_looks_like_row(line, columns) for line in more_lines):
+        where = next((c for c, cell in zip(columns, cells, strict=False) if "\n" in cell or "\r" in cell), "a cell")
+        problems.append(
+            f"an unbalanced quote in {where} swallows lines {first + 1}-{first + len(more_lines)}, which look "
+            'like rows of their own; close the quote, or write a quote inside a cell as ""'
+        )
     return "; ".join(problems) or None
+
+
+def _looks_like_row(line: str, columns: list[str]) -> bool:
+    """Whether one line inside a quoted cell parses as a whole row: as many fields as the header, and
+    an id where the header has its id column."""
+    fields = next(csv.reader([line]), [])
+    key = columns.index("id") if "id" in columns else 0
+    return len(fields) == len(columns) and bool(fields[key].strip())
 
 
 def _media_path(root: Path, rel: str, column: str) -> tuple[Path | None, str | None]:
@@ -347,12 +359,6 @@ def _validate_media(path: Path, column: str, rel: str) -> str | None:
     except OSError as exc:
         return f"{column} file '{rel}' cannot be read ({exc.strerror or exc})"
     return None
-
-
-def _looks_like_row(line: str, columns: list[str]) -> bool:
-    """Whether one line inside a quoted cell parses as a whole row (as many fields as the header)."""
-    fields = next(csv.reader([line]), [])
-    return len(fields) == len(columns) and bool(fields[0].strip())
 
 
 def _refuse_duplicate_columns(manifest: Path, columns: list[str]) -> None:
@@ -433,7 +439,9 @@ def write_manifest(root: str | os.PathLike[str], rows: list[dict] | pd.DataFrame
     import pandas as pd
 
     records = rows.to_dict(orient="records") if isinstance(rows, pd.DataFrame) else list(rows)
-    clean = [{str(k): _cell(v) for k, v in rec.items()} for rec in records]
+    # A bare carriage return is not quoted by CSV writers ending lines with "\n", and splits the row when
+    # read back: written as a newline, which is quoted.
+    clean = [{str(k): _cell(v).replace("\r\n", "\n").replace("\r", "\n") for k, v in rec.items()} for rec in records]
     columns = _column_order(clean)
     frame = pd.DataFrame([{c: row.get(c, "") for c in columns} for row in clean], columns=columns, dtype=object)
     target = Path(root) / f"catalogue.{fmt}"
