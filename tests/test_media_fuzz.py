@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,25 +72,28 @@ def _finite_audio(clip: media.Audio) -> None:
     assert media.MIN_SAMPLE_RATE <= clip.sample_rate <= media.MAX_SAMPLE_RATE
 
 
-@given(data=damaged(IMAGES))
-def test_image_bytes_decode_to_a_square_or_raise_a_message(data, tmp_path_factory):
+def _only_messages(data: bytes, load, check, valid, folder: Path, name: str) -> None:
+    """Decoding ``data`` (as bytes) and checking it (as a file) raise nothing but ``RecsysError``;
+    what decodes passes ``valid``."""
     with contextlib.suppress(RecsysError):
-        _finite_image(media.load_image(data))
-    path = tmp_path_factory.mktemp("img") / "x.png"
+        valid(load(data))
+    path = folder / name
     path.write_bytes(data)
     with contextlib.suppress(RecsysError):
-        media.check_image_file(path)
+        check(path)
+
+
+@given(data=damaged(IMAGES))
+def test_image_bytes_decode_to_a_square_or_raise_a_message(data, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("img")
+    _only_messages(data, media.load_image, media.check_image_file, _finite_image, folder, "x.png")
 
 
 @given(data=damaged(SOUNDS))
 @settings(max_examples=40)
 def test_sound_bytes_decode_to_finite_samples_or_raise_a_message(data, tmp_path_factory):
-    with contextlib.suppress(RecsysError):
-        _finite_audio(media.load_audio(data))
-    path = tmp_path_factory.mktemp("snd") / "x.wav"
-    path.write_bytes(data)
-    with contextlib.suppress(RecsysError):
-        media.check_audio_file(path)
+    folder = tmp_path_factory.mktemp("snd")
+    _only_messages(data, media.load_audio, media.check_audio_file, _finite_audio, folder, "x.wav")
 
 
 @given(rate=st.one_of(st.integers(1, 999), st.integers(384_001, 2**31 - 1), st.integers(1_000, 384_000)))
