@@ -41,6 +41,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -62,6 +63,8 @@ MAX_MANIFEST_BYTES = 1024 * 1024 * 1024
 MAX_CELL_CHARS = 65_536
 REQUIRED_COLUMNS = ("id", "title", "description", "category", "image", "audio")
 MEDIA_COLUMNS = ("image", "audio")
+_FIELD = r'(?:"(?:[^"]|"")*"|[^,"\r\n]*)'
+_WELL_FORMED_LINE = re.compile(f"{_FIELD}(?:,{_FIELD})*")
 MODALITIES = ("text", "image", "audio")
 
 
@@ -238,8 +241,9 @@ def _find_manifest(path: Path) -> Path:
     return found[0]
 
 
-def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, dict[str, str], str | None]]]:
-    """(columns, [(line, row, problem)]) from a CSV or Parquet manifest; ``problem`` flags malformed rows."""
+def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, int, dict[str, str], str | None]]]:
+    """(columns, [(line, last line, row, problem)]) from a CSV or Parquet manifest; ``problem`` flags
+    malformed rows. A CSV row with multi-line cells spans ``line`` to ``last line``."""
     if manifest.suffix == ".parquet":
         import pandas as pd
 
@@ -250,7 +254,7 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, dict[str, str
         columns = [str(c).strip() for c in frame.columns]
         records = frame.to_dict(orient="records")
         return columns, [
-            (n, {str(k).strip(): _cell(v) for k, v in rec.items()}, None) for n, rec in enumerate(records, start=1)
+            (n, n, {str(k).strip(): _cell(v) for k, v in rec.items()}, None) for n, rec in enumerate(records, start=1)
         ]
     size = manifest.stat().st_size
     if size > MAX_MANIFEST_BYTES:
@@ -276,7 +280,8 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, dict[str, str
                 continue  # blank line
             problem = _row_problem(cells, columns, line, lines[line : reader.line_num])
             cells = cells + [""] * (len(columns) - len(cells))
-            rows.append((line, {col: _cell(v) for col, v in zip(columns, cells, strict=False)}, problem))
+            row = {col: _cell(v) for col, v in zip(columns, cells, strict=False)}
+            rows.append((line, reader.line_num, row, problem))
     except csv.Error as exc:
         raise CatalogueError(f"'{manifest}' is not valid CSV (line {reader.line_num}: {exc}).") from exc
     finally:
@@ -294,7 +299,8 @@ def _row_problem(cells: list[str], columns: list[str], first: int, more_lines: l
     for column, cell in zip(columns, cells, strict=False):
         if len(cell) > MAX_CELL_CHARS:
             problems.append(f"{column or 'a cell'} is {len(cell):,} characters; the limit is {MAX_CELL_CHARS:,}")
-    if len(columns) > 1 and any(_looks_like_row(line, columns) for line in more_lines):
+    swallowed = any(_looks_like_row(line, columns) or _starts_like_row(line, columns) for line in more_lines)
+    if len(columns) > 1 and swallowed:
         where = next((c for c, cell in zip(columns, cells, strict=False) if "\n" in cell or "\r" in cell), "a cell")
         problems.append(
             f"an unbalanced quote in {where} swallows lines {first + 1}-{first + len(more_lines)}, which look "
@@ -304,11 +310,29 @@ def _row_problem(cells: list[str], columns: list[str], first: int, more_lines: l
 
 
 def _looks_like_row(line: str, columns: list[str]) -> bool:
-    """Whether one line inside a quoted cell parses as a whole row: as many fields as the header, and
-    an id where the header has its id column."""
+    """Whether one physical line inside a multi-line record is a well-formed row of its own: every
+    field either fully quoted or free of quotes (the line that closes a legitimate multi-line cell
+    is not), as many fields as the header, and an id where the header has its id column."""
+    line = line.rstrip("\r\n")
+    if not _WELL_FORMED_LINE.fullmatch(line):
+        return False
     fields = next(csv.reader([line]), [])
     key = columns.index("id") if "id" in columns else 0
     return len(fields) == len(columns) and bool(fields[key].strip())
+
+
+def _starts_like_row(line: str, columns: list[str]) -> bool:
+    """Whether a line inside a multi-line record begins like a row of its own whose quoted cell took
+    the quote that ends the swallowing: unquoted fields (with an id) up to a lone quote that starts a
+    field (a quote that closes a cell is followed by a comma or the end of the line; an escaped one
+    by another quote)."""
+    line = line.rstrip("\r\n")
+    quote = line.find('"')
+    if quote < 1 or line[quote - 1] != "," or line[quote + 1 : quote + 2] in ("", ",", '"'):
+        return False
+    fields = line[:quote].split(",")[:-1]
+    key = columns.index("id") if "id" in columns else 0
+    return len(fields) < len(columns) and (key >= len(fields) or bool(fields[key].strip()))
 
 
 def _media_path(root: Path, rel: str, column: str) -> tuple[Path | None, str | None]:
@@ -390,7 +414,7 @@ def load_catalogue(path: str | os.PathLike[str]) -> Catalogue:
     bad: list[BadRow] = []
     kept_rows: list[dict[str, str]] = []
     first_line: dict[str, int] = {}
-    for line, row, problem in rows:
+    for line, last, row, problem in rows:
         item_id = row["id"]
         reasons = [problem] if problem else []
         if not item_id:
@@ -409,6 +433,8 @@ def load_catalogue(path: str | os.PathLike[str]) -> Catalogue:
         if item_id and item_id not in first_line:
             first_line[item_id] = line
         if reasons:
+            if last > line and not any("swallows lines" in r for r in reasons):
+                reasons.append(f"the row spans lines {line}-{last}")  # so that no line goes unaccounted for
             bad.append(BadRow(line=line, id=item_id or None, reason="; ".join(reasons)))
             continue
         extra = {k: v for k, v in row.items() if k not in REQUIRED_COLUMNS and k}
