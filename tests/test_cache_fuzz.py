@@ -175,7 +175,7 @@ def test_a_damaged_store_is_reported_or_answers_exactly_as_before(saved_store, w
         try:
             store = open_store(copy, FIELDS, **STORE_OPTIONS)
         except UnusableStoreError as exc:
-            assert "damaged" in str(exc) or "cannot read" in str(exc) or "not a recsys" in str(exc)
+            assert str(copy) in str(exc)  # a message naming the store (and, for a file, which one)
             return
         with store:
             got = _searches(store)
