@@ -8,8 +8,10 @@ Layout: one folder per feature id holding ``shard-<seq>-<token>.npz`` files, eac
 vectors of one chunk, written atomically (:mod:`recsys.atomic`) and never rewritten. Appending a
 chunk costs the chunk alone (rewriting one file with everything was quadratic in the catalogue
 size), a ``kill -9`` loses at most the chunk being encoded, and a rerun encodes only the keys no
-shard holds. A shard that cannot be read is reported, removed and its items recomputed. The
-single ``<feature id>.npz`` file of earlier versions is still read, so existing caches stay valid.
+shard holds. Every shard is checked when read (:mod:`recsys.cachefile`: CRC, dtype, shape, the
+encoder's width, finite values, the feature id it was written for); one that fails is reported in
+one line, removed and its items recomputed. The single ``<feature id>.npz`` file of earlier
+versions is still read, so existing caches stay valid.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import os
 import re
 import secrets
 import time
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,14 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from recsys import atomic, media
+from recsys import media
+from recsys.cachefile import Spec, discard, load_npz, save_npz
 from recsys.catalogue import Item
 from recsys.errors import InputError
 
 log = logging.getLogger(__name__)
 
-#: Everything ``np.load`` raises on a truncated, corrupt or foreign file.
-UNREADABLE = (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError)
 #: Age after which a temporary file of an interrupted shard write is removed (a live write takes ms).
 STALE_TMP_S = 3600.0
 
@@ -110,38 +110,37 @@ def _sequence(shard: Path) -> int:
 class FeatureStore:
     """The cached vectors of one feature id: append chunks, load the rows of any keys in any order."""
 
-    def __init__(self, cache_dir: str | os.PathLike[str] | None, feature_id: str) -> None:
+    def __init__(self, cache_dir: str | os.PathLike[str] | None, feature_id: str, dim: int | None = None) -> None:
+        """``dim``: the width every cached vector must have (the encoder's); None trusts the first shard."""
         root = Path(cache_dir) if cache_dir else default_cache_dir()
         self.feature_id = feature_id
+        self.dim = dim
         self.folder = root / _slug(feature_id)
         self.legacy_file = root / f"{_slug(feature_id)}.npz"
+        self.writable = True  # False once a write failed: the rest of the run keeps vectors in memory
 
     def _shard_files(self) -> list[Path]:
         files = self.folder.glob("shard-*.npz") if self.folder.is_dir() else []
         return sorted(files, key=lambda p: (_sequence(p), p.name))
 
     def shards(self) -> list[Path]:
-        """Readable sources oldest first: the legacy single file, then shards by sequence number."""
-        return ([self.legacy_file] if self.legacy_file.is_file() else []) + self._shard_files()
+        """Cache files oldest first: the legacy single file, then shards by sequence number."""
+        return ([self.legacy_file] if os.path.lexists(self.legacy_file) else []) + self._shard_files()
 
-    def _load(self, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                keys = np.asarray(data["keys"]).astype(str)
-                vectors = np.asarray(data["vectors"], dtype=np.float32)
-            if keys.ndim != 1 or vectors.ndim != 2 or len(vectors) != len(keys):
-                raise ValueError(f"{keys.shape} keys but vectors of shape {vectors.shape}")
-            return keys, vectors
-        except UNREADABLE as exc:
-            log.warning(
-                "ignoring unreadable feature cache %s (%s: %s); its items will be recomputed",
-                path,
-                type(exc).__name__,
-                exc,
-            )
-            if not isinstance(exc, OSError):  # corrupt for good (not e.g. a permission problem): drop it
-                path.unlink(missing_ok=True)
+    def _load(self, path: Path, width: int | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """Keys and vectors of one shard, or None (reported and removed) when it is not exactly ours."""
+        specs = {
+            "keys": Spec(("n",), kinds="U"),
+            "vectors": Spec(("n", width if width is not None else "d")),
+            "feature_id": Spec((), kinds="U", optional=True),  # absent from shards of earlier versions
+        }
+        arrays = load_npz(path, specs, what=f"feature cache {self.feature_id}")
+        if arrays is None:
             return None
+        if "feature_id" in arrays and str(arrays["feature_id"]) != self.feature_id:
+            discard(path, f"feature cache {self.feature_id}", f"it holds {str(arrays['feature_id'])!r}")
+            return None
+        return arrays["keys"].astype(str), arrays["vectors"].astype(np.float32, copy=False)
 
     def _remove_stale_temporaries(self) -> None:
         """A ``kill -9`` mid-write leaves ``.shard-*.tmp`` behind (never a shard); clear old ones."""
@@ -153,42 +152,45 @@ class FeatureStore:
                 if tmp.stat().st_mtime < cutoff:
                     tmp.unlink()
 
-    def append(self, keys: Sequence[str], vectors: np.ndarray) -> Path:
-        """Write one new shard atomically; the random token keeps concurrent writers apart."""
+    def append(self, keys: Sequence[str], vectors: np.ndarray) -> Path | None:
+        """Write one new shard atomically; the random token keeps concurrent writers apart. A cache
+        that cannot be written is reported once and the vectors stay in memory (None returned)."""
         vectors = np.asarray(vectors, dtype=np.float32)
         if len(keys) != len(vectors):
             raise ValueError(f"{len(keys)} keys for {len(vectors)} vectors")
+        if not self.writable:
+            return None
         existing = self._shard_files()
         seq = _sequence(existing[-1]) + 1 if existing else 0
         path = self.folder / f"shard-{seq:06d}-{secrets.token_hex(4)}.npz"
-        atomic.write_npz(path, keys=np.asarray(list(keys), dtype=str), vectors=vectors)
-        return path
+        arrays = {"keys": np.asarray(list(keys), dtype=str), "vectors": vectors}
+        self.writable = save_npz(
+            path, what=f"feature cache {self.feature_id}", **arrays, feature_id=np.asarray(self.feature_id)
+        )
+        return path if self.writable else None
 
     def load(self, keys: Sequence[str | None]) -> Features:
         """Rows for ``keys`` in order (later shards win), reading every shard once; memory is the
-        result plus one shard. Zero-width vectors when no shard is readable."""
+        result plus one shard. Vectors are ``dim`` wide (zero-wide when unknown and nothing is cached)."""
         rows: dict[str, list[int]] = {}
         for i, key in enumerate(keys):
             if key is not None:
                 rows.setdefault(key, []).append(i)
         present = np.zeros(len(keys), dtype=bool)
-        out: np.ndarray | None = None
+        out = np.zeros((len(keys), self.dim or 0), dtype=np.float32)
+        width = self.dim
         self._remove_stale_temporaries()
         for path in self.shards():
-            loaded = self._load(path)
+            loaded = self._load(path, width)
             if loaded is None:
                 continue
             shard_keys, vectors = loaded
-            if out is None:
-                out = np.zeros((len(keys), vectors.shape[1]), dtype=np.float32)
-            elif vectors.shape[1] != out.shape[1]:
-                log.warning("ignoring %s: width %d, expected %d", path, vectors.shape[1], out.shape[1])
-                continue
+            if width is None:  # no expected width: the first readable shard sets it
+                width = vectors.shape[1]
+                out = np.zeros((len(keys), width), dtype=np.float32)
             for row, key in enumerate(shard_keys.tolist()):
                 targets = rows.get(key)
                 if targets:
                     out[targets] = vectors[row]
                     present[targets] = True
-        if out is None:
-            out = np.zeros((len(keys), 0), dtype=np.float32)
         return Features(out, present)

@@ -25,8 +25,12 @@ load. A row is bad when its id is empty or repeats an earlier row's, when it has
 description, image or audio at all, when a media path is absolute or leads outside the folder
 (``..``, or a symlink pointing outside), or when a media file is missing, unreadable, oversized
 or undecodable (images are opened and verified with PIL, audio headers probed with soundfile --
-cheap checks, not a full decode). :func:`load_catalogue` raises :class:`CatalogueError` when
-there is no manifest, a required column is missing, or no row is valid.
+cheap checks, not a full decode; see :mod:`recsys.media` for what indexing does with files that
+pass them and still fail to decode), when a media path is a folder, FIFO, symlink loop, holds a
+NUL byte or a name over 255 bytes, when a cell is longer than ``MAX_CELL_CHARS``, or when a quoted
+cell swallows lines that look like rows (an unbalanced quote: the line range is reported).
+:func:`load_catalogue` raises :class:`CatalogueError` when there is no manifest, it is over
+``MAX_MANIFEST_BYTES``, two columns share a name, a required column is missing, or no row is valid.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -46,13 +51,20 @@ import numpy as np
 
 from recsys.atomic import write_bytes
 from recsys.errors import CatalogueError, InputError
+from recsys.paths import file_problem
 
 if TYPE_CHECKING:
     import pandas as pd
 
 MANIFEST_NAMES = ("catalogue.csv", "catalogue.parquet")
+#: A manifest larger than this is refused before it is read (it is read whole into memory).
+MAX_MANIFEST_BYTES = 1024 * 1024 * 1024
+#: A longer cell makes its row bad (the text encoder reads a few hundred words at most).
+MAX_CELL_CHARS = 65_536
 REQUIRED_COLUMNS = ("id", "title", "description", "category", "image", "audio")
 MEDIA_COLUMNS = ("image", "audio")
+_FIELD = r'(?:"(?:[^"]|"")*"|[^,"\r\n]*)'
+_WELL_FORMED_LINE = re.compile(f"{_FIELD}(?:,{_FIELD})*")
 MODALITIES = ("text", "image", "audio")
 
 
@@ -229,8 +241,9 @@ def _find_manifest(path: Path) -> Path:
     return found[0]
 
 
-def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, dict[str, str], str | None]]]:
-    """(columns, [(line, row, problem)]) from a CSV or Parquet manifest; ``problem`` flags malformed rows."""
+def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, int, dict[str, str], str | None]]]:
+    """(columns, [(line, last line, row, problem)]) from a CSV or Parquet manifest; ``problem`` flags
+    malformed rows. A CSV row with multi-line cells spans ``line`` to ``last line``."""
     if manifest.suffix == ".parquet":
         import pandas as pd
 
@@ -241,13 +254,19 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, dict[str, str
         columns = [str(c).strip() for c in frame.columns]
         records = frame.to_dict(orient="records")
         return columns, [
-            (n, {str(k).strip(): _cell(v) for k, v in rec.items()}, None) for n, rec in enumerate(records, start=1)
+            (n, n, {str(k).strip(): _cell(v) for k, v in rec.items()}, None) for n, rec in enumerate(records, start=1)
         ]
+    size = manifest.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise CatalogueError(f"'{manifest}' is {size:,} bytes; the limit is {MAX_MANIFEST_BYTES:,}.")
     try:
-        text = manifest.read_text(encoding="utf-8-sig")
+        with open(manifest, encoding="utf-8-sig", newline="") as fh:  # newline="": a quoted "\r" stays itself
+            text = fh.read()
     except UnicodeDecodeError as exc:
         raise CatalogueError(f"'{manifest}' is not UTF-8 text; save it as UTF-8 CSV.") from exc
+    lines = io.StringIO(text, newline="").readlines()  # as the reader counts them (\n, \r\n or \r)
     reader = csv.reader(io.StringIO(text, newline=""))
+    limit = csv.field_size_limit(max(MAX_CELL_CHARS, len(text)) + 1)  # long cells are reported per row
     try:
         header = next(reader, None)
         if header is None:
@@ -259,35 +278,97 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, dict[str, str
             line, prev_end = prev_end + 1, reader.line_num
             if not any(c.strip() for c in cells):
                 continue  # blank line
-            problem = None
-            if len(cells) > len(columns):
-                problem = f"{len(cells)} fields but the header has {len(columns)} columns (an unquoted comma?)"
+            problem = _row_problem(cells, columns, line, lines[line : reader.line_num])
             cells = cells + [""] * (len(columns) - len(cells))
-            rows.append((line, {col: _cell(v) for col, v in zip(columns, cells, strict=False)}, problem))
+            row = {col: _cell(v) for col, v in zip(columns, cells, strict=False)}
+            rows.append((line, reader.line_num, row, problem))
     except csv.Error as exc:
         raise CatalogueError(f"'{manifest}' is not valid CSV (line {reader.line_num}: {exc}).") from exc
+    finally:
+        csv.field_size_limit(limit)
     return columns, rows
 
 
+def _row_problem(cells: list[str], columns: list[str], first: int, more_lines: list[str]) -> str | None:
+    """Why a parsed CSV row (starting on line ``first``, continued on ``more_lines``) cannot be trusted:
+    more fields than columns, a cell over the length limit, or a quoted cell that swallowed lines which
+    look like rows of their own (an unbalanced quote)."""
+    problems = []
+    if len(cells) > len(columns):
+        problems.append(f"{len(cells)} fields but the header has {len(columns)} columns (an unquoted comma?)")
+    for column, cell in zip(columns, cells, strict=False):
+        if len(cell) > MAX_CELL_CHARS:
+            problems.append(f"{column or 'a cell'} is {len(cell):,} characters; the limit is {MAX_CELL_CHARS:,}")
+    swallowed = any(_looks_like_row(line, columns) or _starts_like_row(line, columns) for line in more_lines)
+    if len(columns) > 1 and swallowed:
+        where = next((c for c, cell in zip(columns, cells, strict=False) if "\n" in cell or "\r" in cell), "a cell")
+        problems.append(
+            f"an unbalanced quote in {where} swallows lines {first + 1}-{first + len(more_lines)}, which look "
+            'like rows of their own; close the quote, or write a quote inside a cell as ""'
+        )
+    return "; ".join(problems) or None
+
+
+def _looks_like_row(line: str, columns: list[str]) -> bool:
+    """Whether one physical line inside a multi-line record is a well-formed row of its own: every
+    field either fully quoted or free of quotes (the line that closes a legitimate multi-line cell
+    is not), as many fields as the header, and an id where the header has its id column."""
+    line = line.rstrip("\r\n")
+    if not _WELL_FORMED_LINE.fullmatch(line):
+        return False
+    fields = next(csv.reader([line]), [])
+    key = columns.index("id") if "id" in columns else 0
+    return len(fields) == len(columns) and bool(fields[key].strip())
+
+
+def _starts_like_row(line: str, columns: list[str]) -> bool:
+    """Whether a line inside a multi-line record begins like a row of its own whose quoted cell took
+    the quote that ends the swallowing: unquoted fields (with an id) up to a lone quote that starts a
+    field (a quote that closes a cell is followed by a comma or the end of the line; an escaped one
+    by another quote)."""
+    line = line.rstrip("\r\n")
+    quote = line.find('"')
+    if quote < 1 or line[quote - 1] != "," or line[quote + 1 : quote + 2] in ("", ",", '"'):
+        return False
+    fields = line[:quote].split(",")[:-1]
+    key = columns.index("id") if "id" in columns else 0
+    return len(fields) < len(columns) and (key >= len(fields) or bool(fields[key].strip()))
+
+
 def _media_path(root: Path, rel: str, column: str) -> tuple[Path | None, str | None]:
-    """(absolute path, None) for a valid media reference, else (None, reason)."""
+    """(absolute path, None) for a valid media reference, else (None, reason).
+
+    A path never leads outside the catalogue folder: absolute paths are refused, and the resolved
+    path (``..`` and every symlink followed) must lie inside the resolved folder.
+    """
     if not rel:
         return None, None
+    shown = _shown(rel)
+    if "\0" in rel:
+        return None, f"{column} path '{shown}' contains a NUL byte"
     posix = PurePosixPath(rel.replace("\\", "/"))
     if posix.is_absolute() or Path(rel).is_absolute() or (len(rel) > 1 and rel[1] == ":"):
-        return None, f"{column} path '{rel}' is absolute; use a path relative to the catalogue folder"
+        return None, f"{column} path '{shown}' is absolute; use a path relative to the catalogue folder"
     path = root / Path(*posix.parts)
-    real_root = root.resolve()
     try:
-        resolved = path.resolve()
-    except (OSError, RuntimeError) as exc:  # e.g. a symlink loop
-        return None, f"{column} path '{rel}' cannot be resolved ({exc})"
-    if not resolved.is_relative_to(real_root):
+        resolved: Path | None = path.resolve()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a name too long: reported below
+        resolved = None
+    if resolved is not None and not resolved.is_relative_to(root.resolve()):
         how = "a symlink pointing" if ".." not in posix.parts else "'..' leading"
-        return None, f"{column} path '{rel}' is outside the catalogue folder ({how} outside it)"
-    if not path.is_file():
-        return None, f"{column} file '{rel}' not found"
+        return None, f"{column} path '{shown}' is outside the catalogue folder ({how} outside it)"
+    problem = file_problem(path)
+    if problem == "does not exist":
+        return None, f"{column} file '{shown}' not found"
+    if problem is not None or resolved is None:
+        return None, f"{column} path '{shown}' {problem or 'cannot be resolved'}"
     return path, None
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """A cell as messages quote it: NUL bytes visible, at most ``limit`` characters."""
+    text = text.replace("\0", "\\0")
+    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-(limit // 2 - 3):]}"
 
 
 def _validate_media(path: Path, column: str, rel: str) -> str | None:
@@ -304,11 +385,24 @@ def _validate_media(path: Path, column: str, rel: str) -> str | None:
     return None
 
 
+def _refuse_duplicate_columns(manifest: Path, columns: list[str]) -> None:
+    """Two columns of one name would silently let the last win; name them (1-based) instead."""
+    seen: dict[str, list[int]] = {}
+    for position, name in enumerate(columns, start=1):
+        if name:  # empty names (trailing commas from spreadsheets) are ignored columns
+            seen.setdefault(name, []).append(position)
+    twice = {name: where for name, where in seen.items() if len(where) > 1}
+    if twice:
+        shown = "; ".join(f"'{name}' in columns {', '.join(map(str, where))}" for name, where in twice.items())
+        raise CatalogueError(f"'{manifest.name}' has duplicate column names: {shown}; rename or remove the copies.")
+
+
 def load_catalogue(path: str | os.PathLike[str]) -> Catalogue:
     """Load and validate a catalogue folder (or its manifest file); bad rows are skipped and reported."""
     manifest = _find_manifest(Path(path))
     root = manifest.parent.absolute()
     columns, rows = _read_rows(manifest)
+    _refuse_duplicate_columns(manifest, columns)
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise CatalogueError(
@@ -320,7 +414,7 @@ def load_catalogue(path: str | os.PathLike[str]) -> Catalogue:
     bad: list[BadRow] = []
     kept_rows: list[dict[str, str]] = []
     first_line: dict[str, int] = {}
-    for line, row, problem in rows:
+    for line, last, row, problem in rows:
         item_id = row["id"]
         reasons = [problem] if problem else []
         if not item_id:
@@ -339,6 +433,8 @@ def load_catalogue(path: str | os.PathLike[str]) -> Catalogue:
         if item_id and item_id not in first_line:
             first_line[item_id] = line
         if reasons:
+            if last > line and not any("swallows lines" in r for r in reasons):
+                reasons.append(f"the row spans lines {line}-{last}")  # so that no line goes unaccounted for
             bad.append(BadRow(line=line, id=item_id or None, reason="; ".join(reasons)))
             continue
         extra = {k: v for k, v in row.items() if k not in REQUIRED_COLUMNS and k}
@@ -369,7 +465,9 @@ def write_manifest(root: str | os.PathLike[str], rows: list[dict] | pd.DataFrame
     import pandas as pd
 
     records = rows.to_dict(orient="records") if isinstance(rows, pd.DataFrame) else list(rows)
-    clean = [{str(k): _cell(v) for k, v in rec.items()} for rec in records]
+    # A bare carriage return is not quoted by CSV writers ending lines with "\n", and splits the row when
+    # read back: written as a newline, which is quoted.
+    clean = [{str(k): _cell(v).replace("\r\n", "\n").replace("\r", "\n") for k, v in rec.items()} for rec in records]
     columns = _column_order(clean)
     frame = pd.DataFrame([{c: row.get(c, "") for c in columns} for row in clean], columns=columns, dtype=object)
     target = Path(root) / f"catalogue.{fmt}"

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -116,10 +117,27 @@ def attach_store(
     engine.search = search
     if not wants_store(engine, search, uri):
         return engine
-    from recsys.store import open_store
-
     fields = {name: int(mat.shape[1]) for name, mat in engine.store_vectors().items()}
-    store = open_store(uri or default_store_uri(engine, cache_dir), fields, **store_options)
+    store = _open_or_rebuild(uri, default_store_uri(engine, cache_dir), fields, store_options)
     sync_store(store, engine, progress)
     engine.store = store
     return engine
+
+
+def _open_or_rebuild(uri: str | None, default: Path, fields: dict[str, int], options: dict[str, Any]) -> Any:
+    """Open the store; the one the product keeps under the cache dir is derived data, so when it is
+    damaged (or holds other fields) it is reported in one line, deleted and rebuilt from the
+    catalogue. A store the user named is never deleted: its problem is raised as a message."""
+    from recsys.store import open_store
+    from recsys.store.base import UnusableStoreError
+
+    if uri:
+        return open_store(uri, fields, **options)
+    try:
+        return open_store(default, fields, **options)
+    except UnusableStoreError as exc:
+        if default.is_symlink() or not default.is_dir():
+            raise
+        log.warning("rebuilding the vector store %s: %s", default, exc)
+        shutil.rmtree(default)
+        return open_store(default, fields, **options)

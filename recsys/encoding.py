@@ -5,7 +5,8 @@ holds for any requested output; :func:`run_plan` then decodes and preprocesses t
 DataLoader worker processes (``recsys.media`` decoding plus the encoder's picklable
 ``preprocessor``), runs ``encoder.forward_batch`` once per batch in this process, and appends
 every output (embedding, class probabilities, ...) to its own :class:`recsys.cache.FeatureStore`
-chunk by chunk. An item that fails to decode is skipped with a warning; workers never die of it.
+chunk by chunk. Items that fail to decode get no vector and are reported in one summary line; workers
+never die of them.
 
 :func:`store_encoded` is that last step alone: :mod:`recsys.distributed` runs the same pass on a Ray
 cluster and hands its batches to it, so both write the same shards.
@@ -29,7 +30,7 @@ import numpy as np
 
 from recsys.cache import Features, FeatureStore, content_key, decode_source, item_source
 from recsys.catalogue import Catalogue
-from recsys.encoders.base import Preprocessor, encoder_outputs
+from recsys.encoders.base import Preprocessor, encoder_outputs, output_width
 from recsys.errors import InputError
 from recsys.threads import use_threads, worker_processes
 
@@ -199,6 +200,7 @@ class FeaturePlan:
     missing: dict[str, set[str]]  # per output: keys its store lacks
     todo: list[Job]  # one job per distinct missing key, in catalogue order
     positions: dict[str, list[int]] = field(default_factory=dict)  # key -> items holding it
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (item id, why) of items left without a vector
 
     def __post_init__(self) -> None:
         for i, key in enumerate(self.keys):
@@ -229,7 +231,10 @@ def plan_features(
     """Hash every item and read what the cache holds (each shard once); nothing is decoded yet."""
     outputs = tuple(dict.fromkeys(outputs))
     keys = [content_key(item, modality) for item in catalogue.items]
-    stores = {name: FeatureStore(cache_dir, feature_id(encoder, name, precision)) for name in outputs}
+    stores = {
+        name: FeatureStore(cache_dir, feature_id(encoder, name, precision), output_width(encoder, name))
+        for name in outputs
+    }
     features = {name: store.load(keys) for name, store in stores.items()}
     missing = {
         name: {k for k, ok in zip(keys, f.present, strict=True) if k is not None and not ok}
@@ -272,21 +277,50 @@ def store_encoded(
     """Append encoded batches, from wherever they were computed, to the plan's stores chunk by chunk.
 
     Every runner (this process, a Ray cluster) ends here, so the shards, the resume behaviour and the
-    warnings about skipped items are the same whichever computed the vectors.
+    report of skipped items are the same whichever computed the vectors. Items that failed (a file
+    the catalogue check accepted but decoding rejects, or non-finite model outputs) get no vector for
+    this modality and are reported together in one warning line with their ids.
     """
     total = len(plan.todo)
     pending = _Chunk(plan, options.chunk_size)
+    owners = {job.key: job.item_id for job in plan.todo}
     done = 0
     for result in results:
-        for item_id, message in result.failures:
-            log.warning("skipping %s of item %s: %s", plan.modality, item_id, message)
+        result = _drop_non_finite(result, owners)
+        plan.failures.extend(result.failures)
         if result.outputs is not None and result.keys:
             pending.add(result.keys, result.outputs)
         done += len(result.keys) + len(result.failures)
         if progress:
             progress(done, total)
     pending.flush()
+    if plan.failures:
+        log.warning("%s", failure_summary(plan.modality, plan.failures))
     return dict(plan.features)
+
+
+#: Failed items named in the summary line; the rest are counted.
+SHOWN_FAILURES = 10
+
+
+def failure_summary(modality: str, failures: Sequence[tuple[str, str]]) -> str:
+    """One line: how many items have no ``modality`` vector, and the first few ids with the reason."""
+    shown = "; ".join(f"{item_id}: {message}" for item_id, message in failures[:SHOWN_FAILURES])
+    more = f"; and {len(failures) - SHOWN_FAILURES} more" if len(failures) > SHOWN_FAILURES else ""
+    return f"{len(failures)} item(s) have no {modality} vector (fix or replace their files): {shown}{more}"
+
+
+def _drop_non_finite(result: Encoded, owners: dict[str, str]) -> Encoded:
+    """A model output with NaN or infinity is a failure of that item, never a cached vector."""
+    if result.outputs is None or not result.keys:
+        return result
+    ok = np.logical_and.reduce([np.isfinite(np.asarray(v)).all(axis=1) for v in result.outputs.values()])
+    if ok.all():
+        return result
+    bad = [(owners.get(k, k), "the encoder returned NaN or infinite values") for k in np.asarray(result.keys)[~ok]]
+    keys = [k for k, good in zip(result.keys, ok, strict=True) if good]
+    outputs = {name: np.asarray(v)[ok] for name, v in result.outputs.items()} if keys else None
+    return Encoded(keys, outputs, [*result.failures, *bad])
 
 
 def _forward_local(plan: FeaturePlan, model: Any, options: BatchOptions, workers: int) -> Iterator[Encoded]:

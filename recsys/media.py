@@ -9,10 +9,19 @@ Limits (module constants):
 - images: files up to ``MAX_IMAGE_BYTES`` (20 MB) and ``MAX_IMAGE_PIXELS`` (50 megapixels; larger
   is treated as a decompression bomb); PNG, JPEG, WebP, GIF (first frame) or BMP. The decoded
   image is shrunk to at most ``MAX_IMAGE_SIDE`` px (the encoders work at ~224 px).
-- audio: files up to ``MAX_AUDIO_BYTES`` (30 MB); WAV, OGG, FLAC or MP3. An oversized *file* is
-  rejected, but a long *clip* is truncated to its first ``MAX_AUDIO_SECONDS`` (30 s) and the
-  returned :class:`Audio` carries a ``note`` saying so. A clip whose peak is below
-  ``SILENCE_DBFS`` (-60 dBFS) is rejected as silent.
+- audio: files up to ``MAX_AUDIO_BYTES`` (30 MB); WAV, OGG, FLAC or MP3, and whatever else
+  libsndfile reads (AIFF, AU, CAF, ...), at ``MIN_SAMPLE_RATE`` to ``MAX_SAMPLE_RATE`` (1 kHz to
+  384 kHz; other rates are refused with a message). An oversized *file* is rejected, but a long
+  *clip* is truncated to its first ``MAX_AUDIO_SECONDS`` (30 s) and the returned :class:`Audio`
+  carries a ``note`` saying so. A clip whose peak is below ``SILENCE_DBFS`` (-60 dBFS), or that
+  holds NaN or infinite samples, is rejected.
+- paths: a folder, FIFO, symlink loop, over-long name or NUL byte is named as such (never opened).
+
+The catalogue's load-time checks (:func:`check_image_file`, :func:`check_audio_file`) stay cheap
+(headers, PIL ``verify``): a file they accept can still fail to decode (a truncated JPEG, garbage
+PNG data, a silent or NaN clip, corrupt FLAC frames). Indexing then decodes every file: items
+that fail are listed in one warning line with their ids and get no vector for that modality
+(:func:`recsys.encoding.store_encoded`); their other modalities still count.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from recsys.errors import InputError
+from recsys.paths import file_problem
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -39,6 +49,10 @@ MAX_IMAGE_SIDE = 1024
 MAX_AUDIO_BYTES = 30 * MB
 MAX_AUDIO_SECONDS = 30.0
 SILENCE_DBFS = -60.0
+#: Sample rates outside these bounds are refused: below, no audible content survives; above, the
+#: header is almost surely damaged (studio audio stops at 384 kHz).
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 384_000
 
 IMAGE_FORMATS = {"PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP"}  # MPO: multi-picture JPEG from phone cameras
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"}
@@ -102,8 +116,9 @@ def _read_bytes(src: object, kind: str, max_bytes: int) -> bytes:
         data = src.read()
     else:
         path = Path(src)  # type: ignore[arg-type]
-        if not path.is_file():
-            raise InputError(f"{kind} {what} does not exist.")
+        problem = file_problem(path)
+        if problem is not None:
+            raise InputError(f"{kind} {_describe(_short(path))} {problem}.")
         size = path.stat().st_size
         if size > max_bytes:
             raise InputError(f"{kind} {what} is {_mb(size)}; the limit is {_limit(max_bytes)}.")
@@ -113,6 +128,12 @@ def _read_bytes(src: object, kind: str, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise InputError(f"{kind} {what} is {_mb(len(data))}; the limit is {_limit(max_bytes)}.")
     return data
+
+
+def _short(path: Path) -> str:
+    """A path as messages show it: at most 120 characters (a 300-character name stays readable)."""
+    text = str(path).replace("\0", "\\0")
+    return text if len(text) <= 120 else f"{text[:60]}...{text[-57:]}"
 
 
 def _open_image(data: bytes, what: str) -> PILImage.Image:
@@ -190,12 +211,21 @@ def check_image_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_IMAGE
         raise InputError(f"Image file '{path}' is corrupt ({exc}).") from exc
 
 
+def _check_rate(rate: int, what: str) -> None:
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise InputError(
+            f"Audio {what} has a sample rate of {rate:,} Hz; "
+            f"accepted rates are {MIN_SAMPLE_RATE:,} to {MAX_SAMPLE_RATE:,} Hz."
+        )
+
+
 def _decode_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, float]:
     """(samples (n, channels), rate, full duration) reading at most ``max_seconds`` of audio."""
     import soundfile as sf
 
     with sf.SoundFile(io.BytesIO(data)) as fh:
         rate = int(fh.samplerate)
+        _check_rate(rate, "clip")  # before reading: a damaged rate can ask for absurd sample counts
         total = fh.frames / rate if rate > 0 else 0.0
         frames = fh.read(int(max_seconds * rate) if rate > 0 else -1, dtype="float32", always_2d=True)
     return frames, rate, total
@@ -211,6 +241,7 @@ def _decode_audioread(data: bytes, suffix: str, max_seconds: float) -> tuple[np.
         with warnings.catch_warnings():  # librosa warns that its audioread path is deprecated: it is our fallback
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", UserWarning)  # "PySoundFile failed. Trying audioread instead."
             total = float(librosa.get_duration(path=str(path)))
             samples, rate = librosa.load(str(path), sr=None, mono=False, duration=max_seconds, dtype=np.float32)
     samples = np.atleast_2d(samples).T  # librosa gives (channels, n)
@@ -224,6 +255,8 @@ def load_audio(src: Source, *, max_bytes: int = MAX_AUDIO_BYTES, max_seconds: fl
     suffix = "" if isinstance(src, bytes | bytearray | memoryview) else Path(str(getattr(src, "name", src))).suffix
     try:
         frames, rate, total = _decode_soundfile(data, max_seconds)
+    except InputError as exc:  # read but refused (an absurd sample rate): no second decoder
+        raise InputError(str(exc).replace("Audio clip", f"Audio {what}")) from None
     except Exception as first:
         try:
             frames, rate, total = _decode_audioread(data, suffix.lower(), max_seconds)
@@ -231,8 +264,7 @@ def load_audio(src: Source, *, max_bytes: int = MAX_AUDIO_BYTES, max_seconds: fl
             raise InputError(
                 f"Audio {what} could not be decoded: it is not a WAV, OGG, FLAC or MP3 file, or it is corrupt."
             ) from first
-    if rate <= 0:
-        raise InputError(f"Audio {what} has an invalid sample rate ({rate} Hz).")
+    _check_rate(rate, what)
     if frames.size == 0:
         raise InputError(f"Audio {what} contains no samples (empty clip).")
     samples = frames.mean(axis=1, dtype=np.float32) if frames.shape[1] > 1 else frames[:, 0]
@@ -259,13 +291,15 @@ def check_audio_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_AUDIO
         info = sf.info(io.BytesIO(data))
     except Exception:
         try:  # what libsndfile cannot probe, decode a little with the fallback
-            frames, _, _ = _decode_audioread(data, Path(path).suffix.lower(), max_seconds=1.0)
+            frames, rate, _ = _decode_audioread(data, Path(path).suffix.lower(), max_seconds=1.0)
         except Exception as exc:
             raise InputError(
                 f"Audio file '{path}' could not be decoded: it is not a WAV, OGG, FLAC or MP3 file, or it is corrupt."
             ) from exc
+        _check_rate(rate, f"file '{path}'")
         if frames.size == 0:
             raise InputError(f"Audio file '{path}' contains no samples (empty clip).") from None
         return
-    if info.frames == 0 or info.samplerate <= 0:
+    _check_rate(int(info.samplerate), f"file '{path}'")
+    if info.frames == 0:
         raise InputError(f"Audio file '{path}' contains no samples (empty clip).")

@@ -20,6 +20,8 @@ from recsys.errors import InputError
 
 #: Longest path shown in a message; longer ones are cut in the middle.
 SHOWN_CHARS = 80
+#: The longest file name (one path component) most file systems accept, in bytes.
+NAME_MAX = 255
 
 PathLike = str | os.PathLike[str]
 
@@ -35,14 +37,15 @@ def show(path: object) -> str:
 
 def _os_problem(exc: OSError, path: str) -> str:
     if exc.errno == errno.ENAMETOOLONG:
-        longest = max((len(part.encode("utf-8", "surrogateescape")) for part in Path(path).parts), default=0)
-        return f"has a name too long for the file system ({longest} bytes in its longest part)"
-    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-        return "does not exist"
+        return "is too long a path for the file system"
+    if exc.errno == errno.ENOTDIR:
+        return "does not exist (a folder on its path is a file)"
+    if exc.errno == errno.ENOENT:
+        return "is a broken symlink" if os.path.islink(path) else "does not exist"
     if exc.errno == errno.EACCES:
         return "cannot be accessed (permission denied)"
     if exc.errno == errno.ELOOP:
-        return "is a loop of symbolic links"
+        return "is a symlink loop"
     return f"cannot be used ({exc.strerror or exc})"
 
 
@@ -55,7 +58,10 @@ def _stat(path: PathLike) -> tuple[os.stat_result | None, str | None]:
     if not isinstance(text, str) or not text:
         return None, "is empty" if text in ("", b"") else "is not a text path"
     if "\x00" in text:
-        return None, "contains a NUL character"
+        return None, "contains a NUL byte"
+    longest = max((len(part.encode("utf-8", "surrogateescape")) for part in text.split(os.sep)), default=0)
+    if longest > NAME_MAX:
+        return None, f"has a file name of {longest} bytes, too long (the limit is {NAME_MAX})"
     try:
         return os.stat(text), None
     except OSError as exc:
@@ -64,19 +70,32 @@ def _stat(path: PathLike) -> tuple[os.stat_result | None, str | None]:
         return None, f"cannot be used ({exc})"
 
 
+def file_problem(path: PathLike) -> str | None:
+    """None when ``path`` is a regular file (symlinks followed), else what it is instead, without
+    opening it (a FIFO would block, a NUL byte or a long name would raise)."""
+    info, problem = _stat(path)
+    if info is None:
+        return problem
+    mode = info.st_mode
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    if stat.S_ISFIFO(mode):
+        return "is a named pipe (FIFO), not a file"
+    if stat.S_ISSOCK(mode):
+        return "is a socket, not a file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device, not a file"
+    return "is not a regular file"
+
+
 def input_file_problem(path: PathLike) -> str | None:
     """Why ``path`` cannot be read as a regular file, or None."""
-    info, problem = _stat(path)
-    if problem is not None:
-        return problem
-    assert info is not None
-    if stat.S_ISDIR(info.st_mode):
-        return "is a folder, not a file"
-    if not stat.S_ISREG(info.st_mode):
-        return "is not a regular file"
-    if not os.access(path, os.R_OK):
+    problem = file_problem(path)
+    if problem is None and not os.access(path, os.R_OK):
         return "cannot be read (permission denied)"
-    return None
+    return problem
 
 
 def _creatable_problem(path: Path) -> str | None:
@@ -101,7 +120,7 @@ def output_dir_problem(path: PathLike) -> str | None:
     """Why files cannot be written into folder ``path`` (created when missing), or None."""
     info, problem = _stat(path)
     if info is None:
-        return problem if problem != "does not exist" else _creatable_problem(Path(path))
+        return _creatable_problem(Path(path)) if problem and problem.startswith("does not exist") else problem
     if not stat.S_ISDIR(info.st_mode):
         return "is not a folder"
     if not os.access(path, os.W_OK | os.X_OK):
@@ -113,7 +132,7 @@ def output_file_problem(path: PathLike) -> str | None:
     """Why file ``path`` cannot be written (replaced atomically, its folder created when missing), or None."""
     info, problem = _stat(path)
     if info is None:
-        return problem if problem != "does not exist" else _creatable_problem(Path(path))
+        return _creatable_problem(Path(path)) if problem and problem.startswith("does not exist") else problem
     if stat.S_ISDIR(info.st_mode):
         return "is a folder, not a file"
     if not stat.S_ISREG(info.st_mode):

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from recsys import atomic
+from recsys.cachefile import Spec, discard, load_npz, save_npz
 from recsys.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -257,14 +257,25 @@ def _fit_umap(reference: np.ndarray, params: ProjectionParams, sampled: bool) ->
         return np.asarray(reducer.fit_transform(reference), dtype=np.float32)
 
 
-def _load(path: Path, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    try:
-        with np.load(path) as data:
-            coords, fitted, mean, basis = (data[name] for name in ("coords", "fitted", "mean", "basis"))
-    except Exception:  # a stale or unreadable cache entry is recomputed, not fatal
+def _load(path: Path, n: int, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """A cached map of ``n`` vectors of width ``d``, or None (a damaged one is reported and removed)."""
+    specs = {
+        "coords": Spec((n, 2)),
+        "fitted": Spec(("m",), kinds="iu"),
+        "mean": Spec((None,)),  # (d,), or empty when nothing was centred
+        "basis": Spec(None),  # (d, k), or empty
+    }
+    arrays = load_npz(path, specs, what="map cache")
+    if arrays is None:
         return None
-    ok = coords.shape == (n, 2) and np.isfinite(coords).all() and fitted.ndim == 1 and len(fitted) >= 2
-    return (coords, fitted, mean, basis) if ok and (fitted < n).all() else None
+    coords, fitted, mean, basis = (arrays[name] for name in specs)
+    if len(fitted) < 2 or fitted.min() < 0 or fitted.max() >= n or mean.size not in (0, d):
+        discard(path, "map cache", f"{len(fitted)} fitted rows out of range for {n} items of width {d}")
+        return None
+    if basis.size and (basis.ndim != 2 or basis.shape[0] != d):
+        discard(path, "map cache", f"basis of shape {basis.shape} for width {d}")
+        return None
+    return coords, fitted, mean, basis
 
 
 def project(
@@ -284,7 +295,7 @@ def project(
         raise InputError(f"One group label per vector is needed (got {len(groups)} for {len(vectors)}).")
     key = input_hash(vectors, params, groups)
     path = Path(cache_dir) / f"map-{key}.npz" if cache_dir is not None else None
-    cached = _load(path, len(vectors)) if path is not None and path.exists() else None
+    cached = _load(path, *vectors.shape) if path is not None else None
     if cached is not None:
         coords, fitted, mean, basis = cached
         space = SearchSpace(params.metric, mean, basis) if basis.size else SearchSpace(params.metric)
@@ -306,7 +317,7 @@ def project(
         empty = np.zeros(0, dtype=np.float32)
         mean = space.mean if space.mean is not None else empty
         basis = space.basis if space.basis is not None else empty
-        atomic.write_npz(path, coords=coords, fitted=fitted, mean=mean, basis=basis)
+        save_npz(path, what="map cache", coords=coords, fitted=fitted, mean=mean, basis=basis)
     return Projection(coords, key, fitted, space, reference, params.n_neighbors)
 
 

@@ -74,9 +74,9 @@ def test_unreadable_shard_is_reported_removed_and_its_items_missing(tmp_path, ca
     bad = store.append(["a", "b"], _vectors(2))
     store.append(["c"], _vectors(1))
     damage(bad)
-    with caplog.at_level(logging.WARNING, logger="recsys.cache"):
+    with caplog.at_level(logging.WARNING):
         assert store.load(["a", "b", "c"]).present.tolist() == [False, False, True]
-    assert "unreadable feature cache" in caplog.text
+    assert "rebuilding feature cache f" in caplog.text
     assert not bad.exists()
 
 
@@ -92,7 +92,7 @@ def test_the_single_file_of_earlier_versions_is_still_read(tmp_path):
 def test_shard_files_are_valid_npz_with_keys_and_vectors(tmp_path):
     path = FeatureStore(tmp_path, "f").append(["x"], _vectors(1))
     with zipfile.ZipFile(path) as zf:
-        assert sorted(zf.namelist()) == ["keys.npy", "vectors.npy"]
+        assert sorted(zf.namelist()) == ["feature_id.npy", "keys.npy", "vectors.npy"]
 
 
 def test_temporaries_of_a_killed_write_are_cleared_when_old(tmp_path):

@@ -162,7 +162,7 @@ def test_a_corrupt_image_is_skipped_with_a_warning(cluster, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="recsys.encoding"):
         feats = run_plan_on_ray(plan, TinyImageEncoder, SMALL)
     assert feats["embedding"].present.tolist() == [True, True, True, False, True, True]
-    assert any("skipping image of item i3" in r.getMessage() for r in caplog.records)
+    assert any("have no image vector (fix or replace their files): i3: " in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.slow

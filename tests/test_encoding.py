@@ -90,7 +90,7 @@ def test_a_corrupt_shard_is_recomputed(ten, tmp_path, caplog):
     encoder = TinyImageEncoder()
     with caplog.at_level(logging.WARNING):
         feats = catalogue_features(ten, "image", encoder, BOTH, cache_dir=tmp_path / "c", options=IN_PROCESS)
-    assert "unreadable feature cache" in caplog.text
+    assert "rebuilding feature cache image/tiny@1" in caplog.text
     assert encoder.forwarded == 2 and feats["embedding"].present.all()
 
 
@@ -121,7 +121,7 @@ def test_worker_processes_give_the_same_vectors_and_survive_a_bad_file(ten, tmp_
     workers = BatchOptions(batch_size=2, chunk_size=4, workers=1)
     with caplog.at_level(logging.WARNING, logger="recsys.encoding"):
         pooled = catalogue_features(ten, "image", TinyImageEncoder(), BOTH, cache_dir=tmp_path / "w", options=workers)
-    assert "skipping image of item i4" in caplog.text
+    assert "1 item(s) have no image vector (fix or replace their files): i4: Image file" in caplog.text
     assert pooled["embedding"].present.tolist() == [i != 4 for i in range(10)]
     inline = catalogue_features(ten, "image", TinyImageEncoder(), BOTH, cache_dir=tmp_path / "i", options=IN_PROCESS)
     for name in BOTH:

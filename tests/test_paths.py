@@ -16,12 +16,12 @@ def test_input_files(tmp_path):
     (tmp_path / "a.png").write_bytes(b"x")
     assert check_input_file(tmp_path / "a.png", "Image file") == tmp_path / "a.png"
     for path, words in [
-        (tmp_path / ("x" * 300 + ".png"), r"name too long for the file system \(304 bytes"),
-        (f"{tmp_path}/a\x00b.png", "contains a NUL character"),
+        (tmp_path / ("x" * 300 + ".png"), "file name of 304 bytes"),
+        (f"{tmp_path}/a\x00b.png", "contains a NUL byte"),
         (tmp_path, "is a folder, not a file"),
         (tmp_path / "missing.png", "does not exist"),
         (tmp_path / "a.png" / "b.png", "does not exist"),
-        ("/dev/null", "is not a regular file"),
+        ("/dev/null", "is a device, not a file"),
         ("", "is empty"),
     ]:
         with pytest.raises(InputError, match=f"^Image file .*{words}"):

@@ -7,7 +7,6 @@ image lands in the text space with no training at all. It needs an encoder with
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import numpy as np
@@ -49,24 +48,20 @@ def cached_class_text_embeddings(class_names: list[str], text_encoder: Any, cach
     import hashlib
     from pathlib import Path
 
-    from recsys import atomic
     from recsys.cache import default_cache_dir
+    from recsys.cachefile import Spec, load_npz, save_npz
 
     key = hashlib.sha256("\n".join([text_encoder.encoder_id, *TEMPLATES, *class_names]).encode("utf-8")).hexdigest()[
         :16
     ]
     path = Path(cache_dir or default_cache_dir()) / f"label-bridge-{key}.npz"
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                emb = data["embeddings"]
-            if emb.shape[0] == len(class_names):
-                return emb.astype(np.float32)
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable: recompute and overwrite
+    width = getattr(text_encoder, "dim", None)
+    spec = Spec((len(class_names), width if isinstance(width, int) else None))
+    cached = load_npz(path, {"embeddings": spec}, what="label-bridge cache")
+    if cached is not None:
+        return cached["embeddings"].astype(np.float32)
     emb = class_text_embeddings(class_names, text_encoder)
-    with contextlib.suppress(OSError):  # a read-only cache only costs speed
-        atomic.write_npz(path, embeddings=emb)
+    save_npz(path, what="label-bridge cache", embeddings=emb)
     return emb
 
 

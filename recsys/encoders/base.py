@@ -150,6 +150,19 @@ def encoder_outputs(
     return out
 
 
+def output_width(encoder: Any, output: str) -> int | None:
+    """Width of one output of any encoder (``output_dims``, else ``dim`` / ``class_names``); None if it
+    does not say. Cache readers check cached vectors against it."""
+    dims = encoder.output_dims() if hasattr(encoder, "output_dims") else {}
+    if output in dims:
+        return int(dims[output])
+    if output == "embedding" and isinstance(getattr(encoder, "dim", None), int):
+        return int(encoder.dim)
+    if output == "class_proba" and getattr(encoder, "class_names", None):
+        return len(encoder.class_names)
+    return None
+
+
 def _pil_image_type() -> type:
     from PIL import Image
 

@@ -15,11 +15,14 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from recsys.atomic import write_with
+from recsys.cachefile import file_crc32
 from recsys.errors import InputError
+from recsys.paths import file_problem
 from recsys.store.rows import Selection
 
 ANN_KINDS = ("hnsw", "ivf")
@@ -241,16 +244,40 @@ class FieldIndex:
             return params.nprobe * widen >= nlist
         return params.ef_search * widen >= params.max_ef
 
-    def save(self, path: str | os.PathLike[str]) -> None:
+    def save(self, path: str | os.PathLike[str]) -> int:
+        """Write the index atomically; returns the file's CRC-32, which :meth:`load` checks."""
         import faiss
 
-        write_with(path, lambda p: faiss.write_index(self.index, str(p)))
+        crc = 0
+
+        def write(tmp: Path) -> None:
+            nonlocal crc
+            faiss.write_index(self.index, str(tmp))
+            crc = file_crc32(tmp)
+
+        write_with(path, write)
+        return crc
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], spec: str) -> FieldIndex:
+    def load(cls, path: str | os.PathLike[str], spec: str, dim: int, max_rows: int, crc: int | None) -> FieldIndex:
+        """A saved index, checked to be the file that was saved (``crc``; None for indexes saved before
+        checksums) and the kind ``spec`` names over ``dim``-d vectors holding at most ``max_rows`` rows;
+        ``ValueError`` (or faiss's ``RuntimeError``) when it is not."""
         import faiss
 
-        return cls(faiss.read_index(str(path)), spec)
+        problem = file_problem(path)
+        if problem is not None:
+            raise ValueError(f"it {problem}")
+        if crc is not None and file_crc32(path) != crc:
+            raise ValueError("its checksum does not match the one saved with it")
+        index = faiss.read_index(str(path))
+        template = faiss.index_factory(dim, "IDMap,Flat" if spec == "flat" else spec, faiss.METRIC_INNER_PRODUCT)
+        kind, expected = type(faiss.downcast_index(index)), type(faiss.downcast_index(template))
+        if kind is not expected or index.d != dim or index.metric_type != faiss.METRIC_INNER_PRODUCT:
+            raise ValueError(f"a {kind.__name__} over {index.d}-d vectors, expected {expected.__name__} over {dim}-d")
+        if index.ntotal > max_rows:
+            raise ValueError(f"{index.ntotal} rows, but the store had {max_rows} when it was saved")
+        return cls(index, spec)
 
 
 class _one_thread:

@@ -14,12 +14,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recsys.errors import InputError
+from recsys.errors import InputError, RecsysError
 
 MAX_ID_LENGTH = 1024
 MAX_CATEGORY_LENGTH = 1024
 MAX_CATEGORY_DEPTH = 32
 MAX_VERSION_LENGTH = 256
+
+
+class UnusableStoreError(RecsysError):
+    """A store that exists but cannot be used as it is: damaged files, or other fields than asked for.
+    The message says what is wrong; a store the product keeps for a catalogue is rebuilt instead."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ rebuilt until :meth:`LocalStore.compact`. One process writes a store at a time.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import re
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,12 @@ import numpy as np
 from recsys.errors import InputError, RecsysError
 from recsys.store import segments as seg
 from recsys.store.ann import AnnParams, FieldIndex
-from recsys.store.base import Hits, VectorStore, check_fields, check_ids
+from recsys.store.base import Hits, UnusableStoreError, VectorStore, check_fields, check_ids
 from recsys.store.rows import RowTable, Selection, exact_top
 
 FLOAT16_MAX = 65504.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +84,9 @@ class LocalStore(VectorStore):
             if fields is None:
                 raise RecsysError(f"there is no vector store at {self.path}; pass fields={{name: dim}} to create one")
             if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
-                raise RecsysError(f"{self.path} exists and is not an empty folder; choose a new folder for the store")
+                raise UnusableStoreError(
+                    f"{self.path} exists and is not an empty folder; choose a new folder for the store"
+                )
             self.fields = check_fields(fields)
             self.options = LocalOptions.from_dict({}, options)
             self._manifest: dict[str, Any] = {"segments": [], "indexes": {}, "next_seq": 0}
@@ -91,11 +97,15 @@ class LocalStore(VectorStore):
         else:
             stored = {name: int(dim) for name, dim in manifest["fields"]}
             if fields is not None and check_fields(fields) != stored:
-                raise RecsysError(
+                raise UnusableStoreError(
                     f"the store at {self.path} has fields {stored}, not {dict(fields)}; "
                     "open it with its own fields or create a new store"
                 )
             self.fields = stored
+            try:
+                LocalOptions.from_dict(manifest.get("options", {}), {})
+            except (InputError, TypeError, ValueError) as exc:
+                raise UnusableStoreError(f"the store manifest in {self.path} has damaged options ({exc})") from None
             self.options = LocalOptions.from_dict(manifest.get("options", {}), options)
             self._manifest = manifest
             self._load()
@@ -131,7 +141,7 @@ class LocalStore(VectorStore):
             self.options.dtype,
         )
         self._append_segment(segment)
-        seg.open_vectors(self.path, segment, list(self.fields))
+        seg.open_vectors(self.path, segment, self.fields)
         rows = self._table.append(batch.ids, batch.categories, batch.versions, batch.has)
         for f, index in self._indexes.items():
             if f in stored:
@@ -201,7 +211,7 @@ class LocalStore(VectorStore):
             lambda f, a, b: self._gather(f, keep[a:b]),
             self.options.dtype,
         )
-        seg.open_vectors(self.path, segment, list(self.fields))
+        seg.open_vectors(self.path, segment, self.fields)
         self._segments = [segment]
         self._table = RowTable.bulk(self.fields, ids, cats, versions, has, np.zeros(0, dtype=np.int64))
         self._manifest["indexes"] = {}
@@ -306,10 +316,11 @@ class LocalStore(VectorStore):
         """Load saved ANN indexes (adding the rows written since), build flat ones, and build an
         ANN index for any field that outgrew ``exact_below``."""
         t = self._table
+        saved = dict(self._manifest["indexes"])
         for f, dim in self.fields.items():
-            entry = self._manifest["indexes"].get(f)
-            if entry is not None:
-                index = FieldIndex.load(self.path / entry["file"], entry["spec"])
+            entry = saved.get(f)
+            index = self._saved_index(f, entry) if entry is not None else None
+            if index is not None:
                 covered = int(entry["rows"])
                 self._saved_upto[f] = covered
                 tail = np.flatnonzero(t.has[f][covered:] & t.alive[covered:]) + covered
@@ -320,6 +331,26 @@ class LocalStore(VectorStore):
                 self._add_rows(index, f, t.candidates(f, None))
                 self._indexes[f] = index
         self._after_write()
+        if self._manifest["indexes"] != saved:  # a damaged index was dropped: stop naming its file
+            self._commit()
+
+    def _saved_index(self, field: str, entry: Mapping[str, Any]) -> FieldIndex | None:
+        """The saved ANN index of ``field``; None (reported, dropped from the manifest, rebuilt from the
+        segments) when its file is damaged or is not the index the manifest describes."""
+        path = self.path / entry["file"]
+        try:
+            return FieldIndex.load(path, entry["spec"], self.fields[field], int(entry["rows"]), entry.get("crc32"))
+        except Exception as exc:  # faiss raises RuntimeError or asserts on damaged files
+            reason = re.sub(r"^Error in .*? at \S+:\d+: ", "", str(exc).strip()).split("\n")[0][:200]
+            log.warning(
+                "rebuilding the %r index of the vector store %s: %s is unusable (%s)",
+                field,
+                self.path,
+                path.name,
+                reason or type(exc).__name__,
+            )
+            del self._manifest["indexes"][field]
+            return None
 
     def _after_write(self) -> None:
         for f in self.fields:
@@ -355,8 +386,8 @@ class LocalStore(VectorStore):
                 continue
             name = f"index-{list(self.fields).index(f)}-{self._manifest['next_seq']}.faiss"
             self._manifest["next_seq"] += 1
-            index.save(self.path / name)
-            self._manifest["indexes"][f] = {"file": name, "rows": n, "spec": index.spec}
+            crc = index.save(self.path / name)
+            self._manifest["indexes"][f] = {"file": name, "rows": n, "spec": index.spec, "crc32": crc}
             self._saved_upto[f] = n
             changed = True
         if changed:
@@ -369,10 +400,10 @@ class LocalStore(VectorStore):
             seg.Segment(e["name"], int(e["start"]), int(e["rows"]), list(e["vectors"]))
             for e in self._manifest["segments"]
         ]
-        metas = [seg.read_meta(self.path, s) for s in self._segments]
+        metas = [seg.read_meta(self.path, s, len(self.fields)) for s in self._segments]
         order = list(self.fields)
         for s in self._segments:
-            seg.open_vectors(self.path, s, order)
+            seg.open_vectors(self.path, s, self.fields)
 
         def cat(key: str, dtype: Any) -> np.ndarray:
             parts = [m[key] for m in metas]
@@ -424,7 +455,7 @@ class LocalStore(VectorStore):
             sizes = [a.n + b.n for a, b in zip(self._segments, self._segments[1:], strict=False)]
             i = int(np.argmin(sizes))
             a, b = self._segments[i], self._segments[i + 1]
-            metas = [seg.read_meta(self.path, s) for s in (a, b)]
+            metas = [seg.read_meta(self.path, s, len(self.fields)) for s in (a, b)]
             rows = np.arange(a.start, b.start + b.n)
             t = self._table
             merged = seg.write_segment(
@@ -440,6 +471,6 @@ class LocalStore(VectorStore):
                 lambda f, lo, hi, rows=rows: self._gather(f, rows[lo:hi]),
                 self.options.dtype,
             )
-            seg.open_vectors(self.path, merged, list(self.fields))
+            seg.open_vectors(self.path, merged, self.fields)
             self._segments[i : i + 2] = [merged]
             self._commit()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import mmap
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,9 @@ from typing import Any
 import numpy as np
 
 from recsys.atomic import atomic_path, write_json, write_npz
-from recsys.errors import RecsysError
+from recsys.cachefile import Mismatch, Spec, open_npy, read_npz
+from recsys.paths import file_problem
+from recsys.store.base import UnusableStoreError
 
 FORMAT = "recsys-local-store/1"
 MANIFEST = "manifest.json"
@@ -30,6 +33,9 @@ CHUNK = 65_536
 # What this module may delete in a store directory: its own segment / index files and the
 # temporary files of interrupted atomic writes of them. Anything else there is left alone.
 _OURS = re.compile(r"^\.?(seg-\d+\.|index-\d+-\d+\.faiss|manifest\.json\.)")
+# Names a manifest may give its files (nothing else: a manifest never points outside its folder).
+_SEGMENT = re.compile(r"seg-\d+")
+_INDEX = re.compile(r"index-\d+-\d+\.faiss")
 
 
 @dataclass
@@ -90,14 +96,41 @@ def write_segment(
     return Segment(name, start, n, with_vectors)
 
 
-def read_meta(root: Path, seg: Segment) -> dict[str, np.ndarray]:
-    with np.load(meta_file(root, seg.name), allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+def read_meta(root: Path, seg: Segment, n_fields: int) -> dict[str, np.ndarray]:
+    """The row metadata of ``seg``, checked against it; :class:`UnusableStoreError` when damaged."""
+    text = Spec((seg.n,), kinds="U")
+    specs = {
+        "ids": text,
+        "categories": text,
+        "versions": text,
+        "has": Spec((seg.n, n_fields), kinds="b"),
+        "retired": Spec((None,), kinds="iu"),
+    }
+    path = meta_file(root, seg.name)
+    try:
+        return read_npz(path, specs)
+    except (Mismatch, OSError) as exc:
+        raise _damaged(root, path, exc) from None
 
 
-def open_vectors(root: Path, seg: Segment, fields: Sequence[str]) -> None:
-    seg.vectors = {f: random_access(np.load(vector_file(root, seg.name, fields.index(f)), mmap_mode="r"))
-                   for f in seg.vector_fields}  # fmt: skip
+def open_vectors(root: Path, seg: Segment, fields: Mapping[str, int]) -> None:
+    """Memory-map the vectors of ``seg``, checking each file's dtype and shape against the manifest."""
+    order = list(fields)
+    vectors = {}
+    for f in seg.vector_fields:
+        path = vector_file(root, seg.name, order.index(f))
+        try:
+            vectors[f] = random_access(open_npy(path, Spec((seg.n, fields[f]))))
+        except (Mismatch, OSError) as exc:
+            raise _damaged(root, path, exc) from None
+    seg.vectors = vectors
+
+
+def _damaged(root: Path, path: Path, exc: Exception) -> UnusableStoreError:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+    return UnusableStoreError(
+        f"the vector store {root} is damaged: {path.name} is unusable ({reason}); delete the folder to rebuild it"
+    )
 
 
 def random_access(array: np.ndarray) -> np.ndarray:
@@ -111,16 +144,61 @@ def random_access(array: np.ndarray) -> np.ndarray:
 
 
 def read_manifest(root: Path) -> dict[str, Any] | None:
+    """The checked manifest of the store at ``root``; None when there is none yet."""
     path = root / MANIFEST
-    if not path.exists():
+    if not os.path.lexists(path):
         return None
+    problem = file_problem(path)
+    if problem is not None:
+        raise UnusableStoreError(f"the store manifest {path} {problem}")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise RecsysError(f"cannot read the store manifest {path}: {e}") from None
-    if manifest.get("format") != FORMAT:
-        raise RecsysError(f"{path} is not a recsys local store (format {manifest.get('format')!r}, expected {FORMAT})")
+        raise UnusableStoreError(f"cannot read the store manifest {path}: {e}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise UnusableStoreError(f"{path} is not a recsys local store (format {found!r}, expected {FORMAT})")
+    problem = manifest_problem(manifest)
+    if problem is not None:
+        raise UnusableStoreError(f"the store manifest {path} is damaged: {problem}; delete the folder to rebuild it")
     return manifest
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def manifest_problem(manifest: Mapping[str, Any]) -> str | None:
+    """What is wrong with a parsed manifest (types, names, contiguous segment rows), or None."""
+    fields = manifest.get("fields")
+    pairs = isinstance(fields, list) and all(isinstance(f, list) and len(f) == 2 for f in fields)
+    if not pairs or not fields or not all(isinstance(n, str) and _count(d) and d > 0 for n, d in fields):
+        return "'fields' is not a list of [name, dimension] pairs"
+    names = [n for n, _ in fields]
+    if len(set(names)) != len(names):
+        return "'fields' repeats a name"
+    if not _count(manifest.get("next_seq")) or not isinstance(manifest.get("options", {}), dict):
+        return "'next_seq' or 'options' is malformed"
+    segments, rows = manifest.get("segments"), 0
+    if not isinstance(segments, list):
+        return "'segments' is not a list"
+    for s in segments:
+        ok = isinstance(s, dict) and isinstance(s.get("name"), str) and _SEGMENT.fullmatch(s["name"])
+        ok = ok and _count(s.get("start")) and _count(s.get("rows")) and isinstance(s.get("vectors"), list)
+        if not ok or not set(s["vectors"]) <= set(names):
+            return f"segment entry {str(s)[:80]} is malformed"
+        if s["start"] != rows:
+            return f"segment {s['name']} starts at row {s['start']}, expected {rows}"
+        rows += s["rows"]
+    indexes = manifest.get("indexes")
+    if not isinstance(indexes, dict):
+        return "'indexes' is not a table"
+    for f, e in indexes.items():
+        ok = f in names and isinstance(e, dict) and isinstance(e.get("file"), str) and _INDEX.fullmatch(e["file"])
+        ok = ok and _count(e.get("rows")) and e["rows"] <= rows and isinstance(e.get("spec"), str)
+        if not ok or not (e.get("crc32") is None or _count(e["crc32"])):
+            return f"the index entry of field {f!r} is malformed"
+    return None
 
 
 def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
