@@ -156,3 +156,21 @@ def test_results_are_labelled_on_the_map_and_listed_beside_it(fake_app):
     assert "“a red apple”" in listed and "<b>1</b>" in listed and "Apple" in listed
     colours = {t["name"]: t["marker"]["color"] for t in spec["data"] if t["name"] not in ("results", "your query")}
     assert len(set(colours.values())) == len(colours)
+
+
+def test_a_second_open_reads_the_map_from_disk(fake_app, monkeypatch):
+    """A new process (its memory caches empty) draws the map from the cached coordinates: no UMAP."""
+    import streamlit as st
+
+    from recsys import projection
+
+    first = fake_app("pages/1_Explore.py").run(timeout=180)
+    st.cache_resource.clear()
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the map was fitted again")
+
+    monkeypatch.setattr(projection, "_fit_umap", no_fit)
+    again = fake_app("pages/1_Explore.py").run(timeout=180)
+    assert not again.exception
+    assert figure(again)["data"][0]["x"] == figure(first)["data"][0]["x"]
