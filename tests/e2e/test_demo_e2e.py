@@ -231,7 +231,7 @@ def test_newcomer_walk_through_every_page(server, browser):
     wait_idle(page, 300_000)
     timings["first_map_s"] = time.perf_counter() - started
     page.get_by_text("the star is your last query").wait_for()
-    assert page.locator(".js-plotly-plot .annotation-text").first.inner_text().startswith("★ your query")
+    assert page.locator(".js-plotly-plot .annotation-text").first.text_content().startswith("★ your query")  # SVG text
     x, y = point_on_map(page)  # result #1
     page.mouse.move(x, y)
     hover = page.locator(".js-plotly-plot .hoverlayer .hovertext").first
