@@ -1,4 +1,5 @@
-"""Explore: the catalogue on a 2-D UMAP map with the query and its results; select items to list or like."""
+"""Explore: the catalogue on a 2-D UMAP map with the query and its results labelled; click a point to see and
+hear it beside the map, select several to list or like."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import streamlit as st
 
 from recsys.errors import InputError
 from recsys.projection import FUSED, METRICS, ProjectionParams, catalogue_vectors, query_vector
-from recsys.ui import explore, resources, state
+from recsys.ui import explore, explore_panel, resources, state
 from recsys.ui.page import start_page
+from recsys.ui.palette import category_palette
 from recsys.ui.thumbs import thumbnail
 
 engine, controls = start_page("Explore the embedding space", ":material/scatter_plot:", tab_title="Explore")
@@ -39,6 +41,7 @@ if last is not None:
     if qv is not None:
         query_xy = projection.transform(qv[None, :])[0]
 frame = explore.map_frame(engine.catalogue, indices, projection.coords, last.result_ids if last else ())
+palette = category_palette(list(frame["group"]))
 st.caption(
     f"{len(frame)} items on the {source} map · "
     + (
@@ -47,22 +50,29 @@ st.caption(
         else ""
     )
     + (
-        "the star is your last query, ringed numbers its results"
+        "the star is your last query, ringed and labelled its results"
         if last
         else "run a query on the Recommend page to see it and its results here"
     )
-    + " · drag a box or lasso to select items"
+    + " · click a point to see its picture and hear its sound, drag a box or lasso to select several"
 )
-event = st.plotly_chart(
-    explore.map_figure(frame, query_xy),
-    key="map",
-    on_select="rerun",
-    selection_mode=("points", "box", "lasso"),
-)
-
+map_col, side = st.columns([3, 1])
+with map_col:
+    event = st.plotly_chart(
+        explore.map_figure(frame, query_xy, palette=palette),
+        key="map",
+        on_select="rerun",
+        selection_mode=("points", "box", "lasso"),
+    )
 ids = [i for i in explore.selected_ids(event) if i in set(frame["id"])]  # a stale selection may hold other ids
-if not ids:
-    st.info("Select points (click, box or lasso) to list them here and like them.")
+
+with side:
+    explore_panel.render_focus(engine.catalogue, ids, frame)
+    explore_panel.render_result_list(last, frame, palette)
+
+if len(ids) < 2:
+    if not ids:
+        st.info("Click a point to see it beside the map; drag a box or lasso to select several and like them.")
     st.stop()
 st.subheader(f"{len(ids)} selected")
 chosen = (

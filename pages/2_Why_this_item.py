@@ -1,4 +1,5 @@
-"""Why this item? Per-modality similarity and share, leave-one-modality-out, neighbours, labels, words."""
+"""Why this item? A plain summary first, then per-modality similarity and share, leave-one-modality-out,
+neighbours (with their sounds), the labels the classifier is sure of, and the query words that matter."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import streamlit as st
 
 from recsys import explain
 from recsys.errors import InputError
+from recsys.relevance import is_weak, threshold_scale
 from recsys.ui import cards, state
 from recsys.ui.page import start_page
 from recsys.ui.thumbs import thumbnail
@@ -32,10 +34,10 @@ item_id = st.selectbox(
     ),
 )
 item = catalogue.item(item_id)
+summary = st.container(key="why-summary")  # filled once the query is scored: the first thing to read
 
 head_img, head_text = st.columns([1, 3])
-if item.image is not None:
-    head_img.image(thumbnail(item.image), width="stretch")
+head_img.image(thumbnail(item.image), width="stretch")
 head_text.subheader(item.title)
 head_text.caption(f"{item.category or 'uncategorised'} · id {item.id}")
 if item.description:
@@ -68,16 +70,26 @@ else:
         st.error(str(exc))
         st.stop()
     n = len(catalogue.items)
+    given = set(query.inputs())
+    parts = explain.score_parts(rec.contributions, rec.ranks, given) if rec is not None else []
+    weak = rec is not None and is_weak(rec.score, controls.threshold)
+    summary.info(explain.summary_sentence(rank, parts, n, weak, given), icon=":material/lightbulb:")
     if rec is None:
         st.warning("This item is in your profile (liked or disliked), so it is not ranked for this query.")
     else:
-        st.metric("Fused score", f"{rec.score:.3f}", help=f"rank {rank} of the {n} catalogue items")
-        st.caption(f"rank **{rank}** of {n} (whole catalogue, no category filter)")
+        scale = threshold_scale(controls.strategy, controls.similarity)
+        score = f"{rec.score:.{max(3, scale.decimals)}f}"
+        st.metric("Fused score", score, help=f"rank {rank} of the {n} catalogue items")
+        st.caption(
+            f"rank **{rank}** of {n} (whole catalogue, no category filter)"
+            + (f" · below the weak-match threshold {scale.format(controls.threshold)}" if weak else "")
+        )
 
     st.subheader("Similarity per modality and share of the fused score")
     table = pd.DataFrame(
         [
             {
+                "what met what": explain.plain_pair_name(s.pair, given),
                 "pair (query → item)": s.pair,
                 f"{controls.similarity} similarity": None if math.isnan(s.similarity) else round(s.similarity, 3),
                 "contribution": round(s.contribution, 4),
@@ -135,12 +147,17 @@ else:
 
 st.subheader("What the image shows")
 query = last.query if last else None
-labels = explain.image_labels(engine, item_id, query)
+labels = explain.read_labels(explain.image_labels(engine, item_id, query))
 concepts = explain.aligned_concepts(engine, item_id, query)
-if not labels and not concepts:
+if not labels.shown and not labels.note and not concepts:
     st.caption("No image, or no image classifier / aligned image space to read it with.")
+if labels.note:
+    st.info(labels.note, icon=":material/help:")
+elif labels.hidden:
+    st.caption(f"{labels.hidden} less likely ImageNet label{'s' * (labels.hidden > 1)} (below "
+               f"{100 * explain.LABEL_FLOOR:.0f}%) not shown.")  # fmt: skip
 for name, rows, score_name in (
-    ("Top ImageNet labels", labels, "probability"),
+    ("Top ImageNet labels", labels.shown, "probability"),
     ("Nearest concepts in the shared space", concepts, "cosine"),
 ):
     if rows:
@@ -167,6 +184,7 @@ for modality, neighbours in explain.nearest_neighbours(engine, item_id, k=5).ite
     st.markdown(f"**{modality}**")
     for col, nb in zip(st.columns(5), neighbours, strict=False):
         other = catalogue.item(nb.item_id)
-        if other.image is not None:
-            col.image(thumbnail(other.image), width="stretch")
+        col.image(thumbnail(other.image), width="stretch")  # a placeholder when it has no picture
         col.caption(f"{nb.title} · {nb.similarity:.2f}")
+        if modality == "audio" and other.audio is not None:
+            col.audio(str(other.audio))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,8 +28,17 @@ PROFILE_SIDE = {
     "image": "your liked items' pictures",
     "audio": "your liked items' sounds",
 }
-ITEM_SIDE = {"text": "item description", "image": "item picture", "audio": "item sound"}
+#: What an item has in each modality, as a noun: "item picture", "its picture".
+ITEM_NOUN = {"text": "description", "image": "picture", "audio": "sound"}
 ARROW = "\u00a0\u2192\u00a0"  # a non-breaking space each side: the arrow never starts or ends a line
+
+
+def _pair_sides(pair: str, given: Collection[str] | None) -> tuple[str, str]:
+    """(what the person gave, what the item has) of a pair, in the words of :func:`plain_pair_name`."""
+    a, sep, b = pair.partition("->")
+    b = b if sep else a
+    own = given is None or a in given
+    return (QUERY_SIDE if own else PROFILE_SIDE).get(a, f"your {a}"), ITEM_NOUN.get(b, b)
 
 
 def plain_pair_name(pair: str, given: Collection[str] | None = None) -> str:
@@ -38,11 +47,8 @@ def plain_pair_name(pair: str, given: Collection[str] | None = None) -> str:
     ``given`` lists the query modalities the person actually supplied; the others came from the
     liked / disliked items and are named so. Unknown modalities keep their own name.
     """
-    a, sep, b = pair.partition("->")
-    b = b if sep else a
-    own = given is None or a in given
-    query_side = (QUERY_SIDE if own else PROFILE_SIDE).get(a, f"your {a}")
-    return f"{query_side}{ARROW}{ITEM_SIDE.get(b, f'item {b}')}"
+    query_side, noun = _pair_sides(pair, given)
+    return f"{query_side}{ARROW}item {noun}"
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,86 @@ def format_part(part: Part) -> str:
     if part.value < 0:
         text += " (against)"
     return text + (f" (rank {part.rank})" if part.rank is not None else "")
+
+
+def _clause(part: Part, given: Collection[str] | None, previous_side: str | None) -> tuple[str, str]:
+    """``its picture matches your words (27%)``; ``... matches them too`` when the query side repeats."""
+    side, noun = _pair_sides(part.pair, given)
+    repeat = "it too" if side in ("your picture", "your sound") else "them too"
+    target = repeat if side == previous_side else side
+    figure = f"{100 * part.share:.0f}%" + (f", rank {part.rank} there" if part.rank is not None else "")
+    verb = "matches" if part.value >= 0 else "is unlike"
+    return f"its {noun} {verb} {target} ({figure})", side
+
+
+def summary_sentence(
+    rank: int | None,
+    parts: Sequence[Part],
+    n_items: int | None = None,
+    weak: bool = False,
+    given: Collection[str] | None = None,
+) -> str:
+    """One plain sentence on why an item ranks where it does, read off its score parts.
+
+    ``parts`` are :func:`score_parts` (largest first). The two largest positive parts are named
+    ("Ranked #1 mostly because its description matches your words (33%) and its picture matches
+    them too (27%)"), the smaller ones summed, parts that pull the score down said so.
+    """
+    if rank is None:
+        return "Not ranked for this query: the item is in your profile (liked or disliked)."
+    where = f"Ranked #{rank}" + (f" of {n_items:,}" if n_items else "") + (" (a weak match)" if weak else "")
+    helping = [p for p in parts if p.value > 0]
+    against = [p for p in parts if p.value < 0]
+    if not helping:
+        return f"{where}: nothing in your query matches it; it ranks there only because others match even less."
+    top, rest = helping[:2], helping[2:]
+    top_share = sum(p.share for p in top)
+    if rest or against:
+        lead = " mostly because " if top_share >= 0.5 else " partly because "
+    else:
+        lead = " only because " if len(top) == 1 else " because "
+    clauses, side = [], None
+    for part in top:
+        text, side = _clause(part, given, side)
+        clauses.append(text)
+    sentence = where + lead + " and ".join(clauses)
+    if rest:
+        share = 100 * sum(p.share for p in rest)
+        sentence += f"; {len(rest)} smaller part{'s' * (len(rest) > 1)} add{'s' * (len(rest) == 1)} {share:.0f}%"
+    if against:
+        worst, _ = _clause(against[0], given, None)
+        more = f" (and {len(against) - 1} more against it)" if len(against) > 1 else ""
+        sentence += f"; but {worst}{more}"
+    return sentence + "."
+
+
+#: ImageNet labels below this probability are not shown: for clip-art the classifier often
+#: spreads its guesses thin (a cartoon apple: "mouse" 6%, "candle" 4.5%), and such labels mislead.
+LABEL_FLOOR = 0.10
+
+
+@dataclass(frozen=True)
+class LabelReading:
+    """The labels worth showing (probability >= floor) and a note when the classifier is unsure."""
+
+    shown: list[Label]
+    hidden: int
+    note: str | None
+
+
+def read_labels(labels: Sequence[Label], floor: float = LABEL_FLOOR) -> LabelReading:
+    """Keep the labels at or above ``floor``; say so plainly when none reaches it."""
+    shown = [label for label in labels if label.score >= floor]
+    hidden = len(labels) - len(shown)
+    note = None
+    if labels and not shown:
+        best = max(labels, key=lambda label: label.score)
+        note = (
+            f"The image classifier is unsure what this picture shows: its best guess, “{best.name}”, has a "
+            f"probability of {100 * best.score:.0f}%, below the {100 * floor:.0f}% needed to show a label. "
+            "It was trained on photographs (ImageNet), so drawings and clip-art often puzzle it."
+        )
+    return LabelReading(shown, hidden, note)
 
 
 @dataclass(frozen=True)

@@ -173,3 +173,44 @@ def test_explanations_follow_the_chosen_similarity(engine):
     assert rank == 1 and 0 < rec.score <= 1
     text = next(s for s in shares if s.pair == "text")
     assert text.similarity == pytest.approx(engine.pair_similarities(query, "euclidean")["text"][1])
+
+
+def test_summary_names_the_two_largest_parts_in_plain_words():
+    parts = explain.score_parts({"text": 0.33, "text->image": 0.27, "text->audio": 0.1, "image": 0.05})
+    sentence = explain.summary_sentence(1, parts, 950, given={"text"})
+    assert sentence.startswith("Ranked #1 of 950 mostly because its description matches your words (44%)")
+    assert "and its picture matches them too (36%)" in sentence  # the same query side is not repeated
+    assert sentence.endswith("2 smaller parts add 20%.")
+
+
+def test_summary_of_a_weak_single_part_and_of_parts_that_pull_down():
+    only = explain.summary_sentence(4, explain.score_parts({"text": 0.2}), weak=True)
+    assert only == "Ranked #4 (a weak match) only because its description matches your words (100%)."
+    mixed = explain.summary_sentence(2, explain.score_parts({"image": 0.6, "audio": -0.2}), given={"text"})
+    assert "its picture matches your liked items' pictures (75%)" in mixed  # not given: from the profile
+    assert mixed.endswith("but its sound is unlike your liked items' sounds (25%).")
+
+
+def test_summary_under_rrf_gives_the_pair_ranks(engine):
+    query = Query(text="a red apple")
+    top = engine.recommend(query, weights=ALL, strategy="rrf", k=1)[0]
+    parts = explain.score_parts(top.contributions, top.ranks, set(query.inputs()))
+    sentence = explain.summary_sentence(1, parts, len(engine.catalogue.items), given={"text"})
+    assert sentence.startswith("Ranked #1 of 6") and ", rank 1 there" in sentence
+
+
+def test_summary_when_not_ranked_or_nothing_matches():
+    assert "in your profile" in explain.summary_sentence(None, [])
+    assert "nothing in your query matches it" in explain.summary_sentence(5, [], 10)
+
+
+def test_labels_below_the_floor_are_hidden_with_a_note_when_none_is_sure():
+    unsure = [explain.Label("mouse", 0.058), explain.Label("candle", 0.045)]
+    reading = explain.read_labels(unsure)
+    assert reading.shown == [] and reading.hidden == 2
+    assert "unsure" in reading.note and "“mouse”" in reading.note and "6%" in reading.note
+    sure = explain.read_labels([explain.Label("tailed frog", 0.66), explain.Label("bullfrog", 0.26), *unsure])
+    assert [lab.name for lab in sure.shown] == ["tailed frog", "bullfrog"] and sure.hidden == 2
+    assert sure.note is None
+    assert explain.read_labels([]) == explain.LabelReading([], 0, None)
+    assert explain.read_labels(unsure, floor=0.05).shown == unsure[:1]

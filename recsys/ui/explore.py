@@ -1,4 +1,5 @@
-"""The Explore map: a WebGL plotly scatter of a projection and reading box / lasso selections back."""
+"""The Explore map: a WebGL plotly scatter of a projection (distinct category colours, the query and
+its results labelled beside their marks), its side list, and reading click / box / lasso selections back."""
 
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ QUERY_ID = "__query__"
 #: Above this many points the map sends the least per point: smaller markers, hover = title + top category.
 DETAIL_LIMIT = 5000
 UNCATEGORISED = "uncategorised"
+MAP_HEIGHT = 620
+MAP_WIDTH_GUESS = 850  # the map column's width on a desktop: labels are placed for it
+#: Results labelled on the map (by rank); the side list names them all.
+LABELLED_RESULTS = 15
+CLICK_HINT = "click: picture and sound"
 
 
 def item_groups(catalogue: Catalogue, indices: np.ndarray) -> list[str]:
@@ -44,35 +50,53 @@ def map_frame(catalogue: Catalogue, indices: np.ndarray, coords: np.ndarray, res
     )
 
 
-def map_figure(frame: pd.DataFrame, query_xy: np.ndarray | None = None, title: str = "") -> go.Figure:
-    """Points coloured by top category, last results ringed and labelled by rank, the query as a star.
+def short_title(title: str, limit: int = 18) -> str:
+    """A title cut to ``limit`` characters (with an ellipsis), for labels on the map."""
+    return title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
+
+
+def map_figure(
+    frame: pd.DataFrame,
+    query_xy: np.ndarray | None = None,
+    title: str = "",
+    palette: Mapping[str, str] | None = None,
+) -> go.Figure:
+    """Points coloured by top category, last results ringed, the query as a star; the star and the
+    first :data:`LABELLED_RESULTS` results labelled beside their marks (:mod:`recsys.ui.map_labels`).
 
     Every trace is WebGL (``Scattergl``): SVG stalls the browser beyond a few thousand points, and
-    SVG traces would sit under the WebGL canvas. Each point carries its id (selection reads it back);
-    above :data:`DETAIL_LIMIT` points it carries nothing else, and hover shows title + top category.
+    SVG traces would sit under the WebGL canvas; the labels are annotations, drawn above it. Each
+    point carries its id (selection reads it back); above :data:`DETAIL_LIMIT` points it carries
+    nothing else, and hover shows title + top category.
     """
-    import plotly.express as px
     import plotly.graph_objects as go
 
+    from recsys.ui.palette import category_palette
+
     detailed = len(frame) <= DETAIL_LIMIT
-    colours = px.colors.qualitative.Alphabet
+    colours = dict(palette) if palette is not None else category_palette(list(frame["group"]))
+    rank_text = frame["rank"].map(lambda r: "" if np.isnan(r) else f"<br>result #{int(r)}")
     fig = go.Figure()
-    for n, (group, part) in enumerate(frame.groupby("group", sort=False)):
+    for group, part in frame.groupby("group", sort=False):
         fig.add_trace(
             go.Scattergl(
                 x=part["x"].to_numpy(),
                 y=part["y"].to_numpy(),
                 mode="markers",
                 name=str(group),
-                customdata=part[["id", "category"] if detailed else ["id"]].to_numpy(),
+                customdata=(
+                    np.stack([part["id"], part["category"], rank_text[part.index]], axis=1)
+                    if detailed
+                    else part[["id"]].to_numpy()
+                ),
                 hovertext=part["title"].to_numpy(),
                 hovertemplate="<b>%{hovertext}</b><br>"
-                + ("%{customdata[1]}" if detailed else "%{fullData.name}")
+                + (f"%{{customdata[1]}}%{{customdata[2]}}<br><i>{CLICK_HINT}</i>" if detailed else "%{fullData.name}")
                 + "<extra></extra>",
                 marker={
                     "size": 8 if detailed else 4,
-                    "opacity": 0.8 if detailed else 0.6,
-                    "color": colours[n % len(colours)],
+                    "opacity": 0.85 if detailed else 0.6,
+                    "color": colours.get(str(group), "#7f7f7f"),
                 },
             )
         )
@@ -82,13 +106,11 @@ def map_figure(frame: pd.DataFrame, query_xy: np.ndarray | None = None, title: s
             go.Scattergl(
                 x=hits["x"].to_numpy(),
                 y=hits["y"].to_numpy(),
-                mode="markers+text",
+                mode="markers",
                 name="results",
-                text=[str(int(r)) for r in hits["rank"]],
-                textposition="top right",  # beside the ring, not on the point it marks
-                textfont={"size": 14, "color": "black"},
                 customdata=hits[["id"]].to_numpy(),
                 hovertext=hits["title"].to_numpy(),
+                text=[str(int(r)) for r in hits["rank"]],
                 hovertemplate="<b>%{hovertext}</b><br>result #%{text}<extra></extra>",
                 marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"width": 2.5, "color": "black"}},
             )
@@ -107,14 +129,56 @@ def map_figure(frame: pd.DataFrame, query_xy: np.ndarray | None = None, title: s
         )
     fig.update_layout(
         title=title,
-        height=620,
+        height=MAP_HEIGHT,
         xaxis={"visible": False},
         yaxis={"visible": False},
         legend_title_text="category",
         dragmode="lasso",
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        annotations=_labels(frame, hits, query_xy),
     )
     return fig
+
+
+def _labels(frame: pd.DataFrame, hits: pd.DataFrame, query_xy: np.ndarray | None) -> list[dict[str, Any]]:
+    """Annotations for the query and the best results, offset so none covers another or a mark."""
+    from recsys.ui.map_labels import Canvas, place_labels
+
+    labelled = hits.head(LABELLED_RESULTS)
+    points = [] if query_xy is None else [np.asarray(query_xy, dtype=np.float64)[:2]]
+    texts = [] if query_xy is None else ["★ your query"]
+    points += [np.array([x, y]) for x, y in zip(labelled["x"], labelled["y"], strict=True)]
+    texts += [f"{int(r)} {short_title(t)}" for r, t in zip(labelled["rank"], labelled["title"], strict=True)]
+    if not points:
+        return []
+    everything = np.concatenate([frame[["x", "y"]].to_numpy(np.float64), np.array(points)])
+    canvas = Canvas.around(everything, width=MAP_WIDTH_GUESS, height=MAP_HEIGHT - 50)
+    marks = hits[["x", "y"]].to_numpy(np.float64)
+    offsets = place_labels(np.array(points), texts, canvas, marks)
+    return [
+        {
+            "x": float(x),
+            "y": float(y),
+            "ax": float(dx),
+            "ay": float(dy),
+            "text": text,
+            "showarrow": True,
+            "arrowhead": 0,
+            "arrowwidth": 1,
+            "arrowcolor": "#444",
+            "font": {"size": 12, "color": "black"},
+            "bgcolor": "rgba(255,255,255,0.85)",
+            "bordercolor": "#444" if text.startswith("★") else "rgba(0,0,0,0)",
+            "borderpad": 2,
+        }
+        for (x, y), (dx, dy), text in zip(points, offsets, texts, strict=True)
+    ]
+
+
+def result_list(frame: pd.DataFrame) -> pd.DataFrame:
+    """The ringed results in rank order (id, title, category, group): the map's side list."""
+    hits = frame[frame["rank"].notna()].sort_values("rank")
+    return hits[["rank", "id", "title", "category", "group"]].astype({"rank": int}).reset_index(drop=True)
 
 
 def selected_ids(event: Mapping[str, Any] | Any) -> list[str]:

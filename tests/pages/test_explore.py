@@ -37,13 +37,19 @@ def test_map_shows_every_item_coloured_by_category(fake_app):
     assert any("run a query" in c.value for c in at.caption)
 
 
-def test_query_marker_and_results_after_a_search(fake_app):
+def explore_after_search(fake_app, text: str):
+    """The Explore page after ``text`` ran on the Recommend page."""
     at = fake_app().run()
-    at.text_input(key="query-text").set_value("a red apple").run()
+    at.text_input(key="query-text").set_value(text).run()
     explore = fake_app("pages/1_Explore.py")
     explore.session_state["last_search"] = at.session_state["last_search"]
     explore.run(timeout=180)
     assert not explore.exception
+    return explore
+
+
+def test_query_marker_and_results_after_a_search(fake_app):
+    explore = explore_after_search(fake_app, "a red apple")
     traces = {t["name"]: t for t in figure(explore)["data"]}
     assert "your query" in traces and traces["your query"]["customdata"] == [[QUERY_ID]]
     assert traces["results"]["customdata"][0] == ["apple"]
@@ -103,3 +109,68 @@ def test_box_selection_lists_items_and_likes_them(fake_app, monkeypatch):
     at.button(key="like-selected").click().run(timeout=180)
     assert at.session_state["profile"].likes == ["car", "taxi"]
     assert any("Liked" in m.value and "Car" in m.value and "Taxi" in m.value for m in at.sidebar.markdown)
+
+
+def click(monkeypatch, item_id: str) -> None:
+    """Make the chart return what a browser sends when one point is clicked."""
+    import streamlit as st
+
+    original = st.plotly_chart
+    event = {"selection": {"points": [{"customdata": [item_id, "x"]}], "box": [], "lasso": []}}
+
+    def plotly_chart(fig, *args, **kwargs):
+        original(fig, *args, **kwargs)
+        return event
+
+    monkeypatch.setattr(st, "plotly_chart", plotly_chart)
+
+
+def test_clicking_a_point_shows_its_picture_and_plays_its_sound_once(fake_app, monkeypatch):
+    click(monkeypatch, "lime")
+    at = fake_app("pages/1_Explore.py").run(timeout=180)
+    assert not at.exception
+    assert "**Lime**" in [m.value for m in at.markdown]
+    assert any(c.value.startswith("food/fruit") for c in at.caption)
+    players = at.get("audio")
+    assert len(players) == 1 and players[0].proto.autoplay  # the click that chose it plays it
+    at.run(timeout=180)  # any later rerun (a slider, a like) must not play it again
+    assert not at.get("audio")[0].proto.autoplay
+    at.button(key="map-focus-like").click().run(timeout=180)
+    assert at.session_state["profile"].likes == ["lime"]
+    assert not any("selected" in s.value for s in at.subheader)  # one point: no "selected" table, the panel is enough
+
+
+def test_nothing_selected_says_how_to_see_and_hear_items(fake_app):
+    at = fake_app("pages/1_Explore.py").run(timeout=180)
+    assert any("Click a point" in c.value for c in at.caption)
+    assert any("Click a point" in i.value for i in at.info)
+
+
+def test_results_are_labelled_on_the_map_and_listed_beside_it(fake_app):
+    explore = explore_after_search(fake_app, "a red apple")
+    spec = json.loads(explore.get("plotly_chart")[0].proto.spec)
+    notes = [a["text"] for a in spec["layout"]["annotations"]]
+    assert notes[0] == "★ your query" and notes[1] == "1 Apple"
+    assert all((a["ax"], a["ay"]) != (0, 0) for a in spec["layout"]["annotations"])
+    listed = next(m.value for m in explore.markdown if "your query" in m.value)
+    assert "“a red apple”" in listed and "<b>1</b>" in listed and "Apple" in listed
+    colours = {t["name"]: t["marker"]["color"] for t in spec["data"] if t["name"] not in ("results", "your query")}
+    assert len(set(colours.values())) == len(colours)
+
+
+def test_a_second_open_reads_the_map_from_disk(fake_app, monkeypatch):
+    """A new process (its memory caches empty) draws the map from the cached coordinates: no UMAP."""
+    import streamlit as st
+
+    from recsys import projection
+
+    first = fake_app("pages/1_Explore.py").run(timeout=180)
+    st.cache_resource.clear()
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the map was fitted again")
+
+    monkeypatch.setattr(projection, "_fit_umap", no_fit)
+    again = fake_app("pages/1_Explore.py").run(timeout=180)
+    assert not again.exception
+    assert figure(again)["data"][0]["x"] == figure(first)["data"][0]["x"]

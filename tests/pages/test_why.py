@@ -10,15 +10,20 @@ def run_query(fake_app, text: str):
     return at
 
 
+def why_after_search(fake_app, text: str):
+    """The Why page after ``text`` ran on the Recommend page, and that search."""
+    search = run_query(fake_app, text).session_state["last_search"]
+    at = fake_app("pages/2_Why_this_item.py")
+    at.session_state["last_search"] = search
+    return at.run(), search
+
+
 def frames(at):
     return [d.value for d in at.dataframe]
 
 
 def test_explains_the_top_result_of_the_last_query(fake_app):
-    search = run_query(fake_app, "a red apple").session_state["last_search"]
-    at = fake_app("pages/2_Why_this_item.py")
-    at.session_state["last_search"] = search
-    at.run()
+    at, search = why_after_search(fake_app, "a red apple")
     assert not at.exception
     assert at.selectbox(key="why-item-select").value == "apple"
     assert at.subheader[0].value == "Apple"
@@ -35,10 +40,7 @@ def test_explains_the_top_result_of_the_last_query(fake_app):
 
 
 def test_picking_another_item_updates_the_explanation(fake_app):
-    search = run_query(fake_app, "a red apple").session_state["last_search"]
-    at = fake_app("pages/2_Why_this_item.py")
-    at.session_state["last_search"] = search
-    at.run()
+    at, search = why_after_search(fake_app, "a red apple")
     at.radio(key="why-source").set_value("the whole catalogue").run()
     at.selectbox(key="why-item-select").set_value("car").run()
     assert not at.exception
@@ -82,3 +84,77 @@ def test_moving_a_weight_on_this_page_re_explains(fake_app):
     after = frames(why)[0].set_index("pair (query → item)")["contribution"]
     assert before["image"] != 0 and after["image"] == 0
     assert any("image 0" in m.value for m in why.markdown if m.value.startswith("**Query:**"))
+
+
+def images(at) -> int:
+    """How many pictures the page shows (st.image elements, whatever AppTest calls them)."""
+    count = 0
+
+    def walk(node):
+        nonlocal count
+        count += getattr(node, "type", None) in ("image", "imgs")
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return count
+
+
+def neighbour_captions(at) -> list:
+    """The neighbour captions: ``Title · 0.87``."""
+    return [c for c in at.caption if " · " in c.value and c.value.split(" · ")[-1][:1] in "-0123456789"]
+
+
+def test_plain_summary_comes_first(fake_app):
+    at, search = why_after_search(fake_app, "a red apple")
+    assert not at.exception
+    summary = at.info[0].value
+    assert summary.startswith("Ranked #1 of 6") and "its description matches your words" in summary
+    assert "%" in summary and "(a weak match)" not in summary
+    assert [d.value.columns[0] for d in at.dataframe][0] == "what met what"
+
+
+def test_a_weak_item_says_so_in_the_summary(fake_app):
+    at, search = why_after_search(fake_app, "a red apple")
+    at.selectbox(key="why-item-select").set_value(search.result_ids[-1]).run()
+    assert not at.exception
+    assert "(a weak match)" in at.info[0].value
+    assert any("below the weak-match threshold" in c.value for c in at.caption)
+
+
+def test_unsure_imagenet_labels_are_hidden_with_a_note(fake_app, monkeypatch):
+    from recsys import explain
+
+    unsure = [explain.Label("mouse", 0.058), explain.Label("candle", 0.045)]
+    monkeypatch.setattr(explain, "image_labels", lambda *a, **k: unsure)
+    at = fake_app("pages/2_Why_this_item.py").run()
+    assert not at.exception
+    assert any("unsure" in i.value and "“mouse”" in i.value for i in at.info)
+    assert not any(m.value == "**Top ImageNet labels**" for m in at.markdown)
+
+    sure = [explain.Label("tailed frog", 0.66), *unsure]
+    monkeypatch.setattr(explain, "image_labels", lambda *a, **k: sure)
+    at.run()
+    assert any(m.value == "**Top ImageNet labels**" for m in at.markdown)
+    assert any("2 less likely ImageNet labels" in c.value for c in at.caption)
+    labels = next(d.value for d in at.dataframe if "probability" in d.value.columns)
+    assert list(labels["label"]) == ["tailed frog"]
+
+
+def test_audio_neighbours_have_players_and_every_neighbour_a_picture(fake_app):
+    at = fake_app("pages/2_Why_this_item.py").run()  # the first item, Apple: picture and sound
+    assert not at.exception
+    neighbours = neighbour_captions(at)
+    # header picture + one per neighbour, in every modality; "Note" has no picture and gets a placeholder
+    assert images(at) == 1 + len(neighbours)
+    assert any(c.value.startswith("Note · ") for c in neighbours)
+    audio_row = 4  # five items with a sound: Apple's four audio neighbours
+    assert len(at.get("audio")) == 1 + audio_row  # Apple's own player + one per audio neighbour
+
+
+def test_an_item_without_a_picture_gets_a_placeholder(fake_app):
+    at = fake_app("pages/2_Why_this_item.py").run()
+    at.selectbox(key="why-item-select").set_value("note").run()
+    assert not at.exception
+    assert at.subheader[0].value == "Note"
+    assert images(at) == 1 + len(neighbour_captions(at))  # the header shows a placeholder, not nothing

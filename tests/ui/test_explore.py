@@ -5,7 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recsys.ui.explore import DETAIL_LIMIT, QUERY_ID, item_groups, map_figure, map_frame
+from recsys.ui.explore import (
+    CLICK_HINT,
+    DETAIL_LIMIT,
+    LABELLED_RESULTS,
+    MAP_HEIGHT,
+    MAP_WIDTH_GUESS,
+    QUERY_ID,
+    item_groups,
+    map_figure,
+    map_frame,
+    result_list,
+)
+from recsys.ui.map_labels import Canvas, _overlap, boxes
 
 
 def frame(n: int, ranked: int = 3) -> pd.DataFrame:
@@ -30,8 +42,9 @@ def test_every_trace_is_webgl_and_small_maps_hover_the_full_category():
     names = [t.name for t in fig.data]
     assert names == ["a", "b", "results", "your query"]  # results and query drawn over the items
     a = fig.data[0]
-    assert [list(row) for row in a.customdata[:2]] == [["i0", "a/leaf"], ["i2", "a/leaf"]]
-    assert "customdata[1]" in a.hovertemplate
+    rows = [list(row) for row in a.customdata[:2]]
+    assert rows == [["i0", "a/leaf", "<br>result #1"], ["i2", "a/leaf", "<br>result #3"]]
+    assert "customdata[1]" in a.hovertemplate and CLICK_HINT in a.hovertemplate
     assert fig.data[3].customdata[0][0] == QUERY_ID
 
 
@@ -45,12 +58,37 @@ def test_large_maps_send_only_ids_and_hover_title_plus_category():
         assert t.marker.size < 8
 
 
-def test_result_labels_sit_beside_their_rings():
-    fig = map_figure(frame(10, ranked=3))
+def test_query_and_results_are_labelled_beside_their_marks_without_overlap():
+    f = frame(40, ranked=12)
+    f[["x", "y"]] = f[["x", "y"]].astype(np.float64)
+    f.loc[:11, ["x", "y"]] = np.random.default_rng(1).normal(0.0, 0.2, (12, 2))  # results crowd the query
+    fig = map_figure(f, query_xy=np.array([0.0, 0.0]))
     results = next(t for t in fig.data if t.name == "results")
-    assert list(results.text) == ["1", "2", "3"]
-    assert results.textposition != "middle center"
-    assert [row[0] for row in results.customdata] == ["i0", "i1", "i2"]
+    assert [row[0] for row in results.customdata] == [f"i{k}" for k in range(12)]
+    notes = fig.layout.annotations
+    assert [n.text for n in notes[:3]] == ["★ your query", "1 Item 0", "2 Item 1"]
+    assert all(n.showarrow and (n.ax, n.ay) != (0, 0) for n in notes)  # offset, an arrow back to the mark
+    canvas = Canvas.around(np.concatenate([f[["x", "y"]].to_numpy(), [[0.0, 0.0]]]), MAP_WIDTH_GUESS, MAP_HEIGHT - 50)
+    points = np.array([[n.x, n.y] for n in notes])
+    placed = boxes(points, [n.text for n in notes], np.array([[n.ax, n.ay] for n in notes]), canvas)
+    assert all(_overlap(a, b) == 0 for i, a in enumerate(placed) for b in placed[i + 1 :])
+
+
+def test_labels_stop_at_the_labelled_limit_and_the_side_list_has_every_result():
+    f = frame(60, ranked=LABELLED_RESULTS + 5)
+    fig = map_figure(f)
+    assert len(fig.layout.annotations) == LABELLED_RESULTS
+    listed = result_list(f)
+    assert listed["rank"].tolist() == list(range(1, LABELLED_RESULTS + 6))
+    assert listed["id"].tolist()[:2] == ["i0", "i1"]
+
+
+def test_groups_get_distinct_palette_colours():
+    f = frame(30)
+    f["group"] = [f"g{k % 15}" for k in range(30)]
+    fig = map_figure(f)
+    colours = [t.marker.color for t in fig.data if t.name.startswith("g")]
+    assert len(colours) == 15 and len(set(colours)) == 15
 
 
 def test_map_frame_and_groups(fake_engine):
