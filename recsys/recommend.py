@@ -43,6 +43,7 @@ EXACT_MAX_ITEMS = 20_000
 CANDIDATES_PER_PAIR = 100
 #: Items sampled once to estimate catalogue-wide ranks of ``rrf`` candidates.
 RANK_SAMPLE = 4096
+RANK_SAMPLE_CATEGORIES = 16  # rank samples kept (each holds RANK_SAMPLE rows of the fields it was asked for)
 
 
 def check_text(text: object, what: str = "the text query") -> str:
@@ -115,6 +116,23 @@ class ModalityIndex:
 
     def to_native(self, raw: np.ndarray) -> np.ndarray:
         return _normalise(raw - self.centre) if self.centre is not None else _normalise(raw)
+
+
+@dataclass
+class RankSample:
+    """Sampled rows of the items a filter lets through, standing for ``population`` items, with
+    their vectors gathered once per (modality, space)."""
+
+    rows: np.ndarray
+    population: int
+    _matrices: dict[tuple[str, bool, bool], np.ndarray] = field(default_factory=dict, repr=False)
+
+    def matrix(self, engine: RecommendationEngine, modality: str, shared: bool, centred: bool) -> np.ndarray:
+        key = (modality, shared, centred)
+        if key not in self._matrices:
+            rows = engine._matrix(engine.indexes[modality], shared, self.rows, centred)
+            self._matrices[key] = np.ascontiguousarray(rows)
+        return self._matrices[key]
 
 
 @dataclass(frozen=True)
@@ -190,7 +208,7 @@ class RecommendationEngine:
     store: Any = None
     search: str = "auto"
     candidates: int = CANDIDATES_PER_PAIR
-    _sample_cache: dict[tuple[str, bool, bool], np.ndarray] = field(default_factory=dict, repr=False)
+    _rank_samples: dict[str, RankSample] = field(default_factory=dict, repr=False)
     _centred_cache: dict[tuple[str, bool], np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -408,46 +426,42 @@ class RecommendationEngine:
 
         A pair's own retrieved items are its top ranks, in similarity order. A candidate that only
         other pairs found ranks somewhere below them; its rank is estimated from a fixed random
-        sample of the catalogue (the share of eligible sampled items more similar, times the
-        catalogue size), and never placed above the retrieved ones.
+        sample of the items the filter lets through (the share of sampled items more similar,
+        times their number), and never placed above the retrieved ones. Sampling within the
+        category keeps the estimate as fine under a 5% filter as without one: a catalogue-wide
+        sample kept ~200 of its 4,096 rows there, and rrf recall@10 at 1M items fell to 0.88.
         """
-        sample = self._rank_sample
-        in_category = self._sample_in_category(category)
+        sample = self._rank_sample(category)
         out = {}
         for (a, b), s in sims.items():
             got = np.asarray(retrieved.get((a, b), np.zeros(len(s), bool)))
             union = fusion.similarity_ranks(np.where(got, s, s - 4.0), present[b])  # similarities lie in [-1, 1]
             shared = a != b
-            ix = self.indexes[b]
-            eligible = ix.present[sample] & in_category
-            sample_sims = self._sample_matrix(b, shared, similarity == "pearson")[eligible] @ q.side(shared)[a]
+            eligible = self.indexes[b].present[sample.rows]
+            sample_sims = sample.matrix(self, b, shared, similarity == "pearson")[eligible] @ q.side(shared)[a]
             if similarity == "euclidean":
                 sample_sims = fusion.euclidean_similarity(sample_sims)
             sample_sims = np.sort(sample_sims)
             above = len(sample_sims) - np.searchsorted(sample_sims, s, side="right")
-            estimate = 1.0 + above * (len(self.catalogue) / max(1, len(sample)))
+            estimate = 1.0 + above * (sample.population / max(1, len(sample.rows)))
             estimate = np.maximum(estimate, got.sum() + 1.0)
             out[(a, b)] = np.where(got, union, np.maximum(union, estimate))
         return out
 
-    @cached_property
-    def _rank_sample(self) -> np.ndarray:
-        n = len(self.catalogue)
-        rng = np.random.default_rng(0)
-        return np.sort(rng.choice(n, size=min(n, RANK_SAMPLE), replace=False))
-
-    def _sample_matrix(self, modality: str, shared: bool, centred: bool = False) -> np.ndarray:
-        key = (modality, shared, centred)
-        if key not in self._sample_cache:
-            rows = self._matrix(self.indexes[modality], shared, self._rank_sample, centred)
-            self._sample_cache[key] = np.ascontiguousarray(rows)
-        return self._sample_cache[key]
-
-    def _sample_in_category(self, category: str | None) -> np.ndarray:
-        if not category:
-            return np.ones(len(self._rank_sample), dtype=bool)
-        cats = self._categories[self._rank_sample]
-        return (cats == category) | np.char.startswith(cats, category.rstrip("/") + "/")
+    def _rank_sample(self, category: str | None) -> RankSample:
+        """A fixed random sample of the items in ``category`` (all items for None), kept for the
+        last few categories asked for."""
+        key = category.strip("/") if category else ""
+        sample = self._rank_samples.pop(key, None)
+        if sample is None:
+            members = np.flatnonzero(self._category_mask(category)) if category else np.arange(len(self.catalogue))
+            rng = np.random.default_rng(0)
+            rows = np.sort(rng.choice(members, size=min(len(members), RANK_SAMPLE), replace=False))
+            sample = RankSample(rows, len(members))
+            while len(self._rank_samples) >= RANK_SAMPLE_CATEGORIES:
+                self._rank_samples.pop(next(iter(self._rank_samples)))
+        self._rank_samples[key] = sample  # most recently used last
+        return sample
 
     def fuse(
         self,
@@ -528,6 +542,12 @@ class RecommendationEngine:
         return np.array([it.category for it in self.catalogue.items], dtype=str)
 
     @cached_property
+    def _category_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(distinct categories, each item's index into them): a filter tests each distinct
+        category once instead of a million strings."""
+        return np.unique(self._categories, return_inverse=True)
+
+    @cached_property
     def _category_paths(self) -> frozenset[str]:
         """Every category and every ancestor of one: what a category filter may name."""
         paths = set()
@@ -542,8 +562,9 @@ class RecommendationEngine:
 
     def _category_mask(self, category: str) -> np.ndarray:
         self._check_category(category)
-        cats = self._categories
-        return (cats == category) | np.char.startswith(cats, category.rstrip("/") + "/")
+        names, codes = self._category_codes
+        path = category.rstrip("/")
+        return ((names == path) | np.char.startswith(names, path + "/"))[codes]
 
     def recommend(
         self,

@@ -261,3 +261,25 @@ def test_rrf_results_carry_their_ranks(engine):
 def test_unknown_similarity_is_refused(engine):
     with pytest.raises(InputError, match="unknown similarity"):
         engine.recommend(Query(text="car"), similarity="jaccard")
+
+
+def test_rrf_rank_samples_come_from_the_filtered_category(tmp_path):
+    """Under a filter, rrf estimates ranks from a sample of the category's own items (a catalogue-wide
+    sample holds few of them), scaled by the category's size; samples are reused per category."""
+    from recsys.catalogue import Catalogue, Item
+    from recsys.recommend import RANK_SAMPLE, ModalityIndex, RecommendationEngine
+
+    n = RANK_SAMPLE * 3
+    rng = np.random.default_rng(0)
+    cats = np.where(rng.random(n) < 0.05, "rare/kind", "common")
+    items = [Item(f"i{i}", f"i{i}", "", str(c), None, None) for i, c in enumerate(cats)]
+    vec = rng.standard_normal((n, 8)).astype(np.float32)
+    vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+    index = ModalityIndex("text", None, vec, np.ones(n, bool), "text", shared=vec)
+    engine = RecommendationEngine(Catalogue(tmp_path, items, [], fingerprint="t"), None, {"text": index}, search="exact")
+    rare = engine._rank_sample("rare")
+    assert rare.population == int((cats == "rare/kind").sum())
+    assert len(rare.rows) == rare.population and set(cats[rare.rows]) == {"rare/kind"}
+    everything = engine._rank_sample(None)
+    assert everything.population == n and len(everything.rows) == RANK_SAMPLE
+    assert engine._rank_sample("rare/") is rare  # reused, whatever the spelling of the path

@@ -96,8 +96,13 @@ def browser():
 
 
 def wait_idle(page, timeout_ms: int = 60_000) -> None:
-    """Wait until Streamlit has finished the current script run (its status widget goes away)."""
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+    """Wait until Streamlit has finished the current script run: its status widget is gone and no
+    element of the previous run is still shown (stale elements, e.g. an old download button)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " && !document.querySelector('[data-stale=\"true\"]')",
+        timeout=timeout_ms,
+    )
 
 
 def lasso(page, area) -> None:
