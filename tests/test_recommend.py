@@ -276,7 +276,8 @@ def test_rrf_rank_samples_come_from_the_filtered_category(tmp_path):
     vec = rng.standard_normal((n, 8)).astype(np.float32)
     vec /= np.linalg.norm(vec, axis=1, keepdims=True)
     index = ModalityIndex("text", None, vec, np.ones(n, bool), "text", shared=vec)
-    engine = RecommendationEngine(Catalogue(tmp_path, items, [], fingerprint="t"), None, {"text": index}, search="exact")
+    catalogue = Catalogue(tmp_path, items, [], fingerprint="t")
+    engine = RecommendationEngine(catalogue, None, {"text": index}, search="exact")
     rare = engine._rank_sample("rare")
     assert rare.population == int((cats == "rare/kind").sum())
     assert len(rare.rows) == rare.population and set(cats[rare.rows]) == {"rare/kind"}
