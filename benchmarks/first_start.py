@@ -114,9 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             example = page.locator(".st-key-example-0 button")
             example.wait_for(timeout=args.timeout * 1000)
             marks["page ready (example buttons)"] = time.monotonic() - started
-            text = example.inner_text().strip()
             example.click()
-            page.get_by_role("heading", name=f"results for “{text}”").wait_for(timeout=args.timeout * 1000)
+            heading = page.get_by_role("heading", name="results for “")  # "12 results for “<the example>”"
+            heading.wait_for(timeout=args.timeout * 1000)
+            text = heading.inner_text().split("“", 1)[-1].rstrip("”")
             page.wait_for_function(
                 "() => [...document.querySelectorAll('[data-testid=\"stMarkdownContainer\"] strong')]"
                 ".some(e => e.textContent.startsWith('1. '))",
