@@ -48,9 +48,11 @@ def write_json(target: str | os.PathLike[str], obj: Any) -> Path:
     return write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def write_npz(target: str | os.PathLike[str], **arrays: np.ndarray) -> Path:
+def write_npz(target: str | os.PathLike[str], *, compressed: bool = False, **arrays: np.ndarray) -> Path:
+    """``np.savez`` (``compressed``: ``np.savez_compressed``, for files shipped in the repository)."""
+
     def _save(p: Path) -> None:
         with open(p, "wb") as fh:
-            np.savez(fh, **arrays)
+            (np.savez_compressed if compressed else np.savez)(fh, **arrays)
 
     return write_with(target, _save)

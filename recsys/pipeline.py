@@ -27,6 +27,7 @@ from recsys.device import device_problem
 from recsys.encoding import PRECISIONS, BatchOptions, FeaturePlan, plan_features, run_plan
 from recsys.errors import ConfigError, RecsysError
 from recsys.paths import check_output_dir, output_dir_problem
+from recsys.prebuilt import seed_cache
 from recsys.progress import ProgressLog, StageProgress, fan_out
 from recsys.recommend import MODALITIES, ModalityIndex, RecommendationEngine, _normalise
 from recsys.threads import batch_then_query
@@ -166,6 +167,11 @@ class _Modality:
     plan: FeaturePlan
 
 
+def feature_outputs(aligner: Any) -> list[str]:
+    """The encoder outputs a modality's index needs: its embedding, and whatever its aligner takes."""
+    return list(dict.fromkeys(["embedding", *(aligner.input_kind.split("+") if aligner is not None else [])]))
+
+
 @batch_then_query
 def build_engine(
     catalogue: Catalogue, config: PipelineConfig | None = None, progress: StageProgress | None = None
@@ -186,17 +192,20 @@ def build_engine(
     options = BatchOptions(batch_size=config.batch_size, precision=config.precision)
     text_encoder = _create_encoder(config.text_encoder, config.device)
     query_encoders: dict[str, Any] = {"text": text_encoder}
-    models: dict[str, tuple[Any, Any]] = {}  # every model and aligner first: a bad one fails before any work
-    for modality in MODALITIES:
+    for modality in MODALITIES:  # every model and aligner first: a bad one fails before any work
+        if modality != "text" and catalogue.has_modality(modality).any():
+            query_encoders[modality] = _create_encoder(config.encoder_name(modality), config.device)
+    # vectors shipped with the catalogue (keyed by encoder and content) fill the cache before anything is planned
+    seed_cache(catalogue, query_encoders, cache_dir=config.cache_dir, precision=config.precision)
+    models: dict[str, tuple[Any, Any]] = {}
+    for modality, encoder in query_encoders.items():
         if not catalogue.has_modality(modality).any():
             continue
-        encoder = text_encoder if modality == "text" else _create_encoder(config.encoder_name(modality), config.device)
-        query_encoders[modality] = encoder
         spec = config.aligner_spec(modality) if modality != "text" else None
         models[modality] = (encoder, _build_aligner(spec, encoder, text_encoder, catalogue) if spec else None)
     todo: dict[str, _Modality] = {}
     for modality, (encoder, aligner) in models.items():
-        outputs = ["embedding", *(aligner.input_kind.split("+") if aligner is not None else [])]
+        outputs = feature_outputs(aligner)
         plan = plan_features(
             catalogue, modality, encoder, outputs, cache_dir=config.cache_dir, precision=config.precision
         )

@@ -128,6 +128,11 @@ def input_hash(vectors: np.ndarray, params: ProjectionParams, groups: Sequence[s
     return h.hexdigest()[:24]
 
 
+def map_path(cache_dir: str | Path, key: str) -> Path:
+    """The cache file of the map whose :func:`input_hash` is ``key``."""
+    return Path(cache_dir) / f"map-{key}.npz"
+
+
 def _prepare(x: np.ndarray, metric: str) -> np.ndarray:
     """Rows such that cosine / correlation distances are ``1 - dot`` (unit rows, centred for correlation)."""
     x = np.asarray(x, dtype=np.float32)
@@ -294,7 +299,7 @@ def project(
     if groups is not None and len(groups) != len(vectors):
         raise InputError(f"One group label per vector is needed (got {len(groups)} for {len(vectors)}).")
     key = input_hash(vectors, params, groups)
-    path = Path(cache_dir) / f"map-{key}.npz" if cache_dir is not None else None
+    path = map_path(cache_dir, key) if cache_dir is not None else None
     cached = _load(path, *vectors.shape) if path is not None else None
     if cached is not None:
         coords, fitted, mean, basis = cached

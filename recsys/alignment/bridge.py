@@ -7,6 +7,8 @@ image lands in the text space with no training at all. It needs an encoder with
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,18 +45,29 @@ def class_text_embeddings(
     return l2_normalise(sums)
 
 
-def cached_class_text_embeddings(class_names: list[str], text_encoder: Any, cache_dir: Any = None) -> np.ndarray:
-    """:func:`class_text_embeddings`, stored in the feature cache (thousands of prompts: ~20 s on a CPU)."""
-    import hashlib
-    from pathlib import Path
+def bridge_class_names(source_encoder: Any) -> list[str] | None:
+    """The class names a label bridge prompts with: full synonym lists ("tabby, tabby cat") where the
+    encoder has them (richer prompts than the short labels), else its class names; None without any."""
+    names = getattr(source_encoder, "class_synonyms", None) or getattr(source_encoder, "class_names", None)
+    return list(names) if names else None
 
+
+def class_text_cache_file(class_names: list[str], text_encoder: Any, cache_dir: Any = None) -> Path:
+    """Where :func:`cached_class_text_embeddings` keeps them: named by a hash of the text encoder id,
+    the templates and the class names, so other encoders or prompts never read these."""
     from recsys.cache import default_cache_dir
-    from recsys.cachefile import Spec, load_npz, save_npz
 
     key = hashlib.sha256("\n".join([text_encoder.encoder_id, *TEMPLATES, *class_names]).encode("utf-8")).hexdigest()[
         :16
     ]
-    path = Path(cache_dir or default_cache_dir()) / f"label-bridge-{key}.npz"
+    return Path(cache_dir or default_cache_dir()) / f"label-bridge-{key}.npz"
+
+
+def cached_class_text_embeddings(class_names: list[str], text_encoder: Any, cache_dir: Any = None) -> np.ndarray:
+    """:func:`class_text_embeddings`, stored in the feature cache (thousands of prompts: ~20 s on a CPU)."""
+    from recsys.cachefile import Spec, load_npz, save_npz
+
+    path = class_text_cache_file(class_names, text_encoder, cache_dir)
     width = getattr(text_encoder, "dim", None)
     spec = Spec((len(class_names), width if isinstance(width, int) else None))
     cached = load_npz(path, {"embeddings": spec}, what="label-bridge cache")
@@ -91,8 +104,7 @@ class LabelBridge(Aligner):
     def from_encoders(
         cls, source_encoder: Any, text_encoder: Any, top_t: int = DEFAULT_TOP_T, cache_dir: Any = None
     ) -> LabelBridge:
-        # Full synonym lists ("tabby, tabby cat") give richer prompts than the short labels.
-        names = getattr(source_encoder, "class_synonyms", None) or getattr(source_encoder, "class_names", None)
+        names = bridge_class_names(source_encoder)
         if not names or not hasattr(source_encoder, "predict_proba"):
             raise InputError(
                 f"The label bridge needs an encoder with class names; {source_encoder.encoder_id} has none. "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from recsys.errors import RecsysError
+from recsys.progress import ProgressLog
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.projection import Projection, ProjectionParams
@@ -33,12 +35,73 @@ def cache_dir() -> Path:
     return Path(default_cache_dir())
 
 
+#: Seconds between two updates of the build's progress bar.
+POLL_S = 0.5
+
+
+@dataclass
+class _Build:
+    """One engine build, in a thread of its own: it survives a closed tab or a page switch (which stop
+    the script that started it), and every session of the process follows the same progress."""
+
+    catalogue: str
+    tracker: ProgressLog = field(default_factory=lambda: ProgressLog(logger=_QUIET))
+    stage: str | None = None
+    engine: RecommendationEngine | None = None
+    error: BaseException | None = None
+    thread: threading.Thread | None = None
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        self.tracker(stage, done, total)
+        self.stage = stage
+
+    def run(self) -> None:
+        from recsys.pipeline import load_engine
+
+        try:  # load_engine encodes in the batch thread role and leaves the process in the query role
+            self.engine = load_engine(self.catalogue, progress=self.progress)
+        except BaseException as exc:  # handed to the page that waits for it
+            self.error = exc
+
+    def bar(self) -> tuple[float, str] | None:
+        """One bar for every stage together: the fraction done and a line with rates and the ETA."""
+        stages = dict(self.tracker.stages)
+        total = sum(s.total for s in stages.values())
+        if not total or self.stage not in stages:
+            return None
+        done = sum(min(s.done, s.total) for s in stages.values())
+        return done / total, f"Building the embedding cache (first start only): {self.tracker.line(self.stage)}"
+
+
+#: ProgressLog's lines feed the bar here, not the log (the pipeline logs its own).
+_QUIET = logging.getLogger(__name__ + ".bar")
+_QUIET.setLevel(logging.WARNING)
+
+
 @dataclass
 class _Engines:
-    """Engines by catalogue folder, shared by every session of the process."""
+    """Engines (and builds under way) by catalogue folder, shared by every session of the process."""
 
     by_dir: dict[str, RecommendationEngine] = field(default_factory=dict)
+    builds: dict[str, _Build] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def build(self, key: str) -> _Build:
+        """The build of ``key`` under way, or a new one started."""
+        with self.lock:
+            build = self.builds.get(key)
+            if build is None:
+                build = self.builds[key] = _Build(key)
+                build.thread = threading.Thread(target=self._run, args=(key, build), name="recsys-engine", daemon=True)
+                build.thread.start()
+            return build
+
+    def _run(self, key: str, build: _Build) -> None:
+        build.run()
+        with self.lock:
+            if build.engine is not None:
+                self.by_dir[key] = build.engine
+            del self.builds[key]  # a failed build is tried again by the next run of a page
 
 
 @st.cache_resource(show_spinner=False)
@@ -49,40 +112,38 @@ def _engines() -> _Engines:
 
 
 def get_engine() -> RecommendationEngine:
-    """The engine for :func:`catalogue_dir`; the first call builds the embedding cache with a progress bar.
+    """The engine for :func:`catalogue_dir`; the first call builds it in a background thread while the
+    page shows one progress bar over every stage, with an estimate of the time left.
 
-    A catalogue or model problem is shown as an error and stops the page (no traceback).
+    The shipped data of the demo catalogue (:mod:`recsys.prebuilt`) makes that build load the
+    models and read vectors only. A catalogue or model problem is shown as an error and stops the
+    page (no traceback).
     """
     registry = _engines()
     key = str(catalogue_dir())
     engine = registry.by_dir.get(key)
     if engine is not None:
         return engine
+    build = registry.build(key)
+    assert build.thread is not None
     slot = st.empty()
-    bar = None
-
-    def progress(stage: str, done: int, total: int) -> None:
-        nonlocal bar
-        frac = min(max(done / total if total else 1.0, 0.0), 1.0)
-        text = f"Building the embedding cache (first start only): {stage} {done}/{total}"
-        if bar is None:
-            bar = slot.progress(frac, text=text)
-        else:
-            bar.progress(frac, text=text)
-
-    from recsys.pipeline import load_engine
-
-    try:
-        with registry.lock, st.spinner("Loading the models and the catalogue..."):
-            # load_engine encodes in the batch thread role and leaves the process in the query role
-            engine = registry.by_dir.get(key) or load_engine(key, progress=progress)
-            registry.by_dir[key] = engine
-    except RecsysError as exc:
-        slot.empty()
-        st.error(f"The recommender could not start: {exc}")
-        st.stop()
+    with st.spinner("Loading the models and the catalogue..."):
+        while True:
+            finished = not build.thread.is_alive()
+            state = build.bar()
+            if state is not None:
+                slot.progress(*state)
+            if finished:
+                break
+            build.thread.join(POLL_S)
     slot.empty()
-    return engine
+    if isinstance(build.error, RecsysError):
+        st.error(f"The recommender could not start: {build.error}")
+        st.stop()
+    if build.error is not None:
+        raise build.error
+    assert build.engine is not None
+    return build.engine
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -94,11 +155,14 @@ def _projection(vectors_key: str, _vectors, _groups, params: ProjectionParams, d
 
 def get_projection(vectors, params: ProjectionParams, groups=None) -> Projection:
     """A map of ``vectors`` (``groups``: strata of its fitted sample): from memory, else disk, else computed."""
-    from recsys.projection import input_hash
+    from recsys.prebuilt import seed_map
+    from recsys.projection import input_hash, map_path
 
     key = input_hash(vectors, params, groups)
+    directory = cache_dir() / "projections"
+    seed_map(catalogue_dir(), vectors, params, groups, map_path(directory, key))  # the demo ships its default maps
     with st.spinner("Computing the map (UMAP on a sample, the rest placed beside it); cached afterwards..."):
-        return _projection(key, vectors, groups, params, str(cache_dir() / "projections"))
+        return _projection(key, vectors, groups, params, str(directory))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
