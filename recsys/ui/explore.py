@@ -101,6 +101,20 @@ def map_figure(
             )
         )
     hits = frame[frame["rank"].notna()].sort_values("rank")
+    # The star goes under the rings: it is larger, so it stays visible, and a click on a result
+    # next to the query selects the result rather than the star.
+    if query_xy is not None:
+        fig.add_trace(
+            go.Scattergl(
+                x=[float(query_xy[0])],
+                y=[float(query_xy[1])],
+                mode="markers",
+                name="your query",
+                customdata=[[QUERY_ID]],
+                hovertemplate="<b>your query</b><extra></extra>",
+                marker={"symbol": "star", "size": 22, "color": "gold", "line": {"width": 1.5, "color": "black"}},
+            )
+        )
     if len(hits):
         fig.add_trace(
             go.Scattergl(
@@ -113,18 +127,6 @@ def map_figure(
                 text=[str(int(r)) for r in hits["rank"]],
                 hovertemplate="<b>%{hovertext}</b><br>result #%{text}<extra></extra>",
                 marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"width": 2.5, "color": "black"}},
-            )
-        )
-    if query_xy is not None:
-        fig.add_trace(
-            go.Scattergl(
-                x=[float(query_xy[0])],
-                y=[float(query_xy[1])],
-                mode="markers",
-                name="your query",
-                customdata=[[QUERY_ID]],
-                hovertemplate="<b>your query</b><extra></extra>",
-                marker={"symbol": "star", "size": 22, "color": "gold", "line": {"width": 1.5, "color": "black"}},
             )
         )
     fig.update_layout(

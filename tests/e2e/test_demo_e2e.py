@@ -241,7 +241,7 @@ def test_newcomer_walk_through_every_page(server, browser):
     page.mouse.move(x, y)
     hover = page.locator(".js-plotly-plot .hoverlayer .hovertext").first
     hover.wait_for(timeout=10_000)
-    assert "result #1" in hover.inner_text()
+    assert "result #1" in hover.text_content()
     x, y = point_on_map(page, "apple_red")  # a result with a sound
     page.mouse.click(x, y)
     focus = page.locator(".st-key-map-focus")

@@ -40,12 +40,13 @@ def test_every_trace_is_webgl_and_small_maps_hover_the_full_category():
     fig = map_figure(frame(10), query_xy=np.array([0.5, 0.5]))
     assert {t.type for t in fig.data} == {"scattergl"}
     names = [t.name for t in fig.data]
-    assert names == ["a", "b", "results", "your query"]  # results and query drawn over the items
+    # the query and then the results drawn over the items: a click next to the star selects the result
+    assert names == ["a", "b", "your query", "results"]
     a = fig.data[0]
     rows = [list(row) for row in a.customdata[:2]]
     assert rows == [["i0", "a/leaf", "<br>result #1"], ["i2", "a/leaf", "<br>result #3"]]
     assert "customdata[1]" in a.hovertemplate and CLICK_HINT in a.hovertemplate
-    assert fig.data[3].customdata[0][0] == QUERY_ID
+    assert fig.data[2].customdata[0][0] == QUERY_ID
 
 
 def test_large_maps_send_only_ids_and_hover_title_plus_category():
