@@ -54,7 +54,8 @@ st.caption(
         if last
         else "run a query on the Recommend page to see it and its results here"
     )
-    + " · click a point to see its picture and hear its sound, drag a box or lasso to select several"
+    + " · click a point to see its picture and hear its sound; to select several, pick the lasso or box"
+    " tool above the map and draw around them"
 )
 map_col, side = st.columns([3, 1])
 with map_col:
@@ -72,7 +73,10 @@ with side:
 
 if len(ids) < 2:
     if not ids:
-        st.info("Click a point to see it beside the map; drag a box or lasso to select several and like them.")
+        st.info(
+            "Click a point to see it beside the map; pick the lasso or box tool above the map to select"
+            " several and like them."
+        )
     st.stop()
 st.subheader(f"{len(ids)} selected")
 chosen = (

@@ -135,7 +135,8 @@ def map_figure(
         xaxis={"visible": False},
         yaxis={"visible": False},
         legend_title_text="category",
-        dragmode="lasso",
+        # No dragmode: Streamlit then pans on drag and selects the clicked point; under a lasso or
+        # box dragmode it turns click selection off. The lasso and box tools stay in the toolbar.
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         annotations=_labels(frame, hits, query_xy),
     )

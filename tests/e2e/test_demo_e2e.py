@@ -135,9 +135,18 @@ def ranked_titles(page) -> list[str]:
     return [t for t in titles if t[:1].isdigit() and ". " in t]
 
 
+RANKED_CARDS_SHOWN = """() => [...document.querySelectorAll("[data-testid='stMarkdownContainer'] strong")]
+    .some(e => /^\\d+\\. /.test(e.innerText))"""
+
+
 def wait_results(page, text: str) -> None:
+    """The heading for ``text``, then its ranked cards, their pictures, and the end of the run (the
+    heading is drawn before the cards, and Streamlit shows its status widget only after a delay)."""
     page.get_by_role("heading", name=f"results for “{text}”").wait_for(timeout=60_000)
+    page.wait_for_function(RANKED_CARDS_SHOWN, timeout=60_000)
+    wait_idle(page)
     page.wait_for_function(ALL_IMAGES_LOADED, timeout=30_000)
+    page.wait_for_timeout(700)  # past the status widget's delay: a run still going shows it by now
     wait_idle(page)
 
 
@@ -243,6 +252,12 @@ def test_newcomer_walk_through_every_page(server, browser):
     hover.wait_for(timeout=10_000)
     assert "result #1" in hover.text_content()
     x, y = point_on_map(page, "apple_red")  # a result with a sound
+    page.mouse.move(x, y)  # as a person does: point at it (plotly picks the clicked point from its hover)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.js-plotly-plot .hoverlayer .hovertext')]"
+        ".some(e => e.textContent.includes('Apple red'))",
+        timeout=10_000,
+    )
     page.mouse.click(x, y)
     focus = page.locator(".st-key-map-focus")
     focus.get_by_text("Apple red").first.wait_for(timeout=60_000)
@@ -273,6 +288,8 @@ def test_newcomer_walk_through_every_page(server, browser):
     page.get_by_role("link", name="Explore").click()
     page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
     wait_idle(page, 120_000)
+    page.mouse.move(*point_on_map(page))  # the toolbar shows while the pointer is over the map
+    page.locator(".js-plotly-plot .modebar-btn[data-val='lasso']").first.click()
     lasso(page, page.locator(".js-plotly-plot .nsewdrag").first)
     page.get_by_role("heading", name="selected").wait_for(timeout=60_000)
     wait_idle(page)
