@@ -225,8 +225,8 @@ def _load_features(folder: Path, n_items: int | None) -> dict[str, np.ndarray]:
             raise DatasetError(f"Feature file {path.name} is not a readable .npy array ({exc}).") from exc
         if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
             raise DatasetError(f"Feature file {path.name} has shape {arr.shape}; expected (n_items, dim).")
-        if not np.issubdtype(arr.dtype, np.number):
-            raise DatasetError(f"Feature file {path.name} holds {arr.dtype} values; expected numbers.")
+        if arr.dtype.kind not in "biuf":  # complex values would be cast to their real part without a word
+            raise DatasetError(f"Feature file {path.name} holds {arr.dtype} values; expected real numbers.")
         arr = arr.astype(np.float32)
         bad = ~np.isfinite(arr).all(axis=1)
         if bad.any():
