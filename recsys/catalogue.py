@@ -44,9 +44,8 @@ import os
 import re
 import stat
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -69,8 +68,6 @@ MEDIA_COLUMNS = ("image", "audio")
 _FIELD = r'(?:"(?:[^"]|"")*"|[^,"\r\n]*)'
 _WELL_FORMED_LINE = re.compile(f"{_FIELD}(?:,{_FIELD})*")
 MODALITIES = ("text", "image", "audio")
-#: Fewer media files than this per thread are checked on the calling thread (a pool costs more).
-_JOBS_PER_THREAD = 256
 
 
 @dataclass(frozen=True)
@@ -352,7 +349,7 @@ class _MediaLocator:
     """
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self._root = str(root)
         self._real_root = str(root.resolve())
         self._real_dirs: dict[str, str | None] = {}
 
@@ -361,17 +358,17 @@ class _MediaLocator:
         empty cell, else (None, reason, None)."""
         if not rel:
             return None, None, None
-        shown = _shown(rel)
         if "\0" in rel:
-            return None, f"{column} path '{shown}' contains a NUL byte", None
-        posix = PurePosixPath(rel.replace("\\", "/"))
-        if posix.is_absolute() or Path(rel).is_absolute() or (len(rel) > 1 and rel[1] == ":"):
-            return None, f"{column} path '{shown}' is absolute; use a path relative to the catalogue folder", None
-        path = self.root / Path(*posix.parts)
-        resolved, info = self._resolve(path, posix.parts[-1])
+            return None, f"{column} path '{_shown(rel)}' contains a NUL byte", None
+        posix = rel.replace("\\", "/")
+        if posix.startswith("/") or os.path.isabs(rel) or (len(rel) > 1 and rel[1] == ":"):
+            return None, f"{column} path '{_shown(rel)}' is absolute; use a path relative to the catalogue folder", None
+        parts = [part for part in posix.split("/") if part and part != "."]  # as PurePosixPath(posix).parts
+        path = os.path.join(self._root, *parts)
+        resolved, info = self._resolve(path, parts[-1] if parts else ".")
         if resolved is not None and not _inside(resolved, self._real_root):
-            how = "a symlink pointing" if ".." not in posix.parts else "'..' leading"
-            return None, f"{column} path '{shown}' is outside the catalogue folder ({how} outside it)", None
+            how = "a symlink pointing" if ".." not in parts else "'..' leading"
+            return None, f"{column} path '{_shown(rel)}' is outside the catalogue folder ({how} outside it)", None
         problem = file_problem(path) if info is None else mode_problem(info.st_mode)
         if problem is None and info is None:
             try:
@@ -379,32 +376,31 @@ class _MediaLocator:
             except OSError as exc:  # gone since file_problem looked
                 problem = f"cannot be used ({exc.strerror or exc})"
         if problem == "does not exist":
-            return None, f"{column} file '{shown}' not found", None
+            return None, f"{column} file '{_shown(rel)}' not found", None
         if problem is not None or resolved is None:
-            return None, f"{column} path '{shown}' {problem or 'cannot be resolved'}", None
-        return path, None, info
+            return None, f"{column} path '{_shown(rel)}' {problem or 'cannot be resolved'}", None
+        return Path(path), None, info
 
-    def _resolve(self, path: Path, name: str) -> tuple[str | None, os.stat_result | None]:
+    def _resolve(self, path: str, name: str) -> tuple[str | None, os.stat_result | None]:
         """(real path or None when it cannot be resolved, the file's stat when it is no symlink)."""
-        text = str(path)
         if name not in ("..", "."):
             try:
-                info = os.lstat(text)
+                info = os.lstat(path)
             except (OSError, ValueError):
                 info = None  # missing, a loop, a name too long...: the slow path says which
             if info is not None and not stat.S_ISLNK(info.st_mode):
-                parent = os.path.dirname(text)
+                parent = os.path.dirname(path)
                 if parent not in self._real_dirs:
-                    self._real_dirs[parent] = _real(Path(parent))
+                    self._real_dirs[parent] = _real(parent)
                 real_parent = self._real_dirs[parent]
                 return (None if real_parent is None else os.path.join(real_parent, name)), info
         return _real(path), None
 
 
-def _real(path: Path) -> str | None:
+def _real(path: str) -> str | None:
     """``path`` with ``..`` and every symlink resolved; None for a symlink loop or a name too long."""
     try:
-        return str(path.resolve())
+        return str(Path(path).resolve())
     except (OSError, RuntimeError, ValueError):
         return None
 
@@ -443,21 +439,6 @@ def _refuse_duplicate_columns(manifest: Path, columns: list[str]) -> None:
     if twice:
         shown = "; ".join(f"'{name}' in columns {', '.join(map(str, where))}" for name, where in twice.items())
         raise CatalogueError(f"'{manifest.name}' has duplicate column names: {shown}; rename or remove the copies.")
-
-
-def _check_files(jobs: list[tuple[Path, str, str]]) -> list[str | None]:
-    """:func:`_validate_media` of every ``(path, column, path as written)``, in order.
-
-    Run on ``thread_count("batch")`` threads: PIL and soundfile read headers with the GIL released
-    part of the time, and on a network file system the reads overlap.
-    """
-    from recsys.threads import thread_count
-
-    threads = min(thread_count("batch"), len(jobs) // _JOBS_PER_THREAD)
-    if threads <= 1:
-        return [_validate_media(*job) for job in jobs]
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="recsys-catalogue") as pool:
-        return list(pool.map(lambda job: _validate_media(*job), jobs, chunksize=64))
 
 
 def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None = None) -> Catalogue:
@@ -508,9 +489,10 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
         if item_id and item_id not in first_line:
             first_line[item_id] = line
         parsed.append((line, last, row, reasons, media, located))
-    results = _check_files([(path, column, rel) for (column, rel), (path, _) in jobs.items()])
-    for ((column, rel), (_, info)), verdict in zip(jobs.items(), results, strict=True):
-        verdicts[column, rel] = verdict
+    # One thread: the checks hold the GIL most of the time; on 2 cores 2 threads took 2.8-4.2 s for
+    # data/large where 1 took 2.4-2.5 s (benchmarks/catalogue_load.py).
+    for (column, rel), (path, info) in jobs.items():
+        verdict = verdicts[column, rel] = _validate_media(path, column, rel)
         if cache is not None:
             cache.remember(column, rel, stamp(info), verdict)
     if cache is not None:
