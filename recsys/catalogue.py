@@ -42,16 +42,18 @@ import io
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from recsys.atomic import write_bytes
+from recsys.catalogue_cache import CheckCache, stamp
 from recsys.errors import CatalogueError, InputError
-from recsys.paths import file_problem
+from recsys.paths import file_problem, mode_problem
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -335,34 +337,76 @@ def _starts_like_row(line: str, columns: list[str]) -> bool:
     return len(fields) < len(columns) and (key >= len(fields) or bool(fields[key].strip()))
 
 
-def _media_path(root: Path, rel: str, column: str) -> tuple[Path | None, str | None]:
-    """(absolute path, None) for a valid media reference, else (None, reason).
+class _MediaLocator:
+    """Turns a manifest's media cells into paths inside the catalogue folder, cheaply.
 
     A path never leads outside the catalogue folder: absolute paths are refused, and the resolved
-    path (``..`` and every symlink followed) must lie inside the resolved folder.
+    path (``..`` and every symlink followed) must lie inside the resolved folder. Resolving every
+    path (``Path.resolve`` stats each component) was half of a load's time, so the folder is
+    resolved once, each distinct parent folder once, and a file itself only when ``lstat`` says it
+    is a symlink: the real path of ``parent/name`` is ``realpath(parent)/name`` when ``name`` is
+    not a link. A file that is not a symlink gets its ``lstat`` reused as its ``stat``.
     """
-    if not rel:
-        return None, None
-    shown = _shown(rel)
-    if "\0" in rel:
-        return None, f"{column} path '{shown}' contains a NUL byte"
-    posix = PurePosixPath(rel.replace("\\", "/"))
-    if posix.is_absolute() or Path(rel).is_absolute() or (len(rel) > 1 and rel[1] == ":"):
-        return None, f"{column} path '{shown}' is absolute; use a path relative to the catalogue folder"
-    path = root / Path(*posix.parts)
+
+    def __init__(self, root: Path) -> None:
+        self._root = str(root)
+        self._real_root = str(root.resolve())
+        self._real_dirs: dict[str, str | None] = {}
+
+    def locate(self, rel: str, column: str) -> tuple[Path | None, str | None, os.stat_result | None]:
+        """(absolute path, None, its stat) for a valid media reference, (None, None, None) for an
+        empty cell, else (None, reason, None)."""
+        if not rel:
+            return None, None, None
+        if "\0" in rel:
+            return None, f"{column} path '{_shown(rel)}' contains a NUL byte", None
+        posix = rel.replace("\\", "/")
+        if posix.startswith("/") or os.path.isabs(rel) or (len(rel) > 1 and rel[1] == ":"):
+            return None, f"{column} path '{_shown(rel)}' is absolute; use a path relative to the catalogue folder", None
+        parts = [part for part in posix.split("/") if part and part != "."]  # as PurePosixPath(posix).parts
+        path = os.path.join(self._root, *parts)
+        resolved, info = self._resolve(path, parts[-1] if parts else ".")
+        if resolved is not None and not _inside(resolved, self._real_root):
+            how = "a symlink pointing" if ".." not in parts else "'..' leading"
+            return None, f"{column} path '{_shown(rel)}' is outside the catalogue folder ({how} outside it)", None
+        problem = file_problem(path) if info is None else mode_problem(info.st_mode)
+        if problem is None and info is None:
+            try:
+                info = os.stat(path)
+            except OSError as exc:  # gone since file_problem looked
+                problem = f"cannot be used ({exc.strerror or exc})"
+        if problem == "does not exist":
+            return None, f"{column} file '{_shown(rel)}' not found", None
+        if problem is not None or resolved is None:
+            return None, f"{column} path '{_shown(rel)}' {problem or 'cannot be resolved'}", None
+        return Path(path), None, info
+
+    def _resolve(self, path: str, name: str) -> tuple[str | None, os.stat_result | None]:
+        """(real path or None when it cannot be resolved, the file's stat when it is no symlink)."""
+        if name not in ("..", "."):
+            try:
+                info = os.lstat(path)
+            except (OSError, ValueError):
+                info = None  # missing, a loop, a name too long...: the slow path says which
+            if info is not None and not stat.S_ISLNK(info.st_mode):
+                parent = os.path.dirname(path)
+                if parent not in self._real_dirs:
+                    self._real_dirs[parent] = _real(parent)
+                real_parent = self._real_dirs[parent]
+                return (None if real_parent is None else os.path.join(real_parent, name)), info
+        return _real(path), None
+
+
+def _real(path: str) -> str | None:
+    """``path`` with ``..`` and every symlink resolved; None for a symlink loop or a name too long."""
     try:
-        resolved: Path | None = path.resolve()
-    except (OSError, RuntimeError, ValueError):  # a symlink loop, a name too long: reported below
-        resolved = None
-    if resolved is not None and not resolved.is_relative_to(root.resolve()):
-        how = "a symlink pointing" if ".." not in posix.parts else "'..' leading"
-        return None, f"{column} path '{shown}' is outside the catalogue folder ({how} outside it)"
-    problem = file_problem(path)
-    if problem == "does not exist":
-        return None, f"{column} file '{shown}' not found"
-    if problem is not None or resolved is None:
-        return None, f"{column} path '{shown}' {problem or 'cannot be resolved'}"
-    return path, None
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def _inside(real: str, real_root: str) -> bool:
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
 def _shown(text: str, limit: int = 80) -> str:
@@ -397,8 +441,13 @@ def _refuse_duplicate_columns(manifest: Path, columns: list[str]) -> None:
         raise CatalogueError(f"'{manifest.name}' has duplicate column names: {shown}; rename or remove the copies.")
 
 
-def load_catalogue(path: str | os.PathLike[str]) -> Catalogue:
-    """Load and validate a catalogue folder (or its manifest file); bad rows are skipped and reported."""
+def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None = None) -> Catalogue:
+    """Load and validate a catalogue folder (or its manifest file); bad rows are skipped and reported.
+
+    With ``cache_dir`` (the embedding cache folder), the verdict on each media file is remembered
+    there (:mod:`recsys.catalogue_cache`): a later load stats every file but opens only those that
+    changed. The rows loaded and the reasons reported are the same as without it.
+    """
     manifest = _find_manifest(Path(path))
     root = manifest.parent.absolute()
     columns, rows = _read_rows(manifest)
@@ -410,9 +459,12 @@ def load_catalogue(path: str | os.PathLike[str]) -> Catalogue:
             f"required: {', '.join(REQUIRED_COLUMNS)} "
             "(a column may be left empty)."
         )
-    items: list[Item] = []
-    bad: list[BadRow] = []
-    kept_rows: list[dict[str, str]] = []
+    locator = _MediaLocator(root)
+    cache = CheckCache.open(cache_dir, root.resolve()) if cache_dir is not None else None
+    # First pass: every check but opening the media files, which are gathered (once per file) to run together.
+    parsed: list[tuple[int, int, dict[str, str], list[str], dict[str, Path | None], dict[str, str | None]]] = []
+    verdicts: dict[tuple[str, str], str | None] = {}
+    jobs: dict[tuple[str, str], tuple[Path, os.stat_result]] = {}
     first_line: dict[str, int] = {}
     for line, last, row, problem in rows:
         item_id = row["id"]
@@ -424,23 +476,44 @@ def load_catalogue(path: str | os.PathLike[str]) -> Catalogue:
         if not any(row[c] for c in ("title", "description", "image", "audio")):
             reasons.append("no title, description, image or audio")
         media: dict[str, Path | None] = {}
+        located: dict[str, str | None] = {}  # the reason a media path is refused before its file is opened
         for column in MEDIA_COLUMNS:
-            media[column], reason = _media_path(root, row[column], column)
-            if reason is None and media[column] is not None:
-                reason = _validate_media(media[column], column, row[column])
-            if reason:
-                reasons.append(reason)
+            rel = row[column]
+            media[column], located[column], info = locator.locate(rel, column)
+            if info is not None and (column, rel) not in verdicts and (column, rel) not in jobs:
+                known = cache.lookup(column, rel, stamp(info)) if cache is not None else None
+                if known is None:
+                    jobs[column, rel] = (media[column], info)  # type: ignore[assignment]
+                else:
+                    verdicts[column, rel] = known or None
         if item_id and item_id not in first_line:
             first_line[item_id] = line
+        parsed.append((line, last, row, reasons, media, located))
+    # One thread: the checks hold the GIL most of the time; on 2 cores 2 threads took 2.8-4.2 s for
+    # data/large where 1 took 2.4-2.5 s (benchmarks/catalogue_load.py).
+    for (column, rel), (path, info) in jobs.items():
+        verdict = verdicts[column, rel] = _validate_media(path, column, rel)
+        if cache is not None:
+            cache.remember(column, rel, stamp(info), verdict)
+    if cache is not None:
+        cache.save()
+    items: list[Item] = []
+    bad: list[BadRow] = []
+    kept_rows: list[dict[str, str]] = []
+    for line, last, row, reasons, media, located in parsed:
+        for column in MEDIA_COLUMNS:
+            reason = located[column] or (verdicts[column, row[column]] if media[column] is not None else None)
+            if reason:
+                reasons.append(reason)
         if reasons:
             if last > line and not any("swallows lines" in r for r in reasons):
                 reasons.append(f"the row spans lines {line}-{last}")  # so that no line goes unaccounted for
-            bad.append(BadRow(line=line, id=item_id or None, reason="; ".join(reasons)))
+            bad.append(BadRow(line=line, id=row["id"] or None, reason="; ".join(reasons)))
             continue
         extra = {k: v for k, v in row.items() if k not in REQUIRED_COLUMNS and k}
         items.append(
             Item(
-                id=item_id,
+                id=row["id"],
                 title=row["title"],
                 description=row["description"],
                 category=row["category"].strip("/"),

@@ -76,7 +76,12 @@ def file_problem(path: PathLike) -> str | None:
     info, problem = _stat(path)
     if info is None:
         return problem
-    mode = info.st_mode
+    return mode_problem(info.st_mode)
+
+
+def mode_problem(mode: int) -> str | None:
+    """None when ``mode`` (an ``st_mode``) is a regular file's, else what the file is instead; for
+    callers that already hold a stat result (the catalogue checks one per media file)."""
     if stat.S_ISREG(mode):
         return None
     if stat.S_ISDIR(mode):

@@ -83,6 +83,10 @@ class PipelineConfig:
         spec = getattr(self, f"{modality}_aligner", None)
         return None if spec in (None, "", "none") else spec
 
+    def cache_folder(self) -> Path:
+        """``cache_dir``, else the default cache folder: embeddings, stores and catalogue checks go there."""
+        return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
+
     @classmethod
     def layered(
         cls, catalogue_dir: str | Path | None = None, config_file: str | Path | None = None, **overrides: Any
@@ -257,8 +261,8 @@ def load_engine(
     **overrides: Any,
 ) -> RecommendationEngine:
     """Load a catalogue folder and build its engine with the layered configuration."""
-    catalogue = load_catalogue(catalogue_dir)
     config = config or PipelineConfig.layered(catalogue_dir, **overrides)
+    catalogue = load_catalogue(catalogue_dir, cache_dir=config.cache_folder())
     return build_engine(catalogue, config, progress)
 
 

@@ -43,6 +43,7 @@ def run_align(args: argparse.Namespace) -> int:
 
     from recsys.align import ALIGNERS_DIR
     from recsys.alignment.training import DEFAULT_BRIDGE_WEIGHT, DEFAULT_CONFIGS, train_catalogue_aligners
+    from recsys.cache import default_cache_dir
     from recsys.catalogue import load_catalogue
     from recsys.encoders import DEFAULT_ENCODERS, create_encoder
     from recsys.errors import InputError
@@ -54,8 +55,9 @@ def run_align(args: argparse.Namespace) -> int:
     out_dir = check_output_dir(args.out, "Output folder --out") if args.out else ALIGNERS_DIR
     if args.cache_dir:
         check_output_dir(args.cache_dir, "Cache folder --cache-dir")
-    catalogue = load_catalogue(args.catalogue)
-    extras = [load_catalogue(d) for d in args.extra_pairs]
+    checks = args.cache_dir or default_cache_dir()  # media checks are remembered beside the features
+    catalogue = load_catalogue(args.catalogue, cache_dir=checks)
+    extras = [load_catalogue(d, cache_dir=checks) for d in args.extra_pairs]
     wanted = ALIGN_MODALITIES if args.modality == "all" else (args.modality,)
     modalities = [m for m in wanted if catalogue.has_modality(m).any()]
     if not modalities:

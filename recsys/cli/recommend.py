@@ -79,7 +79,7 @@ def run_index(args: argparse.Namespace) -> int:
     from recsys.pipeline import build_engine
 
     config = _config(args)
-    catalogue = load_catalogue(args.catalogue)
+    catalogue = load_catalogue(args.catalogue, cache_dir=config.cache_folder())
     for bad in catalogue.bad_rows:
         print(f"warning: skipped row {bad.line} ({bad.id or 'no id'}): {bad.reason}", file=sys.stderr)
     from recsys.progress import progress_lines
@@ -110,7 +110,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     if query.is_empty():
         raise InputError("empty query: give --text, --image, --audio, --like or --dislike")
     config = _config(args)
-    catalogue = load_catalogue(args.catalogue)
+    catalogue = load_catalogue(args.catalogue, cache_dir=config.cache_folder())
     engine = build_engine(catalogue, config, _progress())  # leaves torch in the query thread role
     results = engine.recommend(
         query,
