@@ -79,6 +79,9 @@ def test_mmrec_feature_problems(tmp_path):
     (folder / "broken.npy").write_bytes(b"not numpy")
     with pytest.raises(DatasetError, match="broken.npy"):
         load_dataset(folder)
+    complex_values = rng.normal(size=(4, 2)) + 1j  # would silently lose its imaginary part
+    with pytest.raises(DatasetError, match="complex128 values; expected real numbers"):
+        load_dataset(write_mmrec(tmp_path / "e", feats={"x": complex_values}))
 
 
 def test_missing_folder_and_file(tmp_path):
