@@ -81,6 +81,7 @@ class FieldIndex:
         self.spec = spec
         self._row_lists: np.ndarray | None = None  # IVF: the list of each row (-1: not indexed)
         self._generation = 0  # bumped by every add, so statistics derived from the lists expire
+        self._centroid_matrix: np.ndarray | None = None
 
     @property
     def exact(self) -> bool:
@@ -197,10 +198,32 @@ class FieldIndex:
         # As many qualifying vectors as an unfiltered search scans in a catalogue of just those
         # items: the filter's rows, probed nearest first, act as that catalogue's lists.
         target = params.filter_scan * params.nprobe * breadth * qualifying / params.nlist_for(qualifying)
-        centroid_scores, lists = ivf.quantizer.search(x, nlist)
-        reach = np.cumsum(counts[np.maximum(lists[0], 0)])
+        centroids = self._centroids()
+        if centroids is None:  # a quantizer that is not a flat index: ask it to rank every list
+            found, ranked = ivf.quantizer.search(x, nlist)
+            scores, order = np.empty(nlist, dtype=np.float32), ranked[0]
+            scores[order] = found[0]
+        else:
+            scores = centroids @ x[0]  # every list, by inner product (the index's metric)
+            order = np.argsort(-scores, kind="stable")
+        reach = np.cumsum(counts[order])
         nprobe = int(min(nlist, max(params.nprobe, np.searchsorted(reach, min(target, reach[-1])) + 1)))
-        return np.ascontiguousarray(lists[:, :nprobe]), np.ascontiguousarray(centroid_scores[:, :nprobe])
+        lists = order[None, :nprobe].astype(np.int64)
+        return np.ascontiguousarray(lists), np.ascontiguousarray(scores[lists], dtype=np.float32)
+
+    def _centroids(self) -> np.ndarray | None:
+        """The IVF centroids as one array: ranking all lists with one matrix-vector product and a
+        sort took half the time of the quantizer's own top-nlist search (1280-d, 3.6k lists)."""
+        if self._centroid_matrix is None:
+            import faiss
+
+            ivf = faiss.extract_index_ivf(self.index)
+            quantizer = faiss.downcast_index(ivf.quantizer)
+            if not isinstance(quantizer, faiss.IndexFlat):
+                return None
+            flat = faiss.rev_swig_ptr(quantizer.get_xb(), ivf.nlist * ivf.d)
+            self._centroid_matrix = flat.reshape(ivf.nlist, ivf.d).copy()
+        return self._centroid_matrix
 
     def _list_counts(self, mask: np.ndarray) -> np.ndarray:
         """Qualifying rows per IVF list (``mask`` over rows)."""
