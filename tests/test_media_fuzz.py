@@ -90,7 +90,6 @@ def test_image_bytes_decode_to_a_square_or_raise_a_message(data, tmp_path_factor
 
 
 @given(data=damaged(SOUNDS))
-@settings(max_examples=40)
 def test_sound_bytes_decode_to_finite_samples_or_raise_a_message(data, tmp_path_factory):
     folder = tmp_path_factory.mktemp("snd")
     _only_messages(data, media.load_audio, media.check_audio_file, _finite_audio, folder, "x.wav")

@@ -74,14 +74,22 @@ def _progress() -> Any:
     return terminal_progress()
 
 
-def run_index(args: argparse.Namespace) -> int:
+def _load_catalogue(args: argparse.Namespace, config: Any) -> Any:
+    """The catalogue, its skipped rows reported one line each on stderr: a result that silently
+    lacks rows would look complete (issue 12)."""
     from recsys.catalogue import load_catalogue
-    from recsys.pipeline import build_engine
 
-    config = _config(args)
     catalogue = load_catalogue(args.catalogue, cache_dir=config.cache_folder())
     for bad in catalogue.bad_rows:
         print(f"warning: skipped row {bad.line} ({bad.id or 'no id'}): {bad.reason}", file=sys.stderr)
+    return catalogue
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from recsys.pipeline import build_engine
+
+    config = _config(args)
+    catalogue = _load_catalogue(args, config)
     from recsys.progress import progress_lines
 
     with progress_lines():  # output redirected to a log: plain lines with rate and ETA
@@ -93,7 +101,6 @@ def run_index(args: argparse.Namespace) -> int:
 
 def run_recommend(args: argparse.Namespace) -> int:
     from recsys import media
-    from recsys.catalogue import load_catalogue
     from recsys.paths import check_input_file
     from recsys.pipeline import build_engine
     from recsys.recommend import Query
@@ -110,7 +117,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     if query.is_empty():
         raise InputError("empty query: give --text, --image, --audio, --like or --dislike")
     config = _config(args)
-    catalogue = load_catalogue(args.catalogue, cache_dir=config.cache_folder())
+    catalogue = _load_catalogue(args, config)
     engine = build_engine(catalogue, config, _progress())  # leaves torch in the query thread role
     results = engine.recommend(
         query,
