@@ -126,7 +126,6 @@ def test_a_damaged_feature_cache_gives_the_clean_result_and_is_rebuilt(encoded, 
 
 
 @given(how=damages)
-@settings(max_examples=30)
 def test_a_damaged_label_bridge_cache_gives_the_clean_embeddings(how):
     with tempfile.TemporaryDirectory() as tmp:
         clean = cached_class_text_embeddings(CLASSES, FakeTextEncoder(), tmp)
