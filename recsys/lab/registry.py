@@ -47,6 +47,10 @@ MODELS: dict[str, ModelSpec] = {
     "implicit-bpr": ModelSpec("recsys.lab.models.reference:ImplicitBPR", "reference BPR-MF (implicit library)"),
     "implicit-als": ModelSpec("recsys.lab.models.reference:ImplicitALS", "reference ALS (implicit library)"),
     "bpr": ModelSpec("recsys.lab.models.bpr:BPRMF", "our BPR matrix factorisation (torch)"),
+    "lightgcn": ModelSpec(
+        "recsys.lab.models.lightgcn:LightGCN",
+        "LightGCN (He et al. 2020): embeddings propagated over the normalised user-item graph, BPR loss (torch)",
+    ),
     "content": ModelSpec(
         "recsys.lab.models.content:ContentKNN",
         "content kNN on one modality",
