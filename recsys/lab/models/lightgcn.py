@@ -14,7 +14,6 @@ by K+1, so LightGCN cannot rank them (their scores are small noise around 0).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
@@ -110,17 +109,9 @@ class LightGCN(TorchRecommender):
             penalty = 0.5 * (eu.pow(2).sum() + ei.pow(2).sum() + ej.pow(2).sum())
             return bpr_loss(diff) + self.reg * penalty / u.shape[0]
 
-        self.result = train_pairwise(
-            module,
-            batch_loss,
-            data.train,
-            data.valid,
-            self._score_batch,
-            self.config,
-            rng,
-            self._device,
-            negative_pool=np.flatnonzero(data.warm_items),
-        )
+        warm = np.flatnonzero(data.warm_items)
+        args = (data.train, data.valid, self._score_batch, self.config, rng, self._device)
+        self.result = train_pairwise(module, batch_loss, *args, negative_pool=warm)
         with torch.no_grad():
             self._final = self._embeddings()
         self.fit_seconds = time.perf_counter() - start
@@ -150,18 +141,4 @@ class LightGCN(TorchRecommender):
         return score_in_batches(self._score_batch, users, self._final[1].shape[0])
 
     def extra_info(self) -> dict[str, object]:
-        info: dict[str, object] = {
-            "dim": self.dim,
-            "layers": self.layers,
-            "reg": self.reg,
-            "config": asdict(self.config),
-        }
-        if self.result is not None:
-            info.update(
-                epochs_run=self.result.epochs_run,
-                best_epoch=self.result.best_epoch,
-                best_valid_recall=self.result.best_valid_recall,
-                final_loss=self.result.losses[-1] if self.result.losses else None,
-                fit_seconds=round(self.fit_seconds, 2),
-            )
-        return info
+        return {"dim": self.dim, "layers": self.layers, "reg": self.reg, **self.training_info()}
