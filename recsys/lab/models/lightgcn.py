@@ -71,14 +71,19 @@ def propagate(adj: torch.Tensor, ego: torch.Tensor, layers: int) -> torch.Tensor
 
 
 class LightGCN(TorchRecommender):
-    """LightGCN with ``layers`` propagation layers; ``reg`` weighs the L2 penalty on the batch's ego embeddings."""
+    """LightGCN with ``layers`` propagation layers; ``reg`` weighs the L2 penalty on the batch's ego embeddings.
+
+    Defaults: the paper's dim 64, 3 layers, batch 2048; ``lr`` 0.01 and ``reg`` 1e-3 were chosen on
+    lfm2k *validation* Recall@20 (given split) from lr {0.002, 0.005, 0.01, 0.02} at reg 1e-4 and
+    reg {1e-4, 1e-3, 1e-2} at lr 0.01 (0.413, 0.409, 0.419, 0.414; 0.419, 0.434, 0.355).
+    """
 
     name = "lightgcn"
 
     def __init__(
-        self, dim: int = 64, layers: int = 3, reg: float = 1e-4, init_std: float = 0.1, **train: Any
+        self, dim: int = 64, layers: int = 3, reg: float = 1e-3, init_std: float = 0.1, **train: Any
     ) -> None:
-        train.setdefault("batch_size", 2048)
+        train = {"batch_size": 2048, "lr": 0.01, **train}
         super().__init__(dim, init_std, **train)
         self.layers = layers
         self.reg = reg
