@@ -40,9 +40,17 @@ MODELS: dict[str, ModelSpec] = {
         "recsys.lab.models.popularity:Popularity", "most popular training items", personalised=False
     ),
     "itemknn": ModelSpec("recsys.lab.models.itemknn:ItemKNN", "item-item cosine on the training matrix"),
+    "ease": ModelSpec(
+        "recsys.lab.models.ease:EASE",
+        "EASE closed-form item-item regression (Steck 2019), lambda tuned on validation; cold items score 0",
+    ),
     "implicit-bpr": ModelSpec("recsys.lab.models.reference:ImplicitBPR", "reference BPR-MF (implicit library)"),
     "implicit-als": ModelSpec("recsys.lab.models.reference:ImplicitALS", "reference ALS (implicit library)"),
     "bpr": ModelSpec("recsys.lab.models.bpr:BPRMF", "our BPR matrix factorisation (torch)"),
+    "lightgcn": ModelSpec(
+        "recsys.lab.models.lightgcn:LightGCN",
+        "LightGCN (He et al. 2020): embeddings propagated over the normalised user-item graph, BPR loss (torch)",
+    ),
     "content": ModelSpec(
         "recsys.lab.models.content:ContentKNN",
         "content kNN on one modality",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -371,6 +371,19 @@ class TorchRecommender(Recommender):
         self._device = None
         self.result: TrainResult | None = None
         self.fit_seconds = 0.0
+
+    def training_info(self) -> dict[str, object]:
+        """The training options and, once fitted, what the loop reports: for ``extra_info``."""
+        info: dict[str, object] = {"config": asdict(self.config)}
+        if self.result is not None:
+            info.update(
+                epochs_run=self.result.epochs_run,
+                best_epoch=self.result.best_epoch,
+                best_valid_recall=self.result.best_valid_recall,
+                final_loss=self.result.losses[-1] if self.result.losses else None,
+                fit_seconds=round(self.fit_seconds, 2),
+            )
+        return info
 
     def refit_overrides(self) -> dict[str, object]:
         """Train for the epoch count early stopping picked (there is no validation set to stop on)."""

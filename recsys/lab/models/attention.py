@@ -11,7 +11,6 @@ ranked like warm ones; the learned weights are reported for the dashboard.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from typing import Any, Self
 
 import numpy as np
@@ -236,7 +235,7 @@ class AttentionFusion(TorchRecommender):
             "dim": self.dim,
             "mode": self.mode,
             "modalities": self.modalities,
-            "config": asdict(self.config),
+            **self.training_info(),
         }
         if self._module is None:
             return info
@@ -248,11 +247,4 @@ class AttentionFusion(TorchRecommender):
             "per_item": weights["per_item"].round(5).tolist(),
             "mean": weights["per_user"].mean(axis=0).round(5).tolist(),
         }
-        if self.result is not None:
-            info.update(
-                epochs_run=self.result.epochs_run,
-                best_epoch=self.result.best_epoch,
-                best_valid_recall=self.result.best_valid_recall,
-                final_loss=self.result.losses[-1] if self.result.losses else None,
-            )
         return info

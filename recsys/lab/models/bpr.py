@@ -9,7 +9,6 @@ embeddings touched by each mini-batch.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from typing import Any, Self
 
 import numpy as np
@@ -93,12 +92,4 @@ class BPRMF(TorchRecommender):
         return score_in_batches(self._score_batch, users, self._module["item"].weight.shape[0])
 
     def extra_info(self) -> dict[str, object]:
-        info: dict[str, object] = {"dim": self.dim, "reg": self.reg, "config": asdict(self.config)}
-        if self.result is not None:
-            info.update(
-                epochs_run=self.result.epochs_run,
-                best_epoch=self.result.best_epoch,
-                best_valid_recall=self.result.best_valid_recall,
-                final_loss=self.result.losses[-1] if self.result.losses else None,
-            )
-        return info
+        return {"dim": self.dim, "reg": self.reg, **self.training_info()}

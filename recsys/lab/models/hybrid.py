@@ -11,7 +11,6 @@ and feature dropout keeps it from relying on a single modality.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from typing import Any, Self
 
 import numpy as np
@@ -215,13 +214,6 @@ class HybridMF(TorchRecommender):
             "free_dropout": self.free_dropout,
             "feature_dropout": self.feature_dropout,
             "stop_on": self.stop_on,
-            "config": asdict(self.config),
+            **self.training_info(),
         }
-        if self.result is not None:
-            info.update(
-                epochs_run=self.result.epochs_run,
-                best_epoch=self.result.best_epoch,
-                best_valid_recall=self.result.best_valid_recall,
-                final_loss=self.result.losses[-1] if self.result.losses else None,
-            )
         return info
