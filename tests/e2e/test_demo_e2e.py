@@ -301,6 +301,15 @@ def test_newcomer_walk_through_every_page(server, browser):
     phone.goto(f"{server}/?q=a+red+apple")
     wait_results(phone, "a red apple")
     cards = phone.locator(".st-key-results-grid [data-testid='stColumn']")
+    try:  # the grid's phone rule comes in its own element: let the layout settle before measuring
+        phone.wait_for_function(
+            "() => { const c = document.querySelector(\".st-key-results-grid [data-testid='stColumn']\");"
+            " return c && c.getBoundingClientRect().width < 200; }",
+            timeout=30_000,
+        )
+    except Exception as exc:  # playwright's TimeoutError: measured and reported below
+        if "Timeout" not in type(exc).__name__:
+            raise
     first, second = cards.nth(0).bounding_box(), cards.nth(1).bounding_box()
     assert abs(first["y"] - second["y"]) < 5 and first["width"] < 200, (first, second)
     phone.screenshot(path=str(SHOTS / "6_phone.png"), full_page=True)
