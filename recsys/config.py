@@ -33,7 +33,6 @@ import tomllib
 import types
 import typing
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from recsys.errors import ConfigError
@@ -76,21 +75,19 @@ def read_table(path: str | os.PathLike[str], table: str) -> dict[str, Any]:
     Raises :class:`ConfigError` for a file that is missing, unreadable, not UTF-8, not TOML, or
     whose ``table`` is not a table.
     """
-    from recsys.paths import input_file_problem, show
+    from recsys.paths import UnreadableText, input_file_problem, read_utf8, show
 
     problem = input_file_problem(path)
     if problem is not None:
         raise ConfigError(f"configuration file {show(path)} {problem}.")
     try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"configuration file {show(path)} cannot be read ({exc.strerror or exc}).") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
+        text = read_utf8(path)
+    except UnreadableText as exc:
+        if exc.os_error is not None:
+            error = exc.os_error
+            raise ConfigError(f"configuration file {show(path)} cannot be read ({error.strerror or error}).") from None
         raise ConfigError(
-            f"configuration file {show(path)} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); "
+            f"configuration file {show(path)} is not UTF-8 text (byte 0x{exc.byte:02x} on line {exc.line}); "
             "save it as UTF-8."
         ) from None
     try:

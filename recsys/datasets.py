@@ -17,6 +17,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recsys.errors import DatasetError
+from recsys.paths import UnreadableText, read_utf8
 
 #: MMRec's ``x_label`` values.
 TRAIN, VALID, TEST = 0, 1, 2
@@ -156,14 +157,12 @@ def _read_table(path: Path) -> pd.DataFrame:
     ``i + 2`` of the file (blank lines are allowed only at its end), as the error messages assume.
     """
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read the file ({exc.strerror or exc}).") from exc
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DatasetError(f"{path.name} line {line}: not UTF-8 text (byte {raw[exc.start]:#04x}).") from exc
+        text = read_utf8(path, "utf-8-sig")
+    except UnreadableText as exc:
+        if exc.os_error is not None:
+            error = exc.os_error
+            raise DatasetError(f"{path}: cannot read the file ({error.strerror or error}).") from exc
+        raise DatasetError(f"{path.name} line {exc.line}: not UTF-8 text (byte {exc.byte:#04x}).") from exc
     lines = [line.removesuffix("\r") for line in text.split("\n")]
     while lines and not lines[-1]:
         lines.pop()

@@ -167,3 +167,24 @@ def check_output_dir(path: PathLike, what: str) -> Path:
 def check_output_file(path: PathLike, what: str) -> Path:
     """``path`` as a Path if it can be written (it may not exist yet), else :class:`InputError`."""
     return _raise_if(output_file_problem(path), what, path)
+
+
+class UnreadableText(Exception):
+    """A user's text file that cannot be read: ``os_error`` is set, or ``byte`` and ``line`` give the
+    first byte that is not UTF-8 (callers word the message for their own kind of file)."""
+
+    def __init__(self, os_error: OSError | None = None, byte: int = 0, line: int = 0) -> None:
+        super().__init__(os_error or f"byte {byte:#04x} on line {line} is not UTF-8")
+        self.os_error, self.byte, self.line = os_error, byte, line
+
+
+def read_utf8(path: PathLike, encoding: str = "utf-8") -> str:
+    """The text of ``path`` (``encoding``: "utf-8", or "utf-8-sig" to drop a BOM), else :class:`UnreadableText`."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise UnreadableText(os_error=exc) from exc
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise UnreadableText(byte=raw[exc.start], line=raw[: exc.start].count(b"\n") + 1) from exc
