@@ -129,6 +129,9 @@ class Catalogue:
     def ids(self) -> list[str]:
         return [item.id for item in self.items]
 
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._index
+
     def index_of(self, item_id: str) -> int:
         """Position of ``item_id``; an unknown id raises :class:`InputError` suggesting close ids."""
         try:

@@ -198,7 +198,7 @@ def _clear(state: MutableMapping[str, Any]) -> None:
 def render_profile(catalogue: Catalogue) -> None:
     """The session profile (likes / dislikes) with a button that clears it; lives in the sidebar."""
     profile = get_profile(st.session_state)
-    profile.prune(set(catalogue.ids))
+    profile.prune(catalogue)  # a lookup per liked id, not a set of every id on each rerun
     st.subheader("Your profile")
     if profile.is_empty():
         st.caption("Like or dislike results to refine the next query.")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import weakref
 from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,3 +82,28 @@ def sample_item(catalogue: Catalogue, modality: str) -> Item | None:
         raise ValueError(f"no sample for modality {modality!r}")
     having = [it for it in catalogue.items if getattr(it, modality) is not None]
     return min(having, key=lambda it: _pick(it.id)) if having else None
+
+
+@dataclass(frozen=True)
+class Intro:
+    """Everything :func:`intro` chose for one catalogue."""
+
+    summary: str
+    examples: list[str]
+    samples: dict[str, Item | None]
+
+
+_INTROS: weakref.WeakKeyDictionary[Catalogue, Intro] = weakref.WeakKeyDictionary()
+
+
+def intro(catalogue: Catalogue) -> Intro:
+    """The summary, examples and samples of ``catalogue``, chosen once per loaded catalogue: each is a
+    pass over every item (a hash per item for the samples), and Streamlit reruns the page on every click."""
+    found = _INTROS.get(catalogue)
+    if found is None:
+        found = _INTROS[catalogue] = Intro(
+            catalogue_summary(catalogue),
+            example_queries(catalogue),
+            {m: sample_item(catalogue, m) for m in MEDIA_WORDS},
+        )
+    return found

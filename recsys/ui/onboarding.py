@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from recsys.ui import resources
-from recsys.ui.examples import MEDIA_WORDS, catalogue_summary, example_queries, sample_item
+from recsys.ui.examples import MEDIA_WORDS, intro
 from recsys.ui.state import SAMPLE_KEYS, SAVED_PREFIX, TEXT_KEY
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,14 +40,14 @@ def queryable_media(engine: RecommendationEngine) -> list[str]:
 
 def render_intro(engine: RecommendationEngine) -> None:
     """One line about the catalogue, then example queries, a sample picture and a sample sound."""
-    catalogue = engine.catalogue
-    st.markdown(html.escape(catalogue_summary(catalogue)))
+    chosen = intro(engine.catalogue)
+    st.markdown(html.escape(chosen.summary))
     row = st.container(horizontal=True, gap="small", vertical_alignment="center")
     row.markdown("**Try:**", width="content")
-    for i, text in enumerate(example_queries(catalogue)):
+    for i, text in enumerate(chosen.examples):
         row.button(text, key=f"example-{i}", icon=":material/search:", on_click=_use_example, args=(text,))
     for modality in queryable_media(engine):
-        item = sample_item(catalogue, modality)
+        item = chosen.samples.get(modality)
         if item is not None:
             row.button(
                 f"{MEDIA_WORDS[modality]}: {item.title}",
@@ -62,7 +62,7 @@ def render_intro(engine: RecommendationEngine) -> None:
 def sample_media(engine: RecommendationEngine, modality: str) -> tuple[Any, Item | None]:
     """The decoded picture / sound of the sample item chosen for ``modality`` (None, None if none)."""
     item_id = st.session_state.get(SAMPLE_KEYS[modality])
-    if not item_id or item_id not in set(engine.catalogue.ids):
+    if not item_id or item_id not in engine.catalogue:
         clear_sample(modality)
         return None, None
     item = engine.catalogue.item(item_id)

@@ -5,7 +5,7 @@ Functions take the session-state mapping explicitly so they can be tested with a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Container, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +45,7 @@ class Profile:
     def is_empty(self) -> bool:
         return not self.likes and not self.dislikes
 
-    def prune(self, known_ids: set[str]) -> None:
+    def prune(self, known_ids: Container[str]) -> None:
         """Drop ids no longer in the catalogue (the catalogue changed under a running session)."""
         self.likes[:] = [i for i in self.likes if i in known_ids]
         self.dislikes[:] = [i for i in self.dislikes if i in known_ids]

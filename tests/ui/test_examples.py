@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
+import pytest
 from fakes import build_catalogue
 
-from recsys.catalogue import load_catalogue
+from recsys.catalogue import Catalogue, Item, load_catalogue
 from recsys.ui import examples
 
 
@@ -43,3 +46,11 @@ def test_no_sample_without_media(tmp_path):
     frame["audio"] = ""
     frame.to_csv(root / "catalogue.csv", index=False)
     assert examples.sample_item(load_catalogue(root), "audio") is None
+
+
+def test_intro_is_chosen_once_per_loaded_catalogue(monkeypatch):
+    catalogue = Catalogue(Path("."), [Item("a", "Robin", "", "birds", None, None)], [], fingerprint="x")
+    first = examples.intro(catalogue)
+    monkeypatch.setattr(examples, "example_queries", lambda *a, **k: pytest.fail("chosen again on a rerun"))
+    assert examples.intro(catalogue) is first
+    assert first.examples == ["robin"] and first.samples == {"image": None, "audio": None}
