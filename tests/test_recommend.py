@@ -284,3 +284,31 @@ def test_rrf_rank_samples_come_from_the_filtered_category(tmp_path):
     everything = engine._rank_sample(None)
     assert everything.population == n and len(everything.rows) == RANK_SAMPLE
     assert engine._rank_sample("rare/") is rare  # reused, whatever the spelling of the path
+
+
+def test_rrf_rank_samples_are_kept_within_a_memory_budget(tmp_path, monkeypatch):
+    """Samples of the categories used least recently go first once their vectors exceed the budget;
+    a sample's matrix holds only the sampled items that have the field, once per distinct array."""
+    import recsys.recommend as recommend
+    from recsys.catalogue import Catalogue, Item
+    from recsys.recommend import ModalityIndex, RecommendationEngine
+
+    n, dim = 600, 8
+    rng = np.random.default_rng(1)
+    items = [Item(f"i{i}", f"i{i}", "", f"c{i % 3}", None, None) for i in range(n)]
+    vec = rng.standard_normal((n, dim)).astype(np.float32)
+    present = rng.random(n) < 0.5
+    index = ModalityIndex("text", None, vec, present, "text", shared=vec)
+    catalogue = Catalogue(tmp_path, items, [], fingerprint="t")
+    engine = RecommendationEngine(catalogue, None, {"text": index}, search="exact")
+    c0 = engine._rank_sample("c0")
+    native, shared = c0.matrix(engine, "text", False, False), c0.matrix(engine, "text", True, False)
+    assert native is shared and len(native) == int(present[c0.rows].sum())
+    c1, c2 = (engine._rank_sample(cat) for cat in ("c1", "c2"))
+    for sample in (c1, c2):
+        sample.matrix(engine, "text", False, False)
+    monkeypatch.setattr(recommend, "RANK_SAMPLE_MEMORY", c1.nbytes + c2.nbytes)
+    engine._rank_sample("c2")
+    assert list(engine._rank_samples) == ["c1", "c2"]  # c0, least recently used, went first
+    engine._rank_sample("c1")
+    assert list(engine._rank_samples) == ["c2", "c1"]

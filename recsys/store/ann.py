@@ -52,7 +52,10 @@ class AnnParams:
     # (times filter_scan), counting each list's qualifying rows; "widen" scales nprobe by
     # filter_widening alone, blind to where the filter's rows lie.
     filter_probing: str = "lists"
-    filter_scan: float = 1.0
+    # On validation queries at 1M items (category filters of 2-12%), 1.0 / 0.6 / 0.4 scanned gave
+    # recall@10 of early 0.992 / 0.992 / 0.992, late 0.984 / 0.984 / 0.984, rrf 0.970 / 0.966 / 0.954
+    # at late p50 7.3 / 6.3 / 5.7 ms.
+    filter_scan: float = 0.6
 
     def __post_init__(self) -> None:
         if self.kind not in ANN_KINDS:
@@ -198,16 +201,17 @@ class FieldIndex:
         # As many qualifying vectors as an unfiltered search scans in a catalogue of just those
         # items: the filter's rows, probed nearest first, act as that catalogue's lists.
         target = params.filter_scan * params.nprobe * breadth * qualifying / params.nlist_for(qualifying)
+        need = min(target, qualifying)
         centroids = self._centroids()
         if centroids is None:  # a quantizer that is not a flat index: ask it to rank every list
             found, ranked = ivf.quantizer.search(x, nlist)
             scores, order = np.empty(nlist, dtype=np.float32), ranked[0]
             scores[order] = found[0]
+            reach = np.cumsum(counts[order])
         else:
             scores = centroids @ x[0]  # every list, by inner product (the index's metric)
-            order = np.argsort(-scores, kind="stable")
-        reach = np.cumsum(counts[order])
-        nprobe = int(min(nlist, max(params.nprobe, np.searchsorted(reach, min(target, reach[-1])) + 1)))
+            order, reach = _nearest_until(scores, counts, need, max(4 * params.nprobe * breadth, 256))
+        nprobe = int(min(len(order), max(params.nprobe, np.searchsorted(reach, min(need, reach[-1])) + 1)))
         lists = order[None, :nprobe].astype(np.int64)
         return np.ascontiguousarray(lists), np.ascontiguousarray(scores[lists], dtype=np.float32)
 
@@ -301,6 +305,22 @@ class FieldIndex:
         if index.ntotal > max_rows:
             raise ValueError(f"{index.ntotal} rows, but the store had {max_rows} when it was saved")
         return cls(index, spec)
+
+
+def _nearest_until(scores: np.ndarray, counts: np.ndarray, need: float, first: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lists by score, best first, and their running count of rows: only as many lists as it takes
+    to reach ``need`` rows (ordering all 3.6k lists per probe was a fifth of a 1M-item search)."""
+    take = min(len(scores), first)
+    while True:
+        if take >= len(scores):
+            order = np.argsort(-scores, kind="stable")
+        else:
+            part = np.argpartition(-scores, take - 1)[:take]
+            order = part[np.argsort(-scores[part], kind="stable")]
+        reach = np.cumsum(counts[order])
+        if reach[-1] >= need or take >= len(scores):
+            return order, reach
+        take *= 4
 
 
 class _one_thread:

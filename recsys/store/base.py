@@ -76,8 +76,13 @@ class VectorStore(abc.ABC):
         *,
         category: str | None = None,
         exclude: Collection[str] = (),
+        rescore: bool = True,
     ) -> Hits:
-        """Top-k by inner product among items that have ``field``, filtered inside the search."""
+        """Top-k by inner product among items that have ``field``, filtered inside the search.
+
+        ``rescore=False`` is for callers that score the hits themselves: a store may then return its
+        index's approximate scores and order rather than re-score with the stored vectors.
+        """
 
     @abc.abstractmethod
     def get(self, field: str, ids: Sequence[str]) -> np.ndarray:

@@ -46,6 +46,7 @@ class MemoryStore(VectorStore):
         *,
         category: str | None = None,
         exclude: Collection[str] = (),
+        rescore: bool = True,
     ) -> Hits:
         q = self._check_query(field, query, k)
         rows = self._table.candidates(field, self._table.selection(category, exclude))

@@ -245,6 +245,7 @@ class MilvusStore(VectorStore):
         *,
         category: str | None = None,
         exclude: Collection[str] = (),
+        rescore: bool = True,
     ) -> Hits:
         q = self._check_query(field, query, k)
         if k > MAX_TOPK:

@@ -206,6 +206,23 @@ def test_selective_filters_are_answered_exactly(tmp_path):
             assert len(set(got.ids) & set(want.ids)) >= 0.9 * len(want.ids)
 
 
+def test_hits_left_for_the_caller_to_score_are_the_ann_hits_unscored(tmp_path, monkeypatch):
+    """rescore=False skips gathering the stored vectors: the same filter and exclusions, k hits, in the
+    index's order, mostly the items an exact re-score keeps."""
+    data = synthetic_arrays(3000, {"text": 32}, n_categories=8, seed=4)
+    store = LocalStore(tmp_path / "s", {"text": 32}, exact_below=500, exact_filter_below=10)
+    store.upsert(data.ids, data.categories, data.vectors)
+    category = data.categories[0].split("/")[0]
+    q = data.vectors["text"][1]
+    exact = store.search("text", q, 20, category=category, exclude=data.ids[:5])
+    monkeypatch.setattr(store, "_gather", lambda *a: pytest.fail("rescore=False gathered stored vectors"))
+    loose = store.search("text", q, 20, category=category, exclude=data.ids[:5], rescore=False)
+    assert len(loose.ids) == 20 and not set(loose.ids) & set(data.ids[:5])
+    assert all(data.categories[data.ids.index(i)].startswith(category + "/") for i in loose.ids)
+    assert list(loose.scores) == sorted(loose.scores, reverse=True)
+    assert len(set(loose.ids) & set(exact.ids)) >= 16
+
+
 def test_local_store_refuses_what_it_cannot_store(tmp_path):
     store = LocalStore(tmp_path / "s", FIELDS)
     with pytest.raises(InputError, match="float16"):
