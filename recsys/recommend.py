@@ -20,9 +20,9 @@ re-scores them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
@@ -155,6 +155,17 @@ class Probe:
     field: str
     vector: np.ndarray
     pairs: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """What the candidate searches found beyond the rows themselves: which candidates each pair's own
+    search returned (``rrf`` probes one pair each), and for ``rrf`` each pair's sorted similarities
+    of the filtered category's rank sample, each sampled item standing for ``scale`` items."""
+
+    hits: Mapping[tuple[str, str], np.ndarray]
+    sample_sims: Mapping[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    scale: float = 1.0
 
 
 def store_field(modality: str, shared: bool) -> str:
@@ -393,12 +404,11 @@ class RecommendationEngine:
         query_weights: Mapping[str, float] | None,
         rows: np.ndarray | None = None,
         eligible: np.ndarray | None = None,
-        retrieved: Mapping[tuple[str, str], np.ndarray] | None = None,
-        category: str | None = None,
+        retrieved: Retrieved | None = None,
         similarity: str = "cosine",
     ) -> fusion.Fused:
-        """Fused scores of all items, or of the candidate ``rows`` (``retrieved`` says which rows each
-        pair's own search returned); ``rrf`` ranks only ``eligible`` items (``category``'s).
+        """Fused scores of all items, or of the candidate ``rows`` (``retrieved`` says what each pair's
+        own search found); ``rrf`` ranks only ``eligible`` items (the filter's).
 
         ``pearson`` centres the query and item vectors and proceeds as cosine; ``euclidean`` maps
         each per-pair cosine (late, rrf) or the fused cosine of ``early`` (its parts scaled alike).
@@ -420,19 +430,14 @@ class RecommendationEngine:
             return fusion.late_fusion(sims, present, weights, query_weights)
         if eligible is not None:
             present = {m: mask & eligible for m, mask in present.items()}
-        ranks = (
-            self._candidate_ranks(q, sims, present, retrieved, category, similarity) if retrieved is not None else None
-        )
+        ranks = self._candidate_ranks(sims, present, retrieved) if retrieved is not None else None
         return fusion.rrf_fusion(sims, present, weights, query_weights, ranks=ranks)
 
     def _candidate_ranks(
         self,
-        q: QueryVectors,
         sims: Mapping[tuple[str, str], np.ndarray],
         present: Mapping[str, np.ndarray],
-        retrieved: Mapping[tuple[str, str], np.ndarray],
-        category: str | None,
-        similarity: str = "cosine",
+        retrieved: Retrieved,
     ) -> dict[tuple[str, str], np.ndarray]:
         """Catalogue-wide rank of each candidate in each pair, for ``rrf`` over candidates.
 
@@ -442,27 +447,31 @@ class RecommendationEngine:
         fixed random sample of them (the share sampled, times their number). Sampling within the
         category keeps the estimate as fine under a 5% filter as without one: a catalogue-wide
         sample kept ~200 of its 4,096 rows there, and rrf recall@10 at 1M items fell to 0.88.
+        Anchoring at the last retrieved item counts only the sampled items between it and the
+        candidate, not the few noisy ones above it (at 1M items, validation recall@10 0.954 -> 0.970).
         """
-        sample = self._rank_sample(category)
-        scale = sample.population / max(1, len(sample.rows))
         out = {}
-        for (a, b), s in sims.items():
-            got = np.asarray(retrieved.get((a, b), np.zeros(len(s), bool)))
-            union = fusion.similarity_ranks(np.where(got, s, s - 4.0), present[b])  # similarities lie in [-1, 1]
-            shared = a != b
-            sample_sims = sample.matrix(self, b, shared, similarity == "pearson") @ q.side(shared)[a]
-            if similarity == "euclidean":
-                sample_sims = fusion.euclidean_similarity(sample_sims)
-            sample_sims = np.sort(sample_sims)
-            # Anchored at the pair's last retrieved item (rank n_got, similarity `floor`): only the
-            # sampled items between that and the candidate are counted, not the few noisy ones
-            # above it (at 1M items, validation recall@10 0.954 -> 0.970).
+        for pair, s in sims.items():
+            if pair not in retrieved.sample_sims:  # weighed 0: not searched, and rrf leaves it out
+                continue
+            got = np.asarray(retrieved.hits.get(pair, np.zeros(len(s), bool)))
+            union = fusion.similarity_ranks(np.where(got, s, s - 4.0), present[pair[1]])  # similarities lie in [-1, 1]
+            sample_sims = retrieved.sample_sims[pair]
             n_got = int(got.sum())
-            floor = float(s[got].min()) if n_got else np.inf
+            floor = float(s[got].min()) if n_got else np.inf  # the similarity at rank n_got
             between = np.searchsorted(sample_sims, floor, side="right") - np.searchsorted(sample_sims, s, side="right")
-            estimate = n_got + 1.0 + np.maximum(between, 0) * scale
-            out[(a, b)] = np.where(got, union, np.maximum(union, estimate))
+            estimate = n_got + 1.0 + np.maximum(between, 0) * retrieved.scale
+            out[pair] = np.where(got, union, np.maximum(union, estimate))
         return out
+
+    def _sample_similarities(
+        self, sample: RankSample, q: QueryVectors, pair: tuple[str, str], similarity: str
+    ) -> np.ndarray:
+        """Sorted similarities of ``sample``'s items to the query in one pair (``q`` centred for Pearson)."""
+        a, b = pair
+        shared = a != b
+        sims = sample.matrix(self, b, shared, similarity == "pearson") @ q.side(shared)[a]
+        return np.sort(fusion.euclidean_similarity(sims) if similarity == "euclidean" else sims)
 
     def _rank_sample(self, category: str | None) -> RankSample:
         """A fixed random sample of the items in ``category`` (all items for None), kept for the
@@ -533,16 +542,22 @@ class RecommendationEngine:
         return probes
 
     def _candidates(
-        self, probes: list[Probe], category: str | None, exclude: Sequence[str]
-    ) -> tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]:
-        """Catalogue rows of the union of every probe's nearest items, and which rows each pair's
-        own search retrieved (for ``rrf``, whose probes are single pairs).
+        self,
+        probes: list[Probe],
+        category: str | None,
+        exclude: Sequence[str],
+        q: QueryVectors | None = None,
+        similarity: str = "cosine",
+    ) -> tuple[np.ndarray, Retrieved]:
+        """Catalogue rows of the union of every probe's nearest items, and what each pair's own
+        search retrieved; given ``q`` (``rrf``), also each pair's rank-sample similarities.
 
         The store searches by inner product of the unit vectors (cosine) whatever similarity was
         chosen: the candidates are then re-scored with it. Euclidean orders unit vectors as cosine
         does; Pearson may rank an item higher than its cosine would, so with Pearson a true top-K
-        item is found only when the cosine search retrieved it. The probes run side by side
-        (:func:`recsys.threads.search_pool`): each is one single-threaded index search.
+        item is found only when the cosine search retrieved it. The probes, and the rank-sample
+        products, run side by side (:func:`recsys.threads.run_side_by_side`): each search is one
+        single-threaded index search, and each product one matrix-vector product.
         """
         index_of = self.catalogue.index_of
 
@@ -552,11 +567,25 @@ class RecommendationEngine:
             )
             return np.fromiter((index_of(i) for i in found.ids), np.int64, len(found.ids))
 
-        found = run_side_by_side(search, probes)
-        hits = {probe.pairs[0]: rows for probe, rows in zip(probes, found, strict=True) if len(probe.pairs) == 1}
+        single = [probe.pairs[0] for probe in probes if len(probe.pairs) == 1]
+        tasks: list[Callable[[], np.ndarray]] = [partial(search, probe) for probe in probes]
+        sample = None
+        if q is not None:
+            sample = self._rank_sample(category)
+            centred = q.centred() if similarity == "pearson" else q
+            tasks += [partial(self._sample_similarities, sample, centred, pair, similarity) for pair in single]
+        results = run_side_by_side(lambda task: task(), tasks)
+        found, sample_sims = results[: len(probes)], results[len(probes) :]
         rows = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
-        retrieved = {pair: np.isin(rows, pair_rows, assume_unique=True) for pair, pair_rows in hits.items()}
-        return rows, retrieved
+        hits = {
+            probe.pairs[0]: np.isin(rows, pair_rows, assume_unique=True)
+            for probe, pair_rows in zip(probes, found, strict=True)
+            if len(probe.pairs) == 1
+        }
+        if sample is None:
+            return rows, Retrieved(hits)
+        scale = sample.population / max(1, len(sample.rows))
+        return rows, Retrieved(hits, dict(zip(single, sample_sims, strict=True)), scale)
 
     @cached_property
     def _categories(self) -> np.ndarray:
@@ -641,7 +670,8 @@ class RecommendationEngine:
         if self.uses_candidates:
             if category:
                 self._check_category(category)
-            rows, retrieved = self._candidates(self._probes(q, strategy, weights, query_weights), category, exclude)
+            probes = self._probes(q, strategy, weights, query_weights)
+            rows, retrieved = self._candidates(probes, category, exclude, q if strategy == "rrf" else None, similarity)
             allowed = np.ones(len(rows), dtype=bool)
         else:
             allowed = np.ones(len(self.catalogue), dtype=bool)
@@ -649,7 +679,7 @@ class RecommendationEngine:
                 allowed[self.catalogue.index_of(item_id)] = False
             if category:
                 allowed &= self._category_mask(category)
-        fused = self._fuse(q, weights, strategy, query_weights, rows, allowed, retrieved, category, similarity)
+        fused = self._fuse(q, weights, strategy, query_weights, rows, allowed, retrieved, similarity)
         if not fused.contributions:
             raise InputError("nothing to score: every modality of this query has weight 0 or nothing to match")
         # Rounded (float32 vectors carry ~7 digits) for ordering only, so float noise never decides

@@ -63,6 +63,17 @@ def test_candidates_covering_the_catalogue_reproduce_exact_scoring(aligned_fake_
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
+def test_candidates_with_a_modality_weighed_zero_reproduce_exact_scoring(aligned_fake_engine, strategy):
+    """A pair weighed 0 is not searched (nor, for rrf, rank-estimated) and changes nothing."""
+    engine = aligned_fake_engine
+    how = {"strategy": strategy, "k": 4, "weights": {"text": 1.0, "image": 0.0}, "category": "food"}
+    expected = [_ranked(engine, q, **how) for q in QUERIES]
+    _with_memory_store(engine, candidates=len(engine.catalogue))
+    for q, want in zip(QUERIES, expected, strict=True):
+        _same_up_to_ties(_ranked(engine, q, **how), want)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_few_candidates_still_explain_and_filter(aligned_fake_engine, tmp_path, strategy):
     engine = _with_memory_store(aligned_fake_engine, candidates=2)
     image = load_image(write_square(tmp_path / "q.png", "green"))
