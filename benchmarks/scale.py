@@ -1,4 +1,6 @@
 """Scale: fused search on 10k-1M items through the engine, beside exact search; encoding; the map.
+10M items (82 GB of exact float32 vectors) do not fit this machine: each figure is extrapolated
+there on a power law through the two largest sizes measured.
 
     .venv/bin/python benchmarks/scale.py                          # 10k, 100k, 1M + encoding + map
     .venv/bin/python benchmarks/scale.py --sizes 10000 100000 --no-encoding --no-map
@@ -208,6 +210,26 @@ def recall(got: list[list[str]], truth: list[list[str]]) -> float:
     return float(np.mean([len(set(g) & set(t)) / max(1, len(t)) for g, t in zip(got, truth, strict=True)]))
 
 
+def power_law(n1: float, v1: float, n2: float, v2: float, target: float) -> tuple[float, float]:
+    """(value at ``target``, exponent) of the power law through (n1, v1) and (n2, v2)."""
+    if min(n1, n2, v1, v2) <= 0 or n1 == n2:
+        return float("nan"), float("nan")
+    exponent = float(np.log(v2 / v1) / np.log(n2 / n1))
+    return v2 * (target / n2) ** exponent, exponent
+
+
+def print_extrapolation(rows: dict[int, dict[str, float]], target: int) -> None:
+    """Each figure at ``target`` items on a power law through the two largest sizes measured (the
+    smallest ones are searched exactly and dominated by fixed costs), with its exponent."""
+    if len(rows) < 2 or target <= max(rows):
+        return
+    n1, n2 = sorted(rows)[-2:]
+    print(f"\nextrapolated to {target:,} items (power law through {n1:,} and {n2:,}; exponent in brackets):")
+    for name, v2 in rows[n2].items():
+        value, exponent = power_law(n1, rows[n1][name], n2, v2, target)
+        print(f"  {name:<22} {value:>12,.1f}  ({exponent:+.2f})")
+
+
 def run_search(args: argparse.Namespace) -> None:
     if args.stats == "demo":
         stats = demo_stats(args.components)
@@ -219,6 +241,7 @@ def run_search(args: argparse.Namespace) -> None:
               f"{'recall@10':>9} {'build s':>8} {'store MB':>8} {'peak RSS MB':>11} {'anon MB':>8}")  # fmt: skip
     print(header)
     ctx = multiprocessing.get_context("spawn")
+    measured: dict[int, dict[str, float]] = {}
     for n in args.sizes:
         kept = Path(args.workdir or tempfile.gettempdir()) / f"scale-{n}-kept"
         reuse = args.keep and (kept / "built.json").is_file()
@@ -251,9 +274,17 @@ def run_search(args: argparse.Namespace) -> None:
                       f"{built['store_disk_mb']:>8.0f} {served['peak_rss_mb']:>11.0f} "
                       f"{served['anon_mb']:>8.0f}", flush=True)  # fmt: skip
             print(f"{'':>9} exact vectors on disk (memory-mapped): {built['vectors_disk_mb']:.0f} MB", flush=True)
+            measured[n] = {
+                "store build s": built["store_build_s"],
+                "store MB": built["store_disk_mb"],
+                "exact vectors MB": built["vectors_disk_mb"],
+                "anon MB": served["anon_mb"],
+                **{f"{s} p{q} ms": pct(served["results"][s][1], q) for s in STRATEGIES for q in (50, 95)},
+            }
         finally:
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)
+    print_extrapolation(measured, args.extrapolate)
 
 
 def main() -> None:
@@ -268,6 +299,8 @@ def main() -> None:
     parser.add_argument("--workdir", default=None, help="where the stores are built (default: the temp dir)")
     parser.add_argument("--keep", action="store_true",
                         help="keep each size's store in WORKDIR/scale-N-kept and reuse it on the next run")  # fmt: skip
+    parser.add_argument("--extrapolate", type=int, default=10_000_000,
+                        help="also print each figure at this many items, from the two largest sizes")  # fmt: skip
     parser.add_argument("--no-encoding", action="store_true")
     parser.add_argument("--no-map", action="store_true")
     args = parser.parse_args()
