@@ -40,10 +40,11 @@ import difflib
 import hashlib
 import io
 import json
+import operator
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -144,6 +145,17 @@ class Catalogue:
                 else f"the catalogue has {len(self)} items, e.g. " + ", ".join(f"'{i}'" for i in self.ids[:3]) + "."
             )
             raise InputError(f"unknown item id '{item_id}'; {hint}") from None
+
+    def rows_of(self, item_ids: Sequence[str]) -> np.ndarray:
+        """Positions of ``item_ids`` in one C-level lookup (a search's hits, on the query path);
+        an unknown id raises as :meth:`index_of` does."""
+        if not item_ids:
+            return np.zeros(0, dtype=np.int64)
+        try:
+            found = operator.itemgetter(*item_ids)(self._index)
+        except KeyError:
+            return np.array([self.index_of(i) for i in item_ids], dtype=np.int64)
+        return np.array(found if len(item_ids) > 1 else [found], dtype=np.int64)
 
     def item(self, item_id: str) -> Item:
         return self.items[self.index_of(item_id)]

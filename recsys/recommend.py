@@ -559,13 +559,11 @@ class RecommendationEngine:
         products, run side by side (:func:`recsys.threads.run_side_by_side`): each search is one
         single-threaded index search, and each product one matrix-vector product.
         """
-        index_of = self.catalogue.index_of
-
         def search(probe: Probe) -> np.ndarray:
             found = self.store.search(
                 probe.field, probe.vector, self.candidates, category=category, exclude=exclude, rescore=False
             )
-            return np.fromiter((index_of(i) for i in found.ids), np.int64, len(found.ids))
+            return self.catalogue.rows_of(found.ids)
 
         single = [probe.pairs[0] for probe in probes if len(probe.pairs) == 1]
         tasks: list[Callable[[], np.ndarray]] = [partial(search, probe) for probe in probes]

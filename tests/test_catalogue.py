@@ -74,6 +74,16 @@ def test_unknown_id_suggests_close_matches(tiny_catalogue: Path) -> None:
     assert cat.index_of("dog") == 5
 
 
+def test_rows_of_many_ids_match_index_of(tiny_catalogue: Path) -> None:
+    cat = load_catalogue(tiny_catalogue)
+    ids = [item.id for item in cat.items][::-1]
+    assert cat.rows_of(ids).tolist() == [cat.index_of(i) for i in ids]
+    assert cat.rows_of(ids[:1]).tolist() == [cat.index_of(ids[0])]
+    assert cat.rows_of([]).dtype == np.int64 and len(cat.rows_of([])) == 0
+    with pytest.raises(InputError, match=r"unknown item id 'red-circel'"):
+        cat.rows_of(["dog", "red-circel"])
+
+
 def test_every_bad_row_reason(tmp_path: Path, media_factory) -> None:
     root = tmp_path / "cat"
     outside = tmp_path / "outside"
