@@ -5,12 +5,16 @@
 2. ``cold-items``: 20% of the artists leave training entirely and are the only candidates.
 
 Every available model runs (the torch models join once their modules exist) in the train thread
-role (:mod:`recsys.threads`), with epoch lines (rate, ETA) on stderr; prints both tables (with
-warm/cold segments where they apply), the sanity checks (our BPR against implicit's at matched
-hyper-parameters on the first protocol) and the timing, and writes
-``artifacts/lfm2k_results.json`` (with library versions and the commit) for the Fusion lab page.
+role (:mod:`recsys.threads`), with epoch lines (rate, ETA) on stderr, once per seed (``--seeds N``,
+seeds ``--seed`` .. ``--seed + N - 1``). Prints, per protocol, each model's mean and 95% t-interval
+over the seeds for every reported metric (with warm/cold segments where they apply), its mean fit
+time, a paired per-user test against the best model (:mod:`recsys.lab.stats`) and the
+hyper-parameters each model used or chose on validation; then the sanity checks (our BPR against
+implicit's at matched hyper-parameters on the first protocol, first seed) and the timing, and writes
+``artifacts/lfm2k_results.json`` (every seed's run, the summaries, library versions and the commit)
+for the Fusion lab page.
 
-    .venv/bin/python benchmarks/lfm2k.py [--models a,b] [--seed 0] [--mask-valid] [--refit]
+    .venv/bin/python benchmarks/lfm2k.py [--models a,b] [--seeds 3] [--seed 0] [--mask-valid] [--refit]
         [--no-reference-check] [--out artifacts/lfm2k_results.json]
 
 The dataset is found at ``$RECSYS_SHARED_DIR/datasets/lfm2k`` (default ``<repo>/../shared``).
@@ -30,11 +34,12 @@ if str(ROOT) not in sys.path:  # run as a script from a fresh clone, without ins
 
 from recsys.datasets import load_dataset  # noqa: E402
 from recsys.errors import RecsysError  # noqa: E402
-from recsys.lab.evaluate import evaluate, save_results  # noqa: E402
+from recsys.lab.evaluate import save_results  # noqa: E402
 from recsys.lab.progress import EpochLog  # noqa: E402
 from recsys.lab.protocols import default_protocol  # noqa: E402
 from recsys.lab.registry import MODELS, default_models, is_available  # noqa: E402
 from recsys.lab.report import provenance_line, sanity_checks  # noqa: E402
+from recsys.lab.stats import evaluate_seeds, seed_range  # noqa: E402
 from recsys.paths import check_output_file  # noqa: E402
 from recsys.progress import progress_lines  # noqa: E402
 from recsys.threads import available_cores, thread_count  # noqa: E402
@@ -48,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default=None, help="dataset folder (default: <shared>/datasets/lfm2k)")
     parser.add_argument("--models", default=None, help="comma-separated model names (default: all available)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="first seed")
+    parser.add_argument("--seeds", type=int, default=3, help="number of seeds per model (default 3)")
     parser.add_argument("--mask-valid", action="store_true", help="also exclude validation items at test time")
     parser.add_argument("--refit", action="store_true", help="refit every model on train+validation")
     parser.add_argument("--no-reference-check", action="store_true", help="skip the matched BPR sanity pair")
@@ -59,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(args.dataset) if args.dataset else shared_dir() / "datasets" / "lfm2k"
     try:
         check_output_file(args.out, "Results file --out")
+        seeds = seed_range(args.seed, args.seeds)
         dataset = load_dataset(folder, "mmrec", None if args.dataset else "lfm2k")
     except RecsysError as exc:
         print(f"error: {exc} (set RECSYS_SHARED_DIR or pass --dataset)", file=sys.stderr)
@@ -68,37 +75,39 @@ def main(argv: list[str] | None = None) -> int:
     missing = [n for n, s in MODELS.items() if not s.per_modality and not is_available(n)]
     if missing and not args.models:
         print(f"not installed in this checkout (skipped): {', '.join(missing)}")
-    print(f"models: {', '.join(models)}\n", flush=True)
+    print(f"models: {', '.join(models)}; seeds: {', '.join(map(str, seeds))}\n", flush=True)
 
-    runs = []
+    runs, summaries, first_seed = [], [], []
     for i, protocol in enumerate((default_protocol(dataset), "cold-items")):
         t0 = time.perf_counter()
         with progress_lines():
-            run = evaluate(
+            seeded, summary = evaluate_seeds(
                 dataset,
                 protocol,
                 models,
-                seed=args.seed,
+                seeds,
                 progress=lambda m: print("  " + m, flush=True),
                 mask_valid=args.mask_valid,
                 refit=args.refit,
                 reference_check=i == 0 and not args.no_reference_check,
                 on_progress=EpochLog(),
             )
-        runs.append(run)
+        runs += seeded
+        first_seed.append(seeded[0])
+        summaries.append(summary)
         print(f"\n{protocol}: {time.perf_counter() - t0:.1f}s")
-        for segment in run.segments:
-            print(run.table(segment))
+        for segment in seeded[0].segments:
+            print(summary.table(segment))
             print()
-        for m in run.models:
-            if m.extra_info and m.name.split(":")[0] in ("late-fusion", "early-fusion"):
-                print(f"  {m.name}: {m.extra_info.get('modality_weights')}")
+        print("hyper-parameters (used or chosen on validation; a list where the seeds differ):")
+        for line in summary.settings_lines():
+            print("  " + line)
         print(flush=True)
-    path = save_results(args.out, runs)
-    print("sanity checks (Recall@20):")
-    for line in sanity_checks(runs):
+    path = save_results(args.out, runs, summaries)
+    print(f"sanity checks (Recall@20, seed {seeds[0]}):")
+    for line in sanity_checks(first_seed):
         print("  " + line)
-    for warning in (w for run in runs for w in run.warnings):
+    for warning in dict.fromkeys(w for run in runs for w in run.warnings):
         print(f"warning: {warning}")
     print(f"\nwrote {path} ({provenance_line(runs[0])})")
     print(

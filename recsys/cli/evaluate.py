@@ -34,7 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "to one model per modality; 'list' prints the registry)",
     )
     p.add_argument("--ks", default="10,20,50", help="comma-separated cut-offs")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="run every model with this many seeds (--seed onwards) and report mean, 95%% t-interval "
+        "and a paired per-user test against the best model",
+    )
     p.add_argument(
         "--mask-valid",
         action="store_true",
@@ -90,7 +97,7 @@ def _print_registry() -> None:
 def run(args: argparse.Namespace) -> int:
     from recsys.datasets import load_dataset
     from recsys.errors import RecsysError
-    from recsys.lab.evaluate import check_seed, evaluate, ranking_description, save_results
+    from recsys.lab.evaluate import ranking_description, save_results
     from recsys.lab.filters import Filters
     from recsys.lab.progress import EpochLog
     from recsys.lab.protocols import default_protocol
@@ -103,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.dataset:
         raise RecsysError("--dataset is required (a folder of MMRec or RecBole files); --models list needs none.")
     ks = _parse_ks(args.ks)
-    seed = check_seed(args.seed)
+    from recsys.lab.stats import evaluate_seeds, seed_range
+
+    seeds = seed_range(args.seed, args.seeds)
     filters = Filters(args.min_rating, args.k_core)
     if args.json_out:
         check_output_file(args.json_out, "Results file --json")
@@ -115,12 +124,12 @@ def run(args: argparse.Namespace) -> int:
         why = " (default: the dataset's own split)" if protocol == "given" else " (default: the dataset has no split)"
     print(f"protocol: {protocol}{why}; {ranking_description(args.mask_valid, args.refit)}", file=sys.stderr)
     with progress_lines():
-        results = evaluate(
+        runs, summary = evaluate_seeds(
             dataset,
             protocol,
             models,
+            seeds,
             ks=ks,
-            seed=seed,
             progress=lambda msg: print(msg, file=sys.stderr, flush=True),
             mask_valid=args.mask_valid,
             refit=args.refit,
@@ -128,17 +137,22 @@ def run(args: argparse.Namespace) -> int:
             reference_check=args.reference_check,
             on_progress=EpochLog(),
         )
-    for warning in results.warnings:
+    results = runs[0]
+    for warning in dict.fromkeys(w for run in runs for w in run.warnings):
         print(f"warning: {warning}", file=sys.stderr)
     for segment in results.segments:
-        print(results.table(segment))
+        print(results.table(segment) if len(runs) == 1 else summary.table(segment))
         print()
+    if len(runs) > 1:
+        print("hyper-parameters (used or chosen on validation; a list where the seeds differ):")
+        for line in summary.settings_lines():
+            print("  " + line)
     if results.reference:
         from recsys.lab.report import reference_lines
 
         for line in reference_lines(results):
             print(line)
     if args.json_out:
-        path = save_results(args.json_out, [results])
+        path = save_results(args.json_out, runs, [summary] if len(runs) > 1 else [])
         print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -50,6 +50,9 @@ class ModelResult:
     score_seconds: float
     metrics: dict[str, dict[str, float]]  # segment -> "metric@k" -> value
     extra_info: dict[str, object] = field(default_factory=dict)
+    # Per test user of the ``all`` segment: "users" (ids) and "metric@k" arrays, for paired tests
+    # between models (recsys.lab.stats). Kept in memory only: results files stay small.
+    per_user: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -70,7 +73,10 @@ class Results:
     reference: list[ModelResult] = field(default_factory=list)  # the matched-hyper-parameter sanity pair
 
     def to_dict(self) -> dict[str, object]:
-        return _jsonable(asdict(self))
+        out = asdict(self)
+        for m in out["models"] + out["reference"]:
+            m.pop("per_user", None)
+        return jsonable(out)
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> Results:
@@ -106,20 +112,20 @@ class Results:
             return header + "\n" + frame.to_string(float_format=lambda x: f"{x:.4f}")
 
 
-def _jsonable(obj: object) -> object:
+def jsonable(obj: object) -> object:
     """Numpy values and arrays to plain JSON types (NaN/inf to None)."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
+        return jsonable(obj.tolist())
     if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
+        return jsonable(obj.item())
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if hasattr(obj, "tolist") and callable(obj.tolist):  # torch tensors without importing torch
-        return _jsonable(obj.tolist())
+        return jsonable(obj.tolist())
     return obj
 
 
@@ -150,8 +156,9 @@ def score_split(
     features: np.ndarray | None,
     batch_size: int = 512,
     exclude: sp.csr_matrix | None = None,
-) -> tuple[dict[str, dict[str, float]], float]:
-    """Metrics per segment for a fitted model; returns (metrics, seconds spent scoring).
+) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray], float]:
+    """Metrics per segment for a fitted model, the ``all`` segment's per-user values
+    (``{"users": ids, "recall@20": ...}``, for paired tests) and the seconds spent scoring.
 
     ``exclude``: each user's items never ranked (default: their training items).
     Items are visited in a seeded random order, so tied scores (e.g. every cold item scoring 0
@@ -184,8 +191,9 @@ def score_split(
             s = scores.copy()
             s[seen] = -np.inf
             s[:, ~mask[perm]] = -np.inf
-            accs[seg].add(s, restricted[seg][users])
-    return {seg: acc.result() for seg, acc in accs.items()}, spent
+            accs[seg].add(s, restricted[seg][users], users if seg == "all" else None)
+    ids, values = accs["all"].per_user()
+    return {seg: acc.result() for seg, acc in accs.items()}, {"users": ids, **values}, spent
 
 
 def check_ks(ks: Sequence[int]) -> list[int]:
@@ -309,11 +317,12 @@ def _run_model(
         )
         model, refit_s = _fit(name, both, tell, {**(overrides or {}), **chosen}, refit=True)
         fit_s += refit_s
-    metrics, score_s = score_split(model, split, ks, features, exclude=exclude)
-    info = _jsonable(model.extra_info())
+    metrics, per_user, score_s = score_split(model, split, ks, features, exclude=exclude)
+    info = jsonable(model.extra_info())
     if refit:
-        info = {**info, "refit_with": _jsonable(chosen)}  # what validation chose, frozen for the refit
-    return ModelResult(name, spec_for(name).description, round(fit_s, 3), round(score_s, 3), metrics, info)
+        info = {**info, "refit_with": jsonable(chosen)}  # what validation chose, frozen for the refit
+    description = spec_for(name).description
+    return ModelResult(name, description, round(fit_s, 3), round(score_s, 3), metrics, info, per_user)
 
 
 def evaluate(
@@ -373,7 +382,7 @@ def evaluate(
     if filters.active:
         description = filters.describe() + "; " + description
     return Results(
-        dataset=_jsonable(dataset.summary()),
+        dataset=jsonable(dataset.summary()),
         protocol=split.protocol,
         description=description,
         seed=seed,
@@ -394,9 +403,14 @@ def evaluate(
         reference=results[len(names) :],
     )
 
-def save_results(path: str | Path, runs: Sequence[Results]) -> Path:
-    """Write runs atomically as one results JSON file."""
-    return write_json(path, {"format": RESULTS_FORMAT, "runs": [r.to_dict() for r in runs]})
+
+def save_results(path: str | Path, runs: Sequence[Results], summaries: Sequence[object] = ()) -> Path:
+    """Write runs atomically as one results JSON file; ``summaries`` (objects with ``to_dict``, e.g.
+    :class:`recsys.lab.stats.SeedSummary`) go under ``"summaries"``."""
+    record: dict[str, object] = {"format": RESULTS_FORMAT, "runs": [r.to_dict() for r in runs]}
+    if summaries:
+        record["summaries"] = [s.to_dict() for s in summaries]
+    return write_json(path, record)
 
 
 def load_results(source: str | Path | bytes) -> list[Results]:

@@ -87,14 +87,20 @@ class MetricAccumulator:
         self.counts: dict[str, int] = {}
         self.users = 0
         self.recommended = {k: set() for k in self.ks}
+        # Per-user values (user id, then one array per "metric@k"), for paired tests between models.
+        self.user_ids: list[np.ndarray] = []
+        self.user_values: dict[str, list[np.ndarray]] = {}
 
-    def add(self, scores: np.ndarray, test: sp.csr_matrix) -> None:
-        """``scores``: (users, items) with excluded items at -inf; ``test``: matching CSR rows."""
+    def add(self, scores: np.ndarray, test: sp.csr_matrix, user_ids: np.ndarray | None = None) -> None:
+        """``scores``: (users, items) with excluded items at -inf; ``test``: matching CSR rows;
+        ``user_ids``: the rows' user ids, to keep per-user values (:meth:`per_user`)."""
         n_rel = np.diff(test.indptr)
         keep = n_rel > 0
         if not keep.any():
             return
         scores, test, n_rel = scores[keep], test[keep], n_rel[keep]
+        if user_ids is not None:
+            self.user_ids.append(np.asarray(user_ids)[keep])
         top = top_k(scores, max(self.ks))
         valid = np.isfinite(np.take_along_axis(scores, top, axis=1))
         hits = hits_matrix(top, test) & valid
@@ -102,6 +108,8 @@ class MetricAccumulator:
         for k in self.ks:
             for name, values in ranking_metrics(hits, n_rel, k).items():
                 self._add(f"{name}@{k}", values)
+                if user_ids is not None:
+                    self.user_values.setdefault(f"{name}@{k}", []).append(values)
             shown = top[:, :k][valid[:, :k]]
             self.recommended[k].update(np.unique(shown).tolist())
             full = valid[:, :k].all(axis=1)  # diversity of complete lists only
@@ -111,6 +119,11 @@ class MetricAccumulator:
     def _add(self, key: str, values: np.ndarray) -> None:
         self.sums[key] = self.sums.get(key, 0.0) + float(values.sum())
         self.counts[key] = self.counts.get(key, 0) + int(values.shape[0])
+
+    def per_user(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(user ids, {"metric@k": value per user}) over the batches added with ``user_ids``."""
+        ids = np.concatenate(self.user_ids) if self.user_ids else np.zeros(0, dtype=np.int64)
+        return ids, {key: np.concatenate(parts) for key, parts in self.user_values.items()}
 
     def result(self) -> dict[str, float]:
         out = {key: value / self.counts[key] for key, value in self.sums.items()}

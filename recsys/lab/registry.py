@@ -51,6 +51,13 @@ MODELS: dict[str, ModelSpec] = {
         "recsys.lab.models.lightgcn:LightGCN",
         "LightGCN (He et al. 2020): embeddings propagated over the normalised user-item graph, BPR loss (torch)",
     ),
+    "freedom": ModelSpec(
+        "recsys.lab.models.freedom:Freedom",
+        "FREEDOM (Zhou & Shen 2023): LightGCN with degree-sensitive edge pruning plus a frozen modality kNN "
+        "item-item graph; cold items scored through their content neighbours (torch)",
+        needs_features=True,
+        ranks_cold=True,
+    ),
     "content": ModelSpec(
         "recsys.lab.models.content:ContentKNN",
         "content kNN on one modality",

@@ -23,6 +23,8 @@ KINDS = {
     "popularity": "baseline",
     "itemknn": "collaborative",
     "bpr": "collaborative",
+    "ease": "collaborative",
+    "lightgcn": "collaborative",
     "implicit-bpr": "collaborative (reference)",
     "implicit-als": "collaborative (reference)",
     "content": "single modality",
@@ -32,6 +34,7 @@ KINDS = {
     "attention": "fusion",
     "hybrid-bpr": "hybrid",
     "hybrid-bce": "hybrid",
+    "freedom": "hybrid",
 }
 
 

@@ -230,6 +230,7 @@ def train_pairwise(
     rng: np.random.Generator,
     device: torch.device,
     negative_pool: np.ndarray | None = None,
+    before_epoch: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Epochs of shuffled (user, pos, neg) mini-batches with Adam, early-stopped on validation Recall@k.
 
@@ -237,13 +238,16 @@ def train_pairwise(
     included); ``score_fn`` must put the module in eval mode itself. Given several score
     functions, the stopping criterion is their mean validation recall (e.g. full model and
     content-only, so a hybrid stays good at ranking cold items). Every training interaction
-    is seen once per epoch with a fresh negative.
+    is seen once per epoch with a fresh negative. ``before_epoch(epoch)`` runs before each
+    epoch's batches (e.g. to resample a pruned training graph).
     """
     from recsys.threads import use_threads
 
     score_fns = score_fn if isinstance(score_fn, list) else [score_fn]
     with use_threads("train", threads=config.num_threads):
-        return _train_loop(module, batch_loss, train, valid, score_fns, config, rng, device, negative_pool)
+        return _train_loop(
+            module, batch_loss, train, valid, score_fns, config, rng, device, negative_pool, before_epoch
+        )
 
 
 def _train_loop(
@@ -256,6 +260,7 @@ def _train_loop(
     rng: np.random.Generator,
     device: torch.device,
     negative_pool: np.ndarray | None,
+    before_epoch: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """The epoch loop behind :func:`train_pairwise`."""
     import torch
@@ -267,6 +272,8 @@ def _train_loop(
     epoch = 0
     report_epoch(0, config.epochs)
     for epoch in range(1, config.epochs + 1):
+        if before_epoch is not None:
+            before_epoch(epoch)
         module.train()
         users, pos, neg = sample_triples(train, rng, negative_pool)
         u_t = torch.from_numpy(users).to(device)

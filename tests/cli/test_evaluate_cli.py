@@ -75,6 +75,7 @@ def test_models_list_needs_no_dataset(capsys):
         (["--dataset", "DS", "--ks", ","], "--ks needs at least one cut-off"),
         (["--dataset", "DS", "--ks", "0,5"], "positive integers"),
         (["--dataset", "DS", "--seed", "-1"], "seed must be a whole number"),
+        (["--dataset", "DS", "--seeds", "0"], "--seeds must be a whole number of at least 1"),
         (["--dataset", "DS", "--json", "OUT_DIR"], "is a folder"),
         (["--dataset", "DS", "--json", "UNDER_FILE"], "Results file --json"),
         (["--dataset", "DS", "--k-core", "0"], "k-core"),
@@ -121,3 +122,16 @@ def test_cli_fits_in_the_train_thread_role(recbole_folder, monkeypatch, capsys):
     argv = ["evaluate", "--dataset", str(recbole_folder), "--format", "recbole", "--models", "popularity,itemknn"]
     assert main(argv) == 0, capsys.readouterr().err
     assert roles == ["train", "train"]
+
+
+def test_seeds_print_intervals_and_save_summaries(recbole_folder, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    argv = ["evaluate", "--dataset", str(recbole_folder), "--format", "recbole", "--models", "popularity,itemknn",
+            "--ks", "5", "--seeds", "2", "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "2 seed(s) [0, 1]" in printed and "+-" in printed and "Wilcoxon" in printed
+    record = json.loads(out.read_text())
+    assert [r["seed"] for r in record["runs"]] == [0, 1]
+    (summary,) = record["summaries"]
+    assert summary["seeds"] == [0, 1] and summary["key"] == "recall@5"

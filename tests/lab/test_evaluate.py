@@ -176,9 +176,9 @@ def test_validation_items_masked_on_request(two_clusters):
         def score(self, users):
             return split.train.valid[users].toarray() * 10 + np.random.default_rng(0).random((len(users), 40))
 
-    plain, _ = score_split(ValidFirst(), split, (1,), None)
+    plain, _, _ = score_split(ValidFirst(), split, (1,), None)
     both = (split.train.train + split.train.valid).tocsr()
-    masked, _ = score_split(ValidFirst(), split, (1,), None, exclude=sp.csr_matrix(both))
+    masked, _, _ = score_split(ValidFirst(), split, (1,), None, exclude=sp.csr_matrix(both))
     assert plain["all"]["hit@1"] == 0.0  # a validation item is never a test item here
     assert masked["all"]["hit@1"] > 0.0
     r = evaluate(two_clusters.dataset, "given", ["popularity"], ks=(2,), mask_valid=True)
