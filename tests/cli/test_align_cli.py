@@ -17,7 +17,19 @@ def _catalogue(folder, sources):
 
 def test_catalogues_repeat_and_sources_attach_to_the_one_before():
     args = build_parser().parse_args(
-        ["align", "--catalogue", "a", "--catalogue", "b", "--source", "openclipart", "--source", "mdi", "--text", "title"]
+        [
+            "align",
+            "--catalogue",
+            "a",
+            "--catalogue",
+            "b",
+            "--source",
+            "openclipart",
+            "--source",
+            "mdi",
+            "--text",
+            "title",
+        ]
     )
     assert args.catalogues == [("a", []), ("b", ["openclipart", "mdi"])] and args.text == "title"
 
