@@ -48,10 +48,16 @@ class Source:
     catalogue: Any  # recsys.catalogue.Catalogue holding only the selected items
 
 
+def source_origin(value: str) -> str:
+    """A ``source`` value without its last ``/`` or ``:`` component (the item's own name)."""
+    cut = max(value.rfind("/"), value.rfind(":"))
+    return value[:cut] if cut > 0 else value
+
+
 def source_matches(value: str, name: str) -> bool:
-    """Whether ``name`` occurs in a ``source`` value as a whole word (see the module docstring)."""
-    pattern = rf"(?<![a-z0-9]){re.escape(name.strip().lower())}(?![a-z0-9])"
-    return bool(name.strip()) and re.search(pattern, value.lower()) is not None
+    """Whether ``name`` is a token of the origin of a ``source`` value (see the module docstring)."""
+    name = name.strip().lower()
+    return bool(name) and name in re.split(r"[\s/:@]+", source_origin(value).lower())
 
 
 def select_source(catalogue: Any, name: str | None = None) -> Source:

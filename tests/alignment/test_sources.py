@@ -8,6 +8,9 @@ from recsys.alignment.sources import item_text, load_sources, select_source, sou
 from recsys.catalogue import load_catalogue
 from recsys.errors import InputError
 
+CLIP_A = "openclipart-png 1: usr/share/openclipart/png/a.png"
+CLIP_B = "openclipart-png 1: usr/share/openclipart/png/b.png"
+
 
 def _catalogue(folder, sources):
     folder.mkdir(parents=True, exist_ok=True)
@@ -17,17 +20,25 @@ def _catalogue(folder, sources):
     return folder
 
 
-def test_names_match_whole_words_only():
-    assert source_matches("openclipart-png 1:0.18: usr/share/x.png", "openclipart")
+def test_names_match_whole_tokens_of_the_origin_only():
+    assert source_matches("openclipart-png 1:0.18: usr/share/openclipart/png/x.png", "openclipart")
     assert source_matches("@iconify/json 2.2.535: mdi:home", "iconify")
     assert source_matches("@iconify/json 2.2.535: bitcoin-icons:key", "bitcoin-icons")
     assert not source_matches("@iconify/json 2.2.535: bitcoin-icons:key", "bi")
     assert source_matches("@iconify/json 2.2.535: bi:key", "BI")
     assert not source_matches("anything", "  ")
+    # the item's own name is not where it came from
+    assert not source_matches("@iconify/json 2.2.535: bi:emoji-neutral-fill", "emoji")
+    assert source_matches("@iconify/json 2.2.535: bi:emoji-neutral-fill", "bi")
+    assert not source_matches("openclipart-png 1: usr/share/openclipart/png/animals/cat.png", "cat")
+    assert source_matches("openclipart-png 1: usr/share/openclipart/png/animals/cat.png", "animals")
+    assert source_matches("tuxpaint", "tuxpaint")
+    assert not source_matches("@iconify/json 2.2.535: mdi-light:home", "mdi")
+    assert source_matches("@iconify/json 2.2.535: mdi-light:home", "mdi-light")
 
 
 def test_select_source_keeps_matching_items_in_order(tmp_path):
-    values = ["openclipart-png 1: a.png", "@iconify/json 2: mdi:a", "openclipart-png 1: b.png"]
+    values = [CLIP_A, "@iconify/json 2: mdi:a", CLIP_B]
     catalogue = load_catalogue(_catalogue(tmp_path / "big", values))
     src = select_source(catalogue, "openclipart")
     assert src.name == "openclipart" and [it.id for it in src.catalogue.items] == ["i0", "i2"]
@@ -36,7 +47,7 @@ def test_select_source_keeps_matching_items_in_order(tmp_path):
 
 
 def test_missing_or_empty_sources_are_input_errors(tmp_path):
-    catalogue = load_catalogue(_catalogue(tmp_path / "big", ["openclipart-png 1: a.png", "@iconify/json 2: mdi:a"]))
+    catalogue = load_catalogue(_catalogue(tmp_path / "big", [CLIP_A, "@iconify/json 2: mdi:a"]))
     with pytest.raises(InputError, match="matches no item.*openclipart-png"):
         select_source(catalogue, "emoji")
     plain = tmp_path / "plain"
@@ -49,7 +60,7 @@ def test_missing_or_empty_sources_are_input_errors(tmp_path):
 
 
 def test_load_sources_reads_each_catalogue_once_per_spec(tmp_path):
-    folder = _catalogue(tmp_path / "big", ["openclipart-png 1: a.png", "@iconify/json 2: mdi:a"])
+    folder = _catalogue(tmp_path / "big", [CLIP_A, "@iconify/json 2: mdi:a"])
     sources = load_sources([(str(folder), ["openclipart", "iconify"])])
     assert [(s.name, len(s.catalogue)) for s in sources] == [("openclipart", 1), ("iconify", 1)]
     assert sources[0].catalogue.root == sources[1].catalogue.root

@@ -48,7 +48,7 @@ def test_unmatched_or_media_less_sources_fail_before_any_model_loads(tmp_path, c
 
     monkeypatch.setattr(encoders, "create_encoder", no_models)
     monkeypatch.setenv("RECSYS_CACHE_DIR", str(tmp_path / "cache"))
-    big = _catalogue(tmp_path / "big", ["openclipart-png 1: a.png", "@iconify/json 2: mdi:a"])
+    big = _catalogue(tmp_path / "big", ["openclipart-png 1: usr/share/openclipart/png/a.png", "@iconify/json 2: mdi:a"])
     assert main(["align", "--catalogue", big, "--source", "emoji"]) == 2
     assert "--source 'emoji' matches no item" in capsys.readouterr().err
     assert main(["align", "--catalogue", big, "--source", "iconify", "--out", str(tmp_path / "out")]) == 2
