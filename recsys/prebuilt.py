@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from recsys import atomic
-from recsys.alignment.bridge import bridge_class_names, class_text_cache_file
+from recsys.alignment.bridge import bridge_class_names, bridge_parents, class_text_cache_file
 from recsys.cache import FeatureStore, content_key
 from recsys.encoding import feature_id
 
@@ -234,7 +234,7 @@ def _seed_bridge(folder: Path, manifest: Mapping[str, Any], encoders: Mapping[st
         names = bridge_class_names(encoder) if modality != "text" and text is not None else None
         if not names:
             continue
-        target = class_text_cache_file(names, text)
+        target = class_text_cache_file(names, text, parents=bridge_parents(encoder))
         if target.exists():
             continue
         entry = shipped.get(target.name)
@@ -341,7 +341,7 @@ def export_features(
     text = encoders.get("text")
     for modality, encoder in sorted(encoders.items()):
         names = bridge_class_names(encoder) if modality != "text" and text is not None else None
-        source = class_text_cache_file(names, text) if names else None
+        source = class_text_cache_file(names, text, parents=bridge_parents(encoder)) if names else None
         if source is None or not source.is_file():
             continue
         with np.load(source, allow_pickle=False) as data:

@@ -21,6 +21,37 @@ from recsys.errors import InputError
 TEMPLATES = ("a photo of a {}.", "a drawing of a {}.", "{}")
 DEFAULT_TOP_T = 10
 
+#: WordNet hypernyms of the ImageNet-1k classes (scripts/build_imagenet_hypernyms.py), keyed by WordNet id.
+HIERARCHY_FILE = Path(__file__).resolve().parents[2] / "data" / "wordnet" / "imagenet-hypernyms.json"
+#: The default bridge prompts with each class's nearest WordNet hypernym too, at this weight against
+#: the class's own prompts: chosen on the label bridge alone across the tuxpaint, openclipart and
+#: iconify sources (benchmarks/alignment.py --cross; 1-3 levels and weights 0.5-1 all did better than
+#: none, more levels no better than one; centring the outputs against hubness did worse).
+HYPERNYM_LEVELS = 1
+HYPERNYM_WEIGHT = 0.5
+#: Lexicographer files as words a user would type ("artifact" is WordNet's term for made things).
+_LEXNAME_WORDS = {"artifact": "object", "communication": "sign"}
+
+
+def class_parents(wnids: list[str], levels: int, lexname: bool = False, path: Path = HIERARCHY_FILE) -> list[list[str]]:
+    """Per class, the first lemma of each of its ``levels`` nearest WordNet hypernyms, and with
+    ``lexname`` its coarse kind ("animal", "food", "plant", "object"); [] for classes not listed."""
+    import json
+
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    by_id = {c["wnid"]: c for c in doc["classes"]}
+    out = []
+    for wnid in wnids:
+        entry = by_id.get(wnid)
+        if entry is None:
+            out.append([])
+            continue
+        names = [h[0] for h in entry["hypernyms"][:levels]]
+        if lexname:
+            names.append(_LEXNAME_WORDS.get(entry["lexname"], entry["lexname"]))
+        out.append(list(dict.fromkeys(names)))
+    return out
+
 
 def class_synonyms(name: str, max_synonyms: int = 3) -> list[str]:
     """ImageNet names are comma-separated synonym lists ("tailed frog, bell toad, ..."): keep a few."""
@@ -29,20 +60,31 @@ def class_synonyms(name: str, max_synonyms: int = 3) -> list[str]:
 
 
 def class_text_embeddings(
-    class_names: list[str], text_encoder: Any, templates: tuple[str, ...] = TEMPLATES
+    class_names: list[str],
+    text_encoder: Any,
+    templates: tuple[str, ...] = TEMPLATES,
+    parents: list[list[str]] | None = None,
+    parent_weight: float = 0.5,
+    encode: Any = None,
 ) -> np.ndarray:
-    """(C, d_text) unit rows: the mean embedding of every template x synonym prompt of each class."""
-    prompts: list[str] = []
-    owner: list[int] = []
-    for c, name in enumerate(class_names):
-        for syn in class_synonyms(name):
-            for template in templates:
-                prompts.append(template.format(syn))
-                owner.append(c)
-    emb = np.asarray(text_encoder.encode(prompts, batch_size=256), dtype=np.float32)
-    sums = np.zeros((len(class_names), emb.shape[1]), dtype=np.float64)
-    np.add.at(sums, np.asarray(owner), emb)
-    return l2_normalise(sums)
+    """(C, d_text) unit rows: the mean embedding of every template x synonym prompt of each class,
+    plus ``parent_weight`` times the mean of its ``parents``' prompts (WordNet hypernyms, so that
+    "fruit" reaches the apple classes). ``encode`` (texts -> rows) replaces ``text_encoder.encode``."""
+    encode = encode or (lambda texts: text_encoder.encode(texts, batch_size=256))
+
+    def mean_per_class(names_per_class: list[list[str]]) -> np.ndarray:
+        prompts = [t.format(n) for names in names_per_class for n in names for t in templates]
+        owner = np.repeat(np.arange(len(names_per_class)), [len(names) * len(templates) for names in names_per_class])
+        emb = np.asarray(encode(prompts), dtype=np.float32)
+        sums = np.zeros((len(names_per_class), emb.shape[1]), dtype=np.float64)
+        np.add.at(sums, owner, emb)
+        counts = np.maximum(np.bincount(owner, minlength=len(names_per_class)), 1)[:, None]
+        return sums / counts
+
+    own = mean_per_class([class_synonyms(name) for name in class_names])
+    if parents is None or not any(parents) or parent_weight <= 0:
+        return l2_normalise(own)
+    return l2_normalise(l2_normalise(own) + parent_weight * l2_normalise(mean_per_class(parents)))
 
 
 def bridge_class_names(source_encoder: Any) -> list[str] | None:
@@ -52,28 +94,48 @@ def bridge_class_names(source_encoder: Any) -> list[str] | None:
     return list(names) if names else None
 
 
-def class_text_cache_file(class_names: list[str], text_encoder: Any, cache_dir: Any = None) -> Path:
+def bridge_parents(source_encoder: Any, levels: int = HYPERNYM_LEVELS) -> list[list[str]] | None:
+    """The WordNet hypernyms a label bridge adds to each class's prompts: for encoders whose classes
+    carry WordNet ids (``class_wnids``, the ImageNet classifier), else None."""
+    wnids = getattr(source_encoder, "class_wnids", None)
+    return class_parents(list(wnids), levels) if wnids and levels > 0 else None
+
+
+def class_text_cache_file(
+    class_names: list[str],
+    text_encoder: Any,
+    cache_dir: Any = None,
+    parents: list[list[str]] | None = None,
+    parent_weight: float = HYPERNYM_WEIGHT,
+) -> Path:
     """Where :func:`cached_class_text_embeddings` keeps them: named by a hash of the text encoder id,
-    the templates and the class names, so other encoders or prompts never read these."""
+    the templates, the class names and any hypernyms, so other encoders or prompts never read these."""
     from recsys.cache import default_cache_dir
 
-    key = hashlib.sha256("\n".join([text_encoder.encoder_id, *TEMPLATES, *class_names]).encode("utf-8")).hexdigest()[
-        :16
-    ]
+    parts = [text_encoder.encoder_id, *TEMPLATES, *class_names]
+    if parents and any(parents):
+        parts += [f"parents x {parent_weight!r}", *("|".join(p) for p in parents)]
+    key = hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:16]
     return Path(cache_dir or default_cache_dir()) / f"label-bridge-{key}.npz"
 
 
-def cached_class_text_embeddings(class_names: list[str], text_encoder: Any, cache_dir: Any = None) -> np.ndarray:
+def cached_class_text_embeddings(
+    class_names: list[str],
+    text_encoder: Any,
+    cache_dir: Any = None,
+    parents: list[list[str]] | None = None,
+    parent_weight: float = HYPERNYM_WEIGHT,
+) -> np.ndarray:
     """:func:`class_text_embeddings`, stored in the feature cache (thousands of prompts: ~20 s on a CPU)."""
     from recsys.cachefile import Spec, load_npz, save_npz
 
-    path = class_text_cache_file(class_names, text_encoder, cache_dir)
+    path = class_text_cache_file(class_names, text_encoder, cache_dir, parents, parent_weight)
     width = getattr(text_encoder, "dim", None)
     spec = Spec((len(class_names), width if isinstance(width, int) else None))
     cached = load_npz(path, {"embeddings": spec}, what="label-bridge cache")
     if cached is not None:
         return cached["embeddings"].astype(np.float32)
-    emb = class_text_embeddings(class_names, text_encoder)
+    emb = class_text_embeddings(class_names, text_encoder, parents=parents, parent_weight=parent_weight)
     save_npz(path, what="label-bridge cache", embeddings=emb)
     return emb
 
@@ -102,7 +164,12 @@ class LabelBridge(Aligner):
 
     @classmethod
     def from_encoders(
-        cls, source_encoder: Any, text_encoder: Any, top_t: int = DEFAULT_TOP_T, cache_dir: Any = None
+        cls,
+        source_encoder: Any,
+        text_encoder: Any,
+        top_t: int = DEFAULT_TOP_T,
+        cache_dir: Any = None,
+        hypernym_levels: int = HYPERNYM_LEVELS,
     ) -> LabelBridge:
         names = bridge_class_names(source_encoder)
         if not names or not hasattr(source_encoder, "predict_proba"):
@@ -111,7 +178,9 @@ class LabelBridge(Aligner):
                 "Use a learned projection instead (python -m recsys align)."
             )
         return cls(
-            cached_class_text_embeddings(list(names), text_encoder, cache_dir),
+            cached_class_text_embeddings(
+                list(names), text_encoder, cache_dir, bridge_parents(source_encoder, hypernym_levels)
+            ),
             source_modality=source_encoder.modality,
             source_encoder_id=source_encoder.encoder_id,
             target_space=text_encoder.space,

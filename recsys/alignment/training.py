@@ -15,17 +15,14 @@ from typing import Any
 import numpy as np
 
 from recsys.alignment.projection import TrainConfig, TrainResult, groups_from_targets, train_projection
-from recsys.errors import CatalogueError
+from recsys.alignment.sources import item_text
+from recsys.errors import CatalogueError, InputError
 
 #: Per-modality head defaults, chosen on the grouped 5-fold benchmark (benchmarks/alignment.py).
 DEFAULT_CONFIGS: dict[str, TrainConfig] = {
     "image": TrainConfig(),
     "audio": TrainConfig(center=True),
 }
-
-
-def item_description(item: Any) -> str:
-    return (item.description or "").strip() or (item.title or "").strip()
 
 
 @dataclass
@@ -53,11 +50,37 @@ class Pairs:
         )
 
 
-def encode_texts(text_encoder: Any, texts: list[str], batch_size: int = 64) -> np.ndarray:
-    """Embed texts once per distinct string (descriptions repeat across items)."""
+def encode_texts(text_encoder: Any, texts: list[str], batch_size: int = 64, *, cache_dir: Any = None) -> np.ndarray:
+    """Embed texts once per distinct string (descriptions repeat across items).
+
+    With ``cache_dir`` the vectors are read from and added to the text encoder's feature cache, keyed
+    like item texts (sha256 of the exact string), so tens of thousands of titles are encoded once.
+    """
+    if not texts:
+        return np.zeros((0, int(getattr(text_encoder, "dim", 0) or 0)), dtype=np.float32)
     unique, inverse = np.unique(np.asarray(texts, dtype=object).astype(str), return_inverse=True)
-    emb = np.asarray(text_encoder.encode(unique.tolist(), batch_size=batch_size), dtype=np.float32)
+    if cache_dir is None:
+        emb = np.asarray(text_encoder.encode(unique.tolist(), batch_size=batch_size), dtype=np.float32)
+    else:
+        emb = _cached_encode(text_encoder, unique.tolist(), batch_size, cache_dir)
     return emb[inverse.reshape(-1)]
+
+
+def _cached_encode(text_encoder: Any, texts: list[str], batch_size: int, cache_dir: Any) -> np.ndarray:
+    from recsys.cache import FeatureStore
+    from recsys.encoding import feature_id
+
+    keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
+    store = FeatureStore(cache_dir, feature_id(text_encoder, "embedding"), getattr(text_encoder, "dim", None))
+    feats = store.load(keys)
+    todo = np.flatnonzero(~feats.present)
+    if len(todo) == 0:
+        return feats.vectors
+    new = np.asarray(text_encoder.encode([texts[i] for i in todo], batch_size=batch_size), dtype=np.float32)
+    store.append([keys[i] for i in todo], new)
+    out = feats.vectors if feats.vectors.shape[1] == new.shape[1] else np.zeros((len(texts), new.shape[1]), np.float32)
+    out[todo] = new
+    return out
 
 
 def catalogue_pairs(
@@ -68,20 +91,22 @@ def catalogue_pairs(
     *,
     cache_dir: Any = None,
     progress: Callable[[int, int], None] | None = None,
+    text_field: str = "description",
+    min_pairs: int = 2,
 ) -> Pairs:
-    """Every item with both ``modality`` media and a description, as a training pair."""
+    """Every item with both ``modality`` media and a text (:func:`item_text`), as a training pair."""
     from recsys.encoding import catalogue_features
 
     feats = catalogue_features(catalogue, modality, source_encoder, cache_dir=cache_dir, progress=progress)["embedding"]
-    texts = [item_description(item) for item in catalogue.items]
-    rows = np.flatnonzero(feats.present & np.array([bool(t) for t in texts]))
-    if len(rows) < 2:
+    texts = [item_text(item, text_field) for item in catalogue.items]
+    rows = np.flatnonzero(feats.present & np.array([bool(t) for t in texts], dtype=bool))
+    if len(rows) < min_pairs:
         raise CatalogueError(
-            f"The catalogue at {catalogue.root} has {len(rows)} items with both {modality} and a description; "
-            "a projection head needs at least two such pairs."
+            f"The catalogue at {catalogue.root} has {len(rows)} items with both {modality} and a {text_field}; "
+            f"a projection head needs at least {min_pairs} such pairs."
         )
     kept = [texts[i] for i in rows]
-    return Pairs(feats.vectors[rows], encode_texts(text_encoder, kept), kept, rows)
+    return Pairs(feats.vectors[rows], encode_texts(text_encoder, kept, cache_dir=cache_dir), kept, rows)
 
 
 def pairs_sha256(pairs: Pairs) -> str:
@@ -127,20 +152,22 @@ class Written:
 
 
 def train_catalogue_aligners(
-    catalogue: Any,
+    sources: Sequence[Any],
     modalities: Sequence[str],
     *,
     encoders: dict[str, Any],
     text_encoder: Any,
     out_dir: Any,
     prefix: str,
-    extra_catalogues: Sequence[Any] = (),
     config: TrainConfig | None = None,
     bridge_weight: float = DEFAULT_BRIDGE_WEIGHT,
+    text_field: str = "description",
     cache_dir: Any = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> list[Written]:
-    """Train and save one head per modality (plus the bridge+head ensemble for classifiers)."""
+    """Train and save one head per modality on the union of ``sources`` (:class:`~recsys.alignment.sources.Source`),
+    plus the bridge+head ensemble for classifiers. Sources without the modality add nothing; a
+    modality that no source has two pairs of is an :class:`InputError`."""
     from pathlib import Path
 
     from recsys.align import save_ensemble
@@ -154,15 +181,32 @@ def train_catalogue_aligners(
             if progress:
                 progress(f"{_m} features", done, total)
 
-        parts = [catalogue_pairs(catalogue, modality, encoder, text_encoder, cache_dir=cache_dir, progress=stage)]
-        for extra_cat in extra_catalogues:
-            if extra_cat.has_modality(modality).any():
-                parts.append(catalogue_pairs(extra_cat, modality, encoder, text_encoder, cache_dir=cache_dir))
-        pairs = Pairs.concat(parts)
+        parts: dict[str, Pairs] = {}
+        for source in sources:
+            if source.catalogue.has_modality(modality).any():
+                parts[source.name] = catalogue_pairs(
+                    source.catalogue,
+                    modality,
+                    encoder,
+                    text_encoder,
+                    cache_dir=cache_dir,
+                    progress=stage,
+                    text_field=text_field,
+                    min_pairs=0,
+                )
+        pairs = Pairs.concat(list(parts.values())) if parts else None
+        if pairs is None or len(pairs) < 2:
+            raise InputError(
+                f"The sources {', '.join(s.name for s in sources)} hold {0 if pairs is None else len(pairs)} "
+                f"items with both {modality} and a {text_field}; a projection head needs at least two."
+            )
         info = {
-            "catalogue": _display_path(catalogue.root),
-            "catalogue_pairs": len(parts[0]),
-            "extra_pairs": {_display_path(c.root): len(p) for c, p in zip(extra_catalogues, parts[1:], strict=False)},
+            "sources": {
+                name: {"catalogue": _display_path(src.catalogue.root), "pairs": len(parts[name])}
+                for name, src in ((s.name, s) for s in sources)
+                if name in parts
+            },
+            "text_field": text_field,
             "pairs_sha256": pairs_sha256(pairs),
         }
         result = train_on_pairs(

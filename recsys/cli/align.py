@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 ALIGN_MODALITIES = ("image", "audio")
+
+
+class _CatalogueAction(argparse.Action):
+    """``--catalogue DIR`` (repeatable) opens a training source list entry: ``(DIR, [source names])``."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[override]
+        specs = list(getattr(namespace, self.dest, None) or [])
+        specs.append((values, []))
+        setattr(namespace, self.dest, specs)
+
+
+class _SourceAction(argparse.Action):
+    """``--source NAME`` narrows the catalogue named just before it to the items of that source."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[override]
+        specs = getattr(namespace, "catalogues", None)
+        if not specs:
+            parser.error("--source NAME must follow the --catalogue DIR whose items it selects")
+        specs[-1][1].append(values)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,17 +33,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train projection heads on a catalogue's (image or sound, description) pairs and save "
         "them (plus a label-bridge ensemble for image classifiers) as small files.",
     )
-    p.add_argument("--catalogue", required=True, help="catalogue folder whose pairs train the heads")
+    p.add_argument(
+        "--catalogue",
+        dest="catalogues",
+        action=_CatalogueAction,
+        required=True,
+        metavar="DIR",
+        help="catalogue folder whose pairs train the heads (repeatable: the heads train on the union)",
+    )
+    p.add_argument(
+        "--source",
+        action=_SourceAction,
+        metavar="NAME",
+        help="only the items of the preceding --catalogue whose 'source' column names NAME as a word, e.g. "
+        "openclipart, iconify or an icon set (repeatable; each adds a source)",
+    )
+    p.add_argument(
+        "--text",
+        choices=TEXT_FIELDS,
+        default="description",
+        help="the text side of a training pair (title suits icon sets whose descriptions are all alike)",
+    )
     p.add_argument("--modality", choices=(*ALIGN_MODALITIES, "all"), default="all")
     p.add_argument(
         "--extra-pairs",
         action="append",
         default=[],
         metavar="DIR",
-        help="another catalogue folder whose pairs are added to training (repeatable)",
+        help="another catalogue folder whose pairs are added to training (repeatable; same as another --catalogue)",
     )
     p.add_argument("--out", default=None, help="output folder (default: data/aligners in the repository)")
-    p.add_argument("--name", default=None, help="file-name prefix (default: the catalogue folder's name)")
+    p.add_argument("--name", default=None, help="file-name prefix (default: the sources' names joined by '+')")
     p.add_argument("--text-encoder", default=None)
     p.add_argument("--image-encoder", default=None)
     p.add_argument("--audio-encoder", default=None)
@@ -38,13 +76,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_align)
 
 
+from recsys.alignment.sources import TEXT_FIELDS  # noqa: E402  (light: no numpy, no torch)
+
+
 def run_align(args: argparse.Namespace) -> int:
     import dataclasses
 
     from recsys.align import ALIGNERS_DIR
+    from recsys.alignment.sources import load_sources
     from recsys.alignment.training import DEFAULT_BRIDGE_WEIGHT, DEFAULT_CONFIGS, train_catalogue_aligners
     from recsys.cache import default_cache_dir
-    from recsys.catalogue import load_catalogue
     from recsys.encoders import DEFAULT_ENCODERS, create_encoder
     from recsys.errors import InputError
     from recsys.paths import check_output_dir
@@ -56,31 +97,31 @@ def run_align(args: argparse.Namespace) -> int:
     if args.cache_dir:
         check_output_dir(args.cache_dir, "Cache folder --cache-dir")
     checks = args.cache_dir or default_cache_dir()  # media checks are remembered beside the features
-    catalogue = load_catalogue(args.catalogue, cache_dir=checks)
-    extras = [load_catalogue(d, cache_dir=checks) for d in args.extra_pairs]
+    sources = load_sources([*args.catalogues, *((d, []) for d in args.extra_pairs)], cache_dir=checks)
     wanted = ALIGN_MODALITIES if args.modality == "all" else (args.modality,)
-    modalities = [m for m in wanted if catalogue.has_modality(m).any()]
+    modalities = [m for m in wanted if any(s.catalogue.has_modality(m).any() for s in sources)]
     if not modalities:
-        raise InputError(f"The catalogue at {args.catalogue} has no {' or '.join(wanted)} items to align.")
+        names = ", ".join(s.name for s in sources)
+        raise InputError(f"The sources {names} have no {' or '.join(wanted)} items to align.")
     text_encoder = create_encoder(args.text_encoder or DEFAULT_ENCODERS["text"], device=args.device)
     encoders = {
         m: create_encoder(getattr(args, f"{m}_encoder") or DEFAULT_ENCODERS[m], device=args.device) for m in modalities
     }
-    prefix = args.name or Path(args.catalogue).resolve().name
+    prefix = args.name or "+".join(dict.fromkeys(s.name for s in sources))
     overrides = {k: getattr(args, k) for k in ("hidden", "epochs", "seed") if getattr(args, k) is not None}
     written = []
     with use_threads("batch"), progress_lines():  # encoding the pairs; heads train on one thread
         for m in modalities:
             config = dataclasses.replace(DEFAULT_CONFIGS[m], **overrides)
             written += train_catalogue_aligners(
-                catalogue,
+                sources,
                 [m],
                 encoders=encoders,
                 text_encoder=text_encoder,
                 out_dir=out_dir,
                 prefix=prefix,
-                extra_catalogues=extras,
                 config=config,
+                text_field=args.text,
                 cache_dir=args.cache_dir,
                 bridge_weight=DEFAULT_BRIDGE_WEIGHT if args.bridge_weight is None else args.bridge_weight,
                 progress=_progress(),

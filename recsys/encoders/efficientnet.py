@@ -126,6 +126,7 @@ class EfficientNetLite0Encoder(Encoder):
         # WordNet lemmas per class ("tabby, tabby cat"); class_names keeps the first, the short label.
         self.class_synonyms: list[str] = [info.index_to_description(i) for i in range(info.num_classes())]
         self.class_names: list[str] = [s.split(",")[0].strip() for s in self.class_synonyms]
+        self.class_wnids: list[str] = [info.index_to_label_name(i) for i in range(info.num_classes())]  # n01440764
         self._mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
         self._std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
 
