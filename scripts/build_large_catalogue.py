@@ -19,11 +19,11 @@ Sources:
   redistribution and modification without share-alike or non-commercial terms are used.
 
 Left out on purpose (never used, whatever ``--sets`` says): emoji sets and emoji-like drawings
-(openclipart's smilies) -- emoji are reserved for evaluation and must not leak into training or
-tuning -- and country-flag sets (a country flag has one official design, so any flag drawing is
-the flag emoji's picture). Brand-logo sets (trademarks that the icon licence does not cover),
-superseded archive sets and animated sets (their still frame is not the icon) are left out
-unless named in ``--sets``.
+(openclipart's smilies, UI sets' icons named emoji / emoticon / smiley) -- emoji are reserved for
+evaluation and must not leak into training or tuning -- and country-flag sets (a country flag has
+one official design, so any flag drawing is the flag emoji's picture). Brand-logo sets (trademarks
+that the icon licence does not cover), superseded archive sets and animated sets (their still frame
+is not the icon) are left out unless named in ``--sets``.
 
 Writes ``catalogue.csv`` (extra columns ``licence``, ``author``, ``source``), ``images/<source>/...png``,
 ``LICENSES.md`` (every set's licence and author) and ``licenses/`` (the Debian copyright files).
@@ -302,6 +302,12 @@ def read_iconify(package: Path, chosen: frozenset[str] | None) -> IconifyPackage
     return result
 
 
+def is_emoji_like_icon(name: str) -> bool:
+    """A UI set's emoji drawings (``bi:emoji-smile``, ``mdi:emoticon-happy``): emoji by another name,
+    kept out like emoji sets."""
+    return any(word in name.lower() for word in ("emoji", "emoticon", "smiley"))
+
+
 def _icon_set(prefix: str, info: dict, data: dict, version: str) -> IconSet:
     topics: dict[str, list[str]] = defaultdict(list)
     for topic, names in (data.get("categories") or {}).items():
@@ -327,7 +333,7 @@ def _icon_set(prefix: str, info: dict, data: dict, version: str) -> IconSet:
             side=ICON_SIDE,
         )
         for name, icon in sorted(data.get("icons", {}).items())
-        if not icon.get("hidden") and icon.get("body")
+        if not icon.get("hidden") and icon.get("body") and not is_emoji_like_icon(name)
     ]
     return IconSet(prefix=prefix, info=info, entries=entries)
 

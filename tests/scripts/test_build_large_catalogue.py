@@ -76,6 +76,9 @@ def test_flag_sets(prefix, name, flag):
 def test_ordinary_sets_are_not_emoji():
     assert not blc.is_emoji_set("mdi", {"name": "Material Design Icons", "category": "Material"})
     assert not blc.is_emoji_set("tabler", {"name": "Tabler Icons", "category": "UI 24px"})
+    # ...but a UI set's emoji drawings are left out one by one
+    assert blc.is_emoji_like_icon("emoji-neutral-fill") and blc.is_emoji_like_icon("emoticon-happy-outline")
+    assert not blc.is_emoji_like_icon("home") and not blc.is_emoji_like_icon("bicycle")
 
 
 @pytest.mark.parametrize("spdx", ["MIT", "Apache-2.0", "ISC", "CC0-1.0", "CC-BY-4.0", "OFL-1.1", "BSD-3-Clause"])
