@@ -109,4 +109,4 @@ state.set_last_search(
         scores=tuple(r.score for r in results),
     ),
 )
-render_results(results, query, controls, elapsed, samples)
+render_results(results, query, controls, elapsed, samples, audio_note=engine.audio_note(query.audio))

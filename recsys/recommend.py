@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys import fusion
+from recsys import fusion, speech
 from recsys.alignment.base import aligner_inputs
 from recsys.catalogue import Catalogue, Item
 from recsys.encoders.base import encoder_outputs
@@ -233,6 +233,8 @@ class RecommendationEngine:
     candidates: int = CANDIDATES_PER_PAIR
     _rank_samples: dict[str, RankSample] = field(default_factory=dict, repr=False)
     _centred_cache: dict[tuple[str, bool], np.ndarray] = field(default_factory=dict, repr=False)
+    #: (query sound, its raw embedding) of the latest query, so :meth:`audio_note` does not encode it again
+    _last_audio: tuple[Any, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def item_modalities(self) -> list[str]:
@@ -286,9 +288,35 @@ class RecommendationEngine:
         kinds = aligner.input_kind.split("+") if aligner is not None else []
         outputs = encoder_outputs(encoder, [value], list(dict.fromkeys(["embedding", *kinds])))
         raw = outputs["embedding"][0]
+        if modality == "audio":
+            self._last_audio = (value, raw)
         native = ix.to_native(raw) if ix is not None else raw
         shared = aligner.transform(aligner_inputs(aligner.input_kind, outputs))[0] if aligner is not None else None
         return native, shared
+
+    def audio_note(self, audio: Any) -> speech.SpeechNote | None:
+        """A note when the query sound ``audio`` is speech (:mod:`recsys.speech`), else None.
+
+        Sound matching cannot read words, so a spoken query deserves a hint to type them instead. Reuses
+        the embedding :meth:`recommend` just computed for the same clip; without a speech head for the
+        audio encoder (one log line, once) there is never a note.
+        """
+        encoder = self.query_encoders.get("audio")
+        if audio is None or encoder is None:
+            return None
+        detector = speech.detector_for(str(getattr(encoder, "encoder_id", "")))
+        if detector is None:
+            return None
+        last = self._last_audio
+        if last is not None and last[0] is audio:
+            raw = last[1]
+        else:
+            raw = encoder_outputs(encoder, [audio], ["embedding"])["embedding"][0]
+        try:
+            return detector.note(raw)
+        except speech.SpeechDetectorError as exc:
+            speech.log.warning("No speech detection for this query sound: %s", exc)
+            return None
 
     def _item_vectors_for(self, ids: Sequence[str], modality: str, shared: bool) -> list[np.ndarray]:
         ix = self.indexes.get(modality)

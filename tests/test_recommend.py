@@ -312,3 +312,44 @@ def test_rrf_rank_samples_are_kept_within_a_memory_budget(tmp_path, monkeypatch)
     assert list(engine._rank_samples) == ["c1", "c2"]  # c0, least recently used, went first
     engine._rank_sample("c1")
     assert list(engine._rank_samples) == ["c2", "c1"]
+
+
+def _speech_head(tmp_path, monkeypatch, encoder_id="audio/fake-16"):
+    """A head for the fake audio encoder that calls a 300 Hz tone (one-hot bin 3) speech, nothing else."""
+    from recsys import speech
+
+    weights = np.full(16, -8.0)
+    weights[3] = 8.0
+    path = speech.save_detector(speech.SpeechDetector(encoder_id, weights, 0.0, 0.5), tmp_path / "speech.json")
+    monkeypatch.setattr(speech, "DEFAULT_DETECTOR", path)
+    speech.clear_cache()
+    return path
+
+
+def test_audio_note_flags_a_speech_like_query_sound_from_the_embedding_recommend_computed(
+    engine, tmp_path, monkeypatch
+):
+    _speech_head(tmp_path, monkeypatch)
+    spoken = media.load_audio(write_tone(tmp_path / "spoken.wav", 300))
+    engine.recommend(Query(audio=spoken), k=2)
+    encoder = engine.query_encoders["audio"]
+    calls = encoder.calls
+    note = engine.audio_note(spoken)
+    assert encoder.calls == calls  # not encoded a second time
+    assert note is not None and note.probability > 0.99 and "type the words as text" in note.message
+    effect = media.load_audio(write_tone(tmp_path / "effect.wav", 1300))
+    assert engine.audio_note(effect) is None  # a clip recommend never saw is encoded here
+    assert engine.audio_note(None) is None
+
+
+def test_audio_note_is_none_without_a_head_for_the_audio_encoder(engine, tmp_path, monkeypatch, caplog):
+    from recsys import speech
+
+    _speech_head(tmp_path, monkeypatch, encoder_id="audio/another-model")
+    spoken = media.load_audio(write_tone(tmp_path / "spoken.wav", 300))
+    with caplog.at_level("WARNING", logger="recsys.speech"):
+        assert engine.audio_note(spoken) is None
+    assert "not audio/fake-16" in caplog.text
+    monkeypatch.setattr(speech, "DEFAULT_DETECTOR", tmp_path / "missing.json")
+    assert engine.audio_note(spoken) is None
+    speech.clear_cache()

@@ -16,6 +16,7 @@ from recsys.ui import cards
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.recommend import Query, Recommendation
+    from recsys.speech import SpeechNote
     from recsys.ui.controls import Controls
 
 NO_GOOD_MATCH = "No good match"
@@ -44,6 +45,7 @@ def render_results(
     controls: Controls,
     elapsed_s: float,
     samples: Mapping[str, str] | None = None,
+    audio_note: SpeechNote | None = None,
 ) -> None:
     scale = threshold_scale(controls.strategy, controls.similarity)
     strong, weak = split_weak(results, controls.threshold)
@@ -52,6 +54,8 @@ def render_results(
     if controls.strategy != "rrf":
         meaning += " " + SIMILARITY_MEANING[controls.similarity]
     st.caption(f"{meaning} Scored in {elapsed_s * 1000:.0f} ms.")
+    if audio_note is not None:
+        st.info(audio_note.message, icon=":material/record_voice_over:")
     if results and not strong:
         st.warning(
             f"**{NO_GOOD_MATCH}**: none of the {len(results)} results reaches the threshold "

@@ -150,3 +150,25 @@ def test_cards_have_a_phone_layout_and_whole_button_labels(fake_app):
     css = [h.proto.body for h in at.get("html")]
     assert any("@media (max-width: 640px)" in c and "calc(50%" in c for c in css)
     assert at.button(key="card-dislike-apple").label == "Dislike"
+
+
+def test_a_speech_like_query_sound_gets_a_note_and_others_do_not(fake_app, tmp_path, monkeypatch):
+    import numpy as np
+
+    from recsys import speech
+
+    def notes(at) -> list[str]:
+        return [i.value for i in at.info if "sounds like speech" in i.value]
+
+    at = fake_app().run()
+    at.button(key="sample-audio").click().run()  # the shipped head is for aisfx, not the fake: no note
+    assert not at.exception and get_last_search(at.session_state).query.audio is not None
+    assert not notes(at)
+    # a tiny head for the fake audio encoder that calls every sound speech (saved here for the test)
+    head = speech.SpeechDetector("audio/fake-16", np.full(16, 8.0), 0.0, 0.5)
+    monkeypatch.setattr(speech, "DEFAULT_DETECTOR", speech.save_detector(head, tmp_path / "speech.json"))
+    speech.clear_cache()
+    at.run()
+    assert not at.exception
+    assert notes(at) and "type the words as text instead" in notes(at)[0]
+    speech.clear_cache()
