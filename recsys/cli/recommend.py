@@ -127,6 +127,9 @@ def run_recommend(args: argparse.Namespace) -> int:
         category=args.category,
         similarity=args.similarity,
     )
+    note = engine.audio_note(query.audio)
+    if note is not None:  # on stderr, so that --json output stays machine-readable
+        print(note.message, file=sys.stderr)
     if args.json:
         from recsys.export import result_rows
 

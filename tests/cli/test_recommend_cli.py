@@ -98,6 +98,9 @@ def test_demo_catalogue_acceptance(demo_catalogue):
     assert json.loads(image.stdout)[0]["id"] == with_sound.id
     audio = _run("recommend", "--catalogue", str(DEMO), "--audio", str(with_sound.audio), "-k", "3", "--json")
     assert json.loads(audio.stdout)[0]["id"] == with_sound.id
+    spoken = _run("recommend", "--catalogue", str(DEMO), "--audio", str(DEMO / "sounds" / "A_filled.ogg"), "--json")
+    assert spoken.returncode == 0 and "sounds like speech" in spoken.stderr
+    json.loads(spoken.stdout)  # the note leaves the JSON on stdout intact
 
     empty = _run("recommend", "--catalogue", str(DEMO))
     assert empty.returncode == 2 and "Traceback" not in empty.stderr
