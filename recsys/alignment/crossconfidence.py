@@ -162,7 +162,7 @@ def fit_calibration(
         "relevance": "instance: the item carries the query's title",
         "top_k": TOP_K,
         "reference": f"the query's similarities to the gallery (at most {REFERENCE_SAMPLE} items)",
-        "pairs": {d: len(pairs[d]) for d in DIRECTIONS},
+        "pair_counts": {d: len(pairs[d]) for d in DIRECTIONS},
         "relevant_rate": {d: float(np.mean(pairs[d].relevant)) for d in DIRECTIONS},
     }
     return Calibration(

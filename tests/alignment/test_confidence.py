@@ -22,6 +22,7 @@ from recsys.alignment.confidence import (
     expected_calibration_error,
     find_calibrations,
     fit_platt,
+    ranking_auc,
     read_calibrations,
     standardise,
     write_calibrations,
@@ -74,6 +75,13 @@ def test_ece_and_brier_on_known_values():
     assert expected_calibration_error([0.0, 1.0], [0, 1]) == 0.0  # 1.0 lands in the last bin
     with pytest.raises(InputError, match=r"\[0, 1\]"):
         expected_calibration_error([1.5], [1])
+
+
+def test_auc_counts_ordered_pairs_and_ties_half():
+    assert ranking_auc([0.9, 0.8, 0.1], [1, 0, 0]) == 1.0
+    assert ranking_auc([0.1, 0.8, 0.9], [1, 0, 0]) == 0.0
+    assert ranking_auc([0.5, 0.5], [1, 0]) == 0.5
+    assert ranking_auc([0.5, 0.6], [0, 0]) is None
 
 
 def test_a_calibrated_fit_has_low_ece_on_fresh_data_of_the_same_law():
@@ -172,6 +180,9 @@ def test_a_written_file_loads_back_for_its_aligner(tmp_path, aligner):
     path = write_calibrations(tmp_path / "confidence.json", [_calibration(aligner)])
     [back] = read_calibrations(path)
     assert back.pairs["text->image"] == Platt(2.0, -4.0) and back.meta == {"fitted_on": ["a", "b"]}
+    clash = _calibration(aligner, meta={"pairs": {"text->image": 5}})  # metadata never hides the fits
+    [back] = read_calibrations(write_calibrations(tmp_path / "clash.json", [clash]))
+    assert back.pairs["text->image"] == Platt(2.0, -4.0)
     found = find_calibrations(path, {"image": aligner}, "text/test@1")
     assert set(found) == {"text->image", "image->text"}
 
