@@ -21,6 +21,12 @@ split) and the shipped demo aligner where it was not trained on the held-out sou
     RECSYS_CACHE_DIR=/tmp/idx20k python benchmarks/alignment.py --cross \
         data/tuxpaint data/large@openclipart data/large@iconify --out artifacts/alignment-cross.json
 
+With ``--cross`` it also measures the match confidence (:mod:`recsys.alignment.crossconfidence`):
+calibration fitted on the training sources' out-of-sample scores, ECE and Brier on the held-out
+source for the per-query standardised score, the raw cosine mapped the same way, and the base rate;
+``--write-confidence data/aligners/confidence.json`` writes the shipped aligner's calibration
+(fitted on the sources it did not train on).
+
 A source is ``DIR`` (the whole catalogue) or ``DIR@NAME`` (its items whose ``source`` column names
 NAME; :mod:`recsys.alignment.sources`).
 
@@ -218,7 +224,9 @@ def format_table(report: dict[str, Any]) -> str:
 def run_cross(args: argparse.Namespace) -> dict[str, Any]:
     """Leave-one-source-out over the ``--cross`` sources (logic in recsys.alignment.crosscatalogue)."""
     from recsys.align import DEFAULT_ALIGNERS, load_aligner
+    from recsys.alignment.confidence import write_calibrations
     from recsys.alignment.crosscatalogue import CrossCatalogue, CrossConfig, load_source_data
+    from recsys.alignment.crossconfidence import calibration_split, fit_calibration, fixed_aligner_splits
     from recsys.alignment.sources import load_sources
     from recsys.cache import default_cache_dir
     from recsys.encoders import DEFAULT_ENCODERS, create_encoder
@@ -254,6 +262,14 @@ def run_cross(args: argparse.Namespace) -> dict[str, Any]:
         log=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     splits = cross.run({"shipped demo aligner (tuxpaint)": (shipped.transform, trained_on)})
+    confidence = {
+        "splits": [calibration_split(cross, name) for name in cross.sources],
+        "shipped": fixed_aligner_splits(cross, shipped.transform, trained_on),
+    }
+    if args.write_confidence:
+        calibration = fit_calibration(cross, shipped, trained_on, text_encoder.encoder_id)
+        write_calibrations(args.write_confidence, [calibration])
+        confidence["written"] = {"path": str(args.write_confidence), **calibration.to_json()}
     return {
         "mode": "cross-catalogue",
         "sources": {d.name: len(d) for d in data},
@@ -262,6 +278,7 @@ def run_cross(args: argparse.Namespace) -> dict[str, Any]:
         "epochs": config.train.epochs,
         "encoders": {"text": text_encoder.encoder_id, "image": image_encoder.encoder_id},
         "splits": splits,
+        "confidence": confidence,
         "elapsed_s": time.perf_counter() - started,
     }
 
@@ -297,6 +314,42 @@ def format_cross_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+CONFIDENCE_ROWS = (("z", "z-score Platt"), ("cosine", "raw cosine Platt"), ("base_rate", "base rate (constant)"))
+
+
+def _auc(value: float | None) -> str:
+    return f"{value:6.3f}" if value is not None else f"{'-':>6s}"
+
+
+def format_confidence_table(report: dict[str, Any]) -> str:
+    """ECE / Brier / AUC per held-out source and direction, z-score calibration beside raw cosine and base rate."""
+    conf = report["confidence"]
+    head = f"{'held out':12s} {'aligner / fitted on':44s} {'direction':12s} {'pairs':>6s} {'rel%':>5s} | "
+    head += " | ".join(f"{name:>20s}" for _, name in CONFIDENCE_ROWS)
+    sub = f"{'':82s} | " + " | ".join(f"{'ECE':>6s} {'Brier':>6s} {'AUC':>6s}" for _ in CONFIDENCE_ROWS)
+    lines = ["\nmatch confidence on the held-out source (top-10 results per query; relevant: same title)", head, sub]
+    lines.append("-" * len(head))
+    rows = [(s["test"], f"{s['aligner']} on {'+'.join(s['train'])}", s) for s in conf["splits"]]
+    rows += [
+        (
+            s["test"] + ("*" if s["aligner_trained_on_test"] else ""),
+            f"shipped demo aligner, fit on {'+'.join(s['fitted_on'])}",
+            s,
+        )
+        for s in conf["shipped"]
+    ]
+    for test, what, split in rows:
+        for direction, d in split["directions"].items():
+            t = d["test"]
+            cells = " | ".join(
+                f"{t[k]['ece']:6.3f} {t[k]['brier']:6.4f} {_auc(t[k]['auc'])}" for k, _ in CONFIDENCE_ROWS
+            )
+            n, rate = t["z"]["pairs"], 100 * t["z"]["relevant_rate"]
+            lines.append(f"{test:12s} {what[:44]:44s} {direction:12s} {n:6d} {rate:5.1f} | {cells}")
+    lines.append("* the shipped aligner trained on this source: its scores there are in sample")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--catalogue", default=str(REPO / "data" / "tuxpaint"))
@@ -316,6 +369,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--max-gallery", type=int, default=2000, help="--cross: items scored per held-out source (0: all)")
     p.add_argument("--max-train", type=int, default=6000, help="--cross: training pairs per source (0: all)")
+    p.add_argument(
+        "--write-confidence",
+        default=None,
+        metavar="PATH",
+        help="--cross: write the shipped aligner's match-confidence calibration (e.g. data/aligners/confidence.json)",
+    )
     p.add_argument("--out", default=None, help="JSON report (default artifacts/alignment.json, -cross with --cross)")
     args = p.parse_args(argv)
     if args.cross is not None and not args.cross:
@@ -327,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out = args.out or str(REPO / "artifacts" / ("alignment-cross.json" if args.cross else "alignment.json"))
     with use_threads("batch"):  # catalogue encoding; the heads themselves train on one thread
         report = run_cross(args) if args.cross else run(args)
-    print(format_cross_table(report) if args.cross else format_table(report))
+    print(format_cross_table(report) + "\n" + format_confidence_table(report) if args.cross else format_table(report))
     print(f"\nelapsed {report['elapsed_s']:.0f}s; written to {args.out}")
     atomic.write_json(args.out, report)
     return 0

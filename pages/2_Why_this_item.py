@@ -84,6 +84,8 @@ else:
             f"rank **{rank}** of {n} (whole catalogue, no category filter)"
             + (f" · below the weak-match threshold {scale.format(controls.threshold)}" if weak else "")
         )
+        for note in explain.confidence_notes(rec.confidence, given):
+            st.caption(f"Cross-modal match: {note}")
 
     st.subheader("Similarity per modality and share of the fused score")
     table = pd.DataFrame(

@@ -53,6 +53,11 @@ DEFAULT_ALIGNERS: dict[str, str] = {
 }
 
 
+#: Match-confidence calibrations of the shipped aligners (:mod:`recsys.alignment.confidence`), keyed
+#: inside by encoder ids and each aligner's signature; an engine whose aligners are not in it shows none.
+CONFIDENCE_FILE = ALIGNERS_DIR / "confidence.json"
+
+
 def _resolve(spec: str, base: Path | None = None) -> Path:
     path = Path(spec)
     if path.is_absolute():

@@ -30,7 +30,8 @@ def shares_percent(contributions: Mapping[str, float]) -> dict[str, float]:
 
 def result_rows(results: Sequence[Recommendation], threshold: float | None = None) -> list[dict[str, Any]]:
     """One JSON-ready dict per result: id, title, category, rank, score, contributions, shares (%),
-    ranks (rrf only) and ``weak`` (only when a ``threshold`` is given)."""
+    ranks (rrf only), cross-modal match confidence (when calibrated) and ``weak`` (only when a
+    ``threshold`` is given)."""
     rows = []
     for r in results:
         row: dict[str, Any] = {
@@ -44,6 +45,8 @@ def result_rows(results: Sequence[Recommendation], threshold: float | None = Non
         }
         if r.ranks:
             row["pair_ranks"] = dict(r.ranks)
+        if r.confidence:
+            row["confidence"] = dict(r.confidence)
         if threshold is not None:
             row["weak"] = bool(r.score < threshold)
         rows.append(row)
@@ -71,13 +74,16 @@ def _cell(value: Any) -> Any:
 
 def results_csv(results: Sequence[Recommendation], threshold: float | None = None) -> str:
     """One line per result: rank, id, title, category, score, [weak], then per pair its contribution,
-    its share in % and, under rrf, its rank (empty where a result has no such pair)."""
+    its share in % and, under rrf, its rank (empty where a result has no such pair); then each
+    calibrated cross-modal pair's confidence."""
     rows = result_rows(results, threshold)
     pairs = list(dict.fromkeys(p for row in rows for p in row["contributions"]))
     ranked = any("pair_ranks" in row for row in rows)
+    confident = list(dict.fromkeys(p for row in rows for p in row.get("confidence", {})))
     header = ["rank", "id", "title", "category", "score"] + (["weak"] if threshold is not None else [])
     for pair in pairs:
         header += [f"{pair} contribution", f"{pair} share %"] + ([f"{pair} rank"] if ranked else [])
+    header += [f"{pair} confidence" for pair in confident]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
@@ -91,5 +97,7 @@ def results_csv(results: Sequence[Recommendation], threshold: float | None = Non
             line += ["" if value is None else f"{value:.6f}", share]
             if ranked:
                 line.append(row.get("pair_ranks", {}).get(pair, ""))
+        conf = row.get("confidence", {})
+        line += [f"{conf[pair]:.4f}" if pair in conf else "" for pair in confident]
         writer.writerow(line)
     return out.getvalue()

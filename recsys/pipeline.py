@@ -238,9 +238,21 @@ def build_engine(
     if "text" in indexes and any(ix.shared is not None for ix in indexes.values()):
         indexes["text"].shared = indexes["text"].native
     engine = RecommendationEngine(catalogue, text_encoder, indexes, query_encoders)
+    engine.calibrations = _calibrations(indexes, text_encoder)
     return attach_store(
         engine, search=config.search, uri=config.store, cache_dir=config.cache_dir, progress=_stage(report, "index")
     )
+
+
+def _calibrations(indexes: Mapping[str, ModalityIndex], text_encoder: Any) -> dict[str, Any]:
+    """The shipped match-confidence calibrations that fit these aligners (none, with a log line, otherwise)."""
+    from recsys.align import CONFIDENCE_FILE
+    from recsys.alignment.confidence import find_calibrations
+
+    aligners = {m: ix.aligner for m, ix in indexes.items() if ix.aligner is not None}
+    if not aligners:
+        return {}
+    return find_calibrations(CONFIDENCE_FILE, aligners, text_encoder.encoder_id)
 
 
 def _native_index(modality: str, encoder: Any, feats: Features) -> ModalityIndex:

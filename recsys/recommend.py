@@ -20,7 +20,7 @@ re-scores them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import Any
@@ -29,9 +29,10 @@ import numpy as np
 
 from recsys import fusion, speech
 from recsys.alignment.base import aligner_inputs
+from recsys.alignment.confidence import standardise
 from recsys.catalogue import Catalogue, Item
 from recsys.encoders.base import encoder_outputs
-from recsys.errors import InputError
+from recsys.errors import InputError, RecsysError
 from recsys.threads import run_side_by_side
 
 MODALITIES: tuple[str, ...] = ("text", "image", "audio")
@@ -104,6 +105,10 @@ class Recommendation:
     contributions: dict[str, float]
     #: rrf only: the item's 1-based rank in each pair, the number behind that pair's contribution
     ranks: dict[str, int] = field(default_factory=dict)
+    #: Cross-modal pair name (``text->image``) -> calibrated P(the item matches the query) in that pair
+    #: (:mod:`recsys.alignment.confidence`); only pairs with a calibration for the engine's aligners
+    #: and an item that has the pair's modality.
+    confidence: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -231,6 +236,8 @@ class RecommendationEngine:
     store: Any = None
     search: str = "auto"
     candidates: int = CANDIDATES_PER_PAIR
+    #: Cross-modal pair name -> confidence calibration (:func:`recsys.alignment.confidence.find_calibrations`).
+    calibrations: dict[str, Any] = field(default_factory=dict)
     _rank_samples: dict[str, RankSample] = field(default_factory=dict, repr=False)
     _centred_cache: dict[tuple[str, bool], np.ndarray] = field(default_factory=dict, repr=False)
     #: (query sound, its raw embedding) of the latest query, so :meth:`audio_note` does not encode it again
@@ -714,13 +721,43 @@ class RecommendationEngine:
         k = min(k, int(allowed.sum()))
         top = np.argpartition(-scores, k - 1)[:k] if k else np.array([], dtype=int)
         top = top[np.lexsort((top, -scores[top]))]
+        item_rows = rows[top] if rows is not None else top
+        confidence = self._confidences(q, item_rows, fused.contributions)
         return [
             Recommendation(
                 item=self.catalogue.items[int(rows[i]) if rows is not None else int(i)],
-                rank=rank,
+                rank=j + 1,
                 score=float(fused.scores[i]),
                 contributions={name: float(c[i]) for name, c in fused.contributions.items()},
                 ranks={name: int(r[i]) for name, r in fused.ranks.items() if np.isfinite(r[i])},
+                confidence={name: float(c[j]) for name, c in confidence.items() if np.isfinite(c[j])},
             )
-            for rank, i in enumerate(top, start=1)
+            for j, i in enumerate(top)
         ]
+
+    def _confidences(
+        self, q: QueryVectors, item_rows: np.ndarray, pairs: Collection[str]
+    ) -> dict[str, np.ndarray]:
+        """Calibrated confidence of each returned item in each scored cross-modal pair (NaN where the
+        item lacks the pair's modality), from the pair's cosine standardised over the query's
+        cosines to a fixed sample of the catalogue (:data:`RANK_SAMPLE` items, as rrf's ranks): one
+        small matrix-vector product per pair, never a pass over a large catalogue."""
+        if not self.calibrations or len(item_rows) == 0:
+            return {}
+        out = {}
+        sample = None
+        for a, b, shared in self._pair_specs(q):
+            name = fusion.pair_name(a, b)
+            if not shared or name not in pairs or name not in self.calibrations:
+                continue
+            sample = sample or self._rank_sample(None)
+            ix = self.indexes[b]
+            vec = q.shared[a]
+            reference = sample.matrix(self, b, True, False) @ vec
+            try:
+                z = standardise(ix.shared[item_rows] @ vec, reference)
+                conf = self.calibrations[name](z)
+            except RecsysError:  # no spread to stand out from (e.g. a two-item catalogue)
+                continue
+            out[name] = np.where(ix.present[item_rows], conf, np.nan)
+        return out

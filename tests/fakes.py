@@ -131,7 +131,9 @@ class FakeColourAligner:
 
     name = "fake-colour"
     source_modality = "image"
+    source_encoder_id = "image/fake-3"
     input_kind = "embedding"
+    input_dim = 3
 
     def __init__(self, text_encoder: FakeTextEncoder) -> None:
         self.targets = text_encoder.encode(list(COLOURS))

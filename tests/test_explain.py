@@ -214,3 +214,13 @@ def test_labels_below_the_floor_are_hidden_with_a_note_when_none_is_sure():
     assert sure.note is None
     assert explain.read_labels([]) == explain.LabelReading([], 0, None)
     assert explain.read_labels(unsure, floor=0.05).shown == unsure[:1]
+
+
+def test_confidence_notes_name_weak_matches_weakest_first():
+    notes = explain.confidence_notes({"text->image": 0.81, "image->text": 0.01}, given={"text", "image"})
+    assert notes == [
+        f"your picture{explain.ARROW}item description: weak match (confidence 0.01)",
+        f"your words{explain.ARROW}item picture: likely match (confidence 0.81)",
+    ]
+    assert explain.confidence_notes({}) == []
+    assert "weak match" not in explain.confidence_note("text->image", explain.WEAK_MATCH_CONFIDENCE)

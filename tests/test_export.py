@@ -63,3 +63,16 @@ def test_rrf_exports_carry_the_ranks():
     header, line = list(csv.reader(io.StringIO(export.results_csv(results))))
     assert dict(zip(header, line, strict=True))["image rank"] == "2"
     assert "weak" not in header
+
+
+def test_exports_carry_the_cross_modal_confidence_when_there_is_one():
+    item = Item("apple", "Apple", "", "food/fruit", Path("/x.png"), None)
+    results = [
+        Recommendation(item, 1, 0.6, {"text": 0.45, "text->image": 0.15}, {}, {"text->image": 0.1834}),
+        rec(2, "pear", "Pear", 0.5, {"text": 0.5}),
+    ]
+    rows = export.result_rows(results)
+    assert rows[0]["confidence"] == {"text->image": 0.1834} and "confidence" not in rows[1]
+    header, first, second = list(csv.reader(io.StringIO(export.results_csv(results))))
+    assert header[-1] == "text->image confidence" and first[-1] == "0.1834" and second[-1] == ""
+    assert "confidence" not in export.results_csv(RESULTS)

@@ -353,3 +353,86 @@ def test_audio_note_is_none_without_a_head_for_the_audio_encoder(engine, tmp_pat
     monkeypatch.setattr(speech, "DEFAULT_DETECTOR", tmp_path / "missing.json")
     assert engine.audio_note(spoken) is None
     speech.clear_cache()
+
+
+# -- match confidence of cross-modal pairs (issue 11) --------------------------------------------
+
+
+def _calibrated_engine(tmp_path, encoders, monkeypatch, calibrated: bool = True):
+    from fakes import FakeColourAligner
+
+    from recsys import align
+    from recsys.alignment.confidence import Calibration, Platt, aligner_signature, write_calibrations
+
+    aligner = FakeColourAligner(encoders["text"])
+    path = tmp_path / "confidence.json"
+    if calibrated:
+        pairs = {"text->image": Platt(1.5, -1.0), "image->text": Platt(1.0, -2.0)}
+        ids = (aligner.source_encoder_id, encoders["text"].encoder_id)
+        write_calibrations(path, [Calibration("image", *ids, aligner_signature(aligner), pairs)])
+    monkeypatch.setattr(align, "CONFIDENCE_FILE", path)
+    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeColourAligner(text))
+    root = build_catalogue(tmp_path / "cat")
+    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"), image_aligner="fake", audio_aligner=None)
+    return pipeline.build_engine(load_catalogue(root), config)
+
+
+@pytest.mark.parametrize("strategy", ["early", "late", "rrf"])
+def test_recommendations_carry_a_calibrated_confidence_per_cross_modal_pair(tmp_path, encoders, monkeypatch, strategy):
+    from recsys.alignment.confidence import Platt, standardise
+
+    engine = _calibrated_engine(tmp_path, encoders, monkeypatch)
+    assert set(engine.calibrations) == {"text->image", "image->text"}
+    results = engine.recommend(Query(text="blue"), strategy=strategy, k=6)
+    sims = engine.pair_similarities(Query(text="blue"))["text->image"]
+    present = engine.indexes["image"].present
+    for r in results:
+        row = engine.catalogue.index_of(r.item.id)
+        if not present[row]:
+            assert r.confidence == {}  # no picture: nothing to be confident about
+            continue
+        assert set(r.confidence) == {"text->image"}  # same-modality pairs get none
+        expected = Platt(1.5, -1.0)(standardise([sims[row]], sims[present]))[0]  # six items: all are the sample
+        assert r.confidence["text->image"] == pytest.approx(expected, abs=1e-6)
+    with_image = [r for r in results if r.confidence]
+    best = max(with_image, key=lambda r: sims[engine.catalogue.index_of(r.item.id)])
+    assert best.confidence["text->image"] == max(r.confidence["text->image"] for r in with_image)
+    assert best.item.id == "car"
+
+
+def test_confidence_on_the_candidate_path_matches_exact_scoring(tmp_path, encoders, monkeypatch):
+    from recsys.catalogue_store import attach_store
+
+    engine = _calibrated_engine(tmp_path, encoders, monkeypatch)
+    exact = {r.item.id: r.confidence for r in engine.recommend(Query(text="green fruit"), k=4)}
+    attach_store(engine, search="ann", uri="memory://")
+    assert engine.uses_candidates
+    found = {r.item.id: r.confidence for r in engine.recommend(Query(text="green fruit"), k=4)}
+    assert found.keys() == exact.keys()
+    for item_id, conf in found.items():
+        assert conf.keys() == exact[item_id].keys()
+        assert all(conf[p] == pytest.approx(exact[item_id][p], abs=1e-6) for p in conf)
+
+
+def test_an_image_query_gets_an_image_to_text_confidence(tmp_path, encoders, monkeypatch):
+    engine = _calibrated_engine(tmp_path, encoders, monkeypatch)
+    query = Query(image=media.load_image(write_square(tmp_path / "q.png", "yellow")))
+    results = engine.recommend(query, k=6)
+    assert all(set(r.confidence) == {"image->text"} for r in results)  # every item has a description
+    assert all(0 <= r.confidence["image->text"] <= 1 for r in results)
+
+
+def test_without_a_calibration_file_there_is_no_confidence_and_a_log_line(tmp_path, encoders, monkeypatch, caplog):
+    with caplog.at_level("INFO", logger="recsys.alignment.confidence"):
+        engine = _calibrated_engine(tmp_path, encoders, monkeypatch, calibrated=False)
+    assert engine.calibrations == {}
+    assert "no match confidence" in caplog.text
+    assert all(r.confidence == {} for r in engine.recommend(Query(text="blue"), k=6))
+
+
+@pytest.mark.slow
+def test_demo_engine_gives_text_to_image_confidence_from_the_shipped_calibration(demo_engine):
+    results = demo_engine.recommend(Query(text="a barking puppy"), weights={"text": 0, "image": 1, "audio": 1}, k=5)
+    assert "text->image" in demo_engine.calibrations
+    assert all(0 <= r.confidence["text->image"] <= 1 for r in results if r.item.image is not None)
+    assert all("text->audio" not in r.confidence for r in results)  # no calibration shipped for sounds

@@ -46,6 +46,8 @@ class SourceData:
     titles: list[str]
     descriptions: list[str]
     categories: list[str]
+    #: What the text encoder sees for each item (``Item.text``: "title. description"); titles when absent.
+    item_texts: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.titles)
@@ -59,7 +61,12 @@ class SourceData:
             [self.titles[i] for i in pick],
             [self.descriptions[i] for i in pick],
             [self.categories[i] for i in pick],
+            [self.item_texts[i] for i in pick] if self.item_texts else [],
         )
+
+    def indexed_texts(self) -> list[str]:
+        """The items' texts as an engine indexes them (their titles when they were not recorded)."""
+        return self.item_texts or self.titles
 
     def texts(self, text_field: str) -> list[str]:
         """Training texts (:data:`~recsys.alignment.sources.TEXT_FIELDS`), each falling back on the other."""
@@ -84,6 +91,7 @@ def load_source_data(source: Any, encoder: Any, *, cache_dir: Any = None, progre
         [items[i].title for i in pick],
         [items[i].description for i in pick],
         [items[i].category for i in pick],
+        [items[i].text for i in pick],
     )
 
 
@@ -161,6 +169,11 @@ class CrossConfig:
     seed: int = 0
 
 
+def mix(bridge_vecs: np.ndarray, head_vecs: np.ndarray, bridge_weight: float) -> np.ndarray:
+    """The ensemble of the label bridge and a head: their unit rows mixed at ``bridge_weight``, renormalised."""
+    return l2_normalise(bridge_weight * bridge_vecs + (1 - bridge_weight) * head_vecs)
+
+
 def sample_rows(n: int, max_items: int, seed: int) -> np.ndarray:
     """A sorted seeded sample of ``max_items`` of ``n`` rows (all of them when ``max_items`` is 0 or >= n)."""
     if max_items <= 0 or n <= max_items:
@@ -197,9 +210,18 @@ class CrossCatalogue:
         self.ids = ids
         self.config = config
         self.log = log
+        self._heads: dict[tuple[tuple[str, ...], str], Any] = {}
+        self._choices: dict[tuple[str, ...], dict[str, Any]] = {}
 
     def train_head(self, names: Sequence[str], text_field: str) -> Any:
-        """A projection head on the union of the named sources' (image, text) pairs."""
+        """A projection head on the union of the named sources' (image, text) pairs (trained once per
+        union and text: the calibration benchmark reuses the heads the retrieval one trained)."""
+        key = (tuple(names), text_field)
+        if key not in self._heads:
+            self._heads[key] = self._train_head(names, text_field)
+        return self._heads[key]
+
+    def _train_head(self, names: Sequence[str], text_field: str) -> Any:
         parts = [self._train_rows(n) for n in names]
         texts = [t for p in parts for t in p.texts(text_field)]
         target = l2_normalise(self.encode(texts))
@@ -226,10 +248,21 @@ class CrossCatalogue:
 
     def _ensembles(self, head: Any, data: SourceData, bridge_vecs: np.ndarray) -> dict[float, np.ndarray]:
         head_vecs = head.transform(data.embedding)
-        return {w: l2_normalise(w * bridge_vecs + (1 - w) * head_vecs) for w in self.config.bridge_weights}
+        return {w: mix(bridge_vecs, head_vecs, w) for w in self.config.bridge_weights}
+
+    def aligned(self, head: Any, data: SourceData, bridge_weight: float) -> np.ndarray:
+        """``data``'s images in the text space through the label bridge and ``head`` mixed at ``bridge_weight``."""
+        return mix(self.bridge(data.class_proba), head.transform(data.embedding), bridge_weight)
 
     def select(self, train_names: Sequence[str]) -> dict[str, Any]:
-        """Pick the training text and bridge weight by leave-one-source-out within ``train_names``."""
+        """Pick the training text and bridge weight by leave-one-source-out within ``train_names``
+        (once per set of names)."""
+        key = tuple(train_names)
+        if key not in self._choices:
+            self._choices[key] = self._select(train_names)
+        return self._choices[key]
+
+    def _select(self, train_names: Sequence[str]) -> dict[str, Any]:
         if len(train_names) < 2:
             return {
                 "text_field": self.config.text_fields[0],
@@ -279,7 +312,7 @@ class CrossCatalogue:
         rows = {
             "label-bridge (no training)": bridge_vecs,
             f"projection (text={choice['text_field']})": head_vecs,
-            f"ensemble (w_bridge={w:g}, chosen)": l2_normalise(w * bridge_vecs + (1 - w) * head_vecs),
+            f"ensemble (w_bridge={w:g}, chosen)": mix(bridge_vecs, head_vecs, w),
         }
         for name, (transform, trained_on) in (fixed or {}).items():
             if test not in trained_on:

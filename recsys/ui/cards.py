@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from recsys.explain import Part, format_part, plain_pair_name, score_parts
+from recsys.explain import Part, confidence_notes, format_part, plain_pair_name, score_parts
 from recsys.ui.state import get_profile
 from recsys.ui.thumbs import thumbnail
 
@@ -100,6 +100,14 @@ def parts_html(parts: Sequence[Part], shown: int = 3) -> str:
     return "<div class='rec-parts' style='font-size:0.8em;opacity:0.85;line-height:1.3'>" + "".join(lines) + "</div>"
 
 
+def confidence_html(confidence: Mapping[str, float], given: Collection[str] | None = None) -> str:
+    """The cross-modal pairs' calibrated confidence, a line each (empty when there is none)."""
+    if not confidence:
+        return ""
+    lines = "".join(f"<div class='rec-line'>{html.escape(note)}</div>" for note in confidence_notes(confidence, given))
+    return f"<div class='rec-parts' style='font-size:0.75em;opacity:0.75;line-height:1.3'>{lines}</div>"
+
+
 def legend_html(pairs: Sequence[str], given: Collection[str] | None = None) -> str:
     """What the colours of the contribution bars mean (the pairs present in the results)."""
     chunks = "".join(
@@ -143,6 +151,8 @@ def render_card(
         st.markdown(f"score **{rec.score:.{decimals}f}**" + (f" · :orange[{WEAK_NOTE}]" if weak else ""))
         st.markdown(contribution_bar_html(rec.contributions), unsafe_allow_html=True)
         st.markdown(parts_html(score_parts(rec.contributions, rec.ranks, given)), unsafe_allow_html=True)
+        if rec.confidence:
+            st.markdown(confidence_html(rec.confidence, given), unsafe_allow_html=True)
         # a wrapping row: each button keeps its whole label ("Dislike", not "Disl...")
         row = st.container(horizontal=True, gap="small")
         row.button(
