@@ -404,13 +404,25 @@ def evaluate(
     )
 
 
-def save_results(path: str | Path, runs: Sequence[Results], summaries: Sequence[object] = ()) -> Path:
-    """Write runs atomically as one results JSON file; ``summaries`` (objects with ``to_dict``, e.g.
-    :class:`recsys.lab.stats.SeedSummary`) go under ``"summaries"``."""
+def results_record(
+    runs: Sequence[Results], summaries: Sequence[object] = (), meta: dict[str, object] | None = None
+) -> dict[str, object]:
+    """The results file's content: runs, ``summaries`` (objects with ``to_dict``, e.g.
+    :class:`recsys.lab.stats.SeedSummary`) under ``"summaries"``, and ``meta`` (what made the file:
+    the command that regenerates it, its seeds) under ``"meta"``."""
     record: dict[str, object] = {"format": RESULTS_FORMAT, "runs": [r.to_dict() for r in runs]}
     if summaries:
         record["summaries"] = [s.to_dict() for s in summaries]
-    return write_json(path, record)
+    if meta:
+        record["meta"] = jsonable(meta)
+    return record
+
+
+def save_results(
+    path: str | Path, runs: Sequence[Results], summaries: Sequence[object] = (), meta: dict[str, object] | None = None
+) -> Path:
+    """Write :func:`results_record` atomically as one results JSON file."""
+    return write_json(path, results_record(runs, summaries, meta))
 
 
 def load_results(source: str | Path | bytes) -> list[Results]:
