@@ -57,7 +57,7 @@ def test_metrics_frame_is_long_and_complete(runs):
 
 
 def test_warm_cold_takes_cold_from_the_cold_protocol(runs):
-    wc = report.warm_cold_frame(runs, "recall", 10)
+    wc = report.warm_cold_frame(report.metrics_frame(runs), "recall", 10)
     assert set(wc[wc.protocol == "cold-items"]["items"]) == {"cold"}
     assert set(wc[wc.protocol == "given"]["items"]) == {"warm"}
 
@@ -76,7 +76,7 @@ def test_figures_build(runs):
     frame = report.metrics_frame(runs)
     assert report.bar_figure(frame, "recall", 10).data
     assert report.line_figure(frame, "ndcg").data
-    assert report.warm_cold_figure(report.warm_cold_frame(runs, "recall", 10), "recall", 10).data
+    assert report.warm_cold_figure(report.warm_cold_frame(report.metrics_frame(runs), "recall", 10), "recall", 10).data
     assert report.weights_figure(report.weight_distributions(runs[0])).data
 
 
