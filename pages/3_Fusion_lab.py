@@ -83,7 +83,11 @@ def _load_section() -> LabRecord:
             "`artifacts/lfm2k_results.json`), upload a file, or switch to *Run an evaluation*."
         )
         st.stop()
-    st.session_state["lab_source"] = f"Uploaded `{upload.name}`" if upload is not None else f"`{path}`"
+    if upload is not None:
+        st.session_state["lab_source"] = f"Uploaded `{upload.name}`"
+    else:
+        shipped = Path(path).resolve() == SHIPPED_RESULTS.resolve()
+        st.session_state["lab_source"] = f"Shipped results (`{Path(path).name}`)" if shipped else f"`{path}`"
     return read_record(upload.getvalue() if upload is not None else path)
 
 
