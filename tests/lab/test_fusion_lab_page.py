@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 PAGE = Path(__file__).resolve().parents[2] / "pages" / "3_Fusion_lab.py"
@@ -16,17 +15,6 @@ def _app():
     from streamlit.testing.v1 import AppTest
 
     return AppTest.from_file(str(PAGE), default_timeout=120)
-
-
-def _toy(tmp_path, two_clusters):
-    ds = two_clusters.dataset
-    folder = tmp_path / "toy"
-    folder.mkdir()
-    rows = "\n".join(f"{u}\t{i}\t1\t{s}" for u, i, s in zip(ds.users, ds.items, ds.split, strict=True))
-    (folder / "toy.inter").write_text("userID\titemID\trating\tx_label\n" + rows + "\n")
-    for m, f in ds.item_features.items():
-        np.save(folder / f"{m}.npy", f)
-    return folder
 
 
 def _error_bars(chart) -> bool:
@@ -52,7 +40,7 @@ def test_page_opens_with_the_shipped_results():
 def test_quick_preset_and_all_models(two_clusters, tmp_path):
     at = _app()
     at.session_state["mode"] = "Run an evaluation"
-    at.session_state["dataset_dir"] = str(_toy(tmp_path, two_clusters))
+    at.session_state["dataset_dir"] = str(two_clusters.write_mmrec(tmp_path / "toy"))
     at.run()
     assert not at.exception, at.exception
     assert any("press *Run*" in i.value for i in at.info)
@@ -68,7 +56,7 @@ def test_quick_preset_and_all_models(two_clusters, tmp_path):
 def test_a_run_over_two_seeds_has_error_bars_tests_and_downloads(two_clusters, tmp_path):
     at = _app()
     at.session_state["mode"] = "Run an evaluation"
-    at.session_state["dataset_dir"] = str(_toy(tmp_path, two_clusters))
+    at.session_state["dataset_dir"] = str(two_clusters.write_mmrec(tmp_path / "toy"))
     at.run()
     at.multiselect(key="models").set_value(["popularity", "content:text"])
     at.number_input(key="seeds").set_value(2)
@@ -96,7 +84,7 @@ def test_page_still_opens_without_good_shipped_results(content, tmp_path, monkey
     assert at.info or at.error  # load mode: says what is wrong with the file
     at = _app()
     at.session_state["mode"] = "Run an evaluation"
-    at.session_state["dataset_dir"] = str(_toy(tmp_path, two_clusters))
+    at.session_state["dataset_dir"] = str(two_clusters.write_mmrec(tmp_path / "toy"))
     at.run()
     assert not at.exception, at.exception
     assert any("cannot be shown" in w.value and "Regenerate them" in w.value for w in at.warning)

@@ -126,13 +126,7 @@ def test_page_switches_results_files(results_file, runs, tmp_path):
 def test_page_runs_an_evaluation(two_clusters, tmp_path):
     from streamlit.testing.v1 import AppTest
 
-    ds = two_clusters.dataset
-    folder = tmp_path / "toy"
-    folder.mkdir()
-    rows = "\n".join(f"{u}\t{i}\t1\t{s}" for u, i, s in zip(ds.users, ds.items, ds.split, strict=True))
-    (folder / "toy.inter").write_text("userID\titemID\trating\tx_label\n" + rows + "\n")
-    for m, f in ds.item_features.items():
-        np.save(folder / f"{m}.npy", f)
+    folder = two_clusters.write_mmrec(tmp_path / "toy")
     at = AppTest.from_file(str(PAGE), default_timeout=120)
     at.session_state["mode"] = "Run an evaluation"
     at.session_state["dataset_dir"] = str(folder)
@@ -220,12 +214,7 @@ def test_page_keeps_the_runs_that_succeed(two_clusters, tmp_path, monkeypatch):
         return real(ds, protocol, *args, **kwargs)
 
     monkeypatch.setattr(runner, "evaluate", given_fails)
-    ds = two_clusters.dataset
-    folder = tmp_path / "toy"
-    folder.mkdir()
-    rows = "\n".join(f"{u}\t{i}\t1\t{s}" for u, i, s in zip(ds.users, ds.items, ds.split, strict=True))
-    (folder / "toy.inter").write_text("userID\titemID\trating\tx_label\n" + rows + "\n")
-    np.save(folder / "text.npy", ds.item_features["text"])
+    folder = two_clusters.write_mmrec(tmp_path / "toy", ("text",))
     at = AppTest.from_file(str(PAGE), default_timeout=120)
     at.session_state["mode"] = "Run an evaluation"
     at.session_state["dataset_dir"] = str(folder)
