@@ -79,8 +79,9 @@ def _load_section() -> LabRecord:
     upload = st.sidebar.file_uploader("...or upload a results JSON", type="json", key="results_upload")
     if upload is None and not Path(path).is_file():
         st.info(
-            f"No results file at `{path}`. Run `python benchmarks/lfm2k.py` (writes "
-            "`artifacts/lfm2k_results.json`), upload a file, or switch to *Run an evaluation*."
+            f"No results file at `{path}`. The shipped results are `data/lab/lfm2k-results.json` (the README "
+            "says how to remake them); `python benchmarks/lfm2k.py` writes `artifacts/lfm2k_results.json`. "
+            "Upload a file, or switch to *Run an evaluation*."
         )
         st.stop()
     if upload is not None:
@@ -102,11 +103,12 @@ def _model_picker(available: list[str], quick: list[str]) -> list[str]:
     st.session_state["models"] = available if chosen is None else [m for m in chosen if m in available]
     c1, c2 = st.sidebar.columns(2)
     c1.button(
-        "Quick preset",
+        f"Quick ({len(quick)} models)",
         key="preset_quick",
         on_click=_set_models,
         args=(quick,),
-        help=f"{', '.join(quick)}: a floor, a closed-form baseline and a graph model, in a minute or two.",
+        help=f"{', '.join(quick)}: a floor, a closed-form baseline and a graph model; a fraction of the full "
+        "selection's time.",
     )
     c2.button("All models", key="preset_all", on_click=_set_models, args=(available,))
     return st.sidebar.multiselect("Models", available, key="models")
