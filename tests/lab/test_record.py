@@ -4,6 +4,7 @@ and the shipped lfm2k results themselves."""
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 
@@ -116,3 +117,22 @@ def test_the_shipped_lfm2k_results():
     raw = json.loads(SHIPPED_RESULTS.read_text())
     assert all("per_user" not in m for run in raw["runs"] for m in run["models"])
     assert all(r.environment.get("git", {}).get("commit") for r in record.runs)
+
+
+def test_the_benchmark_records_the_command_that_regenerates_its_file(two_clusters, tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    script = SHIPPED_RESULTS.parents[2] / "benchmarks" / "lfm2k.py"
+    spec = importlib.util.spec_from_file_location("lfm2k_benchmark", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setenv("RECSYS_TRAIN_THREADS", "1")
+    out = tmp_path / "r.json"
+    argv = ["--dataset", str(two_clusters.write_mmrec(tmp_path / "toy")), "--models", "popularity,content:text",
+            "--seeds", "2", "--no-reference-check", "--out", str(out)]
+    assert bench.main(argv) == 0
+    record = read_record(out)
+    assert record.meta["command"].startswith("RECSYS_TRAIN_THREADS=1 ")
+    assert record.meta["command"].endswith(shlex.join(["python", "benchmarks/lfm2k.py", *argv]))
+    assert record.meta["seeds"] == [0, 1] and record.meta["train_threads"] == 1
+    assert [s.protocol for s in record.summaries] == ["given", "cold-items"] and all(s.paired for s in record.summaries)
