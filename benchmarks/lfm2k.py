@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -49,6 +50,16 @@ def shared_dir() -> Path:
     return Path(os.environ.get("RECSYS_SHARED_DIR", ROOT.parent / "shared"))
 
 
+#: Environment variables that change what a run computes or how fast; recorded with its command.
+RECORDED_ENV = ("RECSYS_TRAIN_THREADS", "OMP_NUM_THREADS", "RECSYS_DEVICE")
+
+
+def command_line(argv: list[str]) -> str:
+    """The shell command that regenerates this run, from the repository root (env settings first)."""
+    env = [f"{k}={os.environ[k]}" for k in RECORDED_ENV if k in os.environ]
+    return shlex.join([*env, "python", "benchmarks/lfm2k.py", *argv])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default=None, help="dataset folder (default: <shared>/datasets/lfm2k)")
@@ -59,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refit", action="store_true", help="refit every model on train+validation")
     parser.add_argument("--no-reference-check", action="store_true", help="skip the matched BPR sanity pair")
     parser.add_argument("--out", default=str(ROOT / "artifacts" / "lfm2k_results.json"))
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
@@ -103,7 +115,16 @@ def main(argv: list[str] | None = None) -> int:
         for line in summary.settings_lines():
             print("  " + line)
         print(flush=True)
-    path = save_results(args.out, runs, summaries)
+    meta = {
+        "command": command_line(argv),
+        "seeds": seeds,
+        "models": models,
+        "protocols": [s.protocol for s in summaries],
+        "total_seconds": round(time.perf_counter() - start, 1),
+        "cores": available_cores(),
+        "train_threads": thread_count("train"),
+    }
+    path = save_results(args.out, runs, summaries, meta)
     print(f"sanity checks (Recall@20, seed {seeds[0]}):")
     for line in sanity_checks(first_seed):
         print("  " + line)

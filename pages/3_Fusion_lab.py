@@ -1,7 +1,8 @@
 """Fusion lab: which fusion strategy recommends best on real interactions, warm and cold.
 
-A thin view: evaluation lives in ``recsys.lab.evaluate``, data shaping and figures in
-``recsys.lab.report``.
+A thin view: evaluation lives in ``recsys.lab.evaluate`` and ``recsys.lab.stats`` (seeds, intervals,
+paired tests), results files in ``recsys.lab.record``, data shaping and figures in ``recsys.lab.report``.
+Until the visitor runs an evaluation, the page shows the shipped lfm2k results and says what made them.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ import streamlit as st
 
 from recsys.errors import RecsysError
 from recsys.lab import report
-from recsys.lab.evaluate import Results, load_results
+from recsys.lab.record import SHIPPED_RESULTS, LabRecord, read_record, shipped_record
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RECSYS_SHARED_DIR", ROOT.parent / "shared"))
-DEFAULT_RESULTS = ROOT / "artifacts" / "lfm2k_results.json"
 METRICS = ("recall", "ndcg", "precision", "map", "mrr", "hit", "coverage", "diversity")
 
 
@@ -36,52 +36,94 @@ def _dataset_info(folder: str, fmt: str) -> dict:
 
 
 def _run(settings: dict, protocol: str, bar) -> dict:
-    """Evaluate one protocol, drawing model-by-model and epoch-by-epoch progress on ``bar``.
+    """Evaluate one protocol over the chosen seeds, drawing seed-, model- and epoch-level progress on ``bar``.
 
     Kept per session by its settings (not ``st.cache_data``: the progress bar must be drawn live).
+    The summary is made here, while the per-user figures its paired test needs are in memory.
     """
     from recsys.datasets import load_dataset
-    from recsys.lab.evaluate import evaluate
     from recsys.lab.filters import Filters
+    from recsys.lab.stats import evaluate_seeds, seed_range
 
     cache = st.session_state.setdefault("lab_cache", {})
     key = (protocol, *sorted((k, str(v)) for k, v in settings.items()))
     if key not in cache:
         ds = load_dataset(settings["folder"], settings["fmt"])
-        results = evaluate(
+        runs, summary = evaluate_seeds(
             ds,
             protocol,
             list(settings["models"]),
-            seed=settings["seed"],
+            seed_range(settings["seed"], settings["seeds"]),
             mask_valid=settings["mask_valid"],
             refit=settings["refit"],
             filters=Filters(settings["min_rating"], settings["k_core"] or None),
             reference_check=settings["reference_check"],
-            on_progress=lambda ev: bar.progress(ev.fraction, text=f"{protocol}: {ev.describe()}"),
+            on_seed_progress=lambda p: bar.progress(p.fraction, text=p.describe()),
         )
-        cache[key] = results.to_dict()
+        cache[key] = {"runs": [r.to_dict() for r in runs], "summary": summary.to_dict()}
     return cache[key]
 
 
-def _load_section() -> list[Results]:
-    path = st.sidebar.text_input("Results JSON", value=str(DEFAULT_RESULTS), key="results_path")
+def _shipped() -> LabRecord:
+    """The shipped results, or a message and a stop when they cannot be read (the page still opens)."""
+    record, problem = shipped_record(SHIPPED_RESULTS)
+    if record is None:
+        st.warning(problem)
+        st.stop()
+    st.session_state["lab_source"] = f"Shipped results (`{SHIPPED_RESULTS.name}`)"
+    return record
+
+
+def _load_section() -> LabRecord:
+    path = st.sidebar.text_input("Results JSON", value=str(SHIPPED_RESULTS), key="results_path")
     upload = st.sidebar.file_uploader("...or upload a results JSON", type="json", key="results_upload")
-    source = upload.getvalue() if upload is not None else path
     if upload is None and not Path(path).is_file():
         st.info(
-            f"No results file at `{path}`. Run `python benchmarks/lfm2k.py` (writes "
-            "`artifacts/lfm2k_results.json`), upload a file, or switch to *Run an evaluation*."
+            f"No results file at `{path}`. The shipped results are `data/lab/lfm2k-results.json` (the README "
+            "says how to remake them); `python benchmarks/lfm2k.py` writes `artifacts/lfm2k_results.json`. "
+            "Upload a file, or switch to *Run an evaluation*."
         )
         st.stop()
-    return load_results(source)
+    if upload is not None:
+        st.session_state["lab_source"] = f"Uploaded `{upload.name}`"
+    else:
+        shipped = Path(path).resolve() == SHIPPED_RESULTS.resolve()
+        st.session_state["lab_source"] = f"Shipped results (`{Path(path).name}`)" if shipped else f"`{path}`"
+    return read_record(upload.getvalue() if upload is not None else path)
 
 
-def _run_section() -> list[Results]:
-    from recsys.lab.registry import default_models
+def _set_models(names: list[str]) -> None:
+    st.session_state["models"] = list(names)
+
+
+def _model_picker(available: list[str], quick: list[str]) -> list[str]:
+    """The model multiselect, with one-click presets: the quick ~3-model run and every model."""
+    chosen = st.session_state.get("models")
+    # a new dataset offers other models: keep the ones it has (all of them on a first visit)
+    st.session_state["models"] = available if chosen is None else [m for m in chosen if m in available]
+    c1, c2 = st.sidebar.columns(2)
+    c1.button(
+        f"Quick ({len(quick)} models)",
+        key="preset_quick",
+        on_click=_set_models,
+        args=(quick,),
+        help=f"{', '.join(quick)}: a floor, a closed-form baseline and a graph model; a fraction of the full "
+        "selection's time.",
+    )
+    c2.button("All models", key="preset_all", on_click=_set_models, args=(available,))
+    return st.sidebar.multiselect("Models", available, key="models")
+
+
+def _run_section() -> LabRecord:
+    from recsys.lab.registry import default_models, quick_models
 
     folder = st.sidebar.text_input("Dataset folder", value=str(SHARED / "datasets" / "lfm2k"), key="dataset_dir")
     fmt = st.sidebar.selectbox("Format", ["mmrec", "recbole"], key="dataset_format")
-    info = _dataset_info(folder, fmt)
+    try:
+        info = _dataset_info(folder, fmt)
+    except RecsysError as exc:
+        st.error(str(exc))
+        return _shipped()
     # keyed by what the dataset supports: a dataset without a given split gets fresh defaults
     protocols = st.sidebar.multiselect(
         "Protocols",
@@ -91,12 +133,23 @@ def _run_section() -> list[Results]:
         help="The default is the dataset's own split when it has one (MMRec x_label), else a random split.",
     )
     available = default_models(info["modalities"])
-    models = st.sidebar.multiselect("Models", available, default=available, key="models")
+    models = _model_picker(available, quick_models(info["modalities"]))
     settings = {
         "folder": folder,
         "fmt": fmt,
         "models": tuple(models),
-        "seed": int(st.sidebar.number_input("Seed", value=0, min_value=0, step=1, key="seed")),
+        "seed": int(st.sidebar.number_input("First seed", value=0, min_value=0, step=1, key="seed")),
+        "seeds": int(
+            st.sidebar.number_input(
+                "Seeds",
+                value=1,
+                min_value=1,
+                max_value=10,
+                step=1,
+                key="seeds",
+                help="Every model runs once per seed; 2 or more give 95% intervals (error bars). The benchmark uses 3.",
+            )
+        ),
         "mask_valid": st.sidebar.checkbox(
             "Mask validation items at test time (RecBole)", key="mask_valid", help="RecBole excludes them too."
         ),
@@ -117,12 +170,43 @@ def _run_section() -> list[Results]:
                 errors.append(f"{protocol}: {exc}")
             bar.empty()
         st.session_state["lab_runs"], st.session_state["lab_errors"] = runs, errors
+        st.session_state["lab_settings"] = {k: v for k, v in settings.items() if k != "folder"}
     for error in st.session_state.get("lab_errors", []):
         st.error(error)
     if not st.session_state.get("lab_runs"):
-        st.info("Pick a dataset, protocols and models in the sidebar, then press *Run*.")
-        st.stop()
-    return [Results.from_dict(r) for r in st.session_state["lab_runs"]]
+        st.info("Pick a dataset, protocols and models in the sidebar, then press *Run*. Until then, shipped results:")
+        return _shipped()
+    from recsys.lab.evaluate import Results
+    from recsys.lab.stats import SeedSummary
+
+    done = st.session_state["lab_runs"]
+    st.session_state["lab_source"] = "Your run in this session"
+    return LabRecord.from_runs(
+        [Results.from_dict(r) for d in done for r in d["runs"]],
+        [SeedSummary.from_dict(d["summary"]) for d in done],
+        {"made_by": "pages/3_Fusion_lab.py", "settings": st.session_state.get("lab_settings", {})},
+    )
+
+
+def _downloads(record: LabRecord) -> None:
+    """The shown runs as a results JSON (``save_results``' format) and their tables as CSV."""
+    c1, c2 = st.columns(2)
+    name = "-".join(dict.fromkeys(str(r.dataset.get("name", "lab")) for r in record.runs))
+    c1.download_button(
+        "Download the run (JSON)",
+        record.to_json(),
+        file_name=f"{name}-results.json",
+        mime="application/json",
+        key="download_json",
+        help="Every seed's run, the summaries and what made them; the Fusion lab and `load_results` read it back.",
+    )
+    c2.download_button(
+        "Download the tables (CSV)",
+        report.summary_tables(record.summaries).to_csv(index=False),
+        file_name=f"{name}-tables.csv",
+        mime="text/csv",
+        key="download_csv",
+    )
 
 
 def main() -> None:
@@ -133,46 +217,51 @@ def main() -> None:
     )
     mode = st.sidebar.radio("Results", ["Load a results file", "Run an evaluation"], key="mode")
     try:
-        runs = _load_section() if mode == "Load a results file" else _run_section()
+        record = _load_section() if mode == "Load a results file" else _run_section()
     except RecsysError as exc:
         st.error(str(exc))
         st.stop()
-    if not runs:
-        st.warning("The results file holds no runs.")
-        st.stop()
+    st.caption(f"**{st.session_state.get('lab_source', 'Results')}**: {record.origin()}")
 
-    labels = [report.run_label(r) for r in runs]
+    labels = record.labels
     # no widget keys where the options depend on the loaded runs: new runs, fresh defaults
     chosen = st.multiselect("Runs", labels, default=labels)
-    runs = [r for r, label in zip(runs, labels, strict=True) if label in chosen]
-    if not runs:
+    record = record.select(chosen)
+    if not record.runs:
         st.stop()
-    for r in runs:  # every figure on this page carries its protocol
-        st.caption(f"**{report.run_label(r)}** - {r.description} - {r.split.get('test_users', '?')} test users")
+    for s in record.summaries:  # every figure on this page carries its protocol
+        users = next((r.split.get("test_users", "?") for r in record.runs if r.protocol == s.protocol), "?")
+        st.caption(f"**{report.summary_label(s)}** - {s.description} - {users} test users - seeds {s.seeds}")
+    for r in record.first_runs():
         for warning in r.warnings:
             st.warning(f"{report.run_label(r)}: {warning}")
 
-    ks = sorted({k for r in runs for k in r.ks})
+    ks = sorted({k for r in record.runs for k in r.ks})
     c1, c2, c3 = st.columns(3)
     metric = c1.selectbox("Metric", METRICS, key="metric")
     k = c2.select_slider("K", options=ks, value=20 if 20 in ks else ks[0])
-    segments = sorted({s for r in runs for s in r.segments}, key=["all", "warm", "cold"].index)
+    segments = sorted({s for r in record.runs for s in r.segments}, key=["all", "warm", "cold"].index)
     segment = c3.selectbox("Items", segments)
-    frame = report.metrics_frame(runs)
+    frame = report.summary_frame(record.summaries)
+    _downloads(record)
 
     tabs = st.tabs(["Compare", "By K", "Warm vs cold", "Modality weights", "Tables", "Sanity checks"])
     with tabs[0]:
         st.plotly_chart(report.bar_figure(frame, metric, k, segment), key="bar")
+        st.caption(
+            "Bars: mean over the seeds, error bars: 95% t-interval (none from a single seed). Hover a bar: "
+            "*n.s.* = not significantly different from the best model (paired per-user Wilcoxon test, p >= 0.05)."
+        )
     with tabs[1]:
         st.plotly_chart(report.line_figure(frame, metric, segment), key="line")
     with tabs[2]:
-        wc = report.warm_cold_frame(runs, metric, k)
+        wc = report.warm_cold_frame(frame, metric, k)
         if wc["items"].nunique() < 2:
             st.info("Warm vs cold needs a run on warm items and a cold-items run (or a split with both).")
         st.plotly_chart(report.warm_cold_figure(wc, metric, k), key="warm_cold")
     with tabs[3]:
-        for r in runs:
-            st.subheader(report.run_label(r))
+        for r in record.first_runs():
+            st.subheader(f"{report.run_label(r)} (seed {r.seed})")
             dist = report.weight_distributions(r)
             if dist.empty:
                 st.info("No learned per-user or per-item modality weights in this run (attention fusion).")
@@ -182,16 +271,24 @@ def main() -> None:
             if not fixed.empty:
                 st.plotly_chart(report.fixed_weights_figure(fixed), key=f"fixed_{report.run_label(r)}")
     with tabs[4]:
-        for r in runs:
-            for seg in r.segments:
-                st.markdown(f"**{report.run_label(r)}** - {seg} items")
-                st.dataframe(report.wide_table(r, seg).round(4), key=f"t_{r.protocol}_{seg}")
+        for s in record.summaries:
+            label = report.summary_label(s)
+            for seg in dict.fromkeys(seg for m in s.models for seg in m.metrics):
+                st.markdown(f"**{label}** - {seg} items - mean and 95% half-width (`+-`) over seeds {s.seeds}")
+                if seg == "all":
+                    st.caption(s.test)
+                table = s.frame(seg)
+                p_cols = [c for c in table if c.startswith("p(")]  # tiny p-values: never rounded to 0
+                fmt = {c: st.column_config.NumberColumn(format="%.2g") for c in p_cols}
+                shown = table.round(dict.fromkeys(table.columns.difference(p_cols), 4))
+                st.dataframe(shown, column_config=fmt, key=f"t_{s.protocol}_{seg}")
     with tabs[5]:
-        for line in report.sanity_checks(runs, k=k):
+        firsts = record.first_runs()
+        for line in report.sanity_checks(firsts, k=k):
             show = st.success if "PASS:" in line else st.info if "n.a.:" in line else st.warning
             show(line)
-        for r in runs:
-            st.caption(f"{report.run_label(r)}: {report.provenance_line(r)}")
+        for r in firsts:
+            st.caption(f"{report.run_label(r)} (seed {r.seed}): {report.provenance_line(r)}")
 
 
 main()

@@ -44,8 +44,13 @@ def write_text(target: str | os.PathLike[str], text: str) -> Path:
     return write_with(target, lambda p: p.write_text(text, encoding="utf-8"))
 
 
+def json_text(obj: Any) -> str:
+    """The JSON text ``write_json`` writes (also what a download button offers, so both match)."""
+    return json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+
+
 def write_json(target: str | os.PathLike[str], obj: Any) -> Path:
-    return write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    return write_text(target, json_text(obj))
 
 
 def write_npz(target: str | os.PathLike[str], *, compressed: bool = False, **arrays: np.ndarray) -> Path:

@@ -84,7 +84,7 @@ class Results:
             models = [ModelResult(**m) for m in d["models"]]
             reference = [ModelResult(**m) for m in d.get("reference", [])]
             return cls(**{**d, "models": models, "reference": reference})
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise RecsysError(f"Not a lab results record ({exc}).") from exc
 
     def model(self, name: str) -> ModelResult:
@@ -404,24 +404,45 @@ def evaluate(
     )
 
 
-def save_results(path: str | Path, runs: Sequence[Results], summaries: Sequence[object] = ()) -> Path:
-    """Write runs atomically as one results JSON file; ``summaries`` (objects with ``to_dict``, e.g.
-    :class:`recsys.lab.stats.SeedSummary`) go under ``"summaries"``."""
+def results_record(
+    runs: Sequence[Results], summaries: Sequence[object] = (), meta: dict[str, object] | None = None
+) -> dict[str, object]:
+    """The results file's content: runs, ``summaries`` (objects with ``to_dict``, e.g.
+    :class:`recsys.lab.stats.SeedSummary`) under ``"summaries"``, and ``meta`` (what made the file:
+    the command that regenerates it, its seeds) under ``"meta"``."""
     record: dict[str, object] = {"format": RESULTS_FORMAT, "runs": [r.to_dict() for r in runs]}
     if summaries:
         record["summaries"] = [s.to_dict() for s in summaries]
-    return write_json(path, record)
+    if meta:
+        record["meta"] = jsonable(meta)
+    return record
 
 
-def load_results(source: str | Path | bytes) -> list[Results]:
-    """Read a results JSON file (path or its bytes)."""
+def save_results(
+    path: str | Path, runs: Sequence[Results], summaries: Sequence[object] = (), meta: dict[str, object] | None = None
+) -> Path:
+    """Write :func:`results_record` atomically as one results JSON file."""
+    return write_json(path, results_record(runs, summaries, meta))
+
+
+def read_results_json(source: str | Path | bytes) -> dict[str, object]:
+    """A results file's whole record (path or its bytes), its format checked."""
     try:
         raw = source if isinstance(source, bytes) else Path(source).read_bytes()
         data = json.loads(raw)
     except FileNotFoundError as exc:
         raise RecsysError(f"Results file {source} does not exist.") from exc
+    except IsADirectoryError as exc:
+        raise RecsysError(f"Results file {source} is a folder, not a file.") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RecsysError(f"Results file is not valid JSON ({exc}).") from exc
     if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
         raise RecsysError(f"Not a lab results file (expected format {RESULTS_FORMAT!r}).")
-    return [Results.from_dict(r) for r in data["runs"]]
+    if not isinstance(data.get("runs"), list):
+        raise RecsysError("Not a lab results file (no list of runs).")
+    return data
+
+
+def load_results(source: str | Path | bytes) -> list[Results]:
+    """Read a results file's runs (path or its bytes)."""
+    return [Results.from_dict(r) for r in read_results_json(source)["runs"]]

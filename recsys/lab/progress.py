@@ -64,6 +64,26 @@ class ModelProgress:
 ProgressCallback = Callable[[ModelProgress], None]
 
 
+@dataclass(frozen=True)
+class SeedProgress:
+    """A model's event inside a several-seed run (:func:`recsys.lab.stats.evaluate_seeds`): seed
+    ``index`` of ``total``, so the dashboard's bar covers every seed rather than restarting."""
+
+    protocol: str
+    seed: int
+    index: int
+    total: int
+    event: ModelProgress
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, max(0.0, (self.index - 1 + self.event.fraction) / max(1, self.total)))
+
+    def describe(self) -> str:
+        """``given, seed 1 (2 of 3): model 2 of 5: bpr, epoch 12/150, validation recall 0.3012``."""
+        return f"{self.protocol}, seed {self.seed} ({self.index} of {self.total}): {self.event.describe()}"
+
+
 class EpochLog:
     """:class:`ModelProgress` -> epoch lines with rate and ETA (one :class:`ProgressLog` per model, so
     one model's speed never estimates another's) and tqdm bars when stderr is a terminal."""

@@ -158,6 +158,18 @@ def create_model(name: str, **overrides: object) -> Recommender:
     return model
 
 
+#: The dashboard's one-click quick run, in order of preference: a floor, a strong closed-form CF
+#: baseline (seconds), and the graph model (multimodal FREEDOM with features, else LightGCN).
+QUICK_PRESET = ("popularity", "ease", "freedom", "lightgcn")
+QUICK_SIZE = 3
+
+
+def quick_models(modalities: list[str]) -> list[str]:
+    """The quick preset's models that apply to a dataset with ``modalities`` and are installed."""
+    usable = set(default_models(modalities))
+    return [n for n in QUICK_PRESET if n in usable][:QUICK_SIZE]
+
+
 def default_models(modalities: list[str], include_unavailable: bool = False) -> list[str]:
     """Every registered model, ``content`` expanded per modality; feature models only with features,
     fusion models only with two modalities or more (with one they equal its content model)."""

@@ -18,6 +18,8 @@ from recsys.lab.evaluate import Results
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
+    from recsys.lab.stats import SeedSummary
+
 KINDS = {
     "random": "baseline",
     "popularity": "baseline",
@@ -44,6 +46,11 @@ def model_kind(name: str) -> str:
 
 def run_label(run: Results) -> str:
     return f"{run.dataset.get('name', '?')} / {run.protocol}"
+
+
+def summary_label(summary: SeedSummary) -> str:
+    """The label of the runs a seed summary covers (:func:`run_label` of each of its seeds' runs)."""
+    return f"{summary.dataset} / {summary.protocol}"
 
 
 def metrics_frame(runs: Sequence[Results]) -> pd.DataFrame:
@@ -83,32 +90,75 @@ def wide_table(run: Results, segment: str = "all") -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def warm_cold_frame(runs: Sequence[Results], metric: str, k: int) -> pd.DataFrame:
-    """Per model, the metric on warm items and on cold items, from whichever runs measure them.
-
-    A run with ``warm``/``cold`` segments gives both; otherwise a ``cold-items`` run's ``all``
-    segment is the cold figure and any other protocol's ``all`` segment the warm one.
-    """
+def summary_frame(summaries: Sequence[SeedSummary]) -> pd.DataFrame:
+    """:func:`metrics_frame`'s long format over seeds: ``value`` is the mean, ``half`` the 95%
+    interval's half-width (NaN from one seed), ``verdict`` the paired test against the best."""
     rows = []
-    key = f"{metric}@{k}"
-    for run in runs:
-        for m in run.models:
-            if "warm" in m.metrics and "cold" in m.metrics:
-                pairs = [("warm", m.metrics["warm"]), ("cold", m.metrics["cold"])]
-            else:
-                pairs = [("cold" if run.protocol == "cold-items" else "warm", m.metrics["all"])]
-            for items, values in pairs:
-                if key in values:
+    for s in summaries:
+        for m in s.models:
+            verdict = "best" if m.name == s.best else m.verdict
+            for segment, values in m.metrics.items():
+                for key, (mean, half) in values.items():
+                    metric, _, k = key.partition("@")
                     rows.append(
                         {
+                            "run": summary_label(s),
+                            "protocol": s.protocol,
+                            "segment": segment,
                             "model": m.name,
                             "kind": model_kind(m.name),
-                            "items": items,
-                            "protocol": run.protocol,
-                            "value": values[key],
+                            "metric": metric,
+                            "k": int(k),
+                            "value": np.nan if mean is None else mean,
+                            "half": np.nan if half is None else half,
+                            "seeds": len(s.seeds),
+                            "verdict": verdict,
+                            "fit_seconds": m.fit_seconds,
                         }
                     )
-    return pd.DataFrame(rows, columns=["model", "kind", "items", "protocol", "value"])
+    cols = ["run", "protocol", "segment", "model", "kind", "metric", "k", "value", "half", "seeds", "verdict"]
+    return pd.DataFrame(rows, columns=[*cols, "fit_seconds"])
+
+
+def summary_tables(summaries: Sequence[SeedSummary]) -> pd.DataFrame:
+    """Every summary's table (:meth:`SeedSummary.frame`) per segment, stacked with its run and segment:
+    the page's CSV download."""
+    parts = []
+    for s in summaries:
+        for segment in dict.fromkeys(seg for m in s.models for seg in m.metrics):
+            frame = s.frame(segment).rename_axis("model").reset_index()
+            frame.insert(0, "segment", segment)
+            frame.insert(0, "seeds", " ".join(map(str, s.seeds)))
+            frame.insert(0, "run", summary_label(s))
+            parts.append(frame)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def warm_cold_frame(frame: pd.DataFrame, metric: str, k: int) -> pd.DataFrame:
+    """Per model, the metric on warm items and on cold items, from whichever runs measure them.
+
+    ``frame`` is :func:`metrics_frame` or :func:`summary_frame` (its ``half`` column is kept). A run
+    with ``warm``/``cold`` segments gives both; otherwise a ``cold-items`` run's ``all`` segment is
+    the cold figure and any other protocol's ``all`` segment the warm one.
+    """
+    cols = ["model", "kind", "items", "protocol", "value", *(["half"] if "half" in frame else [])]
+    sub = frame[(frame.metric == metric) & (frame.k == k)]
+    parts = []
+    for (_run, _model), rows in sub.groupby(["run", "model"], sort=False):
+        split = rows[rows.segment.isin(["warm", "cold"])]
+        if set(split.segment) == {"warm", "cold"}:
+            parts.append(split.assign(items=split.segment))
+        else:
+            whole = rows[rows.segment == "all"]
+            parts.append(whole.assign(items=np.where(whole.protocol == "cold-items", "cold", "warm")))
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(parts, ignore_index=True)[cols]
+
+
+def _error_bars(frame: pd.DataFrame) -> dict[str, str]:
+    """``error_y`` for plotly express when the frame carries interval half-widths."""
+    return {"error_y": "half"} if "half" in frame and frame["half"].notna().any() else {}
 
 
 # ------------------------------------------------------------------------- learned modality weights
@@ -170,11 +220,14 @@ def fixed_weights(run: Results) -> pd.DataFrame:
 
 
 def bar_figure(frame: pd.DataFrame, metric: str, k: int, segment: str = "all") -> go.Figure:
-    """Models side by side on one metric at one K, one colour per kind of model, per run."""
+    """Models side by side on one metric at one K, one colour per kind of model, per run; from a
+    :func:`summary_frame`, the bars are seed means with 95% interval error bars, and models not
+    significantly different from the best say ``n.s.`` when hovered."""
     import plotly.express as px
 
     sub = frame[(frame.metric == metric) & (frame.k == k) & (frame.segment == segment)]
     sub = sub.sort_values("value", ascending=False)
+    seeds = f", mean of {sub.seeds.max()} seeds, 95% CI" if "seeds" in sub and len(sub) and sub.seeds.max() > 1 else ""
     fig = px.bar(
         sub,
         x="model",
@@ -182,7 +235,9 @@ def bar_figure(frame: pd.DataFrame, metric: str, k: int, segment: str = "all") -
         color="kind",
         facet_col="run",
         text_auto=".3f",
-        title=f"{metric}@{k} ({segment} items)",
+        hover_data=[c for c in ("verdict", "half") if c in sub],
+        title=f"{metric}@{k} ({segment} items{seeds})",
+        **_error_bars(sub),
     )
     fig.update_layout(yaxis_title=f"{metric}@{k}", xaxis_title="")
     fig.update_xaxes(matches=None, categoryorder="total descending")
@@ -203,6 +258,7 @@ def line_figure(frame: pd.DataFrame, metric: str, segment: str = "all") -> go.Fi
         facet_col="run",
         markers=True,
         title=f"{metric} by cut-off K ({segment} items)",
+        **_error_bars(sub),
     )
     fig.update_layout(yaxis_title=metric, xaxis_title="K")
     return fig
@@ -220,6 +276,7 @@ def warm_cold_figure(frame: pd.DataFrame, metric: str, k: int) -> go.Figure:
         hover_data=["protocol"],
         color_discrete_map={"warm": "#d95f02", "cold": "#1b9e77"},
         title=f"{metric}@{k}: warm items vs cold-start items",
+        **_error_bars(frame),
     )
     fig.update_layout(yaxis_title=f"{metric}@{k}", xaxis_title="")
     return fig

@@ -18,8 +18,9 @@ by a paired per-user test:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,10 @@ from recsys.datasets import InteractionDataset
 from recsys.errors import InputError
 from recsys.lab import evaluate as runner
 from recsys.lab.evaluate import ModelResult, Results, check_seed, jsonable
+from recsys.lab.progress import ModelProgress, ProgressCallback, SeedProgress
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
@@ -121,6 +126,11 @@ class ModelSummary:
     def significant(self) -> bool | None:
         return None if self.p_value is None else bool(self.p_value < ALPHA)
 
+    @property
+    def verdict(self) -> str:
+        """Against the best model: ``sig.``, ``n.s.`` (not significantly different), or ``""`` untested."""
+        return "" if self.p_value is None else ("sig." if self.significant else "n.s.")
+
 
 @dataclass
 class SeedSummary:
@@ -141,31 +151,71 @@ class SeedSummary:
             m["significant"] = summary.significant
         return jsonable(out)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> SeedSummary:
+        """Back from :meth:`to_dict` (a results file's ``"summaries"`` entry)."""
+        try:
+            models = [
+                ModelSummary(**{k: v for k, v in m.items() if k != "significant"})  # type: ignore[union-attr]
+                for m in d["models"]  # type: ignore[union-attr]
+            ]
+            return cls(**{**d, "models": models})  # type: ignore[arg-type]
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise InputError(f"Not a seed summary record ({exc}).") from exc
+
     def model(self, name: str) -> ModelSummary:
         return next(m for m in self.models if m.name == name)
 
-    def table(self, segment: str = "all", ks: Sequence[int] | None = None) -> str:
-        """Models x "mean +- half-width" per metric, fit time and the paired test against the best."""
-        import pandas as pd
+    @property
+    def paired(self) -> bool:
+        """Whether the paired test ran (a summary rebuilt from a file without per-user figures has none)."""
+        return any(m.p_value is not None for m in self.models)
 
+    def metric_keys(self, segment: str = "all", ks: Sequence[int] | None = None) -> list[str]:
+        """The table's columns: Recall and NDCG at every cut-off, MRR and Hit at the key's cut-off."""
         order = (*SUMMARY_METRICS, "mrr", "hit")
         extra = (f"mrr@{self.key_k}", f"hit@{self.key_k}")
         present = {k for m in self.models for k in m.metrics.get(segment, {})}
         wanted = [k for k in present if k.split("@")[0] in SUMMARY_METRICS or k in extra]
         keys = sorted(wanted, key=lambda k: (order.index(k.split("@")[0]), int(k.split("@")[1])))
-        if ks is not None:
-            keys = [k for k in keys if int(k.split("@")[1]) in ks]
+        return keys if ks is None else [k for k in keys if int(k.split("@")[1]) in ks]
+
+    def frame(self, segment: str = "all", ks: Sequence[int] | None = None) -> pd.DataFrame:
+        """Models x (``metric@k`` mean, ``metric@k +-`` half-width), fit seconds and, on ``all``, the
+        paired test against the best (``p(key)``, and ``vs best``: ``best`` / ``sig.`` / ``n.s.``)."""
+        import pandas as pd
+
+        keys = self.metric_keys(segment, ks)
         rows = {}
         for m in self.models:
             if segment not in m.metrics:
                 continue
-            row = {k: _pm(*m.metrics[segment].get(k, [math.nan, math.nan])) for k in keys}
-            row["fit_s"] = f"{m.fit_seconds:.1f}"
+            row: dict[str, object] = {}
+            for k in keys:
+                mean, half = m.metrics[segment].get(k, [math.nan, math.nan])
+                row[k], row[f"{k} +-"] = _number(mean), _number(half)
+            row["fit_s"] = m.fit_seconds
             if segment == "all":
-                row[f"p({self.key})"] = "best" if m.p_value is None else f"{m.p_value:.2g}"
-                row["vs best"] = "" if m.p_value is None else ("sig." if m.significant else "n.s.")
+                row[f"p({self.key})"] = math.nan if m.p_value is None else m.p_value
+                row["vs best"] = "best" if m.name == self.best else m.verdict
             rows[m.name] = row
-        frame = pd.DataFrame.from_dict(rows, orient="index")
+        return pd.DataFrame.from_dict(rows, orient="index")
+
+    def table(self, segment: str = "all", ks: Sequence[int] | None = None) -> str:
+        """Models x "mean +- half-width" per metric, fit time and the paired test against the best."""
+        import pandas as pd
+
+        numbers = self.frame(segment, ks)
+        frame = pd.DataFrame(index=numbers.index)
+        for k in self.metric_keys(segment, ks):
+            frame[k] = [_pm(a, b) for a, b in zip(numbers[k], numbers[f"{k} +-"], strict=True)]
+        if not numbers.empty:
+            frame["fit_s"] = [f"{v:.1f}" for v in numbers["fit_s"]]
+        if segment == "all" and not numbers.empty:
+            p = numbers[f"p({self.key})"]
+            verdicts = numbers["vs best"]
+            frame[f"p({self.key})"] = [v if v == "best" else _p_text(x) for x, v in zip(p, verdicts, strict=True)]
+            frame["vs best"] = ["" if v == "best" else v for v in verdicts]
         header = (
             f"{self.dataset} | protocol: {self.protocol} | segment: {segment} | {len(self.seeds)} seed(s) "
             f"{self.seeds}: mean +- {CONFIDENCE:.0%} t-interval half-width\n  {self.description}"
@@ -187,6 +237,14 @@ class SeedSummary:
         ]
 
 
+def _p_text(p: float) -> str:
+    return "" if math.isnan(p) else f"{p:.2g}"
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
 def _pm(mean: float, half: float) -> str:
     if mean is None or not math.isfinite(mean):
         return "-"
@@ -196,7 +254,8 @@ def _pm(mean: float, half: float) -> str:
 def summarise(runs: Sequence[Results], key: str | None = None) -> SeedSummary:
     """Mean and t-interval per model, segment and metric over ``runs`` (one protocol, one run per seed),
     and the paired per-user test of the best model (highest mean ``key`` on ``all``; default Recall@20,
-    else Recall at the first cut-off) against each other."""
+    else Recall at the first cut-off) against each other. Runs read back from a file keep no
+    per-user figures: their summary has the intervals and no test (``SeedSummary.paired`` False)."""
     if not runs:
         raise InputError("Nothing to summarise: no runs.")
     if key is None:
@@ -220,6 +279,23 @@ def summarise(runs: Sequence[Results], key: str | None = None) -> SeedSummary:
         summaries.append(ModelSummary(name, metrics, round(fit, 3), settings))
     means = {s.name: s.metrics.get("all", {}).get(key, [math.nan])[0] for s in summaries}
     best = max(names, key=lambda n: -math.inf if not math.isfinite(means[n]) else means[n])
+    seeds = [r.seed for r in runs]
+    if all(key in r.per_user for results in per_model.values() for r in results):
+        test = _paired_tests(per_model, summaries, best, key, len(seeds))
+    else:
+        test = (
+            f"no paired test: these runs kept no per-user {key} (a results file holds none; "
+            "run them again in this session for the test)"
+        )
+    return SeedSummary(
+        str(runs[0].dataset.get("name", "?")), runs[0].protocol, runs[0].description, seeds, key, best, test, summaries
+    )
+
+
+def _paired_tests(
+    per_model: dict[str, list[ModelResult]], summaries: list[ModelSummary], best: str, key: str, n_seeds: int
+) -> str:
+    """Set each summary's ``p_value`` against ``best``; returns the sentence describing the test."""
     best_users, best_values = per_user_mean(per_model[best], key)
     for s in summaries:
         if s.name == best:
@@ -228,14 +304,10 @@ def summarise(runs: Sequence[Results], key: str | None = None) -> SeedSummary:
         if not np.array_equal(users, best_users):
             raise InputError(f"{s.name} and {best} were tested on different users; they cannot be paired.")
         s.p_value = paired_p_value(best_values, values)
-    seeds = [r.seed for r in runs]
-    test = (
+    return (
         f"p({key}): two-sided Wilcoxon signed-rank test of {best} against each model over "
-        f"{best_users.size} test users, each user's {key} averaged over the {len(seeds)} seed(s); "
+        f"{best_users.size} test users, each user's {key} averaged over the {n_seeds} seed(s); "
         f"n.s. = not significant at {ALPHA}"
-    )
-    return SeedSummary(
-        str(runs[0].dataset.get("name", "?")), runs[0].protocol, runs[0].description, seeds, key, best, test, summaries
     )
 
 
@@ -255,17 +327,51 @@ def evaluate_seeds(
     *,
     reference_check: bool = False,
     key: str | None = None,
+    on_seed_progress: Callable[[SeedProgress], None] | None = None,
     **kwargs: object,
 ) -> tuple[list[Results], SeedSummary]:
     """:func:`~recsys.lab.evaluate.evaluate` once per seed (the seed drives the split where the
     protocol is random, and every model's initialisation and sampling), then :func:`summarise`.
 
     The matched BPR sanity pair (``reference_check``) runs with the first seed only.
+    ``on_seed_progress`` gets every model event with the seed it belongs to (``on_progress``, if
+    given, still gets the bare events).
     """
     if not seeds:
         raise InputError("Give at least one seed.")
-    runs = [
-        runner.evaluate(dataset, protocol, models, seed=seed, reference_check=reference_check and i == 0, **kwargs)
-        for i, seed in enumerate(seeds)
-    ]
+    on_progress = kwargs.pop("on_progress", None)
+    runs = []
+    for i, seed in enumerate(seeds):
+        listener = _listener(on_progress, on_seed_progress, protocol or "default protocol", seed, i + 1, len(seeds))
+        runs.append(
+            runner.evaluate(
+                dataset,
+                protocol,
+                models,
+                seed=seed,
+                reference_check=reference_check and i == 0,
+                on_progress=listener,
+                **kwargs,  # type: ignore[arg-type]
+            )
+        )
     return runs, summarise(runs, key)
+
+
+def _listener(
+    plain: ProgressCallback | None,
+    seeded: Callable[[SeedProgress], None] | None,
+    protocol: str,
+    seed: int,
+    index: int,
+    total: int,
+) -> ProgressCallback | None:
+    """One seed's progress callback: the plain one, and the seeded one with the seed attached."""
+    if seeded is None:
+        return plain
+
+    def tell(event: ModelProgress) -> None:
+        if plain is not None:
+            plain(event)
+        seeded(SeedProgress(protocol, seed, index, total, event))
+
+    return tell

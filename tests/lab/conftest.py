@@ -8,6 +8,8 @@ users have no interactions.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -77,6 +79,17 @@ class TwoClusters:
         self.user_group = user_group()
         self.cold = cold_items()
         self.empty_users = EMPTY_USERS
+
+    def write_mmrec(self, folder: Path, modalities: tuple[str, ...] | None = None) -> Path:
+        """The dataset as an MMRec folder (``toy.inter`` with its x_label split, one ``.npy`` per modality)."""
+        ds = self.dataset
+        folder.mkdir(parents=True)
+        rows = "\n".join(f"{u}\t{i}\t1\t{s}" for u, i, s in zip(ds.users, ds.items, ds.split, strict=True))
+        (folder / "toy.inter").write_text("userID\titemID\trating\tx_label\n" + rows + "\n")
+        for m, f in ds.item_features.items():
+            if modalities is None or m in modalities:
+                np.save(folder / f"{m}.npy", f)
+        return folder
 
 
 @pytest.fixture(scope="session")

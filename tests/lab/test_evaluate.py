@@ -97,13 +97,7 @@ def test_registered_model_without_its_module_fails_clearly(two_clusters, monkeyp
 
 
 def test_cli_prints_table_and_writes_json(tmp_path, capsys, two_clusters):
-    ds = two_clusters.dataset
-    folder = tmp_path / "toy"
-    folder.mkdir()
-    rows = "\n".join(f"{u}\t{i}\t1\t{s}" for u, i, s in zip(ds.users, ds.items, ds.split, strict=False))
-    (folder / "toy.inter").write_text("userID\titemID\trating\tx_label\n" + rows + "\n")
-    for m, f in ds.item_features.items():
-        np.save(folder / f"{m}.npy", f)
+    folder = two_clusters.write_mmrec(tmp_path / "toy")
     out = tmp_path / "res.json"
     code = main(
         [

@@ -44,3 +44,12 @@ def test_fraction_and_description():
     assert ModelProgress("a", 4, 4, "done").fraction == 1.0
     assert ModelProgress("a", 1, 2, "fit").describe() == "model 1 of 2: a, fitting"
     assert ModelProgress("a", 1, 2, "done", seconds=1.25).describe() == "model 1 of 2: a, done in 1.2s"
+
+
+def test_seed_progress_spans_every_seed():
+    from recsys.lab.progress import SeedProgress
+
+    event = ModelProgress("bpr", 2, 4, "epoch", epoch=50, epochs=100, valid_recall=0.31)
+    first, last = SeedProgress("given", 7, 1, 2, event), SeedProgress("given", 8, 2, 2, event)
+    assert first.fraction == (1 + 0.5) / 4 / 2 and last.fraction == 0.5 + first.fraction
+    assert last.describe() == "given, seed 8 (2 of 2): model 2 of 4: bpr, epoch 50/100, validation recall 0.3100"

@@ -57,7 +57,7 @@ def test_metrics_frame_is_long_and_complete(runs):
 
 
 def test_warm_cold_takes_cold_from_the_cold_protocol(runs):
-    wc = report.warm_cold_frame(runs, "recall", 10)
+    wc = report.warm_cold_frame(report.metrics_frame(runs), "recall", 10)
     assert set(wc[wc.protocol == "cold-items"]["items"]) == {"cold"}
     assert set(wc[wc.protocol == "given"]["items"]) == {"warm"}
 
@@ -76,7 +76,7 @@ def test_figures_build(runs):
     frame = report.metrics_frame(runs)
     assert report.bar_figure(frame, "recall", 10).data
     assert report.line_figure(frame, "ndcg").data
-    assert report.warm_cold_figure(report.warm_cold_frame(runs, "recall", 10), "recall", 10).data
+    assert report.warm_cold_figure(report.warm_cold_frame(report.metrics_frame(runs), "recall", 10), "recall", 10).data
     assert report.weights_figure(report.weight_distributions(runs[0])).data
 
 
@@ -126,13 +126,7 @@ def test_page_switches_results_files(results_file, runs, tmp_path):
 def test_page_runs_an_evaluation(two_clusters, tmp_path):
     from streamlit.testing.v1 import AppTest
 
-    ds = two_clusters.dataset
-    folder = tmp_path / "toy"
-    folder.mkdir()
-    rows = "\n".join(f"{u}\t{i}\t1\t{s}" for u, i, s in zip(ds.users, ds.items, ds.split, strict=True))
-    (folder / "toy.inter").write_text("userID\titemID\trating\tx_label\n" + rows + "\n")
-    for m, f in ds.item_features.items():
-        np.save(folder / f"{m}.npy", f)
+    folder = two_clusters.write_mmrec(tmp_path / "toy")
     at = AppTest.from_file(str(PAGE), default_timeout=120)
     at.session_state["mode"] = "Run an evaluation"
     at.session_state["dataset_dir"] = str(folder)
@@ -220,12 +214,7 @@ def test_page_keeps_the_runs_that_succeed(two_clusters, tmp_path, monkeypatch):
         return real(ds, protocol, *args, **kwargs)
 
     monkeypatch.setattr(runner, "evaluate", given_fails)
-    ds = two_clusters.dataset
-    folder = tmp_path / "toy"
-    folder.mkdir()
-    rows = "\n".join(f"{u}\t{i}\t1\t{s}" for u, i, s in zip(ds.users, ds.items, ds.split, strict=True))
-    (folder / "toy.inter").write_text("userID\titemID\trating\tx_label\n" + rows + "\n")
-    np.save(folder / "text.npy", ds.item_features["text"])
+    folder = two_clusters.write_mmrec(tmp_path / "toy", ("text",))
     at = AppTest.from_file(str(PAGE), default_timeout=120)
     at.session_state["mode"] = "Run an evaluation"
     at.session_state["dataset_dir"] = str(folder)
@@ -235,3 +224,42 @@ def test_page_keeps_the_runs_that_succeed(two_clusters, tmp_path, monkeypatch):
     assert not at.exception, at.exception
     assert any("given: the given split is broken" in e.value for e in at.error)
     assert at.main.multiselect[0].value == ["toy / cold-items"]
+
+
+@pytest.fixture(scope="module")
+def summaries(two_clusters):
+    from recsys.lab.stats import evaluate_seeds
+
+    models = ["popularity", "content:text", "content:audio"]
+    return [evaluate_seeds(two_clusters.dataset, p, models, [0, 1, 2], ks=(5, 10))[1] for p in ("given", "cold-items")]
+
+
+def test_summary_frame_carries_intervals_and_verdicts(summaries):
+    frame = report.summary_frame(summaries)
+    assert set(frame.run) == {"two-clusters / given", "two-clusters / cold-items"}
+    row = frame[(frame.run == "two-clusters / given") & (frame.model == "popularity") & (frame.metric == "recall")]
+    mean, half = summaries[0].model("popularity").metrics["all"]["recall@10"]
+    assert row[row.k == 10].value.item() == pytest.approx(mean) and row[row.k == 10].half.item() == pytest.approx(half)
+    assert set(frame.verdict) <= {"best", "sig.", "n.s.", ""} and "best" in set(frame.verdict)
+    assert (frame.seeds == 3).all()
+
+
+def test_bar_chart_has_error_bars(summaries):
+    fig = report.bar_figure(report.summary_frame(summaries), "recall", 10)
+    assert fig.data and all(trace.error_y.array is not None for trace in fig.data)
+    assert "mean of 3 seeds, 95% CI" in fig.layout.title.text
+    one_seed = report.bar_figure(report.metrics_frame([]), "recall", 10)  # no intervals: no error bars
+    assert all(trace.error_y.array is None for trace in one_seed.data)
+    wc = report.warm_cold_frame(report.summary_frame(summaries), "recall", 10)
+    assert set(wc["items"]) == {"warm", "cold"} and "half" in wc
+    assert report.warm_cold_figure(wc, "recall", 10).data[0].error_y.array is not None
+
+
+def test_summary_tables_stack_every_run_and_segment(summaries):
+    tables = report.summary_tables(summaries)
+    assert list(tables.columns[:4]) == ["run", "seeds", "segment", "model"]
+    assert set(tables.run) == {"two-clusters / given", "two-clusters / cold-items"}
+    assert (tables.seeds == "0 1 2").all()
+    assert "vs best" in tables and "recall@10 +-" in tables
+    csv = tables.to_csv(index=False)
+    assert csv.splitlines()[0].startswith("run,seeds,segment,model,")

@@ -149,3 +149,43 @@ def test_evaluate_seeds_on_two_clusters_round_trips(two_clusters, tmp_path):
     assert models["popularity"]["significant"] is True and models["content:text"]["p_value"] is None
     assert "per_user" not in record["runs"][0]["models"][0]
     assert len(load_results(path)) == 2
+
+
+def test_summary_frame_and_dict_round_trip(two_clusters):
+    from recsys.lab.stats import SeedSummary
+
+    _, summary = evaluate_seeds(two_clusters.dataset, "cold-items", ["popularity", "content:text"], [0, 1], ks=(2,))
+    frame = summary.frame()
+    assert list(frame.index) == ["popularity", "content:text"]
+    assert {"recall@2", "recall@2 +-", "fit_s", "p(recall@2)", "vs best"} <= set(frame.columns)
+    assert frame.loc["content:text", "vs best"] == "best" and frame.loc["popularity", "vs best"] == "sig."
+    mean = summary.model("popularity").metrics["all"]["recall@2"][0]
+    assert frame.loc["popularity", "recall@2"] == pytest.approx(mean)
+    back = SeedSummary.from_dict(json.loads(json.dumps(summary.to_dict())))
+    assert back.to_dict() == summary.to_dict() and back.paired
+    assert back.table() == summary.table()
+    with pytest.raises(InputError, match="Not a seed summary record"):
+        SeedSummary.from_dict({"models": [{"name": "x"}]})
+
+
+def test_runs_without_per_user_figures_are_summarised_without_a_test(two_clusters):
+    runs, _ = evaluate_seeds(two_clusters.dataset, "cold-items", ["popularity", "content:text"], [0, 1], ks=(2,))
+    read_back = [Results.from_dict(r.to_dict()) for r in runs]
+    summary = summarise(read_back)
+    assert not summary.paired and summary.best == "content:text"
+    assert all(m.p_value is None and m.verdict == "" for m in summary.models)
+    assert "no paired test" in summary.test and "n.s." not in summary.table()
+
+
+def test_evaluate_seeds_reports_progress_with_its_seed(two_clusters):
+    seen, plain = [], []
+    evaluate_seeds(
+        two_clusters.dataset, "given", ["popularity", "bpr"], [3, 4], ks=(2,),
+        on_seed_progress=seen.append, on_progress=plain.append,
+    )
+    assert {(p.seed, p.index, p.total) for p in seen} == {(3, 1, 2), (4, 2, 2)}
+    assert [p.event for p in seen] == plain  # the bare events still reach on_progress
+    assert any(p.event.phase == "epoch" for p in seen)
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert seen[-1].describe().startswith("given, seed 4 (2 of 2): model 2 of 2: bpr, done in")
