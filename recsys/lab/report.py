@@ -35,6 +35,7 @@ KINDS = {
     "hybrid-bpr": "hybrid",
     "hybrid-bce": "hybrid",
     "freedom": "hybrid",
+    "lattice": "hybrid",
 }
 
 
