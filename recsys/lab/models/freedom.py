@@ -99,7 +99,8 @@ class Freedom(TorchRecommender):
     """FREEDOM: frozen modality kNN item graph + degree-sensitive edge pruning on a LightGCN backbone.
 
     ``modality_weights``: ``{modality: weight}`` for the item graph (normalised to sum 1; default
-    equal). ``edge_dropout`` 0 turns the pruning off.
+    equal). ``edge_dropout`` 0 turns the pruning off. ``max_feature_dim`` caps each modality's features
+    by PCA (:func:`~recsys.lab.training.normalise_features`) before graphs and projections.
 
     Defaults chosen on lfm2k *validation* Recall@20 (given split, seed 0, ``benchmarks/lab_grid.py``;
     test figures never looked at), from dim 64, 1 item-graph layer, k 10, lr 0.01, batch 2048:
@@ -124,6 +125,7 @@ class Freedom(TorchRecommender):
         reg: float = 1e-3,
         modality_weights: dict[str, float] | None = None,
         init_std: float = 0.1,
+        max_feature_dim: int | None = None,
         **train: Any,
     ) -> None:
         if not 0.0 <= edge_dropout < 1.0:
@@ -135,6 +137,7 @@ class Freedom(TorchRecommender):
         self.ui_layers, self.mm_layers, self.knn_k = ui_layers, mm_layers, knn_k
         self.edge_dropout, self.feature_weight, self.reg = edge_dropout, feature_weight, reg
         self.modality_weights = modality_weights
+        self.max_feature_dim = max_feature_dim  # PCA cap on each modality's features (None: keep all)
         self.modalities: list[str] = []
         self.weights: list[float] = []
         self._final: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -154,7 +157,7 @@ class Freedom(TorchRecommender):
 
         check_train_data(data.train, self.name)
         start = time.perf_counter()
-        self.modalities, feats = normalise_features(data.item_features, data.n_items, None, data.seed)
+        self.modalities, feats = normalise_features(data.item_features, data.n_items, self.max_feature_dim, data.seed)
         self.weights = self._resolve_weights(self.modalities)
         rng = seed_everything(data.seed)
         device = self._device = resolve_device(self.config.device)
@@ -265,5 +268,6 @@ class Freedom(TorchRecommender):
             "feature_weight": self.feature_weight,
             "reg": self.reg,
             "modality_weights": dict(zip(self.modalities, self.weights, strict=True)),
+            "max_feature_dim": self.max_feature_dim,
             **self.training_info(),
         }
