@@ -22,7 +22,7 @@ item-graph hooks, with pruning and the auxiliary feature loss off).
 How "learned each epoch" is done here: the neighbour *sets* are recomputed from the current
 projections before every epoch (a top-k is not differentiable), while the neighbour *weights* are
 recomputed from the projections in every mini-batch, so the projections and the modality weights
-get gradients from every batch (the paper's code rebuilds the whole graph once per epoch and
+get gradients from every batch (MMRec's implementation rebuilds the whole graph once per epoch and
 back-propagates through it in that one batch only). The neighbour sets live in the module's
 buffers, so early stopping restores the graph that belongs to the best epoch's parameters.
 
