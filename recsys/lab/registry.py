@@ -58,6 +58,14 @@ MODELS: dict[str, ModelSpec] = {
         needs_features=True,
         ranks_cold=True,
     ),
+    "lattice": ModelSpec(
+        "recsys.lab.models.lattice:Lattice",
+        "LATTICE (Zhang et al. 2021): LightGCN plus per-modality item-item kNN graphs learned from projected "
+        "features, mixed with the frozen raw-feature graphs, softmax modality weights; cold items scored "
+        "through their content neighbours (torch)",
+        needs_features=True,
+        ranks_cold=True,
+    ),
     "content": ModelSpec(
         "recsys.lab.models.content:ContentKNN",
         "content kNN on one modality",

@@ -37,6 +37,7 @@ KINDS = {
     "hybrid-bpr": "hybrid",
     "hybrid-bce": "hybrid",
     "freedom": "hybrid",
+    "lattice": "hybrid",
 }
 
 

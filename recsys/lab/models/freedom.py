@@ -99,7 +99,8 @@ class Freedom(TorchRecommender):
     """FREEDOM: frozen modality kNN item graph + degree-sensitive edge pruning on a LightGCN backbone.
 
     ``modality_weights``: ``{modality: weight}`` for the item graph (normalised to sum 1; default
-    equal). ``edge_dropout`` 0 turns the pruning off.
+    equal). ``edge_dropout`` 0 turns the pruning off. ``max_feature_dim`` caps each modality's features
+    by PCA (:func:`~recsys.lab.training.normalise_features`) before graphs and projections.
 
     Defaults chosen on lfm2k *validation* Recall@20 (given split, seed 0, ``benchmarks/lab_grid.py``;
     test figures never looked at), from dim 64, 1 item-graph layer, k 10, lr 0.01, batch 2048:
@@ -124,6 +125,7 @@ class Freedom(TorchRecommender):
         reg: float = 1e-3,
         modality_weights: dict[str, float] | None = None,
         init_std: float = 0.1,
+        max_feature_dim: int | None = None,
         **train: Any,
     ) -> None:
         if not 0.0 <= edge_dropout < 1.0:
@@ -135,6 +137,7 @@ class Freedom(TorchRecommender):
         self.ui_layers, self.mm_layers, self.knn_k = ui_layers, mm_layers, knn_k
         self.edge_dropout, self.feature_weight, self.reg = edge_dropout, feature_weight, reg
         self.modality_weights = modality_weights
+        self.max_feature_dim = max_feature_dim  # PCA cap on each modality's features (None: keep all)
         self.modalities: list[str] = []
         self.weights: list[float] = []
         self._final: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -154,12 +157,12 @@ class Freedom(TorchRecommender):
 
         check_train_data(data.train, self.name)
         start = time.perf_counter()
-        self.modalities, feats = normalise_features(data.item_features, data.n_items, None, data.seed)
+        self.modalities, feats = normalise_features(data.item_features, data.n_items, self.max_feature_dim, data.seed)
         self.weights = self._resolve_weights(self.modalities)
         rng = seed_everything(data.seed)
         device = self._device = resolve_device(self.config.device)
         self._n_users = data.n_users
-        self._item_adj = to_torch_sparse(item_graph(feats, self.weights, self.knn_k), device)
+        self._build_item_graph(feats, device)
         self._full_adj = to_torch_sparse(normalised_adjacency(data.train), device)
         self._warm = torch.from_numpy(data.warm_items).to(device)
         module = torch.nn.ModuleDict(
@@ -167,20 +170,22 @@ class Freedom(TorchRecommender):
                 "user": torch.nn.Embedding(data.n_users, self.dim),
                 "item": torch.nn.Embedding(data.n_items, self.dim),
                 "proj": torch.nn.ModuleList([torch.nn.Linear(f.shape[1], self.dim) for f in feats]),
+                **self._extra_modules(),
             }
         )
         torch.nn.init.normal_(module["user"].weight, std=self.init_std)
         torch.nn.init.normal_(module["item"].weight, std=self.init_std)
         self._module = module = module.to(device)
-        features = [torch.from_numpy(f).to(device) for f in feats]
+        self._features = features = [torch.from_numpy(f).to(device) for f in feats]
         self._final = None
         self._train_adj = self._full_adj
         prune_rng = np.random.default_rng([data.seed, 1])  # its own stream: sampling stays comparable
 
-        def resample(_epoch: int) -> None:
+        def resample(epoch: int) -> None:
             if self.edge_dropout > 0:
                 kept = prune_edges(data.train, 1.0 - self.edge_dropout, prune_rng)
                 self._train_adj = to_torch_sparse(normalised_adjacency(kept), device)
+            self._before_epoch(epoch)
 
         def batch_loss(u: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
             users, items = self._embeddings(self._train_adj)
@@ -212,12 +217,31 @@ class Freedom(TorchRecommender):
         ego = torch.cat([module["user"].weight, module["item"].weight])
         out = propagate(adj, ego, self.ui_layers)
         users, items = out[: self._n_users], out[self._n_users :]
-        h = module["item"].weight
-        for _ in range(self.mm_layers):
-            h = torch.sparse.mm(self._item_adj, h)
+        h = self._item_item(module["item"].weight)
         if for_scoring:
             items = items * self._warm[:, None].to(items.dtype)
         return users, items + h
+
+    # Hooks for models that share this training loop but learn their item-item graph (LATTICE).
+    def _build_item_graph(self, feats: list[np.ndarray], device: torch.device) -> None:
+        """Set up the item-item graph from the normalised features (here: the frozen weighted kNN graph)."""
+        self._item_adj = to_torch_sparse(item_graph(feats, self.weights, self.knn_k), device)
+
+    def _extra_modules(self) -> dict[str, torch.nn.Module]:
+        """Trainable parts beyond the embeddings and projections (none here)."""
+        return {}
+
+    def _before_epoch(self, epoch: int) -> None:
+        """Runs before every epoch, after the user-item graph is resampled (nothing here)."""
+
+    def _item_item(self, items: torch.Tensor) -> torch.Tensor:
+        """The item-item view of the free item vectors: ``mm_layers`` convolutions over the item graph."""
+        import torch
+
+        h = items
+        for _ in range(self.mm_layers):
+            h = torch.sparse.mm(self._item_adj, h)
+        return h
 
     def _score_batch(self, users: np.ndarray) -> np.ndarray:
         import torch
@@ -244,5 +268,6 @@ class Freedom(TorchRecommender):
             "feature_weight": self.feature_weight,
             "reg": self.reg,
             "modality_weights": dict(zip(self.modalities, self.weights, strict=True)),
+            "max_feature_dim": self.max_feature_dim,
             **self.training_info(),
         }
