@@ -191,7 +191,8 @@ class FieldIndex:
         self, x: np.ndarray, allowed: Selection, params: AnnParams, breadth: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
         """The IVF lists to scan for query ``x`` (1, d) under ``allowed``, nearest first, with their
-        centroid scores: the fewest (at least nprobe) whose qualifying rows reach the target."""
+        centroid scores: the fewest (at least nprobe) whose qualifying rows reach the target, less
+        those holding none."""
         import faiss
 
         ivf = faiss.extract_index_ivf(self.index)
@@ -212,7 +213,11 @@ class FieldIndex:
             scores = centroids @ x[0]  # every list, by inner product (the index's metric)
             order, reach = _nearest_until(scores, counts, need, max(4 * params.nprobe * breadth, 256))
         nprobe = int(min(len(order), max(params.nprobe, np.searchsorted(reach, min(need, reach[-1])) + 1)))
-        lists = order[None, :nprobe].astype(np.int64)
+        chosen = order[:nprobe]
+        # A list without a qualifying row adds nothing but the walk over its rows (a tenth of the
+        # lists probed at 1M items under a 3% category).
+        chosen = chosen[counts[chosen] > 0] if qualifying else chosen[:1]
+        lists = chosen[None, :].astype(np.int64)
         return np.ascontiguousarray(lists), np.ascontiguousarray(scores[lists], dtype=np.float32)
 
     def _centroids(self) -> np.ndarray | None:
