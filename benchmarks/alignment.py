@@ -18,7 +18,8 @@ category P@10 at the top and leaf level, beside chance, for the label bridge alo
 on the other sources (its training text and bridge weight chosen by an inner leave-one-source-out
 split) and the shipped demo aligner where it was not trained on the held-out source:
 
-    RECSYS_CACHE_DIR=/tmp/idx20k python benchmarks/alignment.py --cross \
+    python scripts/build_large_catalogue.py && python -m recsys index --catalogue data/large  # once
+    python benchmarks/alignment.py --cross \
         data/tuxpaint data/large@openclipart data/large@iconify --out artifacts/alignment-cross.json
 
 With ``--cross`` it also measures the match confidence (:mod:`recsys.alignment.crossconfidence`):
