@@ -12,11 +12,13 @@ name the path their own way, e.g. :mod:`recsys.config`), and ``check_*`` raises 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
-from recsys.errors import InputError
+from recsys.errors import InputError, RecsysError
 
 #: Longest path shown in a message; longer ones are cut in the middle.
 SHOWN_CHARS = 80
@@ -188,3 +190,20 @@ def read_utf8(path: PathLike, encoding: str = "utf-8") -> str:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:
         raise UnreadableText(byte=raw[exc.start], line=raw[: exc.start].count(b"\n") + 1) from exc
+
+
+def read_format_json(
+    path: PathLike, fmt: str, error: type[RecsysError], *, missing: str, unreadable: str, wrong: str
+) -> dict[str, Any]:
+    """The JSON object at ``path`` whose ``format`` is ``fmt``: the one reader of the small versioned
+    files the product ships (heads, calibrations). Each failure raises ``error`` with its message
+    template, formatted with ``path``, ``fmt`` and (for ``unreadable``) ``exc``."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(missing.format(path=path, fmt=fmt)) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(unreadable.format(path=path, fmt=fmt, exc=exc)) from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise error(wrong.format(path=path, fmt=fmt))
+    return data

@@ -15,7 +15,6 @@ the engine then logs one line and gives no note, it never fails a query.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import os
@@ -27,6 +26,7 @@ import numpy as np
 
 from recsys.atomic import write_json
 from recsys.errors import RecsysError
+from recsys.paths import read_format_json
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +125,14 @@ def save_detector(detector: SpeechDetector, path: str | os.PathLike[str]) -> Pat
 def read_detector(path: str | os.PathLike[str], encoder_id: str | None = None) -> SpeechDetector:
     """The head at ``path``; refused when it is missing, damaged or (given ``encoder_id``) for another encoder."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpeechDetectorError(f"No speech detector at {path}; build it with: {REBUILD}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SpeechDetectorError(f"The speech detector {path} cannot be read ({exc}); rebuild: {REBUILD}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise SpeechDetectorError(f"{path} is not a speech detector ({FORMAT}); rebuild it with: {REBUILD}")
+    data = read_format_json(
+        path,
+        FORMAT,
+        SpeechDetectorError,
+        missing=f"No speech detector at {{path}}; build it with: {REBUILD}",
+        unreadable=f"The speech detector {{path}} cannot be read ({{exc}}); rebuild: {REBUILD}",
+        wrong=f"{{path}} is not a speech detector ({{fmt}}); rebuild it with: {REBUILD}",
+    )
     try:
         detector = SpeechDetector(
             encoder_id=str(data["encoder_id"]),

@@ -20,7 +20,6 @@ confidence is read. Queries with no relevant item in the gallery are left out.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from recsys.errors import InputError, RecsysError
+from recsys.paths import read_format_json
 
 log = logging.getLogger(__name__)
 
@@ -311,14 +311,14 @@ def write_calibrations(path: str | Path, calibrations: Sequence[Calibration]) ->
 def read_calibrations(path: str | Path) -> list[Calibration]:
     """Every calibration in a confidence file; a missing, unreadable or malformed one raises RecsysError."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RecsysError(f"no confidence calibration file at {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecsysError(f"the confidence calibration file {path} cannot be read: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise RecsysError(f"{path} is not a {FORMAT} file")
+    data = read_format_json(
+        path,
+        FORMAT,
+        RecsysError,
+        missing="no confidence calibration file at {path}",
+        unreadable="the confidence calibration file {path} cannot be read: {exc}",
+        wrong="{path} is not a {fmt} file",
+    )
     try:
         return [Calibration.from_json(c) for c in data["calibrations"]]
     except (KeyError, TypeError, ValueError, AttributeError, RecsysError) as exc:
