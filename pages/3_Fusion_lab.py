@@ -64,9 +64,20 @@ def _run(settings: dict, protocol: str, bar) -> dict:
     return cache[key]
 
 
+@st.cache_data(show_spinner=False, max_entries=4)
+def _read_shipped(path: str, stamp: tuple[int, int]) -> tuple[LabRecord | None, str]:
+    """Parsed once per version of the file (``stamp``: its mtime and size), not on every rerun."""
+    return shipped_record(path)
+
+
 def _shipped() -> LabRecord:
     """The shipped results, or a message and a stop when they cannot be read (the page still opens)."""
-    record, problem = shipped_record(SHIPPED_RESULTS)
+    try:
+        info = SHIPPED_RESULTS.stat()
+        stamp = (info.st_mtime_ns, info.st_size)
+    except OSError:
+        stamp = (0, -1)
+    record, problem = _read_shipped(str(SHIPPED_RESULTS), stamp)
     if record is None:
         st.warning(problem)
         st.stop()
