@@ -13,13 +13,22 @@ prints items/s of
 
 and the ratio (c)/(a): how close indexing gets to the model's own speed. Same run, same device.
 
-    .venv/bin/python benchmarks/encoding.py [--n 256] [--device cpu|cuda] [--workers W] [--threads T] [--ray auto]
+A GPU runs the models at thousands of items/s, so a few hundred items measure mostly start-up:
+``--copies K`` encodes each distinct item K times as K distinct contents (media files get K
+trailing-byte variants, which decode to the same pixels or samples at the same cost; texts get a
+numbered suffix), so the pipeline sees ``K * n`` items as a large catalogue would show them.
+The raw forward is timed on the first ``--raw-n`` distinct items, repeated for at least
+``--raw-seconds``: its rate does not depend on which items it sees.
+
+    .venv/bin/python benchmarks/encoding.py [--n 256] [--copies K] [--device cpu|cuda] [--workers W]
+        [--threads T] [--batch-size B] [--precision fp32|bf16|fp16] [--ray auto]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import tempfile
 import time
@@ -50,6 +59,36 @@ def distinct_items(catalogue: Catalogue, modality: str, n: int) -> Catalogue:
     return Catalogue(catalogue.root, items, [])
 
 
+def copies(catalogue: Catalogue, modality: str, k: int, work: Path) -> Catalogue:
+    """Each item ``k`` times with distinct content: media copies with trailing bytes (ignored by the
+    decoders), texts with a numbered suffix. ``k == 1`` returns the catalogue as it is."""
+    if k == 1:
+        return catalogue
+    items = []
+    for i, item in enumerate(catalogue.items):
+        media_file = getattr(item, modality) if modality != "text" else None
+        data = media_file.read_bytes() if media_file is not None else b""
+        for j in range(k):
+            path = None
+            if media_file is not None:
+                path = work / f"{i}-{j}{media_file.suffix}"
+                path.write_bytes(data + f"recsys-benchmark-copy-{j}".encode())
+            changes = {"id": f"{item.id}#{j}", modality: path} if path else {"id": f"{item.id}#{j}"}
+            if modality == "text":
+                changes["description"] = f"{item.description} ({j})"
+            items.append(dataclasses.replace(item, **changes))
+    return Catalogue(catalogue.root, items, [])
+
+
+def autocast(device: str, precision: str) -> contextlib.AbstractContextManager:
+    """The raw forward at the precision the pipeline runs (autocast applies on CUDA only)."""
+    import torch
+
+    if precision == "fp32" or not device.startswith("cuda"):
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
 def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
@@ -66,8 +105,9 @@ def measure(modality: str, name: str, catalogue: Catalogue, args: argparse.Names
     torch.set_num_threads(threads)
     pre = encoder.preprocessor
 
+    raw = subset.items[: args.raw_n]
     start = time.perf_counter()
-    decoded = [decode(item, modality) for item in subset.items]
+    decoded = [decode(item, modality) for item in raw]
     decode_s = time.perf_counter() - start
     start = time.perf_counter()
     prepared = [pre(x) for x in decoded]
@@ -77,29 +117,39 @@ def measure(modality: str, name: str, catalogue: Catalogue, args: argparse.Names
     encoder.forward_batch(collated[0])  # warm-up (lazy inits, allocator)
     if str(encoder.device).startswith("cuda"):
         torch.cuda.synchronize()
+    forwarded = 0
     start = time.perf_counter()
-    for batch in collated:
-        encoder.forward_batch(batch)  # returns numpy: the device work is finished when it returns
+    with autocast(str(encoder.device), args.precision):
+        while forwarded == 0 or time.perf_counter() - start < args.raw_seconds:
+            for batch in collated:
+                encoder.forward_batch(batch)  # returns numpy: the device work is finished when it returns
+            forwarded += len(raw)
     forward_s = time.perf_counter() - start
 
-    options = BatchOptions(batch_size=args.batch_size, workers=args.workers, threads=threads, precision=args.precision)
-    with tempfile.TemporaryDirectory() as cache:
+    pin = {"auto": None, "on": True, "off": False}[args.pin]
+    options = BatchOptions(
+        batch_size=args.batch_size, workers=args.workers, threads=threads, precision=args.precision, pin_memory=pin
+    )
+    with tempfile.TemporaryDirectory() as work:
+        many = copies(subset, modality, args.copies, Path(work))
+        n = len(many.items)
         start = time.perf_counter()
-        catalogue_features(subset, modality, encoder, encoder.outputs, cache_dir=cache, options=options)
+        catalogue_features(many, modality, encoder, encoder.outputs, cache_dir=Path(work) / "cache", options=options)
         pipeline_s = time.perf_counter() - start
-    rates = {
-        "n": n,
-        "forward": rate(n, forward_s),
-        "decode": rate(n, decode_s),
-        "preprocess": rate(n, preprocess_s),
-        "pipeline": rate(n, pipeline_s),
-    }
-    if args.ray:
-        from recsys.distributed import EncoderRecipe, run_plan_on_ray
+        rates = {
+            "n": n,
+            "forward": rate(forwarded, forward_s),
+            "decode": rate(len(raw), decode_s),
+            "preprocess": rate(len(raw), preprocess_s),
+            "pipeline": rate(n, pipeline_s),
+        }
+        if args.ray:
+            from recsys.distributed import EncoderRecipe, run_plan_on_ray
 
-        with tempfile.TemporaryDirectory() as cache:
             start = time.perf_counter()
-            plan = plan_features(subset, modality, encoder, encoder.outputs, cache_dir=cache, precision=args.precision)
+            plan = plan_features(
+                many, modality, encoder, encoder.outputs, cache_dir=Path(work) / "ray-cache", precision=args.precision
+            )
             run_plan_on_ray(plan, EncoderRecipe(name, str(encoder.device)), options, actors=args.ray_actors)
             rates["ray"] = rate(n, time.perf_counter() - start)
     return rates
@@ -109,11 +159,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--catalogue", default=str(ROOT / "data" / "tuxpaint"))
     parser.add_argument("--n", type=int, default=256, help="distinct items per encoder")
+    parser.add_argument("--copies", type=int, default=1, help="distinct-content copies of each item (GPU runs)")
+    parser.add_argument("--raw-n", type=int, default=256, help="items the raw forward is timed on")
+    parser.add_argument("--raw-seconds", type=float, default=2.0, help="repeat the raw forward for at least this long")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=None, help="decode workers (default: the thread policy)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the thread policy)")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast on CUDA")
+    parser.add_argument("--pin", default="auto", choices=["auto", "on", "off"], help="pinned batches on CUDA")
     parser.add_argument("--modalities", default="text,image,audio")
     parser.add_argument("--ray", default=None, help="also encode on this Ray cluster: auto or an address")
     parser.add_argument("--ray-actors", type=int, default=None, help="model actors on Ray (default: from the cluster)")
@@ -127,7 +181,7 @@ def main() -> None:
     args.threads = args.threads or thread_count("batch", workers)  # the pipeline's own policy
     print(
         f"catalogue {args.catalogue}, device {args.device}, {os.cpu_count()} cores, batch {args.batch_size}, "
-        f"{workers} decode worker(s), {args.threads} torch thread(s), {args.precision}"
+        f"{workers} decode worker(s), {args.threads} torch thread(s), {args.precision}, pin {args.pin}"
     )
     with contextlib.ExitStack() as stack:
         if args.ray:

@@ -24,6 +24,7 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,25 @@ def content_key(item: Item, modality: str) -> str | None:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+#: Items hashed per task when a catalogue's media files are hashed on several threads.
+HASH_CHUNK = 256
+
+
+def content_keys(items: Sequence[Item], modality: str) -> list[str | None]:
+    """:func:`content_key` of every item, in order. Media files are hashed on the batch role's
+    threads (file reads and sha256 release the GIL): at GPU speed, hashing a large catalogue on
+    one thread would take as long as encoding it."""
+    from recsys.threads import thread_count
+
+    threads = min(thread_count("batch"), -(-len(items) // HASH_CHUNK))
+    if modality == "text" or threads <= 1:
+        return [content_key(item, modality) for item in items]
+    chunks = [items[i : i + HASH_CHUNK] for i in range(0, len(items), HASH_CHUNK)]
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="recsys-hash") as pool:
+        parts = pool.map(lambda chunk: [content_key(item, modality) for item in chunk], chunks)
+        return [key for part in parts for key in part]
 
 
 def decode(item: Item, modality: str) -> Any:

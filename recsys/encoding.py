@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from recsys.cache import Features, FeatureStore, content_key, decode_source, item_source
+from recsys.cache import Features, FeatureStore, content_keys, decode_source, item_source
 from recsys.catalogue import Catalogue
 from recsys.encoders.base import Preprocessor, encoder_outputs, output_width
 from recsys.errors import InputError
@@ -51,6 +51,7 @@ class BatchOptions:
     workers: int | None = None
     threads: int | None = None
     precision: str = "fp32"
+    pin_memory: bool | None = None  # page-locked batches for the copy to a GPU; None: on CUDA
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.chunk_size < 1:
@@ -230,7 +231,7 @@ def plan_features(
 ) -> FeaturePlan:
     """Hash every item and read what the cache holds (each shard once); nothing is decoded yet."""
     outputs = tuple(dict.fromkeys(outputs))
-    keys = [content_key(item, modality) for item in catalogue.items]
+    keys = content_keys(catalogue.items, modality)
     stores = {
         name: FeatureStore(cache_dir, feature_id(encoder, name, precision), output_width(encoder, name))
         for name in outputs
@@ -403,7 +404,7 @@ def _batches(plan: FeaturePlan, preprocessor: Preprocessor, options: BatchOption
         batch_size=options.batch_size,
         num_workers=workers,
         collate_fn=Collate(preprocessor, tensors=True),
-        pin_memory=cuda,
+        pin_memory=cuda and options.pin_memory is not False,
         worker_init_fn=_worker_init,
         prefetch_factor=4,
     )

@@ -33,7 +33,7 @@ import numpy as np
 
 from recsys import atomic
 from recsys.alignment.bridge import bridge_class_names, bridge_parents, class_text_cache_file
-from recsys.cache import FeatureStore, content_key
+from recsys.cache import FeatureStore, content_keys
 from recsys.encoding import feature_id
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -77,9 +77,9 @@ def prebuilt_dir(catalogue_root: str | Path) -> Path:
     return Path(catalogue_root) / FOLDER
 
 
-def content_keys(catalogue: Catalogue, modalities: Sequence[str]) -> dict[str, list[str | None]]:
+def keys_by_modality(catalogue: Catalogue, modalities: Sequence[str]) -> dict[str, list[str | None]]:
     """Each item's cache key per modality (``None`` where it has none)."""
-    return {m: [content_key(item, m) for item in catalogue.items] for m in modalities}
+    return {m: content_keys(catalogue.items, m) for m in modalities}
 
 
 def catalogue_hash(keys: Mapping[str, Sequence[str | None]]) -> str:
@@ -180,7 +180,7 @@ def seed_cache(
         manifest = None
     if manifest is not None:
         modalities = sorted({str(e.get("modality")) for e in manifest.get("features", [])} & set(encoders))
-        keys = content_keys(catalogue, modalities)
+        keys = keys_by_modality(catalogue, modalities)
         stale = 0
         for entry in manifest.get("features", []):
             if entry.get("modality") in keys:
@@ -318,7 +318,7 @@ def export_features(
     Reads the cache only: build the engine first. Items with no cached row are left out.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    keys = content_keys(catalogue, sorted(outputs))
+    keys = keys_by_modality(catalogue, sorted(outputs))
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "catalogue": catalogue_hash(keys),

@@ -106,3 +106,21 @@ def test_temporaries_of_a_killed_write_are_cleared_when_old(tmp_path):
     os.utime(old, (0, 0))
     assert store.load(["a"]).present.all()
     assert not old.exists() and fresh.exists()
+
+
+def test_content_keys_hash_media_on_threads_in_catalogue_order(tmp_path, monkeypatch):
+    """More items than one hashing task holds, on several threads: same keys, same order as one by one."""
+    from recsys.cache import HASH_CHUNK, content_key, content_keys
+    from recsys.catalogue import Item
+
+    monkeypatch.setenv("RECSYS_BATCH_THREADS", "3")
+    items = []
+    for i in range(2 * HASH_CHUNK + 7):
+        path = tmp_path / f"{i}.bin"
+        path.write_bytes(f"content {i % 300}".encode())  # some files share content, hence keys
+        items.append(Item(str(i), f"title {i}", "", "", path if i % 5 else None, None))
+    keys = content_keys(items, "image")
+    assert keys == [content_key(item, "image") for item in items]
+    assert keys[0] is None and keys[1] is not None and keys[1] == keys[301]
+    assert content_keys(items, "text") == [content_key(item, "text") for item in items]
+    assert content_keys([], "image") == []

@@ -14,6 +14,7 @@ and is the aligner's job.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,12 @@ def checkpoint_path() -> Path:
 
 
 def log_mel(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``(frames, 96)`` scaled log-mel spectrogram, as aisfx's librosa path computes it (transposed)."""
+    """``(frames, 96)`` scaled log-mel spectrogram, as aisfx's librosa path computes it (transposed).
+
+    The STFT (centred, zero-padded, periodic Hann window) is plain numpy and the mel filters are
+    built once per process: librosa's per-call checks, filter construction and JIT warm-up cost
+    more than the transform itself, in every worker process of a batch run.
+    """
     import librosa
     from aisfx import inference, preprocessing
 
@@ -56,21 +62,42 @@ def log_mel(samples: np.ndarray, sample_rate: int) -> np.ndarray:
         y = librosa.resample(y, orig_sr=sample_rate, target_sr=sr, res_type="soxr_hq")
     peak = float(np.max(np.abs(y))) if y.size else 0.0
     y = y / (peak if peak > 0 else 1.0)
-    spec = librosa.feature.melspectrogram(
-        y=y,
-        sr=sr,
+    spec = _mel_filters() @ _power_spectrogram(y)
+    spec = np.log10(spec * 10000.0 + 1.0).T
+    return preprocessing.spectrogram_normalize(spec, spec_norm="original").astype(np.float32)
+
+
+def _power_spectrogram(y: np.ndarray) -> np.ndarray:
+    """``|STFT|^2``, ``(1 + n_fft / 2, frames)``: librosa's ``stft(center=True, pad_mode="constant")``."""
+    from aisfx import inference
+
+    n_fft, hop = int(inference.SPEC_BLOCK_LENGTH), int(inference.SPEC_HOP_LENGTH)
+    padded = np.pad(y, n_fft // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
+    spectrum = np.fft.rfft(frames * _hann(n_fft), axis=1)
+    return (spectrum.real**2 + spectrum.imag**2).astype(np.float32).T
+
+
+@functools.lru_cache(maxsize=1)
+def _hann(n: int) -> np.ndarray:
+    """Periodic Hann window (scipy's ``get_window("hann", n)``, librosa's default)."""
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def _mel_filters() -> np.ndarray:
+    import librosa
+    from aisfx import inference
+
+    return librosa.filters.mel(
+        sr=int(inference.SAMPLE_RATE),
+        n_fft=int(inference.SPEC_BLOCK_LENGTH),
         n_mels=inference.MEL_BINS,
-        norm=1.0,
         fmin=inference.F_MIN,
         fmax=inference.F_MAX,
         htk=True,
-        power=2.0,
-        hop_length=inference.SPEC_HOP_LENGTH,
-        win_length=inference.SPEC_BLOCK_LENGTH,
-        n_fft=inference.SPEC_BLOCK_LENGTH,
+        norm=1.0,
     )
-    spec = np.log10(spec * 10000.0 + 1.0).T
-    return preprocessing.spectrogram_normalize(spec, spec_norm="original").astype(np.float32)
 
 
 def windows(spec: np.ndarray) -> np.ndarray:
