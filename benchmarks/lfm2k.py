@@ -9,7 +9,9 @@ role (:mod:`recsys.threads`), with epoch lines (rate, ETA) on stderr, once per s
 seeds ``--seed`` .. ``--seed + N - 1``). Prints, per protocol, each model's mean and 95% t-interval
 over the seeds for every reported metric (with warm/cold segments where they apply), its mean fit
 time, a paired per-user test against the best model (:mod:`recsys.lab.stats`) and the
-hyper-parameters each model used or chose on validation; then the sanity checks (our BPR against
+hyper-parameters each model used or chose on validation, and whether fusing modalities earns its
+place (:mod:`recsys.lab.fusiongain`: each multimodal model against the best single modality, and
+against itself on that modality alone when ``<model>@<modality>`` runs too); then the sanity checks (our BPR against
 implicit's at matched hyper-parameters on the first protocol, first seed) and the timing, and writes
 ``artifacts/lfm2k_results.json`` (every seed's run, the summaries, library versions and the commit)
 for the Fusion lab page.
@@ -36,6 +38,7 @@ if str(ROOT) not in sys.path:  # run as a script from a fresh clone, without ins
 from recsys.datasets import load_dataset  # noqa: E402
 from recsys.errors import RecsysError  # noqa: E402
 from recsys.lab.evaluate import save_results  # noqa: E402
+from recsys.lab.fusiongain import fusion_gain  # noqa: E402
 from recsys.lab.progress import EpochLog  # noqa: E402
 from recsys.lab.protocols import default_protocol  # noqa: E402
 from recsys.lab.registry import MODELS, default_models, is_available  # noqa: E402
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"not installed in this checkout (skipped): {', '.join(missing)}")
     print(f"models: {', '.join(models)}; seeds: {', '.join(map(str, seeds))}\n", flush=True)
 
-    runs, summaries, first_seed = [], [], []
+    runs, summaries, first_seed, fusion = [], [], [], []
     for i, protocol in enumerate((default_protocol(dataset), "cold-items")):
         t0 = time.perf_counter()
         with progress_lines():
@@ -114,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         print("hyper-parameters (used or chosen on validation; a list where the seeds differ):")
         for line in summary.settings_lines():
             print("  " + line)
+        gain = fusion_gain(summary, dataset.modalities, seeded)
+        if gain is not None:
+            fusion.append(gain)
+            print("\ndoes fusion earn its place (each multimodal model against the best single modality):")
+            for line in gain.lines():
+                print("  " + line)
         print(flush=True)
     meta = {
         "command": command_line(argv),
@@ -124,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         "cores": available_cores(),
         "train_threads": thread_count("train"),
     }
-    path = save_results(args.out, runs, summaries, meta)
+    path = save_results(args.out, runs, summaries, meta, fusion)
     print(f"sanity checks (Recall@20, seed {seeds[0]}):")
     for line in sanity_checks(first_seed):
         print("  " + line)

@@ -256,7 +256,9 @@ def main() -> None:
     frame = report.summary_frame(record.summaries)
     _downloads(record)
 
-    tabs = st.tabs(["Compare", "By K", "Warm vs cold", "Modality weights", "Tables", "Sanity checks"])
+    tabs = st.tabs(
+        ["Compare", "By K", "Warm vs cold", "Modality weights", "Fusion vs one modality", "Tables", "Sanity checks"]
+    )
     with tabs[0]:
         st.plotly_chart(report.bar_figure(frame, metric, k, segment), key="bar")
         st.caption(
@@ -282,6 +284,24 @@ def main() -> None:
             if not fixed.empty:
                 st.plotly_chart(report.fixed_weights_figure(fixed), key=f"fixed_{report.run_label(r)}")
     with tabs[4]:
+        gains = record.fusion_gains()
+        if not gains:
+            st.info("This run has no multimodal model beside a single-modality one (content:<modality>) to compare.")
+        for gain in gains:
+            show = st.success if any(r.earns_place for r in gain.rows) else st.warning
+            show(f"**{gain.protocol}**: {gain.verdict}.")
+            st.dataframe(
+                gain.frame().round(4),
+                column_config={"p": st.column_config.NumberColumn(format="%.2g")},
+                key=f"fusion_{gain.protocol}",
+            )
+            st.markdown("\n".join(f"- {reason}" for reason in gain.reasons))
+        st.caption(
+            "A multimodal model earns its place when it beats the best single-modality result by at least 5% "
+            "(and the paired per-user test agrees, where the run kept it). `vs own ablation`: against the same "
+            "model run on the best modality alone (`model@modality` in the model list)."
+        )
+    with tabs[5]:
         for s in record.summaries:
             label = report.summary_label(s)
             for seg in dict.fromkeys(seg for m in s.models for seg in m.metrics):
@@ -293,7 +313,7 @@ def main() -> None:
                 fmt = {c: st.column_config.NumberColumn(format="%.2g") for c in p_cols}
                 shown = table.round(dict.fromkeys(table.columns.difference(p_cols), 4))
                 st.dataframe(shown, column_config=fmt, key=f"t_{s.protocol}_{seg}")
-    with tabs[5]:
+    with tabs[6]:
         firsts = record.first_runs()
         for line in report.sanity_checks(firsts, k=k):
             show = st.success if "PASS:" in line else st.info if "n.a.:" in line else st.warning

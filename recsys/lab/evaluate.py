@@ -11,6 +11,7 @@ to JSON (``{"format": ..., "runs": [...]}``) with the library versions and commi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -31,7 +32,7 @@ from recsys.lab.metrics import MetricAccumulator, unit_rows
 from recsys.lab.progress import ModelProgress, ProgressCallback
 from recsys.lab.protocols import Split, default_protocol, make_split
 from recsys.lab.provenance import environment
-from recsys.lab.registry import create_model, default_models, is_available, spec_for
+from recsys.lab.registry import create_model, default_models, is_available, modality_subset, spec_for
 from recsys.lab.training import epoch_listener
 from recsys.threads import use_threads
 
@@ -220,7 +221,14 @@ def check_models(dataset: InteractionDataset, names: Sequence[str]) -> None:
         spec = spec_for(name)
         if spec.needs_features and not dataset.item_features:
             raise DatasetError(f"Model {name!r} needs item features, but dataset {dataset.name} has none.")
-        if spec.fuses_modalities and len(dataset.modalities) < 2:
+        subset = modality_subset(name)
+        unknown = sorted(set(subset or ()) - set(dataset.modalities))
+        if unknown:
+            raise DatasetError(
+                f"Model {name!r} asks for modalities {', '.join(unknown)}, which dataset {dataset.name} lacks; "
+                f"it has {', '.join(dataset.modalities) or 'none'}."
+            )
+        if spec.fuses_modalities and subset is None and len(dataset.modalities) < 2:
             raise DatasetError(
                 f"Model {name!r} fuses modalities, but dataset {dataset.name} has only "
                 f"{len(dataset.modalities)} ({', '.join(dataset.modalities) or 'none'}): it would equal the "
@@ -292,6 +300,13 @@ def _fit(
     return model, time.perf_counter() - t0
 
 
+def with_modalities(data: TrainData, modalities: Sequence[str] | None) -> TrainData:
+    """``data`` with only ``modalities``' item features (all of them when None)."""
+    if modalities is None:
+        return data
+    return dataclasses.replace(data, item_features={m: data.item_features[m] for m in modalities})
+
+
 def _run_model(
     name: str,
     split: Split,
@@ -302,7 +317,8 @@ def _run_model(
     refit: bool,
     overrides: dict[str, object] | None = None,
 ) -> ModelResult:
-    model, fit_s = _fit(name, split.train, tell, overrides)
+    subset = modality_subset(name)
+    model, fit_s = _fit(name, with_modalities(split.train, subset), tell, overrides)
     exclude = split.train.train
     if refit or mask_valid:
         exclude = (split.train.train + split.train.valid).tocsr()
@@ -312,7 +328,7 @@ def _run_model(
         both = TrainData(
             train=exclude,
             valid=sp.csr_matrix(exclude.shape, dtype=np.float32),
-            item_features=split.train.item_features,
+            item_features=with_modalities(split.train, subset).item_features,
             seed=split.train.seed,
         )
         model, refit_s = _fit(name, both, tell, {**(overrides or {}), **chosen}, refit=True)
@@ -405,24 +421,35 @@ def evaluate(
 
 
 def results_record(
-    runs: Sequence[Results], summaries: Sequence[object] = (), meta: dict[str, object] | None = None
+    runs: Sequence[Results],
+    summaries: Sequence[object] = (),
+    meta: dict[str, object] | None = None,
+    fusion: Sequence[object] = (),
 ) -> dict[str, object]:
     """The results file's content: runs, ``summaries`` (objects with ``to_dict``, e.g.
-    :class:`recsys.lab.stats.SeedSummary`) under ``"summaries"``, and ``meta`` (what made the file:
-    the command that regenerates it, its seeds) under ``"meta"``."""
+    :class:`recsys.lab.stats.SeedSummary`) under ``"summaries"``, the fusion verdicts
+    (:class:`recsys.lab.fusiongain.FusionGain`, with the paired tests the file cannot recompute)
+    under ``"fusion_gain"``, and ``meta`` (what made the file: the command that regenerates it, its
+    seeds) under ``"meta"``."""
     record: dict[str, object] = {"format": RESULTS_FORMAT, "runs": [r.to_dict() for r in runs]}
     if summaries:
         record["summaries"] = [s.to_dict() for s in summaries]
+    if fusion:
+        record["fusion_gain"] = jsonable([f.to_dict() for f in fusion])
     if meta:
         record["meta"] = jsonable(meta)
     return record
 
 
 def save_results(
-    path: str | Path, runs: Sequence[Results], summaries: Sequence[object] = (), meta: dict[str, object] | None = None
+    path: str | Path,
+    runs: Sequence[Results],
+    summaries: Sequence[object] = (),
+    meta: dict[str, object] | None = None,
+    fusion: Sequence[object] = (),
 ) -> Path:
     """Write :func:`results_record` atomically as one results JSON file."""
-    return write_json(path, results_record(runs, summaries, meta))
+    return write_json(path, results_record(runs, summaries, meta, fusion))
 
 
 def read_results_json(source: str | Path | bytes) -> dict[str, object]:

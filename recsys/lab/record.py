@@ -17,6 +17,7 @@ from pathlib import Path
 from recsys.atomic import json_text
 from recsys.errors import RecsysError
 from recsys.lab.evaluate import Results, read_results_json, results_record
+from recsys.lab.fusiongain import FusionGain, fusion_gain
 from recsys.lab.report import provenance_line, run_label, summary_label
 from recsys.lab.stats import SeedSummary, summarise
 
@@ -32,6 +33,7 @@ class LabRecord:
     runs: list[Results]
     summaries: list[SeedSummary]
     meta: dict[str, object] = field(default_factory=dict)
+    fusion: list[FusionGain] = field(default_factory=list)  # as the run wrote them (with paired tests)
 
     @classmethod
     def from_runs(
@@ -56,11 +58,29 @@ class LabRecord:
     def select(self, labels: Sequence[str]) -> LabRecord:
         """Only the runs and summaries of ``labels`` (all seeds of each)."""
         wanted = set(labels)
+        summaries = [s for s in self.summaries if summary_label(s) in wanted]
+        protocols = {s.protocol for s in summaries}
         return LabRecord(
             [r for r in self.runs if run_label(r) in wanted],
-            [s for s in self.summaries if summary_label(s) in wanted],
+            summaries,
             self.meta,
+            [f for f in self.fusion if f.protocol in protocols],
         )
+
+    def fusion_gains(self) -> list[FusionGain]:
+        """Per summary, does fusion earn its place: as the run recorded it, else computed from the
+        summary (then without paired tests, which need the per-user figures files do not keep)."""
+        stored = {f.protocol: f for f in self.fusion}
+        out = []
+        for summary in self.summaries:
+            gain = stored.get(summary.protocol)
+            if gain is None:
+                runs = [r for r in self.runs if run_label(r) == summary_label(summary)]
+                modalities = list((runs[0].dataset.get("modalities") or {}) if runs else {})
+                gain = fusion_gain(summary, modalities, runs)
+            if gain is not None:
+                out.append(gain)
+        return out
 
     def first_runs(self) -> list[Results]:
         """One run per label, its first seed's: the views that show a single run (weights, sanity checks)."""
@@ -75,7 +95,7 @@ class LabRecord:
 
     def to_json(self) -> str:
         """The record in the results-file format ``save_results`` writes (the page's JSON download)."""
-        return json_text(results_record(self.runs, self.summaries, self.meta))
+        return json_text(results_record(self.runs, self.summaries, self.meta, self.fusion))
 
     def origin(self) -> str:
         """Where these figures came from: command, date, versions and commit, seeds."""
@@ -106,7 +126,12 @@ def read_record(source: str | Path | bytes) -> LabRecord:
     meta = data.get("meta") or {}
     if not isinstance(meta, dict):
         raise RecsysError("Not a lab results file (its meta is not a table).")
-    return LabRecord.from_runs(runs, summaries, meta)
+    fusion = data.get("fusion_gain") or []
+    if not isinstance(fusion, list):
+        raise RecsysError("Not a lab results file (its fusion_gain is not a list).")
+    record = LabRecord.from_runs(runs, summaries, meta)
+    record.fusion = [FusionGain.from_dict(f) for f in fusion]
+    return record
 
 
 def shipped_record(path: str | Path | None = None) -> tuple[LabRecord | None, str]:

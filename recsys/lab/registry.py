@@ -120,9 +120,24 @@ MODELS: dict[str, ModelSpec] = {
 
 
 def split_name(name: str) -> tuple[str, str | None]:
-    """``"content:vggish"`` -> ``("content", "vggish")``; ``"bpr"`` -> ``("bpr", None)``."""
-    family, sep, arg = name.partition(":")
+    """``"content:vggish"`` -> ``("content", "vggish")``; ``"bpr"`` -> ``("bpr", None)``
+    (a modality subset, ``@a+b``, is not part of the model: see :func:`modality_subset`)."""
+    family, sep, arg = name.partition("@")[0].partition(":")
     return family, (arg if sep else None)
+
+
+def modality_subset(name: str) -> list[str] | None:
+    """``"attention@text+vggish"`` -> ``["text", "vggish"]``: the model sees only these modalities'
+    features (the ablation that tells whether fusing modalities earns its place); None: all of them."""
+    base, sep, subset = name.partition("@")
+    if not sep:
+        return None
+    modalities = [m for m in subset.split("+") if m]
+    if not modalities or len(set(modalities)) != len(modalities):
+        raise RecsysError(f"Write a modality subset as model@modality[+modality...] without repeats (got {name!r}).")
+    if not MODELS.get(split_name(base)[0], ModelSpec("", "")).needs_features:
+        raise RecsysError(f"Model {base!r} uses no item features, so {name!r} restricts nothing.")
+    return modalities
 
 
 def spec_for(name: str) -> ModelSpec:

@@ -42,7 +42,12 @@ KINDS = {
 
 
 def model_kind(name: str) -> str:
-    return KINDS.get(name.split(":", 1)[0], "other")
+    """The model's family kind; a feature model restricted to one modality (``attention@text``) is
+    a single-modality result, whatever its family."""
+    base, _, subset = name.partition("@")
+    if subset and "+" not in subset:
+        return "single modality"
+    return KINDS.get(base.split(":", 1)[0], "other")
 
 
 def run_label(run: Results) -> str:

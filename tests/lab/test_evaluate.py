@@ -231,6 +231,17 @@ def test_progress_events_count_epochs_and_carry_validation_recall(two_clusters):
     assert "model 2 of 2: bpr-short, epoch 3/4, validation recall" in bpr[4].describe()
 
 
+def test_a_modality_subset_is_all_a_model_sees(two_clusters):
+    """``late-fusion@audio`` fuses nothing: it ranks exactly as audio content kNN does."""
+    run = evaluate(two_clusters.dataset, "given", ["content:audio", "late-fusion@audio", "late-fusion"])
+    alone, restricted = run.model("content:audio"), run.model("late-fusion@audio")
+    assert restricted.metrics["all"] == pytest.approx(alone.metrics["all"])
+    assert list(restricted.extra_info["modality_weights"]) == ["audio"]
+    assert set(run.model("late-fusion").extra_info["modality_weights"]) == {"text", "audio"}
+    with pytest.raises(RecsysError, match="lacks; it has"):
+        evaluate(two_clusters.dataset, "given", ["attention@pixels"])
+
+
 def test_fusion_models_need_two_modalities(two_clusters):
     from dataclasses import replace
 

@@ -94,7 +94,9 @@ def test_page_shows_charts_and_tables(results_file):
     at.run()
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) >= 5  # bar, line, warm/cold, weight distribution, tuned weights
-    assert len(at.dataframe) == 2  # one table per run (given has only the "all" segment here)
+    # per run: its fusion-vs-one-modality table, and its metrics table (given has only the "all" segment here)
+    assert len(at.dataframe) == 4
+    assert any("fusion" in (w.value if hasattr(w, "value") else "") for w in [*at.success, *at.warning])
     assert any("cold-start items" in c.value for c in at.caption)
     assert at.success or at.warning
 
