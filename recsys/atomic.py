@@ -44,13 +44,16 @@ def write_text(target: str | os.PathLike[str], text: str) -> Path:
     return write_with(target, lambda p: p.write_text(text, encoding="utf-8"))
 
 
-def json_text(obj: Any) -> str:
-    """The JSON text ``write_json`` writes (also what a download button offers, so both match)."""
+def json_text(obj: Any, compact: bool = False) -> str:
+    """The JSON text ``write_json`` writes (also what a download button offers, so both match);
+    ``compact`` drops the indentation (data files whose long number lists would triple in size)."""
+    if compact:
+        return json.dumps(obj, separators=(",", ":"), sort_keys=True, default=str) + "\n"
     return json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
 
 
-def write_json(target: str | os.PathLike[str], obj: Any) -> Path:
-    return write_text(target, json_text(obj))
+def write_json(target: str | os.PathLike[str], obj: Any, compact: bool = False) -> Path:
+    return write_text(target, json_text(obj, compact))
 
 
 def write_npz(target: str | os.PathLike[str], *, compressed: bool = False, **arrays: np.ndarray) -> Path:

@@ -73,10 +73,15 @@ class Results:
     warnings: list[str] = field(default_factory=list)
     reference: list[ModelResult] = field(default_factory=list)  # the matched-hyper-parameter sanity pair
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self, arrays: bool = True) -> dict[str, object]:
+        """The run as JSON data, without per-user figures; ``arrays`` False also leaves out the long
+        lists in the models' ``extra_info`` (per-user / per-item weights, loss curves), which only the
+        charts of a protocol's first seed read."""
         out = asdict(self)
         for m in out["models"] + out["reference"]:
             m.pop("per_user", None)
+            if not arrays:
+                m["extra_info"] = _short_lists_only(m["extra_info"])
         return jsonable(out)
 
     @classmethod
@@ -111,6 +116,20 @@ class Results:
         )
         with pd.option_context("display.width", 250, "display.max_columns", 50):
             return header + "\n" + frame.to_string(float_format=lambda x: f"{x:.4f}")
+
+
+#: Longest list kept in the ``extra_info`` of a run that is not its protocol's first seed.
+SHORT_LIST = 64
+
+
+def _short_lists_only(info: object) -> object:
+    if isinstance(info, dict):
+        return {k: _short_lists_only(v) for k, v in info.items() if not _long(v)}
+    return info
+
+
+def _long(value: object) -> bool:
+    return isinstance(value, (list, tuple, np.ndarray)) and len(value) > SHORT_LIST
 
 
 def jsonable(obj: object) -> object:
@@ -431,7 +450,12 @@ def results_record(
     (:class:`recsys.lab.fusiongain.FusionGain`, with the paired tests the file cannot recompute)
     under ``"fusion_gain"``, and ``meta`` (what made the file: the command that regenerates it, its
     seeds) under ``"meta"``."""
-    record: dict[str, object] = {"format": RESULTS_FORMAT, "runs": [r.to_dict() for r in runs]}
+    firsts = {}
+    for r in runs:
+        firsts.setdefault((str(r.dataset.get("name")), r.protocol), r)
+    first_ids = {id(r) for r in firsts.values()}
+    # Per-seed charts read the first seed's run of each protocol; later seeds keep their figures and settings.
+    record: dict[str, object] = {"format": RESULTS_FORMAT, "runs": [r.to_dict(id(r) in first_ids) for r in runs]}
     if summaries:
         record["summaries"] = [s.to_dict() for s in summaries]
     if fusion:
@@ -449,7 +473,7 @@ def save_results(
     fusion: Sequence[object] = (),
 ) -> Path:
     """Write :func:`results_record` atomically as one results JSON file."""
-    return write_json(path, results_record(runs, summaries, meta, fusion))
+    return write_json(path, results_record(runs, summaries, meta, fusion), compact=True)
 
 
 def read_results_json(source: str | Path | bytes) -> dict[str, object]:

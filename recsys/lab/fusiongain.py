@@ -169,12 +169,14 @@ def fusion_gain(
         fuses = not weights or max(weights.values()) < DOMINANT_WEIGHT
         earns = gain >= min_gain and significant and fuses and (ablation_gain is None or ablation_gain >= min_gain)
         out.rows.append(FusionRow(name, mean, half, gain, p, ablation, ablation_gain, earns))
-    out.reasons = _reasons(summary, out)
+    out.reasons = explain(summary, out)
     return out
 
 
-def _reasons(summary: SeedSummary, gain: FusionGain) -> list[str]:
-    """Why fusion does (not) pay off, read from the runs: modality strengths, tuned weights, ablations."""
+def explain(summary: SeedSummary, gain: FusionGain) -> list[str]:
+    """Why fusion does (not) pay off, read from the runs: modality strengths, tuned or learned
+    weights, ablations. Derived from the summary and the rows alone, so a results file's stored
+    verdict is explained again when it is read."""
     reasons = []
     best_mean = gain.single[gain.best_single][0]
     others = [
@@ -203,11 +205,16 @@ def _reasons(summary: SeedSummary, gain: FusionGain) -> list[str]:
             else:
                 reasons.append(f"{row.model}: modality weights {listed}")
         if row.ablation is not None and row.ablation_gain is not None and row.ablation_gain < gain.min_gain:
-            reasons.append(
-                f"{row.model} on {_modality_of(row.ablation)} alone ({row.ablation}) already comes within "
-                f"{gain.min_gain:.0%} ({row.ablation_gain:+.1%} for all modalities): its lead over "
-                f"{gain.best_single} comes from the model, not from fusing modalities"
-            )
+            alone = gain.single.get(row.ablation, [math.nan])[0]
+            said = f"{row.model} on {_modality_of(row.ablation)} alone ({row.ablation}) reaches {alone:.4f}"
+            if row.ablation_gain < 0:
+                reasons.append(f"{said}: adding the other modalities costs it {-row.ablation_gain:.1%}")
+            else:
+                lead = ""
+                if row.gain > 0 and gain.best_single != row.ablation:
+                    lead = f", so its lead over {gain.best_single} comes from the model, not from fusion"
+                added = f"{row.ablation_gain:+.1%}, under {gain.min_gain:.0%}"
+                reasons.append(f"{said}: the other modalities add {added}{lead}")
         if row.p_value is not None and row.p_value >= ALPHA and row.gain > 0:
             reasons.append(
                 f"{row.model}: the {row.gain:+.1%} over {gain.best_single} is not significant (p {row.p_value:.2g})"

@@ -17,7 +17,7 @@ from pathlib import Path
 from recsys.atomic import json_text
 from recsys.errors import RecsysError
 from recsys.lab.evaluate import Results, read_results_json, results_record
-from recsys.lab.fusiongain import FusionGain, fusion_gain
+from recsys.lab.fusiongain import FusionGain, explain, fusion_gain
 from recsys.lab.report import provenance_line, run_label, summary_label
 from recsys.lab.stats import SeedSummary, summarise
 
@@ -74,7 +74,9 @@ class LabRecord:
         out = []
         for summary in self.summaries:
             gain = stored.get(summary.protocol)
-            if gain is None:
+            if gain is not None:
+                gain.reasons = explain(summary, gain)
+            else:
                 runs = [r for r in self.runs if run_label(r) == summary_label(summary)]
                 modalities = list((runs[0].dataset.get("modalities") or {}) if runs else {})
                 gain = fusion_gain(summary, modalities, runs)
@@ -95,7 +97,7 @@ class LabRecord:
 
     def to_json(self) -> str:
         """The record in the results-file format ``save_results`` writes (the page's JSON download)."""
-        return json_text(results_record(self.runs, self.summaries, self.meta, self.fusion))
+        return json_text(results_record(self.runs, self.summaries, self.meta, self.fusion), compact=True)
 
     def origin(self) -> str:
         """Where these figures came from: command, date, versions and commit, seeds."""

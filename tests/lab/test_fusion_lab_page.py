@@ -35,6 +35,12 @@ def test_page_opens_with_the_shipped_results():
     verdicts = {v for t in tables if "vs best" in t for v in t["vs best"]}
     assert "best" in verdicts and verdicts <= {"best", "sig.", "n.s.", ""}
     assert {b.key for b in at.get("download_button")} == {"download_json", "download_csv"}
+    # The fusion tab: each protocol's verdict, its table with the single modalities, and the reasons.
+    verdicts = [w.value for w in at.warning if w.value.startswith("**") and "best single modality" in w.value]
+    assert len(verdicts) == 2 and all("no fusion beats" in v for v in verdicts)
+    fusion = [t for t in tables if "vs own ablation" in t]
+    assert len(fusion) == 2 and "attention@all-MiniLM-L6-v2" in fusion[1].index
+    assert any("learned attention puts" in m.value for m in at.markdown)
 
 
 def test_quick_preset_and_all_models(two_clusters, tmp_path):

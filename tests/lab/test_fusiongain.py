@@ -65,7 +65,15 @@ def test_the_model_on_the_best_modality_alone_is_the_like_for_like_baseline():
     (row,) = gain.rows
     assert row.ablation == "attention@text" and row.ablation_gain == pytest.approx(0.014, abs=0.005)
     assert not row.earns_place
-    assert any("comes from the model, not from fusing modalities" in r for r in gain.reasons)
+    assert any("(attention@text) reaches" in r and "modalities add +1" in r and "under 5%" in r for r in gain.reasons)
+
+
+def test_a_fusion_that_hurts_says_what_the_other_modalities_cost():
+    runs = _runs({"content:text": 0.30, "content:audio": 0.10, "freedom": 0.40, "freedom@text": 0.50})
+    gain = fusion_gain(summarise(runs), MODALITIES, runs)
+    (row,) = gain.rows
+    assert row.ablation_gain < 0 and not row.earns_place
+    assert any("freedom on text alone (freedom@text)" in r and "costs it 1" in r for r in gain.reasons)
 
 
 def test_without_per_user_figures_the_verdict_stands_on_the_means():
