@@ -208,3 +208,30 @@ def test_epoch_models_keep_early_stopping_in_the_search(two_clusters):
     result = search("bpr", split.train, 0, space={"lr": (0.01,)})
     (trial,) = result.trials
     assert trial.best_epoch is not None and trial.best_epoch >= 1 and 0.0 <= trial.valid_recall <= 1.0
+
+
+def test_the_lfm2k_benchmark_searches_with_search_seconds(two_clusters, tmp_path, monkeypatch, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    from recsys.lab.record import read_record
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "lfm2k.py"
+    spec = importlib.util.spec_from_file_location("lfm2k_search_benchmark", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setenv("RECSYS_TRAIN_THREADS", "1")
+    out = tmp_path / "r.json"
+    folder = two_clusters.write_mmrec(tmp_path / "toy")
+    argv = ["--dataset", str(folder), "--models", "popularity,itemknn", "--seeds", "2", "--search", "60",
+            "--no-reference-check", "--out", str(out)]
+    assert bench.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("chosen on validation:") == 2 and "itemknn: 7 of 7 settings (grid)" in printed
+    record = read_record(out)
+    assert record.meta["search_seconds"] == 60
+    for protocol in ("given", "cold-items"):
+        runs = [r for r in record.runs if r.protocol == protocol]
+        searches = [r.model("itemknn").extra_info["search"] for r in runs]
+        assert len(runs) == 2 and searches[0] == searches[1] and searches[0]["seed"] == 0
+    assert bench.main([*argv[:-2], "--search", "-1", "--out", str(out)]) == 2
