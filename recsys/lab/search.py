@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recsys.errors import RecsysError
-from recsys.lab.evaluate import check_models, check_seed
+from recsys.lab.evaluate import check_models, check_seed, with_modalities
 from recsys.lab.filters import Filters, apply_filters
 from recsys.lab.protocols import default_protocol, make_split
-from recsys.lab.registry import create_model, default_models, spec_for
+from recsys.lab.registry import create_model, default_models, modality_subset, spec_for
 from recsys.lab.training import validation_recall
 from recsys.threads import use_threads
 
@@ -354,5 +354,6 @@ def search_models(
     out = {}
     for name in names:
         tell = None if on_trial is None else (lambda t, n=name: on_trial(n, t))
-        out[name] = search(name, train, budget, max_settings=max_settings, on_trial=tell)
+        data = with_modalities(train, modality_subset(name))  # model@modality sees only those features
+        out[name] = search(name, data, budget, max_settings=max_settings, on_trial=tell)
     return out
