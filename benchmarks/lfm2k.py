@@ -22,7 +22,8 @@ for the Fusion lab page.
     .venv/bin/python benchmarks/lfm2k.py [--models a,b] [--seeds 3] [--seed 0] [--mask-valid] [--refit]
         [--search SECONDS] [--no-reference-check] [--out artifacts/lfm2k_results.json]
 
-The dataset is found at ``$RECSYS_SHARED_DIR/datasets/lfm2k`` (default ``<repo>/../shared``).
+The dataset is found at ``$RECSYS_SHARED_DIR/datasets/lfm2k`` (default ``<repo>/../shared``);
+``--dataset DIR [--format recbole]`` runs the same table, defaults and search on another one.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a fresh clone, without installing
     sys.path.insert(0, str(ROOT))
 
-from recsys.datasets import InteractionDataset, load_dataset  # noqa: E402
+from recsys.datasets import FORMATS, InteractionDataset, load_dataset  # noqa: E402
 from recsys.errors import RecsysError  # noqa: E402
 from recsys.lab.evaluate import save_results  # noqa: E402
 from recsys.lab.fusiongain import fusion_gain  # noqa: E402
@@ -85,6 +86,7 @@ def run_search(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default=None, help="dataset folder (default: <shared>/datasets/lfm2k)")
+    parser.add_argument("--format", default="mmrec", choices=FORMATS, help="the --dataset folder's layout")
     parser.add_argument("--models", default=None, help="comma-separated model names (default: all available)")
     parser.add_argument("--seed", type=int, default=0, help="first seed")
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds per model (default 3)")
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        dataset = load_dataset(folder, "mmrec", None if args.dataset else "lfm2k")
+        dataset = load_dataset(folder, args.format, None if args.dataset else "lfm2k")
     except RecsysError as exc:
         print(f"error: {exc} (set RECSYS_SHARED_DIR or pass --dataset)", file=sys.stderr)
         return 2
