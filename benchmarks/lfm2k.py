@@ -6,7 +6,10 @@
 
 Every available model runs (the torch models join once their modules exist) in the train thread
 role (:mod:`recsys.threads`), with epoch lines (rate, ETA) on stderr, once per seed (``--seeds N``,
-seeds ``--seed`` .. ``--seed + N - 1``). Prints, per protocol, each model's mean and 95% t-interval
+seeds ``--seed`` .. ``--seed + N - 1``). With ``--search SECONDS``, each model first searches its
+registered search space on the first seed's split (training part and validation only, within
+that many seconds per model and protocol; :mod:`recsys.lab.search`) and every seed then runs the
+setting it chose. Prints, per protocol, each model's mean and 95% t-interval
 over the seeds for every reported metric (with warm/cold segments where they apply), its mean fit
 time, a paired per-user test against the best model (:mod:`recsys.lab.stats`) and the
 hyper-parameters each model used or chose on validation, and whether fusing modalities earns its
@@ -17,9 +20,10 @@ implicit's at matched hyper-parameters on the first protocol, first seed) and th
 for the Fusion lab page.
 
     .venv/bin/python benchmarks/lfm2k.py [--models a,b] [--seeds 3] [--seed 0] [--mask-valid] [--refit]
-        [--no-reference-check] [--out artifacts/lfm2k_results.json]
+        [--search SECONDS] [--no-reference-check] [--out artifacts/lfm2k_results.json]
 
-The dataset is found at ``$RECSYS_SHARED_DIR/datasets/lfm2k`` (default ``<repo>/../shared``).
+The dataset is found at ``$RECSYS_SHARED_DIR/datasets/lfm2k`` (default ``<repo>/../shared``);
+``--dataset DIR [--format recbole]`` runs the same table, defaults and search on another one.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a fresh clone, without installing
     sys.path.insert(0, str(ROOT))
 
-from recsys.datasets import load_dataset  # noqa: E402
+from recsys.datasets import FORMATS, InteractionDataset, load_dataset  # noqa: E402
 from recsys.errors import RecsysError  # noqa: E402
 from recsys.lab.evaluate import save_results  # noqa: E402
 from recsys.lab.fusiongain import fusion_gain  # noqa: E402
@@ -43,6 +47,7 @@ from recsys.lab.progress import EpochLog  # noqa: E402
 from recsys.lab.protocols import default_protocol  # noqa: E402
 from recsys.lab.registry import MODELS, default_models, is_available  # noqa: E402
 from recsys.lab.report import provenance_line, sanity_checks  # noqa: E402
+from recsys.lab.search import SearchResult, check_budget, search_models  # noqa: E402
 from recsys.lab.stats import evaluate_seeds, seed_range  # noqa: E402
 from recsys.paths import check_output_file  # noqa: E402
 from recsys.progress import progress_lines  # noqa: E402
@@ -63,14 +68,38 @@ def command_line(argv: list[str]) -> str:
     return shlex.join([*env, "python", "benchmarks/lfm2k.py", *argv])
 
 
+def run_search(
+    dataset: InteractionDataset, protocol: str, models: list[str], seed: int, seconds: float
+) -> dict[str, SearchResult]:
+    """Every model's validation search on ``seed``'s split of ``protocol``, printed as it goes."""
+    print(f"search on the {protocol} split of seed {seed} (validation Recall@20, {seconds:g}s per model):")
+    searched = search_models(
+        dataset, protocol, models, seed, seconds, on_trial=lambda name, t: print(f"  {name} {t.line()}", flush=True)
+    )
+    print("chosen on validation:")
+    for result in searched.values():
+        print("  " + result.line())
+    print(flush=True)
+    return searched
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default=None, help="dataset folder (default: <shared>/datasets/lfm2k)")
+    parser.add_argument("--format", default="mmrec", choices=FORMATS, help="the --dataset folder's layout")
     parser.add_argument("--models", default=None, help="comma-separated model names (default: all available)")
     parser.add_argument("--seed", type=int, default=0, help="first seed")
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds per model (default 3)")
     parser.add_argument("--mask-valid", action="store_true", help="also exclude validation items at test time")
     parser.add_argument("--refit", action="store_true", help="refit every model on train+validation")
+    parser.add_argument(
+        "--search",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="search each model's hyper-parameters on the first seed's validation split, this many seconds "
+        "per model and protocol (0: registered defaults)",
+    )
     parser.add_argument("--no-reference-check", action="store_true", help="skip the matched BPR sanity pair")
     parser.add_argument("--out", default=str(ROOT / "artifacts" / "lfm2k_results.json"))
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -81,7 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_output_file(args.out, "Results file --out")
         seeds = seed_range(args.seed, args.seeds)
-        dataset = load_dataset(folder, "mmrec", None if args.dataset else "lfm2k")
+        check_budget(args.search)
+    except RecsysError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        dataset = load_dataset(folder, args.format, None if args.dataset else "lfm2k")
     except RecsysError as exc:
         print(f"error: {exc} (set RECSYS_SHARED_DIR or pass --dataset)", file=sys.stderr)
         return 2
@@ -95,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     runs, summaries, first_seed, fusion = [], [], [], []
     for i, protocol in enumerate((default_protocol(dataset), "cold-items")):
         t0 = time.perf_counter()
+        searched = run_search(dataset, protocol, models, seeds[0], args.search) if args.search else None
         with progress_lines():
             seeded, summary = evaluate_seeds(
                 dataset,
@@ -106,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 refit=args.refit,
                 reference_check=i == 0 and not args.no_reference_check,
                 on_progress=EpochLog(),
+                searched=searched,
             )
         runs += seeded
         first_seed.append(seeded[0])
@@ -132,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": round(time.perf_counter() - start, 1),
         "cores": available_cores(),
         "train_threads": thread_count("train"),
+        "search_seconds": args.search,
     }
     path = save_results(args.out, runs, summaries, meta, fusion)
     print(f"sanity checks (Recall@20, seed {seeds[0]}):")

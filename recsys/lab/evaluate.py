@@ -15,10 +15,11 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,6 +36,9 @@ from recsys.lab.provenance import environment
 from recsys.lab.registry import create_model, default_models, is_available, modality_subset, spec_for
 from recsys.lab.training import epoch_listener
 from recsys.threads import use_threads
+
+if TYPE_CHECKING:
+    from recsys.lab.search import SearchResult
 
 RESULTS_FORMAT = "recsys-lab-results/1"
 DEFAULT_KS = (10, 20, 50)
@@ -374,6 +378,7 @@ def evaluate(
     filters: Filters | None = None,
     reference_check: bool = False,
     on_progress: ProgressCallback | None = None,
+    searched: Mapping[str, SearchResult] | None = None,
 ) -> Results:
     """Fit and evaluate ``models`` (registry names; all available ones when None) on one protocol.
 
@@ -383,6 +388,9 @@ def evaluate(
     again on train + validation. ``reference_check`` adds our BPR and implicit's BPR at matched
     hyper-parameters (:mod:`recsys.lab.sanity`). ``progress`` gets one line per model;
     ``on_progress`` gets :class:`~recsys.lab.progress.ModelProgress` events, epoch by epoch.
+    ``searched`` (from :func:`recsys.lab.search.search_models`): the models it names run with the
+    setting their validation search chose, and their results keep the search under
+    ``extra_info["search"]``.
     """
     from recsys.lab.sanity import matched_settings, reference_pair
 
@@ -404,8 +412,12 @@ def evaluate(
         t_model = time.perf_counter()
         tell = _Teller(on_progress, label, i, len(jobs))
         say(f"[{i}/{len(jobs)}] fitting {label} ({split.protocol})")
-        result = _run_model(name, split, ks, features, tell, mask_valid, refit, overrides)
+        found = searched.get(name) if searched and overrides is None else None
+        chosen = found.chosen if found is not None else overrides
+        result = _run_model(name, split, ks, features, tell, mask_valid, refit, chosen)
         result.name = label
+        if found is not None:
+            result.extra_info["search"] = jsonable(found.record())
         if overrides is not None:
             result.description += f", matched: {matched_settings()}"
         results.append(result)

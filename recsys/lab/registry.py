@@ -4,6 +4,11 @@ Lazy import keeps ``import recsys.lab`` light (no torch, no implicit) and lets m
 module is not installed yet stay listed: asking for one gives a clear error, the others run.
 ``content`` is a per-modality family: ``content:<modality>``; :func:`default_models` expands it
 to one model per modality of the dataset.
+
+Each registration also carries its ``search`` space (parameter -> candidate values) for the
+validation-only search of :mod:`recsys.lab.search`. The ranges are the general ones a researcher
+would try on any implicit-feedback dataset (log-spaced rates and penalties, the usual embedding
+sizes, depths and neighbourhood sizes), never values read off one dataset's test figures.
 """
 
 from __future__ import annotations
@@ -26,11 +31,23 @@ class ModelSpec:
     ranks_cold: bool = False  # can rank items with no training interactions above chance
     personalised: bool = True  # False: the same ranking (or noise) for every user
     fuses_modalities: bool = False  # combines several modalities: meaningless with a single one
+    # Constructor argument -> candidate values tried by recsys.lab.search (the registered default first).
+    search: dict[str, tuple[object, ...]] = field(default_factory=dict)
 
     @property
     def module(self) -> str:
         return self.target.split(":", 1)[0]
 
+
+#: Shared candidate ranges of the torch models: Adam step, L2 penalty, embedding size.
+_LR = (1e-3, 3e-3, 1e-2)
+_REG = (1e-5, 1e-4, 1e-3, 1e-2)
+_DIM = (32, 64, 128)
+_TORCH_MF = {"dim": _DIM, "lr": _LR, "reg": _REG}
+#: Graph models: propagation depth and the content graph's neighbourhood size.
+_LAYERS = (1, 2, 3, 4)
+_KNN_K = (5, 10, 20, 50)
+_HYBRID = {**_TORCH_MF, "content_reg": (1e-5, 1e-4, 1e-3), "free_dropout": (0.0, 0.25, 0.5, 0.75)}
 
 MODELS: dict[str, ModelSpec] = {
     "random": ModelSpec(
@@ -39,17 +56,35 @@ MODELS: dict[str, ModelSpec] = {
     "popularity": ModelSpec(
         "recsys.lab.models.popularity:Popularity", "most popular training items", personalised=False
     ),
-    "itemknn": ModelSpec("recsys.lab.models.itemknn:ItemKNN", "item-item cosine on the training matrix"),
+    "itemknn": ModelSpec(
+        "recsys.lab.models.itemknn:ItemKNN",
+        "item-item cosine on the training matrix",
+        search={"k": (10, 20, 50, 100, 200, 500, 1000)},
+    ),
     "ease": ModelSpec(
         "recsys.lab.models.ease:EASE",
         "EASE closed-form item-item regression (Steck 2019), lambda tuned on validation; cold items score 0",
+        search={"lam": (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0, 30000.0)},
     ),
-    "implicit-bpr": ModelSpec("recsys.lab.models.reference:ImplicitBPR", "reference BPR-MF (implicit library)"),
-    "implicit-als": ModelSpec("recsys.lab.models.reference:ImplicitALS", "reference ALS (implicit library)"),
-    "bpr": ModelSpec("recsys.lab.models.bpr:BPRMF", "our BPR matrix factorisation (torch)"),
+    "implicit-bpr": ModelSpec(
+        "recsys.lab.models.reference:ImplicitBPR",
+        "reference BPR-MF (implicit library)",
+        search={"factors": _DIM, "learning_rate": (0.005, 0.01, 0.02, 0.05), "regularization": (1e-4, 1e-3, 1e-2, 0.1)},
+    ),
+    "implicit-als": ModelSpec(
+        "recsys.lab.models.reference:ImplicitALS",
+        "reference ALS (implicit library)",
+        search={
+            "factors": _DIM,
+            "regularization": (0.01, 0.1, 1.0, 10.0, 100.0),
+            "alpha": (1.0, 5.0, 10.0, 20.0, 40.0),
+        },
+    ),
+    "bpr": ModelSpec("recsys.lab.models.bpr:BPRMF", "our BPR matrix factorisation (torch)", search=_TORCH_MF),
     "lightgcn": ModelSpec(
         "recsys.lab.models.lightgcn:LightGCN",
         "LightGCN (He et al. 2020): embeddings propagated over the normalised user-item graph, BPR loss (torch)",
+        search={**_TORCH_MF, "layers": _LAYERS},
     ),
     "freedom": ModelSpec(
         "recsys.lab.models.freedom:Freedom",
@@ -57,6 +92,14 @@ MODELS: dict[str, ModelSpec] = {
         "item-item graph; cold items scored through their content neighbours (torch)",
         needs_features=True,
         ranks_cold=True,
+        search={
+            **_TORCH_MF,
+            "ui_layers": _LAYERS,
+            "mm_layers": (1, 2),
+            "knn_k": _KNN_K,
+            "edge_dropout": (0.0, 0.2, 0.5, 0.8),
+            "feature_weight": (0.0, 1e-3, 1e-2, 0.1),
+        },
     ),
     "lattice": ModelSpec(
         "recsys.lab.models.lattice:Lattice",
@@ -65,6 +108,7 @@ MODELS: dict[str, ModelSpec] = {
         "through their content neighbours (torch)",
         needs_features=True,
         ranks_cold=True,
+        search={**_TORCH_MF, "ui_layers": _LAYERS, "knn_k": _KNN_K, "frozen_share": (0.5, 0.7, 0.9)},
     ),
     "content": ModelSpec(
         "recsys.lab.models.content:ContentKNN",
@@ -101,6 +145,7 @@ MODELS: dict[str, ModelSpec] = {
         fuses_modalities=True,
         needs_features=True,
         ranks_cold=True,
+        search={**_TORCH_MF, "content_reg": (1e-5, 1e-4, 1e-3), "bias_dropout": (0.0, 0.25, 0.5)},
     ),
     "hybrid-bpr": ModelSpec(
         "recsys.lab.models.hybrid:HybridMF",
@@ -108,6 +153,7 @@ MODELS: dict[str, ModelSpec] = {
         kwargs={"loss": "bpr"},
         needs_features=True,
         ranks_cold=True,
+        search=_HYBRID,
     ),
     "hybrid-bce": ModelSpec(
         "recsys.lab.models.hybrid:HybridMF",
@@ -115,6 +161,7 @@ MODELS: dict[str, ModelSpec] = {
         kwargs={"loss": "bce"},
         needs_features=True,
         ranks_cold=True,
+        search=_HYBRID,
     ),
 }
 

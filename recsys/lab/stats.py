@@ -38,7 +38,20 @@ ALPHA = 0.05
 #: Columns of the printed summary (each "mean +- half-width"); every metric stays in the JSON.
 SUMMARY_METRICS = ("recall", "ndcg")
 #: Extra-info entries that describe the run rather than a chosen setting.
-_NOT_SETTINGS = {"fit_seconds", "final_loss", "epochs_run", "config.device", "config.num_threads", "losses"}
+_NOT_SETTINGS = {
+    "fit_seconds",
+    "final_loss",
+    "epochs_run",
+    "config.device",
+    "config.num_threads",
+    "losses",
+    "search.seconds",  # the search's bookkeeping; its choice, tries and best validation recall stay
+    "search.settings_planned",
+    "search.mode",
+    "search.budget_seconds",
+    "search.seed",
+    "search.default_valid_recall@20",
+}
 
 
 def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
