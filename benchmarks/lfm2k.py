@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a fresh clone, without installing
     sys.path.insert(0, str(ROOT))
 
-from recsys.datasets import FORMATS, InteractionDataset, load_dataset  # noqa: E402
+from recsys.datasets import FORMATS, load_dataset  # noqa: E402
 from recsys.errors import RecsysError  # noqa: E402
 from recsys.lab.evaluate import save_results  # noqa: E402
 from recsys.lab.fusiongain import fusion_gain  # noqa: E402
@@ -47,7 +47,7 @@ from recsys.lab.progress import EpochLog  # noqa: E402
 from recsys.lab.protocols import default_protocol  # noqa: E402
 from recsys.lab.registry import MODELS, default_models, is_available  # noqa: E402
 from recsys.lab.report import provenance_line, sanity_checks  # noqa: E402
-from recsys.lab.search import SearchResult, check_budget, search_models  # noqa: E402
+from recsys.lab.search import check_budget, report_search  # noqa: E402
 from recsys.lab.stats import evaluate_seeds, seed_range  # noqa: E402
 from recsys.paths import check_output_file  # noqa: E402
 from recsys.progress import progress_lines  # noqa: E402
@@ -66,21 +66,6 @@ def command_line(argv: list[str]) -> str:
     """The shell command that regenerates this run, from the repository root (env settings first)."""
     env = [f"{k}={os.environ[k]}" for k in RECORDED_ENV if k in os.environ]
     return shlex.join([*env, "python", "benchmarks/lfm2k.py", *argv])
-
-
-def run_search(
-    dataset: InteractionDataset, protocol: str, models: list[str], seed: int, seconds: float
-) -> dict[str, SearchResult]:
-    """Every model's validation search on ``seed``'s split of ``protocol``, printed as it goes."""
-    print(f"search on the {protocol} split of seed {seed} (validation Recall@20, {seconds:g}s per model):")
-    searched = search_models(
-        dataset, protocol, models, seed, seconds, on_trial=lambda name, t: print(f"  {name} {t.line()}", flush=True)
-    )
-    print("chosen on validation:")
-    for result in searched.values():
-        print("  " + result.line())
-    print(flush=True)
-    return searched
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     runs, summaries, first_seed, fusion = [], [], [], []
     for i, protocol in enumerate((default_protocol(dataset), "cold-items")):
         t0 = time.perf_counter()
-        searched = run_search(dataset, protocol, models, seeds[0], args.search) if args.search else None
+        searched = None
+        if args.search:
+            searched = report_search(dataset, protocol, models, seeds[0], args.search)
+            print(flush=True)
         with progress_lines():
             seeded, summary = evaluate_seeds(
                 dataset,

@@ -55,6 +55,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also fit our BPR and implicit's BPR at matched hyper-parameters (sanity check)",
     )
+    p.add_argument(
+        "--search",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first tune each model on validation only (this many seconds per model; 0: registered defaults)",
+    )
     p.add_argument("--json", dest="json_out", default=None, help="write the results JSON here")
     p.set_defaults(func=run)
 
@@ -94,6 +101,10 @@ def _print_registry() -> None:
         print(f"{name + (':<modality>' if spec.per_modality else ''):24s} {spec.description}{note}{state}")
 
 
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from recsys.datasets import load_dataset
     from recsys.errors import RecsysError
@@ -110,9 +121,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.dataset:
         raise RecsysError("--dataset is required (a folder of MMRec or RecBole files); --models list needs none.")
     ks = _parse_ks(args.ks)
+    from recsys.lab.search import check_budget, report_search
     from recsys.lab.stats import evaluate_seeds, seed_range
 
     seeds = seed_range(args.seed, args.seeds)
+    budget = check_budget(args.search)
     filters = Filters(args.min_rating, args.k_core)
     if args.json_out:
         check_output_file(args.json_out, "Results file --json")
@@ -123,6 +136,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.protocol:
         why = " (default: the dataset's own split)" if protocol == "given" else " (default: the dataset has no split)"
     print(f"protocol: {protocol}{why}; {ranking_description(args.mask_valid, args.refit)}", file=sys.stderr)
+    searched = None
+    if budget:
+        searched = report_search(dataset, protocol, models, seeds[0], budget, filters=filters, say=_to_stderr)
     with progress_lines():
         runs, summary = evaluate_seeds(
             dataset,
@@ -136,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
             filters=filters,
             reference_check=args.reference_check,
             on_progress=EpochLog(),
+            searched=searched,
         )
     results = runs[0]
     for warning in dict.fromkeys(w for run in runs for w in run.warnings):
@@ -147,12 +164,20 @@ def run(args: argparse.Namespace) -> int:
         print("hyper-parameters (used or chosen on validation; a list where the seeds differ):")
         for line in summary.settings_lines():
             print("  " + line)
+    from recsys.lab.fusiongain import fusion_gain
+
+    gain = fusion_gain(summary, dataset.modalities, runs)
+    if gain is not None:
+        print("does fusion earn its place (each multimodal model against the best single modality):")
+        for line in gain.lines():
+            print("  " + line)
     if results.reference:
         from recsys.lab.report import reference_lines
 
         for line in reference_lines(results):
             print(line)
     if args.json_out:
-        path = save_results(args.json_out, runs, [summary] if len(runs) > 1 else [])
+        fusion = [gain] if gain is not None else []
+        path = save_results(args.json_out, runs, [summary] if len(runs) > 1 else [], fusion=fusion)
         print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -357,3 +357,26 @@ def search_models(
         data = with_modalities(train, modality_subset(name))  # model@modality sees only those features
         out[name] = search(name, data, budget, max_settings=max_settings, on_trial=tell)
     return out
+
+
+def report_search(
+    dataset: InteractionDataset,
+    protocol: str,
+    models: Sequence[str] | None,
+    seed: int,
+    seconds: float,
+    *,
+    filters: Filters | None = None,
+    say: Callable[[str], None] | None = None,
+) -> dict[str, SearchResult]:
+    """:func:`search_models`, telling ``say`` every setting as it is tried and then what was chosen
+    (the benchmark's and the CLI's output; ``say`` default: print, flushed)."""
+    say = say or (lambda line: print(line, flush=True))
+    say(f"search on the {protocol} split of seed {seed} (validation Recall@20, {seconds:g}s per model):")
+    searched = search_models(
+        dataset, protocol, models, seed, seconds, filters=filters, on_trial=lambda name, t: say(f"  {name} {t.line()}")
+    )
+    say("chosen on validation:")
+    for result in searched.values():
+        say("  " + result.line())
+    return searched

@@ -118,6 +118,25 @@ def test_cli_prints_table_and_writes_json(tmp_path, capsys, two_clusters):
     assert load_results(out)[0].models[1].name == "content:audio"
 
 
+def test_cli_searches_on_validation_and_says_whether_fusion_pays(tmp_path, capsys, two_clusters):
+    from recsys.lab.record import read_record
+
+    folder = two_clusters.write_mmrec(tmp_path / "toy")
+    out = tmp_path / "res.json"
+    argv = ["evaluate", "--dataset", str(folder), "--models", "itemknn,content,late-fusion", "--seeds", "2",
+            "--search", "30", "--json", str(out)]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "search on the given split of seed 0" in captured.err and "chosen on validation:" in captured.err
+    assert "itemknn: " in captured.err and "settings (grid)" in captured.err
+    assert "does fusion earn its place" in captured.out and "late-fusion" in captured.out
+    record = read_record(out)
+    assert record.fusion and record.fusion[0].rows[0].model == "late-fusion"
+    assert "search" in record.runs[0].model("itemknn").extra_info
+    assert main([*argv[:-4], "--search=-1"]) == 2  # a bad budget fails before anything runs
+    assert "search budget" in capsys.readouterr().err
+
+
 def test_cli_user_errors_exit_2(tmp_path, capsys):
     assert main(["evaluate", "--dataset", str(tmp_path / "missing")]) == 2
     assert "error:" in capsys.readouterr().err
