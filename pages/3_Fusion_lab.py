@@ -43,24 +43,44 @@ def _run(settings: dict, protocol: str, bar) -> dict:
     """
     from recsys.datasets import load_dataset
     from recsys.lab.filters import Filters
+    from recsys.lab.fusiongain import fusion_gain
+    from recsys.lab.search import search_models
     from recsys.lab.stats import evaluate_seeds, seed_range
 
     cache = st.session_state.setdefault("lab_cache", {})
     key = (protocol, *sorted((k, str(v)) for k, v in settings.items()))
     if key not in cache:
         ds = load_dataset(settings["folder"], settings["fmt"])
+        models, filters = list(settings["models"]), Filters(settings["min_rating"], settings["k_core"] or None)
+        searched = None
+        if settings["search"]:
+            searched = search_models(
+                ds,
+                protocol,
+                models,
+                settings["seed"],
+                settings["search"],
+                filters=filters,
+                on_trial=lambda name, t: bar.progress(0.0, text=f"{protocol}: tuning {name} on validation: {t.line()}"),
+            )
         runs, summary = evaluate_seeds(
             ds,
             protocol,
-            list(settings["models"]),
+            models,
             seed_range(settings["seed"], settings["seeds"]),
             mask_valid=settings["mask_valid"],
             refit=settings["refit"],
-            filters=Filters(settings["min_rating"], settings["k_core"] or None),
+            filters=filters,
             reference_check=settings["reference_check"],
             on_seed_progress=lambda p: bar.progress(p.fraction, text=p.describe()),
+            searched=searched,
         )
-        cache[key] = {"runs": [r.to_dict() for r in runs], "summary": summary.to_dict()}
+        gain = fusion_gain(summary, ds.modalities, runs)  # here, while the paired tests' figures are in memory
+        cache[key] = {
+            "runs": [r.to_dict() for r in runs],
+            "summary": summary.to_dict(),
+            "fusion": gain.to_dict() if gain is not None else None,
+        }
     return cache[key]
 
 
@@ -165,6 +185,17 @@ def _run_section() -> LabRecord:
             "Mask validation items at test time (RecBole)", key="mask_valid", help="RecBole excludes them too."
         ),
         "refit": st.sidebar.checkbox("Refit on train + validation", key="refit"),
+        "search": float(
+            st.sidebar.number_input(
+                "Tune on validation first (seconds per model)",
+                value=0,
+                min_value=0,
+                step=10,
+                key="search",
+                help="0: the registered defaults. Otherwise each model tries settings from its search space on "
+                "the first seed's validation split (test never read) and every seed runs the best one.",
+            )
+        ),
         "min_rating": st.sidebar.number_input("Minimum rating (empty: all)", value=None, key="min_rating"),
         "k_core": int(st.sidebar.number_input("k-core (0: off)", value=0, min_value=0, step=1, key="k_core")),
         "reference_check": st.sidebar.checkbox(
@@ -188,15 +219,18 @@ def _run_section() -> LabRecord:
         st.info("Pick a dataset, protocols and models in the sidebar, then press *Run*. Until then, shipped results:")
         return _shipped()
     from recsys.lab.evaluate import Results
+    from recsys.lab.fusiongain import FusionGain
     from recsys.lab.stats import SeedSummary
 
     done = st.session_state["lab_runs"]
     st.session_state["lab_source"] = "Your run in this session"
-    return LabRecord.from_runs(
+    record = LabRecord.from_runs(
         [Results.from_dict(r) for d in done for r in d["runs"]],
         [SeedSummary.from_dict(d["summary"]) for d in done],
         {"made_by": "pages/3_Fusion_lab.py", "settings": st.session_state.get("lab_settings", {})},
     )
+    record.fusion = [FusionGain.from_dict(d["fusion"]) for d in done if d.get("fusion")]
+    return record
 
 
 def _downloads(record: LabRecord) -> None:

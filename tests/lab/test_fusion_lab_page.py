@@ -59,7 +59,9 @@ def test_quick_preset_and_all_models(two_clusters, tmp_path):
     assert at.multiselect(key="models").value == everything
 
 
-def test_a_run_over_two_seeds_shows_progress_error_bars_tests_and_downloads(two_clusters, tmp_path, monkeypatch):
+@pytest.fixture
+def progress_texts(monkeypatch) -> list:
+    """Every text a progress bar shows during the test."""
     from streamlit.elements.progress import ProgressMixin
 
     texts, real = [], ProgressMixin.progress
@@ -69,6 +71,11 @@ def test_a_run_over_two_seeds_shows_progress_error_bars_tests_and_downloads(two_
         return real(self, value, text)
 
     monkeypatch.setattr(ProgressMixin, "progress", progress)
+    return texts
+
+
+def test_a_run_over_two_seeds_shows_progress_error_bars_tests_and_downloads(two_clusters, tmp_path, progress_texts):
+    texts = progress_texts
     at = _app()
     at.session_state["mode"] = "Run an evaluation"
     at.session_state["dataset_dir"] = str(two_clusters.write_mmrec(tmp_path / "toy"))
@@ -87,6 +94,22 @@ def test_a_run_over_two_seeds_shows_progress_error_bars_tests_and_downloads(two_
     given = at.dataframe[0].value
     assert "best" in set(given["vs best"]) and set(given["vs best"]) <= {"best", "sig.", "n.s."}
     assert {b.key for b in at.get("download_button")} == {"download_json", "download_csv"}
+
+
+def test_a_run_can_tune_on_validation_first_and_judges_fusion(two_clusters, tmp_path, progress_texts):
+    texts = progress_texts
+    at = _app()
+    at.session_state["mode"] = "Run an evaluation"
+    at.session_state["dataset_dir"] = str(two_clusters.write_mmrec(tmp_path / "toy"))
+    at.run()
+    at.multiselect(key="models").set_value(["itemknn", "content:text", "content:audio", "late-fusion"])
+    at.number_input(key="search").set_value(30)
+    at.button(key="run").click().run()
+    assert not at.exception, at.exception
+    assert any(t.startswith("given: tuning itemknn on validation: ") for t in texts if t)
+    fusion = [t.value for t in at.dataframe if "vs own ablation" in t.value]
+    assert fusion and "late-fusion" in fusion[0].index and not fusion[0]["p"].isna().all()  # paired test kept
+    assert any(m.value.startswith("**given**") for m in [*at.success, *at.warning])
 
 
 @pytest.mark.parametrize("content", [None, b"{broken", b'{"format": "recsys-lab-results/1", "runs": []}'])
