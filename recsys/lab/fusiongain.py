@@ -110,12 +110,52 @@ class FusionGain:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, object]) -> FusionGain:
+    def from_dict(cls, d: object) -> FusionGain:
+        """Back from :meth:`to_dict` (a results file's ``"fusion_gain"`` entry), every field checked:
+        a damaged or hand-edited file gives an :class:`InputError`, never a page that fails later."""
+        if not isinstance(d, dict) or not isinstance(d.get("rows"), list) or not isinstance(d.get("single"), dict):
+            raise InputError("Not a fusion-gain record (it needs rows and single-modality results).")
         try:
-            rows = [FusionRow(**r) for r in d["rows"]]  # type: ignore[union-attr]
-            return cls(**{**d, "rows": rows})  # type: ignore[arg-type]
-        except (KeyError, TypeError) as exc:
+            rows = [_row(r) for r in d["rows"]]
+            single = {_text(k): [_number(v[0]), _number(v[1])] for k, v in d["single"].items()}
+            reasons = [_text(r) for r in d.get("reasons", [])]
+            gain = cls(
+                _text(d["protocol"]), _text(d["key"]), single, _text(d["best_single"]), rows, reasons,
+                _number(d.get("min_gain", MIN_GAIN)),
+            )
+        except (KeyError, TypeError, IndexError, ValueError) as exc:
             raise InputError(f"Not a fusion-gain record ({exc}).") from exc
+        if gain.best_single not in gain.single:
+            raise InputError(f"Not a fusion-gain record (its best single modality {gain.best_single!r} is not listed).")
+        return gain
+
+
+def _row(r: object) -> FusionRow:
+    if not isinstance(r, dict):
+        raise TypeError("a row is not a table")
+    optional = {k: (None if r.get(k) is None else _number(r[k])) for k in ("p_value", "ablation_gain")}
+    ablation = None if r.get("ablation") is None else _text(r["ablation"])
+    if (ablation is None) != (optional["ablation_gain"] is None):
+        raise TypeError("an ablation comes with its gain, and a gain with its ablation")
+    if not isinstance(r.get("earns_place", False), bool):
+        raise TypeError("earns_place is not true or false")
+    return FusionRow(
+        _text(r["model"]), _number(r["mean"]), _number(r["half"]), _number(r["gain"]), optional["p_value"],
+        ablation, optional["ablation_gain"], r.get("earns_place", False),
+    )
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r} is not text")
+    return value
+
+
+def _number(value: object) -> float:
+    """A float (NaN for a missing interval, as JSON writes it); anything else is a TypeError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{value!r} is not a number")
+    return float(value)
 
 
 def is_single_modality(name: str) -> bool:

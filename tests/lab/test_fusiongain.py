@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recsys.errors import RecsysError
 from recsys.lab.evaluate import ModelResult, Results
-from recsys.lab.fusiongain import FusionGain, fusion_gain, is_multimodal, is_single_modality
+from recsys.lab.fusiongain import FusionGain, FusionRow, fusion_gain, is_multimodal, is_single_modality
 from recsys.lab.record import LabRecord, read_record
 from recsys.lab.registry import modality_subset
 from recsys.lab.stats import summarise
@@ -118,3 +120,40 @@ def test_modality_subsets_name_what_a_model_sees():
     for bad in ("attention@", "attention@a+a", "bpr@text"):
         with pytest.raises(RecsysError):
             modality_subset(bad)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(field=st.sampled_from(["protocol", "key", "single", "best_single", "rows", "reasons", "min_gain"]),
+       value=_JSON, row_field=st.sampled_from(["model", "mean", "half", "gain", "p_value", "ablation",
+                                               "ablation_gain", "earns_place"]))
+def test_a_hand_edited_record_loads_whole_or_not_at_all(field, value, row_field):
+    """A results file's fusion verdict, any field replaced by any JSON value: either a RecsysError, or a
+    record whose text and table can be shown."""
+    good = FusionGain("given", "recall@20", {"content:text": [0.3, 0.01]}, "content:text",
+                      [FusionRow("late-fusion", 0.31, 0.01, 0.03, 0.2, None, None, False)], ["r"]).to_dict()
+    for damaged in ({**good, field: value}, {**good, "rows": [{**good["rows"][0], row_field: value}]}):
+        try:
+            gain = FusionGain.from_dict(damaged)
+        except RecsysError:
+            continue
+        assert gain.lines() and not gain.frame().empty
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="ab:@+ -_.", max_size=14) | st.text(max_size=14))
+def test_any_model_name_parses_or_is_refused_clearly(name):
+    from recsys.lab.registry import spec_for
+
+    try:
+        subset = modality_subset(name)
+        spec_for(name)
+    except RecsysError:
+        return
+    assert subset is None or (subset and all(isinstance(m, str) and m for m in subset))
