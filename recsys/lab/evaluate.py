@@ -340,8 +340,8 @@ def _run_model(
     refit: bool,
     overrides: dict[str, object] | None = None,
 ) -> ModelResult:
-    subset = modality_subset(name)
-    model, fit_s = _fit(name, with_modalities(split.train, subset), tell, overrides)
+    data = with_modalities(split.train, modality_subset(name))
+    model, fit_s = _fit(name, data, tell, overrides)
     exclude = split.train.train
     if refit or mask_valid:
         exclude = (split.train.train + split.train.valid).tocsr()
@@ -351,7 +351,7 @@ def _run_model(
         both = TrainData(
             train=exclude,
             valid=sp.csr_matrix(exclude.shape, dtype=np.float32),
-            item_features=with_modalities(split.train, subset).item_features,
+            item_features=data.item_features,
             seed=split.train.seed,
         )
         model, refit_s = _fit(name, both, tell, {**(overrides or {}), **chosen}, refit=True)
