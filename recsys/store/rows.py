@@ -25,8 +25,12 @@ class Selection:
     (until the next write), so its counts per field and its packed bitmap are paid for once.
     """
 
-    def __init__(self, mask: np.ndarray, has: Mapping[str, np.ndarray]) -> None:
+    def __init__(
+        self, mask: np.ndarray, has: Mapping[str, np.ndarray], partition: tuple[str, np.ndarray] | None = None
+    ) -> None:
         self.mask = mask
+        # (top-level category, its rows): an ANN index may walk only that category's own lists
+        self.partition = partition
         self._has = has
         self._counts: dict[str, int] = {}
         self._bits: np.ndarray | None = None
@@ -55,7 +59,7 @@ class Selection:
         rows = np.unique(rows[self.mask[rows]])
         if not rows.size:
             return self
-        out = Selection(self.mask.copy(), self._has)
+        out = Selection(self.mask.copy(), self._has, self.partition)
         out.mask[rows] = False
         out._counts = {f: self.count(f) - int(np.count_nonzero(self._has[f][rows])) for f in self._has}
         bits = self.bits.copy()
@@ -192,7 +196,9 @@ class RowTable:
                 mask = np.zeros(self.n_rows, bool)
             if len(self._category_masks) > 64:
                 self._category_masks.clear()
-            selection = self._category_masks[path] = Selection(mask, self.has)
+            top = None if path is None else path.split("/")[0]
+            partition = None if top is None else (top, mask if top == path else self.selection(top, ()).mask)
+            selection = self._category_masks[path] = Selection(mask, self.has, partition)
         if exclude:
             selection = selection.without(self.rows_of(exclude))
         return selection

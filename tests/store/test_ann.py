@@ -61,3 +61,66 @@ def test_filter_probing_is_checked():
     with pytest.raises(InputError, match="filter_probing"):
         AnnParams(filter_probing="sideways")
     assert dataclasses.replace(AnnParams(), filter_probing="widen").filter_probing == "widen"
+
+
+def partitioned_pair(tmp_path, n=6_000, seed=3):
+    """The same items in a store that walks category partitions and in one that walks whole lists."""
+    data = synthetic_arrays(n, {"v": DIM}, n_categories=12, seed=seed)
+    made = []
+    for share in (0.5, 0.0):
+        store = open_store(
+            tmp_path / f"s{share}", {"v": DIM}, exact_below=500, exact_filter_below=0, partition_share=share
+        )
+        store.upsert(data.ids, data.categories, data.vectors)
+        made.append(store)
+    queries = synthetic_arrays(20, {"v": DIM}, n_categories=12, seed=seed + 1).vectors["v"]
+    return data, made[0], made[1], queries
+
+
+def same_hits(a, b, queries, **kwargs) -> None:
+    for q in queries:
+        x, y = a.search("v", q, 10, **kwargs), b.search("v", q, 10, **kwargs)
+        assert x.ids == y.ids
+        np.testing.assert_allclose(x.scores, y.scores, rtol=1e-6, atol=1e-6)
+
+
+def test_a_category_partition_finds_what_the_whole_lists_find(tmp_path):
+    """Walking only a top-level category's own lists is the same search with fewer rows skipped:
+    the same hits for the category, a sub-category, excluded ids and dead rows."""
+    data, parted, whole, queries = partitioned_pair(tmp_path)
+    top = data.categories[0].split("/")[0]
+    sub = data.categories[0]
+    for kwargs in ({"category": top}, {"category": sub}, {"category": top, "exclude": data.ids[:50]}):
+        same_hits(parted, whole, queries, **kwargs)
+    for store in (parted, whole):
+        store.delete(data.ids[50:400])
+    same_hits(parted, whole, queries, category=top)
+    index = parted._indexes["v"]
+    assert index._partitions[top] is not None
+    assert 0 < index._partitions[top].ntotal < index.ntotal
+    assert whole._indexes["v"]._partitions == {}
+
+
+def test_a_partition_follows_writes(tmp_path):
+    """An upsert (new items, an item moved to another category) drops the partitions built
+    before it: the next search sees the new rows and not the moved one."""
+    data, parted, whole, queries = partitioned_pair(tmp_path)
+    top = data.categories[0].split("/")[0]
+    other = next(c for c in data.categories if not c.startswith(top + "/") and c != top)
+    q = queries[0]
+    parted.search("v", q, 10, category=top)
+    moved = parted.search("v", q, 1, category=top).ids[0]
+    for store in (parted, whole):
+        store.upsert([moved, "new"], [other, top], {"v": np.stack([data.vectors["v"][0], q])})
+    got = parted.search("v", q, 10, category=top).ids
+    assert got[0] == "new" and moved not in got
+    same_hits(parted, whole, queries, category=top)
+
+
+def test_a_broad_category_walks_the_whole_lists(tmp_path):
+    data = synthetic_arrays(3_000, {"v": DIM}, n_categories=4, seed=9)
+    categories = ["big/" + c if i % 4 else c for i, c in enumerate(data.categories)]
+    store = open_store(tmp_path / "s", {"v": DIM}, exact_below=500, exact_filter_below=0)
+    store.upsert(data.ids, categories, data.vectors)
+    store.search("v", data.vectors["v"][0], 10, category="big")
+    assert store._indexes["v"]._partitions == {"big": None}
