@@ -325,12 +325,42 @@ def _drop_non_finite(result: Encoded, owners: dict[str, str]) -> Encoded:
 
 
 def _forward_local(plan: FeaturePlan, model: Any, options: BatchOptions, workers: int) -> Iterator[Encoded]:
+    """Forward passes in batch order. On a GPU one batch stays in flight: the next batch is queued
+    (:meth:`~recsys.encoders.base.Encoder.launch_batch`) before the previous one's outputs are read
+    back, so the device computes while the host copies, fetches and writes; measured on an H200, a
+    synchronous pass kept EfficientNet-Lite0 at 0.4-0.5x its raw forward. On the CPU each batch is
+    finished before the next is fetched, so a killed run loses only the batch it was on."""
+    ahead = _on_cuda(plan.encoder)
+    waiting: tuple[Batch, Callable[[], dict[str, np.ndarray]] | None] | None = None
     for batch in _batches(plan, model.preprocessor, options, workers):
-        out = None
+        started = None
         if batch.inputs is not None:
             with _autocast(plan.encoder, options.precision):
-                out = model.forward_batch(batch.inputs)
-        yield Encoded(batch.keys, out, batch.failures)
+                started = _launch(model, batch.inputs)
+        if waiting is not None:
+            yield _finished(*waiting)
+        waiting = (batch, started)
+        if not ahead:
+            yield _finished(*waiting)
+            waiting = None
+    if waiting is not None:
+        yield _finished(*waiting)
+
+
+def _launch(model: Any, inputs: Any) -> Callable[[], dict[str, np.ndarray]]:
+    launch = getattr(model, "launch_batch", None)
+    if launch is not None:
+        return launch(inputs)
+    out = model.forward_batch(inputs)
+    return lambda: out
+
+
+def _finished(batch: Batch, started: Callable[[], dict[str, np.ndarray]] | None) -> Encoded:
+    return Encoded(batch.keys, None if started is None else started(), batch.failures)
+
+
+def _on_cuda(encoder: Any) -> bool:
+    return str(getattr(encoder, "device", "cpu")).startswith("cuda")
 
 
 def catalogue_features(
@@ -391,7 +421,7 @@ def _workers(plan: FeaturePlan, options: BatchOptions) -> int:
 def _batches(plan: FeaturePlan, preprocessor: Preprocessor, options: BatchOptions, workers: int) -> Iterator[Batch]:
     """Collated batches of the plan's items: from ``workers`` processes, or in-process when 0."""
     dataset = ItemDataset(plan.todo, plan.modality, preprocessor)
-    cuda = str(getattr(plan.encoder, "device", "cpu")).startswith("cuda")
+    cuda = _on_cuda(plan.encoder)
     if workers == 0:
         collate = Collate(preprocessor)
         for start in range(0, len(dataset), options.batch_size):

