@@ -48,8 +48,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from recsys import atomic  # noqa: E402
-from recsys.align import LabelBridge, l2_normalise  # noqa: E402
 from recsys.alignment.crosscatalogue import category_query  # noqa: E402
+from recsys.alignment.factory import LabelBridge, l2_normalise  # noqa: E402
 from recsys.alignment.metrics import retrieval_metrics  # noqa: E402
 from recsys.alignment.projection import TrainConfig  # noqa: E402
 from recsys.alignment.sources import item_description  # noqa: E402
@@ -224,13 +224,13 @@ def format_table(report: dict[str, Any]) -> str:
 
 def run_cross(args: argparse.Namespace) -> dict[str, Any]:
     """Leave-one-source-out over the ``--cross`` sources (logic in recsys.alignment.crosscatalogue)."""
-    from recsys.align import DEFAULT_ALIGNERS, load_aligner
     from recsys.alignment.confidence import write_calibrations
     from recsys.alignment.crosscatalogue import CrossCatalogue, CrossConfig, load_source_data
     from recsys.alignment.crossconfidence import calibration_split, fit_calibration, fixed_aligner_splits
+    from recsys.alignment.factory import DEFAULT_ALIGNERS, load_aligner
     from recsys.alignment.sources import load_sources
-    from recsys.cache import default_cache_dir
     from recsys.encoders import DEFAULT_ENCODERS, create_encoder
+    from recsys.encoding.cache import default_cache_dir
 
     started = time.perf_counter()
     cache_dir = args.cache_dir or default_cache_dir()

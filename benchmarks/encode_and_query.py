@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from recsys import media
-from recsys.cache import decode
 from recsys.catalogue import load_catalogue
 from recsys.device import pick_device
 from recsys.encoders import create_encoder
+from recsys.encoding.cache import decode
 from recsys.pipeline import PipelineConfig, build_engine
 from recsys.recommend import Query
 from recsys.threads import thread_count, use_threads

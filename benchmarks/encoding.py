@@ -34,10 +34,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from recsys.cache import content_key, decode
 from recsys.catalogue import Catalogue, load_catalogue
 from recsys.encoders.base import batches
 from recsys.encoding import BatchOptions, catalogue_features, plan_features
+from recsys.encoding.cache import content_key, decode
 from recsys.threads import thread_count, worker_processes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,7 +144,7 @@ def measure(modality: str, name: str, catalogue: Catalogue, args: argparse.Names
             "pipeline": rate(n, pipeline_s),
         }
         if args.ray:
-            from recsys.distributed import EncoderRecipe, run_plan_on_ray
+            from recsys.encoding.distributed import EncoderRecipe, run_plan_on_ray
 
             start = time.perf_counter()
             plan = plan_features(
@@ -185,7 +185,7 @@ def main() -> None:
     )
     with contextlib.ExitStack() as stack:
         if args.ray:
-            from recsys.distributed import ray_cluster
+            from recsys.encoding.distributed import ray_cluster
 
             start = time.perf_counter()
             stack.enter_context(ray_cluster(args.ray))

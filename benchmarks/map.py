@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a fresh clone, without installing
     sys.path.insert(0, str(ROOT))
 
-from recsys.projection import ProjectionParams, project  # noqa: E402
+from recsys.maps import ProjectionParams, project  # noqa: E402
 from recsys.threads import available_cores, thread_count  # noqa: E402
 from recsys.ui.explore import map_figure  # noqa: E402
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from recsys.errors import InputError
-from recsys.projection import FUSED, METRICS, ProjectionParams, catalogue_vectors, query_vector
+from recsys.maps import FUSED, METRICS, ProjectionParams, catalogue_vectors, query_vector
 from recsys.ui import explore, explore_panel, resources, state
 from recsys.ui.page import start_page
 from recsys.ui.palette import category_palette

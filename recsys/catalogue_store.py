@@ -55,7 +55,7 @@ def item_version(item: Item, fingerprint: str) -> str:
 
 def default_store_uri(engine: RecommendationEngine, cache_dir: str | os.PathLike[str] | None) -> Path:
     """One embedded store per (catalogue folder, models), under the cache directory."""
-    from recsys.cache import default_cache_dir
+    from recsys.encoding.cache import default_cache_dir
 
     root = Path(engine.catalogue.root).resolve()
     key = hashlib.sha256(f"{root}\n{models_fingerprint(engine)}".encode()).hexdigest()[:16]

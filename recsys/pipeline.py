@@ -19,12 +19,12 @@ import numpy as np
 
 from recsys import threads
 from recsys.alignment.base import aligner_inputs
-from recsys.cache import Features, default_cache_dir
 from recsys.catalogue import Catalogue, load_catalogue
 from recsys.catalogue_store import SEARCH_MODES, attach_store
 from recsys.config import check_value, env_values, read_table, validate
 from recsys.device import device_problem
 from recsys.encoding import PRECISIONS, BatchOptions, FeaturePlan, plan_features, run_plan
+from recsys.encoding.cache import Features, default_cache_dir
 from recsys.errors import ConfigError, RecsysError
 from recsys.paths import check_output_dir, output_dir_problem
 from recsys.prebuilt import seed_cache
@@ -67,7 +67,7 @@ class PipelineConfig:
     search: str = _setting("auto", choices=SEARCH_MODES)
     #: ``bf16`` / ``fp16``: autocast when indexing on CUDA (the CPU stays fp32).
     precision: str = _setting("fp32", choices=PRECISIONS)
-    #: Encode on a Ray cluster (:mod:`recsys.distributed`): None runs here; ``auto`` connects to the
+    #: Encode on a Ray cluster (:mod:`recsys.encoding.distributed`): None runs here; ``auto`` connects to the
     #: running cluster (or starts a local one); or an address, ``host:6379`` / ``ray://host:10001``.
     ray: str | None = _setting(None, "auto or a cluster address (a string)")
     #: Model actors on the Ray cluster; None: one per GPU on CUDA, else sized from the cluster's CPUs.
@@ -123,14 +123,14 @@ def _create_encoder(name: str, device: str | None) -> Any:
 
 
 def _build_aligner(spec: str, source: Any, text: Any, catalogue: Catalogue) -> Any:
-    from recsys.align import build_aligner
+    from recsys.alignment.factory import build_aligner
 
     return build_aligner(spec, source_encoder=source, text_encoder=text, catalogue=catalogue)
 
 
 def _encoder_recipe(name: str, device: str) -> Any:
     """What a Ray actor builds its encoder from (a registry name + device, never a loaded model)."""
-    from recsys.distributed import EncoderRecipe
+    from recsys.encoding.distributed import EncoderRecipe
 
     return EncoderRecipe(name, device)
 
@@ -139,7 +139,7 @@ def _encoding_cluster(config: PipelineConfig, plans: list[FeaturePlan]) -> conte
     """Connected to the configured Ray cluster while inside, when one is set and anything is left to encode."""
     if config.ray is None or not any(plan.todo for plan in plans):
         return contextlib.nullcontext()
-    from recsys.distributed import ray_cluster
+    from recsys.encoding.distributed import ray_cluster
 
     return ray_cluster(config.ray)
 
@@ -154,7 +154,7 @@ def _run_plan(
     """One encoding pass, here or on the configured Ray cluster; both write the same cache."""
     if config.ray is None:
         return run_plan(plan, options, progress)
-    from recsys.distributed import run_plan_on_ray
+    from recsys.encoding.distributed import run_plan_on_ray
 
     recipe = _encoder_recipe(config.encoder_name(modality), str(getattr(plan.encoder, "device", "cpu")))
     return run_plan_on_ray(plan, recipe, options, progress, actors=config.ray_actors)
@@ -246,8 +246,8 @@ def build_engine(
 
 def _calibrations(indexes: Mapping[str, ModalityIndex], text_encoder: Any) -> dict[str, Any]:
     """The shipped match-confidence calibrations that fit these aligners (none, with a log line, otherwise)."""
-    from recsys.align import CONFIDENCE_FILE
     from recsys.alignment.confidence import find_calibrations
+    from recsys.alignment.factory import CONFIDENCE_FILE
 
     aligners = {m: ix.aligner for m, ix in indexes.items() if ix.aligner is not None}
     if not aligners:

@@ -12,7 +12,7 @@ folder holds what those produce, every part keyed so that it is used only where 
 
 At load, :func:`seed_cache` (called by :func:`recsys.pipeline.build_engine`) checks the shipped
 data against the configured encoders and the catalogue and appends the rows the normal cache lacks
-to it (:class:`recsys.cache.FeatureStore`), so nothing downstream changes; :func:`seed_map` does the
+to it (:class:`recsys.encoding.cache.FeatureStore`), so nothing downstream changes; :func:`seed_map` does the
 same for a map about to be computed. Anything stale (other encoders, edited items) or damaged
 (checksum, shape, dtype) is named in one log line and computed normally.
 ``scripts/build_demo_cache.py`` writes the folder (:func:`export_features`, :func:`add_map`).
@@ -33,12 +33,12 @@ import numpy as np
 
 from recsys import atomic
 from recsys.alignment.bridge import bridge_class_names, bridge_parents, class_text_cache_file
-from recsys.cache import FeatureStore, content_keys
 from recsys.encoding import feature_id
+from recsys.encoding.cache import FeatureStore, content_keys
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.catalogue import Catalogue
-    from recsys.projection import ProjectionParams
+    from recsys.maps import ProjectionParams
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ def seed_map(
     target: Path,
 ) -> bool:
     """Write the shipped map drawn from ``vectors`` (same parameters and strata, sketches within
-    :data:`SKETCH_TOLERANCE`) to ``target``, the map cache file :func:`recsys.projection.project` reads.
+    :data:`SKETCH_TOLERANCE`) to ``target``, the map cache file :func:`recsys.maps.project` reads.
 
     False when ``target`` exists or nothing shipped matches; a damaged map is named in one log line.
     """

@@ -43,7 +43,7 @@ def _clear(folder: Path) -> None:
 
 def _draw_maps(folder: Path, manifest: dict, catalogue, config: PipelineConfig, scratch: Path) -> None:
     """Build the engine from the shipped rows alone (into ``scratch``) and ship its default maps."""
-    from recsys.projection import FUSED, ProjectionParams, catalogue_vectors, map_path, project
+    from recsys.maps import FUSED, ProjectionParams, catalogue_vectors, map_path, project
     from recsys.ui.explore import item_groups
 
     encoded: dict[str, int] = {}

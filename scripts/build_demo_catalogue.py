@@ -15,7 +15,7 @@ What it writes (re-running gives byte-identical files):
   ``NAME_en_GB.ogg`` / ``NAME_en.ogg``), copied as is. The spoken descriptions
   (``NAME_desc*.ogg`` / ``.wav``) are not sound effects and are left out, as are sound files
   that :func:`recsys.media.load_audio` rejects (a few silent ones);
-- ``catalogue.csv`` (see ``recsys/catalogue.py``), ``COPYRIGHT`` (the package's) and ``README.md``.
+- ``catalogue.csv`` (see ``recsys/catalogue/__init__.py``), ``COPYRIGHT`` (the package's) and ``README.md``.
 
 Stamps named ``NAME_mirror`` are the mirrored drawing of ``NAME`` (Tux Paint shows them when
 the user flips the stamp), not separate stamps, so they are skipped.

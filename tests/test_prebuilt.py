@@ -11,7 +11,7 @@ from fakes import FAKE_NAMES, FakeTextEncoder, build_catalogue, fake_encoders
 
 from recsys import pipeline, prebuilt
 from recsys.catalogue import load_catalogue
-from recsys.projection import ProjectionParams, input_hash, map_path, project
+from recsys.maps import ProjectionParams, input_hash, map_path, project
 from recsys.recommend import Query
 
 

@@ -361,7 +361,7 @@ def test_audio_note_is_none_without_a_head_for_the_audio_encoder(engine, tmp_pat
 def _calibrated_engine(tmp_path, encoders, monkeypatch, calibrated: bool = True):
     from fakes import FakeColourAligner
 
-    from recsys import align
+    from recsys.alignment import factory as align
     from recsys.alignment.confidence import Calibration, Platt, aligner_signature, write_calibrations
 
     aligner = FakeColourAligner(encoders["text"])

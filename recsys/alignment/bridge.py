@@ -110,7 +110,7 @@ def class_text_cache_file(
 ) -> Path:
     """Where :func:`cached_class_text_embeddings` keeps them: named by a hash of the text encoder id,
     the templates, the class names and any hypernyms, so other encoders or prompts never read these."""
-    from recsys.cache import default_cache_dir
+    from recsys.encoding.cache import default_cache_dir
 
     parts = [text_encoder.encoder_id, *TEMPLATES, *class_names]
     if parents and any(parents):

@@ -67,8 +67,8 @@ def encode_texts(text_encoder: Any, texts: list[str], batch_size: int = 64, *, c
 
 
 def _cached_encode(text_encoder: Any, texts: list[str], batch_size: int, cache_dir: Any) -> np.ndarray:
-    from recsys.cache import FeatureStore
     from recsys.encoding import feature_id
+    from recsys.encoding.cache import FeatureStore
 
     keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
     store = FeatureStore(cache_dir, feature_id(text_encoder, "embedding"), getattr(text_encoder, "dim", None))
@@ -170,7 +170,7 @@ def train_catalogue_aligners(
     modality that no source has two pairs of is an :class:`InputError`."""
     from pathlib import Path
 
-    from recsys.align import save_ensemble
+    from recsys.alignment.factory import save_ensemble
 
     out_dir = Path(out_dir)
     written: list[Written] = []

@@ -82,11 +82,11 @@ from recsys.alignment.sources import TEXT_FIELDS  # noqa: E402  (light: no numpy
 def run_align(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from recsys.align import ALIGNERS_DIR
+    from recsys.alignment.factory import ALIGNERS_DIR
     from recsys.alignment.sources import load_sources
     from recsys.alignment.training import DEFAULT_BRIDGE_WEIGHT, DEFAULT_CONFIGS, train_catalogue_aligners
-    from recsys.cache import default_cache_dir
     from recsys.encoders import DEFAULT_ENCODERS, create_encoder
+    from recsys.encoding.cache import default_cache_dir
     from recsys.errors import InputError
     from recsys.paths import check_output_dir
     from recsys.progress import progress_lines

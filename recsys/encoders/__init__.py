@@ -9,7 +9,7 @@
 
 Every ``encode`` returns float32 rows with unit L2 norm. Encoders with equal ``space`` (the two
 towers of ``open_clip:<model>:<pretrained>`` / ``open_clip-text:...``, or of ``clap:<folder>`` /
-``clap-text:<folder>``) are natively comparable; others need an aligner (``recsys.align``).
+``clap-text:<folder>``) are natively comparable; others need an aligner (``recsys.alignment.factory``).
 Missing weights raise :class:`recsys.errors.MissingWeightsError` saying what to install; there
 is never a fallback to random weights. New families plug in with :func:`register_encoder`.
 

@@ -15,7 +15,7 @@ from recsys.errors import RecsysError
 from recsys.progress import ProgressLog
 
 if TYPE_CHECKING:  # pragma: no cover
-    from recsys.projection import Projection, ProjectionParams
+    from recsys.maps import Projection, ProjectionParams
     from recsys.recommend import RecommendationEngine
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ def catalogue_dir() -> Path:
 
 def cache_dir() -> Path:
     """Where derived files (maps) go: beside the embedding cache (``RECSYS_CACHE_DIR`` or ~/.cache/recsys)."""
-    from recsys.cache import default_cache_dir
+    from recsys.encoding.cache import default_cache_dir
 
     return Path(default_cache_dir())
 
@@ -148,15 +148,15 @@ def get_engine() -> RecommendationEngine:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _projection(vectors_key: str, _vectors, _groups, params: ProjectionParams, directory: str) -> Projection:
-    from recsys.projection import project
+    from recsys.maps import project
 
     return project(_vectors, params, cache_dir=directory, groups=_groups)
 
 
 def get_projection(vectors, params: ProjectionParams, groups=None) -> Projection:
     """A map of ``vectors`` (``groups``: strata of its fitted sample): from memory, else disk, else computed."""
+    from recsys.maps import input_hash, map_path
     from recsys.prebuilt import seed_map
-    from recsys.projection import input_hash, map_path
 
     key = input_hash(vectors, params, groups)
     directory = cache_dir() / "projections"

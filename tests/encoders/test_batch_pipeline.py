@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsys.cache import decode
 from recsys.catalogue import Catalogue, load_catalogue
 from recsys.encoding import BatchOptions, catalogue_features
+from recsys.encoding.cache import decode
 
 pytestmark = pytest.mark.slow
 

@@ -162,7 +162,7 @@ def test_a_second_open_reads_the_map_from_disk(fake_app, monkeypatch):
     """A new process (its memory caches empty) draws the map from the cached coordinates: no UMAP."""
     import streamlit as st
 
-    from recsys import projection
+    from recsys import maps as projection
 
     first = fake_app("pages/1_Explore.py").run(timeout=180)
     st.cache_resource.clear()

@@ -4,14 +4,14 @@ The same pass as :func:`recsys.encoding.run_plan`, with the work spread over a c
 
 1. the plan's missing items (key, item id, source) become a Ray dataset in blocks;
 2. decode + preprocess run as Ray tasks (one CPU and one thread each), with the same decoding
-   (:func:`recsys.cache.decode_source`, :mod:`recsys.media`) and the encoder's picklable
+   (:func:`recsys.encoding.cache.decode_source`, :mod:`recsys.media`) and the encoder's picklable
    ``preprocessor`` as the local DataLoader workers (:class:`recsys.encoding.ItemDataset`); an item
    that fails becomes a row carrying its error, never a failed task;
 3. a fixed pool of actors each builds the encoder once, from an :class:`EncoderRecipe` (registry
    name + device: a loaded model is never pickled), and runs one ``forward_batch`` per batch for
    every output, on a GPU per actor when the encoder's device is CUDA;
 4. this process streams the results and appends them with :func:`recsys.encoding.store_encoded`,
-   to the same :class:`recsys.cache.FeatureStore` shards as the local path: a killed run resumes
+   to the same :class:`recsys.encoding.cache.FeatureStore` shards as the local path: a killed run resumes
    the same way and both paths share one cache.
 
 Media are read by the tasks where they run, so on a multi-node cluster the catalogue must live on
@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 
-from recsys.cache import Features
 from recsys.encoders.base import Preprocessor
 from recsys.encoding import (
     BatchOptions,
@@ -49,6 +48,7 @@ from recsys.encoding import (
     _model,
     store_encoded,
 )
+from recsys.encoding.cache import Features
 from recsys.errors import RecsysError
 from recsys.threads import use_threads
 
@@ -306,7 +306,9 @@ def run_plan_on_ray(
         return dict(plan.features)
     ray = _import_ray()
     if not ray.is_initialized():
-        raise RecsysError("Not connected to a Ray cluster: run inside recsys.distributed.ray_cluster(address).")
+        raise RecsysError(
+            "Not connected to a Ray cluster: run inside recsys.encoding.distributed.ray_cluster(address)."
+        )
     cuda = str(getattr(plan.encoder, "device", "cpu")).startswith("cuda")
     layout = plan_layout(ray.cluster_resources(), cuda, actors)
     log.info(

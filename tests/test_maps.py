@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recsys.errors import InputError
-from recsys.projection import (
+from recsys.maps import (
     FUSED,
     METRICS,
     ProjectionParams,

@@ -11,7 +11,7 @@ import pytest
 from recsys.catalogue import Catalogue, Item, load_catalogue, write_manifest
 from recsys.errors import CatalogueError, InputError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HEADER = "id,title,description,category,image,audio"
 
 

@@ -24,13 +24,13 @@ from fakes import (
 )
 
 from recsys import pipeline
-from recsys.cache import FeatureStore
 from recsys.catalogue import load_catalogue
-from recsys.distributed import EncoderRecipe, Layout, local_cluster, plan_layout, ray_cluster, run_plan_on_ray
 from recsys.encoding import BatchOptions, catalogue_features, feature_id, plan_features
+from recsys.encoding.cache import FeatureStore
+from recsys.encoding.distributed import EncoderRecipe, Layout, local_cluster, plan_layout, ray_cluster, run_plan_on_ray
 from recsys.errors import RecsysError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BOTH = ("embedding", "class_proba")
 SMALL = BatchOptions(batch_size=4, chunk_size=4)
 LOCAL = BatchOptions(batch_size=4, chunk_size=4, workers=0)
@@ -92,10 +92,10 @@ def test_auto_passes_over_a_cluster_that_is_gone(monkeypatch, caplog):
     """A killed ``ray start`` leaves its address behind; ``auto`` must not wait minutes on it."""
     import ray._private.utils
 
-    from recsys import distributed
+    from recsys.encoding import distributed
 
     monkeypatch.setattr(ray._private.utils, "read_ray_address", lambda temp_dir=None: "127.0.0.1:1")
-    with caplog.at_level(logging.WARNING, logger="recsys.distributed"):
+    with caplog.at_level(logging.WARNING, logger="recsys.encoding.distributed"):
         assert not distributed._last_started_cluster_answers()
     assert "(127.0.0.1:1) is gone" in caplog.text
     monkeypatch.setattr(ray._private.utils, "read_ray_address", lambda temp_dir=None: None)

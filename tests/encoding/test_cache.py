@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from recsys import atomic
-from recsys.cache import FeatureStore
+from recsys.encoding.cache import FeatureStore
 
 
 def _vectors(n: int, dim: int = 3, start: int = 0) -> np.ndarray:
@@ -110,8 +110,8 @@ def test_temporaries_of_a_killed_write_are_cleared_when_old(tmp_path):
 
 def test_content_keys_hash_media_on_threads_in_catalogue_order(tmp_path, monkeypatch):
     """More items than one hashing task holds, on several threads: same keys, same order as one by one."""
-    from recsys.cache import HASH_CHUNK, content_key, content_keys
     from recsys.catalogue import Item
+    from recsys.encoding.cache import HASH_CHUNK, content_key, content_keys
 
     monkeypatch.setenv("RECSYS_BATCH_THREADS", "3")
     items = []

@@ -10,9 +10,9 @@ import pytest
 from fakes import FakeAudioEncoder, FakeTextEncoder, TinyImageEncoder, build_catalogue, build_image_catalogue
 
 from recsys import pipeline
-from recsys.cache import FeatureStore, content_key
 from recsys.catalogue import load_catalogue
 from recsys.encoding import BatchOptions, ItemDataset, Job, catalogue_features, feature_id
+from recsys.encoding.cache import FeatureStore, content_key
 from recsys.errors import InputError
 
 BOTH = ("embedding", "class_proba")

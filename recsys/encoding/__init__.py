@@ -4,11 +4,11 @@ Per modality, :func:`plan_features` hashes every item (the cache key) and finds 
 holds for any requested output; :func:`run_plan` then decodes and preprocesses those items in
 DataLoader worker processes (``recsys.media`` decoding plus the encoder's picklable
 ``preprocessor``), runs ``encoder.forward_batch`` once per batch in this process, and appends
-every output (embedding, class probabilities, ...) to its own :class:`recsys.cache.FeatureStore`
+every output (embedding, class probabilities, ...) to its own :class:`recsys.encoding.cache.FeatureStore`
 chunk by chunk. Items that fail to decode get no vector and are reported in one summary line; workers
 never die of them.
 
-:func:`store_encoded` is that last step alone: :mod:`recsys.distributed` runs the same pass on a Ray
+:func:`store_encoded` is that last step alone: :mod:`recsys.encoding.distributed` runs the same pass on a Ray
 cluster and hands its batches to it, so both write the same shards.
 
 Worker processes and torch / BLAS threads come from the product's one policy
@@ -28,9 +28,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from recsys.cache import Features, FeatureStore, content_keys, decode_source, item_source
 from recsys.catalogue import Catalogue
 from recsys.encoders.base import Preprocessor, encoder_outputs, output_width
+from recsys.encoding.cache import Features, FeatureStore, content_keys, decode_source, item_source
 from recsys.errors import InputError
 from recsys.threads import use_threads, worker_processes
 

@@ -43,7 +43,7 @@ __all__ = [
     "train_projection",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ALIGNERS_DIR = REPO_ROOT / "data" / "aligners"
 
 #: Shipped aligners for the demo catalogue and the default offline encoders (paths relative to the repo).

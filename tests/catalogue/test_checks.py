@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from recsys import media
 from recsys.catalogue import Catalogue, load_catalogue
-from recsys.catalogue_cache import FOLDER, cache_file
+from recsys.catalogue.checks import FOLDER, cache_file
 
 HEADER = "id,title,description,category,image,audio"
 CORRUPT = b"\x89PNG\r\n\x1a\n" + b"garbage" * 10

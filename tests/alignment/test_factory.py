@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 import pytest
 
-from recsys.align import (
+from recsys.alignment.factory import (
     EnsembleAligner,
     LabelBridge,
     NativeAligner,
@@ -280,7 +280,7 @@ def test_benchmark_folds_keep_shared_descriptions_and_media_together():
 
     from recsys.alignment.training import Pairs
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "alignment.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "alignment.py"
     spec = importlib.util.spec_from_file_location("alignment_benchmark", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
@@ -296,7 +296,7 @@ def test_shipped_heads_are_complete_and_consistent():
     """The demo heads in data/aligners: weights match their configs and ensembles' members exist."""
     import hashlib
 
-    from recsys.align import DEFAULT_ALIGNERS, REPO_ROOT
+    from recsys.alignment.factory import DEFAULT_ALIGNERS, REPO_ROOT
     from recsys.alignment.projection import head_paths, read_head_meta
 
     ids = set()
@@ -324,7 +324,7 @@ def test_align_subcommand_is_registered():
 @pytest.mark.slow
 def test_shipped_heads_load_for_the_default_encoders():
     """Loads the real offline encoders: a changed encoder id must be caught here, not in the demo."""
-    from recsys.align import build_aligner
+    from recsys.alignment.factory import build_aligner
     from recsys.encoders import DEFAULT_ENCODERS, create_encoder
 
     text = create_encoder(DEFAULT_ENCODERS["text"])

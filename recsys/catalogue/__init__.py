@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recsys.atomic import write_bytes
-from recsys.catalogue_cache import CheckCache, stamp
+from recsys.catalogue.checks import CheckCache, stamp
 from recsys.errors import CatalogueError, InputError
 from recsys.paths import file_problem, mode_problem
 
@@ -460,7 +460,7 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
     """Load and validate a catalogue folder (or its manifest file); bad rows are skipped and reported.
 
     With ``cache_dir`` (the embedding cache folder), the verdict on each media file is remembered
-    there (:mod:`recsys.catalogue_cache`): a later load stats every file but opens only those that
+    there (:mod:`recsys.catalogue.checks`): a later load stats every file but opens only those that
     changed. The rows loaded and the reasons reported are the same as without it.
     """
     manifest = _find_manifest(Path(path))
