@@ -12,6 +12,16 @@ exact random-chance value:
 
     python benchmarks/alignment.py [--catalogue data/tuxpaint] [--folds 5] [--out artifacts/alignment.json]
 
+``--extra-pairs DIR`` (repeatable; e.g. ``data/sounds`` from ``scripts/build_sound_catalogue.py``) adds
+another catalogue's pairs to every fold's training set, never to a test set, and adds rows: the head
+with them at the default setting; the head with and without them tuned per fold on an inner grouped
+split of that fold's training items (``--grid-hidden``, ``--grid-epochs``, ``--grid-repeat``: how
+many times each catalogue pair counts beside the extra ones); and the cross setting, a head trained
+on the extra pairs alone (tuned on an inner split of them) mapping every catalogue item. Each row
+also reports R@10 per outer fold (:mod:`recsys.alignment.heldout`):
+
+    python benchmarks/alignment.py --modalities audio --extra-pairs data/sounds   # ~11 min on 2 busy cores
+
 ``--cross`` instead holds out whole sources (:mod:`recsys.alignment.crosscatalogue`): for every
 split "train on the others, test on the held-out one", text->image instance R@1/R@10 by title and
 category P@10 at the top and leaf level, beside chance, for the label bridge alone, a head trained
@@ -39,6 +49,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +61,13 @@ sys.path.insert(0, str(REPO))
 from recsys import atomic  # noqa: E402
 from recsys.alignment.crosscatalogue import category_query  # noqa: E402
 from recsys.alignment.factory import LabelBridge, l2_normalise  # noqa: E402
+from recsys.alignment.heldout import (  # noqa: E402
+    Candidate,
+    cross_source,
+    fold_splits,
+    near_duplicates,
+    out_of_fold,
+)
 from recsys.alignment.metrics import retrieval_metrics  # noqa: E402
 from recsys.alignment.projection import TrainConfig  # noqa: E402
 from recsys.alignment.sources import item_description  # noqa: E402
@@ -95,40 +113,62 @@ def evaluate(vectors: np.ndarray, texts: list[str], categories: list[str], text_
     return out
 
 
-def leakage_groups(pairs: Pairs) -> np.ndarray:
-    """Connected components of "same description" or "same media content" (identical features).
-
-    Tux Paint reuses one sound (or picture) for several stamps; a held-out item whose exact sound
-    was trained on under a sibling's description would leak, so such items share a fold.
-    """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n = len(pairs)
-    _, by_text = np.unique(np.asarray(pairs.texts, dtype=str), return_inverse=True)
-    _, by_media = np.unique(np.ascontiguousarray(pairs.source), axis=0, return_inverse=True)
-    rows, cols = [], []
-    for labels in (by_text.reshape(-1), by_media.reshape(-1)):
-        first = {}
-        for i, g in enumerate(labels.tolist()):
-            rows.append(i)
-            cols.append(first.setdefault(g, i))
-    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
-def out_of_fold(pairs: Pairs, folds: int, modality: str, encoder: Any, text_encoder: Any, config: TrainConfig):
-    """Aligned vectors for every pair, each from a head trained on the other folds."""
-    from sklearn.model_selection import GroupKFold
+def candidates(base: TrainConfig, args: argparse.Namespace, *, with_repeat: bool) -> list[Candidate]:
+    """The hyper-parameter grid chosen from on inner splits (never on the held-out folds)."""
+    repeats = args.grid_repeat if with_repeat else [1]
+    return [
+        Candidate(TrainConfig(**{**base.__dict__, "hidden": h, "epochs": e}), r)
+        for h in args.grid_hidden
+        for e in args.grid_epochs
+        for r in repeats
+    ]
 
-    groups = leakage_groups(pairs)
-    out = np.zeros((len(pairs), pairs.target.shape[1]), dtype=np.float32)
-    for train, test in GroupKFold(n_splits=folds).split(pairs.source, groups=groups.reshape(-1)):
-        head = train_on_pairs(
-            pairs.subset(train), modality=modality, source_encoder=encoder, text_encoder=text_encoder, config=config
-        ).aligner
-        out[test] = head.transform(pairs.source[test])
-    return out
+
+def extra_pairs(args: argparse.Namespace, modality: str, encoder: Any, text_encoder: Any, pairs: Pairs, report: dict):
+    """The ``--extra-pairs`` catalogues' (media, description) pairs, less near-copies of a catalogue item."""
+    from recsys.alignment.training import catalogue_pairs
+    from recsys.catalogue import load_catalogue
+
+    parts = []
+    for folder in args.extra_pairs:
+        extra_catalogue = load_catalogue(folder, cache_dir=args.cache_dir)
+        if extra_catalogue.has_modality(modality).any():
+            parts.append(
+                catalogue_pairs(extra_catalogue, modality, encoder, text_encoder, cache_dir=args.cache_dir, min_pairs=0)
+            )
+    if not parts:
+        return None
+    extra = Pairs.concat(parts)
+    copies = near_duplicates(extra, pairs, args.duplicate_cosine)
+    report.setdefault("extra_pairs", {})[modality] = {
+        "catalogues": list(args.extra_pairs),
+        "pairs": int(len(extra) - copies.sum()),
+        "dropped_near_copies_of_catalogue_items": int(copies.sum()),
+        "duplicate_cosine": args.duplicate_cosine,
+    }
+    _log(f"{modality}: {len(extra)} extra pairs, {int(copies.sum())} near-copies of catalogue items dropped")
+    return extra.subset(np.flatnonzero(~copies))
+
+
+def per_fold(vectors: np.ndarray, texts: list[str], splits: list, text_encoder: Any) -> dict[str, Any]:
+    """R@10 of each outer fold's items (media->text) and descriptions (text->media), against the whole gallery."""
+    udesc, dinv = np.unique(np.asarray(texts, dtype=str), return_inverse=True)
+    qdesc = encode_texts(text_encoder, udesc.tolist())
+    rel = np.arange(len(udesc))[:, None] == dinv.reshape(-1)[None, :]
+    out: dict[str, list[float]] = {"to_items_r@10": [], "to_text_r@10": []}
+    for _, test in splits:
+        out["to_text_r@10"].append(retrieval_metrics(vectors[test] @ qdesc.T, rel.T[test])["recall@10"])
+        queries = np.flatnonzero(rel[:, test].any(axis=1))
+        out["to_items_r@10"].append(retrieval_metrics(qdesc[queries] @ vectors.T, rel[queries])["recall@10"])
+    return {
+        **out,
+        **{f"{k}_mean": float(np.mean(v)) for k, v in out.items()},
+        **{f"{k}_sd": float(np.std(v, ddof=1)) for k, v in out.items()},
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -170,8 +210,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         base = DEFAULT_CONFIGS[modality]
         if args.epochs:
             base = TrainConfig(**{**base.__dict__, "epochs": args.epochs})
-        aligned["projection"] = out_of_fold(pairs, args.folds, modality, encoder, text_encoder, base)
+        if args.seed is not None:
+            base = TrainConfig(**{**base.__dict__, "seed": args.seed})
+
+        def fit(train: Pairs, config: TrainConfig, _m: str = modality, _e: Any = encoder):
+            result = train_on_pairs(train, modality=_m, source_encoder=_e, text_encoder=text_encoder, config=config)
+            return result.aligner.transform
+
+        splits = fold_splits(pairs, args.folds)
+        aligned["projection"] = out_of_fold(pairs, args.folds, fit, [Candidate(base)]).vectors
         train_s = time.perf_counter() - t0
+        chosen: dict[str, list[str]] = {}
         if args.variants:
             variants = {
                 "projection-mlp512": {"hidden": 512},
@@ -179,7 +228,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
             for name, change in variants.items():
                 cfg = TrainConfig(**{**base.__dict__, **change})
-                aligned[name] = out_of_fold(pairs, args.folds, modality, encoder, text_encoder, cfg)
+                aligned[name] = out_of_fold(pairs, args.folds, fit, [Candidate(cfg)]).vectors
+        extra = extra_pairs(args, modality, encoder, text_encoder, pairs, report) if args.extra_pairs else None
+        if args.tune or extra is not None:
+            grid = candidates(base, args, with_repeat=False)
+            tuned = out_of_fold(pairs, args.folds, fit, grid, inner_folds=args.inner_folds, log=_log)
+            aligned["projection, tuned"] = tuned.vectors
+            chosen["projection, tuned"] = tuned.chosen
+        if extra is not None:
+            aligned["projection + extra"] = out_of_fold(pairs, args.folds, fit, [Candidate(base)], extra=extra).vectors
+            grid = candidates(base, args, with_repeat=True)
+            tuned = out_of_fold(pairs, args.folds, fit, grid, extra=extra, inner_folds=args.inner_folds, log=_log)
+            aligned["projection + extra, tuned"] = tuned.vectors
+            chosen["projection + extra, tuned"] = tuned.chosen
+            cross = cross_source(pairs, extra, fit, grid, inner_folds=args.inner_folds)
+            aligned["extra only (cross)"] = cross.vectors
+            chosen["extra only (cross)"] = cross.chosen
         if "label-bridge" in aligned:
             for w in sorted({DEFAULT_BRIDGE_WEIGHT, *args.bridge_weights}):
                 aligned[f"ensemble(w_bridge={w:g})"] = l2_normalise(
@@ -187,6 +251,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
         for name, vectors in aligned.items():
             metrics = evaluate(vectors, texts, cats, text_encoder)
+            metrics["per_fold"] = per_fold(vectors, texts, splits, text_encoder)
+            if name in chosen:
+                metrics["chosen_per_fold"] = chosen[name]
             report["rows"].append({"modality": modality, "aligner": name, "items": len(rows), **metrics})
         report.setdefault("train_seconds_per_fold", {})[modality] = train_s / args.folds
     report["elapsed_s"] = time.perf_counter() - started
@@ -219,6 +286,14 @@ def format_table(report: dict[str, Any]) -> str:
         for r in [*rows, {"aligner": "random chance", **rows[0]["chance"]}]:
             cells = [f"{r[side][key]:8.3f}" for side, key, _ in COLUMNS]
             lines.append(f"{r['aligner']:26s} | " + " ".join(cells[:5]) + " | " + " ".join(cells[5:]))
+        lines.append(f"per outer fold: R@10 mean +- sd, text->{modality} then {modality}->text; inner-split choices")
+        for r in rows:
+            f = r["per_fold"]
+            chosen = "; ".join(f"{k} x{n}" for k, n in Counter(r.get("chosen_per_fold", [])).items())
+            lines.append(
+                f"{r['aligner']:26s} | {f['to_items_r@10_mean']:.3f} +- {f['to_items_r@10_sd']:.3f}, "
+                f"{f['to_text_r@10_mean']:.3f} +- {f['to_text_r@10_sd']:.3f}" + (f" | {chosen}" if chosen else "")
+            )
     return "\n".join(lines)
 
 
@@ -358,7 +433,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modalities", nargs="+", default=["image", "audio"])
     p.add_argument("--bridge-weights", type=float, nargs="*", default=[0.3, 0.7])
     p.add_argument("--epochs", type=int, default=None, help="override the heads' training epochs")
+    p.add_argument("--seed", type=int, default=None, help="override the heads' training seed")
     p.add_argument("--variants", action="store_true", help="also score alternative head configurations")
+    p.add_argument(
+        "--extra-pairs",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a catalogue whose pairs join every fold's training set, never a test set (repeatable); "
+        "also reports a head tuned on inner splits with them, and one trained on them alone (cross)",
+    )
+    p.add_argument("--tune", action="store_true", help="also report a head tuned on inner splits (no extra pairs)")
+    p.add_argument("--inner-folds", type=int, default=3, help="inner grouped folds that choose the hyper-parameters")
+    p.add_argument("--grid-hidden", type=int, nargs="+", default=[0, 512], help="hidden widths tried (0: linear)")
+    p.add_argument("--grid-epochs", type=int, nargs="+", default=[30, 60, 120], help="epochs tried")
+    p.add_argument(
+        "--grid-repeat",
+        type=int,
+        nargs="+",
+        default=[1, 4],
+        help="times each catalogue pair is repeated beside the extra pairs",
+    )
+    p.add_argument(
+        "--duplicate-cosine",
+        type=float,
+        default=0.99,
+        help="extra pairs whose media features reach this cosine with a catalogue item's are dropped (near-copies)",
+    )
     p.add_argument("--cache-dir", default=None)
     p.add_argument(
         "--cross",

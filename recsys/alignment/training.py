@@ -164,10 +164,13 @@ def train_catalogue_aligners(
     text_field: str = "description",
     cache_dir: Any = None,
     progress: Callable[[str, int, int], None] | None = None,
+    repeats: dict[str, int] | None = None,
 ) -> list[Written]:
     """Train and save one head per modality on the union of ``sources`` (:class:`~recsys.alignment.sources.Source`),
     plus the bridge+head ensemble for classifiers. Sources without the modality add nothing; a
-    modality that no source has two pairs of is an :class:`InputError`."""
+    modality that no source has two pairs of is an :class:`InputError`. ``repeats`` (source name ->
+    N) weighs a source's pairs N times against the others (its pairs repeated N times), e.g. a small
+    catalogue beside many extra pairs."""
     from pathlib import Path
 
     from recsys.alignment.factory import save_ensemble
@@ -194,7 +197,9 @@ def train_catalogue_aligners(
                     text_field=text_field,
                     min_pairs=0,
                 )
-        pairs = Pairs.concat(list(parts.values())) if parts else None
+        repeat = {name: max(1, int((repeats or {}).get(name, 1))) for name in parts}
+        weighed = [p.subset(np.tile(np.arange(len(p)), repeat[n])) for n, p in parts.items()]
+        pairs = Pairs.concat(weighed) if weighed else None
         if pairs is None or len(pairs) < 2:
             raise InputError(
                 f"The sources {', '.join(s.name for s in sources)} hold {0 if pairs is None else len(pairs)} "
@@ -202,7 +207,11 @@ def train_catalogue_aligners(
             )
         info = {
             "sources": {
-                name: {"catalogue": _display_path(src.catalogue.root), "pairs": len(parts[name])}
+                name: {
+                    "catalogue": _display_path(src.catalogue.root),
+                    "pairs": len(parts[name]),
+                    **({"repeat": repeat[name]} if repeat[name] > 1 else {}),
+                }
                 for name, src in ((s.name, s) for s in sources)
                 if name in parts
             },

@@ -60,7 +60,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="DIR",
-        help="another catalogue folder whose pairs are added to training (repeatable; same as another --catalogue)",
+        help="another catalogue folder whose pairs are added to training (repeatable); unlike --catalogue, it "
+        "does not name the heads and --catalogue-repeat does not weigh it",
+    )
+    p.add_argument(
+        "--catalogue-repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="weigh each --catalogue pair N times against the --extra-pairs ones (default 1)",
     )
     p.add_argument("--out", default=None, help="output folder (default: data/aligners in the repository)")
     p.add_argument("--name", default=None, help="file-name prefix (default: the sources' names joined by '+')")
@@ -96,8 +104,12 @@ def run_align(args: argparse.Namespace) -> int:
     out_dir = check_output_dir(args.out, "Output folder --out") if args.out else ALIGNERS_DIR
     if args.cache_dir:
         check_output_dir(args.cache_dir, "Cache folder --cache-dir")
+    if args.catalogue_repeat < 1:
+        raise InputError(f"--catalogue-repeat must be at least 1, not {args.catalogue_repeat}.")
     checks = args.cache_dir or default_cache_dir()  # media checks are remembered beside the features
-    sources = load_sources([*args.catalogues, *((d, []) for d in args.extra_pairs)], cache_dir=checks)
+    own = load_sources(args.catalogues, cache_dir=checks)
+    extra = load_sources([(d, []) for d in args.extra_pairs], cache_dir=checks) if args.extra_pairs else []
+    sources = [*own, *extra]
     wanted = ALIGN_MODALITIES if args.modality == "all" else (args.modality,)
     modalities = [m for m in wanted if any(s.catalogue.has_modality(m).any() for s in sources)]
     if not modalities:
@@ -107,7 +119,7 @@ def run_align(args: argparse.Namespace) -> int:
     encoders = {
         m: create_encoder(getattr(args, f"{m}_encoder") or DEFAULT_ENCODERS[m], device=args.device) for m in modalities
     }
-    prefix = args.name or "+".join(dict.fromkeys(s.name for s in sources))
+    prefix = args.name or "+".join(dict.fromkeys(s.name for s in own))  # extra pairs add data, not a name
     overrides = {k: getattr(args, k) for k in ("hidden", "epochs", "seed") if getattr(args, k) is not None}
     written = []
     with use_threads("batch"), progress_lines():  # encoding the pairs; heads train on one thread
@@ -125,6 +137,7 @@ def run_align(args: argparse.Namespace) -> int:
                 cache_dir=args.cache_dir,
                 bridge_weight=DEFAULT_BRIDGE_WEIGHT if args.bridge_weight is None else args.bridge_weight,
                 progress=_progress(),
+                repeats={s.name: args.catalogue_repeat for s in own},
             )
     for w in written:
         t = w.result.aligner.meta["training"]

@@ -274,20 +274,47 @@ def test_train_catalogue_aligners_writes_loadable_heads(tmp_path):
     assert out.shape == (4, D_TEXT) and _unit_rows(out)
 
 
-def test_benchmark_folds_keep_shared_descriptions_and_media_together():
-    import importlib.util
-    from pathlib import Path
 
+def test_train_catalogue_aligners_weighs_a_source_by_repeating_its_pairs(tmp_path):
+    """``repeats`` counts a catalogue's pairs N times beside the extra source's, and the head records it."""
+    from PIL import Image
+
+    from recsys.alignment.sources import Source, select_source
+    from recsys.alignment.training import train_catalogue_aligners
+    from recsys.catalogue import load_catalogue
+
+    (tmp_path / "cat" / "images").mkdir(parents=True)
+    rows = ["id,title,description,category,image,audio"]
+    for i, (name, rgb) in enumerate([("red", (255, 0, 0)), ("green", (0, 255, 0)), ("blue", (0, 0, 255))] * 2):
+        Image.new("RGB", (16, 16), rgb).save(tmp_path / "cat" / "images" / f"{i}.png")
+        rows.append(f"i{i},{name} {i},A {name} square.,colours/{name},images/{i}.png,")
+    (tmp_path / "cat" / "catalogue.csv").write_text("\n".join(rows) + "\n")
+    catalogue = load_catalogue(tmp_path / "cat")
+    written = train_catalogue_aligners(
+        [select_source(catalogue), Source("extra", catalogue)],
+        ["image"],
+        encoders={"image": PixelImageEncoder()},
+        text_encoder=FakeTextEncoder(),
+        out_dir=tmp_path / "out",
+        prefix="demo",
+        config=TrainConfig(epochs=2),
+        bridge_weight=0.0,
+        cache_dir=tmp_path / "cache",
+        repeats={"cat": 3},
+    )
+    training = written[0].result.aligner.meta["training"]
+    assert training["n_pairs"] == 6 * 3 + 6
+    assert training["sources"]["cat"] == {"catalogue": training["sources"]["cat"]["catalogue"], "pairs": 6, "repeat": 3}
+    assert "repeat" not in training["sources"]["extra"]
+
+def test_benchmark_folds_keep_shared_descriptions_and_media_together():
+    from recsys.alignment.heldout import leakage_groups
     from recsys.alignment.training import Pairs
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "alignment.py"
-    spec = importlib.util.spec_from_file_location("alignment_benchmark", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     source = np.eye(5, dtype=np.float32)
     source[3] = source[1]  # item 3 reuses item 1's sound
     texts = ["a", "b", "a", "c", "d"]  # item 2 shares item 0's description
-    groups = bench.leakage_groups(Pairs(source, source, texts, np.arange(5)))
+    groups = leakage_groups(Pairs(source, source, texts, np.arange(5)))
     assert groups[0] == groups[2] and groups[1] == groups[3]
     assert len({groups[0], groups[1], groups[4]}) == 3
 

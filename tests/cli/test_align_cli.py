@@ -53,3 +53,5 @@ def test_unmatched_or_media_less_sources_fail_before_any_model_loads(tmp_path, c
     assert "--source 'emoji' matches no item" in capsys.readouterr().err
     assert main(["align", "--catalogue", big, "--source", "iconify", "--out", str(tmp_path / "out")]) == 2
     assert "The sources iconify have no image or audio items" in capsys.readouterr().err
+    assert main(["align", "--catalogue", big, "--extra-pairs", big, "--catalogue-repeat", "0"]) == 2
+    assert "--catalogue-repeat must be at least 1" in capsys.readouterr().err
