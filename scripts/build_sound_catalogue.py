@@ -25,6 +25,7 @@ clips no longer selected.
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import re
 import shutil
@@ -268,9 +269,13 @@ def deb_members(deb: Path) -> Iterator[tuple[str, bytes]]:
                 if member.isfile():
                     handle = tar.extractfile(member)
                     yield member.name.removeprefix("./"), handle.read() if handle else b""
+    except tarfile.TarError as exc:
+        raise SystemExit(f"{deb.name} is not a readable .deb ({exc}); delete it and run this again") from None
     finally:
         proc.stdout.close()
         proc.wait()
+    if proc.returncode != 0:  # read to the end: a truncated or damaged archive
+        raise SystemExit(f"dpkg-deb could not read {deb.name} (exit {proc.returncode}); delete it and run this again")
 
 
 def package_clips(package: str, spec: Package, deb: Path) -> tuple[list[Clip], bytes, Counter]:
@@ -407,16 +412,16 @@ def build(out: Path, debs: dict[str, Path], excluded: set[str], log=print) -> li
     for clip, reason in rejected:
         dropped[clip.package][reason] += 1
     rows = rows_for(kept)
-    wanted = {r["audio"] for r in rows}
+    previous = _own_previous_clips(out)
     for clip, row in zip(kept, rows, strict=True):
         _write_if_changed(out / row["audio"], clip.data)
-    sounds = out / "sounds"
-    for path in sorted(sounds.rglob("*"), reverse=True) if sounds.is_dir() else []:
-        if path.is_file() and path.relative_to(out).as_posix() not in wanted:
-            path.unlink()
-        elif path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
-    write_manifest(out, rows)
+    write_manifest(out, rows)  # first: a run killed below leaves spare files, never a row without its file
+    for rel in sorted(previous - {r["audio"] for r in rows}):  # only clips an earlier run of this script wrote
+        (out / rel).unlink(missing_ok=True)
+        for folder in (out / rel).parents:
+            if folder == out or not folder.is_dir() or any(folder.iterdir()):
+                break
+            folder.rmdir()
     counts = Counter(c.package for c in kept)
     _write_if_changed(out / "LICENSES.md", licences_markdown(counts, versions, dropped).encode())
     for package, data in copyrights.items():
@@ -428,9 +433,29 @@ def build(out: Path, debs: dict[str, Path], excluded: set[str], log=print) -> li
     return rows
 
 
+def _own_previous_clips(out: Path) -> set[str]:
+    """Clip paths an earlier run wrote into ``out``; refuses a folder this script did not make (it
+    would otherwise delete files it never wrote, e.g. another catalogue's)."""
+    if not out.exists() or not any(out.iterdir()):
+        return set()
+    licences = out / "LICENSES.md"
+    ours = licences.is_file() and "scripts/build_sound_catalogue.py" in licences.read_text(errors="replace")
+    if not ours:
+        raise SystemExit(f"{out} is not empty and was not built by this script; choose another --out")
+    manifest = out / "catalogue.csv"
+    if not manifest.is_file():
+        return set()
+    with manifest.open(newline="", encoding="utf-8") as fh:
+        return {row["audio"] for row in csv.DictReader(fh) if (row.get("audio") or "").startswith("sounds/")}
+
+
 def demo_digests(folder: Path) -> set[str]:
-    """sha256 of every file under ``folder`` (the demo's sounds: never a training clip here)."""
-    return {_sha(p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()} if folder.is_dir() else set()
+    """sha256 of every file under ``folder`` (the demo's sounds: never a training clip here). A missing
+    or empty folder is an error, not an empty set: the demo's clips would silently become training data."""
+    found = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    if not found:
+        raise SystemExit(f"--exclude-clips {folder}: no sound files there; point it at the demo's sounds folder")
+    return {_sha(p.read_bytes()) for p in found}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -110,6 +110,13 @@ def run_align(args: argparse.Namespace) -> int:
     own = load_sources(args.catalogues, cache_dir=checks)
     extra = load_sources([(d, []) for d in args.extra_pairs], cache_dir=checks) if args.extra_pairs else []
     sources = [*own, *extra]
+    names = [s.name for s in sources]
+    clashing = sorted({n for n in names if names.count(n) > 1})
+    if clashing:  # training keys pairs (and --catalogue-repeat) by source name
+        raise InputError(
+            f"Two training sources are both named {', '.join(repr(n) for n in clashing)} (a folder given twice, "
+            "or two folders with the same name); give each source once, or rename one folder."
+        )
     wanted = ALIGN_MODALITIES if args.modality == "all" else (args.modality,)
     modalities = [m for m in wanted if any(s.catalogue.has_modality(m).any() for s in sources)]
     if not modalities:

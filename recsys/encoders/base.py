@@ -206,15 +206,19 @@ def host_outputs(tensors: Mapping[str, Any]) -> Callable[[], dict[str, np.ndarra
     """
     import torch
 
-    if not tensors or all(t.device.type != "cuda" for t in tensors.values()):
-        ready = {name: t.float().numpy() for name, t in tensors.items()}
+    devices = {t.device for t in tensors.values()}
+    if len(devices) != 1 or next(iter(devices)).type != "cuda":  # CPU, MPS, or outputs on several devices
+        ready = {name: t.detach().float().cpu().numpy() for name, t in tensors.items()}
         return lambda: ready
+    device = next(iter(devices))
     host = {}
-    for name, t in tensors.items():
-        host[name] = torch.empty(tuple(t.shape), dtype=torch.float32, pin_memory=True)
-        host[name].copy_(t.float(), non_blocking=True)
-    copied = torch.cuda.Event()
-    copied.record()
+    with torch.cuda.device(device):  # the event must follow the stream the copies run on (cuda:N too)
+        stream = torch.cuda.current_stream(device)
+        for name, t in tensors.items():
+            host[name] = torch.empty(tuple(t.shape), dtype=torch.float32, pin_memory=True)
+            host[name].copy_(t.detach().float(), non_blocking=True)
+        copied = torch.cuda.Event()
+        copied.record(stream)
 
     def wait() -> dict[str, np.ndarray]:
         copied.synchronize()

@@ -93,7 +93,8 @@ class FieldIndex:
         self._row_lists: np.ndarray | None = None  # IVF: the list of each row (-1: not indexed)
         self._generation = 0  # bumped by every add, so statistics derived from the lists expire
         self._centroid_matrix: np.ndarray | None = None
-        self._partitions: dict[str, object] = {}  # top-level category -> its own IVF lists (None: too broad)
+        # top-level category -> (generation built at, its own IVF lists or None when too broad)
+        self._partitions: dict[str, tuple[int, object]] = {}
         self._partition_lock = threading.Lock()
 
     @property
@@ -241,10 +242,15 @@ class FieldIndex:
         if allowed.partition is None or not params.partition_share:
             return whole
         key, members = allowed.partition
-        with self._partition_lock:
-            if key not in self._partitions:
-                self._partitions[key] = self._partition(whole, members, params.partition_share)
-            part = self._partitions[key]
+        generation = self._generation
+        entry = self._partitions.get(key)
+        if entry is None or entry[0] != generation:
+            with self._partition_lock:  # one build per category; searches of built ones do not wait
+                entry = self._partitions.get(key)
+                if entry is None or entry[0] != generation:
+                    entry = (generation, self._partition(whole, members, params.partition_share))
+                    self._partitions[key] = entry
+        part = entry[1]
         return whole if part is None else part
 
     def _partition(self, whole, members: np.ndarray, share: float):  # noqa: ANN001, ANN202 (faiss types)

@@ -55,3 +55,8 @@ def test_unmatched_or_media_less_sources_fail_before_any_model_loads(tmp_path, c
     assert "The sources iconify have no image or audio items" in capsys.readouterr().err
     assert main(["align", "--catalogue", big, "--extra-pairs", big, "--catalogue-repeat", "0"]) == 2
     assert "--catalogue-repeat must be at least 1" in capsys.readouterr().err
+    assert main(["align", "--catalogue", big, "--extra-pairs", big]) == 2
+    assert "are both named 'big'" in capsys.readouterr().err
+    other = _catalogue(tmp_path / "elsewhere" / "big", ["openclipart-png 1: usr/share/openclipart/png/b.png"])
+    assert main(["align", "--catalogue", big, "--extra-pairs", other]) == 2
+    assert "are both named 'big'" in capsys.readouterr().err

@@ -209,3 +209,15 @@ def test_host_outputs_on_the_cpu_are_float32_arrays():
     got = host_outputs({"a": torch.arange(6, dtype=torch.float64).reshape(2, 3), "b": torch.ones(2, 1)})()
     assert got["a"].dtype == np.float32 and got["a"].tolist() == [[0, 1, 2], [3, 4, 5]]
     assert got["b"].shape == (2, 1)
+
+
+def test_a_crash_on_a_gpu_keeps_the_batch_already_computed(ten, tmp_path):
+    """With one batch in flight, a failing launch still hands over the batch before it."""
+    crashing = _LoggedLaunches("cuda:0")
+    crashing.fail_after = 3
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        catalogue_features(ten, "image", crashing, BOTH, cache_dir=tmp_path / "c", options=IN_PROCESS)
+    assert ("finish", 2) in crashing.events
+    encoder = TinyImageEncoder()
+    catalogue_features(ten, "image", encoder, BOTH, cache_dir=tmp_path / "c", options=IN_PROCESS)
+    assert encoder.forwarded == 4  # three batches of two were written before the crash

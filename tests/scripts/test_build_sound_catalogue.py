@@ -122,3 +122,22 @@ def test_build_from_a_fake_deb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     first = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     bsc.build(out, {"fake-sfx": deb}, excluded, log=lambda _: None)  # idempotent
     assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == first
+
+
+def test_a_folder_it_did_not_build_is_refused_and_a_missing_demo_folder_is_an_error(tmp_path):
+    other = tmp_path / "other"
+    (other / "sounds").mkdir(parents=True)
+    (other / "sounds" / "keep.ogg").write_bytes(b"not ours")
+    (other / "catalogue.csv").write_text("id,title,description,category,image,audio\n")
+    with pytest.raises(SystemExit, match="not built by this script"):
+        bsc.build(other, {}, set(), log=lambda _: None)
+    assert (other / "sounds" / "keep.ogg").read_bytes() == b"not ours"
+    with pytest.raises(SystemExit, match="no sound files there"):
+        bsc.demo_digests(tmp_path / "missing")
+
+
+def test_an_unreadable_deb_is_a_clear_error(tmp_path):
+    bad = tmp_path / "broken_1.0_all.deb"
+    bad.write_bytes(b"!<arch>\nnot really a deb")
+    with pytest.raises(SystemExit, match="delete it and run this again"):
+        list(bsc.deb_members(bad))

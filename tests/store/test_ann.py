@@ -96,8 +96,8 @@ def test_a_category_partition_finds_what_the_whole_lists_find(tmp_path):
         store.delete(data.ids[50:400])
     same_hits(parted, whole, queries, category=top)
     index = parted._indexes["v"]
-    assert index._partitions[top] is not None
-    assert 0 < index._partitions[top].ntotal < index.ntotal
+    assert index._partitions[top][1] is not None
+    assert 0 < index._partitions[top][1].ntotal < index.ntotal
     assert whole._indexes["v"]._partitions == {}
 
 
@@ -123,4 +123,4 @@ def test_a_broad_category_walks_the_whole_lists(tmp_path):
     store = open_store(tmp_path / "s", {"v": DIM}, exact_below=500, exact_filter_below=0)
     store.upsert(data.ids, categories, data.vectors)
     store.search("v", data.vectors["v"][0], 10, category="big")
-    assert store._indexes["v"]._partitions == {"big": None}
+    assert store._indexes["v"]._partitions == {"big": (store._indexes["v"]._generation, None)}
