@@ -1,9 +1,13 @@
 """IVF search under filters: lists are probed by where the filter's rows lie, not by its size alone."""
 
 import dataclasses
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recsys.errors import InputError
 from recsys.store import open_store
@@ -124,3 +128,42 @@ def test_a_broad_category_walks_the_whole_lists(tmp_path):
     store.upsert(data.ids, categories, data.vectors)
     store.search("v", data.vectors["v"][0], 10, category="big")
     assert store._indexes["v"]._partitions == {"big": (store._indexes["v"]._generation, None)}
+
+
+write = st.one_of(
+    st.tuples(st.just("upsert"), st.integers(0, 2**31), st.integers(1, 300)),
+    st.tuples(st.just("delete"), st.integers(0, 2**31), st.integers(1, 80)),
+)
+
+
+@settings(max_examples=15, deadline=None)
+@given(writes=st.lists(write, min_size=1, max_size=5), seed=st.integers(0, 2**31))
+def test_partitions_agree_with_whole_lists_whatever_the_writes(writes, seed):
+    """Random upserts (new items, replaced ones, items moved between categories) and deletes, each
+    followed by searches: walking a category's partition finds what walking the whole lists finds."""
+    ids = [f"i{j}" for j in range(900)]
+    cats = ["a/x", "a/y", "b", "b/z", "c"]
+    with tempfile.TemporaryDirectory() as tmp:
+        options = {"exact_below": 300, "exact_filter_below": 0}
+        stores = [open_store(Path(tmp) / f"s{p}", {"v": DIM}, partition_share=p, **options) for p in (0.5, 0.0)]
+        base = synthetic_arrays(600, {"v": DIM}, n_categories=5, seed=seed % 1000)
+        for store in stores:
+            store.upsert(ids[:600], [cats[j % 5] for j in range(600)], base.vectors)
+        for step, (kind, value, size) in enumerate(writes):
+            rng = np.random.default_rng([value, step])
+            chosen = rng.choice(ids, size=size, replace=False).tolist()
+            if kind == "upsert":
+                vectors = {"v": rng.normal(size=(size, DIM)).astype(np.float32)}
+                moved = [cats[j] for j in rng.integers(0, len(cats), size)]
+                for store in stores:
+                    store.upsert(chosen, moved, vectors)
+            else:
+                for store in stores:
+                    store.delete(chosen)
+            for category in ("a", "a/y", "b", "c"):
+                q = rng.normal(size=DIM).astype(np.float32)
+                exclude = rng.choice(ids, size=3).tolist()
+                parted, whole = (s.search("v", q, 10, category=category, exclude=exclude) for s in stores)
+                assert parted.ids == whole.ids
+                np.testing.assert_allclose(parted.scores, whole.scores, rtol=1e-6, atol=1e-6)
+            assert any(part is not None for _, part in stores[0]._indexes["v"]._partitions.values())
