@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from recsys.atomic import write_bytes, write_text  # noqa: E402
-from recsys.catalogue import write_manifest  # noqa: E402
+from recsys.catalogue import load_catalogue, write_manifest  # noqa: E402
 from recsys.errors import InputError  # noqa: E402
 from recsys.media import load_audio  # noqa: E402
 
@@ -217,6 +217,15 @@ def build(extracted: Path, out: Path, version: str) -> dict[str, int]:
     }
     write_text(out / "README.md", _readme(version, counts, silent))
     return counts
+
+
+def check_built(out: Path) -> int:
+    """Load the catalogue a build script wrote, as a user would, and report its bad rows (exit status 1 if any)."""
+    catalogue = load_catalogue(out)
+    print(f"load_catalogue({out}): {len(catalogue)} items, {len(catalogue.bad_rows)} bad rows")
+    for bad in catalogue.bad_rows[:5]:
+        print(f"  {bad}")
+    return 1 if catalogue.bad_rows else 0
 
 
 def _readme(version: str, counts: dict[str, int], silent: list[str]) -> str:

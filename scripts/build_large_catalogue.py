@@ -55,9 +55,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from recsys.atomic import write_bytes  # noqa: E402
-from recsys.catalogue import load_catalogue, write_manifest  # noqa: E402
+from recsys.catalogue import write_manifest  # noqa: E402
 from recsys.errors import CatalogueError, InputError  # noqa: E402
-from scripts.build_demo_catalogue import _write_if_changed, readable_title  # noqa: E402
+from scripts.build_demo_catalogue import _write_if_changed, check_built, readable_title  # noqa: E402
 
 SOURCES = ("openclipart", "iconify")
 OPENCLIPART_PACKAGES = ("openclipart-svg", "openclipart-png")
@@ -781,11 +781,7 @@ def main(argv: list[str] | None = None) -> int:
     summary["seconds"] = round(time.perf_counter() - start, 1)
     for key, value in summary.items():
         print(f"{key}: {value}")
-    catalogue = load_catalogue(out)
-    print(f"load_catalogue({out}): {len(catalogue)} items, {len(catalogue.bad_rows)} bad rows")
-    for bad in catalogue.bad_rows[:5]:
-        print(f"  {bad}")
-    return 1 if catalogue.bad_rows else 0
+    return check_built(out)
 
 
 if __name__ == "__main__":

@@ -41,11 +41,11 @@ from pathlib import Path, PurePosixPath
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from recsys.catalogue import load_catalogue, write_manifest  # noqa: E402
+from recsys.catalogue import write_manifest  # noqa: E402
 from recsys.errors import InputError  # noqa: E402
 from recsys.media import AUDIO_EXTENSIONS, MAX_AUDIO_BYTES, load_audio  # noqa: E402
 from scripts.build_demo_catalogue import _run as run_checked  # noqa: E402
-from scripts.build_demo_catalogue import _write_if_changed  # noqa: E402
+from scripts.build_demo_catalogue import _write_if_changed, check_built  # noqa: E402
 
 #: Words that name no sound: file-format, folder and numbering noise.
 NOISE_WORDS = frozenset(
@@ -481,11 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="sound-catalogue-") as tmp:
         debs = find_debs(packages, args.debs.resolve() if args.debs else None, Path(tmp))
         build(out, debs, excluded)
-    catalogue = load_catalogue(out)
-    print(f"load_catalogue({out}): {len(catalogue)} items, {len(catalogue.bad_rows)} bad rows")
-    for bad in catalogue.bad_rows[:5]:
-        print(f"  {bad}")
-    return 1 if catalogue.bad_rows else 0
+    return check_built(out)
 
 
 if __name__ == "__main__":
