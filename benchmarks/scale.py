@@ -8,16 +8,18 @@ there on a power law through the two largest sizes measured.
 Per size, synthetic items (vectors drawn from a mixture fitted to the demo catalogue's real
 embeddings, see :mod:`recsys.store.synthetic`; a category tree) fill three fields as the real
 pipeline does: ``text`` (384-d), ``image`` (1280-d native) and ``image@shared`` (384-d). The
-engine's exact vectors sit in memory-mapped files; the embedded vector store (default options)
-is built from the same chunks. Then held-out items serve as fused text+image queries with
+engine's vectors sit in memory-mapped files: float32 for the exact reference, and for serving in
+the precision the product's engine keeps them (float16 past 20k items,
+:func:`recsys.recommend.item_dtype`); the embedded vector store (default options) is built from
+the same chunks. Then held-out items serve as fused text+image queries with
 weights (text 1, image 0.5) and a top-level category filter, answered by
 
 - the engine on the store (candidates per pair, exact re-scoring): p50 / p95 latency, recall@10
   against exact, and the memory of a fresh process (its files read once into the OS page cache
-  first and the exact vectors' pages mapped into it, as on a server that has been up) that opens
+  first and the served vectors' pages mapped into it, as on a server that has been up) that opens
   the store and answers the queries
   (peak RSS, which counts the memory-mapped vectors it touched, and resident anonymous memory);
-- the engine's exact path (numpy over every item): the same queries, the reference ranking.
+- the engine's exact path (numpy over every float32 vector): the same queries, the reference ranking.
 
 The encoding and map figures come from ``benchmarks/encoding.py`` and ``benchmarks/map.py``, run
 in the same invocation so every figure is from one machine state.
@@ -43,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recsys.catalogue import Catalogue, Item  # noqa: E402
-from recsys.recommend import ModalityIndex, QueryVectors, RecommendationEngine  # noqa: E402
+from recsys.recommend import ModalityIndex, QueryVectors, RecommendationEngine, item_dtype  # noqa: E402
 from recsys.store import open_store  # noqa: E402
 from recsys.store.segments import random_access  # noqa: E402
 from recsys.store.synthetic import FieldStats, fit_field_stats, random_field_stats, synthetic_collection  # noqa: E402
@@ -94,12 +96,38 @@ def build(n: int, work: Path, stats: dict[str, FieldStats], n_categories: int) -
             "vectors_disk_mb": sum(disk_mb(work / f"{f}.npy") for f in FIELDS)}  # fmt: skip
 
 
-def engine_for(work: Path) -> RecommendationEngine:
-    """The production engine over the memory-mapped vectors (no encoders: queries come as vectors)."""
+def served_vectors(work: Path, n: int) -> dict[str, Path]:
+    """The vector files the serving engine maps: the vectors in the precision the product's engine
+    keeps for ``n`` items (:func:`recsys.recommend.item_dtype`, float16 past 20k items), written
+    once from the float32 reference files in chunks; float32 ones are the reference files."""
+    dtype = np.dtype(item_dtype(n))
+    out = {}
+    for f in FIELDS:
+        source = work / f"{f}.npy"
+        if dtype == np.float32:
+            out[f] = source
+            continue
+        out[f] = target = work / f"{f}.{dtype.name}.npy"
+        if not target.is_file():
+            full = np.load(source, mmap_mode="r")
+            tmp = target.with_suffix(".tmp.npy")
+            half = np.lib.format.open_memmap(tmp, "w+", dtype, full.shape)
+            for a in range(0, len(full), 50_000):
+                half[a : a + 50_000] = full[a : a + 50_000]
+            half.flush()
+            del half
+            os.replace(tmp, target)
+    return out
+
+
+def engine_for(work: Path, served: bool = False) -> RecommendationEngine:
+    """The production engine over the memory-mapped vectors (no encoders: queries come as vectors):
+    the float32 reference vectors, or with ``served`` those the product's engine would keep."""
     meta = json.loads((work / "items.json").read_text())
     items = [Item(i, i, "", c, None, None) for i, c in zip(meta["ids"], meta["categories"], strict=True)]
     catalogue = Catalogue(work, items, [], fingerprint="synthetic")
-    vec = {f: random_access(np.load(work / f"{f}.npy", mmap_mode="r")) for f in FIELDS}
+    files = served_vectors(work, len(items)) if served else {f: work / f"{f}.npy" for f in FIELDS}
+    vec = {f: random_access(np.load(path, mmap_mode="r")) for f, path in files.items()}
     present = np.ones(len(items), dtype=bool)
     indexes = {
         "text": ModalityIndex("text", None, vec["text"], present, "text", shared=vec["text"]),
@@ -156,7 +184,7 @@ def serve(work: str, n_queries: int, stats_file: str, k: int, candidates: int, c
     """In a fresh process: open the store, answer the queries on it, report latency and peak RAM."""
     use_threads("query")
     before = peak_rss_mb()
-    engine = engine_for(Path(work))
+    engine = engine_for(Path(work), served=True)
     mapped = time.perf_counter()
     arrays = {id(a): a for ix in engine.indexes.values() for a in (ix.native, ix.shared) if a is not None}
     for array in arrays.values():
@@ -176,13 +204,14 @@ def serve(work: str, n_queries: int, stats_file: str, k: int, candidates: int, c
                "mapped_s": mapped})  # fmt: skip
 
 
-def page_in(work: Path) -> tuple[float, float]:
-    """Read every file of the store and the exact vectors once, so the fresh serving process finds
+def page_in(work: Path, vectors: list[Path]) -> tuple[float, float]:
+    """Read every file of the store and the served vectors once, so the fresh serving process finds
     them in the OS page cache as a server that has been up would (a cold cache after other jobs made
     a 1M-item search 10-20x slower: every candidate row was a disk read). Returns (MB, seconds)."""
     started, total = time.perf_counter(), 0
     buffer = bytearray(16 * 2**20)
-    for path in sorted(p for p in work.rglob("*") if p.is_file() and p.suffix != ".json"):
+    store_files = sorted(p for p in (work / "store").rglob("*") if p.is_file() and p.suffix != ".json")
+    for path in [*store_files, *vectors]:
         with path.open("rb", buffering=0) as f:
             while n := f.readinto(buffer):
                 total += n
@@ -298,30 +327,34 @@ def run_search(args: argparse.Namespace) -> None:
                 built = build(n, work, stats, args.categories)
                 _save_stats(stats, stats_file)
                 (work / "built.json").write_text(json.dumps(built))
-            paged_mb, paged_s = page_in(work)
-            print(f"{'':>9} paged in {paged_mb:,.0f} MB of store and vectors in {paged_s:.1f} s", flush=True)
+            served = served_vectors(work, n)
+            paged_mb, paged_s = page_in(work, list(served.values()))
+            print(f"{'':>9} paged in {paged_mb:,.0f} MB of store and served vectors in {paged_s:.1f} s", flush=True)
             parent, child = ctx.Pipe()
             job = (str(work), args.queries, str(stats_file), args.k, args.candidates, child)
             proc = ctx.Process(target=serve, args=job)
             proc.start()
-            served = parent.recv()
+            answered = parent.recv()
             proc.join()
             truth = exact_reference(work, args, stats)
             for s in STRATEGIES:
-                got, t_store = served["results"][s]
+                got, t_store = answered["results"][s]
                 want, t_exact = truth[s]
                 print(f"{n:>9,} {s:>8} {pct(t_store, 50):>9.2f} {pct(t_store, 95):>7.2f} {pct(t_exact, 50):>9.1f} "
                       f"{pct(t_exact, 95):>7.1f} {recall(got, want):>9.3f} {built['store_build_s']:>8.1f} "
-                      f"{built['store_disk_mb']:>8.0f} {served['peak_rss_mb']:>11.0f} "
-                      f"{served['anon_mb']:>8.0f}", flush=True)  # fmt: skip
-            print(f"{'':>9} exact vectors on disk (memory-mapped): {built['vectors_disk_mb']:.0f} MB, mapped into "
-                  f"the serving process in {served['mapped_s']:.1f} s", flush=True)  # fmt: skip
+                      f"{built['store_disk_mb']:>8.0f} {answered['peak_rss_mb']:>11.0f} "
+                      f"{answered['anon_mb']:>8.0f}", flush=True)  # fmt: skip
+            served_mb = sum(disk_mb(p) for p in served.values())
+            print(f"{'':>9} engine vectors on disk: float32 reference {built['vectors_disk_mb']:.0f} MB, served "
+                  f"({np.dtype(item_dtype(n)).name}) {served_mb:.0f} MB, mapped into the serving process in "
+                  f"{answered['mapped_s']:.1f} s", flush=True)  # fmt: skip
             measured[n] = {
                 "store build s": built["store_build_s"],
                 "store MB": built["store_disk_mb"],
                 "exact vectors MB": built["vectors_disk_mb"],
-                "anon MB": served["anon_mb"],
-                **{f"{s} p{q} ms": pct(served["results"][s][1], q) for s in STRATEGIES for q in (50, 95)},
+                "served vectors MB": served_mb,
+                "anon MB": answered["anon_mb"],
+                **{f"{s} p{q} ms": pct(answered["results"][s][1], q) for s in STRATEGIES for q in (50, 95)},
             }
         finally:
             if not args.keep:

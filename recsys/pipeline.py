@@ -29,7 +29,7 @@ from recsys.errors import ConfigError, RecsysError
 from recsys.paths import check_output_dir, output_dir_problem
 from recsys.prebuilt import seed_cache
 from recsys.progress import ProgressLog, StageProgress, fan_out
-from recsys.recommend import MODALITIES, ModalityIndex, RecommendationEngine, _normalise
+from recsys.recommend import MODALITIES, ModalityIndex, RecommendationEngine, _normalise, item_matrix
 from recsys.threads import batch_then_query
 
 CONFIG_FILE = "recsys.toml"
@@ -233,7 +233,7 @@ def build_engine(
             present = np.logical_and.reduce([feats[k].present for k in kind.split("+")])
             shared = job.aligner.transform(source).astype(np.float32)
             index.aligner = job.aligner
-            index.shared = np.where(present[:, None], shared, 0.0).astype(np.float32)
+            index.shared = item_matrix(np.where(present[:, None], shared, 0.0))
         indexes[modality] = index
     if "text" in indexes and any(ix.shared is not None for ix in indexes.values()):
         indexes["text"].shared = indexes["text"].native
@@ -262,7 +262,7 @@ def _native_index(modality: str, encoder: Any, feats: Features) -> ModalityIndex
     if modality != "text" and feats.present.sum() > 1:
         centre = vectors[feats.present].mean(axis=0)
         vectors = _normalise(vectors - centre)
-    vectors = np.where(feats.present[:, None], vectors, 0.0).astype(np.float32)
+    vectors = item_matrix(np.where(feats.present[:, None], vectors, 0.0))
     return ModalityIndex(modality, encoder, vectors, feats.present, getattr(encoder, "space", modality), centre)
 
 

@@ -192,3 +192,30 @@ def test_demo_answers_the_same_on_the_embedded_store(demo_catalogue, tmp_path):
             assert got[:3] == ids[:3], (i, s, c)
         overlap.append(len(set(got) & set(ids)) / len(ids))
     assert np.mean(overlap) >= 0.95
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_half_precision_vectors_of_a_large_catalogue_rank_as_float32(aligned_fake_engine, monkeypatch, strategy):
+    """Past HALF_PRECISION_ABOVE items the engine keeps float16 vectors (here forced on the six-item
+    catalogue); candidates re-scored from them give float32's ranking, scores within rounding, and
+    contributions that still sum to each score."""
+    from recsys import pipeline, recommend
+
+    engine = aligned_fake_engine
+    how = {"strategy": strategy, "k": 4}
+    every = {**how, "k": len(engine.catalogue)}
+    expected = [{r.item.id: r.score for r in engine.recommend(q, **every)} for q in QUERIES]
+    monkeypatch.setattr(recommend, "HALF_PRECISION_ABOVE", 0)
+    config = pipeline.PipelineConfig(
+        cache_dir=str(engine.catalogue.root.parent / "cache"), image_aligner="fake", audio_aligner=None
+    )
+    half = _with_memory_store(pipeline.build_engine(engine.catalogue, config), candidates=len(engine.catalogue))
+    arrays = [a for ix in half.indexes.values() for a in (ix.native, ix.shared) if a is not None]
+    assert arrays and all(a.dtype == np.float16 for a in arrays)
+    for q, want in zip(QUERIES, expected, strict=True):
+        got = half.recommend(q, **how)
+        top = sorted(want.values(), reverse=True)[: len(got)]
+        assert np.allclose([r.score for r in got], top, atol=1e-4)  # the same ranking, up to tied items
+        for r in got:
+            assert r.score == pytest.approx(want[r.item.id], abs=1e-4)
+            assert sum(r.contributions.values()) == pytest.approx(r.score, abs=1e-6)
