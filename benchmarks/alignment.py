@@ -36,7 +36,17 @@ With ``--cross`` it also measures the match confidence (:mod:`recsys.alignment.c
 calibration fitted on the training sources' out-of-sample scores, ECE and Brier on the held-out
 source for the per-query standardised score, the raw cosine mapped the same way, and the base rate;
 ``--write-confidence data/aligners/confidence.json`` writes the shipped aligner's calibration
-(fitted on the sources it did not train on).
+(fitted on the sources it did not train on), keeping the file's other entries.
+
+``--confidence`` (with ``--modalities audio --extra-pairs data/sounds``) instead fits the shipped audio
+head's match confidence on held-out folds (:mod:`recsys.alignment.heldoutconfidence`): each demo clip
+scored by a head trained in the shipped setting (read from the head's own record) that never saw it;
+ECE / Brier of the z-score calibration, the raw cosine mapped the same way and the base rate, each
+fold measured by the fit on the other folds; ``--write-confidence data/aligners/confidence.json``
+writes the fit on all folds beside the file's other entries (~1 min with cached features):
+
+    python benchmarks/alignment.py --modalities audio --extra-pairs data/sounds \
+        --write-confidence data/aligners/confidence.json
 
 A source is ``DIR`` (the whole catalogue) or ``DIR@NAME`` (its items whose ``source`` column names
 NAME; :mod:`recsys.alignment.sources`).
@@ -171,10 +181,52 @@ def per_fold(vectors: np.ndarray, texts: list[str], splits: list, text_encoder: 
     }
 
 
+def modality_pairs(catalogue: Any, modality: str, text_encoder: Any, args: argparse.Namespace) -> dict[str, Any] | None:
+    """The catalogue's (media, description) pairs of ``modality`` with their encoder and features
+    (None when no item has that modality)."""
+    from recsys.encoders import DEFAULT_ENCODERS, create_encoder
+    from recsys.encoding import catalogue_features
+
+    if not catalogue.has_modality(modality).any():
+        return None
+    encoder = create_encoder(DEFAULT_ENCODERS[modality])
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r{modality} features {done}/{total}", end="\n" if done >= total else "", file=sys.stderr, flush=True)
+
+    outputs = ["embedding"]
+    if getattr(encoder, "class_names", None) and hasattr(encoder, "predict_proba"):
+        outputs.append("class_proba")
+    feats = catalogue_features(catalogue, modality, encoder, outputs, cache_dir=args.cache_dir, progress=progress)
+    emb = feats["embedding"]
+    texts_all = [item_description(it) for it in catalogue.items]
+    rows = np.flatnonzero(emb.present & np.array([bool(t) for t in texts_all]))
+    texts = [texts_all[i] for i in rows]
+    return {
+        "encoder": encoder,
+        "feats": feats,
+        "rows": rows,
+        "texts": texts,
+        "categories": [catalogue.items[i].category for i in rows],
+        "pairs": Pairs(emb.vectors[rows], encode_texts(text_encoder, texts), texts, rows),
+    }
+
+
+def head_fitter(modality: str, encoder: Any, text_encoder: Any) -> Any:
+    """``fit(pairs, config) -> transform`` for :mod:`recsys.alignment.heldout`: one head per call."""
+
+    def fit(train: Pairs, config: TrainConfig) -> Any:
+        result = train_on_pairs(
+            train, modality=modality, source_encoder=encoder, text_encoder=text_encoder, config=config
+        )
+        return result.aligner.transform
+
+    return fit
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from recsys.catalogue import load_catalogue
     from recsys.encoders import DEFAULT_ENCODERS, create_encoder
-    from recsys.encoding import catalogue_features
 
     started = time.perf_counter()
     catalogue = load_catalogue(args.catalogue)
@@ -182,25 +234,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"catalogue": str(args.catalogue), "folds": args.folds, "rows": [], "encoders": {}}
     report["encoders"]["text"] = text_encoder.encoder_id
     for modality in args.modalities:
-        mask = catalogue.has_modality(modality)
-        if not mask.any():
+        loaded = modality_pairs(catalogue, modality, text_encoder, args)
+        if loaded is None:
             continue
-        encoder = create_encoder(DEFAULT_ENCODERS[modality])
+        encoder, feats, rows, texts, cats, pairs = (
+            loaded[k] for k in ("encoder", "feats", "rows", "texts", "categories", "pairs")
+        )
         report["encoders"][modality] = encoder.encoder_id
-
-        def progress(done: int, total: int, _m: str = modality) -> None:
-            print(f"\r{_m} features {done}/{total}", end="\n" if done >= total else "", file=sys.stderr, flush=True)
-
-        outputs = ["embedding"]
-        if getattr(encoder, "class_names", None) and hasattr(encoder, "predict_proba"):
-            outputs.append("class_proba")
-        feats = catalogue_features(catalogue, modality, encoder, outputs, cache_dir=args.cache_dir, progress=progress)
-        emb = feats["embedding"]
-        texts_all = [item_description(it) for it in catalogue.items]
-        rows = np.flatnonzero(emb.present & np.array([bool(t) for t in texts_all]))
-        texts = [texts_all[i] for i in rows]
-        cats = [catalogue.items[i].category for i in rows]
-        pairs = Pairs(emb.vectors[rows], encode_texts(text_encoder, texts), texts, rows)
         aligned: dict[str, np.ndarray] = {}
         if "class_proba" in feats:
             proba = feats["class_proba"]
@@ -212,10 +252,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             base = TrainConfig(**{**base.__dict__, "epochs": args.epochs})
         if args.seed is not None:
             base = TrainConfig(**{**base.__dict__, "seed": args.seed})
-
-        def fit(train: Pairs, config: TrainConfig, _m: str = modality, _e: Any = encoder):
-            result = train_on_pairs(train, modality=_m, source_encoder=_e, text_encoder=text_encoder, config=config)
-            return result.aligner.transform
+        fit = head_fitter(modality, encoder, text_encoder)
 
         splits = fold_splits(pairs, args.folds)
         aligned["projection"] = out_of_fold(pairs, args.folds, fit, [Candidate(base)]).vectors
@@ -297,9 +334,121 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def shipped_candidate(aligner: Any, catalogue: str, extra: list[str]) -> Candidate:
+    """The setting a shipped projection head trained in (its recorded config, and how many times the
+    catalogue's pairs counted), checked against the catalogue and ``--extra-pairs`` given, so the
+    held-out heads train as the shipped one did."""
+    from recsys.errors import InputError
+
+    meta = getattr(aligner, "meta", {})
+    training = meta.get("training", {})
+    if "config" not in meta or "sources" not in training:
+        raise InputError(
+            f"--confidence refits the shipped head per fold, but {aligner.describe()} records no training "
+            "config and sources (the image ensemble is calibrated across catalogues with --cross)."
+        )
+    sources = training["sources"]
+    own = Path(catalogue).name
+    if own not in sources:
+        raise InputError(f"The shipped head trained on {', '.join(sources)}, not on the catalogue {catalogue}.")
+    given, trained = sorted(Path(d).name for d in extra), sorted(n for n in sources if n != own)
+    if given != trained:
+        raise InputError(
+            f"The shipped head trained with extra pairs from {', '.join(trained) or 'nothing'}; "
+            f"pass those with --extra-pairs (given: {', '.join(given) or 'none'})."
+        )
+    return Candidate(TrainConfig(**meta["config"]), int(sources[own].get("repeat", 1)))
+
+
+def run_confidence(args: argparse.Namespace) -> dict[str, Any]:
+    """Match confidence of the shipped heads fitted on held-out folds (recsys.alignment.heldoutconfidence)."""
+    from recsys.alignment.confidence import merge_pairs, shipped_calibration, update_calibrations
+    from recsys.alignment.factory import DEFAULT_ALIGNERS, load_aligner
+    from recsys.alignment.heldoutconfidence import fold_pairs, rotated_report
+    from recsys.catalogue import load_catalogue
+    from recsys.encoders import DEFAULT_ENCODERS, create_encoder
+
+    started = time.perf_counter()
+    catalogue = load_catalogue(args.catalogue)
+    text_encoder = create_encoder(DEFAULT_ENCODERS["text"])
+    report: dict[str, Any] = {
+        "mode": "held-out confidence",
+        "catalogue": str(args.catalogue),
+        "folds": args.folds,
+        "rows": [],
+        "encoders": {"text": text_encoder.encoder_id},
+        "confidence": {},
+    }
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return l2_normalise(encode_texts(text_encoder, texts, cache_dir=args.cache_dir))
+
+    gallery = [(it.text, item_description(it)) for it in catalogue.items if it.text.strip()]
+    calibrations = []
+    for modality in args.modalities:
+        loaded = modality_pairs(catalogue, modality, text_encoder, args)
+        if loaded is None:
+            continue
+        encoder, pairs, texts = loaded["encoder"], loaded["pairs"], loaded["texts"]
+        report["encoders"][modality] = encoder.encoder_id
+        shipped = load_aligner(DEFAULT_ALIGNERS[modality], source_encoder=encoder, text_encoder=text_encoder)
+        candidate = shipped_candidate(shipped, args.catalogue, args.extra_pairs)
+        extra = extra_pairs(args, modality, encoder, text_encoder, pairs, report) if args.extra_pairs else None
+        fit = head_fitter(modality, encoder, text_encoder)
+        splits = fold_splits(pairs, args.folds)
+        vectors = out_of_fold(pairs, args.folds, fit, [candidate], extra=extra).vectors
+        name = f"shipped setting, {candidate.label()}"
+        metrics = evaluate(vectors, texts, loaded["categories"], text_encoder)
+        metrics["per_fold"] = per_fold(vectors, texts, splits, text_encoder)
+        report["rows"].append({"modality": modality, "aligner": name, "items": len(pairs), **metrics})
+        parts = fold_pairs(modality, vectors, texts, [t for t, _ in gallery], [d for _, d in gallery], splits, encode)
+        meta = {
+            "fitted_on": [Path(args.catalogue).name],
+            "scores": f"out of fold: {args.folds} grouped folds, each scored by a head trained in the shipped "
+            f"setting ({candidate.label()}, with the extra pairs) that never saw it",
+            "relevance": "instance: the item carries the query's description",
+        }
+        calibration = shipped_calibration(shipped, merge_pairs(parts), text_encoder.encoder_id, meta)
+        calibrations.append(calibration)
+        report["confidence"][modality] = {"setting": candidate.label(), **rotated_report(parts)}
+    if args.write_confidence and calibrations:
+        update_calibrations(args.write_confidence, calibrations)
+        report["written"] = {"path": str(args.write_confidence), "calibrations": [c.to_json() for c in calibrations]}
+    report["elapsed_s"] = time.perf_counter() - started
+    return report
+
+
+def format_heldout_confidence_table(report: dict[str, Any]) -> str:
+    """Pooled ECE / Brier / AUC over the rotated folds (each fold measured by the fit on the others)."""
+    head = f"{'pair':14s} {'pairs':>6s} {'rel%':>5s} | " + " | ".join(f"{name:>20s}" for _, name in CONFIDENCE_ROWS)
+    sub = f"{'':27s} | " + " | ".join(f"{'ECE':>6s} {'Brier':>6s} {'AUC':>6s}" for _ in CONFIDENCE_ROWS)
+    lines = []
+    for modality, conf in report["confidence"].items():
+        lines += [
+            f"\n{modality} match confidence on held-out folds ({conf['setting']}): fitted on {report['folds'] - 1} "
+            f"folds' out-of-fold scores, measured on the other, all {report['folds']} rotations pooled "
+            "(top-10 results per query; relevant: same description)",
+            head,
+            sub,
+            "-" * len(head),
+        ]
+        for pair, t in conf["pooled"].items():
+            cells = " | ".join(
+                f"{t[k]['ece']:6.4f} {t[k]['brier']:6.4f} {_auc(t[k]['auc'])}" for k, _ in CONFIDENCE_ROWS
+            )
+            lines.append(f"{pair:14s} {t['z']['pairs']:6d} {100 * t['z']['relevant_rate']:5.1f} | {cells}")
+        for pair in conf["pooled"]:
+            eces = [fold[pair]["test"]["z"]["ece"] for fold in conf["folds"]]
+            lines.append(f"{pair}: z-score ECE per held-out fold " + " ".join(f"{e:.4f}" for e in eces))
+    for c in report.get("written", {}).get("calibrations", []):
+        fits = ", ".join(f"{n}: slope {p['slope']:.3f}, intercept {p['intercept']:.3f}" for n, p in c["pairs"].items())
+        lines.append(f"written to {report['written']['path']} ({c['modality']}, all folds): {fits}")
+    return "\n".join(lines)
+
+
 def run_cross(args: argparse.Namespace) -> dict[str, Any]:
     """Leave-one-source-out over the ``--cross`` sources (logic in recsys.alignment.crosscatalogue)."""
-    from recsys.alignment.confidence import write_calibrations
+    from recsys.alignment.confidence import update_calibrations
     from recsys.alignment.crosscatalogue import CrossCatalogue, CrossConfig, load_source_data
     from recsys.alignment.crossconfidence import calibration_split, fit_calibration, fixed_aligner_splits
     from recsys.alignment.factory import DEFAULT_ALIGNERS, load_aligner
@@ -344,7 +493,7 @@ def run_cross(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.write_confidence:
         calibration = fit_calibration(cross, shipped, trained_on, text_encoder.encoder_id)
-        write_calibrations(args.write_confidence, [calibration])
+        update_calibrations(args.write_confidence, [calibration])
         confidence["written"] = {"path": str(args.write_confidence), **calibration.to_json()}
     return {
         "mode": "cross-catalogue",
@@ -472,10 +621,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-gallery", type=int, default=2000, help="--cross: items scored per held-out source (0: all)")
     p.add_argument("--max-train", type=int, default=6000, help="--cross: training pairs per source (0: all)")
     p.add_argument(
+        "--confidence",
+        action="store_true",
+        help="instead of the retrieval grid: the shipped heads' match confidence fitted on held-out folds, each "
+        "trained in the shipped setting (e.g. --modalities audio --extra-pairs data/sounds)",
+    )
+    p.add_argument(
         "--write-confidence",
         default=None,
         metavar="PATH",
-        help="--cross: write the shipped aligner's match-confidence calibration (e.g. data/aligners/confidence.json)",
+        help="write the shipped aligner's match-confidence calibration into PATH, keeping its other aligners' "
+        "entries (e.g. data/aligners/confidence.json): with --cross the image aligner's, else (implies "
+        "--confidence) the held-out one of each --modalities head",
     )
     p.add_argument("--out", default=None, help="JSON report (default artifacts/alignment.json, -cross with --cross)")
     args = p.parse_args(argv)
@@ -485,10 +642,19 @@ def main(argv: list[str] | None = None) -> int:
             f"{REPO / 'data' / 'large'}@openclipart",
             f"{REPO / 'data' / 'large'}@iconify",
         ]
-    args.out = args.out or str(REPO / "artifacts" / ("alignment-cross.json" if args.cross else "alignment.json"))
+    args.confidence = args.confidence or bool(args.write_confidence and args.cross is None)
+    default_out = "alignment-cross" if args.cross else "alignment-confidence" if args.confidence else "alignment"
+    args.out = args.out or str(REPO / "artifacts" / f"{default_out}.json")
     with use_threads("batch"):  # catalogue encoding; the heads themselves train on one thread
-        report = run_cross(args) if args.cross else run(args)
-    print(format_cross_table(report) + "\n" + format_confidence_table(report) if args.cross else format_table(report))
+        if args.cross:
+            report = run_cross(args)
+            print(format_cross_table(report) + "\n" + format_confidence_table(report))
+        elif args.confidence:
+            report = run_confidence(args)
+            print(format_table(report) + "\n" + format_heldout_confidence_table(report))
+        else:
+            report = run(args)
+            print(format_table(report))
     print(f"\nelapsed {report['elapsed_s']:.0f}s; written to {args.out}")
     atomic.write_json(args.out, report)
     return 0

@@ -126,27 +126,50 @@ def build_catalogue(root: Path) -> Path:
     return root
 
 
-class FakeColourAligner:
-    """Maps a fake image embedding to the fake text embedding of its nearest colour word."""
+class _FakeAligner:
+    """What the engine asks of an aligner, for fakes that map a fake media embedding into fake text."""
 
-    name = "fake-colour"
-    source_modality = "image"
-    source_encoder_id = "image/fake-3"
+    name = "fake"
+    source_modality = ""
+    source_encoder_id = ""
     input_kind = "embedding"
-    input_dim = 3
-
-    def __init__(self, text_encoder: FakeTextEncoder) -> None:
-        self.targets = text_encoder.encode(list(COLOURS))
-        self.references = _unit(np.array([np.array(c) / 255.0 - 0.3 for c in COLOURS.values()]))
+    input_dim = 0
 
     def features(self, encoder: FakeEncoder, inputs: Sequence) -> np.ndarray:
         return encoder.encode(inputs)
 
     def describe(self) -> str:
-        return "fake-colour (image -> text)"
+        return f"{self.name} ({self.source_modality} -> text)"
+
+
+class FakeColourAligner(_FakeAligner):
+    """Maps a fake image embedding to the fake text embedding of its nearest colour word."""
+
+    name, source_modality, source_encoder_id, input_dim = "fake-colour", "image", "image/fake-3", 3
+
+    def __init__(self, text_encoder: FakeTextEncoder) -> None:
+        self.targets = text_encoder.encode(list(COLOURS))
+        self.references = _unit(np.array([np.array(c) / 255.0 - 0.3 for c in COLOURS.values()]))
 
     def transform(self, features: np.ndarray) -> np.ndarray:
         return self.targets[np.argmax(_unit(features) @ self.references.T, axis=1)]
+
+
+class FakeToneAligner(_FakeAligner):
+    """Maps a fake sound embedding (a one-hot pitch bucket) to the fake text embedding of the
+    description of the catalogue item with that tone (:data:`ROWS`); other pitches to "silence"."""
+
+    name, source_modality, source_encoder_id, input_dim = "fake-tone", "audio", "audio/fake-16", 16
+
+    def __init__(self, text_encoder: FakeTextEncoder) -> None:
+        table = np.repeat(text_encoder.encode(["silence"]), self.input_dim, axis=0)
+        for _, _, desc, _, _, tone in ROWS:
+            if tone:
+                table[min(tone // 100, self.input_dim - 1)] = text_encoder.encode([desc])[0]
+        self.table = table
+
+    def transform(self, features: np.ndarray) -> np.ndarray:
+        return _unit(np.asarray(features, dtype=np.float32) @ self.table)
 
 
 class MeanColour:

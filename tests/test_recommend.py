@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -358,22 +359,39 @@ def test_audio_note_is_none_without_a_head_for_the_audio_encoder(engine, tmp_pat
 # -- match confidence of cross-modal pairs (issue 11) --------------------------------------------
 
 
-def _calibrated_engine(tmp_path, encoders, monkeypatch, calibrated: bool = True):
-    from fakes import FakeColourAligner
+def _calibrated_engine(tmp_path, encoders, monkeypatch, calibrated: bool = True, audio: bool = False, tone=None):
+    """The fake catalogue's engine with a calibration file for its image aligner (and, with ``audio``,
+    a tone aligner and its calibration, as the shipped file holds one per modality; ``tone``: another
+    tone aligner class for the engine than the one calibrated)."""
+    from fakes import FakeColourAligner, FakeToneAligner
 
     from recsys.alignment import factory as align
     from recsys.alignment.confidence import Calibration, Platt, aligner_signature, write_calibrations
 
-    aligner = FakeColourAligner(encoders["text"])
+    aligners = {"image": FakeColourAligner(encoders["text"]), "audio": FakeToneAligner(encoders["text"])}
     path = tmp_path / "confidence.json"
     if calibrated:
-        pairs = {"text->image": Platt(1.5, -1.0), "image->text": Platt(1.0, -2.0)}
-        ids = (aligner.source_encoder_id, encoders["text"].encoder_id)
-        write_calibrations(path, [Calibration("image", *ids, aligner_signature(aligner), pairs)])
+        fits = {
+            "image": {"text->image": Platt(1.5, -1.0), "image->text": Platt(1.0, -2.0)},
+            "audio": {"text->audio": Platt(0.5, -1.5), "audio->text": Platt(1.2, -2.5)},
+        }
+        tid = encoders["text"].encoder_id
+        calibrations = [
+            Calibration(m, a.source_encoder_id, tid, aligner_signature(a), fits[m]) for m, a in aligners.items()
+        ]
+        write_calibrations(path, calibrations)
     monkeypatch.setattr(align, "CONFIDENCE_FILE", path)
-    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeColourAligner(text))
+    monkeypatch.setattr(
+        pipeline,
+        "_build_aligner",
+        lambda spec, source, text, catalogue: (
+            (tone or FakeToneAligner) if source.modality == "audio" else FakeColourAligner
+        )(text),
+    )
     root = build_catalogue(tmp_path / "cat")
-    config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"), image_aligner="fake", audio_aligner=None)
+    config = pipeline.PipelineConfig(
+        cache_dir=str(tmp_path / "cache"), image_aligner="fake", audio_aligner="fake" if audio else None
+    )
     return pipeline.build_engine(load_catalogue(root), config)
 
 
@@ -422,6 +440,46 @@ def test_an_image_query_gets_an_image_to_text_confidence(tmp_path, encoders, mon
     assert all(0 <= r.confidence["image->text"] <= 1 for r in results)
 
 
+def test_sounds_get_a_text_to_audio_confidence_from_the_audio_calibration(tmp_path, encoders, monkeypatch):
+    from recsys.alignment.confidence import Platt, standardise
+
+    engine = _calibrated_engine(tmp_path, encoders, monkeypatch, audio=True)
+    assert set(engine.calibrations) == {"text->image", "image->text", "text->audio", "audio->text"}
+    results = engine.recommend(Query(text="racing car"), weights={"text": 0, "image": 0, "audio": 1}, k=6)
+    sims = engine.pair_similarities(Query(text="racing car"))["text->audio"]
+    present = engine.indexes["audio"].present
+    assert results[0].item.id == "car"
+    for r in results:
+        row = engine.catalogue.index_of(r.item.id)
+        if not present[row]:
+            assert "text->audio" not in r.confidence  # no sound: no confidence about one
+            continue
+        expected = Platt(0.5, -1.5)(standardise([sims[row]], sims[present]))[0]
+        assert r.confidence["text->audio"] == pytest.approx(expected, abs=1e-6)
+    assert results[0].confidence["text->audio"] == max(r.confidence.get("text->audio", 0) for r in results)
+
+
+def test_a_sound_query_gets_an_audio_to_text_confidence(tmp_path, encoders, monkeypatch):
+    engine = _calibrated_engine(tmp_path, encoders, monkeypatch, audio=True)
+    query = Query(audio=media.load_audio(write_tone(tmp_path / "q.wav", 900)))  # the car's tone
+    results = engine.recommend(query, weights={"text": 1, "image": 0, "audio": 0}, k=6)
+    assert results[0].item.id == "car"
+    assert all(set(r.confidence) == {"audio->text"} for r in results)  # every item has a description
+    assert results[0].confidence["audio->text"] == max(r.confidence["audio->text"] for r in results)
+
+
+def test_an_audio_calibration_for_another_head_leaves_image_confidence_alone(tmp_path, encoders, monkeypatch):
+    """A retrained tone head (another signature) loses its sound confidence; the image pairs keep theirs."""
+    from fakes import FakeToneAligner
+
+    class Retrained(FakeToneAligner):
+        def transform(self, features):
+            return super().transform(np.roll(features, 1, axis=1))
+
+    engine = _calibrated_engine(tmp_path, encoders, monkeypatch, audio=True, tone=Retrained)
+    assert set(engine.calibrations) == {"text->image", "image->text"}
+
+
 def test_without_a_calibration_file_there_is_no_confidence_and_a_log_line(tmp_path, encoders, monkeypatch, caplog):
     with caplog.at_level("INFO", logger="recsys.alignment.confidence"):
         engine = _calibrated_engine(tmp_path, encoders, monkeypatch, calibrated=False)
@@ -431,8 +489,17 @@ def test_without_a_calibration_file_there_is_no_confidence_and_a_log_line(tmp_pa
 
 
 @pytest.mark.slow
-def test_demo_engine_gives_text_to_image_confidence_from_the_shipped_calibration(demo_engine):
+def test_demo_engine_gives_picture_and_sound_confidence_from_the_shipped_calibrations(demo_engine):
+    assert {"text->image", "image->text", "text->audio", "audio->text"} <= set(demo_engine.calibrations)
     results = demo_engine.recommend(Query(text="a barking puppy"), weights={"text": 0, "image": 1, "audio": 1}, k=5)
-    assert "text->image" in demo_engine.calibrations
     assert all(0 <= r.confidence["text->image"] <= 1 for r in results if r.item.image is not None)
-    assert all("text->audio" not in r.confidence for r in results)  # no calibration shipped for sounds
+    results = demo_engine.recommend(Query(text="dog barking"), weights={"text": 0, "image": 0, "audio": 1}, k=5)
+    assert results[0].item.id == "dog"
+    assert all(0 <= r.confidence["text->audio"] <= 1 for r in results if r.item.audio is not None)
+
+
+@pytest.mark.slow
+def test_demo_engine_gives_a_sound_query_an_audio_to_text_confidence(demo_engine):
+    query = Query(audio=media.load_audio(Path(demo_engine.catalogue.root) / "sounds" / "dog.ogg"))
+    results = demo_engine.recommend(query, weights={"text": 1, "image": 0, "audio": 0}, k=5)
+    assert all(0 <= r.confidence["audio->text"] <= 1 for r in results)  # every demo item has a description

@@ -236,6 +236,48 @@ def calibration_report(prob: np.ndarray, relevant: np.ndarray) -> dict[str, Any]
     }
 
 
+# -- fitting and measuring per pair name ---------------------------------------------------------
+# Shared by the calibration across catalogues (crossconfidence.py) and on one catalogue's held-out
+# folds (heldoutconfidence.py); pair names are keys, e.g. "text->image" or "audio->text".
+
+
+def fit_direction(pairs: CalibrationPairs) -> dict[str, Platt]:
+    """A Platt fit per score kind (:data:`SCORE_KINDS`) on one pair name's calibration pairs."""
+    return {kind: fit_platt(pairs.scores(kind), pairs.relevant, score=kind) for kind in SCORE_KINDS}
+
+
+def measure(fits: Mapping[str, Platt], base_rate: float, pairs: CalibrationPairs) -> dict[str, Any]:
+    """ECE / Brier of each fitted map on held-out ``pairs``, and of the constant base-rate guess."""
+    out = {kind: calibration_report(fits[kind](pairs.scores(kind)), pairs.relevant) for kind in fits}
+    out["base_rate"] = calibration_report(np.full(len(pairs), base_rate), pairs.relevant)
+    return out
+
+
+def merge_pairs(parts: Sequence[Mapping[str, CalibrationPairs]]) -> dict[str, CalibrationPairs]:
+    """Per pair name, the calibration pairs of every part together (names of the first part)."""
+    names = list(parts[0]) if parts else []
+    out = {name: CalibrationPairs() for name in names}
+    for part in parts:
+        out = {name: out[name] + part[name] for name in names}
+    return out
+
+
+def evaluate_fits(
+    fit_on: Mapping[str, CalibrationPairs], test: Mapping[str, CalibrationPairs]
+) -> dict[str, dict[str, Any]]:
+    """Per pair name: the fits on ``fit_on`` and how they (and its base rate) do on ``test``."""
+    out = {}
+    for name, pairs in fit_on.items():
+        fits = fit_direction(pairs)
+        out[name] = {
+            "fit": {k: p.to_json() for k, p in fits.items()},
+            "fit_pairs": len(pairs),
+            "fit_relevant_rate": float(np.mean(pairs.relevant)),
+            "test": measure(fits, float(np.mean(pairs.relevant)), test[name]),
+        }
+    return out
+
+
 # -- the shipped file --------------------------------------------------------------------------
 
 
@@ -306,6 +348,38 @@ def write_calibrations(path: str | Path, calibrations: Sequence[Calibration]) ->
 
     atomic.write_json(path, {"format": FORMAT, "calibrations": [c.to_json() for c in calibrations]})
     return Path(path)
+
+
+def shipped_calibration(
+    aligner: Any, pairs: Mapping[str, CalibrationPairs], text_encoder_id: str, meta: Mapping[str, Any]
+) -> Calibration:
+    """The calibration to ship with ``aligner``: a z-score Platt fit per pair name on ``pairs``
+    (scores the aligner gave out of sample), with the fitting setting and ``meta`` recorded."""
+    fits = {name: fit_platt(p.z, p.relevant, score="z") for name, p in pairs.items()}
+    recorded = {
+        "aligner": aligner.describe(),
+        **meta,
+        "top_k": TOP_K,
+        "reference": f"the query's similarities to the gallery (at most {REFERENCE_SAMPLE} items)",
+        "pair_counts": {name: len(p) for name, p in pairs.items()},
+        "relevant_rate": {name: float(np.mean(p.relevant)) for name, p in pairs.items()},
+    }
+    signature = aligner_signature(aligner)
+    return Calibration(
+        aligner.source_modality, aligner.source_encoder_id, text_encoder_id, signature, fits, recorded
+    )
+
+
+def update_calibrations(path: str | Path, calibrations: Sequence[Calibration]) -> Path:
+    """Write ``calibrations`` into the file at ``path``, keeping its entries for other aligners: an
+    entry for the same modality, source encoder and text encoder is replaced (a refit or a retrained
+    head), every other entry is written back unchanged. A missing file is created; a damaged one
+    raises RecsysError rather than being overwritten."""
+    path = Path(path)
+    kept = read_calibrations(path) if path.exists() else []
+    keys = {(c.modality, c.source_encoder_id, c.text_encoder_id) for c in calibrations}
+    kept = [c for c in kept if (c.modality, c.source_encoder_id, c.text_encoder_id) not in keys]
+    return write_calibrations(path, [*kept, *calibrations])
 
 
 def read_calibrations(path: str | Path) -> list[Calibration]:

@@ -23,16 +23,12 @@ from typing import Any
 import numpy as np
 
 from recsys.alignment.confidence import (
-    REFERENCE_SAMPLE,
-    SCORE_KINDS,
-    TOP_K,
     Calibration,
     CalibrationPairs,
-    Platt,
-    aligner_signature,
     calibration_pairs,
-    calibration_report,
-    fit_platt,
+    evaluate_fits,
+    merge_pairs,
+    shipped_calibration,
 )
 from recsys.alignment.crosscatalogue import CrossCatalogue, Encode, SourceData, title_labels
 from recsys.errors import InputError
@@ -48,40 +44,6 @@ def direction_pairs(vectors: np.ndarray, data: SourceData, encode: Encode) -> di
     backward = vectors @ encode(data.indexed_texts()).T
     same = (tlab[:, None] == tlab[None, :]) & (tlab[:, None] >= 0)
     return {"text->image": calibration_pairs(forward, relevant), "image->text": calibration_pairs(backward, same)}
-
-
-def fit_direction(pairs: CalibrationPairs) -> dict[str, Platt]:
-    """A Platt fit per score kind (:data:`~recsys.alignment.confidence.SCORE_KINDS`)."""
-    return {kind: fit_platt(pairs.scores(kind), pairs.relevant, score=kind) for kind in SCORE_KINDS}
-
-
-def measure(fits: dict[str, Platt], base_rate: float, pairs: CalibrationPairs) -> dict[str, Any]:
-    """ECE / Brier of each fitted map on held-out ``pairs``, and of the constant base-rate guess."""
-    out = {kind: calibration_report(fits[kind](pairs.scores(kind)), pairs.relevant) for kind in fits}
-    out["base_rate"] = calibration_report(np.full(len(pairs), base_rate), pairs.relevant)
-    return out
-
-
-def _merge(parts: Sequence[dict[str, CalibrationPairs]]) -> dict[str, CalibrationPairs]:
-    out = {d: CalibrationPairs() for d in DIRECTIONS}
-    for part in parts:
-        out = {d: out[d] + part[d] for d in DIRECTIONS}
-    return out
-
-
-def _evaluate(
-    fit_on: dict[str, CalibrationPairs], test: dict[str, CalibrationPairs]
-) -> dict[str, dict[str, Any]]:
-    out = {}
-    for d in DIRECTIONS:
-        fits = fit_direction(fit_on[d])
-        out[d] = {
-            "fit": {k: p.to_json() for k, p in fits.items()},
-            "fit_pairs": len(fit_on[d]),
-            "fit_relevant_rate": float(np.mean(fit_on[d].relevant)),
-            "test": measure(fits, float(np.mean(fit_on[d].relevant)), test[d]),
-        }
-    return out
 
 
 def calibration_split(cross: CrossCatalogue, test: str) -> dict[str, Any]:
@@ -107,7 +69,7 @@ def calibration_split(cross: CrossCatalogue, test: str) -> dict[str, Any]:
         "train": train,
         "aligner": f"ensemble (text={text_field}, w_bridge={weight:g}, chosen)",
         "fitted_on": note,
-        "directions": _evaluate(_merge(parts), held),
+        "directions": evaluate_fits(merge_pairs(parts), held),
     }
 
 
@@ -140,7 +102,7 @@ def fixed_aligner_splits(
                 "test": test,
                 "fitted_on": fit_names,
                 "aligner_trained_on_test": test in trained_on,
-                "directions": _evaluate(_merge([pairs[n] for n in fit_names]), pairs[test]),
+                "directions": evaluate_fits(merge_pairs([pairs[n] for n in fit_names]), pairs[test]),
             }
         )
     return out
@@ -154,17 +116,6 @@ def fit_calibration(
     names = [n for n in cross.sources if n not in trained_on]
     if not names:
         raise InputError(f"Every source ({', '.join(cross.sources)}) trained the aligner; none is left to fit on.")
-    pairs = _merge(list(fixed_aligner_pairs(cross, aligner.transform, names).values()))
-    fits = {d: fit_platt(pairs[d].z, pairs[d].relevant, score="z") for d in DIRECTIONS}
-    meta = {
-        "aligner": aligner.describe(),
-        "fitted_on": names,
-        "relevance": "instance: the item carries the query's title",
-        "top_k": TOP_K,
-        "reference": f"the query's similarities to the gallery (at most {REFERENCE_SAMPLE} items)",
-        "pair_counts": {d: len(pairs[d]) for d in DIRECTIONS},
-        "relevant_rate": {d: float(np.mean(pairs[d].relevant)) for d in DIRECTIONS},
-    }
-    return Calibration(
-        aligner.source_modality, aligner.source_encoder_id, text_encoder_id, aligner_signature(aligner), fits, meta
-    )
+    pairs = merge_pairs(list(fixed_aligner_pairs(cross, aligner.transform, names).values()))
+    meta = {"fitted_on": names, "relevance": "instance: the item carries the query's title"}
+    return shipped_calibration(aligner, pairs, text_encoder_id, meta)

@@ -244,3 +244,46 @@ def test_an_aligner_without_a_signature_is_refused_not_crashed(tmp_path, aligner
     with caplog.at_level(logging.INFO, logger="recsys.alignment.confidence"):
         assert find_calibrations(path, {"image": Opaque()}, "text/test@1") == {}
     assert "cannot be computed" in caplog.text
+
+
+def test_updating_a_file_replaces_only_the_same_aligners_entry(tmp_path, aligner):
+    from recsys.alignment.confidence import update_calibrations
+
+    path = tmp_path / "confidence.json"
+    update_calibrations(path, [_calibration(aligner)])  # a missing file is created
+    sound = _calibration(
+        aligner, modality="audio", source_encoder_id="audio/test@1", pairs={"text->audio": Platt(0.5, -2.0)}
+    )
+    update_calibrations(path, [sound])
+    image_text = json.dumps(json.loads(path.read_text())["calibrations"][0], sort_keys=True)
+    refit = _calibration(
+        aligner, modality="audio", source_encoder_id="audio/test@1", pairs={"audio->text": Platt(1, 0)}
+    )
+    update_calibrations(path, [refit])
+    image, audio = read_calibrations(path)
+    assert json.dumps(json.loads(path.read_text())["calibrations"][0], sort_keys=True) == image_text  # untouched
+    assert image.modality == "image" and audio.pairs == {"audio->text": Platt(1.0, 0.0)}
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(RecsysError, match="cannot be read"):  # a damaged file is reported, not overwritten
+        update_calibrations(path, [refit])
+    assert path.read_text(encoding="utf-8") == "{not json"
+
+
+def test_the_shipped_file_holds_a_calibration_for_the_shipped_sound_head():
+    """data/aligners/confidence.json fits the shipped audio head (its encoder ids and signature): a
+    retrained head, or a rewrite that dropped it, would leave the demo's sounds without confidence.
+    (The image ensemble needs the real image encoder to load; the slow demo-engine test covers it.)"""
+    from recsys.alignment.factory import CONFIDENCE_FILE, DEFAULT_ALIGNERS, REPO_ROOT, load_aligner
+    from recsys.alignment.projection import read_head_meta
+
+    calibrations = read_calibrations(CONFIDENCE_FILE)
+    assert sorted(c.modality for c in calibrations) == ["audio", "image"]
+    head = load_aligner(REPO_ROOT / DEFAULT_ALIGNERS["audio"], source_encoder=None, text_encoder=None)
+    image_meta = read_head_meta(REPO_ROOT / DEFAULT_ALIGNERS["image"])
+    image = next(c for c in calibrations if c.modality == "image")
+    assert image.source_encoder_id == image_meta["source_encoder_id"]
+    found = find_calibrations(CONFIDENCE_FILE, {"audio": head}, head.text_encoder_id)
+    assert set(found) == {"text->audio", "audio->text"}
+    assert all(p.score == "z" and p.slope > 0 for p in found.values())  # a higher z never lowers the confidence
+    audio = next(c for c in calibrations if c.modality == "audio")
+    assert audio.meta["fitted_on"] == ["tuxpaint"] and "out of fold" in audio.meta["scores"]
