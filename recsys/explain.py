@@ -327,7 +327,13 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def nearest_neighbours(engine: RecommendationEngine, item_id: str, k: int = 5) -> dict[str, list[Neighbour]]:
-    """The item's ``k`` nearest catalogue items by cosine, separately in each modality it has."""
+    """The item's ``k`` nearest catalogue items by cosine, separately in each modality it has.
+
+    Past the exact-search size the engine's vector store finds them (one search per modality),
+    so the page never casts and scans millions of vectors; they are ranked by the same cosine.
+    """
+    from recsys.recommend import gathered_float32, store_field
+
     idx = engine.catalogue.index_of(item_id)
     items = engine.catalogue.items
     out: dict[str, list[Neighbour]] = {}
@@ -336,12 +342,16 @@ def nearest_neighbours(engine: RecommendationEngine, item_id: str, k: int = 5) -
         mask = np.asarray(mask, dtype=bool)
         if not mask[idx]:
             continue
-        vecs = _unit(np.asarray(vecs, dtype=np.float32))
-        sims = vecs @ vecs[idx]
-        sims[~mask] = -np.inf
-        sims[idx] = -np.inf
-        order = np.argsort(-sims, kind="stable")[:k]
-        out[mod] = [Neighbour(items[j].id, items[j].title, float(sims[j])) for j in order if np.isfinite(sims[j])]
+        own = _unit(gathered_float32(np.asarray(vecs[idx : idx + 1])))[0]
+        if engine.uses_candidates:
+            field = store_field(mod, engine.indexes[mod].shared is not None)
+            rows = engine.catalogue.rows_of(engine.store.search(field, own, k, exclude=[item_id]).ids)
+        else:
+            rows = np.flatnonzero(mask)
+            rows = rows[rows != idx]
+        sims = _unit(gathered_float32(np.asarray(vecs[rows]))) @ own
+        order = np.lexsort((rows, -sims))[:k]
+        out[mod] = [Neighbour(items[j].id, items[j].title, float(sims[i])) for i, j in ((i, rows[i]) for i in order)]
     return out
 
 

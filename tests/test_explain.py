@@ -79,6 +79,25 @@ def test_nearest_neighbours_per_modality(engine):
     assert set(explain.nearest_neighbours(engine, "note")) == {"text"}  # note has no image or sound
 
 
+def test_nearest_neighbours_through_the_store_are_the_exact_ones(aligned_fake_engine):
+    """Past the exact-search size the store finds the neighbours: the same cosines, the same items
+    up to ties (the fake catalogue has many; the store may break them differently)."""
+    from recsys.catalogue_store import attach_store
+
+    engine = aligned_fake_engine
+    ids = [it.id for it in engine.catalogue.items]
+    every = {i: explain.nearest_neighbours(engine, i, k=len(ids)) for i in ids}
+    attach_store(engine, search="ann", uri="memory://")
+    assert engine.uses_candidates
+    for i in ids:
+        got = explain.nearest_neighbours(engine, i, k=3)
+        assert set(got) == set(every[i])
+        for mod, rows in got.items():
+            exact = {n.item_id: n.similarity for n in every[i][mod]}
+            assert [n.similarity for n in rows] == pytest.approx([n.similarity for n in every[i][mod][:3]], abs=1e-6)
+            assert all(n.similarity == pytest.approx(exact[n.item_id], abs=1e-6) for n in rows)
+
+
 def test_word_importance_leave_one_word_out(engine):
     words = explain.word_importance(engine, Query(text="yellow taxi banana"), "taxi", ALL)
     imp = {w.word: w.importance for w in words}
