@@ -12,7 +12,7 @@ import streamlit as st
 from recsys import explain
 from recsys.errors import InputError
 from recsys.relevance import is_weak, threshold_scale
-from recsys.ui import cards, state
+from recsys.ui import cards, picker, state
 from recsys.ui.page import start_page
 from recsys.ui.thumbs import thumbnail
 
@@ -22,8 +22,19 @@ last = state.get_last_search(st.session_state)
 
 sources = ["the last results", "the whole catalogue"] if last and last.result_ids else ["the whole catalogue"]
 pick_from = st.radio("Pick an item from", sources, horizontal=True, key="why-source")
-ids = list(last.result_ids) if pick_from == "the last results" else list(catalogue.ids)
 preset = st.session_state.get(cards.WHY_ITEM_KEY)
+if pick_from == "the last results":
+    ids = list(last.result_ids)
+else:
+    typed = ""
+    if picker.needs_search(catalogue):
+        typed = st.text_input(
+            f"Find an item among {len(catalogue):,} by title or id", key="why-find", placeholder="e.g. dog"
+        )
+    ids = picker.choices(catalogue, typed, preset)
+    if not ids:
+        st.info(f"No item's title or id contains “{typed}”.")
+        st.stop()
 item_id = st.selectbox(
     "Item",
     ids,

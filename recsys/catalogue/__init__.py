@@ -46,6 +46,7 @@ import re
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -159,6 +160,24 @@ class Catalogue:
 
     def item(self, item_id: str) -> Item:
         return self.items[self.index_of(item_id)]
+
+    def find(self, text: str, limit: int = 200) -> list[str]:
+        """Ids of the first ``limit`` items (in catalogue order) whose title or id contains ``text``,
+        ignoring case: how a person picks one item out of a catalogue too large to list."""
+        needle = " ".join(str(text).split()).casefold()
+        if not needle:
+            return self.ids[:limit]
+        out = []
+        for item_id, key in zip(self._index, self._search_keys, strict=True):
+            if needle in key:
+                out.append(item_id)
+                if len(out) >= limit:
+                    break
+        return out
+
+    @cached_property
+    def _search_keys(self) -> list[str]:
+        return [" ".join(f"{item.title} {item.id}".split()).casefold() for item in self.items]
 
     @property
     def categories(self) -> list[str]:

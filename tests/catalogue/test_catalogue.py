@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from recsys.catalogue import Catalogue, Item, load_catalogue, write_manifest
 from recsys.errors import CatalogueError, InputError
@@ -218,3 +220,26 @@ def test_demo_catalogue_media_decode() -> None:
         assert load_image(item.image).mode == "RGB"
     clips = [load_audio(item.audio) for item in cat if item.audio is not None]
     assert len(clips) > 100 and all(c.note is None and 0.1 < c.seconds < 30 for c in clips)
+
+
+def _titled(titles: list[str]) -> Catalogue:
+    items = [Item(f"id-{i}", t, "", "", None, None) for i, t in enumerate(titles)]
+    return Catalogue(Path("."), items, [], fingerprint="titles")
+
+
+def test_find_matches_titles_and_ids_ignoring_case_and_spacing_in_catalogue_order() -> None:
+    cat = _titled(["Red  Apple", "Green apple", "Car", "Pineapple slice"])
+    assert cat.find("apple") == ["id-0", "id-1", "id-3"]
+    assert cat.find("RED apple") == ["id-0"]  # runs of spaces count as one
+    assert cat.find("apple", limit=2) == ["id-0", "id-1"]
+    assert cat.find("id-2") == ["id-2"]
+    assert cat.find("  ") == cat.ids  # nothing typed: the first items
+    assert cat.find("zebra") == []
+
+
+@given(st.text(max_size=30), st.integers(min_value=0, max_value=10))
+def test_find_takes_any_text(text: str, limit: int) -> None:
+    cat = _titled(["Ünïcode Ápple", "a\tb", "", "ß"])
+    found = cat.find(text, limit=limit)
+    assert len(found) <= limit and all(i in cat for i in found)
+    assert found == [i for i in cat.ids if i in found]  # catalogue order

@@ -158,3 +158,17 @@ def test_an_item_without_a_picture_gets_a_placeholder(fake_app):
     assert not at.exception
     assert at.subheader[0].value == "Note"
     assert images(at) == 1 + len(neighbour_captions(at))  # the header shows a placeholder, not nothing
+
+
+def test_a_long_catalogue_is_searched_instead_of_listed(fake_app, monkeypatch):
+    from recsys.ui import picker
+
+    monkeypatch.setattr(picker, "LIST_ALL_MAX", 3)  # the fake catalogue's six items count as long
+    at = fake_app("pages/2_Why_this_item.py").run()
+    assert not at.exception
+    at.text_input(key="why-find").set_value("CAR").run()
+    assert not at.exception
+    assert at.selectbox(key="why-item-select").options == ["Car"]  # shown by title
+    assert at.subheader[0].value == "Car"
+    at.text_input(key="why-find").set_value("zebra").run()
+    assert any("zebra" in i.value for i in at.info) and not at.exception

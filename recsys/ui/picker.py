@@ -1,0 +1,30 @@
+"""Picking one item out of a catalogue: a list while it is short, a search box once it is long.
+
+A select box sends every option to the browser on each rerun: fine for the demo's 950 items, a
+multi-megabyte message and seconds per click at 100k, unusable at a million.
+"""
+
+from __future__ import annotations
+
+from recsys.catalogue import Catalogue
+
+#: Catalogues up to this many items are offered as one list.
+LIST_ALL_MAX = 2_000
+#: Matches of a typed search offered at once.
+MATCHES_SHOWN = 200
+
+
+def needs_search(catalogue: Catalogue) -> bool:
+    return len(catalogue) > LIST_ALL_MAX
+
+
+def choices(catalogue: Catalogue, typed: str, preset: str | None = None) -> list[str]:
+    """Ids to offer: every item of a short catalogue; else the items whose title or id contains
+    ``typed`` (the first :data:`MATCHES_SHOWN`), with ``preset`` (an item chosen elsewhere, e.g. a
+    card's Why button) kept first so the page opens on it."""
+    if not needs_search(catalogue):
+        return catalogue.ids
+    found = catalogue.find(typed, limit=MATCHES_SHOWN)
+    if preset is not None and preset in catalogue and preset not in found:
+        found = [preset, *found[: MATCHES_SHOWN - 1]]
+    return found
