@@ -84,9 +84,10 @@ else:
     given = set(query.inputs())
     parts = explain.score_parts(rec.contributions, rec.ranks, given) if rec is not None else []
     weak = rec is not None and is_weak(rec.score, controls.threshold)
-    summary.info(explain.summary_sentence(rank, parts, n, weak, given), icon=":material/lightbulb:")
+    unranked = explain.unranked_reason(engine, query, item_id) if rec is None else ""
+    summary.info(explain.summary_sentence(rank, parts, n, weak, given, unranked), icon=":material/lightbulb:")
     if rec is None:
-        st.warning("This item is in your profile (liked or disliked), so it is not ranked for this query.")
+        st.warning(f"Not ranked for this query: {unranked}.")
     else:
         scale = threshold_scale(controls.strategy, controls.similarity)
         score = f"{rec.score:.{max(3, scale.decimals)}f}"

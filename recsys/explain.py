@@ -31,6 +31,8 @@ PROFILE_SIDE = {
 #: What an item has in each modality, as a noun: "item picture", "its picture".
 ITEM_NOUN = {"text": "description", "image": "picture", "audio": "sound"}
 ARROW = "\u00a0\u2192\u00a0"  # a non-breaking space each side: the arrow never starts or ends a line
+#: Why an item has no rank when it is one the query likes or dislikes (the engine leaves those out).
+IN_PROFILE = "the item is in your profile (liked or disliked)"
 
 
 def _pair_sides(pair: str, given: Collection[str] | None) -> tuple[str, str]:
@@ -101,15 +103,17 @@ def summary_sentence(
     n_items: int | None = None,
     weak: bool = False,
     given: Collection[str] | None = None,
+    unranked: str = IN_PROFILE,
 ) -> str:
-    """One plain sentence on why an item ranks where it does, read off its score parts.
+    """One plain sentence on why an item ranks where it does, read off its score parts
+    (``unranked``: why it has no rank, from :func:`unranked_reason`).
 
     ``parts`` are :func:`score_parts` (largest first). The two largest positive parts are named
     ("Ranked #1 mostly because its description matches your words (33%) and its picture matches
     them too (27%)"), the smaller ones summed, parts that pull the score down said so.
     """
     if rank is None:
-        return "Not ranked for this query: the item is in your profile (liked or disliked)."
+        return f"Not ranked for this query: {unranked}."
     where = f"Ranked #{rank}" + (f" of {n_items:,}" if n_items else "") + (" (a weak match)" if weak else "")
     helping = [p for p in parts if p.value > 0]
     against = [p for p in parts if p.value < 0]
@@ -251,13 +255,24 @@ def full_ranking(
     strategy: str = "early",
     similarity: str = "cosine",
 ) -> list[Recommendation]:
-    """Every rankable item, best first (liked / disliked items are excluded by the engine)."""
+    """Every rankable item, best first (liked / disliked items are excluded by the engine); past the
+    exact-search size, the candidates the vector store retrieved (:func:`unranked_reason`)."""
     return engine.recommend(
         query,
         weights=dict(weights) if weights else None,
         strategy=strategy,
         k=len(engine.catalogue.items),
         similarity=similarity,
+    )
+
+
+def unranked_reason(engine: RecommendationEngine, query: Query, item_id: str) -> str:
+    """Why :func:`full_ranking` left the item out, in words for the page."""
+    if item_id in (*query.likes, *query.dislikes):
+        return IN_PROFILE
+    return (
+        f"the item is not among the best matches the vector store retrieved ({engine.candidates} per "
+        f"query-item modality pair): a catalogue of {len(engine.catalogue):,} items is searched, not scored whole"
     )
 
 
@@ -279,12 +294,12 @@ def pair_breakdown(
     """The item's recommendation (None if not ranked), its 1-based rank and the per-pair breakdown."""
     idx = engine.catalogue.index_of(item_id)
     rank, rec = _find(full_ranking(engine, query, weights, strategy, similarity), item_id)
-    sims = engine.pair_similarities(query, similarity)
+    sims = engine.pair_similarities(query, similarity, rows=np.array([idx]))
     contributions = rec.contributions if rec is not None else {}
     score = rec.score if rec is not None else 0.0
     rows = []
     for pair in dict.fromkeys([*sims, *contributions]):
-        sim = float(sims[pair][idx]) if pair in sims else math.nan
+        sim = float(sims[pair][0]) if pair in sims else math.nan
         contrib = float(contributions.get(pair, 0.0))
         share = contrib / score if score else math.nan
         rows.append(PairShare(pair=pair, similarity=sim, contribution=contrib, share=share))

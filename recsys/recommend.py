@@ -430,12 +430,16 @@ class RecommendationEngine:
             out[(a, b)] = fusion.euclidean_similarity(sims) if similarity == "euclidean" else sims
         return out
 
-    def pair_similarities(self, query: Query, similarity: str = "cosine") -> dict[str, np.ndarray]:
-        """Pair name (``text``, ``text->image``, ...) -> similarity of every item (cosine by default)."""
+    def pair_similarities(
+        self, query: Query, similarity: str = "cosine", rows: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Pair name (``text``, ``text->image``, ...) -> similarity of every item, or of the catalogue
+        ``rows`` (cosine by default): explaining one item of a million scores that item alone."""
         fusion.check_similarity(similarity)
         q = self.encode_query(query)
         q = q.centred() if similarity == "pearson" else q
-        return {fusion.pair_name(a, b): s for (a, b), s in self._pairs(q, similarity=similarity).items()}
+        rows = None if rows is None else np.asarray(rows, dtype=np.int64)
+        return {fusion.pair_name(a, b): s for (a, b), s in self._pairs(q, rows, similarity).items()}
 
     def _early_modalities(self) -> dict[str, tuple[bool, str]]:
         """Modality -> (use the shared space?, the space's name) for early fusion."""

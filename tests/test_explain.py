@@ -243,3 +243,23 @@ def test_confidence_notes_name_weak_matches_weakest_first():
     ]
     assert explain.confidence_notes({}) == []
     assert "weak match" not in explain.confidence_note("text->image", explain.WEAK_MATCH_CONFIDENCE)
+
+
+def test_an_item_outside_the_store_candidates_says_so_and_still_gets_its_similarities(aligned_fake_engine):
+    from recsys.catalogue_store import attach_store
+
+    engine = aligned_fake_engine
+    query = Query(text="a green fruit")
+    exact = engine.pair_similarities(query)
+    attach_store(engine, search="ann", uri="memory://")
+    engine.candidates = 1
+    ranked = {r.item.id for r in explain.full_ranking(engine, query)}
+    outside = next(it.id for it in engine.catalogue.items if it.id not in ranked)
+    rec, rank, shares = explain.pair_breakdown(engine, query, outside)
+    assert rec is None and rank is None
+    idx = engine.catalogue.index_of(outside)
+    assert {s.pair: s.similarity for s in shares} == pytest.approx({p: float(v[idx]) for p, v in exact.items()})
+    reason = explain.unranked_reason(engine, query, outside)
+    assert "vector store" in reason and "profile" not in reason
+    assert reason in explain.summary_sentence(None, [], unranked=reason)
+    assert "profile" in explain.unranked_reason(engine, Query(text="x", likes=(outside,)), outside)
