@@ -65,14 +65,16 @@ from recsys.alignment.heldout import (  # noqa: E402
     Candidate,
     cross_source,
     fold_splits,
+    mix,
     near_duplicates,
     out_of_fold,
+    out_of_fold_ensemble,
 )
 from recsys.alignment.metrics import retrieval_metrics  # noqa: E402
 from recsys.alignment.projection import TrainConfig  # noqa: E402
 from recsys.alignment.sources import item_description  # noqa: E402
 from recsys.alignment.training import (  # noqa: E402
-    DEFAULT_BRIDGE_WEIGHT,
+    DEFAULT_BRIDGE_WEIGHTS,
     DEFAULT_CONFIGS,
     Pairs,
     encode_texts,
@@ -81,8 +83,18 @@ from recsys.alignment.training import (  # noqa: E402
 from recsys.threads import use_threads  # noqa: E402
 
 
-def evaluate(vectors: np.ndarray, texts: list[str], categories: list[str], text_encoder: Any) -> dict[str, Any]:
-    """All metrics for aligned item vectors (one row per item, unit rows in the text space)."""
+def evaluate(
+    vectors: np.ndarray,
+    texts: list[str],
+    categories: list[str],
+    text_encoder: Any,
+    item_groups: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """All metrics for aligned item vectors (one row per item, unit rows in the text space).
+
+    ``item_groups`` (name -> item mask, e.g. speech clips) adds R@1/R@10/MRR per group: text->X for the
+    descriptions with an item in the group (against the whole gallery), X->text for its items.
+    """
     udesc, dinv = np.unique(np.asarray(texts, dtype=str), return_inverse=True)
     dinv = dinv.reshape(-1)
     qdesc = encode_texts(text_encoder, udesc.tolist())
@@ -97,6 +109,16 @@ def evaluate(vectors: np.ndarray, texts: list[str], categories: list[str], text_
             "to_text": {k: back[f"{k}_chance"] for k in ("recall@1", "recall@10", "mrr")},
         },
     }
+    for name, mask in (item_groups or {}).items():
+        queries = np.flatnonzero(rel[:, mask].any(axis=1))
+        if len(queries) == 0 or not mask.any():
+            continue
+        gf = retrieval_metrics(qdesc[queries] @ vectors.T, rel[queries])
+        gb = retrieval_metrics(vectors[mask] @ qdesc.T, rel.T[mask])
+        out.setdefault("groups", {})[name] = {
+            "to_items": {k: gf[k] for k in ("recall@1", "recall@10", "mrr", "queries")},
+            "to_text": {k: gb[k] for k in ("recall@1", "recall@10", "mrr", "queries")},
+        }
     for level in ("leaf", "top"):
         names = [category_query(c, level) for c in categories]
         ucat, cinv = np.unique(np.asarray(names, dtype=str), return_inverse=True)
@@ -169,6 +191,18 @@ def per_fold(vectors: np.ndarray, texts: list[str], splits: list, text_encoder: 
         **{f"{k}_mean": float(np.mean(v)) for k, v in out.items()},
         **{f"{k}_sd": float(np.std(v, ddof=1)) for k, v in out.items()},
     }
+
+
+def speech_groups(encoder: Any, embeddings: np.ndarray) -> dict[str, np.ndarray] | None:
+    """Items whose clip the shipped speech detector (:mod:`recsys.speech`) calls speech, and the others;
+    None without a detector for this encoder. A tagger cannot tell spoken words apart."""
+    from recsys import speech
+
+    detector = speech.detector_for(encoder.encoder_id)
+    if detector is None:
+        return None
+    is_speech = np.array([detector.note(v) is not None for v in embeddings], dtype=bool)
+    return {"speech": is_speech, "non-speech": ~is_speech}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -245,12 +279,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             aligned["extra only (cross)"] = cross.vectors
             chosen["extra only (cross)"] = cross.chosen
         if "label-bridge" in aligned:
-            for w in sorted({DEFAULT_BRIDGE_WEIGHT, *args.bridge_weights}):
-                aligned[f"ensemble(w_bridge={w:g})"] = l2_normalise(
-                    w * aligned["label-bridge"] + (1 - w) * aligned["projection"]
-                )
+            # The head beside the bridge: with extra pairs the tuned one (its grid; the shipped setting when
+            # the grid is that one setting), else the default head. Fixed weights first, then the weight
+            # (and head setting) chosen per outer fold on inner splits of its training items.
+            head = "projection + extra, tuned" if extra is not None else "projection"
+            report.setdefault("ensemble_head", {})[modality] = head
+            for w in sorted({DEFAULT_BRIDGE_WEIGHTS[modality], *args.bridge_weights}):
+                aligned[f"ensemble(w_bridge={w:g})"] = mix(aligned["label-bridge"], aligned[head], w)
+            grid = candidates(base, args, with_repeat=True) if extra is not None else [Candidate(base)]
+            tuned = out_of_fold_ensemble(
+                pairs,
+                args.folds,
+                fit,
+                grid,
+                aligned["label-bridge"],
+                args.bridge_grid,
+                extra=extra,
+                inner_folds=args.inner_folds,
+                log=_log,
+            )
+            aligned["ensemble, w_bridge tuned"] = tuned.vectors
+            chosen["ensemble, w_bridge tuned"] = tuned.chosen
+        groups = speech_groups(encoder, emb.vectors[rows]) if modality == "audio" else None
+        if groups:
+            report.setdefault("speech_items", {})[modality] = int(groups["speech"].sum())
         for name, vectors in aligned.items():
-            metrics = evaluate(vectors, texts, cats, text_encoder)
+            metrics = evaluate(vectors, texts, cats, text_encoder, groups)
             metrics["per_fold"] = per_fold(vectors, texts, splits, text_encoder)
             if name in chosen:
                 metrics["chosen_per_fold"] = chosen[name]
@@ -286,6 +340,25 @@ def format_table(report: dict[str, Any]) -> str:
         for r in [*rows, {"aligner": "random chance", **rows[0]["chance"]}]:
             cells = [f"{r[side][key]:8.3f}" for side, key, _ in COLUMNS]
             lines.append(f"{r['aligner']:26s} | " + " ".join(cells[:5]) + " | " + " ".join(cells[5:]))
+        grouped = [r for r in rows if "groups" in r]
+        if grouped:
+            names = list(grouped[0]["groups"])
+            counts = ", ".join(
+                f"{g}: {grouped[0]['groups'][g]['to_items']['queries']} queries / "
+                f"{grouped[0]['groups'][g]['to_text']['queries']} items"
+                for g in names
+            )
+            lines.append(f"by query kind (speech detector; {counts}): R@1 R@10 MRR text->{modality} | {modality}->text")
+            for r in grouped:
+                cells = " | ".join(
+                    f"{g} "
+                    + " ".join(f"{r['groups'][g]['to_items'][k]:.3f}" for k in ("recall@1", "recall@10", "mrr"))
+                    + " / "
+                    + " ".join(f"{r['groups'][g]['to_text'][k]:.3f}" for k in ("recall@1", "recall@10", "mrr"))
+                    for g in names
+                    if g in r["groups"]
+                )
+                lines.append(f"{r['aligner']:26s} | {cells}")
         lines.append(f"per outer fold: R@10 mean +- sd, text->{modality} then {modality}->text; inner-split choices")
         for r in rows:
             f = r["per_fold"]
@@ -431,7 +504,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--catalogue", default=str(REPO / "data" / "tuxpaint"))
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--modalities", nargs="+", default=["image", "audio"])
-    p.add_argument("--bridge-weights", type=float, nargs="*", default=[0.3, 0.7])
+    p.add_argument("--bridge-weights", type=float, nargs="*", default=[0.3, 0.7], help="fixed ensemble weights")
+    p.add_argument(
+        "--bridge-grid",
+        type=float,
+        nargs="+",
+        default=[0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+        help="bridge weights the tuned ensemble chooses from on inner splits",
+    )
     p.add_argument("--epochs", type=int, default=None, help="override the heads' training epochs")
     p.add_argument("--seed", type=int, default=None, help="override the heads' training seed")
     p.add_argument("--variants", action="store_true", help="also score alternative head configurations")
