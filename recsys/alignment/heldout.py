@@ -51,6 +51,20 @@ class Candidate:
 class OutOfFold:
     vectors: np.ndarray  # one aligned row per catalogue pair, each from a head that never saw it
     chosen: list[str] = field(default_factory=list)  # per outer fold: the candidate picked on its inner split
+    head: np.ndarray | None = None  # ensembles: the head's own out-of-fold rows, before mixing
+    weights: list[float] = field(default_factory=list)  # ensembles: per outer fold, the bridge weight picked
+
+
+def fold_galleries(bridge: np.ndarray, ensemble: OutOfFold) -> list[np.ndarray]:
+    """Per outer fold, every pair mapped by that fold's chosen ensemble (its weight on all rows).
+
+    Text->media ranks a fold's queries against the whole gallery; mixing rows from folds with different
+    bridge weights puts them on different cosine scales (bridge cosines run higher), so each fold is
+    scored against a gallery mixed at its own weight instead.
+    """
+    if ensemble.head is None:
+        raise InputError("fold_galleries needs an ensemble's out-of-fold head rows.")
+    return [mix(bridge, ensemble.head, w) for w in ensemble.weights]
 
 
 def leakage_groups(pairs: Pairs) -> np.ndarray:
@@ -252,10 +266,13 @@ def out_of_fold_ensemble(
     if not candidates:
         raise InputError("out_of_fold_ensemble needs at least one candidate setting.")
     out = OutOfFold(np.zeros((len(pairs), pairs.target.shape[1]), dtype=np.float32))
+    out.head = np.zeros_like(out.vectors)
     for k, (train, test) in enumerate(fold_splits(pairs, folds)):
         cand, weight = choose_with_bridge(pairs, train, extra, candidates, fit, bridge, weights, inner_folds)
         transform = fit(training_set(pairs, train, extra, cand.catalogue_repeat), cand.config)
-        out.vectors[test] = mix(np.asarray(bridge)[test], transform(pairs.source[test]), weight)
+        out.head[test] = transform(pairs.source[test])
+        out.vectors[test] = mix(np.asarray(bridge)[test], out.head[test], weight)
+        out.weights.append(weight)
         out.chosen.append(f"{cand.label()} w_bridge={weight:g}")
         if log:
             log(f"fold {k + 1}/{folds}: {cand.label()} w_bridge={weight:g}")

@@ -358,6 +358,7 @@ def test_shipped_heads_load_for_the_default_encoders():
     for modality in ("image", "audio"):
         aligner = build_aligner("default", source_encoder=create_encoder(DEFAULT_ENCODERS[modality]), text_encoder=text)
         assert aligner.output_dim == text.dim
+        assert isinstance(aligner, EnsembleAligner) and any(isinstance(m, LabelBridge) for m in aligner.members)
 
 
 def test_audio_aligner_from_the_config_mixes_the_tagger_bridge_with_the_head(tmp_path, monkeypatch):
