@@ -74,15 +74,18 @@ from recsys.alignment.factory import LabelBridge, l2_normalise  # noqa: E402
 from recsys.alignment.heldout import (  # noqa: E402
     Candidate,
     cross_source,
+    fold_galleries,
     fold_splits,
+    mix,
     near_duplicates,
     out_of_fold,
+    out_of_fold_ensemble,
 )
 from recsys.alignment.metrics import retrieval_metrics  # noqa: E402
 from recsys.alignment.projection import TrainConfig  # noqa: E402
 from recsys.alignment.sources import item_description  # noqa: E402
 from recsys.alignment.training import (  # noqa: E402
-    DEFAULT_BRIDGE_WEIGHT,
+    DEFAULT_BRIDGE_WEIGHTS,
     DEFAULT_CONFIGS,
     Pairs,
     encode_texts,
@@ -91,8 +94,18 @@ from recsys.alignment.training import (  # noqa: E402
 from recsys.threads import use_threads  # noqa: E402
 
 
-def evaluate(vectors: np.ndarray, texts: list[str], categories: list[str], text_encoder: Any) -> dict[str, Any]:
-    """All metrics for aligned item vectors (one row per item, unit rows in the text space)."""
+def evaluate(
+    vectors: np.ndarray,
+    texts: list[str],
+    categories: list[str],
+    text_encoder: Any,
+    item_groups: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """All metrics for aligned item vectors (one row per item, unit rows in the text space).
+
+    ``item_groups`` (name -> item mask, e.g. speech clips) adds R@1/R@10/MRR per group: text->X for the
+    descriptions with an item in the group (against the whole gallery), X->text for its items.
+    """
     udesc, dinv = np.unique(np.asarray(texts, dtype=str), return_inverse=True)
     dinv = dinv.reshape(-1)
     qdesc = encode_texts(text_encoder, udesc.tolist())
@@ -107,6 +120,16 @@ def evaluate(vectors: np.ndarray, texts: list[str], categories: list[str], text_
             "to_text": {k: back[f"{k}_chance"] for k in ("recall@1", "recall@10", "mrr")},
         },
     }
+    for name, mask in (item_groups or {}).items():
+        queries = np.flatnonzero(rel[:, mask].any(axis=1))
+        if len(queries) == 0 or not mask.any():
+            continue
+        gf = retrieval_metrics(qdesc[queries] @ vectors.T, rel[queries])
+        gb = retrieval_metrics(vectors[mask] @ qdesc.T, rel.T[mask])
+        out.setdefault("groups", {})[name] = {
+            "to_items": {k: gf[k] for k in ("recall@1", "recall@10", "mrr", "queries")},
+            "to_text": {k: gb[k] for k in ("recall@1", "recall@10", "mrr", "queries")},
+        }
     for level in ("leaf", "top"):
         names = [category_query(c, level) for c in categories]
         ucat, cinv = np.unique(np.asarray(names, dtype=str), return_inverse=True)
@@ -222,6 +245,60 @@ def head_fitter(modality: str, encoder: Any, text_encoder: Any) -> Any:
         return result.aligner.transform
 
     return fit
+def pooled_fold_metrics(
+    galleries: list[np.ndarray],
+    texts: list[str],
+    splits: list,
+    text_encoder: Any,
+    item_groups: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """R@1 / R@10 / MRR of aligners chosen per outer fold: fold k's descriptions (text->X) and items
+    (X->text) scored against ``galleries[k]``, pooled over the folds' queries (each query counted once,
+    in the fold holding its items). ``item_groups`` as in :func:`evaluate`."""
+    udesc, dinv = np.unique(np.asarray(texts, dtype=str), return_inverse=True)
+    qdesc = encode_texts(text_encoder, udesc.tolist())
+    rel = np.arange(len(udesc))[:, None] == dinv.reshape(-1)[None, :]
+    keys = ("recall@1", "recall@10", "mrr")
+    masks = {"": np.ones(len(texts), dtype=bool), **(item_groups or {})}
+    sums = {g: {side: dict.fromkeys(keys, 0.0) for side in ("to_items", "to_text")} for g in masks}
+    counts = {g: {"to_items": 0, "to_text": 0} for g in masks}
+    for vectors, (_, test) in zip(galleries, splits, strict=True):
+        in_fold = np.zeros(len(texts), dtype=bool)
+        in_fold[test] = True
+        for g, mask in masks.items():
+            queries = np.flatnonzero(rel[:, in_fold & mask].any(axis=1))
+            items = np.flatnonzero(in_fold & mask)
+            for side, n, scores, relevant in (
+                ("to_items", len(queries), qdesc[queries] @ vectors.T, rel[queries]),
+                ("to_text", len(items), vectors[items] @ qdesc.T, rel.T[items]),
+            ):
+                if n:
+                    m = retrieval_metrics(scores, relevant)
+                    for k in keys:
+                        sums[g][side][k] += m[k] * n
+                    counts[g][side] += n
+    out: dict[str, Any] = {}
+    for g in masks:
+        values = {
+            side: {k: sums[g][side][k] / max(counts[g][side], 1) for k in keys} for side in ("to_items", "to_text")
+        }
+        if g:
+            out.setdefault("groups", {})[g] = values
+        else:
+            out.update(values)
+    return out
+
+
+def speech_groups(encoder: Any, embeddings: np.ndarray) -> dict[str, np.ndarray] | None:
+    """Items whose clip the shipped speech detector (:mod:`recsys.speech`) calls speech, and the others;
+    None without a detector for this encoder. A tagger cannot tell spoken words apart."""
+    from recsys import speech
+
+    detector = speech.detector_for(encoder.encoder_id)
+    if detector is None:
+        return None
+    is_speech = np.array([detector.note(v) is not None for v in embeddings], dtype=bool)
+    return {"speech": is_speech, "non-speech": ~is_speech}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -242,6 +319,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         report["encoders"][modality] = encoder.encoder_id
         aligned: dict[str, np.ndarray] = {}
+        per_fold_galleries: dict[str, list[np.ndarray]] = {}
         if "class_proba" in feats:
             proba = feats["class_proba"]
             bridge = LabelBridge.from_encoders(encoder, text_encoder, cache_dir=args.cache_dir)
@@ -282,12 +360,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             aligned["extra only (cross)"] = cross.vectors
             chosen["extra only (cross)"] = cross.chosen
         if "label-bridge" in aligned:
-            for w in sorted({DEFAULT_BRIDGE_WEIGHT, *args.bridge_weights}):
-                aligned[f"ensemble(w_bridge={w:g})"] = l2_normalise(
-                    w * aligned["label-bridge"] + (1 - w) * aligned["projection"]
-                )
+            # The head beside the bridge: with extra pairs the tuned one (its grid; the shipped setting when
+            # the grid is that one setting), else the default head. Fixed weights first, then the weight
+            # (and head setting) chosen per outer fold on inner splits of its training items.
+            head = "projection + extra, tuned" if extra is not None else "projection"
+            report.setdefault("ensemble_head", {})[modality] = head
+            for w in sorted({DEFAULT_BRIDGE_WEIGHTS[modality], *args.bridge_weights}):
+                aligned[f"ensemble(w_bridge={w:g})"] = mix(aligned["label-bridge"], aligned[head], w)
+            grid = candidates(base, args, with_repeat=True) if extra is not None else [Candidate(base)]
+            tuned = out_of_fold_ensemble(
+                pairs,
+                args.folds,
+                fit,
+                grid,
+                aligned["label-bridge"],
+                args.bridge_grid,
+                extra=extra,
+                inner_folds=args.inner_folds,
+                log=_log,
+            )
+            aligned["ensemble, w_bridge tuned"] = tuned.vectors
+            chosen["ensemble, w_bridge tuned"] = tuned.chosen
+            per_fold_galleries["ensemble, w_bridge tuned"] = fold_galleries(aligned["label-bridge"], tuned)
+        groups = speech_groups(encoder, feats["embedding"].vectors[rows]) if modality == "audio" else None
+        if groups:
+            report.setdefault("speech_items", {})[modality] = int(groups["speech"].sum())
         for name, vectors in aligned.items():
-            metrics = evaluate(vectors, texts, cats, text_encoder)
+            metrics = evaluate(vectors, texts, cats, text_encoder, groups)
+            if name in per_fold_galleries:  # R@1 / R@10 / MRR: each fold against its own gallery
+                pooled = pooled_fold_metrics(per_fold_galleries[name], texts, splits, text_encoder, groups)
+                for side in ("to_items", "to_text"):
+                    metrics[side].update(pooled[side])
+                for group, values in pooled.get("groups", {}).items():
+                    metrics["groups"][group] = values
             metrics["per_fold"] = per_fold(vectors, texts, splits, text_encoder)
             if name in chosen:
                 metrics["chosen_per_fold"] = chosen[name]
@@ -323,6 +428,30 @@ def format_table(report: dict[str, Any]) -> str:
         for r in [*rows, {"aligner": "random chance", **rows[0]["chance"]}]:
             cells = [f"{r[side][key]:8.3f}" for side, key, _ in COLUMNS]
             lines.append(f"{r['aligner']:26s} | " + " ".join(cells[:5]) + " | " + " ".join(cells[5:]))
+        grouped = [r for r in rows if "groups" in r]
+        if grouped:
+            names = list(grouped[0]["groups"])
+            counts = ", ".join(
+                f"{g}: {grouped[0]['groups'][g]['to_items']['queries']} queries / "
+                f"{grouped[0]['groups'][g]['to_text']['queries']} items"
+                for g in names
+            )
+            lines.append(f"by query kind (speech detector; {counts}): R@1 R@10 MRR text->{modality} | {modality}->text")
+            for r in grouped:
+                cells = " | ".join(
+                    f"{g} "
+                    + " ".join(f"{r['groups'][g]['to_items'][k]:.3f}" for k in ("recall@1", "recall@10", "mrr"))
+                    + " / "
+                    + " ".join(f"{r['groups'][g]['to_text'][k]:.3f}" for k in ("recall@1", "recall@10", "mrr"))
+                    for g in names
+                    if g in r["groups"]
+                )
+                lines.append(f"{r['aligner']:26s} | {cells}")
+        if any(r["aligner"] == "ensemble, w_bridge tuned" for r in rows):
+            lines.append(
+                "ensemble, w_bridge tuned: R@1/R@10/MRR score each outer fold against a gallery mixed at its own "
+                "weight; categories and the per-fold lines below use the folds' rows side by side"
+            )
         lines.append(f"per outer fold: R@10 mean +- sd, text->{modality} then {modality}->text; inner-split choices")
         for r in rows:
             f = r["per_fold"]
@@ -580,7 +709,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--catalogue", default=str(REPO / "data" / "tuxpaint"))
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--modalities", nargs="+", default=["image", "audio"])
-    p.add_argument("--bridge-weights", type=float, nargs="*", default=[0.3, 0.7])
+    p.add_argument("--bridge-weights", type=float, nargs="*", default=[0.3, 0.7], help="fixed ensemble weights")
+    p.add_argument(
+        "--bridge-grid",
+        type=float,
+        nargs="+",
+        default=[0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+        help="bridge weights the tuned ensemble chooses from on inner splits",
+    )
     p.add_argument("--epochs", type=int, default=None, help="override the heads' training epochs")
     p.add_argument("--seed", type=int, default=None, help="override the heads' training seed")
     p.add_argument("--variants", action="store_true", help="also score alternative head configurations")

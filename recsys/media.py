@@ -303,3 +303,24 @@ def check_audio_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_AUDIO
     _check_rate(int(info.samplerate), f"file '{path}'")
     if info.frames == 0:
         raise InputError(f"Audio file '{path}' contains no samples (empty clip).")
+
+
+def resampled(samples: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray:
+    """Mono float32 ``samples`` at ``target_rate`` (soxr, high quality), for encoders that need a fixed rate.
+
+    Encoders may be handed an :class:`Audio` built in code rather than by :func:`load_audio`, so the
+    checks that matter to their front ends are repeated here: samples present, finite, a usable rate.
+    """
+    y = np.asarray(samples, dtype=np.float32).reshape(-1)
+    if y.size == 0:
+        raise InputError("An audio clip has no samples; it cannot be encoded.")
+    if not np.all(np.isfinite(y)):
+        raise InputError("An audio clip contains invalid samples (NaN or infinity); it cannot be encoded.")
+    _check_rate(int(sample_rate), "clip")
+    if int(sample_rate) == int(target_rate):
+        return y
+    import librosa
+
+    return librosa.resample(y, orig_sr=int(sample_rate), target_sr=int(target_rate), res_type="soxr_hq").astype(
+        np.float32, copy=False
+    )

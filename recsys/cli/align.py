@@ -78,7 +78,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=int, default=None, help="hidden width (0 = linear head)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--bridge-weight", type=float, default=None, help="label-bridge share in the image ensemble")
+    p.add_argument(
+        "--bridge-weight",
+        type=float,
+        default=None,
+        help="label-bridge share in the ensemble of an encoder with named classes (default per modality: "
+        "recsys.alignment.training.DEFAULT_BRIDGE_WEIGHTS)",
+    )
     p.add_argument("--cache-dir", default=None, help="feature cache (default $RECSYS_CACHE_DIR or ~/.cache/recsys)")
     p.add_argument("--device", default=None)
     p.set_defaults(func=run_align)
@@ -92,7 +98,7 @@ def run_align(args: argparse.Namespace) -> int:
 
     from recsys.alignment.factory import ALIGNERS_DIR
     from recsys.alignment.sources import load_sources
-    from recsys.alignment.training import DEFAULT_BRIDGE_WEIGHT, DEFAULT_CONFIGS, train_catalogue_aligners
+    from recsys.alignment.training import DEFAULT_CONFIGS, train_catalogue_aligners
     from recsys.encoders import DEFAULT_ENCODERS, create_encoder
     from recsys.encoding.cache import default_cache_dir
     from recsys.errors import InputError
@@ -142,7 +148,7 @@ def run_align(args: argparse.Namespace) -> int:
                 config=config,
                 text_field=args.text,
                 cache_dir=args.cache_dir,
-                bridge_weight=DEFAULT_BRIDGE_WEIGHT if args.bridge_weight is None else args.bridge_weight,
+                bridge_weight=args.bridge_weight,
                 progress=_progress(),
                 repeats={s.name: args.catalogue_repeat for s in own},
             )

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from recsys.encoders.base import Encoder, Preprocessor, folder_sha
-from recsys.errors import InputError, MissingWeightsError
+from recsys.errors import MissingWeightsError
 
 
 @dataclass(frozen=True)
@@ -77,13 +77,9 @@ class ClapWindows(Preprocessor):
         self.window = window
 
     def __call__(self, audio: Any) -> list[np.ndarray]:
-        import librosa
+        from recsys.media import resampled
 
-        y = np.asarray(audio.samples, dtype=np.float32).reshape(-1)
-        if y.size == 0:
-            raise InputError("An audio clip has no samples; it cannot be encoded.")
-        if audio.sample_rate != self.sample_rate:
-            y = librosa.resample(y, orig_sr=audio.sample_rate, target_sr=self.sample_rate, res_type="soxr_hq")
+        y = resampled(audio.samples, audio.sample_rate, self.sample_rate)
         return [y[start : start + self.window] for start in range(0, len(y), self.window)]
 
 

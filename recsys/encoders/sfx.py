@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from recsys.encoders.base import Encoder, Preprocessor, file_sha
-from recsys.errors import InputError, MissingWeightsError
+from recsys.errors import MissingWeightsError
+from recsys.media import resampled
 
 PACKAGE = "aisfx==0.1.2"
 WINDOW_HOP = 0.5  # fraction of a window, the package's default emb_hop_size
@@ -51,15 +52,9 @@ def log_mel(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     built once per process: librosa's per-call checks, filter construction and JIT warm-up cost
     more than the transform itself, in every worker process of a batch run.
     """
-    import librosa
     from aisfx import inference, preprocessing
 
-    sr = int(inference.SAMPLE_RATE)
-    y = np.asarray(samples, dtype=np.float32).reshape(-1)
-    if y.size == 0:
-        raise InputError("An audio clip has no samples; it cannot be encoded.")
-    if sample_rate != sr:
-        y = librosa.resample(y, orig_sr=sample_rate, target_sr=sr, res_type="soxr_hq")
+    y = resampled(samples, sample_rate, int(inference.SAMPLE_RATE))
     peak = float(np.max(np.abs(y))) if y.size else 0.0
     y = y / (peak if peak > 0 else 1.0)
     spec = _mel_filters() @ _power_spectrogram(y)

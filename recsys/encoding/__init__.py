@@ -166,9 +166,14 @@ def _model(encoder: Any, outputs: Sequence[str]) -> Any:
 
 
 def feature_id(encoder: Any, output: str, precision: str = "fp32") -> str:
-    """Cache id of one output: the encoder id for embeddings (as before), ``<id>#<output>`` otherwise."""
-    base = encoder.encoder_id if output == "embedding" else f"{encoder.encoder_id}#{output}"
-    return base if _effective_precision(encoder, precision) == "fp32" else f"{base}~{precision}"
+    """Cache id of one output: the encoder id for embeddings (as before), ``<id>#<output>`` otherwise.
+
+    An encoder that runs several models (:class:`recsys.encoders.tagged.TaggedEncoder`) names the one
+    computing each output with ``feature_source(output)``; that model's id and device key the cache.
+    """
+    source = encoder.feature_source(output) if hasattr(encoder, "feature_source") else encoder
+    base = source.encoder_id if output == "embedding" else f"{source.encoder_id}#{output}"
+    return base if _effective_precision(source, precision) == "fp32" else f"{base}~{precision}"
 
 
 def _effective_precision(encoder: Any, precision: str) -> str:

@@ -358,3 +358,52 @@ def test_shipped_heads_load_for_the_default_encoders():
     for modality in ("image", "audio"):
         aligner = build_aligner("default", source_encoder=create_encoder(DEFAULT_ENCODERS[modality]), text_encoder=text)
         assert aligner.output_dim == text.dim
+        assert isinstance(aligner, EnsembleAligner) and any(isinstance(m, LabelBridge) for m in aligner.members)
+
+
+def test_audio_aligner_from_the_config_mixes_the_tagger_bridge_with_the_head(tmp_path, monkeypatch):
+    """`align` on an encoder with a tagger writes a label-bridge + head ensemble at the audio default weight,
+    and an engine configured with it indexes (and queries) through the bridge on the tagger's scores."""
+    from encoders._yamnet_model import PitchEncoder, build_tiny_model
+    from fakes import FakeImageEncoder, build_catalogue, write_tone
+    from fakes import FakeTextEncoder as WordTextEncoder
+
+    from recsys import pipeline
+    from recsys.alignment.sources import select_source
+    from recsys.alignment.training import DEFAULT_BRIDGE_WEIGHTS, train_catalogue_aligners
+    from recsys.catalogue import load_catalogue
+    from recsys.encoders.tagged import TaggedEncoder
+    from recsys.encoders.yamnet import YamnetEncoder
+    from recsys.media import load_audio
+    from recsys.recommend import Query
+
+    tagged = TaggedEncoder(PitchEncoder(), YamnetEncoder(data_dir=build_tiny_model(tmp_path / "tagger")))
+    text = WordTextEncoder()  # the word-hashing fake the engine tests use
+    root = build_catalogue(tmp_path / "cat")
+    written = train_catalogue_aligners(
+        [select_source(load_catalogue(root))],
+        ["audio"],
+        encoders={"audio": tagged},
+        text_encoder=text,
+        out_dir=tmp_path / "out",
+        prefix="demo",
+        config=TrainConfig(epochs=2),
+        cache_dir=tmp_path / "cache",
+    )
+    spec = written[0].path
+    meta = json.loads(spec.read_text())
+    assert meta["kind"] == "ensemble"
+    assert [m["weight"] for m in meta["members"]] == pytest.approx(
+        [DEFAULT_BRIDGE_WEIGHTS["audio"], 1 - DEFAULT_BRIDGE_WEIGHTS["audio"]]
+    )
+    encoders = {"minilm": text, "efficientnet-lite0": FakeImageEncoder(), "aisfx+yamnet": tagged}
+    monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encoders[name])
+    config = pipeline.PipelineConfig(audio_aligner=str(spec), image_aligner="none", cache_dir=str(tmp_path / "cache"))
+    engine = pipeline.build_engine(load_catalogue(root), config)
+    aligner = engine.indexes["audio"].aligner
+    assert isinstance(aligner, EnsembleAligner) and isinstance(aligner.members[0], LabelBridge)
+    assert aligner.input_kind == "embedding+class_proba"
+    assert np.all(np.isfinite(engine.indexes["audio"].shared))
+    query = load_audio(write_tone(tmp_path / "q.wav", 1300))
+    results = engine.recommend(Query(audio=query), weights={"text": 1.0, "image": 0.0, "audio": 1.0}, k=3)
+    assert len(results) == 3

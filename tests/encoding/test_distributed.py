@@ -180,8 +180,12 @@ def test_a_crashed_ray_run_resumes_locally_with_only_the_rest(cluster, tmp_path)
 
 @pytest.mark.slow
 def test_build_engine_on_ray_matches_the_local_engine(cluster, tmp_path, monkeypatch):
-    encoders = {"minilm": FakeTextEncoder(), "efficientnet-lite0": TinyImageEncoder(), "aisfx": FakeAudioEncoder()}
-    recipes = {"minilm": FakeTextEncoder, "efficientnet-lite0": TinyImageEncoder, "aisfx": FakeAudioEncoder}
+    encoders = {
+        "minilm": FakeTextEncoder(),
+        "efficientnet-lite0": TinyImageEncoder(),
+        "aisfx+yamnet": FakeAudioEncoder(),
+    }
+    recipes = {"minilm": FakeTextEncoder, "efficientnet-lite0": TinyImageEncoder, "aisfx+yamnet": FakeAudioEncoder}
     monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encoders[name])
     monkeypatch.setattr(pipeline, "_encoder_recipe", lambda name, device: recipes[name])
     catalogue = load_catalogue(build_catalogue(tmp_path / "cat"))

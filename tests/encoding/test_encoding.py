@@ -56,7 +56,7 @@ class _BothInputsAligner:
 
 def test_build_engine_runs_the_image_network_once_per_image(tmp_path, monkeypatch):
     image = TinyImageEncoder()
-    encoders = {"minilm": FakeTextEncoder(), "efficientnet-lite0": image, "aisfx": FakeAudioEncoder()}
+    encoders = {"minilm": FakeTextEncoder(), "efficientnet-lite0": image, "aisfx+yamnet": FakeAudioEncoder()}
     monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encoders[name])
     monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: _BothInputsAligner())
     monkeypatch.setenv("RECSYS_BATCH_WORKERS", "0")

