@@ -170,8 +170,11 @@ class CrossConfig:
 
 
 def mix(bridge_vecs: np.ndarray, head_vecs: np.ndarray, bridge_weight: float) -> np.ndarray:
-    """The ensemble of the label bridge and a head: their unit rows mixed at ``bridge_weight``, renormalised."""
-    return l2_normalise(bridge_weight * bridge_vecs + (1 - bridge_weight) * head_vecs)
+    """The ensemble of the label bridge and a head: their unit rows mixed at ``bridge_weight``, renormalised
+    (what a two-member :class:`~recsys.alignment.ensemble.EnsembleAligner` outputs)."""
+    return l2_normalise(
+        bridge_weight * np.asarray(bridge_vecs, np.float32) + (1 - bridge_weight) * np.asarray(head_vecs, np.float32)
+    )
 
 
 def sample_rows(n: int, max_items: int, seed: int) -> np.ndarray:

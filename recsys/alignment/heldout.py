@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recsys.alignment.base import l2_normalise
+from recsys.alignment.crosscatalogue import mix
 from recsys.alignment.metrics import retrieval_metrics
 from recsys.alignment.projection import TrainConfig
 from recsys.alignment.training import Pairs
@@ -205,12 +205,6 @@ def near_duplicates(extra: Pairs, pairs: Pairs, threshold: float = 0.99) -> np.n
     b = pairs.source / np.maximum(np.linalg.norm(pairs.source, axis=1, keepdims=True), 1e-12)
     return (a @ b.T).max(axis=1) >= threshold
 
-
-
-def mix(bridge: np.ndarray, head: np.ndarray, weight: float) -> np.ndarray:
-    """Unit rows of ``weight * bridge + (1 - weight) * head``: what a two-member
-    :class:`~recsys.alignment.ensemble.EnsembleAligner` outputs for unit member outputs."""
-    return l2_normalise(weight * np.asarray(bridge, np.float32) + (1.0 - weight) * np.asarray(head, np.float32))
 
 
 def choose_with_bridge(
