@@ -489,6 +489,21 @@ def shipped_candidate(aligner: Any, catalogue: str, extra: list[str]) -> Candida
     return Candidate(TrainConfig(**meta["config"]), int(sources[own].get("repeat", 1)))
 
 
+def shipped_members(aligner: Any) -> tuple[Any, Any, float]:
+    """(learned head, label bridge or None, the bridge's weight) of a shipped aligner: a head alone,
+    or a two-member ensemble of a bridge and a head (the shipped audio aligner)."""
+    from recsys.errors import InputError
+
+    members = getattr(aligner, "members", None)
+    if members is None:
+        return aligner, None, 0.0
+    bridges = [(m, w) for m, w in zip(members, aligner.weights, strict=True) if isinstance(m, LabelBridge)]
+    heads = [m for m in members if not isinstance(m, LabelBridge)]
+    if len(bridges) != 1 or len(heads) != 1:
+        raise InputError(f"--confidence takes a head, or a label bridge and one head; {aligner.describe()} is neither.")
+    return heads[0], bridges[0][0], float(bridges[0][1])
+
+
 def run_confidence(args: argparse.Namespace) -> dict[str, Any]:
     """Match confidence of the shipped heads fitted on held-out folds (recsys.alignment.heldoutconfidence)."""
     from recsys.alignment.confidence import merge_pairs, shipped_calibration, update_calibrations
@@ -521,12 +536,17 @@ def run_confidence(args: argparse.Namespace) -> dict[str, Any]:
         encoder, pairs, texts = loaded["encoder"], loaded["pairs"], loaded["texts"]
         report["encoders"][modality] = encoder.encoder_id
         shipped = load_aligner(DEFAULT_ALIGNERS[modality], source_encoder=encoder, text_encoder=text_encoder)
-        candidate = shipped_candidate(shipped, args.catalogue, args.extra_pairs)
+        head, bridge, bridge_weight = shipped_members(shipped)
+        candidate = shipped_candidate(head, args.catalogue, args.extra_pairs)
         extra = extra_pairs(args, modality, encoder, text_encoder, pairs, report) if args.extra_pairs else None
         fit = head_fitter(modality, encoder, text_encoder)
         splits = fold_splits(pairs, args.folds)
         vectors = out_of_fold(pairs, args.folds, fit, [candidate], extra=extra).vectors
         name = f"shipped setting, {candidate.label()}"
+        if bridge is not None:  # the zero-shot bridge needs no folds: mixed in as the shipped ensemble does
+            bridged = bridge.transform(loaded["feats"]["class_proba"].vectors[loaded["rows"]])
+            vectors = mix(bridged, vectors, bridge_weight)
+            name = f"shipped ensemble (w_bridge={bridge_weight:g}), head {candidate.label()}"
         metrics = evaluate(vectors, texts, loaded["categories"], text_encoder)
         metrics["per_fold"] = per_fold(vectors, texts, splits, text_encoder)
         report["rows"].append({"modality": modality, "aligner": name, "items": len(pairs), **metrics})
@@ -534,7 +554,8 @@ def run_confidence(args: argparse.Namespace) -> dict[str, Any]:
         meta = {
             "fitted_on": [Path(args.catalogue).name],
             "scores": f"out of fold: {args.folds} grouped folds, each scored by a head trained in the shipped "
-            f"setting ({candidate.label()}, with the extra pairs) that never saw it",
+            f"setting ({candidate.label()}, with the extra pairs) that never saw it"
+            + (f", mixed with the zero-shot label bridge at weight {bridge_weight:g}" if bridge is not None else ""),
             "relevance": "instance: the item carries the query's description",
         }
         calibration = shipped_calibration(shipped, merge_pairs(parts), text_encoder.encoder_id, meta)
