@@ -212,3 +212,29 @@ def test_a_fresh_cache_reads_the_catalogues_shipped_transcripts(
     again = build(root, tmp_path / "fresh-cache", monkeypatch)
     assert ear.calls == 1
     np.testing.assert_array_equal(again.indexes["audio"].shared, first.indexes["audio"].shared)
+
+
+@pytest.mark.slow
+def test_a_real_spoken_digit_from_the_demo_is_heard_and_placed_at_its_words(tmp_path):
+    """PocketSphinx and the shipped aisfx speech head on the demo's "7" (its prebuilt aisfx vector)."""
+    pytest.importorskip("pocketsphinx", reason=f"speech recognition needs {transcribe.PACKAGE}")
+    from pathlib import Path
+
+    from recsys.encoding.cache import content_keys
+
+    demo = Path(__file__).resolve().parents[2] / "data" / "tuxpaint"
+    items = [it for it in load_catalogue(demo).items if it.audio is not None and it.audio.name == "7.ogg"][:1]
+    if not items:
+        pytest.skip("the demo clip 7.ogg is not present")
+    pre = np.load(demo / "prebuilt" / "audio-embedding.npz")
+    key = content_keys(items, "audio")[0]
+    row = pre["vectors"][list(pre["keys"].astype(str)).index(key)].astype(np.float32)
+    detector = speech.read_detector(speech.DEFAULT_DETECTOR)
+    rule = spoken.SpokenWords(detector, FakeTextEncoder(), transcribe.transcriber_id(), transcribe.shared_transcriber)
+    note, vector = rule.hear(items[0].audio, row)
+    assert note is not None and note.heard and vector is not None
+    shared, flagged = rule.items(
+        np.zeros((1, 64), np.float32), row[None], [True], [key], [str(items[0].audio)], cache_dir=tmp_path
+    )
+    assert flagged.tolist() == [True] and abs(np.linalg.norm(shared[0]) - 1) < 1e-5
+    assert "seven" in rule.transcripts({key: str(items[0].audio)}, cache_dir=tmp_path)[key].words
