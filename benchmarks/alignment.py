@@ -224,6 +224,86 @@ def head_fitter(modality: str, encoder: Any, text_encoder: Any) -> Any:
     return fit
 
 
+SPOKEN_ROW = "head + transcripts for speech clips"
+
+
+def spoken_row(
+    aligned: dict[str, np.ndarray], catalogue: Any, loaded: dict[str, Any], text_encoder: Any, args: argparse.Namespace
+) -> np.ndarray | None:
+    """Add :data:`SPOKEN_ROW`: the held-out head (with the extra pairs when given) with every clip the speech
+    head flags at the words it says, by the product's own rule (:mod:`recsys.alignment.spoken`). Returns the
+    flags (None without a speech head or recogniser). Nothing here is fitted: the head's vectors are out of
+    fold, the speech head and the transcriber settings were chosen before (their own scripts)."""
+    from recsys.alignment.spoken import spoken_rule
+    from recsys.encoding.cache import content_keys
+
+    rule = spoken_rule(loaded["encoder"], text_encoder)
+    if rule is None:
+        return None
+    head = "projection + extra" if "projection + extra" in aligned else "projection"
+    items = [catalogue.items[i] for i in loaded["rows"]]
+
+    def progress(done: int, total: int) -> None:
+        print(f"\rtranscripts {done}/{total}", end="\n" if done >= total else "", file=sys.stderr, flush=True)
+
+    vectors, flagged = rule.items(
+        aligned[head],
+        loaded["pairs"].source,
+        np.ones(len(items), dtype=bool),
+        content_keys(items, "audio"),
+        [str(it.audio) for it in items],
+        catalogue_root=catalogue.root,
+        cache_dir=args.cache_dir,
+        progress=progress,
+    )
+    aligned[SPOKEN_ROW] = vectors
+    _log(f"{head} + transcripts: {int(flagged.sum())} of {len(items)} clips are speech")
+    return flagged
+
+
+def speech_split(
+    aligned: dict[str, np.ndarray], texts: list[str], flagged: np.ndarray, text_encoder: Any
+) -> dict[str, Any]:
+    """R@1/R@10/MRR and chance of each row on speech and on non-speech queries, whole galleries: text->audio
+    queries are the descriptions some speech clip carries (or none does), audio->text queries the clips."""
+    udesc, dinv = np.unique(np.asarray(texts, dtype=str), return_inverse=True)
+    qdesc = encode_texts(text_encoder, udesc.tolist())
+    rel = np.arange(len(udesc))[:, None] == dinv.reshape(-1)[None, :]
+    speech_desc = (rel & flagged[None, :]).any(axis=1)
+    keys = ("recall@1", "recall@10", "mrr")
+    out: dict[str, Any] = {"speech_clips": int(flagged.sum()), "speech_descriptions": int(speech_desc.sum())}
+    for part, desc, clips in (("speech", speech_desc, flagged), ("non-speech", ~speech_desc, ~flagged)):
+        rows = {}
+        for name, vectors in aligned.items():
+            fwd = retrieval_metrics(qdesc[desc] @ vectors.T, rel[desc])
+            back = retrieval_metrics(vectors[clips] @ qdesc.T, rel.T[clips])
+            rows[name] = {"to_items": {k: fwd[k] for k in keys}, "to_text": {k: back[k] for k in keys}}
+            rows["random chance"] = {
+                "to_items": {k: fwd[f"{k}_chance"] for k in keys},
+                "to_text": {k: back[f"{k}_chance"] for k in keys},
+            }
+        out[part] = {"queries": {"to_items": int(desc.sum()), "to_text": int(clips.sum())}, "rows": rows}
+    return out
+
+
+def format_speech_split(report: dict[str, Any]) -> str:
+    split = report.get("speech_split")
+    if not split:
+        return ""
+    lines = [
+        f"\naudio, speech split ({split['speech_clips']} clips the speech head flags, "
+        f"{split['speech_descriptions']} descriptions they carry): R@1 R@10 MRR, text->audio | audio->text"
+    ]
+    for part in ("speech", "non-speech"):
+        q = split[part]["queries"]
+        lines.append(f"{part} queries ({q['to_items']} descriptions, {q['to_text']} clips)")
+        for name, r in split[part]["rows"].items():
+            cells = " ".join(f"{r['to_items'][k]:6.3f}" for k in ("recall@1", "recall@10", "mrr"))
+            cells += " | " + " ".join(f"{r['to_text'][k]:6.3f}" for k in ("recall@1", "recall@10", "mrr"))
+            lines.append(f"  {name:36s} | {cells}")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from recsys.catalogue import load_catalogue
     from recsys.encoders import DEFAULT_ENCODERS, create_encoder
@@ -286,6 +366,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 aligned[f"ensemble(w_bridge={w:g})"] = l2_normalise(
                     w * aligned["label-bridge"] + (1 - w) * aligned["projection"]
                 )
+        flagged = spoken_row(aligned, catalogue, loaded, text_encoder, args) if modality == "audio" else None
+        if flagged is not None:
+            report["speech_split"] = speech_split(aligned, texts, flagged, text_encoder)
         for name, vectors in aligned.items():
             metrics = evaluate(vectors, texts, cats, text_encoder)
             metrics["per_fold"] = per_fold(vectors, texts, splits, text_encoder)
@@ -315,20 +398,20 @@ def format_table(report: dict[str, Any]) -> str:
     lines = []
     for modality in dict.fromkeys(r["modality"] for r in report["rows"]):
         rows = [r for r in report["rows"] if r["modality"] == modality]
-        head = f"{'aligner':26s} | " + " ".join(f"{c:>8s}" for _, _, c in COLUMNS[:5]) + " | "
+        head = f"{'aligner':36s} | " + " ".join(f"{c:>8s}" for _, _, c in COLUMNS[:5]) + " | "
         head += " ".join(f"{c:>8s}" for _, _, c in COLUMNS[5:])
         lines.append(f"\ntext->{modality} (left) and {modality}->text (right), {rows[0]['items']} held-out items")
         lines.append(head)
         lines.append("-" * len(head))
         for r in [*rows, {"aligner": "random chance", **rows[0]["chance"]}]:
             cells = [f"{r[side][key]:8.3f}" for side, key, _ in COLUMNS]
-            lines.append(f"{r['aligner']:26s} | " + " ".join(cells[:5]) + " | " + " ".join(cells[5:]))
+            lines.append(f"{r['aligner']:36s} | " + " ".join(cells[:5]) + " | " + " ".join(cells[5:]))
         lines.append(f"per outer fold: R@10 mean +- sd, text->{modality} then {modality}->text; inner-split choices")
         for r in rows:
             f = r["per_fold"]
             chosen = "; ".join(f"{k} x{n}" for k, n in Counter(r.get("chosen_per_fold", [])).items())
             lines.append(
-                f"{r['aligner']:26s} | {f['to_items_r@10_mean']:.3f} +- {f['to_items_r@10_sd']:.3f}, "
+                f"{r['aligner']:36s} | {f['to_items_r@10_mean']:.3f} +- {f['to_items_r@10_sd']:.3f}, "
                 f"{f['to_text_r@10_mean']:.3f} +- {f['to_text_r@10_sd']:.3f}" + (f" | {chosen}" if chosen else "")
             )
     return "\n".join(lines)
@@ -654,7 +737,7 @@ def main(argv: list[str] | None = None) -> int:
             print(format_table(report) + "\n" + format_heldout_confidence_table(report))
         else:
             report = run(args)
-            print(format_table(report))
+            print(format_table(report) + format_speech_split(report))
     print(f"\nelapsed {report['elapsed_s']:.0f}s; written to {args.out}")
     atomic.write_json(args.out, report)
     return 0
