@@ -278,10 +278,10 @@ def speech_split(
             fwd = retrieval_metrics(qdesc[desc] @ vectors.T, rel[desc])
             back = retrieval_metrics(vectors[clips] @ qdesc.T, rel.T[clips])
             rows[name] = {"to_items": {k: fwd[k] for k in keys}, "to_text": {k: back[k] for k in keys}}
-            rows["random chance"] = {
-                "to_items": {k: fwd[f"{k}_chance"] for k in keys},
-                "to_text": {k: back[f"{k}_chance"] for k in keys},
-            }
+        rows["random chance"] = {
+            "to_items": {k: fwd[f"{k}_chance"] for k in keys},
+            "to_text": {k: back[f"{k}_chance"] for k in keys},
+        }
         out[part] = {"queries": {"to_items": int(desc.sum()), "to_text": int(clips.sum())}, "rows": rows}
     return out
 
