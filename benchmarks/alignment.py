@@ -240,7 +240,8 @@ def spoken_row(
     rule = spoken_rule(loaded["encoder"], text_encoder)
     if rule is None:
         return None
-    head = "projection + extra" if "projection + extra" in aligned else "projection"
+    # the product's recipe: the head chosen on inner splits with the extra pairs (default setting without a grid)
+    head = next(n for n in ("projection + extra, tuned", "projection + extra", "projection") if n in aligned)
     items = [catalogue.items[i] for i in loaded["rows"]]
 
     def progress(done: int, total: int) -> None:
