@@ -19,7 +19,6 @@ Prints the per-clip transcription cost (one core; decoding + resampling, model b
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from recsys.alignment.factory import load_aligner  # noqa: E402
+from recsys.alignment.heldout import description_half  # noqa: E402
 from recsys.alignment.metrics import retrieval_metrics  # noqa: E402
 from recsys.catalogue import load_catalogue  # noqa: E402
 from recsys.encoders import create_encoder  # noqa: E402
@@ -42,10 +42,6 @@ from recsys.transcribe import Transcriber  # noqa: E402
 
 CATALOGUE = REPO / "data" / "tuxpaint"
 ALIGNER = REPO / "data" / "aligners" / "tuxpaint-audio.json"
-
-
-def half(description: str) -> str:
-    return "dev" if int(hashlib.sha1(description.encode("utf-8")).hexdigest(), 16) % 2 == 0 else "test"
 
 
 def main() -> None:
@@ -84,7 +80,8 @@ def main() -> None:
         print(f"  {it.description[:40]!r:44s} best: {t.text!r:20s} 10-best words: {t.search_text[:60]!r}")
 
     text = create_encoder("minilm", device="cpu")
-    descriptions = sorted({it.description for it in items if args.split == "all" or half(it.description) == args.split})
+    wanted = {it.description for it in items if args.split in ("all", description_half(it.description))}
+    descriptions = sorted(wanted)
     queries = text.encode(descriptions)
     relevant = np.array([[it.description == d for it in items] for d in descriptions])
     speech_query = (relevant & speech[None, :]).any(axis=1)

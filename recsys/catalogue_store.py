@@ -38,6 +38,8 @@ def models_fingerprint(engine: RecommendationEngine) -> str:
         parts.append(f"{m}={getattr(ix.encoder, 'encoder_id', type(ix.encoder).__name__)}")
         if ix.aligner is not None and m != "text":
             parts.append(f"{m}-aligner={ix.aligner.describe()}")
+    if getattr(engine, "spoken", None) is not None:  # speech clips placed at their words
+        parts.append(engine.spoken.describe())
     return "|".join(parts)
 
 

@@ -219,6 +219,7 @@ def build_engine(
         raise RecsysError("the catalogue has no text, image or audio to index")
     indexes: dict[str, ModalityIndex] = {}
     features: dict[str, dict[str, Features]] = {}
+    spoken = None
     with _encoding_cluster(config, [job.plan for job in todo.values()]):
         for modality, job in todo.items():
             features[modality] = _run_plan(
@@ -231,17 +232,50 @@ def build_engine(
             kind = job.aligner.input_kind
             source = aligner_inputs(kind, {name: f.vectors for name, f in feats.items()})
             present = np.logical_and.reduce([feats[k].present for k in kind.split("+")])
-            shared = job.aligner.transform(source).astype(np.float32)
+            shared = np.where(present[:, None], job.aligner.transform(source).astype(np.float32), 0.0)
+            if modality == "audio":  # speech clips at the words they say (recsys.alignment.spoken)
+                shared, spoken = _spoken_items(catalogue, job, text_encoder, shared, feats["embedding"], config, report)
             index.aligner = job.aligner
-            index.shared = item_matrix(np.where(present[:, None], shared, 0.0))
+            index.shared = item_matrix(shared)
         indexes[modality] = index
     if "text" in indexes and any(ix.shared is not None for ix in indexes.values()):
         indexes["text"].shared = indexes["text"].native
     engine = RecommendationEngine(catalogue, text_encoder, indexes, query_encoders)
+    engine.spoken = spoken if "audio" in indexes and indexes["audio"].shared is not None else None
     engine.calibrations = _calibrations(indexes, text_encoder)
     return attach_store(
         engine, search=config.search, uri=config.store, cache_dir=config.cache_dir, progress=_stage(report, "index")
     )
+
+
+def _spoken_items(
+    catalogue: Catalogue,
+    job: _Modality,
+    text_encoder: Any,
+    shared: np.ndarray,
+    emb: Features,
+    config: PipelineConfig,
+    report: StageProgress,
+) -> tuple[np.ndarray, Any]:
+    """The audio items' shared vectors with speech clips at their words, and the rule (None: by sound alone)."""
+    from recsys.alignment.spoken import STAGE, spoken_rule
+    from recsys.encoding.cache import item_source
+
+    rule = spoken_rule(job.encoder, text_encoder)
+    if rule is None or not emb.present.any():
+        return shared, None
+    sources = [item_source(it, "audio") if it.audio is not None else None for it in catalogue.items]
+    shared, _ = rule.items(
+        shared,
+        emb.vectors,
+        emb.present & shared.any(axis=1),
+        job.plan.keys,
+        sources,
+        catalogue_root=catalogue.root,
+        cache_dir=config.cache_dir,
+        progress=_stage(report, STAGE),
+    )
+    return shared, rule
 
 
 def _calibrations(indexes: Mapping[str, ModalityIndex], text_encoder: Any) -> dict[str, Any]:

@@ -8,6 +8,8 @@ folder holds what those produce, every part keyed so that it is used only where 
   hash of its weights, plus the output), each row keyed by the item content hash the cache uses;
 - the label bridge's class-name embeddings, under their own cache name (text encoder, prompts, classes);
 - Explore's default maps, keyed by their parameters, strata and a sketch of the vectors drawn;
+- what speech recognition heard in the speech clips, keyed by clip content and transcriber
+  (:func:`seed_transcripts`, read by :mod:`recsys.alignment.spoken`);
 - ``manifest.json``: every file with its sha256, shape and dtype, and a hash of the catalogue's content.
 
 At load, :func:`seed_cache` (called by :func:`recsys.pipeline.build_engine`) checks the shipped
@@ -35,6 +37,8 @@ from recsys import atomic
 from recsys.alignment.bridge import bridge_class_names, bridge_parents, class_text_cache_file
 from recsys.encoding import feature_id
 from recsys.encoding.cache import FeatureStore, content_keys
+from recsys.encoding.transcripts import TranscriptStore
+from recsys.transcribe import Transcript
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.catalogue import Catalogue
@@ -45,6 +49,8 @@ log = logging.getLogger(__name__)
 FORMAT = "recsys-prebuilt/1"
 FOLDER = "prebuilt"
 MANIFEST = "manifest.json"
+#: The speech clips' transcripts (:mod:`recsys.alignment.spoken`), keyed by clip content, per transcriber.
+TRANSCRIPTS_FILE = "audio-transcripts.npz"
 #: Columns of a map's vector sketch (a seeded random projection): enough to tell other vectors apart.
 SKETCH_DIMS = 8
 SKETCH_SEED = 20261125
@@ -252,6 +258,40 @@ def _seed_bridge(folder: Path, manifest: Mapping[str, Any], encoders: Mapping[st
         report.used.append(f"label bridge {target.name}")
 
 
+def seed_transcripts(catalogue_root: str | Path, store: TranscriptStore, needed: Sequence[str]) -> int:
+    """Append the shipped transcripts of ``needed`` clip keys that ``store`` lacks; returns how many.
+
+    Only a part made by the same transcriber (``transcriber_id``: model and settings) is used; a
+    damaged one is named in one log line and its clips are transcribed normally.
+    """
+    folder = prebuilt_dir(catalogue_root)
+    try:
+        manifest = read_manifest(folder)
+    except _Unusable as exc:
+        log.warning("%s not used for transcripts: %s", folder, exc)
+        return 0
+    wanted = set(needed)
+    for entry in (manifest or {}).get("transcripts", []):
+        if entry.get("transcriber_id") != store.transcriber_id:
+            continue
+        try:
+            arrays = _arrays(folder, entry, ("keys", "text", "words"))
+            if len({a.shape for a in arrays.values()}) != 1 or any(
+                a.ndim != 1 or a.dtype.kind != "U" for a in arrays.values()
+            ):
+                raise _Unusable(f"{entry['file']} does not hold three equal-length lists of words")
+        except _Unusable as exc:
+            log.warning("%s not used for transcripts: %s; transcribing normally", folder, exc)
+            return 0
+        rows = zip(*(arrays[n].tolist() for n in ("keys", "text", "words")), strict=True)
+        found = {k: Transcript(text=t, words=tuple(w.split())) for k, t, w in rows if k in wanted}
+        store.append(found)
+        if found:
+            log.info("seeded %d transcripts from %s", len(found), folder)
+        return len(found)
+    return 0
+
+
 def seed_map(
     catalogue_root: str | Path,
     vectors: np.ndarray,
@@ -350,6 +390,33 @@ def export_features(
         atomic.write_npz(path, compressed=True, embeddings=emb)
         manifest["label_bridge"].append(_file_entry(path, rows=int(emb.shape[0]), dim=int(emb.shape[1])))
     return manifest
+
+
+def export_transcripts(
+    catalogue: Catalogue,
+    transcriber_id: str,
+    folder: Path,
+    manifest: dict[str, Any],
+    *,
+    cache_dir: str | Path | None = None,
+) -> int:
+    """Ship the cached transcripts of the catalogue's clips (:class:`TranscriptStore`) made by ``transcriber_id``;
+    returns how many (none cached: nothing written)."""
+    needed = list(dict.fromkeys(k for k in content_keys(catalogue.items, "audio") if k is not None))
+    found = TranscriptStore(cache_dir, transcriber_id).load(needed)
+    if not found:
+        return 0
+    keys = sorted(found)
+    path = folder / TRANSCRIPTS_FILE
+    atomic.write_npz(
+        path,
+        compressed=True,
+        keys=np.asarray(keys, dtype=np.str_),
+        text=np.asarray([found[k].text for k in keys], dtype=np.str_),
+        words=np.asarray([" ".join(found[k].words) for k in keys], dtype=np.str_),
+    )
+    manifest.setdefault("transcripts", []).append(_file_entry(path, transcriber_id=transcriber_id, rows=len(keys)))
+    return len(keys)
 
 
 def add_map(

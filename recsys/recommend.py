@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from recsys import fusion, speech
+from recsys.alignment import spoken
 from recsys.alignment.base import aligner_inputs
 from recsys.alignment.confidence import standardise
 from recsys.catalogue import Catalogue, Item
@@ -266,8 +267,13 @@ class RecommendationEngine:
     calibrations: dict[str, Any] = field(default_factory=dict)
     _rank_samples: dict[str, RankSample] = field(default_factory=dict, repr=False)
     _centred_cache: dict[tuple[str, bool], np.ndarray] = field(default_factory=dict, repr=False)
+    #: Speech clips matched by their words (:class:`recsys.alignment.spoken.SpokenWords`): set when the
+    #: catalogue's speech clips were placed at their words, so a spoken query is too. None: by sound.
+    spoken: Any = None
     #: (query sound, its raw embedding) of the latest query, so :meth:`audio_note` does not encode it again
     _last_audio: tuple[Any, np.ndarray] | None = field(default=None, repr=False)
+    #: (query sound, its speech note, its vector by words) of the latest query: transcribed once
+    _last_heard: tuple[Any, speech.SpeechNote | None, np.ndarray | None] | None = field(default=None, repr=False)
 
     @property
     def item_modalities(self) -> list[str]:
@@ -325,14 +331,26 @@ class RecommendationEngine:
             self._last_audio = (value, raw)
         native = ix.to_native(raw) if ix is not None else raw
         shared = aligner.transform(aligner_inputs(aligner.input_kind, outputs))[0] if aligner is not None else None
+        if modality == "audio" and shared is not None and self.spoken is not None:
+            by_words = self._heard(value, raw)[1]
+            shared = shared if by_words is None else spoken.blend(shared[None, :], by_words[None, :])[0]
         return native, shared
+
+    def _heard(self, audio: Any, raw: np.ndarray) -> tuple[speech.SpeechNote | None, np.ndarray | None]:
+        """(speech note, vector by its words) of a query sound, under :attr:`spoken`; the latest is kept."""
+        last = self._last_heard
+        if last is None or last[0] is not audio:
+            last = (audio, *self.spoken.hear(audio, raw))
+            self._last_heard = last
+        return last[1], last[2]
 
     def audio_note(self, audio: Any) -> speech.SpeechNote | None:
         """A note when the query sound ``audio`` is speech (:mod:`recsys.speech`), else None.
 
-        Sound matching cannot read words, so a spoken query deserves a hint to type them instead. Reuses
-        the embedding :meth:`recommend` just computed for the same clip; without a speech head for the
-        audio encoder (one log line, once) there is never a note.
+        Sound matching cannot read words: with :attr:`spoken` the note says what was heard (the clip was
+        matched by those words), else it hints to type them. Reuses the embedding and transcript
+        :meth:`recommend` just computed for the same clip; without a speech head for the audio encoder
+        (one log line, once) there is never a note.
         """
         encoder = self.query_encoders.get("audio")
         if audio is None or encoder is None:
@@ -345,6 +363,8 @@ class RecommendationEngine:
             raw = last[1]
         else:
             raw = encoder_outputs(encoder, [audio], ["embedding"])["embedding"][0]
+        if self.spoken is not None:
+            return self._heard(audio, raw)[0]
         try:
             return detector.note(raw)
         except speech.SpeechDetectorError as exc:

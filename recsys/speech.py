@@ -52,13 +52,18 @@ class SpeechNote:
 
     probability: float
     threshold: float
+    #: What speech recognition heard (:mod:`recsys.alignment.spoken`): the words the clip was matched
+    #: by, "" when it heard nothing, None when the clip was not transcribed.
+    heard: str | None = None
 
     @property
     def message(self) -> str:
-        return (
-            f"This clip sounds like speech (p = {self.probability:.2f}). Sound matching compares how "
-            "things sound, not the words: type the words as text instead."
-        )
+        if self.heard:
+            return f"This clip sounds like speech; heard: '{self.heard}'. Matched by its words."
+        advice = "Sound matching compares how things sound, not the words: type the words as text instead."
+        if self.heard == "":
+            return f"This clip sounds like speech (p = {self.probability:.2f}), but no words were recognised. {advice}"
+        return f"This clip sounds like speech (p = {self.probability:.2f}). {advice}"
 
 
 @dataclass(frozen=True)

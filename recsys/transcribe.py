@@ -115,9 +115,8 @@ class Transcriber:
             ) from exc
         self.n_best = n_best
         self.pad_seconds = float(pad_seconds)
-        version = getattr(pocketsphinx, "__version__", None) or _package_version()
         #: Names the model and the settings, so cached transcripts are never reused across them.
-        self.transcriber_id = f"asr/pocketsphinx-en-us@{version}/n{n_best}/pad{self.pad_seconds:g}"
+        self.transcriber_id = transcriber_id(n_best=n_best, pad_seconds=self.pad_seconds)
         self._lock = threading.Lock()
 
     def transcribe(self, clip: Audio | Source) -> Transcript:
@@ -143,6 +142,16 @@ class Transcriber:
         return [self.transcribe(clip) for clip in clips]
 
 
+def transcriber_id(*, n_best: int = N_BEST, pad_seconds: float = PAD_SECONDS) -> str:
+    """The id a :class:`Transcriber` with these settings has, without loading its model (~1 s): a
+    rebuild whose transcripts are all cached never builds the decoder. :class:`MissingWeightsError`
+    when pocketsphinx is not installed."""
+    version = _package_version()
+    if version is None:
+        raise MissingWeightsError(f"Speech recognition needs the pocketsphinx package: pip install {PACKAGE}")
+    return f"asr/pocketsphinx-en-us@{version}/n{n_best}/pad{float(pad_seconds):g}"
+
+
 def _distinct_words(hypotheses: Sequence[str]) -> tuple[str, ...]:
     """Every word of the hypotheses once, in the order first seen (best hypothesis first)."""
     seen: dict[str, None] = {}
@@ -152,13 +161,14 @@ def _distinct_words(hypotheses: Sequence[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def _package_version() -> str:
+def _package_version() -> str | None:
+    """The installed pocketsphinx's version; None when it is not installed."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version("pocketsphinx")
-    except PackageNotFoundError:  # pragma: no cover - an unpackaged build on sys.path
-        return "unknown"
+    except PackageNotFoundError:
+        return None
 
 
 _SHARED: dict[tuple[Any, ...], Transcriber] = {}

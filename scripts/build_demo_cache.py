@@ -6,7 +6,8 @@
 1. Builds the engine with the configured encoders and aligners through the normal embedding cache,
    encoding only what it lacks (from nothing: ~19 min on a busy 2-core machine).
 2. Writes every cached row the engine uses as float16 (text, image and audio embeddings, the image
-   class probabilities of the label bridge) and the label bridge's class-name embeddings, with a
+   class probabilities of the label bridge), the label bridge's class-name embeddings and what speech
+   recognition heard in the speech clips (:mod:`recsys.alignment.spoken`), with a
    manifest naming each file's feature id, sha256, shape and the catalogue's content hash
    (:mod:`recsys.prebuilt`).
 3. Builds the engine again from a scratch cache seeded from those files alone, which shows they are
@@ -31,7 +32,15 @@ sys.path.insert(0, str(REPO))
 
 from recsys.catalogue import load_catalogue  # noqa: E402
 from recsys.pipeline import PipelineConfig, build_engine, feature_outputs  # noqa: E402
-from recsys.prebuilt import FOLDER, MANIFEST, add_map, export_features, prebuilt_dir, write_manifest  # noqa: E402
+from recsys.prebuilt import (  # noqa: E402
+    FOLDER,
+    MANIFEST,
+    add_map,
+    export_features,
+    export_transcripts,
+    prebuilt_dir,
+    write_manifest,
+)
 from recsys.progress import progress_lines  # noqa: E402
 
 
@@ -91,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     manifest = export_features(
         catalogue, engine.query_encoders, outputs, folder, cache_dir=config.cache_dir, precision=config.precision
     )
+    if engine.spoken is not None:  # what the speech clips say (recsys.alignment.spoken)
+        heard = export_transcripts(
+            catalogue, engine.spoken.transcriber_id, folder, manifest, cache_dir=config.cache_dir
+        )
+        print(f"transcripts: {heard} speech clips")
     write_manifest(folder, manifest)
     if not args.no_maps:
         with tempfile.TemporaryDirectory(prefix="recsys-prebuilt-") as scratch:

@@ -207,3 +207,31 @@ def test_a_shipped_map_seeds_the_map_cache_only_for_the_same_vectors(tmp_path, c
     with caplog.at_level(logging.WARNING, logger="recsys.prebuilt"):
         assert not prebuilt.seed_map(tmp_path / "cat", vectors, params, groups, tmp_path / "again.npz")
     assert any("damaged" in r.getMessage() for r in caplog.records)
+
+
+def test_shipped_transcripts_seed_the_transcript_cache_only_for_the_same_transcriber(tmp_path, caplog):
+    from recsys.encoding.cache import content_keys
+    from recsys.encoding.transcripts import TranscriptStore
+    from recsys.transcribe import Transcript
+
+    root = build_catalogue(tmp_path / "cat")
+    catalogue = load_catalogue(root)
+    keys = [k for k in content_keys(catalogue.items, "audio") if k is not None]
+    heard = {keys[0]: Transcript("seven", ("seven", "eleven")), keys[1]: Transcript("", ())}
+    TranscriptStore(tmp_path / "built", "asr/x@1").append(heard)
+    folder = prebuilt.prebuilt_dir(root)
+    folder.mkdir()
+    manifest = {"format": prebuilt.FORMAT, "features": []}
+    assert prebuilt.export_transcripts(catalogue, "asr/x@1", folder, manifest, cache_dir=tmp_path / "built") == 2
+    assert prebuilt.export_transcripts(catalogue, "asr/none", folder, {}, cache_dir=tmp_path / "built") == 0
+    prebuilt.write_manifest(folder, manifest)
+
+    fresh = TranscriptStore(tmp_path / "fresh", "asr/x@1")
+    assert prebuilt.seed_transcripts(root, fresh, keys) == 2
+    assert fresh.load(keys) == heard
+    assert prebuilt.seed_transcripts(root, TranscriptStore(tmp_path / "other", "asr/x@2"), keys) == 0
+
+    (folder / prebuilt.TRANSCRIPTS_FILE).write_bytes(b"damaged")
+    with caplog.at_level(logging.WARNING, logger="recsys.prebuilt"):
+        assert prebuilt.seed_transcripts(root, TranscriptStore(tmp_path / "third", "asr/x@1"), keys) == 0
+    assert "checksum mismatch" in caplog.text

@@ -79,3 +79,11 @@ class NativeAligner(Aligner):
 
     def _transform(self, features: np.ndarray) -> np.ndarray:
         return features
+
+
+def mix(bridge_vecs: np.ndarray, head_vecs: np.ndarray, bridge_weight: float) -> np.ndarray:
+    """Unit rows ``bridge_vecs`` and ``head_vecs`` mixed at ``bridge_weight``, renormalised: what a two-member
+    :class:`~recsys.alignment.ensemble.EnsembleAligner` of a label bridge and a head outputs."""
+    return l2_normalise(
+        bridge_weight * np.asarray(bridge_vecs, np.float32) + (1 - bridge_weight) * np.asarray(head_vecs, np.float32)
+    )

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.alignment.base import l2_normalise
+from recsys.alignment.base import l2_normalise, mix
 from recsys.alignment.metrics import label_topk_metrics
 from recsys.alignment.projection import TrainConfig, groups_from_targets, train_projection
 from recsys.alignment.sources import TEXT_FIELDS
@@ -167,14 +167,6 @@ class CrossConfig:
     max_gallery: int = 2000  # held-out / validation items scored (a seeded sample; 0: all)
     max_train: int = 6000  # training pairs drawn per source (a seeded sample; 0: all): bounds the CPU time
     seed: int = 0
-
-
-def mix(bridge_vecs: np.ndarray, head_vecs: np.ndarray, bridge_weight: float) -> np.ndarray:
-    """The ensemble of the label bridge and a head: their unit rows mixed at ``bridge_weight``, renormalised
-    (what a two-member :class:`~recsys.alignment.ensemble.EnsembleAligner` outputs)."""
-    return l2_normalise(
-        bridge_weight * np.asarray(bridge_vecs, np.float32) + (1 - bridge_weight) * np.asarray(head_vecs, np.float32)
-    )
 
 
 def sample_rows(n: int, max_items: int, seed: int) -> np.ndarray:

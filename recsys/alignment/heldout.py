@@ -20,12 +20,13 @@ Heads are trained by a caller-given ``fit(pairs, config) -> transform`` so this 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from recsys.alignment.crosscatalogue import mix
+from recsys.alignment.base import mix
 from recsys.alignment.metrics import retrieval_metrics
 from recsys.alignment.projection import TrainConfig
 from recsys.alignment.training import Pairs
@@ -271,3 +272,9 @@ def out_of_fold_ensemble(
         if log:
             log(f"fold {k + 1}/{folds}: {cand.label()} w_bridge={weight:g}")
     return out
+
+
+def description_half(description: str) -> str:
+    """``"dev"`` or ``"test"``: a fixed hash split of a catalogue's descriptions, for settings chosen
+    without folds (nothing is trained on them) on one half and reported on the other."""
+    return "dev" if int(hashlib.sha1(description.encode("utf-8")).hexdigest(), 16) % 2 == 0 else "test"

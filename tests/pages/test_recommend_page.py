@@ -172,3 +172,35 @@ def test_a_speech_like_query_sound_gets_a_note_and_others_do_not(fake_app, tmp_p
     assert not at.exception
     assert notes(at) and "type the words as text instead" in notes(at)[0]
     speech.clear_cache()
+
+
+def test_a_spoken_query_sound_says_what_was_heard_and_is_matched_by_its_words(fake_app, tmp_path, monkeypatch):
+    import numpy as np
+    from fakes import FakeToneAligner
+
+    from recsys import pipeline, speech, transcribe
+    from recsys.transcribe import Transcript
+
+    class Ear:
+        calls = 0
+
+        def transcribe(self, clip):
+            Ear.calls += 1
+            return Transcript(text="green", words=("green", "frog"))
+
+    monkeypatch.setenv("RECSYS_AUDIO_ALIGNER", "fake")  # the sounds aligned, so speech can be matched by words
+    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeToneAligner(text))
+    monkeypatch.setattr(transcribe, "transcriber_id", lambda **_: "asr/fake@1")
+    monkeypatch.setattr(transcribe, "shared_transcriber", lambda **_: Ear())
+    head = speech.SpeechDetector("audio/fake-16", np.full(16, 8.0), 0.0, 0.5)  # every sound is speech
+    monkeypatch.setattr(speech, "DEFAULT_DETECTOR", speech.save_detector(head, tmp_path / "speech.json"))
+    speech.clear_cache()
+    try:
+        at = fake_app().run()
+        at.button(key="sample-audio").click().run()
+        assert not at.exception
+        notes = [i.value for i in at.info if "sounds like speech" in i.value]
+        assert notes == ["This clip sounds like speech; heard: 'green'. Matched by its words."]
+        assert Ear.calls >= 1
+    finally:
+        speech.clear_cache()
