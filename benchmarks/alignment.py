@@ -84,6 +84,7 @@ from recsys.alignment.heldout import (  # noqa: E402
 from recsys.alignment.metrics import retrieval_metrics  # noqa: E402
 from recsys.alignment.projection import TrainConfig  # noqa: E402
 from recsys.alignment.sources import item_description  # noqa: E402
+from recsys.alignment.spoken import WORDS_WEIGHT  # noqa: E402
 from recsys.alignment.training import (  # noqa: E402
     DEFAULT_BRIDGE_WEIGHTS,
     DEFAULT_CONFIGS,
@@ -301,6 +302,36 @@ def speech_groups(encoder: Any, embeddings: np.ndarray) -> dict[str, np.ndarray]
     return {"speech": is_speech, "non-speech": ~is_speech}
 
 
+def by_words(
+    vectors: np.ndarray, catalogue: Any, loaded: dict[str, Any], text_encoder: Any, args: argparse.Namespace,
+    weight: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(``vectors`` with the speech clips moved to their words at ``weight``, the flags) by the product's
+    rule (:meth:`recsys.alignment.spoken.SpokenWords.items`); unchanged without a speech head or recogniser."""
+    from recsys.alignment.spoken import spoken_rule
+    from recsys.encoding.cache import content_keys
+
+    rule = spoken_rule(loaded["encoder"], text_encoder)
+    if rule is None:
+        return vectors, np.zeros(len(vectors), dtype=bool)
+    items = [catalogue.items[i] for i in loaded["rows"]]
+
+    def progress(done: int, total: int) -> None:
+        print(f"\rtranscripts {done}/{total}", end="\n" if done >= total else "", file=sys.stderr, flush=True)
+
+    return rule.items(
+        vectors,
+        loaded["pairs"].source,
+        np.ones(len(items), dtype=bool),
+        content_keys(items, "audio"),
+        [str(it.audio) for it in items],
+        catalogue_root=catalogue.root,
+        cache_dir=args.cache_dir,
+        progress=progress,
+        weight=weight,
+    )
+
+
 #: Words weights tried for speech clips (recsys.alignment.spoken.blend), chosen on the dev half.
 WORDS_GRID = (0.25, 0.5, 0.75, 1.0)
 
@@ -321,17 +352,10 @@ def spoken_rows(
     vectors are out of fold. Returns the choice (None without a speech head or recogniser)."""
     from recsys.alignment.heldout import description_half
     from recsys.alignment.spoken import spoken_rule
-    from recsys.encoding.cache import content_keys
 
-    rule = spoken_rule(loaded["encoder"], text_encoder)
-    if rule is None:
+    if spoken_rule(loaded["encoder"], text_encoder) is None:
         return None
-    items = [catalogue.items[i] for i in loaded["rows"]]
     texts = loaded["texts"]
-
-    def progress(done: int, total: int) -> None:
-        print(f"\rtranscripts {done}/{total}", end="\n" if done >= total else "", file=sys.stderr, flush=True)
-
     udesc, dinv = np.unique(np.asarray(texts, dtype=str), return_inverse=True)
     qdesc = encode_texts(text_encoder, udesc.tolist())
     rel = np.arange(len(udesc))[:, None] == dinv.reshape(-1)[None, :]
@@ -347,17 +371,7 @@ def spoken_rows(
     grid = {}
     flagged = None
     for w in WORDS_GRID:
-        vectors, flagged = rule.items(
-            aligned[base],
-            loaded["pairs"].source,
-            np.ones(len(items), dtype=bool),
-            content_keys(items, "audio"),
-            [str(it.audio) for it in items],
-            catalogue_root=catalogue.root,
-            cache_dir=args.cache_dir,
-            progress=progress,
-            weight=w,
-        )
+        vectors, flagged = by_words(aligned[base], catalogue, loaded, text_encoder, args, w)
         grid[w] = (vectors, half_r10(vectors, "dev"))
     chosen = max(WORDS_GRID, key=lambda w: (sum(grid[w][1]), -w))
     name = f"{base} + words (w={chosen:g}, dev half)"
@@ -515,14 +529,15 @@ def format_table(report: dict[str, Any]) -> str:
     lines = []
     for modality in dict.fromkeys(r["modality"] for r in report["rows"]):
         rows = [r for r in report["rows"] if r["modality"] == modality]
-        head = f"{'aligner':36s} | " + " ".join(f"{c:>8s}" for _, _, c in COLUMNS[:5]) + " | "
+        width = max(26, *(len(r["aligner"]) for r in rows))
+        head = f"{'aligner':{width}s} | " + " ".join(f"{c:>8s}" for _, _, c in COLUMNS[:5]) + " | "
         head += " ".join(f"{c:>8s}" for _, _, c in COLUMNS[5:])
         lines.append(f"\ntext->{modality} (left) and {modality}->text (right), {rows[0]['items']} held-out items")
         lines.append(head)
         lines.append("-" * len(head))
         for r in [*rows, {"aligner": "random chance", **rows[0]["chance"]}]:
             cells = [f"{r[side][key]:8.3f}" for side, key, _ in COLUMNS]
-            lines.append(f"{r['aligner']:26s} | " + " ".join(cells[:5]) + " | " + " ".join(cells[5:]))
+            lines.append(f"{r['aligner']:{width}s} | " + " ".join(cells[:5]) + " | " + " ".join(cells[5:]))
         grouped = [r for r in rows if "groups" in r]
         if grouped:
             names = list(grouped[0]["groups"])
@@ -541,19 +556,18 @@ def format_table(report: dict[str, Any]) -> str:
                     for g in names
                     if g in r["groups"]
                 )
-                lines.append(f"{r['aligner']:26s} | {cells}")
+                lines.append(f"{r['aligner']:{width}s} | {cells}")
         if any(r["aligner"] == "ensemble, w_bridge tuned" for r in rows):
             lines.append(
                 "ensemble, w_bridge tuned: R@1/R@10/MRR score each outer fold against a gallery mixed at its own "
                 "weight; categories and the per-fold lines below use the folds' rows side by side"
             )
-            lines.append(f"{r['aligner']:36s} | " + " ".join(cells[:5]) + " | " + " ".join(cells[5:]))
         lines.append(f"per outer fold: R@10 mean +- sd, text->{modality} then {modality}->text; inner-split choices")
         for r in rows:
             f = r["per_fold"]
             chosen = "; ".join(f"{k} x{n}" for k, n in Counter(r.get("chosen_per_fold", [])).items())
             lines.append(
-                f"{r['aligner']:36s} | {f['to_items_r@10_mean']:.3f} +- {f['to_items_r@10_sd']:.3f}, "
+                f"{r['aligner']:{width}s} | {f['to_items_r@10_mean']:.3f} +- {f['to_items_r@10_sd']:.3f}, "
                 f"{f['to_text_r@10_mean']:.3f} +- {f['to_text_r@10_sd']:.3f}" + (f" | {chosen}" if chosen else "")
             )
     return "\n".join(lines)
@@ -643,6 +657,10 @@ def run_confidence(args: argparse.Namespace) -> dict[str, Any]:
             bridged = bridge.transform(loaded["feats"]["class_proba"].vectors[loaded["rows"]])
             vectors = mix(bridged, vectors, bridge_weight)
             name = f"shipped ensemble (w_bridge={bridge_weight:g}), head {candidate.label()}"
+        if modality == "audio":  # speech clips sit by their words in the engine: so they are scored here
+            vectors, flagged = by_words(vectors, catalogue, loaded, text_encoder, args, WORDS_WEIGHT)
+            if flagged.any():
+                name += f", {int(flagged.sum())} speech clips by their words (w={WORDS_WEIGHT:g})"
         metrics = evaluate(vectors, texts, loaded["categories"], text_encoder)
         metrics["per_fold"] = per_fold(vectors, texts, splits, text_encoder)
         report["rows"].append({"modality": modality, "aligner": name, "items": len(pairs), **metrics})
@@ -651,7 +669,8 @@ def run_confidence(args: argparse.Namespace) -> dict[str, Any]:
             "fitted_on": [Path(args.catalogue).name],
             "scores": f"out of fold: {args.folds} grouped folds, each scored by a head trained in the shipped "
             f"setting ({candidate.label()}, with the extra pairs) that never saw it"
-            + (f", mixed with the zero-shot label bridge at weight {bridge_weight:g}" if bridge is not None else ""),
+            + (f", mixed with the zero-shot label bridge at weight {bridge_weight:g}" if bridge is not None else "")
+            + (", speech clips moved to their words as the engine does" if modality == "audio" else ""),
             "relevance": "instance: the item carries the query's description",
         }
         calibration = shipped_calibration(shipped, merge_pairs(parts), text_encoder.encoder_id, meta)

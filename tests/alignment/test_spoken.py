@@ -61,18 +61,22 @@ def build(root, cache, monkeypatch, progress=None):
 
 
 # -- the rule --------------------------------------------------------------------------------------------
-def test_flagged_rows_with_words_become_unit_text_vectors_and_the_rest_are_untouched():
+def test_flagged_rows_with_words_move_to_them_and_the_rest_are_untouched():
     text = FakeTextEncoder()
     rng = np.random.default_rng(0)
     shared = rng.standard_normal((5, 64)).astype(np.float32)
+    shared /= np.linalg.norm(shared, axis=1, keepdims=True)
     flagged = np.array([True, True, False, True, False])
     texts = ["seven", "", "dog", "a b c", "cat"]
     out = spoken.replace_spoken(shared, flagged, texts, text)
-    np.testing.assert_allclose(out[0], text.encode(["seven"])[0], atol=1e-6)
-    np.testing.assert_allclose(out[3], text.encode(["a b c"])[0], atol=1e-6)
+    words = text.encode(["seven", "a b c"])
+    expected = (spoken.WORDS_WEIGHT * words + (1 - spoken.WORDS_WEIGHT) * shared[[0, 3]])
+    np.testing.assert_allclose(out[[0, 3]], expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(out[[0, 3]], axis=1), 1.0, atol=1e-6)
     np.testing.assert_array_equal(out[[1, 2, 4]], shared[[1, 2, 4]])  # nothing heard, or not speech
     assert not np.shares_memory(out, shared)
+    at_words = spoken.replace_spoken(shared, flagged, texts, text, weight=1.0)
+    np.testing.assert_allclose(at_words[[0, 3]], words, atol=1e-6)  # weight 1: the words alone
 
 
 class _Hostile(FakeTextEncoder):
@@ -119,7 +123,8 @@ def test_build_places_speech_clips_at_their_words_and_a_rebuild_transcribes_noth
     assert ear.calls == 1 and stages[spoken.STAGE][-1] == (1, 1)  # the apple's clip alone is speech
     ix, text = engine.indexes["audio"], patched_encoders["text"]
     apple, frog = (engine.catalogue.index_of(i) for i in ("apple", "frog"))
-    np.testing.assert_allclose(ix.shared[apple], text.encode(["taxi car"])[0], atol=1e-6)
+    sound = FakeToneAligner(text).table[3][None, :]  # the apple clip's aligner vector
+    np.testing.assert_allclose(ix.shared[apple], spoken.blend(sound, text.encode(["taxi car"]))[0], atol=1e-6)
     np.testing.assert_allclose(ix.shared[frog], text.encode(["a green frog that croaks"])[0], atol=1e-6)
     assert engine.spoken is not None and TID in engine.spoken.describe()
     # text -> audio finds the apple's clip by what it says
@@ -163,12 +168,21 @@ def test_a_spoken_query_is_matched_by_its_words_and_transcribed_once(
     engine = build(build_catalogue(tmp_path / "cat"), tmp_path / "cache", monkeypatch)
     ear.words = "green frog"
     query = Query(audio=media.load_audio(write_tone(tmp_path / "q.wav", 300)))
+    rule, engine.spoken = engine.spoken, None
+    by_sound = engine.encode_query(query).shared["audio"]
+    engine.spoken = rule
     calls = ear.calls
     vectors = engine.encode_query(query)
-    np.testing.assert_allclose(vectors.shared["audio"], patched_encoders["text"].encode(["green frog"])[0], atol=1e-6)
-    assert (
-        engine.recommend(query, weights={"text": 1.0, "audio": 0.0, "image": 0.0}, k=1)[0].item.id == "frog"
-    )  # audio -> text by the words
+    words = patched_encoders["text"].encode(["green frog"])
+    np.testing.assert_allclose(vectors.shared["audio"], spoken.blend(by_sound[None, :], words)[0], atol=1e-6)
+    def frog_rank() -> int:  # audio -> text: where the frog's description ranks for the sound
+        ranked = engine.recommend(query, weights={"text": 1.0, "audio": 0.0, "image": 0.0}, k=6)
+        return [r.item.id for r in ranked].index("frog")
+
+    with_words, heard = frog_rank(), engine._last_heard
+    engine.spoken, engine._last_heard = None, None
+    assert with_words < frog_rank()  # the words lift it
+    engine.spoken, engine._last_heard = rule, heard
     note = engine.audio_note(query.audio)
     assert note is not None and note.heard == "green"
     assert note.message == "This clip sounds like speech; heard: 'green'. Matched by its words."
