@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 STAGE = "audio transcripts"
 #: Clips transcribed between two cache writes: a kill loses at most these.
 CHUNK = 16
+#: Clips left to transcribe before worker processes pay for their start (each loads the ~30 MB model,
+#: ~1 s): the recogniser is single-threaded C, so a speech-heavy catalogue is spread over processes.
+POOL_MIN_CLIPS = 32
 #: Weight of the words' embedding against the aligner's vector for a speech clip (module docstring):
 #: on the dev half of the demo's descriptions (80), over the shipped ensemble's held-out vectors,
 #: R@10 text->audio / audio->text was 0.425 / 0.458 at 0.25, 0.469 / 0.551 at 0.5, 0.456 / 0.551 at
@@ -101,6 +104,8 @@ class SpokenWords:
     text_encoder: Any
     transcriber_id: str
     make_transcriber: Callable[[], Any]
+    #: Worker processes for transcribing a catalogue (past :data:`POOL_MIN_CLIPS` clips); 1: in this process.
+    processes: int = 1
 
     def describe(self) -> str:
         """Names everything the replaced vectors depend on (the vector store's fingerprint)."""
@@ -171,23 +176,44 @@ class SpokenWords:
         if progress:
             progress(0, len(todo))
         try:
-            transcriber = self.make_transcriber()
-        except RecsysError as exc:
-            log.warning("%d speech clips keep their sound vectors: %s", len(todo), exc)
-            return found
-        fresh: dict[str, Transcript] = {}
-        for done, key in enumerate(todo, start=1):
-            try:
-                fresh[key] = transcriber.transcribe(clips[key])
-            except RecsysError as exc:  # an unreadable clip keeps its sound vector (and is tried again next build)
-                log.warning("Cannot transcribe %s: %s", clips[key], exc)
-            if len(fresh) >= CHUNK or done == len(todo):
-                store.append(fresh)
-                found.update(fresh)
-                fresh = {}
-            if progress:
-                progress(done, len(todo))
+            heard = self._heard_in_order([clips[k] for k in todo])
+            fresh: dict[str, Transcript] = {}
+            for done, (key, (transcript, problem)) in enumerate(zip(todo, heard, strict=True), start=1):
+                if transcript is not None:
+                    fresh[key] = transcript
+                else:  # an unreadable clip keeps its sound vector (and is tried again next build)
+                    log.warning("Cannot transcribe %s: %s", clips[key], problem)
+                if len(fresh) >= CHUNK or done == len(todo):
+                    store.append(fresh)
+                    found.update(fresh)
+                    fresh = {}
+                if progress:
+                    progress(done, len(todo))
+        except RecsysError as exc:  # no recogniser (or a worker could not start one)
+            log.warning("%d speech clips keep their sound vectors: %s", len(todo) - len(found), exc)
         return found
+
+    def _heard_in_order(self, sources: Sequence[Any]) -> Iterator[tuple[Transcript | None, str | None]]:
+        """(transcript or None, the problem) per source, in order: in this process, or spread over
+        :attr:`processes` worker processes (each with its own recogniser) past :data:`POOL_MIN_CLIPS`."""
+        processes = min(self.processes, len(sources) // POOL_MIN_CLIPS)
+        if processes <= 1:
+            transcriber = self.make_transcriber()
+            yield from (_transcribe(transcriber, source) for source in sources)
+            return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
+        # The platform's default start method, as the encoding DataLoader's workers: fork on Linux (the
+        # workers call only the recogniser and the audio decoder), spawn where fork is unsafe.
+        context = multiprocessing.get_context()
+        start = {"initializer": _start_worker, "initargs": (self.make_transcriber,)}
+        try:
+            with ProcessPoolExecutor(processes, context, **start) as pool:
+                yield from pool.map(_worker_transcribe, sources, chunksize=4)
+        except BrokenProcessPool as exc:  # e.g. a worker could not load the recogniser
+            raise RecsysError(f"the speech recognition workers stopped: {exc}") from exc
 
     # -- query side ----------------------------------------------------------------------------------
     def hear(self, audio: Any, embedding: Any) -> tuple[speech.SpeechNote | None, np.ndarray | None]:
@@ -218,6 +244,26 @@ class SpokenWords:
         return dataclasses.replace(note, heard=(transcript.text or words).strip()), vector[0]
 
 
+def _transcribe(transcriber: Any, source: Any) -> tuple[Transcript | None, str | None]:
+    try:
+        return transcriber.transcribe(source), None
+    except RecsysError as exc:
+        return None, str(exc)
+
+
+_WORKER_TRANSCRIBER: Any = None
+
+
+def _start_worker(make_transcriber: Callable[[], Any]) -> None:
+    """A worker process's recogniser, built once (its thread count: one, the recogniser's own)."""
+    global _WORKER_TRANSCRIBER
+    _WORKER_TRANSCRIBER = make_transcriber()
+
+
+def _worker_transcribe(source: Any) -> tuple[Transcript | None, str | None]:
+    return _transcribe(_WORKER_TRANSCRIBER, source)
+
+
 def spoken_rule(audio_encoder: Any, text_encoder: Any) -> SpokenWords | None:
     """The rule for ``audio_encoder``; None (one log line) without a speech head for it or a recogniser."""
     from recsys.errors import MissingWeightsError
@@ -231,4 +277,6 @@ def spoken_rule(audio_encoder: Any, text_encoder: Any) -> SpokenWords | None:
     except MissingWeightsError as exc:
         log.warning("Speech clips are matched by how they sound, not their words: %s", exc)
         return None
-    return SpokenWords(detector, text_encoder, tid, shared_transcriber)
+    from recsys.threads import thread_count
+
+    return SpokenWords(detector, text_encoder, tid, shared_transcriber, processes=thread_count("batch"))

@@ -6,6 +6,10 @@ encoder) speech and nothing else; the fake transcriber "hears" a fixed phrase an
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 from fakes import FakeTextEncoder, FakeToneAligner, build_catalogue, write_tone
@@ -252,3 +256,33 @@ def test_a_real_spoken_digit_from_the_demo_is_heard_and_placed_at_its_words(tmp_
     )
     assert flagged.tolist() == [True] and abs(np.linalg.norm(shared[0]) - 1) < 1e-5
     assert "seven" in rule.transcripts({key: str(items[0].audio)}, cache_dir=tmp_path)[key].words
+
+
+class _NamedClipEar:
+    """A picklable fake recogniser for worker processes: "hears" a clip's file name; "bad" clips fail."""
+
+    def transcribe(self, source):
+        name = Path(str(source)).stem
+        if name.startswith("bad"):
+            raise InputError(f"cannot decode {name}")
+        return Transcript(text=str(os.getpid()), words=(name,))  # the process that heard it
+
+
+def _named_clip_ear():
+    return _NamedClipEar()
+
+
+def test_a_speech_heavy_catalogue_is_transcribed_by_worker_processes_in_order(tmp_path, speech_head, monkeypatch):
+    """Past POOL_MIN_CLIPS clips the recogniser runs in worker processes; each clip's words land on its
+    own key, unreadable clips are left out, and everything heard is cached (a second pass runs nothing)."""
+    monkeypatch.setattr(spoken, "POOL_MIN_CLIPS", 4)
+    rule = spoken.SpokenWords(speech_head, FakeTextEncoder(), TID, _named_clip_ear, processes=2)
+    clips = {f"key-{i}": tmp_path / (f"bad-{i}.wav" if i % 5 == 0 else f"clip-{i}.wav") for i in range(12)}
+    seen = []
+    heard = rule.transcripts(clips, cache_dir=tmp_path / "cache", progress=lambda d, t: seen.append((d, t)))
+    assert set(heard) == {k for k, p in clips.items() if not p.stem.startswith("bad")}
+    assert all(heard[k].words == (clips[k].stem,) for k in heard)
+    assert str(os.getpid()) not in {t.text for t in heard.values()}  # heard in the workers
+    assert seen[-1] == (12, 12)
+    rule = dataclasses.replace(rule, make_transcriber=lambda: pytest.fail("nothing left to transcribe"), processes=1)
+    assert rule.transcripts({k: clips[k] for k in heard}, cache_dir=tmp_path / "cache") == heard
