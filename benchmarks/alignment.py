@@ -298,7 +298,7 @@ def speech_groups(encoder: Any, embeddings: np.ndarray) -> dict[str, np.ndarray]
     detector = speech.detector_for(encoder.encoder_id)
     if detector is None:
         return None
-    is_speech = np.array([detector.note(v) is not None for v in embeddings], dtype=bool)
+    is_speech = detector.is_speech(embeddings)
     return {"speech": is_speech, "non-speech": ~is_speech}
 
 

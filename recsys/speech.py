@@ -107,6 +107,19 @@ class SpeechDetector:
             raise SpeechDetectorError("A speech detector got an embedding too large to score.")
         return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
+    def is_speech(self, embeddings: Any) -> np.ndarray:
+        """Which rows of a (clips, dim) matrix of embeddings are speech (p at or above the threshold), in
+        one product: a catalogue's clips are flagged at index time. Rows with NaN or infinite values are
+        not speech; a matrix of the wrong width is a :class:`SpeechDetectorError`."""
+        x = np.asarray(embeddings, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise SpeechDetectorError(f"A speech detector for {self.dim}-d embeddings got an array of shape {x.shape}.")
+        finite = np.isfinite(x).all(axis=1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = np.where(finite[:, None], x, 0.0) @ self.weights + self.bias
+        # p >= threshold  <=>  z >= logit(threshold); a NaN from overflowing products is not speech
+        return finite & (z >= math.log(self.threshold / (1.0 - self.threshold)))
+
     def note(self, embedding: Any) -> SpeechNote | None:
         """A :class:`SpeechNote` when the clip is speech (p at or above the threshold), else None."""
         p = self.probability(embedding)

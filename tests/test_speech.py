@@ -96,6 +96,23 @@ def test_any_embedding_gives_a_probability_or_a_recsys_error(x):
     assert 0.0 <= p <= 1.0
 
 
+CLIP_VALUES = st.floats(-1e6, 1e6) | st.sampled_from([np.nan, np.inf])
+
+
+@given(arrays(np.float64, st.tuples(st.integers(0, 8), st.just(3)), elements=CLIP_VALUES))
+def test_flagging_many_clips_at_once_agrees_with_one_at_a_time(x):
+    flags = TINY.is_speech(x)
+    for row, flagged in zip(x, flags, strict=True):
+        if not np.isfinite(row).all():
+            assert not flagged
+            continue
+        z = float(row @ TINY.weights + TINY.bias)
+        if abs(z - math.log(TINY.threshold / (1 - TINY.threshold))) > 1e-9:  # off the exact boundary
+            assert flagged == (TINY.note(row) is not None)
+    with pytest.raises(SpeechDetectorError):
+        TINY.is_speech(np.zeros((2, 4)))
+
+
 # -- the shipped head on real clips --------------------------------------------------------------------
 
 

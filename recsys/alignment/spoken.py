@@ -119,13 +119,11 @@ class SpokenWords:
         """Which rows of the audio encoder's embeddings the head calls speech (absent rows never)."""
         embeddings = np.asarray(embeddings)
         present = np.ones(len(embeddings), dtype=bool) if present is None else np.asarray(present, dtype=bool)
-        out = np.zeros(len(embeddings), dtype=bool)
-        for i in np.flatnonzero(present).tolist():
-            try:
-                out[i] = self.detector.probability(embeddings[i]) >= self.detector.threshold
-            except speech.SpeechDetectorError as exc:
-                log.warning("No speech detection for catalogue clip %d: %s", i, exc)
-        return out
+        try:
+            return present & self.detector.is_speech(embeddings)
+        except speech.SpeechDetectorError as exc:
+            log.warning("No speech detection for the catalogue's clips: %s", exc)
+            return np.zeros(len(embeddings), dtype=bool)
 
     # -- catalogue side ------------------------------------------------------------------------------
     def items(
