@@ -84,7 +84,7 @@ else:
     given = set(query.inputs())
     parts = explain.score_parts(rec.contributions, rec.ranks, given) if rec is not None else []
     weak = rec is not None and is_weak(rec.score, controls.threshold)
-    unranked = explain.unranked_reason(engine, query, item_id) if rec is None else ""
+    unranked = explain.unranked_reason(engine, query, item_id, controls.strategy) if rec is None else ""
     summary.info(explain.summary_sentence(rank, parts, n, weak, given, unranked), icon=":material/lightbulb:")
     if rec is None:
         st.warning(f"Not ranked for this query: {unranked}.")

@@ -23,6 +23,7 @@ import numpy as np
 from recsys.catalogue import Item
 from recsys.errors import RecsysError
 from recsys.recommend import EXACT_MAX_ITEMS, MODALITIES, RecommendationEngine
+from recsys.store.joint import JOINT_FIELD, JointProjection
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,14 @@ def wants_store(engine: RecommendationEngine, search: str, uri: str | None) -> b
 
 
 def sync_store(store: Any, engine: RecommendationEngine, progress: Progress | None = None) -> tuple[int, int]:
-    """Bring ``store`` in step with the engine's catalogue; returns (items written, items deleted)."""
-    fingerprint = models_fingerprint(engine)
+    """Bring ``store`` in step with the engine's catalogue; returns (items written, items deleted).
+
+    With a joint projection (``engine.joint``) each written item also gets its joint vector, and the
+    projection's id is part of every item's version: a refitted projection rewrites every item."""
+    joint = engine.joint
+    if joint is None and JOINT_FIELD in store.fields:
+        raise RecsysError("this store has a joint field: attach it with attach_store, which loads its projection")
+    fingerprint = models_fingerprint(engine) + (f"|joint={joint.id}" if joint is not None else "")
     items = engine.catalogue.items
     wanted = [item_version(item, fingerprint) for item in items]
     have = store.versions()
@@ -89,11 +96,11 @@ def sync_store(store: Any, engine: RecommendationEngine, progress: Progress | No
         progress(0, len(todo))
     for start in range(0, len(todo), UPSERT_CHUNK):
         rows = np.asarray(todo[start : start + UPSERT_CHUNK], dtype=np.int64)
+        chunk = {name: mat[rows] for name, mat in vectors.items()}
+        if joint is not None:
+            chunk[JOINT_FIELD] = joint.items(chunk)
         store.upsert(
-            [items[r].id for r in rows],
-            [items[r].category for r in rows],
-            {name: mat[rows] for name, mat in vectors.items()},
-            versions=[wanted[r] for r in rows],
+            [items[r].id for r in rows], [items[r].category for r in rows], chunk, versions=[wanted[r] for r in rows]
         )
         if progress:
             progress(min(start + UPSERT_CHUNK, len(todo)), len(todo))
@@ -119,11 +126,56 @@ def attach_store(
     engine.search = search
     if not wants_store(engine, search, uri):
         return engine
-    fields = {name: int(mat.shape[1]) for name, mat in engine.store_vectors().items()}
-    store = _open_or_rebuild(uri, default_store_uri(engine, cache_dir), fields, store_options)
+    vectors = engine.store_vectors()
+    fields = {name: int(mat.shape[1]) for name, mat in vectors.items()}
+    default = default_store_uri(engine, cache_dir)
+    engine.joint = joint_projection(vectors, _joint_path(uri or default, engine, cache_dir))
+    if engine.joint is not None:
+        fields[JOINT_FIELD] = engine.joint.dims
+    store = _open_or_rebuild(uri, default, fields, store_options)
     sync_store(store, engine, progress)
     engine.store = store
     return engine
+
+
+def joint_projection(vectors: dict[str, np.ndarray], path: Path | None) -> JointProjection | None:
+    """The joint projection kept at ``path``, fitted (and saved, unless ``path`` is None) when missing,
+    unreadable or fitted on other fields; None for a catalogue with one field, whose own search
+    already is the fused one."""
+    if len(vectors) < 2:
+        return None
+    if path is not None and path.is_file():
+        try:
+            kept = JointProjection.load(path)
+        except RecsysError as exc:
+            log.warning("refitting the joint projection: %s", exc)
+        else:
+            if kept.matches(vectors):
+                return kept
+            log.warning("refitting the joint projection %s: the catalogue's fields changed", path)
+    fitted = JointProjection.fit(vectors)
+    if path is not None:
+        fitted.save(path)
+    log.info("joint projection fitted (%d dims)%s", fitted.dims, f", saved to {path}" if path else "")
+    return fitted
+
+
+def _joint_path(
+    uri: str | os.PathLike[str], engine: RecommendationEngine, cache_dir: str | os.PathLike[str] | None
+) -> Path | None:
+    """Where the joint projection of the store at ``uri`` is kept: under the cache directory, keyed
+    by the store's location, the catalogue's folder and the models (a Milvus server's store has one as
+    well as a local folder); None for a store in RAM, which lives no longer than its projection."""
+    from recsys.encoding.cache import default_cache_dir
+
+    text = os.fspath(uri)
+    if text.lower().startswith("memory://"):
+        return None
+    if "://" not in text:
+        text = str(Path(text).resolve())
+    root = Path(engine.catalogue.root).resolve()
+    key = hashlib.sha256(f"{text}\n{root}\n{models_fingerprint(engine)}".encode()).hexdigest()[:16]
+    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "stores" / f"joint-{key}.npz"
 
 
 def _open_or_rebuild(uri: str | None, default: Path, fields: dict[str, int], options: dict[str, Any]) -> Any:

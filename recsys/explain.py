@@ -266,13 +266,17 @@ def full_ranking(
     )
 
 
-def unranked_reason(engine: RecommendationEngine, query: Query, item_id: str) -> str:
+def unranked_reason(engine: RecommendationEngine, query: Query, item_id: str, strategy: str = "early") -> str:
     """Why :func:`full_ranking` left the item out, in words for the page."""
     if item_id in (*query.likes, *query.dislikes):
         return IN_PROFILE
+    if engine.joint is not None and strategy != "rrf":
+        retrieved = f"{engine.joint_candidates} by one search of every modality together"
+    else:
+        retrieved = f"{engine.candidates} per query-item modality pair"
     return (
-        f"the item is not among the best matches the vector store retrieved ({engine.candidates} per "
-        f"query-item modality pair): a catalogue of {len(engine.catalogue):,} items is searched, not scored whole"
+        f"the item is not among the best matches the vector store retrieved ({retrieved}): "
+        f"a catalogue of {len(engine.catalogue):,} items is searched, not scored whole"
     )
 
 

@@ -34,6 +34,7 @@ from recsys.alignment.confidence import standardise
 from recsys.catalogue import Catalogue, Item
 from recsys.encoders.base import encoder_outputs
 from recsys.errors import InputError, RecsysError
+from recsys.store.joint import JOINT_FIELD
 from recsys.threads import run_side_by_side
 
 MODALITIES: tuple[str, ...] = ("text", "image", "audio")
@@ -43,6 +44,11 @@ SHARED_SPACE = "shared"
 EXACT_MAX_ITEMS = 20_000
 #: Candidates fetched per (query modality, item modality) pair; re-scored exactly afterwards.
 CANDIDATES_PER_PAIR = 100
+#: Candidates fetched by the one search of the joint field (:mod:`recsys.store.joint`) that serves
+#: ``early`` and ``late``; re-scored exactly afterwards. On validation queries at 1M synthetic items,
+#: the exact fused top 10 within the joint (512-d) top 100 / 200 / 400: early 0.89 / 0.93 / 0.975,
+#: late 0.99 / 1.0 / 1.0 (early's item norm is outside the linear score the projection ranks by).
+JOINT_CANDIDATES = 400
 #: Items sampled once to estimate catalogue-wide ranks of ``rrf`` candidates.
 # rrf ranks of candidates other pairs found are estimated from this many items of the filtered
 # category: on validation queries at 1M items, 1024 / 2048 / 4096 gave recall@10 0.938 / 0.954 / 0.960
@@ -263,6 +269,10 @@ class RecommendationEngine:
     store: Any = None
     search: str = "auto"
     candidates: int = CANDIDATES_PER_PAIR
+    #: The store's joint field (:class:`recsys.store.joint.JointProjection`): set when the store has one,
+    #: so ``early`` and ``late`` retrieve candidates with one search of it.
+    joint: Any = None
+    joint_candidates: int = JOINT_CANDIDATES
     #: Cross-modal pair name -> confidence calibration (:func:`recsys.alignment.confidence.find_calibrations`).
     calibrations: dict[str, Any] = field(default_factory=dict)
     _rank_samples: dict[str, RankSample] = field(default_factory=dict, repr=False)
@@ -613,6 +623,9 @@ class RecommendationEngine:
         else:
             specs = set(self._pair_specs(q))
         specs = {spec for spec in specs if float(qw.get(spec[0], 1.0)) * float(weights.get(spec[1], 1.0)) > 0}
+        joint = self._joint_probe(q, sorted(specs), weights, qw) if strategy != "rrf" else None
+        if joint is not None:
+            return [joint]
         if strategy == "rrf":
             return [Probe(store_field(b, sh), q.side(sh)[a], ((a, b),)) for a, b, sh in sorted(specs)]
         grouped: dict[str, list[tuple[str, str, bool]]] = {}
@@ -627,6 +640,33 @@ class RecommendationEngine:
             else:  # opposite query vectors cancel out: search each on its own
                 probes += [Probe(name, q.side(sh)[a], ((a, b),)) for a, b, sh in group]
         return probes
+
+    def _joint_probe(
+        self,
+        q: QueryVectors,
+        specs: list[tuple[str, str, bool]],
+        weights: Mapping[str, float],
+        query_weights: Mapping[str, float],
+    ) -> Probe | None:
+        """The one search of the store's joint field for ``early`` / ``late``: each field's coefficient
+        is the weighted sum of the query vectors reaching it (query weight times item weight, as in
+        :func:`recsys.fusion.pair_weights`), so the joint inner product ranks items by the fused
+        score's numerator (``late``'s score itself). None when there is no joint field or it lacks
+        a field the query reaches."""
+        if self.joint is None or not specs:
+            return None
+        coefficients: dict[str, np.ndarray] = {}
+        for a, b, shared in specs:
+            name = store_field(b, shared)
+            w = float(query_weights.get(a, 1.0)) * float(weights.get(b, 1.0))
+            coefficients[name] = coefficients.get(name, 0) + w * np.asarray(q.side(shared)[a], dtype=np.float32)
+        if not set(coefficients) <= {name for name, _ in self.joint.fields}:
+            return None
+        vector = self.joint.query(coefficients)
+        norm = float(np.linalg.norm(vector))
+        if not norm > 0:
+            return None
+        return Probe(JOINT_FIELD, vector / norm, tuple((a, b) for a, b, _ in specs))
 
     def _candidates(
         self,
@@ -647,9 +687,8 @@ class RecommendationEngine:
         single-threaded index search, and each product one matrix-vector product.
         """
         def search(probe: Probe) -> np.ndarray:
-            found = self.store.search(
-                probe.field, probe.vector, self.candidates, category=category, exclude=exclude, rescore=False
-            )
+            k = self.joint_candidates if probe.field == JOINT_FIELD else self.candidates
+            found = self.store.search(probe.field, probe.vector, k, category=category, exclude=exclude, rescore=False)
             return self.catalogue.rows_of(found.ids)
 
         single = [probe.pairs[0] for probe in probes if len(probe.pairs) == 1]

@@ -13,12 +13,13 @@ import pytest
 from fakes import write_square
 from milvus_server import MILVUS_URI, NEEDS_SERVER, drop_collections, new_collection
 
-from recsys.catalogue_store import attach_store, sync_store
+from recsys.catalogue_store import attach_store, joint_projection, sync_store
 from recsys.errors import InputError, RecsysError
 from recsys.fusion import SIMILARITIES, STRATEGIES
 from recsys.media import load_image
 from recsys.recommend import Query
 from recsys.store import open_store
+from recsys.store.joint import JOINT_FIELD, JointProjection
 
 QUERIES = [
     Query(text="a green fruit"),
@@ -156,7 +157,11 @@ def test_store_is_updated_item_by_item(tmp_path, patched_encoders):
     from recsys.catalogue import load_catalogue
 
     store = open_store(tmp_path / "store")
-    written, deleted = sync_store(store, _engine_without_store(load_catalogue(root), tmp_path))
+    fresh = _engine_without_store(load_catalogue(root), tmp_path)
+    with pytest.raises(RecsysError, match="joint"):  # a store with a joint field needs its projection
+        sync_store(store, fresh)
+    fresh.joint = engine.joint  # the projection kept beside the store, as attach_store loads it
+    written, deleted = sync_store(store, fresh)
     assert (written, deleted) == (2, 1)  # lime changed, plum added; note deleted
     assert set(store.versions()) == {"apple", "lime", "car", "taxi", "frog", "plum"}
     hits = store.search("text", patched_encoders["text"].encode(["a sour citrus"])[0], 1)
@@ -219,3 +224,40 @@ def test_half_precision_vectors_of_a_large_catalogue_rank_as_float32(aligned_fak
         for r in got:
             assert r.score == pytest.approx(want[r.item.id], abs=1e-4)
             assert sum(r.contributions.values()) == pytest.approx(r.score, abs=1e-6)
+
+
+def test_early_and_late_search_the_joint_field_once_and_rrf_each_pair(aligned_fake_engine, monkeypatch):
+    engine = attach_store(aligned_fake_engine, search="ann", uri="memory://")
+    assert engine.joint is not None and JOINT_FIELD in engine.store.fields
+    searched = []
+    search = engine.store.search
+    monkeypatch.setattr(engine.store, "search", lambda f, *a, **kw: searched.append(f) or search(f, *a, **kw))
+    query = Query(text="a green fruit", likes=("taxi",))
+    for strategy in ("early", "late", "rrf"):
+        searched.clear()
+        engine.recommend(query, strategy=strategy, k=3)
+        assert searched == [JOINT_FIELD] if strategy != "rrf" else JOINT_FIELD not in searched and len(searched) > 1
+
+
+def test_the_joint_projection_is_fitted_once_kept_and_refitted_when_damaged(aligned_fake_engine, tmp_path, caplog):
+    engine, cache = aligned_fake_engine, tmp_path / "joint-cache"
+    attach_store(engine, search="ann", uri=str(tmp_path / "jstore"), cache_dir=cache)
+    fitted = engine.joint.id
+    kept = list((cache / "stores").glob("joint-*.npz"))
+    assert len(kept) == 1 and JointProjection.load(kept[0]).id == fitted
+    engine.store.close()
+    attach_store(engine, search="ann", uri=str(tmp_path / "jstore"), cache_dir=cache)
+    assert engine.joint.id == fitted and sync_store(engine.store, engine) == (0, 0)  # reused: nothing rewritten
+    engine.store.close()
+    kept[0].write_bytes(b"damaged")
+    with caplog.at_level("WARNING"):
+        attach_store(engine, search="ann", uri=str(tmp_path / "jstore"), cache_dir=cache)
+    assert "refitting the joint projection" in caplog.text
+    assert engine.joint.id == fitted and JointProjection.load(kept[0]).id == fitted  # the same sample, the same fit
+    engine.store.close()
+
+
+def test_only_a_catalogue_with_several_fields_gets_a_joint_projection(fake_engine):
+    vectors = fake_engine.store_vectors()
+    assert len(vectors) > 1 and joint_projection(vectors, None).matches(vectors)
+    assert joint_projection({"text": vectors["text"]}, None) is None  # its own search is the fused one

@@ -252,7 +252,8 @@ def test_an_item_outside_the_store_candidates_says_so_and_still_gets_its_similar
     query = Query(text="a green fruit")
     exact = engine.pair_similarities(query)
     attach_store(engine, search="ann", uri="memory://")
-    engine.candidates = 1
+    assert engine.joint is not None  # early searches the joint field, rrf each pair
+    engine.candidates = engine.joint_candidates = 1
     ranked = {r.item.id for r in explain.full_ranking(engine, query)}
     outside = next(it.id for it in engine.catalogue.items if it.id not in ranked)
     rec, rank, shares = explain.pair_breakdown(engine, query, outside)
@@ -260,6 +261,7 @@ def test_an_item_outside_the_store_candidates_says_so_and_still_gets_its_similar
     idx = engine.catalogue.index_of(outside)
     assert {s.pair: s.similarity for s in shares} == pytest.approx({p: float(v[idx]) for p, v in exact.items()})
     reason = explain.unranked_reason(engine, query, outside)
-    assert "vector store" in reason and "profile" not in reason
+    assert "vector store" in reason and "every modality together" in reason and "profile" not in reason
+    assert "per query-item modality pair" in explain.unranked_reason(engine, query, outside, "rrf")
     assert reason in explain.summary_sentence(None, [], unranked=reason)
     assert "profile" in explain.unranked_reason(engine, Query(text="x", likes=(outside,)), outside)
