@@ -271,7 +271,8 @@ def unranked_reason(engine: RecommendationEngine, query: Query, item_id: str, st
     if item_id in (*query.likes, *query.dislikes):
         return IN_PROFILE
     if engine.joint is not None and strategy != "rrf":
-        retrieved = f"{engine.joint_candidates} by one search of every modality together"
+        together = f"{engine.joint_candidates} by one search of every modality together"
+        retrieved = f"{engine.candidates} per item field, {together}"
     else:
         retrieved = f"{engine.candidates} per query-item modality pair"
     return (

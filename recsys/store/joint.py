@@ -44,11 +44,17 @@ _CHUNK = 20_000
 
 @dataclass(frozen=True)
 class JointProjection:
-    """``z = (concat(fields) - mean) @ components``; a query's coefficients map to ``components.T @ c``,
-    so ``<z, query>`` equals the item's inner product with the coefficients less a per-query constant."""
+    """``z = concat(fields) @ components``; a query's coefficients map to ``components.T @ c``, so
+    ``<z, query>`` is the item's inner product with the coefficients, less what lies outside the
+    kept components.
+
+    The components are those of the centred data (its variation between items, which decides the
+    ranking), but items are projected uncentred: the two differ by a per-query constant, and the
+    uncentred vectors keep the geometry an inverted-file index clusters well. Stored centred, the
+    joint IVF search held 0.85 (early) / 0.93 (late) of the fused top 10 on a real 25k catalogue
+    where the projection itself held 1.0."""
 
     fields: tuple[tuple[str, int], ...]
-    mean: np.ndarray
     components: np.ndarray  # (sum of field dims, dims)
 
     @property
@@ -58,7 +64,6 @@ class JointProjection:
     @property
     def id(self) -> str:
         h = hashlib.sha256(repr(self.fields).encode())
-        h.update(np.ascontiguousarray(self.mean, dtype=np.float32).tobytes())
         h.update(np.ascontiguousarray(self.components, dtype=np.float32).tobytes())
         return h.hexdigest()[:12]
 
@@ -73,8 +78,7 @@ class JointProjection:
             raise RecsysError("cannot fit the joint projection on an empty catalogue")
         rows = np.arange(n) if n <= sample else np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
         x = _concat(vectors, fields, rows)
-        mean = x.mean(axis=0)
-        x -= mean
+        x -= x.mean(axis=0)
         cov = (x.T @ x) / len(x)
         values, vecs = np.linalg.eigh(cov.astype(np.float64))
         keep = min(dims, x.shape[1])
@@ -82,7 +86,7 @@ class JointProjection:
         components = vecs[:, order]
         # Fix each component's sign so the same data always gives the same projection (and id).
         components *= np.where(components[np.abs(components).argmax(axis=0), np.arange(keep)] < 0, -1.0, 1.0)
-        return cls(fields, mean.astype(np.float32), components.astype(np.float32))
+        return cls(fields, components.astype(np.float32))
 
     def items(self, vectors: Mapping[str, np.ndarray], rows: np.ndarray | None = None) -> np.ndarray:
         """Joint vectors of ``rows`` (default: every row) of ``vectors``, in chunks."""
@@ -90,7 +94,7 @@ class JointProjection:
         rows = np.arange(_rows(vectors)) if rows is None else np.asarray(rows, dtype=np.int64)
         out = np.empty((len(rows), self.dims), dtype=np.float32)
         for a in range(0, len(rows), _CHUNK):
-            out[a : a + _CHUNK] = (_concat(vectors, self.fields, rows[a : a + _CHUNK]) - self.mean) @ self.components
+            out[a : a + _CHUNK] = _concat(vectors, self.fields, rows[a : a + _CHUNK]) @ self.components
         return out
 
     def query(self, coefficients: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -107,20 +111,20 @@ class JointProjection:
     def save(self, path: str | os.PathLike[str]) -> Path:
         names = np.array([name for name, _ in self.fields])
         dims = np.array([dim for _, dim in self.fields], dtype=np.int64)
-        return write_npz(path, names=names, dims=dims, mean=self.mean, components=self.components)
+        return write_npz(path, names=names, dims=dims, components=self.components)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> JointProjection:
         try:
             with np.load(path, allow_pickle=False) as z:
                 fields = tuple((str(n), int(d)) for n, d in zip(z["names"], z["dims"], strict=True))
-                mean, components = z["mean"].astype(np.float32), z["components"].astype(np.float32)
+                components = z["components"].astype(np.float32)
         except (OSError, ValueError, KeyError, EOFError) as exc:
             raise RecsysError(f"unreadable joint projection {path}: {exc}") from exc
         total = sum(d for _, d in fields)
-        if mean.shape != (total,) or components.ndim != 2 or components.shape[0] != total:
-            raise RecsysError(f"joint projection {path} has inconsistent shapes")
-        return cls(fields, mean, components)
+        if components.ndim != 2 or components.shape[0] != total or not np.isfinite(components).all():
+            raise RecsysError(f"joint projection {path} has inconsistent shapes or values")
+        return cls(fields, components)
 
     def matches(self, vectors: Mapping[str, np.ndarray]) -> bool:
         """Whether these are the fields (names and dims) the projection was fitted on."""

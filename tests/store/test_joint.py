@@ -18,7 +18,7 @@ def _concat(vectors, names=("a", "b")):
     return np.concatenate([vectors[n] for n in names], axis=1)
 
 
-def test_joint_scores_are_the_concatenated_inner_product_less_a_per_query_constant():
+def test_with_every_component_joint_scores_are_the_concatenated_inner_product():
     rng = np.random.default_rng(0)
     vectors = {"b": rng.standard_normal((300, 24)), "a": rng.standard_normal((300, 16))}
     vectors = {name: mat.astype(np.float32) for name, mat in vectors.items()}
@@ -27,10 +27,10 @@ def test_joint_scores_are_the_concatenated_inner_product_less_a_per_query_consta
     coefficients = {"a": rng.standard_normal(16).astype(np.float32), "b": rng.standard_normal(24).astype(np.float32)}
     c = np.concatenate([coefficients["a"], coefficients["b"]])
     got = joint.items(vectors) @ joint.query(coefficients)
-    np.testing.assert_allclose(got + joint.mean @ c, _concat(vectors) @ c, atol=1e-3)
+    np.testing.assert_allclose(got, _concat(vectors) @ c, atol=1e-3)
     only_a = joint.items(vectors) @ joint.query({"a": coefficients["a"]})  # a field left out counts as zero
     a = coefficients["a"]
-    np.testing.assert_allclose(only_a + joint.mean[:16] @ a, vectors["a"] @ a, atol=1e-3)
+    np.testing.assert_allclose(only_a, vectors["a"] @ a, atol=1e-3)
     rows = np.array([5, 2, 299])
     np.testing.assert_allclose(joint.items(vectors, rows), joint.items(vectors)[rows], atol=1e-5)
 
@@ -90,6 +90,9 @@ def test_a_damaged_projection_file_raises_only_recsys_errors(tmp_path, blob):
 
 def test_a_projection_file_with_inconsistent_shapes_is_refused(tmp_path):
     path = tmp_path / "j.npz"
-    np.savez(path, names=np.array(["a"]), dims=np.array([4]), mean=np.zeros(5, np.float32), components=np.zeros((4, 2)))
+    np.savez(path, names=np.array(["a"]), dims=np.array([4]), components=np.zeros((5, 2)))
+    with pytest.raises(RecsysError, match="inconsistent"):
+        JointProjection.load(path)
+    np.savez(path, names=np.array(["a"]), dims=np.array([4]), components=np.full((4, 2), np.nan))
     with pytest.raises(RecsysError, match="inconsistent"):
         JointProjection.load(path)
