@@ -21,7 +21,7 @@ re-scores them.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
 from typing import Any
 
@@ -49,6 +49,10 @@ CANDIDATES_PER_PAIR = 100
 #: the exact fused top 10 within the joint (512-d) top 100 / 200 / 400: early 0.89 / 0.93 / 0.975,
 #: late 0.99 / 1.0 / 1.0 (early's item norm is outside the linear score the projection ranks by).
 JOINT_CANDIDATES = 400
+#: Search effort (:meth:`recsys.store.VectorStore.search`) of the per-field searches that run beside
+#: the joint one: they need only the items far ahead on their own field, which lie in the lists
+#: nearest the query.
+FIELD_EFFORT_BESIDE_JOINT = 0.5
 #: Items sampled once to estimate catalogue-wide ranks of ``rrf`` candidates.
 # rrf ranks of candidates other pairs found are estimated from this many items of the filtered
 # category: on validation queries at 1M items, 1024 / 2048 / 4096 gave recall@10 0.938 / 0.954 / 0.960
@@ -193,6 +197,7 @@ class Probe:
     field: str
     vector: np.ndarray
     pairs: tuple[tuple[str, str], ...]
+    effort: float = 1.0  # share of the store's default search breadth (:meth:`VectorStore.search`)
 
 
 @dataclass(frozen=True)
@@ -273,6 +278,7 @@ class RecommendationEngine:
     #: so ``early`` and ``late`` also retrieve candidates with one search of it.
     joint: Any = None
     joint_candidates: int = JOINT_CANDIDATES
+    field_effort: float = FIELD_EFFORT_BESIDE_JOINT
     #: Cross-modal pair name -> confidence calibration (:func:`recsys.alignment.confidence.find_calibrations`).
     calibrations: dict[str, Any] = field(default_factory=dict)
     _rank_samples: dict[str, RankSample] = field(default_factory=dict, repr=False)
@@ -641,7 +647,9 @@ class RecommendationEngine:
             else:  # opposite query vectors cancel out: search each on its own
                 probes += [Probe(name, q.side(sh)[a], ((a, b),)) for a, b, sh in group]
         joint = self._joint_probe(q, sorted(specs), weights, qw)
-        return probes if joint is None else [*probes, joint]
+        if joint is None:
+            return probes
+        return [*(replace(p, effort=self.field_effort) for p in probes), joint]
 
     def _joint_probe(
         self,
@@ -690,7 +698,9 @@ class RecommendationEngine:
         """
         def search(probe: Probe) -> np.ndarray:
             k = self.joint_candidates if probe.field == JOINT_FIELD else self.candidates
-            found = self.store.search(probe.field, probe.vector, k, category=category, exclude=exclude, rescore=False)
+            found = self.store.search(
+                probe.field, probe.vector, k, category=category, exclude=exclude, rescore=False, effort=probe.effort
+            )
             return self.catalogue.rows_of(found.ids)
 
         single = [probe.pairs[0] for probe in probes if len(probe.pairs) == 1]

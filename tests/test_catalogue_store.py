@@ -231,13 +231,24 @@ def test_early_and_late_search_each_field_and_the_joint_field_and_rrf_each_pair(
     assert engine.joint is not None and JOINT_FIELD in engine.store.fields
     searched = []
     search = engine.store.search
-    monkeypatch.setattr(engine.store, "search", lambda f, *a, **kw: searched.append(f) or search(f, *a, **kw))
+    efforts = {}
+
+    def recording(field, *args, **kw):
+        searched.append(field)
+        efforts[field] = kw["effort"]
+        return search(field, *args, **kw)
+
+    monkeypatch.setattr(engine.store, "search", recording)
     query = Query(text="a green fruit", likes=("taxi",))
     for strategy in ("early", "late", "rrf"):
         searched.clear()
+        efforts.clear()
         engine.recommend(query, strategy=strategy, k=3)
         assert (searched[-1] == JOINT_FIELD) == (strategy != "rrf") and searched.count(JOINT_FIELD) <= 1
         assert len(set(searched) - {JOINT_FIELD}) > 1  # and each item field (early, late) or pair (rrf)
+        # beside the joint search, the per-field ones need only the items nearest the query
+        beside = engine.field_effort if strategy != "rrf" else 1.0
+        assert efforts == {f: 1.0 if f == JOINT_FIELD else beside for f in searched} and engine.field_effort < 1
 
 
 def test_the_joint_projection_is_fitted_once_kept_and_refitted_when_damaged(aligned_fake_engine, tmp_path, caplog):

@@ -77,11 +77,15 @@ class VectorStore(abc.ABC):
         category: str | None = None,
         exclude: Collection[str] = (),
         rescore: bool = True,
+        effort: float = 1.0,
     ) -> Hits:
         """Top-k by inner product among items that have ``field``, filtered inside the search.
 
         ``rescore=False`` is for callers that score the hits themselves: a store may then return its
         index's approximate scores and order rather than re-score with the stored vectors.
+        ``effort`` scales how much of its index an approximate search visits (IVF lists probed,
+        HNSW's ef): below 1 for a search whose job is only the items nearest the query, beside
+        another search that covers the rest. Exact searches ignore it.
         """
 
     @abc.abstractmethod
@@ -166,6 +170,13 @@ class VectorStore(abc.ABC):
         if not np.isfinite(q).all():
             raise InputError("query contains NaN or infinite values")
         return np.ascontiguousarray(q)
+
+
+def check_effort(effort: float) -> float:
+    """A search effort (a positive finite share of the backend's default breadth)."""
+    if isinstance(effort, bool) or not isinstance(effort, int | float) or not 0 < effort < float("inf"):
+        raise InputError(f"search effort must be a positive number, got {effort!r}")
+    return float(effort)
 
 
 def check_fields(fields: Mapping[str, int] | None) -> dict[str, int]:

@@ -24,7 +24,7 @@ import numpy as np
 from recsys.errors import InputError, RecsysError
 from recsys.store import segments as seg
 from recsys.store.ann import AnnParams, FieldIndex
-from recsys.store.base import Hits, UnusableStoreError, VectorStore, check_fields, check_ids
+from recsys.store.base import Hits, UnusableStoreError, VectorStore, check_effort, check_fields, check_ids
 from recsys.store.rows import RowTable, Selection, exact_top
 
 FLOAT16_MAX = 65504.0
@@ -231,8 +231,12 @@ class LocalStore(VectorStore):
         category: str | None = None,
         exclude: Collection[str] = (),
         rescore: bool = True,
+        effort: float = 1.0,
     ) -> Hits:
         q = self._check_query(field, query, k)
+        params = self.options.ann
+        if check_effort(effort) != 1.0:
+            params = dataclasses.replace(params, nprobe=max(1, round(params.nprobe * effort)))
         t = self._table
         selection = t.selection(category, exclude)
         qualifying = t.count(field, selection)
@@ -241,11 +245,11 @@ class LocalStore(VectorStore):
             return Hits([], np.zeros(0, dtype=np.float32))
         index = self._indexes[field]
         if index.exact:
-            rows, scores = index.search(q, want, selection, 1.0, self.options.ann)
+            rows, scores = index.search(q, want, selection, 1.0, params)
         elif qualifying <= self.options.exact_filter_below:
             rows, scores = self._exact(field, q, selection, want)
         else:
-            rows, scores = self._ann(field, index, q, selection, qualifying, want, rescore)
+            rows, scores = self._ann(field, index, q, selection, qualifying, want, rescore, params)
         return Hits([t.ids[r] for r in rows.tolist()], scores)
 
     def get(self, field: str, ids: Sequence[str]) -> np.ndarray:
@@ -286,19 +290,21 @@ class LocalStore(VectorStore):
         qualifying: int,
         want: int,
         rescore: bool = True,
+        params: AnnParams | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """ANN candidates re-scored with the stored vectors (unless the caller re-scores them: that
         gather was a sixth of a search at 1M items); widened, then exact, when too few come back."""
+        params = params or self.options.ann
         selectivity = qualifying / max(1, self._table.live_with(field))
         fetch = min(qualifying, want + self.options.rescore) if rescore else want
         breadth = 1
         while True:
-            rows, scores = index.search(q, fetch, selection, selectivity, self.options.ann, breadth)
+            rows, scores = index.search(q, fetch, selection, selectivity, params, breadth)
             if len(rows) >= want and not rescore:
                 return rows, scores
             if len(rows) >= want:
                 return exact_top(q, rows, self._gather(field, rows), want)
-            if index.at_limit(selectivity, self.options.ann, breadth):
+            if index.at_limit(selectivity, params, breadth):
                 return self._exact(field, q, selection, want)
             breadth *= 4
 

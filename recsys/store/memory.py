@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 
-from recsys.store.base import Hits, VectorStore, check_fields, check_ids
+from recsys.store.base import Hits, VectorStore, check_effort, check_fields, check_ids
 from recsys.store.rows import RowTable, exact_top
 
 
@@ -47,8 +47,10 @@ class MemoryStore(VectorStore):
         category: str | None = None,
         exclude: Collection[str] = (),
         rescore: bool = True,
+        effort: float = 1.0,
     ) -> Hits:
         q = self._check_query(field, query, k)
+        check_effort(effort)  # exact: every row is scored whatever the effort
         rows = self._table.candidates(field, self._table.selection(category, exclude))
         best, scores = exact_top(q, rows, self._vectors[field][rows], k)
         return Hits([self._table.ids[r] for r in best.tolist()], scores)

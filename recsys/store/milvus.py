@@ -40,6 +40,7 @@ from recsys.store.base import (
     Hits,
     VectorStore,
     category_prefixes,
+    check_effort,
     check_fields,
     check_ids,
     normalize_category,
@@ -246,6 +247,7 @@ class MilvusStore(VectorStore):
         category: str | None = None,
         exclude: Collection[str] = (),
         rescore: bool = True,
+        effort: float = 1.0,
     ) -> Hits:
         q = self._check_query(field, query, k)
         if k > MAX_TOPK:
@@ -258,7 +260,7 @@ class MilvusStore(VectorStore):
         if excluded:
             expr.append(f"{ID} not in {id_list(excluded)}")
         where = " and ".join(expr)
-        ef = max(self.ef_search, k)
+        ef = max(int(round(self.ef_search * check_effort(effort))), k)
         if category is None:
             return self._ann(name, q, k, where, ef)
         # Under a filter that leaves few rows, HNSW (and Milvus' interim index) misses some of

@@ -78,6 +78,15 @@ def test_search_is_the_brute_force_top_k(filled, data, field):
         np.testing.assert_allclose(hits.scores, scores, atol=3e-3)
 
 
+def test_a_lower_search_effort_still_returns_k_hits_and_the_nearest_first(filled, data):
+    rng = np.random.default_rng(2)
+    for q in unit(rng, 3, FIELDS["text"]):
+        ids, _ = brute(data, "text", q, 10)
+        for effort in (0.25, 1.0, 4.0):
+            hits = filled.search("text", q, 10, effort=effort)
+            assert len(hits.ids) == 10 and hits.ids[0] == ids[0]
+
+
 def test_replace_changes_vector_category_and_version(filled, data):
     new = np.zeros(8, np.float32)
     new[0] = 1
@@ -216,6 +225,9 @@ BAD_CALLS = {
     "empty category filter": lambda s: s.search("text", np.ones(8, np.float32), 3, category=""),
     "unknown field get": lambda s: s.get("audio", ["item1"]),
     "empty get": lambda s: s.get("text", []),
+    "effort zero": lambda s: s.search("text", np.ones(8, np.float32), 3, effort=0),
+    "effort nan": lambda s: s.search("text", np.ones(8, np.float32), 3, effort=float("nan")),
+    "effort text": lambda s: s.search("text", np.ones(8, np.float32), 3, effort="low"),
 }
 
 
