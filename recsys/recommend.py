@@ -51,7 +51,9 @@ CANDIDATES_PER_PAIR = 100
 JOINT_CANDIDATES = 400
 #: Search effort (:meth:`recsys.store.VectorStore.search`) of the per-field searches that run beside
 #: the joint one: they need only the items far ahead on their own field, which lie in the lists
-#: nearest the query.
+#: nearest the query. On validation queries at 1M items without a filter, 1 / 0.5 / 0.25 kept
+#: recall@10 at 0.973 / 0.970 / 0.968 (early) and 0.995 (late) while late's p95 went 10.4 / 7.8 /
+#: 8.9 ms (2 cores); on the real 25k catalogue 0.5 cost early 0.994 -> 0.987.
 FIELD_EFFORT_BESIDE_JOINT = 0.5
 #: Items sampled once to estimate catalogue-wide ranks of ``rrf`` candidates.
 # rrf ranks of candidates other pairs found are estimated from this many items of the filtered
