@@ -249,6 +249,10 @@ def test_early_and_late_search_each_field_and_the_joint_field_and_rrf_each_pair(
         # beside the joint search, the per-field ones need only the items nearest the query
         beside = engine.field_effort if strategy != "rrf" else 1.0
         assert efforts == {f: 1.0 if f == JOINT_FIELD else beside for f in searched} and engine.field_effort < 1
+    searched.clear()
+    efforts.clear()
+    engine.recommend(query, strategy="late", k=3, category="food")  # within a category, per field at full effort
+    assert JOINT_FIELD not in searched and set(efforts.values()) == {1.0}
 
 
 def test_the_joint_projection_is_fitted_once_kept_and_refitted_when_damaged(aligned_fake_engine, tmp_path, caplog):
