@@ -274,7 +274,8 @@ def unranked_reason(engine: RecommendationEngine, query: Query, item_id: str, st
         together = f"{engine.joint_candidates} by one search of every modality together"
         retrieved = f"{engine.candidates} per item field, {together}"
     else:
-        retrieved = f"{engine.candidates} per query-item modality pair"
+        depth = f"ranked among that pair's best {engine.rank_depth:,}"
+        retrieved = f"{engine.candidates} per query-item modality pair, {depth}"
     return (
         f"the item is not among the best matches the vector store retrieved ({retrieved}): "
         f"a catalogue of {len(engine.catalogue):,} items is searched, not scored whole"

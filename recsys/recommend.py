@@ -55,11 +55,30 @@ JOINT_CANDIDATES = 400
 #: recall@10 at 0.973 / 0.970 / 0.968 (early) and 0.995 (late) while late's p95 went 10.4 / 7.8 /
 #: 8.9 ms (2 cores); on the real 25k catalogue 0.5 cost early 0.994 -> 0.987.
 FIELD_EFFORT_BESIDE_JOINT = 0.5
+#: Items each ``rrf`` pair search returns (its first :data:`CANDIDATES_PER_PAIR` become candidates):
+#: the rest only rank the candidates other pairs found. With 100 only, a candidate ranked past the
+#: pair's 100th item was placed from the rank sample alone, ~490 catalogue items per sampled one at
+#: 1M items, and rrf's top 10 hung on those guesses: on validation queries at 1M items, depth
+#: 100 / 400 / 1000 gave recall@10 0.95 / 0.99 / 1.0 with the exact ranks of every candidate (the
+#: same candidates) giving 1.0; returning 1000 instead of 100 costs a search ~0.35 ms.
+RRF_RANK_DEPTH = 1000
+#: Search effort of ``rrf``'s cross-modal pair searches (an image query against the text items'
+#: index): such a query sits apart from the items the index's lists were clustered on, so the lists
+#: nearest it hold fewer of its best items. On the real 25k catalogue at effort 1 / 2 / 4 a
+#: cross-modal search held 0.80 / 0.91 / 0.97 of the pair's true top 100 (same-modal: 0.95-0.99);
+#: at 1M synthetic items 0.93 / 0.96-0.98 / 0.97-0.99, and effort 4 took p50 from 10 to 17 ms.
+CROSS_MODAL_EFFORT = 2.0
+#: Float noise between a similarity the store computed and the engine's own (as fusion's 6-digit rounding).
+SCORE_NOISE = 1e-6
+#: How far below its stored score (8-bit codes, no re-scoring) an item's similarity may lie: on the
+#: real 25k catalogue the codes' error was 0.0002 median, 0.002 at p99, 0.02 at most.
+LISTED_MARGIN = 0.03
 #: Items sampled once to estimate catalogue-wide ranks of ``rrf`` candidates.
-# rrf ranks of candidates other pairs found are estimated from this many items of the filtered
-# category: on validation queries at 1M items, 1024 / 2048 / 4096 gave recall@10 0.938 / 0.954 / 0.960
-# at p50 12.5 / 13.9 / 17.8 ms (the sample product is the cost).
-RANK_SAMPLE = 2048
+# The sample stands for the items of the filtered category that a pair's ranked list lacks. With
+# lists 1000 deep, 1024 / 2048 gave recall@10 0.995 / 0.997 on validation queries at 1M items and
+# 0.945 / 0.944 on the real 25k catalogue (before those lists, at 1M: 1024 / 2048 / 4096 gave
+# 0.938 / 0.954 / 0.960); its products cost ~0.2 ms a pair per 1024 items.
+RANK_SAMPLE = 1024
 #: Bytes of rank samples kept, most recently used first: gathering a category's sample from memory-
 #: mapped vectors costs ~25 ms at 1M items, one at 384 + 1280 + 384-d holds 16.8 MB (30 fit).
 RANK_SAMPLE_MEMORY = 512 * 2**20
@@ -180,13 +199,17 @@ class RankSample:
     def nbytes(self) -> int:
         return self.rows.nbytes + sum(m.nbytes for m in self._matrices.values())
 
+    def rows_with(self, engine: RecommendationEngine, modality: str) -> np.ndarray:
+        """The sampled rows whose items have ``modality``: the rows of :meth:`matrix`."""
+        return self.rows[engine.indexes[modality].present[self.rows]]
+
     def matrix(self, engine: RecommendationEngine, modality: str, shared: bool, centred: bool) -> np.ndarray:
         """Vectors of the sampled items that have ``modality`` (one copy per distinct array: text's
         native and shared vectors are one array)."""
         ix = engine.indexes[modality]
         key = (id(ix.shared if shared else ix.native), centred)
         if key not in self._matrices:
-            rows = self.rows[ix.present[self.rows]]
+            rows = self.rows_with(engine, modality)
             self._matrices[key] = np.ascontiguousarray(engine._matrix(ix, shared, rows, centred))
         return self._matrices[key]
 
@@ -205,11 +228,15 @@ class Probe:
 @dataclass(frozen=True)
 class Retrieved:
     """What the candidate searches found beyond the rows themselves: which candidates each pair's own
-    search returned (``rrf`` probes one pair each), and for ``rrf`` each pair's sorted similarities
-    of the filtered category's rank sample, each sampled item standing for ``scale`` items."""
+    search returned (``rrf`` probes one pair each); for ``rrf`` also each pair's ranked list, the
+    ascending similarities of the items its search returned (:data:`RRF_RANK_DEPTH` of them, as the
+    store scored them; for Pearson, which the store's cosine does not rank by, the pair's own
+    candidates), and the ascending similarities of the filtered category's rank-sample items that
+    list lacks, each sampled item standing for ``scale`` items."""
 
     hits: Mapping[tuple[str, str], np.ndarray]
-    sample_sims: Mapping[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    listed: Mapping[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    unlisted_sample: Mapping[tuple[str, str], np.ndarray] = field(default_factory=dict)
     scale: float = 1.0
 
 
@@ -281,6 +308,8 @@ class RecommendationEngine:
     joint: Any = None
     joint_candidates: int = JOINT_CANDIDATES
     field_effort: float = FIELD_EFFORT_BESIDE_JOINT
+    rank_depth: int = RRF_RANK_DEPTH
+    cross_modal_effort: float = CROSS_MODAL_EFFORT
     #: Cross-modal pair name -> confidence calibration (:func:`recsys.alignment.confidence.find_calibrations`).
     calibrations: dict[str, Any] = field(default_factory=dict)
     _rank_samples: dict[str, RankSample] = field(default_factory=dict, repr=False)
@@ -546,37 +575,41 @@ class RecommendationEngine:
     ) -> dict[tuple[str, str], np.ndarray]:
         """Catalogue-wide rank of each candidate in each pair, for ``rrf`` over candidates.
 
-        A pair's own retrieved items are its top ranks, in similarity order. A candidate that only
-        other pairs found ranks below them: the pair's last retrieved item's rank, plus the items
-        the filter lets through that lie between that item and the candidate, estimated from a
-        fixed random sample of them (the share sampled, times their number). Sampling within the
-        category keeps the estimate as fine under a 5% filter as without one: a catalogue-wide
-        sample kept ~200 of its 4,096 rows there, and rrf recall@10 at 1M items fell to 0.88.
-        Anchoring at the last retrieved item counts only the sampled items between it and the
-        candidate, not the few noisy ones above it (at 1M items, validation recall@10 0.954 -> 0.970).
+        A pair's own candidates are its top ranks, in similarity order. Another candidate ranks
+        below the items that beat it: those on the pair's ranked list (counted), and those the list
+        lacks, estimated from the items of a fixed random sample of the filter's items that beat it
+        and are not on the list (each standing for its share of the population). With a list 1000
+        deep at 1M items the count does nearly all the work (one sampled item stands for ~490), and
+        where the search missed items of its own top ranks (an image query against text items on a
+        25k catalogue) the sample makes up for them. Sampling within the category keeps the estimate
+        as fine under a 5% filter as without one: a catalogue-wide sample kept ~200 of its 4,096
+        rows there, and rrf recall@10 at 1M items fell to 0.88.
         """
         out = {}
         for pair, s in sims.items():
-            if pair not in retrieved.sample_sims:  # weighed 0: not searched, and rrf leaves it out
+            if pair not in retrieved.unlisted_sample:  # weighed 0: not searched, and rrf leaves it out
                 continue
             got = np.asarray(retrieved.hits.get(pair, np.zeros(len(s), bool)))
             union = fusion.similarity_ranks(np.where(got, s, s - 4.0), present[pair[1]])  # similarities lie in [-1, 1]
-            sample_sims = retrieved.sample_sims[pair]
-            n_got = int(got.sum())
-            floor = float(s[got].min()) if n_got else np.inf  # the similarity at rank n_got
-            between = np.searchsorted(sample_sims, floor, side="right") - np.searchsorted(sample_sims, s, side="right")
-            estimate = n_got + 1.0 + np.maximum(between, 0) * retrieved.scale
+            # the store's scores and these re-computed ones differ by float noise (or the codes' rounding)
+            listed, unlisted = retrieved.listed.get(pair), retrieved.unlisted_sample[pair]
+            if listed is None:  # Pearson: the pair's own candidates
+                listed = np.sort(s[got])
+            above = len(listed) - np.searchsorted(listed, s + SCORE_NOISE, side="right")
+            missed = len(unlisted) - np.searchsorted(unlisted, s, side="right")
+            estimate = above + 1.0 + missed * retrieved.scale
             out[pair] = np.where(got, union, np.maximum(union, estimate))
         return out
 
     def _sample_similarities(
         self, sample: RankSample, q: QueryVectors, pair: tuple[str, str], similarity: str
     ) -> np.ndarray:
-        """Sorted similarities of ``sample``'s items to the query in one pair (``q`` centred for Pearson)."""
+        """Similarities of ``sample``'s items that have the pair's item modality to the query in that
+        pair (``q`` centred for Pearson), in the order of :meth:`RankSample.rows_with`."""
         a, b = pair
         shared = a != b
         sims = sample.matrix(self, b, shared, similarity == "pearson") @ q.side(shared)[a]
-        return np.sort(fusion.euclidean_similarity(sims) if similarity == "euclidean" else sims)
+        return fusion.euclidean_similarity(sims) if similarity == "euclidean" else sims
 
     def _rank_sample(self, category: str | None) -> RankSample:
         """A fixed random sample of the items in ``category`` (all items for None), kept for the
@@ -626,7 +659,8 @@ class RecommendationEngine:
         per-field searches find those far ahead on one field, which an inverted-file index over
         the joint vectors misses: on a real 25k catalogue the joint search alone held 0.85 / 0.94 of
         the early / late top 10, the per-field searches 0.97, at 1M synthetic items the opposite).
-        ``rrf`` ranks each pair on its own, so it searches each pair. Under a category filter the
+        ``rrf`` ranks each pair on its own, so it searches each pair, cross-modal pairs at
+        :data:`CROSS_MODAL_EFFORT`. Under a category filter the
         joint search is left out (``joint=False``): within a category each field's top 100 reaches
         deep enough into the fused ranking (1M synthetic items: recall@10 0.998 / 0.994 without it),
         and with it the filtered searches' p95 went from 5 to 15-27 ms at 1M items.
@@ -644,7 +678,10 @@ class RecommendationEngine:
             specs = set(self._pair_specs(q))
         specs = {spec for spec in specs if float(qw.get(spec[0], 1.0)) * float(weights.get(spec[1], 1.0)) > 0}
         if strategy == "rrf":
-            return [Probe(store_field(b, sh), q.side(sh)[a], ((a, b),)) for a, b, sh in sorted(specs)]
+            return [
+                Probe(store_field(b, sh), q.side(sh)[a], ((a, b),), 1.0 if a == b else self.cross_modal_effort)
+                for a, b, sh in sorted(specs)
+            ]
         grouped: dict[str, list[tuple[str, str, bool]]] = {}
         for spec in sorted(specs):
             grouped.setdefault(store_field(spec[1], spec[2]), []).append(spec)
@@ -697,7 +734,8 @@ class RecommendationEngine:
         similarity: str = "cosine",
     ) -> tuple[np.ndarray, Retrieved]:
         """Catalogue rows of the union of every probe's nearest items, and what each pair's own
-        search retrieved; given ``q`` (``rrf``), also each pair's rank-sample similarities.
+        search retrieved; given ``q`` (``rrf``), also each pair's rank-sample similarities and its
+        deep list (:data:`RRF_RANK_DEPTH` items, of which the first ``candidates`` are candidates).
 
         The store searches by inner product of the unit vectors (cosine) whatever similarity was
         chosen: the candidates are then re-scored with it. Euclidean orders unit vectors as cosine
@@ -706,22 +744,31 @@ class RecommendationEngine:
         products, run side by side (:func:`recsys.threads.run_side_by_side`): each search is one
         single-threaded index search, and each product one matrix-vector product.
         """
-        def search(probe: Probe) -> np.ndarray:
+        ranked = q is not None
+
+        def search(probe: Probe) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             k = self.joint_candidates if probe.field == JOINT_FIELD else self.candidates
             found = self.store.search(
-                probe.field, probe.vector, k, category=category, exclude=exclude, rescore=False, effort=probe.effort
+                probe.field,
+                probe.vector,
+                max(k, self.rank_depth) if ranked else k,
+                category=category,
+                exclude=exclude,
+                rescore=False,
+                effort=probe.effort,
             )
-            return self.catalogue.rows_of(found.ids)
+            return self.catalogue.rows_of(found.ids[:k]), found.ids, found.scores
 
         single = [probe.pairs[0] for probe in probes if len(probe.pairs) == 1]
-        tasks: list[Callable[[], np.ndarray]] = [partial(search, probe) for probe in probes]
+        tasks: list[Callable[[], Any]] = [partial(search, probe) for probe in probes]
         sample = None
-        if q is not None:
+        if ranked:
             sample = self._rank_sample(category)
             centred = q.centred() if similarity == "pearson" else q
             tasks += [partial(self._sample_similarities, sample, centred, pair, similarity) for pair in single]
         results = run_side_by_side(lambda task: task(), tasks)
-        found, sample_sims = results[: len(probes)], results[len(probes) :]
+        searched, sample_sims = results[: len(probes)], results[len(probes) :]
+        found = [candidates for candidates, _, _ in searched]
         rows = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
         hits = {
             probe.pairs[0]: np.isin(rows, pair_rows, assume_unique=True)
@@ -730,8 +777,31 @@ class RecommendationEngine:
         }
         if sample is None:
             return rows, Retrieved(hits)
+        listed, unlisted = {}, {}
+        for (a, b), (candidates, ids, scores), sims in zip(single, searched, sample_sims, strict=True):
+            sampled = sample.rows_with(self, b)
+            if similarity == "pearson":  # the store ranked by cosine: only the candidates are placed by Pearson
+                on_list = np.isin(sampled, candidates)
+            else:
+                order = np.sort(np.asarray(scores, dtype=np.float64))
+                listed[(a, b)] = order = fusion.euclidean_similarity(order) if similarity == "euclidean" else order
+                on_list = self._on_list(sampled, sims, ids, order)
+            unlisted[(a, b)] = np.sort(sims[~on_list])
         scale = sample.population / max(1, len(sample.rows))
-        return rows, Retrieved(hits, dict(zip(single, sample_sims, strict=True)), scale)
+        return rows, Retrieved(hits, listed, unlisted, scale)
+
+    def _on_list(self, rows: np.ndarray, sims: np.ndarray, ids: Sequence[str], listed: np.ndarray) -> np.ndarray:
+        """Which of ``rows`` (with similarities ``sims``) are among ``ids``, a search's ranked list whose
+        ascending similarities are ``listed``: only rows that reach the list's lowest similarity
+        (less the store codes' rounding) can be on it, so only their ids are looked up."""
+        on_list = np.zeros(len(rows), dtype=bool)
+        if len(listed):
+            reach = np.flatnonzero(sims >= listed[0] - LISTED_MARGIN)
+            if len(reach):
+                found = set(ids)
+                items = self.catalogue.items
+                on_list[reach] = [items[r].id in found for r in rows[reach].tolist()]
+        return on_list
 
     @cached_property
     def _categories(self) -> np.ndarray:

@@ -17,7 +17,7 @@ from recsys.catalogue_store import attach_store, joint_projection, sync_store
 from recsys.errors import InputError, RecsysError
 from recsys.fusion import SIMILARITIES, STRATEGIES
 from recsys.media import load_image
-from recsys.recommend import Query
+from recsys.recommend import Query, QueryVectors, RecommendationEngine
 from recsys.store import open_store
 from recsys.store.joint import JOINT_FIELD, JointProjection
 
@@ -229,30 +229,33 @@ def test_half_precision_vectors_of_a_large_catalogue_rank_as_float32(aligned_fak
 def test_early_and_late_search_each_field_and_the_joint_field_and_rrf_each_pair(aligned_fake_engine, monkeypatch):
     engine = attach_store(aligned_fake_engine, search="ann", uri="memory://")
     assert engine.joint is not None and JOINT_FIELD in engine.store.fields
-    searched = []
+    searched = []  # (field, effort, k) of each search
     search = engine.store.search
-    efforts = {}
 
-    def recording(field, *args, **kw):
-        searched.append(field)
-        efforts[field] = kw["effort"]
-        return search(field, *args, **kw)
+    def recording(field, query, k, **kw):
+        searched.append((field, kw["effort"], k))
+        return search(field, query, k, **kw)
 
     monkeypatch.setattr(engine.store, "search", recording)
     query = Query(text="a green fruit", likes=("taxi",))
-    for strategy in ("early", "late", "rrf"):
+    for strategy in ("early", "late"):
         searched.clear()
-        efforts.clear()
         engine.recommend(query, strategy=strategy, k=3)
-        assert (searched[-1] == JOINT_FIELD) == (strategy != "rrf") and searched.count(JOINT_FIELD) <= 1
-        assert len(set(searched) - {JOINT_FIELD}) > 1  # and each item field (early, late) or pair (rrf)
+        fields = [f for f, _, _ in searched]
+        assert fields[-1] == JOINT_FIELD and fields.count(JOINT_FIELD) == 1 and len(set(fields)) > 2
         # beside the joint search, the per-field ones need only the items nearest the query
-        beside = engine.field_effort if strategy != "rrf" else 1.0
-        assert efforts == {f: 1.0 if f == JOINT_FIELD else beside for f in searched} and engine.field_effort < 1
+        assert {(f, e) for f, e, _ in searched} == {
+            (f, 1.0 if f == JOINT_FIELD else engine.field_effort) for f in fields
+        } and engine.field_effort < 1
     searched.clear()
-    efforts.clear()
+    engine.recommend(query, strategy="rrf", k=3)
+    # one search per pair, no joint one; cross-modal pairs search wider; each returns a deep list
+    assert JOINT_FIELD not in {f for f, _, _ in searched} and len(searched) > 2
+    assert {e for _, e, _ in searched} == {1.0, engine.cross_modal_effort} and engine.cross_modal_effort > 1
+    assert {k for _, _, k in searched} == {max(engine.candidates, engine.rank_depth)}
+    searched.clear()
     engine.recommend(query, strategy="late", k=3, category="food")  # within a category, per field at full effort
-    assert JOINT_FIELD not in searched and set(efforts.values()) == {1.0}
+    assert JOINT_FIELD not in {f for f, _, _ in searched} and {e for _, e, _ in searched} == {1.0}
 
 
 def test_the_joint_projection_is_fitted_once_kept_and_refitted_when_damaged(aligned_fake_engine, tmp_path, caplog):
@@ -277,3 +280,43 @@ def test_only_a_catalogue_with_several_fields_gets_a_joint_projection(fake_engin
     vectors = fake_engine.store_vectors()
     assert len(vectors) > 1 and joint_projection(vectors, None).matches(vectors)
     assert joint_projection({"text": vectors["text"]}, None) is None  # its own search is the fused one
+
+
+def _random_two_modality_engine(tmp_path, n: int) -> RecommendationEngine:
+    """Random text and image vectors (each its own shared-space vector too), so rrf has four pairs."""
+    from recsys.catalogue import Catalogue, Item
+    from recsys.recommend import ModalityIndex
+
+    rng = np.random.default_rng(3)
+    vec = {m: rng.standard_normal((n, 12)).astype(np.float32) for m in ("text", "image")}
+    vec = {m: v / np.linalg.norm(v, axis=1, keepdims=True) for m, v in vec.items()}
+    indexes = {m: ModalityIndex(m, None, v, np.ones(n, bool), m, shared=v) for m, v in vec.items()}
+    items = [Item(f"i{i}", f"i{i}", "", "all", None, None) for i in range(n)]
+    return RecommendationEngine(Catalogue(tmp_path, items, [], fingerprint="t"), None, indexes, search="exact")
+
+
+def test_rrf_ranks_other_pairs_candidates_by_the_pairs_deep_list(tmp_path, monkeypatch):
+    """A candidate that other pairs found takes its rank in a pair from that pair's deep list (exact
+    here: an exact store and a list as long as the catalogue); what a shallower list lacks is
+    estimated from the rank sample, exact only when the sample holds every item."""
+    import recsys.recommend as recommend
+
+    monkeypatch.setattr(recommend, "RANK_SAMPLE", 64)  # a sample far coarser than the catalogue
+    n = 1500
+    engine = attach_store(_random_two_modality_engine(tmp_path, n), search="ann", uri="memory://")
+    engine.candidates, engine.rank_depth = 10, n
+    exact = _random_two_modality_engine(tmp_path, n)
+    rng = np.random.default_rng(4)
+    vectors = {m: v / np.linalg.norm(v) for m, v in zip(("text", "image"), rng.standard_normal((2, 12)), strict=True)}
+    q = QueryVectors(native=vectors, shared=vectors)
+    truth = {r.item.id: r.ranks for r in exact.recommend_vectors(q, strategy="rrf", k=n)}
+    deep = engine.recommend_vectors(q, strategy="rrf", k=30)
+    assert len(deep) == 30 and all(len(r.ranks) == 4 for r in deep)
+    assert all(r.ranks == truth[r.item.id] for r in deep)
+    engine.rank_depth = engine.candidates
+    shallow = engine.recommend_vectors(q, strategy="rrf", k=30)
+    assert sum(r.ranks != truth[r.item.id] for r in shallow) > 10
+    # what the list lacks comes from the sample: a sample of every item counts it exactly
+    monkeypatch.setattr(recommend, "RANK_SAMPLE", n)
+    engine._rank_samples.clear()
+    assert all(r.ranks == truth[r.item.id] for r in engine.recommend_vectors(q, strategy="rrf", k=30))

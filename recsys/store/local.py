@@ -250,7 +250,7 @@ class LocalStore(VectorStore):
             rows, scores = self._exact(field, q, selection, want)
         else:
             rows, scores = self._ann(field, index, q, selection, qualifying, want, rescore, params)
-        return Hits([t.ids[r] for r in rows.tolist()], scores)
+        return Hits(t.ids_of(rows), scores)
 
     def get(self, field: str, ids: Sequence[str]) -> np.ndarray:
         self._dim(field)
