@@ -489,11 +489,17 @@ class RecommendationEngine:
     def _pairs(
         self, q: QueryVectors, rows: np.ndarray | None = None, similarity: str = "cosine"
     ) -> dict[tuple[str, str], np.ndarray]:
-        """Per-pair similarity of the items (all, or ``rows``); ``q`` is already centred for Pearson."""
+        """Per-pair similarity of the items (all, or ``rows``); ``q`` is already centred for Pearson.
+        Pairs scoring one array (text's native and shared vectors are one) gather its rows once."""
         centred = similarity == "pearson"
         out = {}
+        matrices: dict[int, np.ndarray] = {}
         for a, b, shared in self._pair_specs(q):
-            sims = self._matrix(self.indexes[b], shared, rows, centred) @ q.side(shared)[a]
+            ix = self.indexes[b]
+            key = id(ix.shared if shared else ix.native)
+            if key not in matrices:
+                matrices[key] = self._matrix(ix, shared, rows, centred)
+            sims = matrices[key] @ q.side(shared)[a]
             out[(a, b)] = fusion.euclidean_similarity(sims) if similarity == "euclidean" else sims
         return out
 
