@@ -58,15 +58,17 @@ FIELD_EFFORT_BESIDE_JOINT = 0.5
 #: Items each ``rrf`` pair search returns (its first :data:`CANDIDATES_PER_PAIR` become candidates):
 #: the rest only rank the candidates other pairs found. With 100 only, a candidate ranked past the
 #: pair's 100th item was placed from the rank sample alone, ~490 catalogue items per sampled one at
-#: 1M items, and rrf's top 10 hung on those guesses: on validation queries at 1M items, depth
-#: 100 / 400 / 1000 gave recall@10 0.95 / 0.99 / 1.0 with the exact ranks of every candidate (the
-#: same candidates) giving 1.0; returning 1000 instead of 100 costs a search ~0.35 ms.
-RRF_RANK_DEPTH = 1000
+#: 1M items, and rrf's top 10 hung on those guesses. On validation queries at 1M items, the same
+#: candidates given their exact ranks made recall@10 1.0; lists 100 / 500 / 1000 deep gave 0.94 /
+#: 0.985 / 0.995 without a filter and 0.96 / 0.978 / 0.985 with one, at p50 7.6 ms for 1000 and
+#: 6.7 ms for 500 (filtered, 2 cores); on the real 25k catalogue 500 and 1000 gave the same.
+RRF_RANK_DEPTH = 500
 #: Search effort of ``rrf``'s cross-modal pair searches (an image query against the text items'
 #: index): such a query sits apart from the items the index's lists were clustered on, so the lists
 #: nearest it hold fewer of its best items. On the real 25k catalogue at effort 1 / 2 / 4 a
-#: cross-modal search held 0.80 / 0.91 / 0.97 of the pair's true top 100 (same-modal: 0.95-0.99);
-#: at 1M synthetic items 0.93 / 0.96-0.98 / 0.97-0.99, and effort 4 took p50 from 10 to 17 ms.
+#: cross-modal search held 0.80 / 0.91 / 0.97 of the pair's true top 100 (same-modal: 0.95-0.99)
+#: and rrf recall@10 was 0.914 / 0.944 / 0.968 (1.5: 0.930); at 1M synthetic items the searches held
+#: 0.93 / 0.96-0.98 / 0.97-0.99, and effort 4 took the unfiltered p50 from 10 to 17 ms.
 CROSS_MODAL_EFFORT = 2.0
 #: Float noise between a similarity the store computed and the engine's own (as fusion's 6-digit rounding).
 SCORE_NOISE = 1e-6
