@@ -20,9 +20,9 @@ re-scores them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property, partial
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -748,34 +748,35 @@ class RecommendationEngine:
         The store searches by inner product of the unit vectors (cosine) whatever similarity was
         chosen: the candidates are then re-scored with it. Euclidean orders unit vectors as cosine
         does; Pearson may rank an item higher than its cosine would, so with Pearson a true top-K
-        item is found only when the cosine search retrieved it. The probes, and the rank-sample
-        products, run side by side (:func:`recsys.threads.run_side_by_side`): each search is one
-        single-threaded index search, and each product one matrix-vector product.
+        item is found only when the cosine search retrieved it. The probes run side by side
+        (:func:`recsys.threads.run_side_by_side`), each one single-threaded index search and, for
+        ``rrf``, its pair's rank-sample product and list membership (after the searches, those had
+        run alone at 1M items).
         """
-        ranked = q is not None
+        sample = self._rank_sample(category) if q is not None else None
+        centred = q.centred() if q is not None and similarity == "pearson" else q
 
-        def search(probe: Probe) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        def search(probe: Probe) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+            """The probe's candidate rows; for ``rrf`` also its pair's ranked list and the
+            similarities of the rank-sample items that list lacks (both ascending)."""
             k = self.joint_candidates if probe.field == JOINT_FIELD else self.candidates
+            depth = k if sample is None else max(k, self.rank_depth)
             found = self.store.search(
-                probe.field,
-                probe.vector,
-                max(k, self.rank_depth) if ranked else k,
-                category=category,
-                exclude=exclude,
-                rescore=False,
-                effort=probe.effort,
+                probe.field, probe.vector, depth, category=category, exclude=exclude, rescore=False, effort=probe.effort
             )
-            return self.catalogue.rows_of(found.ids[:k]), found.ids, found.scores
+            candidates = self.catalogue.rows_of(found.ids[:k])
+            if sample is None:
+                return candidates, None, None
+            pair = probe.pairs[0]
+            sims = self._sample_similarities(sample, centred, pair, similarity)
+            sampled = sample.rows_with(self, pair[1])
+            if similarity == "pearson":  # the store ranked by cosine: only the candidates are placed by Pearson
+                return candidates, None, np.sort(sims[~np.isin(sampled, candidates)])
+            listed = np.sort(np.asarray(found.scores, dtype=np.float64))
+            listed = fusion.euclidean_similarity(listed) if similarity == "euclidean" else listed
+            return candidates, listed, np.sort(sims[~self._on_list(sampled, sims, found.ids, listed)])
 
-        single = [probe.pairs[0] for probe in probes if len(probe.pairs) == 1]
-        tasks: list[Callable[[], Any]] = [partial(search, probe) for probe in probes]
-        sample = None
-        if ranked:
-            sample = self._rank_sample(category)
-            centred = q.centred() if similarity == "pearson" else q
-            tasks += [partial(self._sample_similarities, sample, centred, pair, similarity) for pair in single]
-        results = run_side_by_side(lambda task: task(), tasks)
-        searched, sample_sims = results[: len(probes)], results[len(probes) :]
+        searched = run_side_by_side(search, probes)
         found = [candidates for candidates, _, _ in searched]
         rows = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
         hits = {
@@ -785,16 +786,8 @@ class RecommendationEngine:
         }
         if sample is None:
             return rows, Retrieved(hits)
-        listed, unlisted = {}, {}
-        for (a, b), (candidates, ids, scores), sims in zip(single, searched, sample_sims, strict=True):
-            sampled = sample.rows_with(self, b)
-            if similarity == "pearson":  # the store ranked by cosine: only the candidates are placed by Pearson
-                on_list = np.isin(sampled, candidates)
-            else:
-                order = np.sort(np.asarray(scores, dtype=np.float64))
-                listed[(a, b)] = order = fusion.euclidean_similarity(order) if similarity == "euclidean" else order
-                on_list = self._on_list(sampled, sims, ids, order)
-            unlisted[(a, b)] = np.sort(sims[~on_list])
+        listed = {p.pairs[0]: deep for p, (_, deep, _) in zip(probes, searched, strict=True) if deep is not None}
+        unlisted = {p.pairs[0]: missed for p, (_, _, missed) in zip(probes, searched, strict=True)}
         scale = sample.population / max(1, len(sample.rows))
         return rows, Retrieved(hits, listed, unlisted, scale)
 
