@@ -6,8 +6,8 @@ by the engine on its vector store, with and without a category filter (the item'
 category), for each fusion strategy. ``early`` and ``late`` are answered twice on the store: one
 search per field plus one of the joint field (the default, "+ joint") and the per-field searches
 alone (the engine with its joint projection removed), so the gain of the joint field is measured
-on real embeddings, not only on the synthetic mixtures of ``benchmarks/scale.py``. Under a category
-filter the engine leaves the joint search out, so there both rows run the same searches.
+on real embeddings, not only on the synthetic mixtures of ``benchmarks/scale.py``, with a category
+filter and without.
 
     .venv/bin/python benchmarks/store_recall.py --catalogue data/large --queries 200
 
