@@ -82,7 +82,7 @@ LISTED_MARGIN = 0.03
 # 0.938 / 0.954 / 0.960); its products cost ~0.2 ms a pair per 1024 items.
 RANK_SAMPLE = 1024
 #: Bytes of rank samples kept, most recently used first: gathering a category's sample from memory-
-#: mapped vectors costs ~25 ms at 1M items, one at 384 + 1280 + 384-d holds 16.8 MB (30 fit).
+#: mapped vectors costs ~25 ms at 1M items, one at 384 + 1280 + 384-d holds 8.4 MB (60 fit).
 RANK_SAMPLE_MEMORY = 512 * 2**20
 #: Past this many items the engine keeps item vectors in float16: half the memory (4 GB instead of
 #: 8 GB at 1M items of 384 + 1280 + 384-d), and such catalogues are searched through the vector
@@ -586,8 +586,8 @@ class RecommendationEngine:
         A pair's own candidates are its top ranks, in similarity order. Another candidate ranks
         below the items that beat it: those on the pair's ranked list (counted), and those the list
         lacks, estimated from the items of a fixed random sample of the filter's items that beat it
-        and are not on the list (each standing for its share of the population). With a list 1000
-        deep at 1M items the count does nearly all the work (one sampled item stands for ~490), and
+        and are not on the list (each standing for its share of the population). With a list 500
+        deep at 1M items the count does nearly all the work (one sampled item stands for ~980), and
         where the search missed items of its own top ranks (an image query against text items on a
         25k catalogue) the sample makes up for them. Sampling within the category keeps the estimate
         as fine under a 5% filter as without one: a catalogue-wide sample kept ~200 of its 4,096
@@ -599,10 +599,10 @@ class RecommendationEngine:
                 continue
             got = np.asarray(retrieved.hits.get(pair, np.zeros(len(s), bool)))
             union = fusion.similarity_ranks(np.where(got, s, s - 4.0), present[pair[1]])  # similarities lie in [-1, 1]
-            # the store's scores and these re-computed ones differ by float noise (or the codes' rounding)
             listed, unlisted = retrieved.listed.get(pair), retrieved.unlisted_sample[pair]
             if listed is None:  # Pearson: the pair's own candidates
                 listed = np.sort(s[got])
+            # the store's scores and these re-computed ones differ by float noise (or the codes' rounding)
             above = len(listed) - np.searchsorted(listed, s + SCORE_NOISE, side="right")
             missed = len(unlisted) - np.searchsorted(unlisted, s, side="right")
             estimate = above + 1.0 + missed * retrieved.scale
@@ -741,8 +741,8 @@ class RecommendationEngine:
         similarity: str = "cosine",
     ) -> tuple[np.ndarray, Retrieved]:
         """Catalogue rows of the union of every probe's nearest items, and what each pair's own
-        search retrieved; given ``q`` (``rrf``), also each pair's rank-sample similarities and its
-        deep list (:data:`RRF_RANK_DEPTH` items, of which the first ``candidates`` are candidates).
+        search retrieved; given ``q`` (``rrf``), also each pair's ranked list (:data:`RRF_RANK_DEPTH`
+        items, of which the first ``candidates`` are candidates) and the rank-sample items it lacks.
 
         The store searches by inner product of the unit vectors (cosine) whatever similarity was
         chosen: the candidates are then re-scored with it. Euclidean orders unit vectors as cosine
