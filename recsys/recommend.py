@@ -583,10 +583,12 @@ class RecommendationEngine:
     ) -> dict[tuple[str, str], np.ndarray]:
         """Catalogue-wide rank of each candidate in each pair, for ``rrf`` over candidates.
 
-        A pair's own candidates are its top ranks, in similarity order. Another candidate ranks
-        below the items that beat it: those on the pair's ranked list (counted), and those the list
-        lacks, estimated from the items of a fixed random sample of the filter's items that beat it
-        and are not on the list (each standing for its share of the population). With a list 500
+        A candidate ranks below the items that beat it: those on the pair's ranked list (for the
+        pair's own candidates, the candidates ahead of it; for others, the listed items, counted by
+        the store's scores), and those the list lacks, estimated from the items of a fixed random
+        sample of the filter's items that beat it and are not on the list (each standing for its
+        share of the population; with Pearson, by which the store does not rank, the list is the
+        pair's own candidates). With a list 500
         deep at 1M items the count does nearly all the work (one sampled item stands for ~980), and
         where the search missed items of its own top ranks (an image query against text items on a
         25k catalogue) the sample makes up for them. Sampling within the category keeps the estimate
@@ -605,8 +607,8 @@ class RecommendationEngine:
             # the store's scores and these re-computed ones differ by float noise (or the codes' rounding)
             above = len(listed) - np.searchsorted(listed, s + SCORE_NOISE, side="right")
             missed = len(unlisted) - np.searchsorted(unlisted, s, side="right")
-            estimate = above + 1.0 + missed * retrieved.scale
-            out[pair] = np.where(got, union, np.maximum(union, estimate))
+            lacked = missed * retrieved.scale
+            out[pair] = np.where(got, union + lacked, np.maximum(union, above + 1.0 + lacked))
         return out
 
     def _sample_similarities(

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from fakes import write_square
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from milvus_server import MILVUS_URI, NEEDS_SERVER, drop_collections, new_collection
 
 from recsys.catalogue_store import attach_store, joint_projection, sync_store
@@ -316,7 +318,74 @@ def test_rrf_ranks_other_pairs_candidates_by_the_pairs_deep_list(tmp_path, monke
     engine.rank_depth = engine.candidates
     shallow = engine.recommend_vectors(q, strategy="rrf", k=30)
     assert sum(r.ranks != truth[r.item.id] for r in shallow) > 10
-    # what the list lacks comes from the sample: a sample of every item counts it exactly
+    # what the list lacks comes from the sample: a sample of every item counts it exactly, also
+    # above the pair's own candidates, as under Pearson, whose ranking the store's cosine list is not
     monkeypatch.setattr(recommend, "RANK_SAMPLE", n)
     engine._rank_samples.clear()
-    assert all(r.ranks == truth[r.item.id] for r in engine.recommend_vectors(q, strategy="rrf", k=30))
+    for similarity in ("cosine", "pearson"):
+        truth = {r.item.id: r.ranks for r in exact.recommend_vectors(q, strategy="rrf", k=n, similarity=similarity)}
+        got = engine.recommend_vectors(q, strategy="rrf", k=30, similarity=similarity)
+        assert all(r.ranks == truth[r.item.id] for r in got), similarity
+
+
+@pytest.fixture(scope="module")
+def random_store_engine(tmp_path_factory) -> RecommendationEngine:
+    """The random two-modality engine on an exact in-memory store (300 items)."""
+    return attach_store(
+        _random_two_modality_engine(tmp_path_factory.mktemp("random"), 300), search="ann", uri="memory://"
+    )
+
+
+WEIGHT_VALUES = st.sampled_from([0.0, 1e-6, 0.5, 1.0, 7.0])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    weights=st.dictionaries(st.sampled_from(["text", "image"]), WEIGHT_VALUES, max_size=2),
+    strategy=st.sampled_from(STRATEGIES),
+    similarity=st.sampled_from(SIMILARITIES),
+    candidates=st.integers(1, 40),
+    rank_depth=st.integers(1, 400),
+    rank_sample=st.sampled_from([32, 1024]),
+    k=st.integers(1, 60),
+    seed=st.integers(0, 2**16),
+)
+def test_candidate_search_keeps_scores_exact_and_finite_whatever_its_settings(
+    random_store_engine, tmp_path, monkeypatch, weights, strategy, similarity, candidates, rank_depth, rank_sample, k,
+    seed,
+):
+    """Whatever the candidate and rank-list sizes, weights and similarity, results are finite, their
+    parts add up to the score, early / late scores are the exact engine's (the candidates are
+    re-scored exactly), and rrf's ranks are exact within its ranked lists (an exact store's) and
+    below them past them, and exact everywhere when the rank sample holds every item; only a
+    RecsysError may refuse a query."""
+    import recsys.recommend as recommend
+
+    engine = random_store_engine
+    n = len(engine.catalogue)
+    monkeypatch.setattr(recommend, "RANK_SAMPLE", rank_sample)
+    engine._rank_samples.clear()
+    exact = _random_two_modality_engine(tmp_path, n)
+    engine.candidates, engine.rank_depth = candidates, rank_depth
+    rng = np.random.default_rng(seed)
+    vectors = {m: v / np.linalg.norm(v) for m, v in zip(("text", "image"), rng.standard_normal((2, 12)), strict=True)}
+    q = QueryVectors(native=vectors, shared=vectors)
+    asked = {"weights": weights, "strategy": strategy, "similarity": similarity}
+    try:
+        got = engine.recommend_vectors(q, k=k, **asked)
+    except RecsysError:
+        return
+    want = {r.item.id: r for r in exact.recommend_vectors(q, k=n, **asked)}
+    assert 0 < len(got) <= k
+    depth = max(candidates, rank_depth)
+    for r in got:
+        assert np.isfinite(r.score) and sum(r.contributions.values()) == pytest.approx(r.score, abs=1e-6)
+        if strategy != "rrf":
+            assert r.score == pytest.approx(want[r.item.id].score, abs=1e-5)
+            continue
+        for pair, rank in r.ranks.items():
+            truth = want[r.item.id].ranks[pair]
+            if rank_sample >= n:  # the sample counts whatever the list lacks
+                assert rank == truth, (pair, rank, truth)
+            elif similarity != "pearson":  # the list is the store's cosine ranking, which Pearson's is not
+                assert rank == truth if truth <= depth else rank > depth, (pair, rank, truth, depth)
