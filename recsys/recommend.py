@@ -756,6 +756,8 @@ class RecommendationEngine:
         """
         sample = self._rank_sample(category) if q is not None else None
         centred = q.centred() if q is not None and similarity == "pearson" else q
+        # liked / disliked items are ranked nowhere: the list leaves them out, and so does the sample
+        left_out = self.catalogue.rows_of(list(exclude)) if sample is not None else None
 
         def search(probe: Probe) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
             """The probe's candidate rows; for ``rrf`` also its pair's ranked list and the
@@ -771,11 +773,13 @@ class RecommendationEngine:
             pair = probe.pairs[0]
             sims = self._sample_similarities(sample, centred, pair, similarity)
             sampled = sample.rows_with(self, pair[1])
+            accounted = np.isin(sampled, left_out)
             if similarity == "pearson":  # the store ranked by cosine: only the candidates are placed by Pearson
-                return candidates, None, np.sort(sims[~np.isin(sampled, candidates)])
+                return candidates, None, np.sort(sims[~(accounted | np.isin(sampled, candidates))])
             listed = np.sort(np.asarray(found.scores, dtype=np.float64))
             listed = fusion.euclidean_similarity(listed) if similarity == "euclidean" else listed
-            return candidates, listed, np.sort(sims[~self._on_list(sampled, sims, found.ids, listed)])
+            accounted |= self._on_list(sampled, sims, found.ids, listed)
+            return candidates, listed, np.sort(sims[~accounted])
 
         searched = run_side_by_side(search, probes)
         found = [candidates for candidates, _, _ in searched]
