@@ -606,7 +606,7 @@ class RecommendationEngine:
                 listed = np.sort(s[got])
             # the store's scores and these re-computed ones differ by float noise (or the codes' rounding)
             above = len(listed) - np.searchsorted(listed, s + SCORE_NOISE, side="right")
-            missed = len(unlisted) - np.searchsorted(unlisted, s, side="right")
+            missed = len(unlisted) - np.searchsorted(unlisted, s + SCORE_NOISE, side="right")
             lacked = missed * retrieved.scale
             out[pair] = np.where(got, union + lacked, np.maximum(union, above + 1.0 + lacked))
         return out

@@ -348,17 +348,18 @@ WEIGHT_VALUES = st.sampled_from([0.0, 1e-6, 0.5, 1.0, 7.0])
     rank_depth=st.integers(1, 400),
     rank_sample=st.sampled_from([32, 1024]),
     k=st.integers(1, 60),
+    excluded=st.lists(st.integers(0, 299), max_size=3, unique=True),
     seed=st.integers(0, 2**16),
 )
 def test_candidate_search_keeps_scores_exact_and_finite_whatever_its_settings(
     random_store_engine, tmp_path, monkeypatch, weights, strategy, similarity, candidates, rank_depth, rank_sample, k,
-    seed,
+    excluded, seed,
 ):
     """Whatever the candidate and rank-list sizes, weights and similarity, results are finite, their
     parts add up to the score, early / late scores are the exact engine's (the candidates are
     re-scored exactly), and rrf's ranks are exact within its ranked lists (an exact store's) and
-    below them past them, and exact everywhere when the rank sample holds every item; only a
-    RecsysError may refuse a query."""
+    below them past them, and exact everywhere when the rank sample holds every item (liked and
+    disliked items, left out, rank nowhere); only a RecsysError may refuse a query."""
     import recsys.recommend as recommend
 
     engine = random_store_engine
@@ -370,7 +371,7 @@ def test_candidate_search_keeps_scores_exact_and_finite_whatever_its_settings(
     rng = np.random.default_rng(seed)
     vectors = {m: v / np.linalg.norm(v) for m, v in zip(("text", "image"), rng.standard_normal((2, 12)), strict=True)}
     q = QueryVectors(native=vectors, shared=vectors)
-    asked = {"weights": weights, "strategy": strategy, "similarity": similarity}
+    asked = {"weights": weights, "strategy": strategy, "similarity": similarity, "exclude": [f"i{i}" for i in excluded]}
     try:
         got = engine.recommend_vectors(q, k=k, **asked)
     except RecsysError:
