@@ -685,7 +685,8 @@ class RecommendationEngine:
             }
         else:
             specs = set(self._pair_specs(q))
-        specs = {spec for spec in specs if float(qw.get(spec[0], 1.0)) * float(weights.get(spec[1], 1.0)) > 0}
+        weighed = fusion.pair_weights([(a, b) for a, b, _ in specs], weights, qw)
+        specs = {spec for spec in specs if spec[:2] in weighed}
         if strategy == "rrf":
             return [
                 Probe(store_field(b, sh), q.side(sh)[a], ((a, b),), 1.0 if a == b else self.cross_modal_effort)
@@ -702,7 +703,7 @@ class RecommendationEngine:
                 probes.append(Probe(name, vector / norm, tuple((a, b) for a, b, _ in group)))
             else:  # opposite query vectors cancel out: search each on its own
                 probes += [Probe(name, q.side(sh)[a], ((a, b),)) for a, b, sh in group]
-        joint = self._joint_probe(q, sorted(specs), weights, qw)
+        joint = self._joint_probe(q, sorted(specs), weighed)
         if joint is None:
             return probes
         return [*(replace(p, effort=self.field_effort) for p in probes), joint]
@@ -711,12 +712,11 @@ class RecommendationEngine:
         self,
         q: QueryVectors,
         specs: list[tuple[str, str, bool]],
-        weights: Mapping[str, float],
-        query_weights: Mapping[str, float],
+        pair_weights: Mapping[tuple[str, str], float],
     ) -> Probe | None:
         """The search of the store's joint field for ``early`` / ``late``: each field's coefficient
-        is the weighted sum of the query vectors reaching it (query weight times item weight, as in
-        :func:`recsys.fusion.pair_weights`), so the joint inner product ranks items by the fused
+        is the sum of the query vectors reaching it, each weighed as its pair
+        (:func:`recsys.fusion.pair_weights`), so the joint inner product ranks items by the fused
         score's numerator (``late``'s score itself). None when there is no joint field or it lacks
         a field the query reaches."""
         if self.joint is None or not specs:
@@ -724,7 +724,7 @@ class RecommendationEngine:
         coefficients: dict[str, np.ndarray] = {}
         for a, b, shared in specs:
             name = store_field(b, shared)
-            w = float(query_weights.get(a, 1.0)) * float(weights.get(b, 1.0))
+            w = pair_weights[(a, b)]
             coefficients[name] = coefficients.get(name, 0) + w * np.asarray(q.side(shared)[a], dtype=np.float32)
         if not set(coefficients) <= {name for name, _ in self.joint.fields}:
             return None

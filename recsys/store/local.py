@@ -194,7 +194,7 @@ class LocalStore(VectorStore):
         """Rewrite the live rows as one segment and rebuild the indexes (drops dead rows)."""
         t = self._table
         keep = np.flatnonzero(t.alive)
-        ids = [t.ids[r] for r in keep.tolist()]
+        ids = t.ids_of(keep)
         cats = t.categories_of(keep)
         versions = [t.version_of[r] for r in keep.tolist()]
         has = {f: t.has[f][keep] for f in self.fields}
