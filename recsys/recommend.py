@@ -72,7 +72,7 @@ RRF_RANK_DEPTH = 500
 CROSS_MODAL_EFFORT = 2.0
 #: Float noise between a similarity the store computed and the engine's own (as fusion's 6-digit rounding).
 SCORE_NOISE = 1e-6
-#: How far below its stored score (8-bit codes, no re-scoring) an item's similarity may lie: on the
+#: How far below its stored score (8-bit codes, not re-scored) an item's similarity may lie: on the
 #: real 25k catalogue the codes' error was 0.0002 median, 0.002 at p99, 0.02 at most.
 LISTED_MARGIN = 0.03
 #: Items sampled once to estimate catalogue-wide ranks of ``rrf`` candidates.
@@ -101,11 +101,14 @@ def item_matrix(vectors: np.ndarray) -> np.ndarray:
     return np.asarray(vectors, dtype=item_dtype(len(vectors)))
 
 
-def gathered_float32(rows: np.ndarray) -> np.ndarray:
+def gathered_float32(rows: np.ndarray, *, side_by_side: bool = False) -> np.ndarray:
     """Gathered (so writable) item rows in float32. float16 goes through torch, whose conversion
     uses the CPU's vector instructions where numpy's is a scalar loop: 0.21 against 0.78 ms for
-    400 x 1280 values on 2 cores, the same bits; a float16 re-scoring then costs what float32 did."""
-    if rows.dtype != np.float16:
+    400 x 1280 values on 2 cores, the same bits; a float16 re-scoring then costs what float32 did.
+    Not beside other searches (``side_by_side``, :func:`recsys.threads.run_side_by_side`): there
+    torch's conversion starts an OpenMP team that waits for the core the other search holds, 10 ms
+    against numpy's 1 ms for 500 x 1280 values at 1M items on 2 cores."""
+    if rows.dtype != np.float16 or side_by_side:
         return rows.astype(np.float32, copy=False)
     import torch
 
@@ -212,7 +215,8 @@ class RankSample:
         key = (id(ix.shared if shared else ix.native), centred)
         if key not in self._matrices:
             rows = self.rows_with(engine, modality)
-            self._matrices[key] = np.ascontiguousarray(engine._matrix(ix, shared, rows, centred))
+            # built by the first search in its category, beside the query's other searches
+            self._matrices[key] = np.ascontiguousarray(engine._matrix(ix, shared, rows, centred, side_by_side=True))
         return self._matrices[key]
 
 
@@ -232,9 +236,10 @@ class Retrieved:
     """What the candidate searches found beyond the rows themselves: which candidates each pair's own
     search returned (``rrf`` probes one pair each); for ``rrf`` also each pair's ranked list, the
     ascending similarities of the items its search returned (:data:`RRF_RANK_DEPTH` of them, as the
-    store scored them; for Pearson, which the store's cosine does not rank by, the pair's own
-    candidates), and the ascending similarities of the filtered category's rank-sample items that
-    list lacks, each sampled item standing for ``scale`` items."""
+    store scored them, or as the engine does where the store's scores were rough; for Pearson,
+    which the store's cosine does not rank by, the pair's own candidates), and the ascending
+    similarities of the filtered category's rank-sample items that list lacks, each sampled item
+    standing for ``scale`` items."""
 
     hits: Mapping[tuple[str, str], np.ndarray]
     listed: Mapping[tuple[str, str], np.ndarray] = field(default_factory=dict)
@@ -457,11 +462,22 @@ class RecommendationEngine:
         return self.encode_query(query).side(shared)
 
     # -- scoring ----------------------------------------------------------------------------
-    def _matrix(self, ix: ModalityIndex, shared: bool, rows: np.ndarray | None, centred: bool = False) -> np.ndarray:
+    def _matrix(
+        self,
+        ix: ModalityIndex,
+        shared: bool,
+        rows: np.ndarray | None,
+        centred: bool = False,
+        side_by_side: bool = False,
+    ) -> np.ndarray:
         """Item vectors of ``ix`` (all, or ``rows``) in float32 (:func:`item_matrix` may keep them in
-        float16); ``centred`` for Pearson (the full matrix is cached)."""
+        float16); ``centred`` for Pearson (the full matrix is cached); ``side_by_side`` in a thread
+        beside other searches (:func:`gathered_float32`)."""
         matrix = ix.shared if shared else ix.native
-        matrix = matrix.astype(np.float32, copy=False) if rows is None else gathered_float32(matrix[rows])
+        if rows is None:
+            matrix = matrix.astype(np.float32, copy=False)
+        else:
+            matrix = gathered_float32(matrix[rows], side_by_side=side_by_side)
         if not centred:
             return matrix
         if rows is not None:
@@ -616,9 +632,22 @@ class RecommendationEngine:
     ) -> np.ndarray:
         """Similarities of ``sample``'s items that have the pair's item modality to the query in that
         pair (``q`` centred for Pearson), in the order of :meth:`RankSample.rows_with`."""
+        matrix = sample.matrix(self, pair[1], pair[0] != pair[1], similarity == "pearson")
+        return self._pair_scores(matrix, q, pair, similarity)
+
+    def _row_similarities(
+        self, rows: np.ndarray, q: QueryVectors, pair: tuple[str, str], similarity: str
+    ) -> np.ndarray:
+        """Cosine (or Euclidean) similarities of the catalogue ``rows`` to the query in ``pair``, in a
+        search thread."""
+        matrix = self._matrix(self.indexes[pair[1]], pair[0] != pair[1], rows, side_by_side=True)
+        return self._pair_scores(matrix, q, pair, similarity)
+
+    @staticmethod
+    def _pair_scores(matrix: np.ndarray, q: QueryVectors, pair: tuple[str, str], similarity: str) -> np.ndarray:
+        """``matrix`` (the pair's item vectors, in its space) against the pair's query vector."""
         a, b = pair
-        shared = a != b
-        sims = sample.matrix(self, b, shared, similarity == "pearson") @ q.side(shared)[a]
+        sims = matrix @ q.side(a != b)[a]
         return fusion.euclidean_similarity(sims) if similarity == "euclidean" else sims
 
     def _rank_sample(self, category: str | None) -> RankSample:
@@ -767,17 +796,23 @@ class RecommendationEngine:
             found = self.store.search(
                 probe.field, probe.vector, depth, category=category, exclude=exclude, rescore=False, effort=probe.effort
             )
-            candidates = self.catalogue.rows_of(found.ids[:k])
             if sample is None:
-                return candidates, None, None
+                return self.catalogue.rows_of(found.ids[:k]), None, None
             pair = probe.pairs[0]
+            if found.rough:  # an index over a wide field's principal components: score the list here
+                on_list = self.catalogue.rows_of(found.ids)
+                scored = self._row_similarities(on_list, q, pair, similarity)
+                order = np.argsort(-scored, kind="stable")
+                candidates, listed = on_list[order[:k]], scored[order[::-1]].astype(np.float64)
+            else:
+                candidates = self.catalogue.rows_of(found.ids[:k])
+                listed = np.sort(np.asarray(found.scores, dtype=np.float64))
+                listed = fusion.euclidean_similarity(listed) if similarity == "euclidean" else listed
             sims = self._sample_similarities(sample, centred, pair, similarity)
             sampled = sample.rows_with(self, pair[1])
             accounted = np.isin(sampled, left_out)
             if similarity == "pearson":  # the store ranked by cosine: only the candidates are placed by Pearson
                 return candidates, None, np.sort(sims[~(accounted | np.isin(sampled, candidates))])
-            listed = np.sort(np.asarray(found.scores, dtype=np.float64))
-            listed = fusion.euclidean_similarity(listed) if similarity == "euclidean" else listed
             accounted |= self._on_list(sampled, sims, found.ids, listed)
             return candidates, listed, np.sort(sims[~accounted])
 

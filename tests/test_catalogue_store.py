@@ -328,6 +328,48 @@ def test_rrf_ranks_other_pairs_candidates_by_the_pairs_deep_list(tmp_path, monke
         assert all(r.ranks == truth[r.item.id] for r in got), similarity
 
 
+class RoughStore:
+    """A store whose unscored hits (``rescore=False``) come as a reduced index's would: in a rough
+    order with rough scores, flagged ``rough`` (or, with ``flag=False``, passed off as exact)."""
+
+    def __init__(self, inner, flag: bool) -> None:
+        self.inner, self.flag = inner, flag
+
+    def search(self, field, query, k, *, rescore=True, **kwargs):
+        from recsys.store.base import Hits
+
+        hits = self.inner.search(field, query, k, rescore=rescore, **kwargs)
+        if rescore:
+            return hits
+        rng = np.random.default_rng(len(hits))
+        order = rng.permutation(len(hits))
+        noisy = (hits.scores[order] + rng.normal(0.0, 0.05, len(hits))).astype(np.float32)
+        return Hits([hits.ids[i] for i in order.tolist()], noisy, rough=self.flag)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_rrf_scores_a_rough_list_itself(tmp_path, flag):
+    """Hits an index over a field's principal components returns unscored come in a rough order with
+    rough scores; flagged, the engine scores the list itself and every rank stays exact (a list as
+    long as the catalogue); trusted as they come, the candidates and ranks go wrong."""
+    n = 400
+    engine = attach_store(_random_two_modality_engine(tmp_path, n), search="ann", uri="memory://")
+    engine.store = RoughStore(engine.store, flag)
+    engine.candidates, engine.rank_depth = 10, n
+    exact = _random_two_modality_engine(tmp_path, n)
+    rng = np.random.default_rng(5)
+    vectors = {m: v / np.linalg.norm(v) for m, v in zip(("text", "image"), rng.standard_normal((2, 12)), strict=True)}
+    q = QueryVectors(native=vectors, shared=vectors)
+    for similarity in ("cosine", "euclidean"):
+        truth = {r.item.id: r.ranks for r in exact.recommend_vectors(q, strategy="rrf", k=n, similarity=similarity)}
+        got = engine.recommend_vectors(q, strategy="rrf", k=20, similarity=similarity)
+        assert len(got) == 20
+        assert all(r.ranks == truth[r.item.id] for r in got) is flag, similarity
+
+
 @pytest.fixture(scope="module")
 def random_store_engine(tmp_path_factory) -> RecommendationEngine:
     """The random two-modality engine on an exact in-memory store (300 items)."""

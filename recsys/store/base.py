@@ -31,6 +31,9 @@ class UnusableStoreError(RecsysError):
 class Hits:
     ids: list[str]  # item ids, best first
     scores: np.ndarray  # float32 inner products, same length as ids
+    # scores of an index over fewer dimensions than the field, not re-scored (``rescore=False``):
+    # they order the hits only roughly, so a caller ranking by them must score the hits first
+    rough: bool = False
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -82,7 +85,8 @@ class VectorStore(abc.ABC):
         """Top-k by inner product among items that have ``field``, filtered inside the search.
 
         ``rescore=False`` is for callers that score the hits themselves: a store may then return its
-        index's approximate scores and order rather than re-score with the stored vectors.
+        index's approximate scores and order rather than re-score with the stored vectors (and
+        says, with ``Hits.rough``, when they come from an index over fewer dimensions than the field).
         ``effort`` scales how much of its index an approximate search visits (IVF lists probed,
         HNSW's ef): below 1 for a search whose job is only the items nearest the query, beside
         another search that covers the rest. Exact searches ignore it.

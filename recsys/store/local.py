@@ -249,7 +249,8 @@ class LocalStore(VectorStore):
         elif qualifying <= self.options.exact_filter_below:
             rows, scores = self._exact(field, q, selection, want)
         else:
-            rows, scores = self._ann(field, index, q, selection, qualifying, want, rescore, params)
+            rows, scores, rough = self._ann(field, index, q, selection, qualifying, want, rescore, params)
+            return Hits(t.ids_of(rows), scores, rough)
         return Hits(t.ids_of(rows), scores)
 
     def get(self, field: str, ids: Sequence[str]) -> np.ndarray:
@@ -291,9 +292,10 @@ class LocalStore(VectorStore):
         want: int,
         rescore: bool = True,
         params: AnnParams | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, bool]:
         """ANN candidates re-scored with the stored vectors (unless the caller re-scores them: that
-        gather was a sixth of a search at 1M items); widened, then exact, when too few come back."""
+        gather was a sixth of a search at 1M items); widened, then exact, when too few come back.
+        The flag says the scores are a reduced index's, not re-scored (:attr:`Hits.rough`)."""
         params = params or self.options.ann
         selectivity = qualifying / max(1, self._table.live_with(field))
         fetch = min(qualifying, want + self.options.rescore) if rescore else want
@@ -301,11 +303,11 @@ class LocalStore(VectorStore):
         while True:
             rows, scores = index.search(q, fetch, selection, selectivity, params, breadth)
             if len(rows) >= want and not rescore:
-                return rows, scores
+                return rows, scores, index.reduced
             if len(rows) >= want:
-                return exact_top(q, rows, self._gather(field, rows), want)
+                return *exact_top(q, rows, self._gather(field, rows), want), False
             if index.at_limit(selectivity, params, breadth):
-                return self._exact(field, q, selection, want)
+                return *self._exact(field, q, selection, want), False
             breadth *= 4
 
     def _gather(self, field: str, rows: np.ndarray) -> np.ndarray:
@@ -372,7 +374,10 @@ class LocalStore(VectorStore):
     def _after_write(self) -> None:
         for f in self.fields:
             index, live = self._indexes[f], self._table.live_with(f)
-            if (index.exact and live >= self.options.exact_below) or index.outgrown(live, self.options.ann):
+            reason = None if index.exact else index.stale(live, self.options.ann)
+            if reason is not None:
+                log.info("rebuilding the %r index of the vector store %s: %s", f, self.path, reason)
+            if (index.exact and live >= self.options.exact_below) or reason is not None:
                 self._build_ann(f)
         self._merge_segments()
 

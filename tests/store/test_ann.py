@@ -167,3 +167,101 @@ def test_partitions_agree_with_whole_lists_whatever_the_writes(writes, seed):
                 assert parted.ids == whole.ids
                 np.testing.assert_allclose(parted.scores, whole.scores, rtol=1e-6, atol=1e-6)
             assert any(part is not None for _, part in stores[0]._indexes["v"]._partitions.values())
+
+
+WIDE = 96
+
+
+def low_rank_items(n: int, seed: int) -> tuple[list[str], list[str], np.ndarray]:
+    """Unit vectors with nearly all their variance in 24 of 96 directions, as embeddings have (the
+    real catalogue's 1280-d image field keeps 88% of it in 256), in 12 clustered categories."""
+    basis = np.linalg.qr(np.random.default_rng(0).normal(size=(WIDE, 24)))[0].T
+    centres = np.random.default_rng(1).normal(size=(12, 24))
+    rng = np.random.default_rng(seed)
+    which = rng.integers(0, 12, n)
+    x = (centres[which] + 0.6 * rng.normal(size=(n, 24))) @ basis + 0.08 * rng.normal(size=(n, WIDE))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return [f"i{seed}-{i}" for i in range(n)], [f"c{w:02d}/s{i % 3}" for i, w in enumerate(which)], x
+
+
+@pytest.fixture(scope="module")
+def reduced_pair(tmp_path_factory):
+    """The same wide items in a store whose IVF scans 32 principal components and in an exact one."""
+    ids, categories, vectors = low_rank_items(8_000, seed=31)
+    path = tmp_path_factory.mktemp("reduced") / "s"
+    store = open_store(path, {"v": WIDE}, exact_below=500, exact_filter_below=0, reduce_above=64, reduced_dims=32)
+    store.upsert(ids, categories, {"v": vectors})
+    exact = MemoryStore({"v": WIDE})
+    exact.upsert(ids, categories, {"v": vectors})
+    return (ids, categories, vectors), store, exact, low_rank_items(30, seed=32)[2]
+
+
+def test_factory_reduces_only_wide_ivf_fields():
+    params = AnnParams()
+    assert params.factory(100_000, 1280).startswith(f"PCA{params.reduced_dims},IVF")
+    assert params.factory(100_000, 384).startswith("IVF")
+    assert params.factory(100_000, params.reduce_above).startswith("IVF")
+    assert params.factory(100_000, 0).startswith("IVF")
+    assert AnnParams(reduced_dims=0).factory(100_000, 1280).startswith("IVF")
+    assert AnnParams(kind="hnsw").factory(100_000, 1280).startswith("IDMap,HNSW")
+    with pytest.raises(InputError, match="reduced_dims"):
+        AnnParams(reduced_dims=-1)
+
+
+@pytest.mark.parametrize("category", [None, "c03", "c03/s1"])
+def test_a_reduced_index_finds_the_exact_top_and_hands_back_exact_scores(reduced_pair, category):
+    """Its lists hold 32 of 96 dimensions, yet recall stays at the exact search's and re-scored hits
+    carry the stored vectors' own inner products; unscored ones (``rescore=False``) come in the
+    index's rough order, for callers that score them themselves."""
+    data, store, exact, queries = reduced_pair
+    index = store._indexes["v"]
+    assert index.spec.startswith("PCA32,IVF") and index.reduced
+    rough = 0
+    for q in queries:
+        hits = store.search("v", q, 10, category=category)
+        np.testing.assert_allclose(hits.scores, store.get("v", hits.ids) @ q, rtol=1e-5, atol=1e-5)
+        assert np.all(np.diff(hits.scores) <= 1e-6)
+        unscored = store.search("v", q, 10, category=category, rescore=False)
+        assert unscored.rough and not hits.rough
+        rough += not np.allclose(unscored.scores, store.get("v", unscored.ids) @ q, atol=1e-4)
+    assert rough > 0  # the rough scores are the components' alone: the test sees the reduction at work
+    assert recall(store, exact, queries, category) >= 0.95
+
+
+def test_a_reduced_index_is_saved_reopened_and_takes_new_items(tmp_path, reduced_pair):
+    (ids, categories, vectors), _, _, queries = reduced_pair
+    options = {"exact_below": 500, "exact_filter_below": 0, "reduce_above": 64, "reduced_dims": 32}
+    store = open_store(tmp_path / "s", {"v": WIDE}, **options)
+    store.upsert(ids[:4_000], categories[:4_000], {"v": vectors[:4_000]})
+    store.flush()
+    before = [store.search("v", q, 10).ids for q in queries]
+    again = open_store(tmp_path / "s")
+    assert again._indexes["v"].spec == store._indexes["v"].spec
+    assert [again.search("v", q, 10).ids for q in queries] == before
+    q = queries[0]
+    again.upsert(["new"], [categories[0]], {"v": q[None, :] * 2.0})  # projected with the kept components
+    for s in (again, open_store(tmp_path / "s")):
+        hits = s.search("v", q, 3)
+        assert hits.ids[0] == "new"
+        assert hits.scores[0] == pytest.approx(2.0 * float(q @ q), rel=1e-3)
+
+
+def test_an_index_is_rebuilt_when_its_reduction_is_not_the_options(tmp_path, reduced_pair, caplog):
+    """A store built before the reduction (or reopened with other options) rebuilds the field's
+    index once, saying why; reopened with the same options it keeps it."""
+    (ids, categories, vectors), _, _, queries = reduced_pair
+    plain = {"exact_below": 500, "exact_filter_below": 0, "reduced_dims": 0}
+    store = open_store(tmp_path / "s", {"v": WIDE}, **plain)
+    store.upsert(ids[:2_000], categories[:2_000], {"v": vectors[:2_000]})
+    store.flush()
+    assert store._indexes["v"].spec.startswith("IVF")
+    assert open_store(tmp_path / "s", {"v": WIDE}, **plain)._indexes["v"].spec.startswith("IVF")
+    with caplog.at_level("INFO", logger="recsys.store.local"):
+        reduced = open_store(tmp_path / "s", {"v": WIDE}, reduce_above=64, reduced_dims=32)
+    assert reduced._indexes["v"].spec.startswith("PCA32,IVF")
+    assert "scans every dimension, the store's options ask for 32 principal components" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="recsys.store.local"):
+        again = open_store(tmp_path / "s")
+    assert again._indexes["v"].spec == reduced._indexes["v"].spec and "rebuilding" not in caplog.text
+    assert again.search("v", queries[0], 5).ids == reduced.search("v", queries[0], 5).ids
