@@ -34,6 +34,7 @@ from recsys.alignment.confidence import standardise
 from recsys.catalogue import Catalogue, Item
 from recsys.encoders.base import encoder_outputs
 from recsys.errors import InputError, RecsysError
+from recsys.store.base import Hits
 from recsys.store.joint import JOINT_FIELD
 from recsys.threads import run_side_by_side
 
@@ -638,10 +639,8 @@ class RecommendationEngine:
     def _row_similarities(
         self, rows: np.ndarray, q: QueryVectors, pair: tuple[str, str], similarity: str
     ) -> np.ndarray:
-        """Cosine (or Euclidean) similarities of the catalogue ``rows`` to the query in ``pair``, in a
-        search thread."""
-        matrix = self._matrix(self.indexes[pair[1]], pair[0] != pair[1], rows, side_by_side=True)
-        return self._pair_scores(matrix, q, pair, similarity)
+        """Cosine (or Euclidean) similarities of the catalogue ``rows`` to the query in ``pair``."""
+        return self._pair_scores(self._matrix(self.indexes[pair[1]], pair[0] != pair[1], rows), q, pair, similarity)
 
     @staticmethod
     def _pair_scores(matrix: np.ndarray, q: QueryVectors, pair: tuple[str, str], similarity: str) -> np.ndarray:
@@ -788,9 +787,10 @@ class RecommendationEngine:
         # liked / disliked items are ranked nowhere: the list leaves them out, and so does the sample
         left_out = self.catalogue.rows_of(list(exclude)) if sample is not None else None
 
-        def search(probe: Probe) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        def search(probe: Probe) -> Hits | tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
             """The probe's candidate rows; for ``rrf`` also its pair's ranked list and the
-            similarities of the rank-sample items that list lacks (both ascending)."""
+            similarities of the rank-sample items that list lacks (both ascending), or the store's
+            hits themselves when their scores are rough (ranked after the searches, below)."""
             k = self.joint_candidates if probe.field == JOINT_FIELD else self.candidates
             depth = k if sample is None else max(k, self.rank_depth)
             found = self.store.search(
@@ -798,7 +798,11 @@ class RecommendationEngine:
             )
             if sample is None:
                 return self.catalogue.rows_of(found.ids[:k]), None, None
-            pair = probe.pairs[0]
+            return found if found.rough else ranked(probe, found)
+
+        def ranked(probe: Probe, found: Hits) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+            """The pair's candidates, ranked list and the rank-sample similarities the list lacks."""
+            k, pair = self.candidates, probe.pairs[0]  # rrf searches pairs, never the joint field
             if found.rough:  # an index over a wide field's principal components: score the list here
                 on_list = self.catalogue.rows_of(found.ids)
                 scored = self._row_similarities(on_list, q, pair, similarity)
@@ -816,7 +820,12 @@ class RecommendationEngine:
             accounted |= self._on_list(sampled, sims, found.ids, listed)
             return candidates, listed, np.sort(sims[~accounted])
 
-        searched = run_side_by_side(search, probes)
+        # Rough lists are scored here, once the searches are done: torch's float16 conversion (half
+        # numpy's time) took ~10 ms in a search thread beside another search, 0.3-0.5 ms here.
+        searched = [
+            ranked(probe, out) if isinstance(out, Hits) else out
+            for probe, out in zip(probes, run_side_by_side(search, probes), strict=True)
+        ]
         found = [candidates for candidates, _, _ in searched]
         rows = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
         hits = {
