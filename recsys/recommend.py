@@ -106,9 +106,9 @@ def gathered_float32(rows: np.ndarray, *, side_by_side: bool = False) -> np.ndar
     """Gathered (so writable) item rows in float32. float16 goes through torch, whose conversion
     uses the CPU's vector instructions where numpy's is a scalar loop: 0.21 against 0.78 ms for
     400 x 1280 values on 2 cores, the same bits; a float16 re-scoring then costs what float32 did.
-    Not beside other searches (``side_by_side``, :func:`recsys.threads.run_side_by_side`): there
-    torch's conversion starts an OpenMP team that waits for the core the other search holds, 10 ms
-    against numpy's 1 ms for 500 x 1280 values at 1M items on 2 cores."""
+    Not in a thread beside other searches (``side_by_side``, :func:`recsys.threads.run_side_by_side`):
+    there torch's conversion of 500 x 1280 values took ~10 ms at 1M items on 2 cores (numpy's 1 ms;
+    0.3-0.5 ms on the main thread once the searches are done), for a cause not pinned down."""
     if rows.dtype != np.float16 or side_by_side:
         return rows.astype(np.float32, copy=False)
     import torch
