@@ -602,11 +602,11 @@ class RecommendationEngine:
 
         A candidate ranks below the items that beat it: those on the pair's ranked list (for the
         pair's own candidates, the candidates ahead of it; for others, the listed items, counted by
-        the store's scores), and those the list lacks, estimated from the items of a fixed random
-        sample of the filter's items that beat it and are not on the list (each standing for its
-        share of the population; with Pearson, by which the store does not rank, the list is the
-        pair's own candidates). With a list 500
-        deep at 1M items the count does nearly all the work (one sampled item stands for ~980), and
+        the list's scores: the store's, or the engine's where the store's were rough), and those the
+        list lacks, estimated from the items of a fixed random sample of the filter's items that
+        beat it and are not on the list (each standing for its share of the population; with
+        Pearson, by which the store does not rank, the list is the pair's own candidates). With a
+        list 500 deep at 1M items the count does nearly all the work (one sampled item stands for ~980), and
         where the search missed items of its own top ranks (an image query against text items on a
         25k catalogue) the sample makes up for them. Sampling within the category keeps the estimate
         as fine under a 5% filter as without one: a catalogue-wide sample kept ~200 of its 4,096
@@ -621,7 +621,7 @@ class RecommendationEngine:
             listed, unlisted = retrieved.listed.get(pair), retrieved.unlisted_sample[pair]
             if listed is None:  # Pearson: the pair's own candidates
                 listed = np.sort(s[got])
-            # the store's scores and these re-computed ones differ by float noise (or the codes' rounding)
+            # the list's scores and these re-computed ones differ by float noise (or the codes' rounding)
             above = len(listed) - np.searchsorted(listed, s + SCORE_NOISE, side="right")
             missed = len(unlisted) - np.searchsorted(unlisted, s + SCORE_NOISE, side="right")
             lacked = missed * retrieved.scale
@@ -780,7 +780,7 @@ class RecommendationEngine:
         item is found only when the cosine search retrieved it. The probes run side by side
         (:func:`recsys.threads.run_side_by_side`), each one single-threaded index search and, for
         ``rrf``, its pair's rank-sample product and list membership (after the searches, those had
-        run alone at 1M items).
+        run alone at 1M items); a list with rough scores is ranked once the searches are done.
         """
         sample = self._rank_sample(category) if q is not None else None
         centred = q.centred() if q is not None and similarity == "pearson" else q

@@ -243,15 +243,14 @@ class LocalStore(VectorStore):
         want = min(k, qualifying)
         if want == 0:
             return Hits([], np.zeros(0, dtype=np.float32))
-        index = self._indexes[field]
+        index, rough = self._indexes[field], False
         if index.exact:
             rows, scores = index.search(q, want, selection, 1.0, params)
         elif qualifying <= self.options.exact_filter_below:
             rows, scores = self._exact(field, q, selection, want)
         else:
             rows, scores, rough = self._ann(field, index, q, selection, qualifying, want, rescore, params)
-            return Hits(t.ids_of(rows), scores, rough)
-        return Hits(t.ids_of(rows), scores)
+        return Hits(t.ids_of(rows), scores, rough)
 
     def get(self, field: str, ids: Sequence[str]) -> np.ndarray:
         self._dim(field)
