@@ -20,6 +20,7 @@ marked with the precision, so fp32 and half-precision vectors never mix); the CP
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -220,9 +221,13 @@ class FeaturePlan:
             feats = self.features[name] = Features(
                 np.zeros((len(self.keys), vectors.shape[1]), np.float32), feats.present
             )
-        for key, row in zip(keys, vectors, strict=True):
-            feats.vectors[self.positions[key]] = row
-            feats.present[self.positions[key]] = True
+        if len(keys) != len(vectors):
+            raise ValueError(f"{len(keys)} keys for {len(vectors)} vectors")
+        holders = [self.positions[key] for key in keys]  # one fancy-indexed copy per batch, not per row
+        targets = np.fromiter(itertools.chain.from_iterable(holders), dtype=np.intp)
+        sources = np.repeat(np.arange(len(keys)), [len(h) for h in holders])
+        feats.vectors[targets] = vectors[sources]
+        feats.present[targets] = True
 
 
 def plan_features(

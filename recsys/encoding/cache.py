@@ -127,6 +127,32 @@ def _sequence(shard: Path) -> int:
     return int(part) if part.isdigit() else -1
 
 
+class ShardFolder:
+    """The shard files of one cache folder, oldest first, and the name of the next one.
+
+    The folder is listed once for naming: per append it would cost a listing of every shard so far
+    (a million items make ~4,000 shards per output). Another process appending to the same folder
+    may then pick the same sequence number; the random token keeps the names apart, and both hold
+    vectors of the same contents, so which of them counts as later does not matter.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._next_sequence: int | None = None
+
+    def files(self) -> list[Path]:
+        found = self.folder.glob("shard-*.npz") if self.folder.is_dir() else []
+        return sorted(found, key=lambda p: (_sequence(p), p.name))
+
+    def new_path(self) -> Path:
+        if self._next_sequence is None:
+            existing = self.files()
+            self._next_sequence = _sequence(existing[-1]) + 1 if existing else 0
+        seq = self._next_sequence
+        self._next_sequence += 1
+        return self.folder / f"shard-{seq:06d}-{secrets.token_hex(4)}.npz"
+
+
 class FeatureStore:
     """The cached vectors of one feature id: append chunks, load the rows of any keys in any order."""
 
@@ -138,14 +164,11 @@ class FeatureStore:
         self.folder = root / _slug(feature_id)
         self.legacy_file = root / f"{_slug(feature_id)}.npz"
         self.writable = True  # False once a write failed: the rest of the run keeps vectors in memory
-
-    def _shard_files(self) -> list[Path]:
-        files = self.folder.glob("shard-*.npz") if self.folder.is_dir() else []
-        return sorted(files, key=lambda p: (_sequence(p), p.name))
+        self._shards = ShardFolder(self.folder)
 
     def shards(self) -> list[Path]:
         """Cache files oldest first: the legacy single file, then shards by sequence number."""
-        return ([self.legacy_file] if os.path.lexists(self.legacy_file) else []) + self._shard_files()
+        return ([self.legacy_file] if os.path.lexists(self.legacy_file) else []) + self._shards.files()
 
     def _load(self, path: Path, width: int | None) -> tuple[np.ndarray, np.ndarray] | None:
         """Keys and vectors of one shard, or None (reported and removed) when it is not exactly ours."""
@@ -180,9 +203,7 @@ class FeatureStore:
             raise ValueError(f"{len(keys)} keys for {len(vectors)} vectors")
         if not self.writable:
             return None
-        existing = self._shard_files()
-        seq = _sequence(existing[-1]) + 1 if existing else 0
-        path = self.folder / f"shard-{seq:06d}-{secrets.token_hex(4)}.npz"
+        path = self._shards.new_path()
         arrays = {"keys": np.asarray(list(keys), dtype=str), "vectors": vectors}
         self.writable = save_npz(
             path, what=f"feature cache {self.feature_id}", **arrays, feature_id=np.asarray(self.feature_id)

@@ -14,14 +14,13 @@ its clips transcribed again. "Nothing heard" is a result and is cached too.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from recsys.cachefile import Spec, discard, load_npz, save_npz
-from recsys.encoding.cache import _sequence, _slug, default_cache_dir
+from recsys.encoding.cache import ShardFolder, _slug, default_cache_dir
 from recsys.transcribe import Transcript
 
 FOLDER = "transcripts"
@@ -46,17 +45,14 @@ class TranscriptStore:
         self.transcriber_id = transcriber_id
         self.folder = root / FOLDER / _slug(transcriber_id)
         self.writable = True  # False once a write failed: the rest of the run keeps transcripts in memory
-
-    def _shards(self) -> list[Path]:
-        files = self.folder.glob("shard-*.npz") if self.folder.is_dir() else []
-        return sorted(files, key=lambda p: (_sequence(p), p.name))
+        self._shards = ShardFolder(self.folder)
 
     def load(self, keys: Sequence[str]) -> dict[str, Transcript]:
         """The cached transcript of each of ``keys`` that has one (later shards win)."""
         wanted = set(keys)
         found: dict[str, Transcript] = {}
         what = f"transcript cache {self.transcriber_id}"
-        for path in self._shards():
+        for path in self._shards.files():
             arrays = load_npz(path, _SPECS, what=what)
             if arrays is None:
                 continue
@@ -74,9 +70,7 @@ class TranscriptStore:
         """Write one new shard atomically; a cache that cannot be written is reported once (None returned)."""
         if not transcripts or not self.writable:
             return None
-        existing = self._shards()
-        seq = _sequence(existing[-1]) + 1 if existing else 0
-        path = self.folder / f"shard-{seq:06d}-{secrets.token_hex(4)}.npz"
+        path = self._shards.new_path()
         keys = list(transcripts)
         self.writable = save_npz(
             path,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from recsys import atomic
-from recsys.encoding.cache import FeatureStore
+from recsys.encoding.cache import FeatureStore, ShardFolder
 
 
 def _vectors(n: int, dim: int = 3, start: int = 0) -> np.ndarray:
@@ -28,6 +28,23 @@ def test_shards_round_trip_in_any_order(tmp_path):
     np.testing.assert_array_equal(feats.vectors[2], _vectors(2)[0])
     assert not feats.vectors[[1, 3]].any()
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_appends_list_the_folder_once_and_keep_their_order(tmp_path, monkeypatch):
+    """Listing every shard per append made a long pass quadratic; names stay ordered without it."""
+    FeatureStore(tmp_path, "f").append(["old"], _vectors(1))  # an earlier run's shard
+    store = FeatureStore(tmp_path, "f")
+    listings = []
+    real = ShardFolder.files
+    monkeypatch.setattr(ShardFolder, "files", lambda self: listings.append(1) or real(self))
+    for i in range(5):
+        store.append([f"k{i}"], _vectors(1, start=10 * i))
+    assert len(listings) == 1
+    monkeypatch.undo()
+    assert [p.name.split("-")[1] for p in store.shards()] == [f"{i:06d}" for i in range(6)]
+    other = FeatureStore(tmp_path, "f")  # a second writer of the same folder names its shard after them
+    assert other.append(["k0"], _vectors(1, start=999)).name.split("-")[1] == "000006"
+    assert other.load(["k0"]).vectors[0].tolist() == _vectors(1, start=999)[0].tolist()
 
 
 def test_feature_ids_never_share_a_folder(tmp_path):
