@@ -131,7 +131,7 @@ def _as_tensors(value: Any) -> Any:
     return value
 
 
-def _worker_init(_: int) -> None:
+def worker_init(_: int) -> None:
     """One thread per worker: the workers' numpy/librosa work must not crowd out the forward pass."""
     import torch
 
@@ -241,7 +241,7 @@ def plan_features(
 ) -> FeaturePlan:
     """Hash every item and read what the cache holds (each shard once); nothing is decoded yet."""
     outputs = tuple(dict.fromkeys(outputs))
-    keys = content_keys(catalogue.items, modality)
+    keys = content_keys(catalogue.items, modality, processes=worker_processes(str(getattr(encoder, "device", "cpu"))))
     stores = {
         name: FeatureStore(cache_dir, feature_id(encoder, name, precision), output_width(encoder, name))
         for name in outputs
@@ -451,7 +451,7 @@ def _batches(plan: FeaturePlan, preprocessor: Preprocessor, options: BatchOption
         num_workers=workers,
         collate_fn=Collate(preprocessor, tensors=True),
         pin_memory=cuda and options.pin_memory is not False,
-        worker_init_fn=_worker_init,
+        worker_init_fn=worker_init,
         prefetch_factor=4,
     )
     yield from loader

@@ -24,7 +24,6 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,8 +61,33 @@ def content_key(item: Item, modality: str) -> str | None:
         text = item.text.strip()
         return hashlib.sha256(text.encode("utf-8")).hexdigest() if text else None
     path = getattr(item, modality)
-    if path is None:
-        return None
+    return None if path is None else _file_digest(path)
+
+
+#: Files hashed per task when a catalogue's media files are hashed in worker processes.
+HASH_CHUNK = 256
+
+
+class _FileHashes:
+    """Map-style dataset: chunk ``i`` of the paths -> their sha256 hex digests (None where no file).
+
+    An unreadable file's ``OSError`` comes back as the value, and is raised again in the caller.
+    """
+
+    def __init__(self, chunks: list[list[str | None]]) -> None:
+        self.chunks = chunks
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, index: int) -> list[str | None] | OSError:
+        try:
+            return [None if path is None else _file_digest(path) for path in self.chunks[index]]
+        except OSError as exc:
+            return exc
+
+
+def _file_digest(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -71,23 +95,34 @@ def content_key(item: Item, modality: str) -> str | None:
     return digest.hexdigest()
 
 
-#: Items hashed per task when a catalogue's media files are hashed on several threads.
-HASH_CHUNK = 256
+def content_keys(items: Sequence[Item], modality: str, processes: int = 1) -> list[str | None]:
+    """:func:`content_key` of every item, in order.
 
-
-def content_keys(items: Sequence[Item], modality: str) -> list[str | None]:
-    """:func:`content_key` of every item, in order. Media files are hashed on the batch role's
-    threads (file reads and sha256 release the GIL): at GPU speed, hashing a large catalogue on
-    one thread would take as long as encoding it."""
-    from recsys.threads import thread_count
-
-    threads = min(thread_count("batch"), -(-len(items) // HASH_CHUNK))
-    if modality == "text" or threads <= 1:
+    With ``processes`` > 1 and more than one chunk of files, media files are hashed in that many
+    DataLoader worker processes: per file the work is mostly interpreter overhead, which threads
+    cannot share (16 threads on an H100 host hashed 94,900 catalogue pictures in 8.1 s, a quarter
+    of the whole indexing pass, while the model ran). Text is hashed in-process.
+    """
+    if modality == "text" or processes < 2 or len(items) <= HASH_CHUNK:
         return [content_key(item, modality) for item in items]
-    chunks = [items[i : i + HASH_CHUNK] for i in range(0, len(items), HASH_CHUNK)]
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="recsys-hash") as pool:
-        parts = pool.map(lambda chunk: [content_key(item, modality) for item in chunk], chunks)
-        return [key for part in parts for key in part]
+    paths = [None if getattr(item, modality) is None else str(getattr(item, modality)) for item in items]
+    chunks = [paths[i : i + HASH_CHUNK] for i in range(0, len(paths), HASH_CHUNK)]
+    from torch.utils.data import DataLoader
+
+    from recsys.encoding import worker_init
+
+    loader = DataLoader(
+        _FileHashes(chunks),  # type: ignore[arg-type]  # map-style: __len__ + __getitem__
+        batch_size=None,
+        num_workers=min(processes, len(chunks)),
+        worker_init_fn=worker_init,
+    )
+    keys: list[str | None] = []
+    for part in loader:
+        if isinstance(part, OSError):
+            raise part
+        keys.extend(part)
+    return keys
 
 
 def decode(item: Item, modality: str) -> Any:

@@ -125,19 +125,21 @@ def test_temporaries_of_a_killed_write_are_cleared_when_old(tmp_path):
     assert not old.exists() and fresh.exists()
 
 
-def test_content_keys_hash_media_on_threads_in_catalogue_order(tmp_path, monkeypatch):
-    """More items than one hashing task holds, on several threads: same keys, same order as one by one."""
+def test_content_keys_hash_media_in_processes_in_catalogue_order(tmp_path):
+    """More items than one hashing task holds, in worker processes: same keys, same order as one by one."""
     from recsys.catalogue import Item
     from recsys.encoding.cache import HASH_CHUNK, content_key, content_keys
 
-    monkeypatch.setenv("RECSYS_BATCH_THREADS", "3")
     items = []
     for i in range(2 * HASH_CHUNK + 7):
         path = tmp_path / f"{i}.bin"
         path.write_bytes(f"content {i % 300}".encode())  # some files share content, hence keys
         items.append(Item(str(i), f"title {i}", "", "", path if i % 5 else None, None))
-    keys = content_keys(items, "image")
-    assert keys == [content_key(item, "image") for item in items]
+    keys = content_keys(items, "image", processes=2)
+    assert keys == [content_key(item, "image") for item in items] == content_keys(items, "image")
     assert keys[0] is None and keys[1] is not None and keys[1] == keys[301]
-    assert content_keys(items, "text") == [content_key(item, "text") for item in items]
-    assert content_keys([], "image") == []
+    assert content_keys(items, "text", processes=2) == [content_key(item, "text") for item in items]
+    assert content_keys([], "image", processes=2) == []
+    (tmp_path / "301.bin").unlink()  # gone since the catalogue was checked: the same error as in-process
+    with pytest.raises(FileNotFoundError, match="301.bin"):
+        content_keys(items, "image", processes=2)
