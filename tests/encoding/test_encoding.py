@@ -221,3 +221,57 @@ def test_a_crash_on_a_gpu_keeps_the_batch_already_computed(ten, tmp_path):
     encoder = TinyImageEncoder()
     catalogue_features(ten, "image", encoder, BOTH, cache_dir=tmp_path / "c", options=IN_PROCESS)
     assert encoder.forwarded == 4  # three batches of two were written before the crash
+
+
+def test_on_a_gpu_shards_are_written_off_the_main_thread_one_chunk_at_a_time(ten, tmp_path, monkeypatch):
+    """The same shards and vectors as on the CPU, written by one background thread, never two at once."""
+    import threading
+    import time
+
+    real = FeatureStore.append
+    writes: list[tuple[str, float, float]] = []
+
+    def slow_append(self, keys, vectors):
+        start = time.perf_counter()
+        time.sleep(0.02)
+        path = real(self, keys, vectors)
+        writes.append((threading.current_thread().name, start, time.perf_counter()))
+        return path
+
+    monkeypatch.setattr(FeatureStore, "append", slow_append)
+    feats = {}
+    for device in ("cpu", "cuda:0"):
+        writes.clear()
+        feats[device] = catalogue_features(
+            ten, "image", _LoggedLaunches(device), BOTH, cache_dir=tmp_path / device, options=IN_PROCESS
+        )
+        assert len(writes) == 10  # five chunks of two items, one shard per output each
+        names = {name for name, _, _ in writes}
+        assert names == {"MainThread"} if device == "cpu" else all(n.startswith("recsys-shards") for n in names)
+        spans = sorted((start, end) for _, start, end in writes)
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:], strict=False))
+        store = FeatureStore(tmp_path / device, feature_id(TinyImageEncoder(), "embedding"))
+        assert len(store.shards()) == 5 and store.load([content_key(i, "image") for i in ten.items]).present.all()
+    for name in BOTH:
+        np.testing.assert_array_equal(feats["cpu"][name].vectors, feats["cuda:0"][name].vectors)
+
+
+def test_a_failing_background_write_is_raised_and_a_crash_still_waits_for_the_write(ten, tmp_path, monkeypatch, caplog):
+    real = FeatureStore.append
+    calls = []
+
+    def failing_append(self, keys, vectors):
+        calls.append(1)
+        if len(calls) == 3:
+            raise ValueError("simulated write failure")
+        return real(self, keys, vectors)
+
+    monkeypatch.setattr(FeatureStore, "append", failing_append)
+    with pytest.raises(ValueError, match="simulated write failure"):
+        catalogue_features(ten, "image", _LoggedLaunches("cuda:0"), BOTH, cache_dir=tmp_path / "a", options=IN_PROCESS)
+    calls.clear()
+    crashing = _LoggedLaunches("cuda:0")
+    crashing.fail_after = 2
+    with caplog.at_level(logging.ERROR), pytest.raises(RuntimeError, match="simulated crash"):
+        catalogue_features(ten, "image", crashing, BOTH, cache_dir=tmp_path / "b", options=IN_PROCESS)
+    assert "writing a cache shard failed too" in caplog.text  # the crash is what the caller sees
