@@ -7,6 +7,8 @@ results stay a faithful, explainable subset.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -253,11 +255,25 @@ def test_early_and_late_search_each_field_and_the_joint_field_and_rrf_each_pair(
     engine.recommend(query, strategy="rrf", k=3)
     # one search per pair, no joint one; cross-modal pairs search wider; each returns a deep list
     assert JOINT_FIELD not in {f for f, _, _ in searched} and len(searched) > 2
-    assert {e for _, e, _ in searched} == {1.0, engine.cross_modal_effort} and engine.cross_modal_effort > 1
+    assert {e for _, e, _ in searched} == {1.0, engine.cross_effort()} and engine.cross_effort() > 1
     assert {k for _, _, k in searched} == {max(engine.candidates, engine.rank_depth)}
     searched.clear()
     engine.recommend(query, strategy="late", k=3, category="food")  # within a category the same searches
     assert {f for f, _, _ in searched} == set(fields) and fields[-1] == JOINT_FIELD
+
+
+@pytest.mark.parametrize(
+    ("items", "effort", "expected"),
+    [(1_000_000, 2.0, 2.0), (250_000, 2.0, 2.0), (100_000, 2.0, 2 * math.sqrt(2.5)), (25_000, 2.0, 2 * math.sqrt(10)),
+     (1_000, 2.0, 8.0), (1_000_000, 3.0, 3.0), (25_000, 10.0, 10.0)],
+)  # fmt: skip
+def test_cross_modal_searches_widen_in_smaller_catalogues(items, effort, expected):
+    """Their cost grows as sqrt(n): small catalogues afford the breadth that cross-modal recall needs;
+    a larger effort set on the engine is never narrowed."""
+    from types import SimpleNamespace
+
+    engine = SimpleNamespace(catalogue=range(items), cross_modal_effort=effort)
+    assert RecommendationEngine.cross_effort(engine) == pytest.approx(expected)
 
 
 def test_the_joint_projection_is_fitted_once_kept_and_refitted_when_damaged(aligned_fake_engine, tmp_path, caplog):
