@@ -127,6 +127,18 @@ def worker_processes(device: str = "cpu") -> int:
     return 1 if cores <= 4 else cores // 4
 
 
+def one_thread_per_worker(_: int) -> None:
+    """DataLoader ``worker_init_fn``: one torch / BLAS thread in each worker process, whose decoding
+    and hashing must not crowd out the forward pass (the workers are counted by :func:`worker_processes`)."""
+    import torch
+
+    torch.set_num_threads(1)
+    with contextlib.suppress(ImportError):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+
+
 def _set_interop_once(torch: Any) -> None:
     """Torch's inter-op pool can be sized once per process, before it starts: do it at the first call.
 

@@ -34,7 +34,7 @@ from recsys.catalogue import Catalogue
 from recsys.encoders.base import Preprocessor, encoder_outputs, output_width
 from recsys.encoding.cache import Features, FeatureStore, content_keys, decode_source, item_source
 from recsys.errors import InputError
-from recsys.threads import use_threads, worker_processes
+from recsys.threads import one_thread_per_worker, use_threads, worker_processes
 
 log = logging.getLogger(__name__)
 
@@ -130,17 +130,6 @@ def _as_tensors(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(_as_tensors(v) for v in value)
     return value
-
-
-def worker_init(_: int) -> None:
-    """One thread per worker: the workers' numpy/librosa work must not crowd out the forward pass."""
-    import torch
-
-    torch.set_num_threads(1)
-    with contextlib.suppress(ImportError):
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
 
 
 # -- the model side ----------------------------------------------------------------------------------
@@ -492,7 +481,7 @@ def _batches(plan: FeaturePlan, preprocessor: Preprocessor, options: BatchOption
         num_workers=workers,
         collate_fn=Collate(preprocessor, tensors=True),
         pin_memory=cuda and options.pin_memory is not False,
-        worker_init_fn=worker_init,
+        worker_init_fn=one_thread_per_worker,
         prefetch_factor=4,
     )
     yield from loader

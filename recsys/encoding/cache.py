@@ -109,13 +109,13 @@ def content_keys(items: Sequence[Item], modality: str, processes: int = 1) -> li
     chunks = [paths[i : i + HASH_CHUNK] for i in range(0, len(paths), HASH_CHUNK)]
     from torch.utils.data import DataLoader
 
-    from recsys.encoding import worker_init
+    from recsys.threads import one_thread_per_worker
 
     loader = DataLoader(
         _FileHashes(chunks),  # type: ignore[arg-type]  # map-style: __len__ + __getitem__
         batch_size=None,
         num_workers=min(processes, len(chunks)),
-        worker_init_fn=worker_init,
+        worker_init_fn=one_thread_per_worker,
     )
     keys: list[str | None] = []
     for part in loader:
