@@ -217,7 +217,8 @@ def serve(work: str, n_queries: int, stats_file: str, k: int, candidates: int, w
     # search touches, build each category's row bitmap and rank sample once, and let the allocator's
     # heaps grow to what queries need. A fresh process takes a page fault on each new page of a
     # growing heap, ~16 us each in this host's VM: 600-800 of them made the odd query 10-16 ms.
-    warm = make_queries(warmup, stats, [it.category for it in engine.catalogue.items], seed=WARMUP_SEED)
+    categories = [it.category for it in engine.catalogue.items]
+    warm = make_queries(warmup, stats, categories, seed=WARMUP_SEED) if warmup > 0 else []
     first_per_category = list({category: (q, category) for q, category in reversed(queries)}.values())
     for case in CASES:
         strategy = case.split("|")[0]
