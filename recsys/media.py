@@ -306,10 +306,13 @@ def check_audio_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_AUDIO
 
 
 def resampled(samples: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray:
-    """Mono float32 ``samples`` at ``target_rate`` (soxr, high quality), for encoders that need a fixed rate.
+    """Mono float32 ``samples`` at ``target_rate``: soxr's high quality, trimmed or padded to
+    ``ceil(n * target / rate)`` samples (exactly what ``librosa.resample(res_type="soxr_hq")`` gives).
 
-    Encoders may be handed an :class:`Audio` built in code rather than by :func:`load_audio`, so the
-    checks that matter to their front ends are repeated here: samples present, finite, a usable rate.
+    soxr is called directly: librosa's first resample imports its lazy submodules (~1.5 s), a cost
+    every batch worker process and every app process paid once. Encoders may be handed an
+    :class:`Audio` built in code rather than by :func:`load_audio`, so the checks that matter to
+    their front ends are repeated here: samples present, finite, a usable rate.
     """
     y = np.asarray(samples, dtype=np.float32).reshape(-1)
     if y.size == 0:
@@ -319,8 +322,8 @@ def resampled(samples: np.ndarray, sample_rate: int, target_rate: int) -> np.nda
     _check_rate(int(sample_rate), "clip")
     if int(sample_rate) == int(target_rate):
         return y
-    import librosa
+    import soxr
 
-    return librosa.resample(y, orig_sr=int(sample_rate), target_sr=int(target_rate), res_type="soxr_hq").astype(
-        np.float32, copy=False
-    )
+    out = np.asarray(soxr.resample(y, int(sample_rate), int(target_rate), quality="HQ"), dtype=np.float32)
+    size = int(np.ceil(y.size * int(target_rate) / int(sample_rate)))
+    return out[:size] if out.size >= size else np.pad(out, (0, size - out.size))

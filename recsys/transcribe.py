@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from recsys.errors import InputError, MissingWeightsError
-from recsys.media import Audio, Source, load_audio
+from recsys.media import Audio, Source, load_audio, resampled
 
 PACKAGE = "pocketsphinx==5.1.1"
 #: The acoustic model's rate: every clip is resampled to it.
@@ -80,11 +80,7 @@ def model_folder() -> Path:
 
 def pcm16(audio: Audio, pad_seconds: float = PAD_SECONDS) -> bytes:
     """Mono 16-bit PCM at :data:`SAMPLE_RATE`, with ``pad_seconds`` of silence on both sides."""
-    y = np.asarray(audio.samples, dtype=np.float32)
-    if audio.sample_rate != SAMPLE_RATE:
-        import librosa
-
-        y = librosa.resample(y, orig_sr=audio.sample_rate, target_sr=SAMPLE_RATE, res_type="soxr_hq")
+    y = resampled(audio.samples, audio.sample_rate, SAMPLE_RATE)
     pad = np.zeros(int(round(pad_seconds * SAMPLE_RATE)), dtype=np.float32)
     y = np.concatenate([pad, y, pad])
     return (np.clip(y, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()

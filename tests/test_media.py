@@ -153,3 +153,27 @@ def test_sniff_modality() -> None:
     assert media.sniff_modality("A.PNG") == "image"
     assert media.sniff_modality("x/y.mp3") == "audio"
     assert media.sniff_modality("notes.txt") is None
+
+
+@pytest.mark.parametrize(
+    ("rate", "target"), [(5000, 44100), (8000, 16000), (22050, 44100), (48000, 44100), (44100, 16000)]
+)
+@pytest.mark.parametrize("n", [1, 7, 1000, 44_101])
+def test_resampled_is_librosas_soxr_hq(rate, target, n):
+    """Called directly, soxr gives what librosa's resample gave before: same values, same length."""
+    import librosa
+
+    y = np.random.default_rng(n).uniform(-1, 1, n).astype(np.float32)
+    expected = librosa.resample(y, orig_sr=rate, target_sr=target, res_type="soxr_hq")
+    got = media.resampled(y, rate, target)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_resampled_rejects_what_no_encoder_can_use():
+    with pytest.raises(InputError, match="no samples"):
+        media.resampled(np.zeros(0, np.float32), 22050, 44100)
+    with pytest.raises(InputError, match="NaN"):
+        media.resampled(np.array([0.1, np.nan], np.float32), 22050, 44100)
+    with pytest.raises(InputError, match="sample rate"):
+        media.resampled(np.ones(10, np.float32), 10, 44100)

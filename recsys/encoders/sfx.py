@@ -7,6 +7,13 @@ on in-memory samples, with its own constants and helpers: resample to 44.1 kHz, 
 ``emb_hop_size=0.5``). Clips shorter than one window are padded with silence, as the package does.
 Each window is embedded and the clip embedding is the mean over windows, L2-normalised.
 
+Where the spectrogram is computed depends on the device. On the CPU each batch-indexing worker
+process computes its clips' windows (:class:`LogMelWindows`), in parallel with the model. On a GPU
+the workers only decode, resample and normalise (:class:`ClipSamples`) and the model's device
+computes a whole batch's spectrograms in one batched STFT: measured on an H200 host, the log-mel
+was a third of a worker's ~3 ms of CPU per clip, while the GPU embeds ~12,000 clips/s. Both
+places run the same code (:func:`spectrogram` and :func:`clip_windows` over a :class:`ClipLayout`).
+
 The embeddings are non-negative (ReLU then max-pooling), so raw cosines between unrelated
 sounds are high (~0.8). The encoder does NOT centre them: centring needs catalogue statistics
 and is the aligner's job.
@@ -15,18 +22,22 @@ and is the aligner's job.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from recsys.encoders.base import Encoder, Preprocessor, file_sha
+from recsys.encoders.base import Encoder, Preprocessor, file_sha, host_outputs, l2_normalize
 from recsys.errors import MissingWeightsError
 from recsys.media import resampled
 
 PACKAGE = "aisfx==0.1.2"
 WINDOW_HOP = 0.5  # fraction of a window, the package's default emb_hop_size
 MAX_WINDOWS_PER_FORWARD = 64  # bounds activation memory for long clips
+MAX_FRAMES_PER_FFT = 16_384  # bounds the STFT's working memory (~270 MB) for batches of long clips
+SpectrogramPlace = Literal["auto", "host", "device"]
 
 
 def checkpoint_path() -> Path:
@@ -45,83 +56,198 @@ def checkpoint_path() -> Path:
     return path
 
 
-def log_mel(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``(frames, 96)`` scaled log-mel spectrogram, as aisfx's librosa path computes it (transposed).
+@dataclass(frozen=True)
+class _Constants:
+    """The package's front-end settings, read once (the package is imported lazily)."""
 
-    The STFT (centred, zero-padded, periodic Hann window) is plain numpy and the mel filters are
-    built once per process: librosa's per-call checks, filter construction and JIT warm-up cost
-    more than the transform itself, in every worker process of a batch run.
-    """
-    from aisfx import inference, preprocessing
-
-    y = resampled(samples, sample_rate, int(inference.SAMPLE_RATE))
-    peak = float(np.max(np.abs(y))) if y.size else 0.0
-    y = y / (peak if peak > 0 else 1.0)
-    spec = _mel_filters() @ _power_spectrogram(y)
-    spec = np.log10(spec * 10000.0 + 1.0).T
-    return preprocessing.spectrogram_normalize(spec, spec_norm="original").astype(np.float32)
-
-
-def _power_spectrogram(y: np.ndarray) -> np.ndarray:
-    """``|STFT|^2``, ``(1 + n_fft / 2, frames)``: librosa's ``stft(center=True, pad_mode="constant")``."""
-    from aisfx import inference
-
-    n_fft, hop = int(inference.SPEC_BLOCK_LENGTH), int(inference.SPEC_HOP_LENGTH)
-    padded = np.pad(y, n_fft // 2)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
-    spectrum = np.fft.rfft(frames * _hann(n_fft), axis=1)
-    return (spectrum.real**2 + spectrum.imag**2).astype(np.float32).T
+    sample_rate: int
+    n_fft: int
+    hop: int
+    window: int  # spectrogram frames per embedded window
+    window_hop: int
 
 
 @functools.lru_cache(maxsize=1)
-def _hann(n: int) -> np.ndarray:
-    """Periodic Hann window (scipy's ``get_window("hann", n)``, librosa's default)."""
-    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
-
-
-@functools.lru_cache(maxsize=1)
-def _mel_filters() -> np.ndarray:
-    import librosa
+def _constants() -> _Constants:
     from aisfx import inference
 
-    return librosa.filters.mel(
-        sr=int(inference.SAMPLE_RATE),
+    window = int(inference.EMB_BLOCK_LENGTH)
+    return _Constants(
+        sample_rate=int(inference.SAMPLE_RATE),
         n_fft=int(inference.SPEC_BLOCK_LENGTH),
+        hop=int(inference.SPEC_HOP_LENGTH),
+        window=window,
+        window_hop=max(1, round(window * WINDOW_HOP)),
+    )
+
+
+def clip_samples(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The clip at the model's rate, peak-normalised: what the spectrogram is computed from."""
+    y = resampled(samples, sample_rate, _constants().sample_rate)
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    return (y / (peak if peak > 0 else 1.0)).astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
+class ClipLayout:
+    """Several clips laid out so that one STFT and one gather give all their windows.
+
+    ``signal`` holds each clip centred in zeros (librosa's ``center=True, pad_mode="constant"``),
+    each clip's stretch a whole number of hops long, so every STFT frame of every clip starts on
+    one common hop grid and never reaches into the next clip: ``frames`` are the grid positions of
+    the clips' frames, in order. ``windows`` indexes those frames' spectrogram rows for each
+    embedded window (``-1`` past a clip's end: silence, the package's padding); ``counts`` is the
+    number of windows per clip.
+    """
+
+    signal: np.ndarray  # (samples,) float32
+    frames: np.ndarray  # (total frames,) int64
+    windows: np.ndarray  # (total windows, frames per window) int64
+    counts: np.ndarray  # (clips,) int64
+
+    @classmethod
+    def of(cls, clips: Sequence[np.ndarray]) -> ClipLayout:
+        c = _constants()
+        pad = c.n_fft // 2
+        signal_parts, frames, windows = [], [], []
+        offset = row = 0  # where the next clip's stretch starts in the signal, and its first spectrogram row
+        for y in clips:
+            count = 1 + len(y) // c.hop  # librosa's centred frame count (n_fft even)
+            span = -(-max((count - 1) * c.hop + c.n_fft, pad + len(y)) // c.hop) * c.hop
+            stretch = np.zeros(span, dtype=np.float32)
+            stretch[pad : pad + len(y)] = y
+            signal_parts.append(stretch)
+            frames.append(offset // c.hop + np.arange(count))
+            windows.append(_window_rows(row, count, c.window, c.window_hop))
+            offset, row = offset + span, row + count
+        return cls(
+            signal=np.concatenate(signal_parts),
+            frames=np.concatenate(frames).astype(np.int64),
+            windows=np.concatenate(windows).astype(np.int64),
+            counts=np.array([len(w) for w in windows], dtype=np.int64),
+        )
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return self.signal, self.frames, self.windows, self.counts
+
+
+def window_count(frames: int, size: int, hop: int) -> int:
+    """Windows of ``size`` frames every ``hop`` frames, a partial last one dropped, at least one
+    (the package's ``preprocessing.blocking`` with ``drop_partial_block=True``)."""
+    return (frames - size) // hop + 1 if frames >= size else 1
+
+
+def _window_rows(first: int, frames: int, size: int, hop: int) -> np.ndarray:
+    rows = first + hop * np.arange(window_count(frames, size, hop))[:, None] + np.arange(size)[None, :]
+    return np.where(rows < first + frames, rows, -1)
+
+
+def spectrogram(signal: Any, frames: Any) -> Any:
+    """``(len(frames), 96)`` scaled log-mel rows of a :class:`ClipLayout`'s frames, on ``signal``'s device.
+
+    Computed in float32 outside any autocast: a bf16 matmul here would move the mel energies
+    the model was trained on.
+    """
+    import torch
+    from aisfx import preprocessing
+
+    c = _constants()
+    device = signal.device
+    with torch.autocast(device.type, enabled=False):
+        grid = signal.unfold(0, c.n_fft, c.hop)
+        hann, mel = _hann(device), _mel_filters(device)
+        rows = []
+        for start in range(0, len(frames), MAX_FRAMES_PER_FFT):
+            spectrum = torch.fft.rfft(grid[frames[start : start + MAX_FRAMES_PER_FFT]] * hann, dim=1)
+            power = torch.view_as_real(spectrum).square().sum(dim=-1)
+            rows.append(torch.log10(power @ mel.T * 10000.0 + 1.0))
+        spec = torch.cat(rows) if rows else signal.new_zeros((0, mel.shape[0]))
+        return preprocessing.spectrogram_normalize(spec, spec_norm="original")
+
+
+def clip_windows(spec: Any, windows: Any) -> Any:
+    """``(len(windows), frames per window, 96)`` blocks of ``spec``; rows past a clip's end are silence (0)."""
+    silence = spec.new_zeros((1, spec.shape[1]))
+    padded = spec.new_empty((spec.shape[0] + 1, spec.shape[1]))
+    padded[:-1], padded[-1:] = spec, silence
+    return padded[windows]  # -1 picks the silent last row
+
+
+@functools.lru_cache(maxsize=8)
+def _hann(device: Any) -> Any:
+    """Periodic Hann window (scipy's ``get_window("hann", n)``, librosa's default)."""
+    import torch
+
+    return torch.hann_window(_constants().n_fft, periodic=True, dtype=torch.float32, device=device)
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_filters(device: Any) -> Any:
+    import librosa
+    import torch
+    from aisfx import inference
+
+    c = _constants()
+    mel = librosa.filters.mel(
+        sr=c.sample_rate,
+        n_fft=c.n_fft,
         n_mels=inference.MEL_BINS,
         fmin=inference.F_MIN,
         fmax=inference.F_MAX,
         htk=True,
         norm=1.0,
     )
+    return torch.as_tensor(mel, dtype=torch.float32, device=device)
 
 
-def windows(spec: np.ndarray) -> np.ndarray:
-    """``(n_windows, 100, 96)`` blocks of the spectrogram, via the package's own ``blocking``."""
-    from aisfx import inference, preprocessing
+def log_mel(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``(frames, 96)`` scaled log-mel spectrogram of one clip, as aisfx's librosa path computes it (transposed)."""
+    import torch
 
-    size = inference.EMB_BLOCK_LENGTH
-    hop = max(1, round(size * WINDOW_HOP))
-    return preprocessing.blocking(spec, block_size=size, hop_size=hop, drop_partial_block=True).astype(np.float32)
+    layout = ClipLayout.of([clip_samples(samples, sample_rate)])
+    return spectrogram(torch.from_numpy(layout.signal), torch.from_numpy(layout.frames)).numpy()
+
+
+def _host_windows(layout: ClipLayout) -> np.ndarray:
+    import torch
+
+    spec = spectrogram(torch.from_numpy(layout.signal), torch.from_numpy(layout.frames))
+    return clip_windows(spec, torch.from_numpy(layout.windows)).numpy()
 
 
 class LogMelWindows(Preprocessor):
-    """A clip -> its ``(n_windows, 100, 96)`` log-mel windows; a batch -> (all windows, windows per clip)."""
+    """CPU: a clip -> its ``(n_windows, 100, 96)`` log-mel windows; a batch -> (all windows, windows per clip)."""
 
     def __call__(self, audio: Any) -> np.ndarray:
-        return windows(log_mel(audio.samples, audio.sample_rate))
+        return _host_windows(ClipLayout.of([clip_samples(audio.samples, audio.sample_rate)]))
 
     def collate(self, items: list[Any]) -> tuple[np.ndarray, np.ndarray]:
         return np.concatenate(items, axis=0), np.array([len(w) for w in items], dtype=np.int64)
 
 
+class ClipSamples(Preprocessor):
+    """GPU: a clip -> its normalised samples; a batch -> a :class:`ClipLayout`'s arrays, whose
+    spectrograms the encoder computes on its device."""
+
+    def __call__(self, audio: Any) -> np.ndarray:
+        return clip_samples(audio.samples, audio.sample_rate)
+
+    def collate(self, items: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return ClipLayout.of(items).arrays()
+
+
 class AisfxEncoder(Encoder):
-    """512-d sound-effect embeddings (mean over ~2.3 s windows)."""
+    """512-d sound-effect embeddings (mean over ~2.3 s windows).
+
+    ``spectrogram`` says where log-mel spectrograms are computed: ``"host"`` (by the preprocessor,
+    in the batch workers), ``"device"`` (by the model's device, from a batch of samples), or
+    ``"auto"``: on the device when it is a GPU.
+    """
 
     modality = "audio"
     dim = 512
-    preprocessor = LogMelWindows()
 
-    def __init__(self, *, device: str) -> None:
+    def __init__(self, *, device: str, spectrogram: SpectrogramPlace = "auto") -> None:
         import torch
         from aisfx import inference
 
@@ -135,25 +261,50 @@ class AisfxEncoder(Encoder):
         self.sample_rate = int(inference.SAMPLE_RATE)
         self.encoder_id = f"audio/aisfx@{file_sha(ckpt)}"
         self.space = self.encoder_id
+        on_device = spectrogram == "device" or (spectrogram == "auto" and str(device).startswith("cuda"))
+        self.preprocessor: Preprocessor = ClipSamples() if on_device else LogMelWindows()
 
     def window_embeddings(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
         """Raw (unnormalised) ``(n_windows, 512)`` embeddings of one clip."""
-        return self._embed_windows(windows(log_mel(samples, sample_rate)))
-
-    def _embed_windows(self, blocks: Any) -> np.ndarray:
         import torch
 
-        out = []
-        blocks = torch.as_tensor(blocks)
+        blocks = torch.from_numpy(_host_windows(ClipLayout.of([clip_samples(samples, sample_rate)])))
         with torch.inference_mode():
-            for start in range(0, len(blocks), MAX_WINDOWS_PER_FORWARD):
-                x = blocks[start : start + MAX_WINDOWS_PER_FORWARD].to(self.device, non_blocking=True)
-                out.append(self.model.get_embedding(x).float().cpu().numpy())
-        return np.concatenate(out, axis=0)
+            return self._embed(blocks.to(self.device)).float().cpu().numpy()
 
-    def _encode_batch(self, batch: tuple[Any, Any]) -> np.ndarray:
-        """Mean window embedding per clip of a collated ``(windows, counts)`` batch."""
-        blocks, counts = batch
-        emb = self._embed_windows(blocks)
-        bounds = np.cumsum([0, *np.asarray(counts).tolist()])
-        return np.stack([emb[bounds[i] : bounds[i + 1]].mean(axis=0) for i in range(len(bounds) - 1)])
+    def forward_batch(self, batch: Any) -> dict[str, np.ndarray]:
+        return self.launch_batch(batch)()
+
+    def launch_batch(self, batch: Any) -> Callable[[], dict[str, np.ndarray]]:
+        """Mean window embedding per clip of a collated batch: ``(windows, counts)`` from
+        :class:`LogMelWindows` or a layout from :class:`ClipSamples`. On a GPU nothing waits for the
+        device (:func:`~recsys.encoders.base.host_outputs`)."""
+        import torch
+
+        with torch.inference_mode():
+            parts = [torch.as_tensor(a).to(self.device, non_blocking=True) for a in batch]
+            if len(parts) == 4:
+                signal, frames, windows, counts = parts
+                blocks = clip_windows(spectrogram(signal, frames), windows)
+            else:
+                blocks, counts = parts
+            emb = self._embed(blocks).float()
+            clip_of_window = torch.repeat_interleave(
+                torch.arange(len(counts), device=emb.device), counts, output_size=len(emb)
+            )
+            sums = emb.new_zeros((len(counts), emb.shape[1])).index_add_(0, clip_of_window, emb)
+            outputs = host_outputs({"embedding": sums / counts.clamp(min=1).unsqueeze(1).to(sums.dtype)})
+        return lambda: {"embedding": l2_normalize(outputs()["embedding"])}
+
+    def _embed(self, blocks: Any) -> Any:
+        """Raw window embeddings on the device, a bounded number of windows per forward pass."""
+        import torch
+
+        chunks = [
+            self.model.get_embedding(blocks[start : start + MAX_WINDOWS_PER_FORWARD])
+            for start in range(0, len(blocks), MAX_WINDOWS_PER_FORWARD)
+        ]
+        return torch.cat(chunks)
+
+    def _encode_batch(self, batch: Any) -> np.ndarray:
+        return self.forward_batch(batch)["embedding"]

@@ -16,6 +16,14 @@ pytestmark = pytest.mark.slow
 DEMO = Path(__file__).resolve().parents[2] / "data" / "tuxpaint"
 
 
+@pytest.fixture(scope="module")
+def audio_encoder_device_spectrogram():
+    """aisfx as on a GPU: workers send samples, the model's device computes the spectrograms."""
+    from recsys.encoders.sfx import AisfxEncoder
+
+    return AisfxEncoder(device="cpu", spectrogram="device")
+
+
 def _subset(modality: str, n: int) -> Catalogue:
     demo = load_catalogue(DEMO)
     items = [it for it, ok in zip(demo.items, demo.has_modality(modality), strict=True) if ok][:n]
@@ -24,7 +32,12 @@ def _subset(modality: str, n: int) -> Catalogue:
 
 @pytest.mark.parametrize(
     ("fixture", "modality", "n"),
-    [("image_encoder", "image", 20), ("audio_encoder", "audio", 10), ("text_encoder", "text", 20)],
+    [
+        ("image_encoder", "image", 20),
+        ("audio_encoder", "audio", 10),
+        ("audio_encoder_device_spectrogram", "audio", 10),
+        ("text_encoder", "text", 20),
+    ],
 )
 def test_worker_pipeline_matches_encode(request, tmp_path, fixture, modality, n):
     encoder = request.getfixturevalue(fixture)
