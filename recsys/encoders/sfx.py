@@ -113,7 +113,7 @@ class ClipLayout:
         offset = row = 0  # where the next clip's stretch starts in the signal, and its first spectrogram row
         for y in clips:
             count = 1 + len(y) // c.hop  # librosa's centred frame count (n_fft even)
-            span = -(-max((count - 1) * c.hop + c.n_fft, pad + len(y)) // c.hop) * c.hop
+            span = -(-max((count - 1) * c.hop + c.n_fft, pad + len(y)) // c.hop) * c.hop  # up to whole hops
             stretch = np.zeros(span, dtype=np.float32)
             stretch[pad : pad + len(y)] = y
             signal_parts.append(stretch)
@@ -161,8 +161,7 @@ def spectrogram(signal: Any, frames: Any) -> Any:
             spectrum = torch.fft.rfft(grid[frames[start : start + MAX_FRAMES_PER_FFT]] * hann, dim=1)
             power = torch.view_as_real(spectrum).square().sum(dim=-1)
             rows.append(torch.log10(power @ mel.T * 10000.0 + 1.0))
-        spec = torch.cat(rows) if rows else signal.new_zeros((0, mel.shape[0]))
-        return preprocessing.spectrogram_normalize(spec, spec_norm="original")
+        return preprocessing.spectrogram_normalize(torch.cat(rows), spec_norm="original")
 
 
 def clip_windows(spec: Any, windows: Any) -> Any:
@@ -208,9 +207,11 @@ def log_mel(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     return spectrogram(torch.from_numpy(layout.signal), torch.from_numpy(layout.frames)).numpy()
 
 
-def _host_windows(layout: ClipLayout) -> np.ndarray:
+def log_mel_windows(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``(n_windows, 100, 96)`` log-mel windows of one clip, computed here (on the CPU)."""
     import torch
 
+    layout = ClipLayout.of([clip_samples(samples, sample_rate)])
     spec = spectrogram(torch.from_numpy(layout.signal), torch.from_numpy(layout.frames))
     return clip_windows(spec, torch.from_numpy(layout.windows)).numpy()
 
@@ -219,7 +220,7 @@ class LogMelWindows(Preprocessor):
     """CPU: a clip -> its ``(n_windows, 100, 96)`` log-mel windows; a batch -> (all windows, windows per clip)."""
 
     def __call__(self, audio: Any) -> np.ndarray:
-        return _host_windows(ClipLayout.of([clip_samples(audio.samples, audio.sample_rate)]))
+        return log_mel_windows(audio.samples, audio.sample_rate)
 
     def collate(self, items: list[Any]) -> tuple[np.ndarray, np.ndarray]:
         return np.concatenate(items, axis=0), np.array([len(w) for w in items], dtype=np.int64)
@@ -268,7 +269,7 @@ class AisfxEncoder(Encoder):
         """Raw (unnormalised) ``(n_windows, 512)`` embeddings of one clip."""
         import torch
 
-        blocks = torch.from_numpy(_host_windows(ClipLayout.of([clip_samples(samples, sample_rate)])))
+        blocks = torch.from_numpy(log_mel_windows(samples, sample_rate))
         with torch.inference_mode():
             return self._embed(blocks.to(self.device)).float().cpu().numpy()
 
