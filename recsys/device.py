@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from recsys.errors import ConfigError
 
@@ -55,3 +56,15 @@ def pick_device(preferred: str | None = None) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def conv_memory_format(device: str) -> Any:
+    """The memory layout convolutional encoders run in on ``device`` (a ``torch.memory_format``).
+
+    ``channels_last`` on the CPU, where oneDNN's NHWC kernels ran EfficientNet-Lite0 1.5x and the
+    aisfx CNN 1.35x faster (2 cores, 1 or 2 threads), with the same outputs to 1e-5; torch's default
+    elsewhere, where it has not been measured against it.
+    """
+    import torch
+
+    return torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format

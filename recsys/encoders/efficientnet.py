@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from recsys.device import conv_memory_format
 from recsys.encoders.base import Encoder, StackPreprocessor, file_sha, host_outputs, l2_normalize
 from recsys.errors import MissingWeightsError
 
@@ -125,7 +126,8 @@ class EfficientNetLite0Encoder(Encoder):
         model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
         names = [f"blocks.{s}.{j}" for s, stage in enumerate(model.blocks) for j in range(len(stage))]
         model.load_state_dict(timm_state_dict(state, names), strict=True)
-        self.model = model.to(device).eval()
+        self.memory_format = conv_memory_format(device)
+        self.model = model.to(device, memory_format=self.memory_format).eval()
         self.device = device
         self.encoder_id = f"image/efficientnet-lite0@{file_sha(ckpt)}"
         self.space = self.encoder_id
@@ -149,7 +151,7 @@ class EfficientNetLite0Encoder(Encoder):
 
         with torch.inference_mode():
             x = torch.as_tensor(batch).to(self.device, non_blocking=True).float().div_(255.0)
-            x = (x - self._mean) / self._std
+            x = ((x - self._mean) / self._std).contiguous(memory_format=self.memory_format)
             feats = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
             probs = self.model.get_classifier()(feats).float().softmax(dim=-1)
             outputs = host_outputs({"embedding": feats, "class_proba": probs})

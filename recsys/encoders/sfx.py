@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from recsys.device import conv_memory_format
 from recsys.encoders.base import Encoder, Preprocessor, file_sha, host_outputs, l2_normalize
 from recsys.errors import MissingWeightsError
 from recsys.media import resampled
@@ -257,7 +258,8 @@ class AisfxEncoder(Encoder):
         # file shipped inside the installed package, not user input.
         state, ds_dict = torch.load(ckpt, map_location="cpu", weights_only=False)
         # The package's CrossNet; only its get_embedding (the shared trunk) is used, not the heads.
-        self.model = inference.load_bestModel(state, ds_dict, "cpu").to(device).eval()
+        model = inference.load_bestModel(state, ds_dict, "cpu")
+        self.model = model.to(device, memory_format=conv_memory_format(device)).eval()
         self.device = device
         self.sample_rate = int(inference.SAMPLE_RATE)
         self.encoder_id = f"audio/aisfx@{file_sha(ckpt)}"

@@ -99,6 +99,22 @@ def test_image_accepts_any_mode_and_size(image_encoder):
     assert_unit_rows(image_encoder.encode([gray, rgba]), 2, 1280)
 
 
+def test_image_encoder_runs_channels_last_with_the_same_outputs(image_encoder, photos):
+    """On the CPU the network runs in NHWC (faster there); the outputs are those of torch's default layout."""
+    import copy
+
+    import torch
+
+    assert image_encoder.memory_format is torch.channels_last
+    default = copy.deepcopy(image_encoder)
+    default.memory_format = torch.contiguous_format
+    default.model = default.model.to(memory_format=torch.contiguous_format)
+    imgs = list(photos.values())
+    ours, theirs = image_encoder.encode_outputs(imgs), default.encode_outputs(imgs)
+    for name in ours:
+        np.testing.assert_allclose(ours[name], theirs[name], atol=1e-5)
+
+
 def test_weight_mapping_is_complete():
     """The checkpoint's keys map one-to-one onto timm's tf_efficientnet_lite0."""
     import timm
@@ -143,6 +159,20 @@ def test_audio_semantics(audio_encoder):
 def test_audio_is_loudness_invariant(audio_encoder):
     loud, quiet = audio_encoder.encode([tone(440, 3.0, amp=0.9), tone(440, 3.0, amp=0.05)])
     assert loud @ quiet > 0.999
+
+
+def test_audio_encoder_runs_channels_last_with_the_same_outputs(audio_encoder):
+    import copy
+
+    import torch
+
+    conv = [m for m in audio_encoder.model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    assert conv.in_channels > 1 and conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.weight.is_contiguous()
+    default = copy.deepcopy(audio_encoder)
+    default.model = default.model.to(memory_format=torch.contiguous_format)
+    clips = [noise(3.0, seed=4), tone(330.0, 1.2)]
+    np.testing.assert_allclose(audio_encoder.encode(clips), default.encode(clips), atol=1e-5)
 
 
 def test_audio_rejects_empty_clip(audio_encoder):
