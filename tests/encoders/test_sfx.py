@@ -46,10 +46,13 @@ def test_layout_frames_are_each_clips_own_centred_frames(lengths):
 
 
 def test_the_spectrogram_goes_to_the_device_only_where_asked(audio_encoder):
-    assert isinstance(audio_encoder.preprocessor, LogMelWindows)  # "auto" on the CPU: in the workers
+    assert type(audio_encoder.preprocessor) is LogMelWindows  # "auto" on the CPU: in the workers
     on_device = AisfxEncoder(device="cpu", spectrogram="device")
-    assert isinstance(on_device.preprocessor, ClipSamples)
-    assert isinstance(pickle.loads(pickle.dumps(on_device.preprocessor)), ClipSamples)  # worker processes
+    assert type(on_device.preprocessor) is ClipSamples
+    assert type(pickle.loads(pickle.dumps(on_device.preprocessor))) is ClipSamples  # worker processes
+    clip = tone(440.0, 3.0)
+    windows, counts = audio_encoder.preprocessor.collate([audio_encoder.preprocess(clip)])
+    assert windows.shape == (1, 100, 96) and counts.tolist() == [1]
 
 
 @pytest.mark.slow
