@@ -8,7 +8,8 @@ on in-memory samples, with its own constants and helpers: resample to 44.1 kHz, 
 Each window is embedded and the clip embedding is the mean over windows, L2-normalised.
 
 Where the spectrogram is computed depends on the device. On the CPU each batch-indexing worker
-process computes its clips' windows (:class:`LogMelWindows`), in parallel with the model. On a GPU
+process computes a batch's windows as it collates the batch (:class:`LogMelWindows`), in parallel
+with the model. On a GPU
 the workers only decode, resample and normalise (:class:`ClipSamples`) and the model's device
 computes a whole batch's spectrograms in one batched STFT: measured on an H200 host, the log-mel
 was a third of a worker's ~3 ms of CPU per clip, while the GPU embeds ~12,000 clips/s. Both

@@ -70,3 +70,15 @@ def test_device_spectrograms_give_the_worker_paths_embeddings(audio_encoder):
     np.testing.assert_allclose(on_device.encode(clips, batch_size=5), expected, atol=1e-5)
     np.testing.assert_allclose(on_device.encode(clips, batch_size=2), expected, atol=1e-5)
     np.testing.assert_allclose(audio_encoder.encode(clips, batch_size=5), expected, atol=1e-5)
+
+
+def test_long_batches_are_transformed_in_bounded_chunks_with_the_same_rows(monkeypatch):
+    import torch
+
+    from recsys.encoders import sfx
+
+    layout = ClipLayout.of([noise(1.5, sr=44100, seed=5).samples, tone(220.0, 0.7, sr=44100).samples])
+    signal, frames = torch.from_numpy(layout.signal), torch.from_numpy(layout.frames)
+    whole = sfx.spectrogram(signal, frames)
+    monkeypatch.setattr(sfx, "MAX_FRAMES_PER_FFT", 7)  # 96 frames: 14 chunks, the last one partial
+    np.testing.assert_allclose(sfx.spectrogram(signal, frames).numpy(), whole.numpy(), atol=1e-6)
