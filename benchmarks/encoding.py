@@ -24,7 +24,8 @@ The raw forward is timed on the first ``--raw-n`` distinct items, repeated for a
 ``--raw-seconds``: its rate does not depend on which items it sees.
 
     .venv/bin/python benchmarks/encoding.py [--n 256] [--copies K] [--device cpu|cuda] [--workers W]
-        [--threads T] [--batch-size B] [--precision fp32|bf16|fp16] [--spectrogram auto|host|device] [--ray auto]
+        [--threads T] [--batch-size B] [--precision fp32|bf16|fp16] [--audio-encoder aisfx|aisfx+yamnet]
+        [--spectrogram auto|host|device] [--ray auto]
 """
 
 from __future__ import annotations
@@ -117,10 +118,16 @@ def measure(modality: str, name: str, catalogue: Catalogue, args: argparse.Names
     from recsys.encoders import create_encoder
 
     encoder = create_encoder(name, device=args.device)
-    if name == "aisfx" and args.spectrogram != "auto":
+    if args.spectrogram != "auto":
         from recsys.encoders.sfx import AisfxEncoder
 
-        encoder = AisfxEncoder(device=args.device, spectrogram=args.spectrogram)
+        if name == "aisfx":
+            encoder = AisfxEncoder(device=args.device, spectrogram=args.spectrogram)
+        elif name == "aisfx+yamnet":
+            from recsys.encoders.tagged import TaggedEncoder
+
+            embedder = AisfxEncoder(device=args.device, spectrogram=args.spectrogram)
+            encoder = TaggedEncoder(embedder, create_encoder("yamnet", device=args.device))
     subset = distinct_items(catalogue, modality, args.n)
     n = len(subset.items)
     threads = args.threads
@@ -193,6 +200,11 @@ def main() -> None:
     parser.add_argument("--pin", default="auto", choices=["auto", "on", "off"], help="pinned batches on CUDA")
     parser.add_argument("--modalities", default="text,image,audio")
     parser.add_argument(
+        "--audio-encoder",
+        default=ENCODERS["audio"],
+        help="registry name of the audio encoder (e.g. aisfx+yamnet, the product's default)",
+    )
+    parser.add_argument(
         "--spectrogram",
         default="auto",
         choices=["auto", "host", "device"],
@@ -227,7 +239,7 @@ def main() -> None:
             f"ratio{ray_header}"
         )
         for modality in args.modalities.split(","):
-            name = ENCODERS[modality]
+            name = args.audio_encoder if modality == "audio" else ENCODERS[modality]
             r = measure(modality, name, catalogue, args)
             ray_rate = f" {r['ray']:>7.1f}" if args.ray else ""
             print(

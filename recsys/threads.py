@@ -129,9 +129,13 @@ def worker_processes(device: str = "cpu") -> int:
 
 def one_thread_per_worker(_: int) -> None:
     """DataLoader ``worker_init_fn``: one torch / BLAS thread in each worker process, whose decoding
-    and hashing must not crowd out the forward pass (the workers are counted by :func:`worker_processes`)."""
+    and hashing must not crowd out the forward pass (the workers are counted by :func:`worker_processes`),
+    and one for the runtimes sized by :func:`active_threads` (YAMNet's onnxruntime sessions), whose
+    count a forked worker would otherwise inherit from the main process's batch role."""
     import torch
 
+    global _active
+    _active = 1
     torch.set_num_threads(1)
     with contextlib.suppress(ImportError):
         from threadpoolctl import threadpool_limits

@@ -258,3 +258,26 @@ def test_side_by_side_keeps_order_runs_in_parallel_and_raises(monkeypatch):
     assert threads.run_side_by_side(lambda x: -x, [3, 1, 2]) == [-3, -1, -2]  # in order, in this thread
     with pytest.raises(ZeroDivisionError):
         threads.run_side_by_side(lambda x: 1 // x, [1, 0])
+
+
+class _WorkerCounts:
+    """A one-item dataset reporting the thread counts inside the DataLoader worker that reads it."""
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> tuple[int, int]:
+        return threads.active_threads(), torch.get_num_threads()
+
+
+def test_a_batch_worker_runs_one_thread_whatever_its_parent_had():
+    """onnxruntime sessions in a worker (YAMNet) size themselves by active_threads: 1, not the parent's."""
+    from torch.utils.data import DataLoader
+
+    from recsys.threads import one_thread_per_worker
+
+    with use_threads("batch", threads=2):
+        loader = DataLoader(_WorkerCounts(), batch_size=None, num_workers=1, worker_init_fn=one_thread_per_worker)
+        (active, intra_op) = next(iter(loader))
+        assert threads.active_threads() == 2  # the parent keeps its own
+    assert (int(active), int(intra_op)) == (1, 1)

@@ -23,8 +23,10 @@ MODALITIES = ("text", "image", "audio")
 class Preprocessor:
     """Per-item CPU work before the forward pass: identity here, resize / log-mel in subclasses.
 
-    Batch indexing runs it in DataLoader worker processes, so it must pickle without the model
-    (hold sizes and constants, never the network) and must not need the accelerator.
+    Batch indexing runs it in DataLoader worker processes, so it must pickle without the encoder's
+    network (hold sizes and constants; a small CPU model that is cheaper run beside the decoding,
+    like YAMNet's few-MB ONNX graph in :class:`recsys.encoders.yamnet.YamnetScores`, may travel with
+    it) and must not need the accelerator.
     ``collate`` joins the preprocessed items of one batch into what ``Encoder.forward_batch`` takes.
     """
 

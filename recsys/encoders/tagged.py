@@ -13,7 +13,7 @@ tagger's id (:meth:`feature_source`, read by :func:`recsys.encoding.feature_id`)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -59,11 +59,15 @@ class TaggedEncoder(Encoder):
         return self.tagger if output == "class_proba" else self.embedder
 
     def forward_batch(self, batch: tuple[Any, Any]) -> dict[str, np.ndarray]:
+        return self.launch_batch(batch)()
+
+    def launch_batch(self, batch: tuple[Any, Any]) -> Callable[[], dict[str, np.ndarray]]:
+        """The embedder's batch started (on a GPU it computes while the tagger runs and the pipeline
+        fetches the next batch), the tagger's computed."""
         first, second = batch
-        return {
-            "embedding": self.embedder.forward_batch(first)["embedding"],
-            "class_proba": self.tagger.forward_batch(second)["class_proba"],
-        }
+        embedded = self.embedder.launch_batch(first)
+        tagged = self.tagger.forward_batch(second)["class_proba"]
+        return lambda: {"embedding": embedded()["embedding"], "class_proba": tagged}
 
     def _encode_batch(self, batch: tuple[Any, Any]) -> np.ndarray:
         return self.embedder.forward_batch(batch[0])["embedding"]

