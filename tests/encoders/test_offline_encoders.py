@@ -99,18 +99,23 @@ def test_image_accepts_any_mode_and_size(image_encoder):
     assert_unit_rows(image_encoder.encode([gray, rgba]), 2, 1280)
 
 
-def test_image_encoder_runs_channels_last_with_the_same_outputs(image_encoder, photos):
-    """On the CPU the network runs in NHWC (faster there); the outputs are those of torch's default layout."""
-    import copy
-
+def test_image_encoder_folds_norms_and_runs_channels_last_with_the_plain_models_outputs(
+    image_encoder, photos, monkeypatch
+):
+    """On the CPU the network runs in NHWC with its batch norms folded (faster there); the outputs are
+    those of the network as loaded, in torch's default layout."""
     import torch
 
+    from recsys.encoders import efficientnet
+
     assert image_encoder.memory_format is torch.channels_last
-    default = copy.deepcopy(image_encoder)
-    default.memory_format = torch.contiguous_format
-    default.model = default.model.to(memory_format=torch.contiguous_format)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in image_encoder.model.modules())
+    monkeypatch.setattr(efficientnet, "fold_batch_norms", lambda model: 0)
+    monkeypatch.setattr(efficientnet, "conv_memory_format", lambda device: torch.contiguous_format)
+    plain = efficientnet.EfficientNetLite0Encoder(device="cpu")
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.model.modules())
     imgs = list(photos.values())
-    ours, theirs = image_encoder.encode_outputs(imgs), default.encode_outputs(imgs)
+    ours, theirs = image_encoder.encode_outputs(imgs), plain.encode_outputs(imgs)
     for name in ours:
         np.testing.assert_allclose(ours[name], theirs[name], atol=1e-5)
 
@@ -161,18 +166,25 @@ def test_audio_is_loudness_invariant(audio_encoder):
     assert loud @ quiet > 0.999
 
 
-def test_audio_encoder_runs_channels_last_with_the_same_outputs(audio_encoder):
-    import copy
-
+def test_audio_encoder_folds_norms_and_runs_channels_last_with_the_plain_models_outputs(audio_encoder, monkeypatch):
     import torch
+
+    from recsys.encoders import sfx
 
     conv = [m for m in audio_encoder.model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
     assert conv.in_channels > 1 and conv.weight.is_contiguous(memory_format=torch.channels_last)
-    assert not conv.weight.is_contiguous()
-    default = copy.deepcopy(audio_encoder)
-    default.model = default.model.to(memory_format=torch.contiguous_format)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in audio_encoder.model.embedding_net.modules())
+    monkeypatch.setattr(sfx, "fold_batch_norms", lambda model: 0)
+    monkeypatch.setattr(sfx, "conv_memory_format", lambda device: torch.contiguous_format)
+    plain = sfx.AisfxEncoder(device="cpu")
     clips = [noise(3.0, seed=4), tone(330.0, 1.2)]
-    np.testing.assert_allclose(audio_encoder.encode(clips), default.encode(clips), atol=1e-5)
+    np.testing.assert_allclose(audio_encoder.encode(clips), plain.encode(clips), atol=1e-5)
+    np.testing.assert_allclose(
+        audio_encoder.window_embeddings(clips[0].samples, clips[0].sample_rate),
+        plain.window_embeddings(clips[0].samples, clips[0].sample_rate),
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 def test_audio_rejects_empty_clip(audio_encoder):
