@@ -25,7 +25,7 @@ The raw forward is timed on the first ``--raw-n`` distinct items, repeated for a
 
     .venv/bin/python benchmarks/encoding.py [--n 256] [--copies K] [--device cpu|cuda] [--workers W]
         [--threads T] [--batch-size B] [--precision fp32|bf16|fp16] [--audio-encoder aisfx|aisfx+yamnet]
-        [--spectrogram auto|host|device] [--ray auto]
+        [--spectrogram auto|host|device] [--cuda-graphs on|off] [--ray auto]
 """
 
 from __future__ import annotations
@@ -117,7 +117,8 @@ def measure(modality: str, name: str, catalogue: Catalogue, args: argparse.Names
 
     from recsys.encoders import create_encoder
 
-    encoder = create_encoder(name, device=args.device)
+    options = {"cuda_graphs": True} if args.cuda_graphs == "on" and modality == "image" else {}
+    encoder = create_encoder(name, device=args.device, **options)
     if args.spectrogram != "auto":
         from recsys.encoders.sfx import AisfxEncoder
 
@@ -210,6 +211,12 @@ def main() -> None:
         choices=["auto", "host", "device"],
         help="where aisfx computes log-mels: in the decode workers (host) or on the model's device (auto: on a GPU)",
     )
+    parser.add_argument(
+        "--cuda-graphs",
+        default="off",
+        choices=["on", "off"],
+        help="replay the image encoder's forward as captured CUDA graphs (raw forward and pipeline alike)",
+    )
     parser.add_argument("--ray", default=None, help="also encode on this Ray cluster: auto or an address")
     parser.add_argument("--ray-actors", type=int, default=None, help="model actors on Ray (default: from the cluster)")
     args = parser.parse_args()
@@ -224,7 +231,8 @@ def main() -> None:
     args.threads = args.threads or thread_count("batch", workers)  # the pipeline's own policy
     print(
         f"catalogue {args.catalogue}, device {args.device}, {os.cpu_count()} cores, batch {args.batch_size}, "
-        f"{workers} decode worker(s), {args.threads} torch thread(s), {args.precision}, pin {args.pin}"
+        f"{workers} decode worker(s), {args.threads} torch thread(s), {args.precision}, pin {args.pin}, "
+        f"CUDA graphs {args.cuda_graphs}"
     )
     with contextlib.ExitStack() as stack:
         if args.ray:

@@ -8,7 +8,8 @@ writing the cache shards. Waiting for workers means decoding is the limit; a mai
 whole time means the main process is.
 
     .venv/bin/python benchmarks/encoding_stages.py [--modality image] [--n 1024] [--copies 100]
-        [--batch-size 256] [--workers W] [--pin auto|on|off] [--precision fp32|bf16|fp16] [--device cuda]
+        [--batch-size 256] [--workers W] [--pin auto|on|off] [--precision fp32|bf16|fp16]
+        [--cuda-graphs on|off] [--device cuda]
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--pin", default="auto", choices=["auto", "on", "off"])
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--cuda-graphs", default="off", choices=["on", "off"], help="image encoder only")
     args = parser.parse_args()
 
     pipeline._batches = timed_batches(pipeline._batches)
@@ -83,7 +85,10 @@ def main() -> None:
     pipeline._Chunk.flush = timed("cache writes", pipeline._Chunk.flush)
     pipeline.plan_features = timed("hashing + plan", pipeline.plan_features)
 
-    encoder = create_encoder(bench.ENCODERS[args.modality], device=pick_device(args.device))
+    if args.cuda_graphs == "on" and args.modality != "image":
+        parser.error("--cuda-graphs on applies to the image encoder only")
+    graphs = {"cuda_graphs": True} if args.cuda_graphs == "on" else {}
+    encoder = create_encoder(bench.ENCODERS[args.modality], device=pick_device(args.device), **graphs)
     subset = bench.distinct_items(load_catalogue(args.catalogue), args.modality, args.n)
     pin = {"auto": None, "on": True, "off": False}[args.pin]
     options = pipeline.BatchOptions(
@@ -101,7 +106,8 @@ def main() -> None:
               "cache writes"]
     other = total - sum(seconds[s] for s in stages)
     print(f"{bench.ENCODERS[args.modality]} on {encoder.device}, {n} items, batch {args.batch_size}, "
-          f"{args.precision}, pin {args.pin}, workers {args.workers or 'policy'}: {total:.1f} s, {n / total:.0f}/s")
+          f"{args.precision}, pin {args.pin}, CUDA graphs {args.cuda_graphs}, workers {args.workers or 'policy'}: "
+          f"{total:.1f} s, {n / total:.0f}/s")
     print(", ".join(f"{s} {seconds[s]:.1f}" for s in stages) + f", other {other:.1f} s "
           f"({int(seconds['batches'])} batches)")
 

