@@ -187,14 +187,21 @@ def _to_rgb_square(img: PILImage.Image) -> PILImage.Image:
     return square
 
 
-def load_image(src: Source, *, max_bytes: int = MAX_IMAGE_BYTES) -> PILImage.Image:
-    """Decode an image (path, bytes or uploaded file) into a square RGB ``PIL.Image`` on white."""
+def load_image(src: Source, *, max_bytes: int = MAX_IMAGE_BYTES, min_side: int | None = None) -> PILImage.Image:
+    """Decode an image (path, bytes or uploaded file) into a square RGB ``PIL.Image`` on white.
+
+    A JPEG larger than needed is decoded at a reduced scale (libjpeg's 1/2, 1/4 or 1/8, in the DCT:
+    a fraction of the work): to no less than ``MAX_IMAGE_SIDE`` px a side, or no less than
+    ``min_side`` when the caller needs only that much (an encoder that resizes to 224 px; a 2,000 px
+    photo then decodes at 250 px instead of 1,000, ~15x less work in all).
+    """
     what = _describe(src)
     data = _read_bytes(src, "Image", max_bytes)
     img = _open_image(data, what)
+    side = MAX_IMAGE_SIDE if min_side is None else max(1, min(int(min_side), MAX_IMAGE_SIDE))
     try:
         if img.format in ("JPEG", "MPO"):
-            img.draft("RGB", (MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))  # decode big JPEGs at reduced size
+            img.draft("RGB", (side, side))
         img.load()
     except Exception as exc:  # truncated / corrupt pixel data
         raise InputError(f"Image {what} is corrupt or truncated ({exc}).") from exc

@@ -48,6 +48,37 @@ def test_large_image_is_shrunk() -> None:
     assert out.size == (media.MAX_IMAGE_SIDE, media.MAX_IMAGE_SIDE)
 
 
+def _photo_jpeg(width: int, height: int) -> bytes:
+    """A real photograph (scikit-learn's sample) scaled up to a product-photo size, as a JPEG."""
+    from sklearn.datasets import load_sample_image
+
+    photo = Image.fromarray(load_sample_image("china.jpg")).resize((width, height), Image.Resampling.BICUBIC)
+    return _png_bytes(photo, "JPEG")
+
+
+@pytest.mark.parametrize("size", [(2000, 1500), (1500, 2000), (4000, 3000)])
+def test_min_side_decodes_a_big_jpeg_at_a_reduced_scale(size) -> None:
+    """Decoded at the smallest DCT scale that keeps both sides >= min_side, and after the encoder's
+    resize the pixels are those of the full-size decode up to resampling noise."""
+    data = _photo_jpeg(*size)
+    small = media.load_image(data, min_side=448)
+    full = media.load_image(data)
+    short_side = round(small.width * min(size) / max(size))  # the square's side is the long one
+    assert small.width < full.width and 448 <= short_side < 2 * 448  # one more halving would go below
+    from recsys.encoders.efficientnet import SquareResize
+
+    resize = SquareResize(224)
+    diff = np.abs(resize(small).astype(int) - resize(full).astype(int))
+    assert diff.mean() < 0.5
+
+
+def test_min_side_leaves_pngs_and_small_jpegs_as_they_were() -> None:
+    png = _png_bytes(Image.new("RGB", (3000, 1500), (1, 2, 3)))
+    assert np.array_equal(np.asarray(media.load_image(png, min_side=448)), np.asarray(media.load_image(png)))
+    jpeg = _photo_jpeg(640, 480)  # under twice 448: libjpeg has no scale that keeps 448
+    assert np.array_equal(np.asarray(media.load_image(jpeg, min_side=448)), np.asarray(media.load_image(jpeg)))
+
+
 def test_corrupt_image(tmp_path: Path) -> None:
     data = _png_bytes(Image.new("RGB", (200, 200), (5, 5, 5)))
     (tmp_path / "bad.png").write_bytes(data[: len(data) // 2])

@@ -89,6 +89,13 @@ def test_image_bytes_decode_to_a_square_or_raise_a_message(data, tmp_path_factor
     _only_messages(data, media.load_image, media.check_image_file, _finite_image, folder, "x.png")
 
 
+@given(data=damaged(IMAGES), min_side=st.one_of(st.none(), st.integers(-5, 5000)))
+def test_image_bytes_decoded_for_an_encoder_give_a_square_or_a_message(data, min_side):
+    """The pipeline's reduced-scale decode (any ``min_side``, even nonsense) keeps the same contract."""
+    with contextlib.suppress(RecsysError):
+        _finite_image(media.load_image(data, min_side=min_side))
+
+
 @given(data=damaged(SOUNDS))
 def test_sound_bytes_decode_to_finite_samples_or_raise_a_message(data, tmp_path_factory):
     folder = tmp_path_factory.mktemp("snd")

@@ -28,7 +28,12 @@ class Preprocessor:
     like YAMNet's few-MB ONNX graph in :class:`recsys.encoders.yamnet.YamnetScores`, may travel with
     it) and must not need the accelerator.
     ``collate`` joins the preprocessed items of one batch into what ``Encoder.forward_batch`` takes.
+    ``min_image_side``: for image encoders that shrink pictures to a fixed size, the least side a
+    picture must be decoded at (see :func:`recsys.media.load_image`'s ``min_side``); None decodes
+    at the product's display size.
     """
+
+    min_image_side: int | None = None
 
     def __call__(self, item: Any) -> Any:
         return item

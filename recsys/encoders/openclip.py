@@ -108,8 +108,10 @@ class _OpenClipTower(Encoder):
 class OpenClipTransform(StackPreprocessor):
     """open_clip's own image transform (resize, crop, normalise) as a float32 ``(3, H, W)`` array."""
 
-    def __init__(self, transform: Any) -> None:
+    def __init__(self, transform: Any, image_size: int | None = None) -> None:
         self.transform = transform
+        # twice the network's input, as for EfficientNet-Lite0 (recsys.encoders.efficientnet.SquareResize)
+        self.min_image_side = 2 * image_size if image_size else None
 
     def __call__(self, image: Any) -> np.ndarray:
         return self.transform(image.convert("RGB")).numpy()
@@ -120,7 +122,9 @@ class OpenClipImageEncoder(_OpenClipTower):
 
     def __init__(self, loaded: LoadedOpenClip) -> None:
         super().__init__(loaded)
-        self.preprocessor = OpenClipTransform(loaded.preprocess)
+        size = getattr(loaded.model.visual, "image_size", None)
+        side = max(size) if isinstance(size, tuple | list) else size
+        self.preprocessor = OpenClipTransform(loaded.preprocess, side if isinstance(side, int) else None)
 
     def _encode_batch(self, batch: Any) -> np.ndarray:
         import torch

@@ -98,7 +98,9 @@ class ItemDataset:
     def __getitem__(self, index: int) -> Prepared:
         job = self.jobs[index]
         try:
-            return Prepared(job.key, job.item_id, self.preprocessor(decode_source(job.source, self.modality)), None)
+            side = getattr(self.preprocessor, "min_image_side", None)  # duck-typed preprocessors may lack it
+            decoded = decode_source(job.source, self.modality, min_image_side=side)
+            return Prepared(job.key, job.item_id, self.preprocessor(decoded), None)
         except InputError as exc:
             return Prepared(job.key, job.item_id, None, str(exc))
         except Exception as exc:  # one odd file in a million must not end a long run: report, skip

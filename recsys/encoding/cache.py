@@ -125,9 +125,10 @@ def content_keys(items: Sequence[Item], modality: str, processes: int = 1) -> li
     return keys
 
 
-def decode(item: Item, modality: str) -> Any:
-    """The decoded input an encoder of ``modality`` takes for ``item``."""
-    return decode_source(item_source(item, modality), modality)
+def decode(item: Item, modality: str, *, min_image_side: int | None = None) -> Any:
+    """The decoded input an encoder of ``modality`` takes for ``item`` (``min_image_side``: see
+    :attr:`recsys.encoders.base.Preprocessor.min_image_side`)."""
+    return decode_source(item_source(item, modality), modality, min_image_side=min_image_side)
 
 
 def item_source(item: Item, modality: str) -> str:
@@ -139,12 +140,12 @@ def item_source(item: Item, modality: str) -> str:
     raise InputError(f"unknown modality '{modality}'; expected text, image or audio")
 
 
-def decode_source(source: str, modality: str) -> Any:
+def decode_source(source: str, modality: str, *, min_image_side: int | None = None) -> Any:
     """Text as is, media files through :mod:`recsys.media` (which raises ``InputError`` on bad files)."""
     if modality == "text":
         return source
     if modality == "image":
-        return media.load_image(source)
+        return media.load_image(source, min_side=min_image_side)
     if modality == "audio":
         return media.load_audio(source)
     raise InputError(f"unknown modality '{modality}'; expected text, image or audio")

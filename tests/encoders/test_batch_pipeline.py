@@ -68,3 +68,30 @@ def test_efficientnet_outputs_match_the_separate_calls(image_encoder, photos):
     np.testing.assert_allclose(both["class_proba"], image_encoder.predict_proba(imgs), atol=1e-6)
     pixels = image_encoder.preprocess(imgs[0])
     assert pixels.dtype == np.uint8 and pixels.shape == (3, 224, 224)
+
+
+def test_big_jpeg_photos_are_decoded_at_a_reduced_scale_with_the_same_vectors(image_encoder, tmp_path):
+    """Indexing decodes a photo no larger than the encoder needs (twice its input side): the vectors
+    are those of that decode exactly, and those of a full-size decode (what a query upload gets) to
+    cosine 0.999."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+
+    from recsys.catalogue import Item
+    from recsys.media import load_image
+
+    items = []
+    for i, (name, size) in enumerate([("china.jpg", (2400, 1800)), ("flower.jpg", (1600, 2000))]):
+        path = tmp_path / f"photo{i}.jpg"
+        Image.fromarray(load_sample_image(name)).resize(size, Image.Resampling.BICUBIC).save(path, quality=90)
+        items.append(Item(f"p{i}", f"photo {i}", "", "photos", path, None))
+    catalogue = Catalogue(tmp_path, items, [])
+    options = BatchOptions(batch_size=2, workers=0)
+    got = catalogue_features(catalogue, "image", image_encoder, cache_dir=tmp_path / "cache", options=options)
+    vectors = got["embedding"].vectors
+    side = image_encoder.preprocessor.min_image_side
+    assert side == 448
+    reduced = image_encoder.encode([load_image(it.image, min_side=side) for it in items])
+    np.testing.assert_allclose(vectors, reduced, atol=1e-5)
+    full = image_encoder.encode([load_image(it.image) for it in items])
+    assert (np.sum(vectors * full, axis=1) > 0.999).all()
