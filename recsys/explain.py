@@ -395,7 +395,8 @@ def image_labels(engine: RecommendationEngine, item_id: str, query: Query | None
         return []
     from recsys.media import load_image
 
-    probs = np.asarray(clf.predict_proba([load_image(item.image)]), dtype=np.float64)[0]
+    side = getattr(getattr(clf, "preprocessor", None), "min_image_side", None)  # decoded as indexing did
+    probs = np.asarray(clf.predict_proba([load_image(item.image, min_side=side)]), dtype=np.float64)[0]
     order = np.argsort(-probs)[:top]
     names = [str(clf.class_names[i]) for i in order]
     qsims = _query_text_similarity(engine, query, names) if query is not None else [None] * len(names)
