@@ -8,7 +8,8 @@ row) or ``catalogue.parquet`` (not both), plus the media files it points to::
         images/owl.png
         sounds/owl.ogg
 
-Columns (all required, in any order; a cell may be empty):
+Columns, in any order; only ``id`` is required, and a column left out is an empty one (a catalogue
+of product photos needs no ``audio`` column); a cell may be empty:
 
 - ``id``: unique, non-empty item id (kept as text: ``007`` stays ``007``);
 - ``title``, ``description``: free text; the text encoder sees ``"title. description"``;
@@ -30,7 +31,9 @@ pass them and still fail to decode), when a media path is a folder, FIFO, symlin
 NUL byte or a name over 255 bytes, when a cell is longer than ``MAX_CELL_CHARS``, or when a quoted
 cell swallows lines that look like rows (an unbalanced quote: the line range is reported).
 :func:`load_catalogue` raises :class:`CatalogueError` when there is no manifest, it is over
-``MAX_MANIFEST_BYTES``, two columns share a name, a required column is missing, or no row is valid.
+``MAX_MANIFEST_BYTES``, two columns share a name, ``id`` is missing, none of ``title``,
+``description``, ``image`` and ``audio`` is there, a column the product reads is missing while
+another column looks like it misspelt (``Image``, ``images``), or no row is valid.
 """
 
 from __future__ import annotations
@@ -65,7 +68,10 @@ MANIFEST_NAMES = ("catalogue.csv", "catalogue.parquet")
 MAX_MANIFEST_BYTES = 1024 * 1024 * 1024
 #: A longer cell makes its row bad (the text encoder reads a few hundred words at most).
 MAX_CELL_CHARS = 65_536
-REQUIRED_COLUMNS = ("id", "title", "description", "category", "image", "audio")
+#: The columns the product reads, in the order it writes them; only ``id`` is required.
+COLUMNS = ("id", "title", "description", "category", "image", "audio")
+REQUIRED_COLUMNS = ("id",)
+CONTENT_COLUMNS = ("title", "description", "image", "audio")  # a row needs one of these filled
 MEDIA_COLUMNS = ("image", "audio")
 _FIELD = r'(?:"(?:[^"]|"")*"|[^,"\r\n]*)'
 _WELL_FORMED_LINE = re.compile(f"{_FIELD}(?:,{_FIELD})*")
@@ -235,8 +241,8 @@ def _item_row(root: Path, item: Item) -> dict[str, str]:
 def _column_order(rows: list[dict]) -> list[str]:
     extra: dict[str, None] = {}
     for row in rows:
-        extra.update({k: None for k in row if k not in REQUIRED_COLUMNS})
-    return [*REQUIRED_COLUMNS, *extra]
+        extra.update({k: None for k in row if k not in COLUMNS})
+    return [*COLUMNS, *extra]
 
 
 def _fingerprint(rows: list[dict[str, str]]) -> str:
@@ -270,7 +276,7 @@ def _find_manifest(path: Path) -> Path:
     if not found:
         raise CatalogueError(
             f"No manifest in '{path}': add a {' or '.join(MANIFEST_NAMES)} with columns "
-            f"{', '.join(REQUIRED_COLUMNS)} (see data/README.md)."
+            f"id and any of {', '.join(COLUMNS[1:])} (see data/README.md)."
         )
     if len(found) > 1:
         raise CatalogueError(f"'{path}' has both {' and '.join(MANIFEST_NAMES)}; keep only one.")
@@ -306,7 +312,7 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, int, dict[str
     try:
         header = next(reader, None)
         if header is None:
-            raise CatalogueError(f"'{manifest}' is empty; it needs a header row: {','.join(REQUIRED_COLUMNS)}.")
+            raise CatalogueError(f"'{manifest}' is empty; it needs a header row such as {','.join(COLUMNS)}.")
         columns = [c.strip() for c in header]
         rows = []
         prev_end = reader.line_num
@@ -475,6 +481,33 @@ def _refuse_duplicate_columns(manifest: Path, columns: list[str]) -> None:
         raise CatalogueError(f"'{manifest.name}' has duplicate column names: {shown}; rename or remove the copies.")
 
 
+def _absent_columns(manifest: Path, columns: list[str]) -> list[str]:
+    """The product's columns the header leaves out (read as empty), refusing a header that cannot
+    hold a valid row and one whose left-out column looks misspelt in another: ``Image`` or
+    ``images`` for ``image`` would otherwise load a catalogue with no pictures, silently."""
+    for column in REQUIRED_COLUMNS:
+        if column not in columns:
+            raise CatalogueError(
+                f"'{manifest.name}' has no '{column}' column; every catalogue needs one (see data/README.md)."
+            )
+    if not any(c in columns for c in CONTENT_COLUMNS):
+        raise CatalogueError(
+            f"'{manifest.name}' has none of the columns {', '.join(CONTENT_COLUMNS)}: an item needs at least one."
+        )
+    absent = [c for c in COLUMNS if c not in columns]
+    unknown = [c for c in columns if c and c not in COLUMNS]
+    for column in absent:
+        lookalikes = [c for c in unknown if c.lower().strip("_ -") == column]
+        lookalikes += difflib.get_close_matches(column, [c.lower() for c in unknown], n=1, cutoff=0.75)
+        if lookalikes:
+            name = next(c for c in unknown if c.lower() in {x.lower() for x in lookalikes})
+            raise CatalogueError(
+                f"'{manifest.name}' has no '{column}' column but has '{name}': if that column is meant, "
+                f"rename it to '{column}' (column names are case-sensitive and exact)."
+            )
+    return absent
+
+
 def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None = None) -> Catalogue:
     """Load and validate a catalogue folder (or its manifest file); bad rows are skipped and reported.
 
@@ -486,13 +519,10 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
     root = manifest.parent.absolute()
     columns, rows = _read_rows(manifest)
     _refuse_duplicate_columns(manifest, columns)
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-    if missing:
-        raise CatalogueError(
-            f"'{manifest.name}' lacks the column(s) {', '.join(missing)}; "
-            f"required: {', '.join(REQUIRED_COLUMNS)} "
-            "(a column may be left empty)."
-        )
+    absent = _absent_columns(manifest, columns)
+    for _, _, row, _ in rows:
+        for column in absent:
+            row[column] = ""
     locator = _MediaLocator(root)
     cache = CheckCache.open(cache_dir, root.resolve()) if cache_dir is not None else None
     # First pass: every check but opening the media files, which are gathered (once per file) to run together.
@@ -507,7 +537,7 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
             reasons.append("empty id")
         elif item_id in first_line:
             reasons.append(f"duplicate id '{item_id}' (first used on line {first_line[item_id]})")
-        if not any(row[c] for c in ("title", "description", "image", "audio")):
+        if not any(row[c] for c in CONTENT_COLUMNS):
             reasons.append("no title, description, image or audio")
         media: dict[str, Path | None] = {}
         located: dict[str, str | None] = {}  # the reason a media path is refused before its file is opened
@@ -544,7 +574,7 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
                 reasons.append(f"the row spans lines {line}-{last}")  # so that no line goes unaccounted for
             bad.append(BadRow(line=line, id=row["id"] or None, reason="; ".join(reasons)))
             continue
-        extra = {k: v for k, v in row.items() if k not in REQUIRED_COLUMNS and k}
+        extra = {k: v for k, v in row.items() if k not in COLUMNS and k}
         items.append(
             Item(
                 id=row["id"],

@@ -161,9 +161,16 @@ def test_catalogue_errors(tmp_path: Path) -> None:
         load_catalogue(tmp_path / "nowhere")
     with pytest.raises(CatalogueError, match="No manifest"):
         load_catalogue(tmp_path)
-    _write_csv(tmp_path / "cols", ["id,title,image", "a,A,"])
-    with pytest.raises(CatalogueError, match="lacks the column\\(s\\) description, category, audio"):
-        load_catalogue(tmp_path / "cols")
+    _write_csv(tmp_path / "no-id", ["title,image", "A,"])
+    with pytest.raises(CatalogueError, match="no 'id' column"):
+        load_catalogue(tmp_path / "no-id")
+    _write_csv(tmp_path / "no-content", ["id,category,price", "a,b,1"])
+    with pytest.raises(CatalogueError, match="none of the columns title, description, image, audio"):
+        load_catalogue(tmp_path / "no-content")
+    for lookalike in ("Image", "images", "IMAGE", "img"):
+        _write_csv(tmp_path / lookalike, [f"id,title,{lookalike}", "a,A,"])
+        with pytest.raises(CatalogueError, match=f"no 'image' column but has '{lookalike}'"):
+            load_catalogue(tmp_path / lookalike)
     _write_csv(tmp_path / "bad", [HEADER, ",x,,,,", "y,,,,missing.png,"])
     with pytest.raises(CatalogueError, match="No valid rows.*empty id.*missing.png"):
         load_catalogue(tmp_path / "bad")
@@ -243,3 +250,20 @@ def test_find_takes_any_text(text: str, limit: int) -> None:
     found = cat.find(text, limit=limit)
     assert len(found) <= limit and all(i in cat for i in found)
     assert found == [i for i in cat.ids if i in found]  # catalogue order
+
+
+def test_left_out_columns_read_as_empty(tmp_path: Path, media_factory) -> None:
+    """A product-photo catalogue needs no audio (or category) column: the same catalogue as with
+    those columns present and empty, fingerprint included."""
+    short = tmp_path / "short"
+    media_factory.shape_png(short / "images" / "a.png", "circle", (200, 0, 0), size=(40, 40))
+    _write_csv(short, ["id,title,image,price", "a,Red ball,images/a.png,3", "b,Just words,,"])
+    full = tmp_path / "full"
+    media_factory.shape_png(full / "images" / "a.png", "circle", (200, 0, 0), size=(40, 40))
+    _write_csv(full, [HEADER + ",price", "a,Red ball,,,images/a.png,,3", "b,Just words,,,,,"])
+    got, want = load_catalogue(short), load_catalogue(full)
+    assert [(i.id, i.title, i.description, i.category, i.audio, i.extra) for i in got.items] == [
+        (i.id, i.title, i.description, i.category, i.audio, i.extra) for i in want.items
+    ]
+    assert got.has_modality("image").tolist() == [True, False] and not got.has_modality("audio").any()
+    assert got.fingerprint == want.fingerprint

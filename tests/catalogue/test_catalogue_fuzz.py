@@ -18,7 +18,7 @@ from fakes import write_square
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recsys.catalogue import MAX_CELL_CHARS, REQUIRED_COLUMNS, load_catalogue
+from recsys.catalogue import COLUMNS, MAX_CELL_CHARS, load_catalogue
 from recsys.errors import CatalogueError, RecsysError
 
 
@@ -41,7 +41,7 @@ EXTRA = ["price", "ürl", "note,with comma", 'quo"te']
 def manifests(draw, cell_text: st.SearchStrategy[str] = cell_text) -> tuple[list[str], list[dict[str, str]]]:
     """A header (required columns in any order, plus some extras) and rows with unique ids and a title."""
     extras = draw(st.lists(st.sampled_from(EXTRA), unique=True, max_size=2))
-    columns = draw(st.permutations([*REQUIRED_COLUMNS, *extras]))
+    columns = draw(st.permutations([*COLUMNS, *extras]))
     n = draw(st.integers(1, 6))
     ids = draw(st.lists(cell_text.filter(lambda s: s.strip()), min_size=n, max_size=n, unique_by=str.strip))
     rows = []
@@ -132,17 +132,17 @@ def test_a_stray_quote_or_newline_is_reported_never_a_silent_loss(manifest, wher
         assert len(result.items) + len(reported) >= len(rows)
 
 
-@given(name=st.sampled_from([*REQUIRED_COLUMNS, *EXTRA]))
+@given(name=st.sampled_from([*COLUMNS, *EXTRA]))
 def test_a_column_named_twice_is_refused_naming_it(name):
     with tempfile.TemporaryDirectory() as tmp:
-        columns = [*REQUIRED_COLUMNS, *([] if name in REQUIRED_COLUMNS else [name]), name]
+        columns = [*COLUMNS, *([] if name in COLUMNS else [name]), name]
         _write(Path(tmp), columns, [dict.fromkeys(columns, "x")])
         with pytest.raises(CatalogueError, match=f"duplicate column names: '{re.escape(name)}' in columns"):
             load_catalogue(tmp)
 
 
 def test_an_unclosed_quote_reports_the_rows_it_swallowed(tmp_path):
-    header = ",".join(REQUIRED_COLUMNS)
+    header = ",".join(COLUMNS)
     (tmp_path / "catalogue.csv").write_text(
         f'{header}\na,"Apple,red,fruit,,\nb,Banana,yellow,fruit,,\nc,Cherry,red,fruit,,\n', encoding="utf-8"
     )
@@ -151,7 +151,7 @@ def test_an_unclosed_quote_reports_the_rows_it_swallowed(tmp_path):
 
 
 def test_a_huge_title_fails_its_row_only(tmp_path):
-    header = ",".join(REQUIRED_COLUMNS)
+    header = ",".join(COLUMNS)
     (tmp_path / "catalogue.csv").write_text(f"{header}\na,{'x' * 1_000_000},d,c,,\nb,Banana,,,,\n", encoding="utf-8")
     catalogue = load_catalogue(tmp_path)
     assert catalogue.ids == ["b"]
@@ -170,7 +170,7 @@ def test_media_paths_that_are_not_files_fail_their_row_with_the_reason(tmp_path,
     (tmp_path / "m").mkdir()
     os.mkfifo(tmp_path / "m" / "fifo.png")
     (tmp_path / "m" / "loop.png").symlink_to(tmp_path / "m" / "loop.png")
-    header = ",".join(REQUIRED_COLUMNS)
+    header = ",".join(COLUMNS)
     (tmp_path / "catalogue.csv").write_text(f"{header}\na,Apple,,,{path},\nb,Banana,,,,\n", encoding="utf-8")
     catalogue = load_catalogue(tmp_path)
     assert catalogue.ids == ["b"] and catalogue.bad_rows[0].line == 2
@@ -186,7 +186,7 @@ def test_media_paths_never_escape_the_catalogue_folder(path):
         outside.mkdir()
         write_square(outside / "x.png", "red")
         (root / "out").symlink_to(outside)  # a symlinked folder inside that points outside
-        header = ",".join(REQUIRED_COLUMNS)
+        header = ",".join(COLUMNS)
         (root / "catalogue.csv").write_text(f"{header}\na,Apple,,,{path},\nb,Banana,,,,\n", encoding="utf-8")
         catalogue = load_catalogue(root)
         assert catalogue.ids == ["b"]
@@ -200,3 +200,26 @@ def test_write_manifest_round_trips_carriage_returns(tmp_path):
     write_manifest(tmp_path, [{"id": "a\rb", "title": "one\rtwo\r\nthree"}, {"id": "c", "title": "C"}])
     catalogue = load_catalogue(tmp_path)
     assert catalogue.ids == ["a\nb", "c"] and catalogue.items[0].title == "one\ntwo\nthree"
+
+
+@given(
+    kept=st.lists(st.sampled_from(COLUMNS[1:]), unique=True),
+    extras=st.lists(st.sampled_from([*EXTRA, "Image", "images", "Title", "categories", "sound"]), unique=True),
+    order=st.randoms(use_true_random=False),
+)
+def test_any_subset_of_the_columns_loads_with_the_rest_empty_or_is_refused_with_a_message(kept, extras, order):
+    """Only ``id`` is required: a header with any other columns left out loads them as empty
+    cells, or is refused with a CatalogueError (no content column; a left-out column misspelt)."""
+    columns = ["id", *kept, *extras]
+    order.shuffle(columns)
+    row = {c: ("x" if c in ("title", "description", "category") else "") for c in columns} | {"id": "a"}
+    with tempfile.TemporaryDirectory() as tmp:
+        _write(Path(tmp), columns, [row])
+        try:
+            cat = load_catalogue(tmp)
+        except CatalogueError:
+            return
+        item = cat.items[0]
+        assert (item.title, item.description) == tuple("x" if c in kept else "" for c in ("title", "description"))
+        assert item.image is None and item.audio is None and item.category == ("x" if "category" in kept else "")
+        assert set(item.extra) == {c for c in extras}
