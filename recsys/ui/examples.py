@@ -47,13 +47,15 @@ def catalogue_summary(catalogue: Catalogue) -> str:
     """One line: what the catalogue is, how many items and categories, how many have a picture or a sound."""
     n = len(catalogue)
     tops = Counter(_top(it) for it in catalogue.items if it.category)
-    biggest = ", ".join(name for name, _ in sorted(tops.items(), key=lambda kv: (-kv[1], kv[0]))[:4])
+    shown = 4
+    biggest = ", ".join(name for name, _ in sorted(tops.items(), key=lambda kv: (-kv[1], kv[0]))[:shown])
+    biggest += ", ..." if len(tops) > shown else ""  # only when some are not named
     images = sum(it.image is not None for it in catalogue.items)
     sounds = sum(it.audio is not None for it in catalogue.items)
     cats = len(catalogue.categories)
     line = f"{catalogue_name(catalogue)}: {n:,} item{'s' * (n != 1)}"
     if cats:
-        line += f" in {cats:,} categor{'ies' if cats != 1 else 'y'}" + (f" ({biggest}, ...)" if biggest else "")
+        line += f" in {cats:,} categor{'ies' if cats != 1 else 'y'}" + (f" ({biggest})" if biggest else "")
     return line + f"; {images:,} with a picture, {sounds:,} with a sound."
 
 
