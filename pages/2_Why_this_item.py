@@ -176,22 +176,7 @@ for name, rows, score_name in (
 ):
     if rows:
         st.markdown(f"**{name}**")
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "label": r.name,
-                        score_name: round(r.score, 3),
-                        "similarity to the query text": None
-                        if r.query_similarity is None
-                        else round(r.query_similarity, 3),
-                    }
-                    for r in rows
-                ]
-            ),
-            hide_index=True,
-            width="stretch",
-        )
+        st.dataframe(pd.DataFrame(explain.label_rows(rows, score_name)), hide_index=True, width="stretch")
 
 st.subheader("Nearest neighbours in each modality")
 for modality, neighbours in explain.nearest_neighbours(engine, item_id, k=5).items():

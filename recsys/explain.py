@@ -190,6 +190,20 @@ def read_labels(labels: Sequence[Label], floor: float = LABEL_FLOOR) -> LabelRea
     return LabelReading(shown, hidden, note)
 
 
+def label_rows(labels: Sequence[Label], score_name: str) -> list[dict[str, object]]:
+    """Table rows of labels: name, score, and the similarity to the query text only when a query
+    gave one (a column of "None" says nothing)."""
+    with_query = any(label.query_similarity is not None for label in labels)
+    rows: list[dict[str, object]] = []
+    for label in labels:
+        row: dict[str, object] = {"label": label.name, score_name: round(label.score, 3)}
+        if with_query:
+            similarity = label.query_similarity
+            row["similarity to the query text"] = None if similarity is None else round(similarity, 3)
+        rows.append(row)
+    return rows
+
+
 @dataclass(frozen=True)
 class PairShare:
     """One (query modality -> item modality) pair: raw cosine, contribution and share of the fused score."""

@@ -265,3 +265,14 @@ def test_an_item_outside_the_store_candidates_says_so_and_still_gets_its_similar
     assert "per query-item modality pair" in explain.unranked_reason(engine, query, outside, "rrf")
     assert reason in explain.summary_sentence(None, [], unranked=reason)
     assert "profile" in explain.unranked_reason(engine, Query(text="x", likes=(outside,)), outside)
+
+
+def test_label_rows_show_the_query_column_only_with_a_query():
+    plain = [explain.Label("bell cote", 0.4512, None), explain.Label("palace", 0.2, None)]
+    assert explain.label_rows(plain, "probability") == [
+        {"label": "bell cote", "probability": 0.451},
+        {"label": "palace", "probability": 0.2},
+    ]
+    queried = [explain.Label("bell cote", 0.45, 0.31234), explain.Label("palace", 0.2, None)]
+    rows = explain.label_rows(queried, "cosine")
+    assert [r["similarity to the query text"] for r in rows] == [0.312, None]
