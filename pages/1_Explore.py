@@ -54,13 +54,13 @@ st.caption(
         if last
         else "run a query on the Recommend page to see it and its results here"
     )
-    + " · click a point to see its picture and hear its sound; to select several, pick the lasso or box"
-    " tool above the map and draw around them"
+    + f" · click a point to {explore.what_a_click_shows(engine.catalogue)}; to select several, pick the lasso"
+    " or box tool above the map and draw around them"
 )
 map_col, side = st.columns([3, 1])
 with map_col:
     event = st.plotly_chart(
-        explore.map_figure(frame, query_xy, palette=palette),
+        explore.map_figure(frame, query_xy, palette=palette, click_hint=explore.click_hint(engine.catalogue)),
         key="map",
         on_select="rerun",
         selection_mode=("points", "box", "lasso"),

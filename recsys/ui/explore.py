@@ -50,6 +50,22 @@ def map_frame(catalogue: Catalogue, indices: np.ndarray, coords: np.ndarray, res
     )
 
 
+def what_a_click_shows(catalogue: Catalogue) -> str:
+    """"see its picture and hear its sound", or only the half the catalogue has media for."""
+    parts = [
+        phrase
+        for modality, phrase in (("image", "see its picture"), ("audio", "hear its sound"))
+        if catalogue.has_modality(modality).any()
+    ]
+    return " and ".join(parts) or "see it"
+
+
+def click_hint(catalogue: Catalogue) -> str:
+    """The map's hover line: :data:`CLICK_HINT`, or what clicking shows where the catalogue lacks a medium."""
+    shows = what_a_click_shows(catalogue)
+    return CLICK_HINT if shows == "see its picture and hear its sound" else f"click: {shows}"
+
+
 def short_title(title: str, limit: int = 18) -> str:
     """A title cut to ``limit`` characters (with an ellipsis), for labels on the map."""
     return title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
@@ -60,6 +76,7 @@ def map_figure(
     query_xy: np.ndarray | None = None,
     title: str = "",
     palette: Mapping[str, str] | None = None,
+    click_hint: str = CLICK_HINT,
 ) -> go.Figure:
     """Points coloured by top category, last results ringed, the query as a star; the star and the
     first :data:`LABELLED_RESULTS` results labelled beside their marks (:mod:`recsys.ui.map_labels`).
@@ -91,7 +108,7 @@ def map_figure(
                 ),
                 hovertext=part["title"].to_numpy(),
                 hovertemplate="<b>%{hovertext}</b><br>"
-                + (f"%{{customdata[1]}}%{{customdata[2]}}<br><i>{CLICK_HINT}</i>" if detailed else "%{fullData.name}")
+                + (f"%{{customdata[1]}}%{{customdata[2]}}<br><i>{click_hint}</i>" if detailed else "%{fullData.name}")
                 + "<extra></extra>",
                 marker={
                     "size": 8 if detailed else 4,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from recsys.ui import cards
+from recsys.ui import cards, explore
 from recsys.ui.state import LastSearch, get_profile
 from recsys.ui.thumbs import thumbnail
 
@@ -39,7 +39,7 @@ def render_focus(catalogue: Catalogue, ids: Sequence[str], frame: pd.DataFrame) 
     """Show the clicked item (or one of several selected); return its id, None when nothing is selected."""
     with st.container(key=FOCUS_KEY, border=True):
         if not ids:
-            st.caption("Click a point on the map to see its picture and hear its sound here.")
+            st.caption(f"Click a point on the map to {explore.what_a_click_shows(catalogue)} here.")
             st.session_state.pop(LAST_FOCUS_KEY, None)
             return None
         item_id = ids[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -101,3 +103,22 @@ def test_map_frame_and_groups(fake_engine):
     assert list(f["group"]) == item_groups(cat, indices)
     assert f["rank"].tolist()[1] == 1 and f["rank"].isna().sum() == 2
     assert f[["x", "y"]].to_numpy().tolist() == coords.tolist()
+
+
+def test_the_click_hint_names_only_the_media_the_catalogue_has():
+    from recsys.catalogue import Catalogue, Item
+    from recsys.ui.explore import what_a_click_shows
+
+    def catalogue(image, audio):
+        return Catalogue(Path("/x"), [Item("a", "A", "", "", image, audio)], [])
+
+    assert what_a_click_shows(catalogue(Path("/x/a.png"), Path("/x/a.ogg"))) == "see its picture and hear its sound"
+    assert what_a_click_shows(catalogue(Path("/x/a.png"), None)) == "see its picture"
+    assert what_a_click_shows(catalogue(None, Path("/x/a.ogg"))) == "hear its sound"
+    assert what_a_click_shows(catalogue(None, None)) == "see it"
+    from recsys.ui.explore import click_hint
+
+    assert click_hint(catalogue(Path("/x/a.png"), Path("/x/a.ogg"))) == CLICK_HINT
+    assert click_hint(catalogue(Path("/x/a.png"), None)) == "click: see its picture"
+    fig = map_figure(frame(10), click_hint="click: see its picture")
+    assert "click: see its picture" in fig.data[0].hovertemplate
