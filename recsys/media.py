@@ -166,7 +166,7 @@ def _to_rgb_square(img: PILImage.Image) -> PILImage.Image:
     """RGB on white, padded (not cropped) to a square: clip-art keeps its whole outline."""
     from PIL import Image, ImageOps
 
-    img = ImageOps.exif_transpose(img)
+    ImageOps.exif_transpose(img, in_place=True)  # the caller's fresh decode: no copy of the pixels
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit / float greyscale
         arr = np.asarray(img, dtype=np.float64)
         if arr.max(initial=0) > 255:
@@ -176,7 +176,7 @@ def _to_rgb_square(img: PILImage.Image) -> PILImage.Image:
         rgba = img.convert("RGBA")
         img = Image.new("RGB", rgba.size, (255, 255, 255))
         img.paste(rgba, mask=rgba.getchannel("A"))
-    else:
+    elif img.mode != "RGB":  # converting to its own mode would copy the pixels
         img = img.convert("RGB")
     img.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE), Image.Resampling.LANCZOS)
     side = max(img.size)

@@ -104,7 +104,8 @@ class SquareResize(StackPreprocessor):
     def __call__(self, image: Any) -> np.ndarray:
         import torch
 
-        pixels = torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
+        rgb = image if image.mode == "RGB" else image.convert("RGB")  # no copy when it already is
+        pixels = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)
         if pixels.shape[1:] != (self.size, self.size):
             pixels = torch.nn.functional.interpolate(
                 pixels.unsqueeze(0), size=(self.size, self.size), mode="bicubic", antialias=True, align_corners=False
