@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from recsys.ui.examples import intro
+
 if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
 
@@ -51,11 +53,13 @@ def map_frame(catalogue: Catalogue, indices: np.ndarray, coords: np.ndarray, res
 
 
 def what_a_click_shows(catalogue: Catalogue) -> str:
-    """"see its picture and hear its sound", or only the half the catalogue has media for."""
+    """"see its picture and hear its sound", or only the half the catalogue has media for (read from
+    :func:`recsys.ui.examples.intro`, worked out once per catalogue: the page reruns on every click)."""
+    samples = intro(catalogue).samples
     parts = [
         phrase
         for modality, phrase in (("image", "see its picture"), ("audio", "hear its sound"))
-        if catalogue.has_modality(modality).any()
+        if samples.get(modality) is not None
     ]
     return " and ".join(parts) or "see it"
 
