@@ -495,12 +495,12 @@ def _absent_columns(manifest: Path, columns: list[str]) -> list[str]:
             f"'{manifest.name}' has none of the columns {', '.join(CONTENT_COLUMNS)}: an item needs at least one."
         )
     absent = [c for c in COLUMNS if c not in columns]
-    unknown = [c for c in columns if c and c not in COLUMNS]
+    unknown = {c.lower(): c for c in columns if c and c not in COLUMNS}  # lowered -> as written
     for column in absent:
-        lookalikes = [c for c in unknown if c.lower().strip("_ -") == column]
-        lookalikes += difflib.get_close_matches(column, [c.lower() for c in unknown], n=1, cutoff=0.75)
-        if lookalikes:
-            name = next(c for c in unknown if c.lower() in {x.lower() for x in lookalikes})
+        same = [name for lowered, name in unknown.items() if lowered.strip("_ -") == column]
+        close = difflib.get_close_matches(column, list(unknown), n=1, cutoff=0.75)
+        name = same[0] if same else unknown[close[0]] if close else None
+        if name is not None:
             raise CatalogueError(
                 f"'{manifest.name}' has no '{column}' column but has '{name}': if that column is meant, "
                 f"rename it to '{column}' (column names are case-sensitive and exact)."
