@@ -76,7 +76,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--pin", default="auto", choices=["auto", "on", "off"])
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    parser.add_argument("--cuda-graphs", default="off", choices=["on", "off"], help="image encoder only")
+    parser.add_argument(
+        "--cuda-graphs", default=None, choices=["on", "off"], help="image encoder only (default: on on CUDA)"
+    )
     args = parser.parse_args()
 
     pipeline._batches = timed_batches(pipeline._batches)
@@ -85,9 +87,9 @@ def main() -> None:
     pipeline._Chunk.flush = timed("cache writes", pipeline._Chunk.flush)
     pipeline.plan_features = timed("hashing + plan", pipeline.plan_features)
 
-    if args.cuda_graphs == "on" and args.modality != "image":
-        parser.error("--cuda-graphs on applies to the image encoder only")
-    graphs = {"cuda_graphs": True} if args.cuda_graphs == "on" else {}
+    if args.cuda_graphs and args.modality != "image":
+        parser.error("--cuda-graphs applies to the image encoder only")
+    graphs = {"cuda_graphs": args.cuda_graphs == "on"} if args.cuda_graphs else {}
     encoder = create_encoder(bench.ENCODERS[args.modality], device=pick_device(args.device), **graphs)
     subset = bench.distinct_items(load_catalogue(args.catalogue), args.modality, args.n)
     pin = {"auto": None, "on": True, "off": False}[args.pin]
@@ -106,7 +108,7 @@ def main() -> None:
               "cache writes"]
     other = total - sum(seconds[s] for s in stages)
     print(f"{bench.ENCODERS[args.modality]} on {encoder.device}, {n} items, batch {args.batch_size}, "
-          f"{args.precision}, pin {args.pin}, CUDA graphs {args.cuda_graphs}, workers {args.workers or 'policy'}: "
+          f"{args.precision}, pin {args.pin}, CUDA graphs {args.cuda_graphs or 'default'}, workers {args.workers or 'policy'}: "
           f"{total:.1f} s, {n / total:.0f}/s")
     print(", ".join(f"{s} {seconds[s]:.1f}" for s in stages) + f", other {other:.1f} s "
           f"({int(seconds['batches'])} batches)")

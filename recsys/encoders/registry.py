@@ -120,7 +120,7 @@ def _sentence_transformers(arg: str, device: str) -> Encoder:
     return SentenceTransformerEncoder(folder, name=f"sentence-transformers:{label}", device=device)
 
 
-def _efficientnet(arg: None, device: str, *, cuda_graphs: bool = False) -> Encoder:
+def _efficientnet(arg: None, device: str, *, cuda_graphs: bool = True) -> Encoder:
     from recsys.encoders.efficientnet import EfficientNetLite0Encoder
 
     return EfficientNetLite0Encoder(device=device, cuda_graphs=cuda_graphs)
