@@ -108,7 +108,8 @@ def main() -> None:
               "cache writes"]
     other = total - sum(seconds[s] for s in stages)
     print(f"{bench.ENCODERS[args.modality]} on {encoder.device}, {n} items, batch {args.batch_size}, "
-          f"{args.precision}, pin {args.pin}, CUDA graphs {args.cuda_graphs or 'default'}, workers {args.workers or 'policy'}: "
+          f"{args.precision}, pin {args.pin}, CUDA graphs {args.cuda_graphs or 'default'}, "
+          f"workers {args.workers or 'policy'}: "
           f"{total:.1f} s, {n / total:.0f}/s")
     print(", ".join(f"{s} {seconds[s]:.1f}" for s in stages) + f", other {other:.1f} s "
           f"({int(seconds['batches'])} batches)")
