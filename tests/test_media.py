@@ -72,11 +72,35 @@ def test_min_side_decodes_a_big_jpeg_at_a_reduced_scale(size) -> None:
     assert diff.mean() < 0.5
 
 
-def test_min_side_leaves_pngs_and_small_jpegs_as_they_were() -> None:
-    png = _png_bytes(Image.new("RGB", (3000, 1500), (1, 2, 3)))
+def test_min_side_leaves_small_pngs_and_small_jpegs_as_they_were() -> None:
+    png = _png_bytes(Image.new("RGB", (1000, 500), (1, 2, 3)))
     assert np.array_equal(np.asarray(media.load_image(png, min_side=448)), np.asarray(media.load_image(png)))
     jpeg = _photo_jpeg(640, 480)  # under twice 448: libjpeg has no scale that keeps 448
     assert np.array_equal(np.asarray(media.load_image(jpeg, min_side=448)), np.asarray(media.load_image(jpeg)))
+
+
+@pytest.mark.parametrize(
+    ("size", "fmt", "side"),
+    [
+        ((1300, 700), "JPEG", 1300),  # no DCT scale keeps 448, nor a whole factor: left at full size
+        ((3000, 1500), "PNG", 1000),  # averaged by 3 (1500 // 448), not Lanczos-resized to 1,024
+        ((9000, 500), "PNG", 1800),  # a panorama: by 5, so its square's side stays under 2,048
+    ],
+)
+def test_min_side_skips_the_display_bound_and_averages_by_whole_factors(size, fmt, side) -> None:
+    """The encoder resizes the picture itself: at the network's input the result is within
+    resampling noise of the full-size picture resized once, and no bigger than twice the display bound."""
+    from recsys.encoders.efficientnet import SquareResize
+
+    data = _photo_jpeg(*size) if fmt == "JPEG" else _png_bytes(Image.open(io.BytesIO(_photo_jpeg(*size))), "PNG")
+    small = media.load_image(data, min_side=448)
+    assert small.size == (side, side)
+    full = Image.open(io.BytesIO(data)).convert("RGB")
+    square = Image.new("RGB", (max(size), max(size)), (255, 255, 255))
+    square.paste(full, ((max(size) - size[0]) // 2, (max(size) - size[1]) // 2))
+    resize = SquareResize(224)
+    diff = np.abs(resize(small).astype(int) - resize(square).astype(int))
+    assert diff.mean() < 0.5
 
 
 def test_corrupt_image(tmp_path: Path) -> None:
