@@ -43,6 +43,21 @@ def check_device(name: str, where: str = "device") -> str:
     return name
 
 
+#: Items per forward pass when indexing, unless set (``batch_size``): per device kind, else ``cpu``'s.
+#: On a GPU each batch costs the main process a fixed share (receiving and pinning it, queueing the
+#: forward, reading outputs back, writing shards), so small batches leave the device idle: on an
+#: H200, MiniLM indexed 3,363 sentences/s at 32 and 8,731 at 256, EfficientNet-Lite0 2,304 and
+#: 3,270 images/s (docs/ENCODING.md). On 2 CPU cores the model sets the pace at 32, and a small
+#: batch keeps a killed run's lost work small.
+DEFAULT_BATCH_SIZES = {"cpu": 32, "cuda": 256}
+
+
+def default_batch_size(device: str) -> int:
+    """How many items to encode per forward pass on ``device`` when the user has not said."""
+    kind = str(device).split(":", 1)[0]
+    return DEFAULT_BATCH_SIZES.get(kind, DEFAULT_BATCH_SIZES["cpu"])
+
+
 def pick_device(preferred: str | None = None) -> str:
     """Return ``preferred`` if given, else ``RECSYS_DEVICE``, else ``cuda`` when available, else ``cpu``.
 

@@ -59,7 +59,9 @@ class PipelineConfig:
     audio_aligner: str | None = _setting("default", _ALIGNER)
     cache_dir: str | None = _setting(None, "a folder path (a string)", check=output_dir_problem)
     device: str | None = _setting(None, "a torch device name: cpu, cuda, cuda:N or mps", check=device_problem)
-    batch_size: int = _setting(32, minimum=1)
+    #: Items per forward pass when indexing; None: 32 on the CPU, 256 on CUDA
+    #: (:func:`recsys.device.default_batch_size`).
+    batch_size: int | None = _setting(None, minimum=1)
     #: Where the vector store lives: a folder (embedded, the default under ``cache_dir``), or a URI
     #: such as ``milvus-lite://file.db`` or ``http://host:19530`` (a Milvus server); see :mod:`recsys.store`.
     store: str | None = _setting(None, "a folder or a store URI (a string)")

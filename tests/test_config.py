@@ -135,7 +135,7 @@ def assert_well_typed(config: PipelineConfig) -> None:
     for name in FIELDS:
         value = getattr(config, name)
         if name in ("batch_size", "ray_actors"):
-            assert (value is None and name == "ray_actors") or (type(value) is int and value >= 1), (name, value)
+            assert value is None or (type(value) is int and value >= 1), (name, value)  # None: decided per device
         else:
             assert value is None or isinstance(value, str), (name, value)
 

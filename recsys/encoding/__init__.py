@@ -25,12 +25,13 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from recsys.catalogue import Catalogue
+from recsys.device import default_batch_size
 from recsys.encoders.base import Preprocessor, encoder_outputs, output_width
 from recsys.encoding.cache import Features, FeatureStore, content_keys, decode_source, item_source
 from recsys.errors import InputError
@@ -46,9 +47,10 @@ CHUNK_SIZE = 256
 
 @dataclass(frozen=True)
 class BatchOptions:
-    """How a pass runs. ``workers``/``threads`` None: the thread policy decides (:mod:`recsys.threads`)."""
+    """How a pass runs. ``workers``/``threads`` None: the thread policy decides (:mod:`recsys.threads`);
+    ``batch_size`` None: the encoder's device does (:func:`recsys.device.default_batch_size`)."""
 
-    batch_size: int = 32
+    batch_size: int | None = None
     chunk_size: int = CHUNK_SIZE
     workers: int | None = None
     threads: int | None = None
@@ -56,10 +58,16 @@ class BatchOptions:
     pin_memory: bool | None = None  # page-locked batches for the copy to a GPU; None: on CUDA
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.chunk_size < 1:
+        if (self.batch_size is not None and self.batch_size < 1) or self.chunk_size < 1:
             raise InputError(f"batch_size and chunk_size must be at least 1, got {self.batch_size}, {self.chunk_size}")
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+    def for_encoder(self, encoder: Any) -> BatchOptions:
+        """These options with ``batch_size`` settled for ``encoder``'s device."""
+        if self.batch_size is not None:
+            return self
+        return replace(self, batch_size=default_batch_size(str(getattr(encoder, "device", "cpu"))))
 
 
 # -- what runs in the worker processes (all picklable, no model) --------------------------------------
@@ -255,7 +263,7 @@ def run_plan(
     plan: FeaturePlan, options: BatchOptions | None = None, progress: Progress | None = None
 ) -> dict[str, Features]:
     """Encode what the plan lacks (one forward per batch for every output) and return all outputs."""
-    options = options or BatchOptions()
+    options = (options or BatchOptions()).for_encoder(plan.encoder)
     if progress:
         progress(0, len(plan.todo))
     if not plan.todo:

@@ -299,7 +299,7 @@ def run_plan_on_ray(
 ) -> dict[str, Features]:
     """Like :func:`recsys.encoding.run_plan`, with decoding and the model on the connected Ray cluster
     (see :func:`ray_cluster`). ``recipe`` builds the plan's encoder inside each actor."""
-    options = options or BatchOptions()
+    options = (options or BatchOptions()).for_encoder(plan.encoder)
     if progress:
         progress(0, len(plan.todo))
     if not plan.todo:

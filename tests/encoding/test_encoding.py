@@ -275,3 +275,18 @@ def test_a_failing_background_write_is_raised_and_a_crash_still_waits_for_the_wr
     with caplog.at_level(logging.ERROR), pytest.raises(RuntimeError, match="simulated crash"):
         catalogue_features(ten, "image", crashing, BOTH, cache_dir=tmp_path / "b", options=IN_PROCESS)
     assert "writing a cache shard failed too" in caplog.text  # the crash is what the caller sees
+
+
+def test_unset_batch_size_is_the_devices_default(tmp_path):
+    """32 items a forward on the CPU when the user has not said; 256 for an encoder on CUDA."""
+    from types import SimpleNamespace
+
+    catalogue = load_catalogue(build_image_catalogue(tmp_path / "cat", 40))
+    log = tmp_path / "forwards.txt"
+    encoder = TinyImageEncoder(forward_log=log)
+    catalogue_features(catalogue, "image", encoder, BOTH, cache_dir=tmp_path / "c", options=BatchOptions(workers=0))
+    assert log.read_text().split() == ["32", "8"]
+    assert BatchOptions().for_encoder(SimpleNamespace(device="cuda:1")).batch_size == 256
+    assert BatchOptions(batch_size=7).for_encoder(SimpleNamespace(device="cuda")).batch_size == 7
+    with pytest.raises(InputError, match="at least 1"):
+        BatchOptions(batch_size=0)
