@@ -123,8 +123,8 @@ class EfficientNetLite0Encoder(Encoder):
 
     def __init__(self, *, device: str, path: str | None = None, cuda_graphs: bool = True) -> None:
         """``cuda_graphs``: on CUDA, replay each batch shape's forward as one captured graph
-        (:mod:`recsys.encoders.graphs`; same outputs, half the main process's time queueing a
-        batch); ignored elsewhere. ``False`` queues the kernels one by one, as eager PyTorch does."""
+        (:mod:`recsys.encoders.graphs`: the same outputs, queued with one call instead of kernel by
+        kernel); ignored elsewhere. ``False`` queues the kernels one by one, as eager PyTorch does."""
         import timm
         import torch
         from timm.data import ImageNetInfo
