@@ -48,6 +48,12 @@ def _add_pipeline_args(parser: argparse.ArgumentParser) -> None:
         help="exact scoring of every item, or candidates from the vector store (auto: past 20,000 items)",
     )
     parser.add_argument(
+        "--batch-size", type=int, help="items per forward pass when indexing (default: 32 on the CPU, 256 on CUDA)"
+    )
+    parser.add_argument(
+        "--precision", metavar="fp32|bf16|fp16", help="bf16 / fp16: autocast when indexing on CUDA (default: fp32)"
+    )
+    parser.add_argument(
         "--ray",
         metavar="auto|ADDRESS",
         help="encode on a Ray cluster: auto (the running one, else a local one) or host:6379 / ray://host:10001",
@@ -64,6 +70,8 @@ def _config(args: argparse.Namespace) -> Any:
         device=args.device,
         store=args.store,
         search=args.search,
+        batch_size=args.batch_size,
+        precision=args.precision,
         ray=args.ray,
     )
 

@@ -35,6 +35,8 @@ CONFIG_CASES = {
     "aligner JSON is a list": ({"a.json": b"[1, 2]"}, {"RECSYS_IMAGE_ALIGNER": "{tmp}/a.json"}, [], ["a.json", "list"]),
     "bogus device": ({}, {}, ["--device", "bogus"], ["--device", "bogus"]),
     "batch size text": ({}, {"RECSYS_BATCH_SIZE": "abc"}, [], ["RECSYS_BATCH_SIZE", "whole number", "abc"]),
+    "batch size 0": ({}, {}, ["--batch-size", "0"], ["--batch-size", ">= 1", "0"]),
+    "bogus precision": ({}, {}, ["--precision", "fp8"], ["--precision", "fp8", "bf16"]),
     "query threads text": ({}, {"RECSYS_QUERY_THREADS": "abc"}, [], ["RECSYS_QUERY_THREADS", "abc"]),
     "cache dir is a file": ({"f": b"x"}, {"RECSYS_CACHE_DIR": "{tmp}/f"}, [], ["RECSYS_CACHE_DIR", "not a folder"]),
     "cache dir is /dev/null": ({}, {"RECSYS_CACHE_DIR": "/dev/null"}, [], ["RECSYS_CACHE_DIR", "/dev/null"]),

@@ -51,6 +51,18 @@ def test_index_reports_counts(catalogue, capsys):
     assert "indexed 6 items (text: 6, image: 5, audio: 5)" in capsys.readouterr().out
 
 
+def test_index_takes_batch_size_and_precision(catalogue, capsys, monkeypatch):
+    from recsys import pipeline
+
+    seen = []
+    real = pipeline.build_engine
+    monkeypatch.setattr(pipeline, "build_engine", lambda cat, config, *a: seen.append(config) or real(cat, config, *a))
+    assert main(["index", "--catalogue", str(catalogue), "--batch-size", "2", "--precision", "bf16"]) == 0
+    assert (seen[0].batch_size, seen[0].precision) == (2, "bf16")
+    assert main(["index", "--catalogue", str(catalogue)]) == 0
+    assert (seen[1].batch_size, seen[1].precision) == (None, "fp32")  # None: the device's default
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
