@@ -1,13 +1,18 @@
 """How long loading (validating) a catalogue takes: with no media check cache, with an empty one
-(every file checked, the cache written), and warm (unchanged files only stat-ed); and whether the
-image header checks go faster on several threads (they run on one: on 2 cores they did not).
+(every file checked, the cache written), and warm (unchanged files only stat-ed); whether the
+image header checks go faster on several threads (they run on one: on 2 cores they did not); and
+the media files' content keys (what every start hashes before it looks in the feature cache):
+hashing every file, then with remembered hashes (``catalogue_keys``) cold and warm.
 
     .venv/bin/python benchmarks/catalogue_load.py                      # data/large + 100k synthetic rows
     .venv/bin/python benchmarks/catalogue_load.py --synthetic 1000000 --catalogue ""
+    .venv/bin/python benchmarks/catalogue_load.py --photos 5000 --synthetic 0 --catalogue ""
 
 The synthetic catalogue is built in a temporary folder: N rows whose images are hard links to a
-few small PNGs (copies where hard links are refused), in folders of 1,000. The OS page cache is
-not dropped, so "cold" means no remembered verdicts, not files read from disk.
+few small PNGs (copies where hard links are refused), in folders of 1,000. ``--photos N`` builds N
+distinct JPEG photos of 1,200-2,400 px instead (copies of 16 with distinct trailing bytes: what
+hashing costs depends on the bytes). The OS page cache is not dropped, so "cold" means nothing
+remembered, not files read from disk.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from recsys import media  # noqa: E402
 from recsys.catalogue import Catalogue, load_catalogue, write_manifest  # noqa: E402
+from recsys.encoding.cache import RACY_NS, catalogue_keys, content_keys  # noqa: E402
 from recsys.threads import thread_count  # noqa: E402
 
 
@@ -51,6 +57,47 @@ def synthetic(folder: Path, n: int) -> Path:
         rows.append({"id": f"s{i}", "title": f"Item {i}", "category": f"c{i % 7}", "image": rel})
     write_manifest(folder, rows)
     return folder
+
+
+def photos(folder: Path, n: int) -> Path:
+    """A catalogue of ``n`` distinct JPEG photos: 16 made by ``benchmarks/encoding.py``, then copies
+    of them with distinct trailing bytes (which JPEG decoders ignore)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from encoding import photo_catalogue
+
+    (folder / "made").mkdir()
+    made = photo_catalogue(16, folder / "made")
+    rows = []
+    for i in range(n):
+        rel = f"photos/{i // 1000:04d}/{i}.jpg"
+        target = folder / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(made.items[i % 16].image.read_bytes() + i.to_bytes(8, "little"))
+        rows.append({"id": f"p{i}", "title": f"Photo {i}", "category": f"c{i % 7}", "image": rel})
+    write_manifest(folder, rows)
+    return folder
+
+
+def keys_timing(name: str, cat: Catalogue, cache_dir: Path) -> None:
+    """Seconds to key every media file: hashing each, then remembering hashes (first pass, warm)."""
+    time.sleep(RACY_NS / 1e9)  # files written just now are not trusted yet (see recsys.stamps)
+    for modality in ("image", "audio"):
+        if not cat.has_modality(modality).any():
+            continue
+        start = time.perf_counter()
+        plain = content_keys(cat.items, modality)
+        hashing = time.perf_counter() - start
+        runs = []
+        for _ in range(2):
+            start = time.perf_counter()
+            keys = catalogue_keys(cat.items, modality, cat.root, cache_dir=cache_dir)
+            runs.append(time.perf_counter() - start)
+            assert keys == plain
+        print(
+            f"{name}: {modality} content keys: hashing every file {hashing:.2f} s; remembered hashes: "
+            f"first pass {runs[0]:.2f} s, warm {runs[1]:.2f} s",
+            flush=True,
+        )
 
 
 def timed(catalogue: Path, cache_dir: Path | None) -> tuple[float, Catalogue]:
@@ -83,6 +130,8 @@ def measure(name: str, catalogue: Path) -> None:
         f"cold (checks every file, writes the cache) {cold:.2f} s, warm {warm:.2f} s; cache file {size / 1e6:.1f} MB",
         flush=True,
     )
+    with tempfile.TemporaryDirectory() as cache:
+        keys_timing(name, cat, Path(cache))
     images = [item.image for item in cat if item.image is not None]
     counts = sorted({1, 2, thread_count("batch")})
     shown = ", ".join(f"{n} thread(s) {checks_alone(images, n):.2f} s" for n in counts)
@@ -93,16 +142,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--catalogue", default=str(ROOT / "data" / "large"), help="a real catalogue ('' to skip)")
     parser.add_argument("--synthetic", type=int, default=100_000, help="rows of the synthetic catalogue (0 to skip)")
+    parser.add_argument("--photos", type=int, default=0, help="distinct JPEG photos of a photo catalogue (0 to skip)")
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}, batch threads: {thread_count('batch')}, load average: {os.getloadavg()[0]:.1f}")
     if args.catalogue:
         measure(Path(args.catalogue).name, Path(args.catalogue))
-    if args.synthetic:
-        with tempfile.TemporaryDirectory() as tmp:
-            start = time.perf_counter()
-            folder = synthetic(Path(tmp), args.synthetic)
-            print(f"synthetic catalogue built in {time.perf_counter() - start:.1f} s", flush=True)
-            measure(f"synthetic-{args.synthetic}", folder)
+    for kind, count, build in (("synthetic", args.synthetic, synthetic), ("photos", args.photos, photos)):
+        if count:
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                folder = build(Path(tmp), count)
+                print(f"{kind} catalogue built in {time.perf_counter() - start:.1f} s", flush=True)
+                measure(f"{kind}-{count}", folder)
     return 0
 
 

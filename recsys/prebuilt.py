@@ -36,7 +36,7 @@ import numpy as np
 from recsys import atomic
 from recsys.alignment.bridge import bridge_class_names, bridge_parents, class_text_cache_file
 from recsys.encoding import feature_id
-from recsys.encoding.cache import FeatureStore, content_keys
+from recsys.encoding.cache import FeatureStore, catalogue_keys, content_keys
 from recsys.encoding.transcripts import TranscriptStore
 from recsys.transcribe import Transcript
 
@@ -83,9 +83,12 @@ def prebuilt_dir(catalogue_root: str | Path) -> Path:
     return Path(catalogue_root) / FOLDER
 
 
-def keys_by_modality(catalogue: Catalogue, modalities: Sequence[str]) -> dict[str, list[str | None]]:
-    """Each item's cache key per modality (``None`` where it has none)."""
-    return {m: content_keys(catalogue.items, m) for m in modalities}
+def keys_by_modality(
+    catalogue: Catalogue, modalities: Sequence[str], cache_dir: str | Path | None = None
+) -> dict[str, list[str | None]]:
+    """Each item's cache key per modality (``None`` where it has none); unchanged media files are not
+    read again (:func:`recsys.encoding.cache.catalogue_keys`)."""
+    return {m: catalogue_keys(catalogue.items, m, catalogue.root, cache_dir=cache_dir) for m in modalities}
 
 
 def catalogue_hash(keys: Mapping[str, Sequence[str | None]]) -> str:
@@ -186,7 +189,7 @@ def seed_cache(
         manifest = None
     if manifest is not None:
         modalities = sorted({str(e.get("modality")) for e in manifest.get("features", [])} & set(encoders))
-        keys = keys_by_modality(catalogue, modalities)
+        keys = keys_by_modality(catalogue, modalities, cache_dir)
         stale = 0
         for entry in manifest.get("features", []):
             if entry.get("modality") in keys:
@@ -358,7 +361,7 @@ def export_features(
     Reads the cache only: build the engine first. Items with no cached row are left out.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    keys = keys_by_modality(catalogue, sorted(outputs))
+    keys = keys_by_modality(catalogue, sorted(outputs), cache_dir)
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "catalogue": catalogue_hash(keys),

@@ -33,7 +33,7 @@ import numpy as np
 from recsys.catalogue import Catalogue
 from recsys.device import default_batch_size
 from recsys.encoders.base import Preprocessor, encoder_outputs, output_width
-from recsys.encoding.cache import Features, FeatureStore, content_keys, decode_source, item_source
+from recsys.encoding.cache import Features, FeatureStore, catalogue_keys, decode_source, item_source
 from recsys.errors import InputError
 from recsys.threads import one_thread_per_worker, use_threads, worker_processes
 
@@ -241,7 +241,8 @@ def plan_features(
 ) -> FeaturePlan:
     """Hash every item and read what the cache holds (each shard once); nothing is decoded yet."""
     outputs = tuple(dict.fromkeys(outputs))
-    keys = content_keys(catalogue.items, modality, processes=worker_processes(str(getattr(encoder, "device", "cpu"))))
+    processes = worker_processes(str(getattr(encoder, "device", "cpu")))
+    keys = catalogue_keys(catalogue.items, modality, catalogue.root, cache_dir=cache_dir, processes=processes)
     stores = {
         name: FeatureStore(cache_dir, feature_id(encoder, name, precision), output_width(encoder, name))
         for name in outputs

@@ -34,11 +34,20 @@ from recsys import media
 from recsys.cachefile import Spec, discard, load_npz, save_npz
 from recsys.catalogue import Item
 from recsys.errors import InputError
+from recsys.stamps import Stamp, StampMemo, memo_file, stamp
 
 log = logging.getLogger(__name__)
 
 #: Age after which a temporary file of an interrupted shard write is removed (a live write takes ms).
 STALE_TMP_S = 3600.0
+
+#: Media files' content hashes are remembered per catalogue folder and modality under this folder of
+#: the cache (:func:`catalogue_keys`); FORMAT is bumped if what is hashed ever changes.
+DIGEST_FOLDER = "file-digests"
+DIGEST_FORMAT = 1
+#: A hash is not remembered for a file changed this recently (ns): rewritten again within the same
+#: timestamp tick at the same size, it would keep a stale hash (see :mod:`recsys.stamps`).
+RACY_NS = 2_000_000_000
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,56 @@ def content_keys(items: Sequence[Item], modality: str, processes: int = 1) -> li
         if isinstance(part, OSError):
             raise part
         keys.extend(part)
+    return keys
+
+
+def catalogue_keys(
+    items: Sequence[Item],
+    modality: str,
+    root: str | os.PathLike[str],
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    processes: int = 1,
+) -> list[str | None]:
+    """:func:`content_keys`, with each media file hashed only when its stat stamp changed since a
+    pass over catalogue folder ``root`` last hashed it.
+
+    Why: hashing reads every byte of every file on every start (index, app, CLI query): 0.29 ms for a
+    313 KB photo here, ~5 minutes of reading at 1M photos, against ~2 us for a ``stat``. The hashes
+    live under ``<cache dir>/file-digests/`` (:mod:`recsys.stamps`); a file is stat'ed before it is
+    hashed, so one that changes in between is hashed again next time.
+    """
+    if modality == "text":
+        return content_keys(items, modality, processes)
+    resolved = Path(root).resolve()
+    where = memo_file(cache_dir or default_cache_dir(), DIGEST_FOLDER, resolved, f"-{modality}")
+    memo = StampMemo.load(where, f"the {modality} content hashes of {resolved}", DIGEST_FORMAT, RACY_NS)
+    keys: list[str | None] = [None] * len(items)
+    todo: dict[str, tuple[list[int], Stamp | None]] = {}  # file to hash -> (the items that use it, its stamp)
+    for i, item in enumerate(items):
+        path = getattr(item, modality)
+        if path is None:
+            continue
+        name = os.path.abspath(path)
+        if name in todo:
+            todo[name][0].append(i)
+            continue
+        try:
+            file_stamp = stamp(os.stat(path))
+        except OSError:
+            file_stamp = None  # hashing it raises the error, as without the memo
+        known = memo.lookup(modality, name, file_stamp) if file_stamp is not None else None
+        if known is not None:
+            keys[i] = known
+        else:
+            todo[name] = ([i], file_stamp)
+    firsts = [items[owners[0]] for owners, _ in todo.values()]
+    for (name, (owners, file_stamp)), key in zip(todo.items(), content_keys(firsts, modality, processes), strict=True):
+        for i in owners:
+            keys[i] = key
+        if key is not None and file_stamp is not None:
+            memo.remember(modality, name, file_stamp, key)
+    memo.save()
     return keys
 
 

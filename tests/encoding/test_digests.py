@@ -1,0 +1,118 @@
+"""Remembered content hashes: a warm pass reads no media file, and the keys always equal a fresh hash's."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recsys.catalogue import Item
+from recsys.encoding import cache
+from recsys.encoding.cache import DIGEST_FOLDER, catalogue_keys, content_keys
+
+#: Longer than the kernel's file-timestamp tick (at most 10 ms), so a rewrite gets a new ctime.
+TICK = 0.03
+
+
+@pytest.fixture
+def hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every file hashed, in order (the real hash still runs); stamps are trusted at once."""
+    calls: list[str] = []
+    real = cache._file_digest
+
+    def counting(path):
+        calls.append(os.path.basename(path))
+        return real(path)
+
+    monkeypatch.setattr(cache, "_file_digest", counting)
+    monkeypatch.setattr(cache, "RACY_NS", 0)
+    return calls
+
+
+def _items(root: Path, files: dict[str, bytes], rows: list[str | None]) -> list[Item]:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    return [Item(f"i{n}", "t", "", "", None if f is None else root / f, None) for n, f in enumerate(rows)]
+
+
+def test_a_warm_pass_reads_no_file_and_gives_the_same_keys(tmp_path, hashed):
+    items = _items(tmp_path / "cat", {"a.png": b"a" * 10, "b.png": b"b" * 10}, ["a.png", "b.png", "a.png", None])
+    fresh = content_keys(items, "image")
+    hashed.clear()
+    cold = catalogue_keys(items, "image", tmp_path / "cat", cache_dir=tmp_path / "c")
+    assert cold == fresh and cold[3] is None and cold[0] == cold[2]
+    assert sorted(hashed) == ["a.png", "b.png"]  # a file two items use is hashed once
+    hashed.clear()
+    assert catalogue_keys(items, "image", tmp_path / "cat", cache_dir=tmp_path / "c") == cold
+    assert hashed == []
+    assert len(list((tmp_path / "c" / DIGEST_FOLDER).iterdir())) == 1
+
+
+def test_a_changed_file_is_hashed_again_even_with_its_size_and_mtime_put_back(tmp_path, hashed):
+    items = _items(tmp_path / "cat", {"a.png": b"a" * 10, "b.png": b"b" * 10}, ["a.png", "b.png"])
+    before = catalogue_keys(items, "image", tmp_path / "cat", cache_dir=tmp_path / "c")
+    path = tmp_path / "cat" / "a.png"
+    info = os.stat(path)
+    time.sleep(TICK)
+    path.write_bytes(b"z" * 10)  # same size
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))  # same mtime: only ctime tells
+    hashed.clear()
+    after = catalogue_keys(items, "image", tmp_path / "cat", cache_dir=tmp_path / "c")
+    assert hashed == ["a.png"] and after[1] == before[1] and after[0] != before[0]
+
+
+def test_a_file_changed_just_now_is_not_trusted(tmp_path, hashed, monkeypatch):
+    """Within RACY_NS of a file's last change its stamp could repeat after another write: hash again."""
+    monkeypatch.setattr(cache, "RACY_NS", 60 * 10**9)
+    items = _items(tmp_path / "cat", {"a.png": b"a"}, ["a.png"])
+    for _ in range(2):
+        catalogue_keys(items, "image", tmp_path / "cat", cache_dir=tmp_path / "c")
+    assert hashed == ["a.png", "a.png"]
+
+
+def test_a_damaged_memo_is_reported_and_rebuilt(tmp_path, hashed, caplog):
+    items = _items(tmp_path / "cat", {"a.png": b"a"}, ["a.png"])
+    keys = catalogue_keys(items, "image", tmp_path / "cat", cache_dir=tmp_path / "c")
+    (memo,) = (tmp_path / "c" / DIGEST_FOLDER).iterdir()
+    memo.write_bytes(memo.read_bytes()[:-20])
+    hashed.clear()
+    with caplog.at_level(logging.WARNING):
+        assert catalogue_keys(items, "image", tmp_path / "cat", cache_dir=tmp_path / "c") == keys
+    assert hashed == ["a.png"] and "content hashes" in caplog.text
+
+
+def test_a_missing_file_raises_as_without_the_memo(tmp_path, hashed):
+    items = _items(tmp_path / "cat", {}, ["gone.png"])
+    with pytest.raises(OSError):
+        catalogue_keys(items, "image", tmp_path / "cat", cache_dir=tmp_path / "c")
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    contents=st.lists(st.binary(max_size=8), min_size=1, max_size=4),
+    rows=st.lists(st.integers(-1, 3), max_size=8),
+    edits=st.lists(st.tuples(st.integers(0, 3), st.binary(max_size=8)), max_size=3),
+    trust_at_once=st.booleans(),
+)
+def test_keys_always_equal_a_fresh_hash(tmp_path_factory, contents, rows, edits, trust_at_once):
+    """Any catalogue, any edits between passes: the keys are those of hashing anew. With the racy
+    window, files just written are hashed again; without it, edits come a timestamp tick later."""
+    root = tmp_path_factory.mktemp("cat")
+    files = {f"{i}.png": data for i, data in enumerate(contents)}
+    items = _items(root, files, [None if r < 0 or r >= len(contents) else f"{r}.png" for r in rows])
+    racy = 0 if trust_at_once else cache.RACY_NS
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cache, "RACY_NS", racy)
+        assert catalogue_keys(items, "image", root, cache_dir=root / "c") == content_keys(items, "image")
+        for index, data in edits:
+            if index < len(contents):
+                if trust_at_once:
+                    time.sleep(TICK)
+                (root / f"{index}.png").write_bytes(data)
+        assert catalogue_keys(items, "image", root, cache_dir=root / "c") == content_keys(items, "image")
