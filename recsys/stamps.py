@@ -1,9 +1,10 @@
-"""Values remembered per file for as long as its stat stamp (size, mtime, ctime) is unchanged.
+"""Values remembered per file for as long as its stat stamp (size, mtime, ctime, inode) is unchanged.
 
 Why: what a large catalogue's media files yield (a check's verdict, a content hash) costs opening
 and reading every file on every start, minutes at 1M items, where a ``stat`` costs ~2 us. ctime
 is in the stamp because no tool can set it: a file replaced by one of equal size with its mtime
-copied over still counts as changed. A value remembered within ``racy_ns`` of its file's last
+copied over still counts as changed; the inode number, because a symlink pointed at another file
+made in the same clock tick could match the rest. A value remembered within ``racy_ns`` of its file's last
 change is not kept (as git treats "racily clean" index entries): a file written again within the
 same timestamp tick, at the same size, would otherwise keep a stale value.
 
@@ -29,16 +30,17 @@ _SEP = "\0"  # no name or value that is kept holds a NUL byte (one that does is 
 _SPECS = {
     "format": Spec((1,), kinds="iu"),
     "keys": Spec((None,), kinds="u"),  # UTF-8 "kind:name" strings joined by NUL
-    "stats": Spec(("n", 3), kinds="iu"),  # size, mtime_ns, ctime_ns
+    "stats": Spec(("n", None), kinds="iu"),  # size, mtime_ns, ctime_ns, inode (3 columns in caches before inodes)
     "problems": Spec((None,), kinds="u"),  # UTF-8 values joined by NUL (the member's name predates other uses)
 }
 
-#: What a value depends on besides the file's name: (size, mtime_ns, ctime_ns).
-Stamp = tuple[int, int, int]
+#: What a value depends on besides the file's name: (size, mtime_ns, ctime_ns, inode).
+Stamp = tuple[int, int, int, int]
+STAMP_FIELDS = ("size", "mtime_ns", "ctime_ns", "inode")
 
 
 def stamp(info: os.stat_result) -> Stamp:
-    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
 
 
 def memo_file(cache_dir: str | os.PathLike[str], folder: str, root: Path, tag: str = "") -> Path:
@@ -65,6 +67,9 @@ class StampMemo:
         memo = cls(path, what, format, racy_ns)
         arrays = load_npz(path, _SPECS, what=what)
         if arrays is None or int(arrays["format"][0]) != format:
+            return memo
+        if arrays["stats"].shape[1] != len(STAMP_FIELDS):
+            discard(path, what, f"stamps of {arrays['stats'].shape[1]} fields, not {len(STAMP_FIELDS)}")
             return memo
         stats = arrays["stats"].astype(np.int64).tolist()
         keys = _split(arrays["keys"], len(stats))
@@ -102,7 +107,7 @@ class StampMemo:
             what=self.what,
             format=np.array([self.format], dtype=np.int64),
             keys=_join(keys),
-            stats=np.array([st for st, _ in self._used.values()], dtype=np.int64).reshape(len(keys), 3),
+            stats=np.array([st for st, _ in self._used.values()], dtype=np.int64).reshape(len(keys), len(STAMP_FIELDS)),
             problems=_join([value for _, value in self._used.values()]),
         )
         self._known = dict(self._used)

@@ -4,7 +4,7 @@ Validating a catalogue opens every media file (PIL reads each image header, soun
 each clip): 7-19 s for 25k items on 2 cores, about 13 minutes at 1M, on every start. A file whose
 stat stamp is unchanged since it was checked gets the same verdict (:mod:`recsys.stamps`), so the
 verdict (ok, or the problem message exactly as the row would report it) is stored per
-``(column, path as written, size, mtime_ns, ctime_ns)``.
+``(column, path as written)`` with the file's stamp.
 
 One file per catalogue folder (named after its real path) under ``<cache dir>/catalogue-checks/``
 holds the entries of the media the manifest referenced at the last load, so a removed row's entry
@@ -20,8 +20,9 @@ from recsys.stamps import Stamp, StampMemo, memo_file, stamp
 
 __all__ = ["FOLDER", "FORMAT", "CheckCache", "cache_file", "stamp"]
 
-#: Bumped whenever the checks themselves or the messages change, so that old verdicts are not reused.
-FORMAT = 1
+#: Bumped whenever the checks themselves, the messages or the stamps change, so that old verdicts are
+#: not reused (2: stamps hold the inode).
+FORMAT = 2
 FOLDER = "catalogue-checks"
 
 

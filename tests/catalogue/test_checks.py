@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from recsys import media
 from recsys.catalogue import Catalogue, load_catalogue
-from recsys.catalogue.checks import FOLDER, cache_file
+from recsys.catalogue.checks import FOLDER, FORMAT, cache_file
 
 HEADER = "id,title,description,category,image,audio"
 CORRUPT = b"\x89PNG\r\n\x1a\n" + b"garbage" * 10
@@ -140,8 +140,8 @@ def test_a_damaged_cache_is_rebuilt_in_one_log_line(
     elif damage == "garbage":
         written.write_bytes(b"\0" * 64)
     elif damage == "foreign":  # a valid archive whose names do not match its counts
-        np.savez(written, format=np.array([1]), keys=np.frombuffer(b"a", np.uint8), stats=np.zeros((2, 3), np.int64),
-                 problems=np.frombuffer(b"", np.uint8))  # fmt: skip
+        np.savez(written, format=np.array([FORMAT]), keys=np.frombuffer(b"a", np.uint8),
+                 stats=np.zeros((2, 4), np.int64), problems=np.frombuffer(b"", np.uint8))  # fmt: skip
     else:
         written.unlink()
         written.mkdir()
@@ -201,3 +201,17 @@ def test_whatever_happens_to_the_files_cached_loads_equal_uncached_ones(actions)
             elif action == "touch" and path.exists():
                 _age(path, seconds=i + 1)
             assert _outcome(load_catalogue(root, cache_dir=cache)) == _outcome(load_catalogue(root))
+
+
+def test_verdicts_of_an_older_format_are_dropped_quietly(tmp_path: Path, media_factory, opened, caplog) -> None:
+    """A cache written before stamps held the inode (format 1, three stamp fields) is not an error."""
+    root = _catalogue(tmp_path / "cat", media_factory)
+    cache = tmp_path / "cache"
+    plain = _outcome(load_catalogue(root, cache_dir=cache))
+    written = cache_file(cache, root.resolve())
+    np.savez(written, format=np.array([1]), keys=np.frombuffer(b"image:a.png", np.uint8),
+             stats=np.zeros((1, 3), np.int64), problems=np.frombuffer(b"", np.uint8))  # fmt: skip
+    opened.clear()
+    with caplog.at_level(logging.WARNING):
+        assert _outcome(load_catalogue(root, cache_dir=cache)) == plain
+    assert opened and "media check cache" not in caplog.text

@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -116,3 +117,29 @@ def test_keys_always_equal_a_fresh_hash(tmp_path_factory, contents, rows, edits,
                     time.sleep(TICK)
                 (root / f"{index}.png").write_bytes(data)
         assert catalogue_keys(items, "image", root, cache_dir=root / "c") == content_keys(items, "image")
+
+
+def test_a_symlink_pointed_at_another_file_is_hashed_again(tmp_path, hashed):
+    """Two files made in one go can share size, mtime and ctime: the inode tells them apart."""
+    items = _items(tmp_path / "cat", {"a.png": b"a" * 4, "b.png": b"b" * 4}, ["link.png"])
+    info = os.stat(tmp_path / "cat" / "a.png")
+    os.utime(tmp_path / "cat" / "b.png", ns=(info.st_atime_ns, info.st_mtime_ns))
+    (tmp_path / "cat" / "link.png").symlink_to("a.png")
+    first = catalogue_keys(items, "image", tmp_path / "cat", cache_dir=tmp_path / "c")
+    (tmp_path / "cat" / "link.png").unlink()
+    (tmp_path / "cat" / "link.png").symlink_to("b.png")
+    assert catalogue_keys(items, "image", tmp_path / "cat", cache_dir=tmp_path / "c") == content_keys(items, "image")
+    assert content_keys(items, "image") != first
+
+
+def test_a_memo_with_stamps_of_another_width_is_reported_and_rebuilt(tmp_path, hashed, caplog):
+    items = _items(tmp_path / "cat", {"a.png": b"a"}, ["a.png"])
+    keys = catalogue_keys(items, "image", tmp_path / "cat", cache_dir=tmp_path / "c")
+    (memo,) = (tmp_path / "c" / DIGEST_FOLDER).iterdir()
+    with np.load(memo) as arrays:
+        parts = dict(arrays)
+    np.savez(memo.with_suffix(""), **{**parts, "stats": parts["stats"][:, :3]})  # np.savez adds the .npz
+    hashed.clear()
+    with caplog.at_level(logging.WARNING):
+        assert catalogue_keys(items, "image", tmp_path / "cat", cache_dir=tmp_path / "c") == keys
+    assert hashed == ["a.png"] and "stamps of 3 fields" in caplog.text
