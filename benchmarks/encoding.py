@@ -25,7 +25,7 @@ The raw forward is timed on the first ``--raw-n`` distinct items, repeated for a
 
     .venv/bin/python benchmarks/encoding.py [--n 256] [--copies K] [--device cpu|cuda] [--workers W]
         [--threads T] [--batch-size B] [--precision fp32|bf16|fp16] [--audio-encoder aisfx|aisfx+yamnet]
-        [--spectrogram auto|host|device] [--cuda-graphs on|off] [--ray auto]
+        [--spectrogram auto|host|device] [--cuda-graphs on|off] [--jpeg-on-device on|off] [--ray auto]
 """
 
 from __future__ import annotations
@@ -145,6 +145,8 @@ def measure(modality: str, name: str, catalogue: Catalogue, args: argparse.Names
     from recsys.encoders import create_encoder
 
     options = {"cuda_graphs": args.cuda_graphs == "on"} if args.cuda_graphs and modality == "image" else {}
+    if args.jpeg_on_device == "on" and modality == "image":
+        options["jpeg_on_device"] = True
     encoder = create_encoder(name, device=args.device, **options)
     if args.spectrogram != "auto":
         from recsys.encoders.sfx import AisfxEncoder
@@ -252,6 +254,12 @@ def main() -> None:
         help="replay the image encoder's forward as captured CUDA graphs (raw forward and pipeline alike; "
         "default: the encoder's own, on for EfficientNet-Lite0 on CUDA)",
     )
+    parser.add_argument(
+        "--jpeg-on-device",
+        default="off",
+        choices=["on", "off"],
+        help="decode the image encoder's JPEGs on the GPU (recsys.encoders.jpeg; CUDA only)",
+    )
     parser.add_argument("--ray", default=None, help="also encode on this Ray cluster: auto or an address")
     parser.add_argument("--ray-actors", type=int, default=None, help="model actors on Ray (default: from the cluster)")
     args = parser.parse_args()
@@ -269,7 +277,7 @@ def main() -> None:
     print(
         f"catalogue {source}, device {args.device}, {os.cpu_count()} cores, batch {args.batch_size}, "
         f"{workers} decode worker(s), {args.threads} torch thread(s), {args.precision}, pin {args.pin}, "
-        f"CUDA graphs {args.cuda_graphs or 'default'}"
+        f"CUDA graphs {args.cuda_graphs or 'default'}, JPEGs decoded on the device {args.jpeg_on_device}"
     )
     with contextlib.ExitStack() as stack:
         if args.photos:

@@ -230,6 +230,35 @@ def load_image(src: Source, *, max_bytes: int = MAX_IMAGE_BYTES, min_side: int |
     return _to_rgb_square(img, None if min_side is None else side)
 
 
+@dataclass(frozen=True)
+class JpegFile:
+    """A JPEG's bytes for a GPU to decode, with what the decoder does not apply: the EXIF orientation."""
+
+    data: np.ndarray  # (n,) uint8, the whole file
+    orientation: int  # EXIF 1-8 (1: as stored)
+    width: int
+    height: int
+
+
+def read_jpeg(src: Source, *, max_bytes: int = MAX_IMAGE_BYTES) -> JpegFile | None:
+    """The file as it is, when it is a baseline JPEG in RGB or greyscale (what nvJPEG decodes); None
+    for anything else, which is decoded on the CPU as usual. Size and pixel limits are checked as
+    :func:`load_image` checks them; the pixels are not decoded, so damage there shows on the GPU."""
+    what = _describe(src)
+    data = _read_bytes(src, "Image", max_bytes)
+    img = _open_image(data, what)
+    progressive = img.info.get("progressive") or img.info.get("progression")
+    if img.format != "JPEG" or img.mode not in ("RGB", "L") or progressive:
+        return None
+    try:
+        orientation = int(img.getexif().get(0x0112, 1))
+    except Exception:  # a damaged EXIF block: decoded on the CPU, which reports what is wrong
+        return None
+    if not 1 <= orientation <= 8:
+        orientation = 1  # as PIL's exif_transpose treats an unknown value
+    return JpegFile(np.frombuffer(data, dtype=np.uint8), orientation, img.width, img.height)
+
+
 def check_image_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_IMAGE_BYTES) -> None:
     """Cheap validity check for catalogue images: size, header and PIL ``verify`` (no full decode)."""
     data = _read_bytes(path, "Image", max_bytes)

@@ -158,3 +158,22 @@ def test_long_names_and_nul_bytes_are_messages(tmp_path):
         media.load_image(tmp_path / ("x" * 300 + ".png"))
     with pytest.raises(RecsysError, match="NUL byte"):
         media.load_audio(str(tmp_path / "a\0b.wav"))
+
+
+@given(data=damaged([_jpeg(), _jpeg(), _png()]))
+def test_image_bytes_for_the_device_give_pixels_or_a_message(data):
+    """A JPEG read for the GPU (recsys.encoders.jpeg, decoded here on the CPU by the same call): the
+    worker's header check raises only RecsysError, and the device step gives the picture or its
+    slot's failure message, never an exception."""
+    from recsys.encoders.jpeg import DeviceJpegResize
+
+    pre = DeviceJpegResize()
+    try:
+        jpeg = media.read_jpeg(data)
+    except RecsysError:
+        return
+    if jpeg is None:
+        return
+    pixels, failed = pre.finish_batch(pre.collate([jpeg]), "cpu")
+    assert set(failed) <= {0} and all(isinstance(m, str) and m for m in failed.values())
+    assert tuple(pixels.shape) == (1, 3, 224, 224)

@@ -31,6 +31,10 @@ class Preprocessor:
     ``min_image_side``: for image encoders that shrink pictures to a fixed size, the least side a
     picture must be decoded at (see :func:`recsys.media.load_image`'s ``min_side``); None decodes
     at the product's display size.
+    Optional, for work better done on the model's device (:class:`recsys.encoders.jpeg.DeviceJpegResize`):
+    ``source_input(path)`` gives a worker's item straight from the file (None: decode as usual), and
+    ``finish_batch(inputs, device)`` completes a collated batch in the main process, returning it and
+    {position: why that item failed}.
     """
 
     min_image_side: int | None = None

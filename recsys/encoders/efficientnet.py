@@ -121,10 +121,14 @@ class EfficientNetLite0Encoder(Encoder):
     outputs = ("embedding", "class_proba")
     preprocessor = SquareResize(INPUT_SIZE)
 
-    def __init__(self, *, device: str, path: str | None = None, cuda_graphs: bool = True) -> None:
+    def __init__(
+        self, *, device: str, path: str | None = None, cuda_graphs: bool = True, jpeg_on_device: bool = False
+    ) -> None:
         """``cuda_graphs``: on CUDA, replay each batch shape's forward as one captured graph
         (:mod:`recsys.encoders.graphs`: the same outputs, queued with one call instead of kernel by
-        kernel); ignored elsewhere. ``False`` queues the kernels one by one, as eager PyTorch does."""
+        kernel); ignored elsewhere. ``False`` queues the kernels one by one, as eager PyTorch does.
+        ``jpeg_on_device``: on CUDA, catalogue indexing decodes JPEGs on the GPU
+        (:mod:`recsys.encoders.jpeg`; opt-in until measured there); ignored elsewhere."""
         import timm
         import torch
         from timm.data import ImageNetInfo
@@ -152,6 +156,10 @@ class EfficientNetLite0Encoder(Encoder):
         self._std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
         on_cuda = torch.device(device).type == "cuda"
         self._graphed = GraphedForward(self._forward, device) if cuda_graphs and on_cuda else None
+        if jpeg_on_device and on_cuda:
+            from recsys.encoders.jpeg import DeviceJpegResize
+
+            self.preprocessor = DeviceJpegResize(INPUT_SIZE)
 
     def output_dims(self) -> dict[str, int]:
         return {"embedding": self.dim, "class_proba": len(self.class_names)}

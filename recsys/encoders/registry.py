@@ -120,10 +120,10 @@ def _sentence_transformers(arg: str, device: str) -> Encoder:
     return SentenceTransformerEncoder(folder, name=f"sentence-transformers:{label}", device=device)
 
 
-def _efficientnet(arg: None, device: str, *, cuda_graphs: bool = True) -> Encoder:
+def _efficientnet(arg: None, device: str, *, cuda_graphs: bool = True, jpeg_on_device: bool = False) -> Encoder:
     from recsys.encoders.efficientnet import EfficientNetLite0Encoder
 
-    return EfficientNetLite0Encoder(device=device, cuda_graphs=cuda_graphs)
+    return EfficientNetLite0Encoder(device=device, cuda_graphs=cuda_graphs, jpeg_on_device=jpeg_on_device)
 
 
 def _aisfx(arg: None, device: str) -> Encoder:

@@ -106,6 +106,9 @@ class ItemDataset:
     def __getitem__(self, index: int) -> Prepared:
         job = self.jobs[index]
         try:
+            source_input = getattr(self.preprocessor, "source_input", None)  # e.g. JPEG bytes for the GPU
+            if source_input is not None and (raw := source_input(job.source)) is not None:
+                return Prepared(job.key, job.item_id, raw, None)
             side = getattr(self.preprocessor, "min_image_side", None)  # duck-typed preprocessors may lack it
             decoded = decode_source(job.source, self.modality, min_image_side=side)
             return Prepared(job.key, job.item_id, self.preprocessor(decoded), None)
@@ -344,8 +347,12 @@ def _forward_local(plan: FeaturePlan, model: Any, options: BatchOptions, workers
     current cache chunk (``BatchOptions.chunk_size`` items at most), and on a GPU the chunk whose
     shards a background thread is writing (:class:`_Chunk`)."""
     ahead = _on_cuda(plan.encoder)
+    finish_batch = getattr(model.preprocessor, "finish_batch", None)  # work left for the model's device
+    owners = {job.key: job.item_id for job in plan.todo}
     waiting: tuple[Batch, Callable[[], dict[str, np.ndarray]] | None] | None = None
     for batch in _batches(plan, model.preprocessor, options, workers):
+        if finish_batch is not None and batch.inputs is not None:
+            batch = _finished_on_device(batch, finish_batch, str(getattr(plan.encoder, "device", "cpu")), owners)
         started = None
         if batch.inputs is not None:
             try:
@@ -363,6 +370,18 @@ def _forward_local(plan: FeaturePlan, model: Any, options: BatchOptions, workers
             waiting = None
     if waiting is not None:
         yield _finished(*waiting)
+
+
+def _finished_on_device(
+    batch: Batch, finish_batch: Callable[[Any, str], tuple[Any, dict[int, str]]], device: str, owners: dict[str, str]
+) -> Batch:
+    """The batch with its preprocessing finished on ``device``; items that failed there move to its failures."""
+    inputs, failed = finish_batch(batch.inputs, device)
+    if not failed:
+        return Batch(batch.keys, inputs, batch.failures)
+    keep = [i for i in range(len(batch.keys)) if i not in failed]
+    failures = [*batch.failures, *((owners.get(batch.keys[i], batch.keys[i]), failed[i]) for i in sorted(failed))]
+    return Batch([batch.keys[i] for i in keep], inputs[keep] if keep else None, failures)
 
 
 def _launch(model: Any, inputs: Any) -> Callable[[], dict[str, np.ndarray]]:

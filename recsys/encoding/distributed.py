@@ -347,6 +347,8 @@ def _dataset(plan: FeaturePlan, recipe: Callable[[], Any], options: BatchOptions
     rows = max(1, min(options.batch_size * BLOCK_BATCHES, math.ceil(len(jobs) / layout.decoders)))
     blocks = [jobs.slice(start, rows) for start in range(0, len(jobs), rows)]
     preprocessor = _model(plan.encoder, plan.outputs).preprocessor
+    # the actors' models take what a host-side preprocessor gives (work left for a device is done here)
+    preprocessor = getattr(preprocessor, "host_only", lambda: preprocessor)()
     threads = options.threads or layout.actor_cpus
     return (
         ray.data.from_arrow(blocks)
