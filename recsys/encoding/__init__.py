@@ -34,7 +34,7 @@ from recsys.catalogue import Catalogue
 from recsys.device import default_batch_size
 from recsys.encoders.base import Preprocessor, encoder_outputs, output_width
 from recsys.encoding.cache import Features, FeatureStore, catalogue_keys, decode_source, item_source
-from recsys.errors import InputError
+from recsys.errors import ConfigError, InputError
 from recsys.threads import one_thread_per_worker, use_threads, worker_processes
 
 log = logging.getLogger(__name__)
@@ -275,7 +275,17 @@ def run_plan(
     model = _model(plan.encoder, plan.outputs)
     workers = _workers(plan, options)
     with use_threads("batch", workers=workers, threads=options.threads):
-        return store_encoded(plan, _forward_local(plan, model, options, workers), options, progress)
+        try:
+            return store_encoded(plan, _forward_local(plan, model, options, workers), options, progress)
+        except RuntimeError as exc:
+            if "out of memory" not in str(exc):
+                raise
+            # a GPU too small for the batch (256 items on CUDA unless set): a setting to change, not a crash
+            raise ConfigError(
+                f"The {plan.modality} encoder ran out of device memory at {options.batch_size} items a batch; "
+                f"the vectors written so far are kept: run again with a smaller batch_size "
+                f"(--batch-size, RECSYS_BATCH_SIZE or batch_size in recsys.toml)."
+            ) from exc
 
 
 class Encoded(NamedTuple):

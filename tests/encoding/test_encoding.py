@@ -290,3 +290,19 @@ def test_unset_batch_size_is_the_devices_default(tmp_path):
     assert BatchOptions(batch_size=7).for_encoder(SimpleNamespace(device="cuda")).batch_size == 7
     with pytest.raises(InputError, match="at least 1"):
         BatchOptions(batch_size=0)
+
+
+def test_a_device_out_of_memory_says_which_setting_to_lower(ten, tmp_path, monkeypatch):
+    from recsys.errors import ConfigError
+
+    encoder = TinyImageEncoder()
+
+    def too_big(batch):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 9.00 GiB")  # torch's OutOfMemoryError text
+
+    monkeypatch.setattr(encoder, "forward_batch", too_big)
+    with pytest.raises(ConfigError, match=r"out of device memory at 2 items a batch.*--batch-size"):
+        catalogue_features(ten, "image", encoder, BOTH, cache_dir=tmp_path / "c", options=IN_PROCESS)
+    monkeypatch.setattr(encoder, "forward_batch", lambda batch: (_ for _ in ()).throw(RuntimeError("other")))
+    with pytest.raises(RuntimeError, match="other"):
+        catalogue_features(ten, "image", encoder, BOTH, cache_dir=tmp_path / "d", options=IN_PROCESS)
