@@ -296,13 +296,19 @@ def test_a_device_out_of_memory_says_which_setting_to_lower(ten, tmp_path, monke
     from recsys.errors import ConfigError
 
     encoder = TinyImageEncoder()
+    real = encoder.forward_batch
 
-    def too_big(batch):
-        raise RuntimeError("CUDA out of memory. Tried to allocate 9.00 GiB")  # torch's OutOfMemoryError text
+    def too_big_after_two(batch):
+        if encoder.forward_calls >= 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 9.00 GiB")  # torch's OutOfMemoryError text
+        return real(batch)
 
-    monkeypatch.setattr(encoder, "forward_batch", too_big)
+    monkeypatch.setattr(encoder, "forward_batch", too_big_after_two)
     with pytest.raises(ConfigError, match=r"out of device memory at 2 items a batch.*--batch-size"):
         catalogue_features(ten, "image", encoder, BOTH, cache_dir=tmp_path / "c", options=IN_PROCESS)
+    again = TinyImageEncoder()
+    catalogue_features(ten, "image", again, BOTH, cache_dir=tmp_path / "c", options=IN_PROCESS)
+    assert again.forwarded == 10 - 4  # the two batches before the error were kept
     monkeypatch.setattr(encoder, "forward_batch", lambda batch: (_ for _ in ()).throw(RuntimeError("other")))
     with pytest.raises(RuntimeError, match="other"):
         catalogue_features(ten, "image", encoder, BOTH, cache_dir=tmp_path / "d", options=IN_PROCESS)
