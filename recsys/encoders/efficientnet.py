@@ -105,12 +105,20 @@ class SquareResize(StackPreprocessor):
         import torch
 
         rgb = image if image.mode == "RGB" else image.convert("RGB")  # no copy when it already is
-        pixels = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)
-        if pixels.shape[1:] != (self.size, self.size):
-            pixels = torch.nn.functional.interpolate(
-                pixels.unsqueeze(0), size=(self.size, self.size), mode="bicubic", antialias=True, align_corners=False
-            )[0]
-        return pixels.contiguous().numpy()
+        return self.resized(torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)).contiguous().numpy()
+
+    def resized(self, pixels: Any) -> Any:
+        """``(3, h, w)`` uint8 pixels (a torch tensor on any device) at ``size`` x ``size``.
+
+        uint8 in and out, as torch computes it on the CPU; elsewhere through float32, rounded."""
+        import torch
+
+        if pixels.shape[1:] == (self.size, self.size):
+            return pixels
+        size, uint8 = (self.size, self.size), pixels.device.type == "cpu"
+        x = pixels[None] if uint8 else pixels[None].float()
+        out = torch.nn.functional.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)[0]
+        return out if uint8 else out.round_().clamp_(0, 255).to(torch.uint8)
 
 
 class EfficientNetLite0Encoder(Encoder):

@@ -89,16 +89,7 @@ class DeviceJpegResize(SquareResize):
         square = torch.full((3, side, side), 255, dtype=torch.uint8, device=picture.device)
         top, left = (side - height) // 2, (side - width) // 2
         square[:, top : top + height, left : left + width] = picture
-        if side == self.size:
-            return square
-        if square.device.type == "cpu":  # uint8 in, as SquareResize computes it
-            return torch.nn.functional.interpolate(
-                square[None], size=(self.size, self.size), mode="bicubic", antialias=True, align_corners=False
-            )[0]
-        resized = torch.nn.functional.interpolate(
-            square[None].float(), size=(self.size, self.size), mode="bicubic", antialias=True, align_corners=False
-        )[0]
-        return resized.round_().clamp_(0, 255).to(torch.uint8)
+        return self.resized(square)
 
 
 def decoded_pictures(files: list[Any], sizes: list[list[int]], device: str) -> Any:
