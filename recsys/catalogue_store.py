@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +34,20 @@ Progress = Callable[[int, int], None]
 
 def models_fingerprint(engine: RecommendationEngine) -> str:
     """Ids of every model whose output the store holds; a change re-indexes every item."""
+    models = {m: (ix.encoder, ix.aligner) for m, ix in engine.indexes.items()}
+    return models_description(models, getattr(engine, "spoken", None))
+
+
+def models_description(models: Mapping[str, tuple[Any, Any]], spoken: Any = None) -> str:
+    """Ids of each modality's encoder and aligner (``models``: modality -> (encoder, aligner or
+    None)) and of the speech rule (``spoken``, or None): what the engine's item vectors come from."""
     parts = []
-    for m, ix in sorted(engine.indexes.items()):
-        parts.append(f"{m}={getattr(ix.encoder, 'encoder_id', type(ix.encoder).__name__)}")
-        if ix.aligner is not None and m != "text":
-            parts.append(f"{m}-aligner={ix.aligner.describe()}")
-    if getattr(engine, "spoken", None) is not None:  # speech clips placed at their words
-        parts.append(engine.spoken.describe())
+    for m, (encoder, aligner) in sorted(models.items()):
+        parts.append(f"{m}={getattr(encoder, 'encoder_id', type(encoder).__name__)}")
+        if aligner is not None and m != "text":
+            parts.append(f"{m}-aligner={aligner.describe()}")
+    if spoken is not None:  # speech clips placed at their words
+        parts.append(spoken.describe())
     return "|".join(parts)
 
 

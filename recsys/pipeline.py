@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -20,19 +21,36 @@ import numpy as np
 from recsys import threads
 from recsys.alignment.base import aligner_inputs
 from recsys.catalogue import Catalogue, load_catalogue
-from recsys.catalogue_store import SEARCH_MODES, attach_store
+from recsys.catalogue_store import SEARCH_MODES, attach_store, models_description
 from recsys.config import check_value, env_values, read_table, validate
 from recsys.device import device_problem
-from recsys.encoding import PRECISIONS, BatchOptions, FeaturePlan, plan_features, run_plan
+from recsys.encoding import (
+    PRECISIONS,
+    SHOWN_FAILURES,
+    BatchOptions,
+    FeaturePlan,
+    failure_summary,
+    feature_id,
+    item_keys,
+    plan_features,
+    run_plan,
+)
 from recsys.encoding.cache import Features, default_cache_dir
 from recsys.errors import ConfigError, RecsysError
 from recsys.paths import check_output_dir, output_dir_problem
 from recsys.prebuilt import seed_cache
 from recsys.progress import ProgressLog, StageProgress, fan_out
-from recsys.recommend import MODALITIES, ModalityIndex, RecommendationEngine, _normalise, item_matrix
+from recsys.recommend import MODALITIES, ModalityIndex, RecommendationEngine, _normalise, item_dtype, item_matrix
+from recsys.snapshot import Matrices, keys_part, load_snapshot, save_snapshot, snapshot_base, snapshot_key
 from recsys.threads import batch_then_query
 
+log = logging.getLogger(__name__)
+
 CONFIG_FILE = "recsys.toml"
+#: Item rows per step when a modality's matrices are derived from its features: the working memory
+#: is one step's rather than more copies of the catalogue's vectors (the image features of 1M items
+#: are 9 GB in float32; deriving them whole peaked at 5 GB over the features at 100k items).
+DERIVE_ROWS = 16_384
 
 
 def _setting(default: Any, expects: str | None = None, **metadata: Any) -> Any:
@@ -184,7 +202,9 @@ def build_engine(
 ) -> RecommendationEngine:
     """Encode (or read from cache) every modality the catalogue has and index it.
 
-    Each modality is one pass over its items that yields every feature it needs (embeddings and,
+    A start whose items and models are those of an earlier build maps that build's item matrices
+    (:mod:`recsys.snapshot`) instead of reading every cached feature and deriving them again.
+    Otherwise each modality is one pass over its items that yields every feature it needs (embeddings and,
     for the label bridge, class probabilities), so each model runs once per item. Every stage is
     announced (``progress(stage, 0, total)``) before the first is encoded, for an overall ETA;
     :class:`recsys.progress.ProgressLog` logs rate and ETA lines besides ``progress``.
@@ -195,7 +215,6 @@ def build_engine(
     if config.cache_dir is None:  # a set cache_dir was checked with the config; the default is checked here
         check_output_dir(default_cache_dir(), "The cache folder (RECSYS_CACHE_DIR)")
     report = fan_out(progress, ProgressLog())
-    options = BatchOptions(batch_size=config.batch_size, precision=config.precision)
     text_encoder = _create_encoder(config.text_encoder, config.device)
     query_encoders: dict[str, Any] = {"text": text_encoder}
     for modality in MODALITIES:  # every model and aligner first: a bad one fails before any work
@@ -209,37 +228,24 @@ def build_engine(
             continue
         spec = config.aligner_spec(modality) if modality != "text" else None
         models[modality] = (encoder, _build_aligner(spec, encoder, text_encoder, catalogue) if spec else None)
-    todo: dict[str, _Modality] = {}
-    for modality, (encoder, aligner) in models.items():
-        outputs = feature_outputs(aligner)
-        plan = plan_features(
-            catalogue, modality, encoder, outputs, cache_dir=config.cache_dir, precision=config.precision
-        )
-        todo[modality] = _Modality(encoder, aligner, plan)
-        report(f"{modality} embeddings", 0, len(plan.todo))
-    if not todo:
+    if not models:
         raise RecsysError("the catalogue has no text, image or audio to index")
-    indexes: dict[str, ModalityIndex] = {}
-    features: dict[str, dict[str, Features]] = {}
-    spoken = None
-    with _encoding_cluster(config, [job.plan for job in todo.values()]):
-        for modality, job in todo.items():
-            features[modality] = _run_plan(
-                modality, job.plan, config, options, _stage(report, f"{modality} embeddings")
-            )
-    for modality, job in todo.items():
-        feats = features[modality]
-        index = _native_index(modality, job.encoder, feats["embedding"])
-        if job.aligner is not None:
-            kind = job.aligner.input_kind
-            source = aligner_inputs(kind, {name: f.vectors for name, f in feats.items()})
-            present = np.logical_and.reduce([feats[k].present for k in kind.split("+")])
-            shared = np.where(present[:, None], job.aligner.transform(source).astype(np.float32), 0.0)
-            if modality == "audio":  # speech clips at the words they say (recsys.alignment.spoken)
-                shared, spoken = _spoken_items(catalogue, job, text_encoder, shared, feats["embedding"], config, report)
-            index.aligner = job.aligner
-            index.shared = item_matrix(shared)
-        indexes[modality] = index
+    keys = {m: item_keys(catalogue, m, encoder, cache_dir=config.cache_dir) for m, (encoder, _) in models.items()}
+    rule = _speech_rule(models, text_encoder)
+    inputs = _EngineInputs(catalogue, models, keys, rule)
+    base = snapshot_base(config.cache_folder(), Path(catalogue.root).resolve(), models_description(models))
+    key = inputs.snapshot_key(config.precision)
+    kept = load_snapshot(base, key, len(catalogue), models)
+    if kept is not None:
+        matrices, extras = kept
+        indexes = {m: _kept_index(m, encoder, aligner, matrices[m]) for m, (encoder, aligner) in models.items()}
+        spoken = rule if extras.get("spoken") is True else None
+        _report_kept_failures(extras.get("failures"))
+    else:
+        indexes, spoken, failures = _built_indexes(inputs, text_encoder, config, report)
+        matrices = {m: Matrices(ix.native, ix.present, ix.centre, ix.shared) for m, ix in indexes.items()}
+        kept_failures = {m: {"count": len(f), "shown": f[:SHOWN_FAILURES]} for m, f in failures.items() if f}
+        save_snapshot(base, key, matrices, {"spoken": spoken is not None, "failures": kept_failures})
     if "text" in indexes and any(ix.shared is not None for ix in indexes.values()):
         indexes["text"].shared = indexes["text"].native
     engine = RecommendationEngine(catalogue, text_encoder, indexes, query_encoders)
@@ -250,21 +256,108 @@ def build_engine(
     )
 
 
+def _kept_index(modality: str, encoder: Any, aligner: Any, mats: Matrices) -> ModalityIndex:
+    space = getattr(encoder, "space", modality)
+    return ModalityIndex(modality, encoder, mats.native, mats.present, space, mats.centre, aligner, mats.shared)
+
+
+def _report_kept_failures(kept: Any) -> None:
+    """The summary lines of the items that had no vector when the snapshot was built (their files
+    are unchanged, so decoding them again would fail again); a malformed record is skipped."""
+    if not isinstance(kept, dict):
+        return
+    for modality, record in kept.items():
+        try:
+            count, shown = int(record["count"]), [(str(i), str(why)) for i, why in record["shown"]]
+        except (TypeError, ValueError, KeyError):
+            continue
+        if count > 0:
+            log.warning("%s", failure_summary(str(modality), shown, count))
+
+
+def _speech_rule(models: Mapping[str, tuple[Any, Any]], text_encoder: Any) -> Any:
+    """How aligned audio places speech clips at their words (:mod:`recsys.alignment.spoken`); None
+    without aligned audio or a rule for its encoder."""
+    if "audio" not in models or models["audio"][1] is None:
+        return None
+    from recsys.alignment.spoken import spoken_rule
+
+    return spoken_rule(models["audio"][0], text_encoder)
+
+
+@dataclass(frozen=True)
+class _EngineInputs:
+    """What an engine's item matrices are computed from: the items, each modality's (encoder,
+    aligner or None), every item's content key per modality, and the speech rule of aligned audio."""
+
+    catalogue: Catalogue
+    models: dict[str, tuple[Any, Any]]
+    keys: dict[str, list[str | None]]
+    rule: Any
+
+    def snapshot_key(self, precision: str) -> str:
+        """:func:`recsys.snapshot.snapshot_key` over all of it."""
+        n = len(self.catalogue)
+        parts = [f"{n} items in {np.dtype(item_dtype(n)).name}", models_description(self.models, self.rule)]
+        for m, (encoder, aligner) in sorted(self.models.items()):
+            parts.append(" ".join(feature_id(encoder, output, precision) for output in feature_outputs(aligner)))
+            parts.append(keys_part(m, self.keys[m]))
+        return snapshot_key(parts)
+
+
+def _built_indexes(
+    inputs: _EngineInputs, text_encoder: Any, config: PipelineConfig, report: StageProgress
+) -> tuple[dict[str, ModalityIndex], Any, dict[str, list[tuple[str, str]]]]:
+    """Encode what the cache lacks, then each modality's index: (indexes, the speech rule applied or
+    None, per modality the (item id, why) of items left without a vector)."""
+    catalogue, rule = inputs.catalogue, inputs.rule
+    options = BatchOptions(batch_size=config.batch_size, precision=config.precision)
+    todo: dict[str, _Modality] = {}
+    for modality, (encoder, aligner) in inputs.models.items():
+        outputs = feature_outputs(aligner)
+        plan = plan_features(
+            catalogue, modality, encoder, outputs, cache_dir=config.cache_dir, precision=config.precision,
+            keys=inputs.keys[modality],
+        )  # fmt: skip
+        todo[modality] = _Modality(encoder, aligner, plan)
+        report(f"{modality} embeddings", 0, len(plan.todo))
+    indexes: dict[str, ModalityIndex] = {}
+    features: dict[str, dict[str, Features]] = {}
+    spoken = None
+    with _encoding_cluster(config, [job.plan for job in todo.values()]):
+        for modality, job in todo.items():
+            features[modality] = _run_plan(
+                modality, job.plan, config, options, _stage(report, f"{modality} embeddings")
+            )
+    for modality, job in todo.items():
+        feats = features.pop(modality)
+        job.plan.features.clear()  # this modality's features go once its matrices are derived
+        index = _native_index(modality, job.encoder, feats["embedding"])
+        if job.aligner is not None:
+            shared = _aligned(job.aligner, feats)
+            if modality == "audio" and rule is not None:  # speech clips at the words they say
+                shared, spoken = _spoken_items(catalogue, job, rule, shared, feats["embedding"], config, report)
+            index.aligner = job.aligner
+            index.shared = item_matrix(shared)
+        indexes[modality] = index
+        del feats
+    return indexes, spoken, {modality: list(job.plan.failures) for modality, job in todo.items()}
+
+
 def _spoken_items(
     catalogue: Catalogue,
     job: _Modality,
-    text_encoder: Any,
+    rule: Any,
     shared: np.ndarray,
     emb: Features,
     config: PipelineConfig,
     report: StageProgress,
 ) -> tuple[np.ndarray, Any]:
     """The audio items' shared vectors with speech clips at their words, and the rule (None: by sound alone)."""
-    from recsys.alignment.spoken import STAGE, spoken_rule
+    from recsys.alignment.spoken import STAGE
     from recsys.encoding.cache import item_source
 
-    rule = spoken_rule(job.encoder, text_encoder)
-    if rule is None or not emb.present.any():
+    if not emb.present.any():
         return shared, None
     sources = [item_source(it, "audio") if it.audio is not None else None for it in catalogue.items]
     shared, _ = rule.items(
@@ -292,14 +385,38 @@ def _calibrations(indexes: Mapping[str, ModalityIndex], text_encoder: Any) -> di
 
 
 def _native_index(modality: str, encoder: Any, feats: Features) -> ModalityIndex:
-    """Text stays as encoded; media are centred on the catalogue mean before cosine scoring."""
+    """Text stays as encoded; media are centred on the catalogue mean before cosine scoring.
+    Derived a block of rows at a time (:data:`DERIVE_ROWS`) into the engine's item matrix."""
+    vectors, present = feats.vectors, feats.present
     centre = None
-    vectors = feats.vectors
-    if modality != "text" and feats.present.sum() > 1:
-        centre = vectors[feats.present].mean(axis=0)
-        vectors = _normalise(vectors - centre)
-    vectors = item_matrix(np.where(feats.present[:, None], vectors, 0.0))
-    return ModalityIndex(modality, encoder, vectors, feats.present, getattr(encoder, "space", modality), centre)
+    if modality != "text" and present.sum() > 1:
+        total = np.zeros(vectors.shape[1], dtype=np.float64)
+        for a, b in _row_blocks(len(vectors)):
+            total += vectors[a:b][present[a:b]].sum(axis=0, dtype=np.float64)
+        centre = (total / present.sum()).astype(np.float32)
+    out = np.zeros(vectors.shape, dtype=item_dtype(len(vectors)))
+    for a, b in _row_blocks(len(vectors)):
+        rows = vectors[a:b] if centre is None else _normalise(vectors[a:b] - centre)
+        out[a:b] = np.where(present[a:b, None], rows, 0.0)
+    return ModalityIndex(modality, encoder, out, present, getattr(encoder, "space", modality), centre)
+
+
+def _aligned(aligner: Any, feats: Mapping[str, Features]) -> np.ndarray:
+    """Every item's vector in the shared space (zeros where an input the aligner takes is missing),
+    a block of rows at a time (:data:`DERIVE_ROWS`)."""
+    kind = aligner.input_kind
+    present = np.logical_and.reduce([feats[k].present for k in kind.split("+")])
+    shared = np.zeros((len(present), 0), dtype=np.float32)
+    for a, b in _row_blocks(len(present)):
+        block = aligner.transform(aligner_inputs(kind, {name: f.vectors[a:b] for name, f in feats.items()}))
+        if a == 0:
+            shared = np.zeros((len(present), block.shape[1]), dtype=np.float32)
+        shared[a:b] = np.where(present[a:b, None], block, 0.0)
+    return shared
+
+
+def _row_blocks(n: int) -> list[tuple[int, int]]:
+    return [(a, min(n, a + DERIVE_ROWS)) for a in range(0, n, DERIVE_ROWS)]
 
 
 def load_engine(

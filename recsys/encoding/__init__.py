@@ -241,11 +241,15 @@ def plan_features(
     *,
     cache_dir: str | os.PathLike[str] | None = None,
     precision: str = "fp32",
+    keys: list[str | None] | None = None,
 ) -> FeaturePlan:
-    """Hash every item and read what the cache holds (each shard once); nothing is decoded yet."""
+    """Hash every item (unless its ``keys`` are given: :func:`item_keys`) and read what the cache
+    holds (each shard once); nothing is decoded yet."""
     outputs = tuple(dict.fromkeys(outputs))
-    processes = worker_processes(str(getattr(encoder, "device", "cpu")))
-    keys = catalogue_keys(catalogue.items, modality, catalogue.root, cache_dir=cache_dir, processes=processes)
+    if keys is None:
+        keys = item_keys(catalogue, modality, encoder, cache_dir=cache_dir)
+    elif len(keys) != len(catalogue.items):
+        raise ValueError(f"{len(keys)} keys for {len(catalogue.items)} items")
     stores = {
         name: FeatureStore(cache_dir, feature_id(encoder, name, precision), output_width(encoder, name))
         for name in outputs
@@ -261,6 +265,14 @@ def plan_features(
         if key in needed and key not in todo:
             todo[key] = Job(key, item.id, item_source(item, modality))
     return FeaturePlan(modality, encoder, outputs, keys, stores, features, missing, list(todo.values()))
+
+
+def item_keys(
+    catalogue: Catalogue, modality: str, encoder: Any, *, cache_dir: str | os.PathLike[str] | None = None
+) -> list[str | None]:
+    """Each item's cache key for ``modality`` (None: no input), media hashed on the pass's worker processes."""
+    processes = worker_processes(str(getattr(encoder, "device", "cpu")))
+    return catalogue_keys(catalogue.items, modality, catalogue.root, cache_dir=cache_dir, processes=processes)
 
 
 def run_plan(
@@ -328,11 +340,14 @@ def store_encoded(
 SHOWN_FAILURES = 10
 
 
-def failure_summary(modality: str, failures: Sequence[tuple[str, str]]) -> str:
-    """One line: how many items have no ``modality`` vector, and the first few ids with the reason."""
-    shown = "; ".join(f"{item_id}: {message}" for item_id, message in failures[:SHOWN_FAILURES])
-    more = f"; and {len(failures) - SHOWN_FAILURES} more" if len(failures) > SHOWN_FAILURES else ""
-    return f"{len(failures)} item(s) have no {modality} vector (fix or replace their files): {shown}{more}"
+def failure_summary(modality: str, failures: Sequence[tuple[str, str]], count: int | None = None) -> str:
+    """One line: how many items (``count``, else ``len(failures)``) have no ``modality`` vector, and
+    the first few ids with the reason."""
+    count = len(failures) if count is None else count
+    named = failures[:SHOWN_FAILURES]
+    shown = "; ".join(f"{item_id}: {message}" for item_id, message in named)
+    more = f"; and {count - len(named)} more" if count > len(named) else ""
+    return f"{count} item(s) have no {modality} vector (fix or replace their files): {shown}{more}"
 
 
 def _drop_non_finite(result: Encoded, owners: dict[str, str]) -> Encoded:

@@ -47,6 +47,9 @@ class _BothInputsAligner:
     source_modality = "image"
     input_kind = "embedding+class_proba"
 
+    def describe(self) -> str:
+        return "both inputs, test aligner"
+
     def transform(self, features: np.ndarray) -> np.ndarray:
         assert features.shape[1] == 3 + 4
         out = np.zeros((len(features), 64), np.float32)

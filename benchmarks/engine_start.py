@@ -1,0 +1,115 @@
+"""How long a start takes on a large catalogue that is already indexed, and its peak memory: the
+app, every CLI query and ``load_engine`` load the catalogue and build the engine before answering.
+
+Compares a start that maps the engine snapshot of the last build (``recsys.snapshot``: what every
+start after the first one does) with one that derives the item matrices again from the feature
+cache (what every start did before, and what the first start after a change still does: here its
+snapshot is deleted first). Each start runs in a fresh process, which loads the catalogue, builds
+the engine and answers one text query; peak RSS is that process's.
+
+    .venv/bin/python benchmarks/engine_start.py                     # 100,000 synthetic items
+    .venv/bin/python benchmarks/engine_start.py --n 20000 --runs 3 --workdir /tmp/start
+
+The catalogue is ``benchmarks/catalogue_load.py``'s synthetic one (N items titled "Item i", their
+pictures hard links to 4 small PNGs, so indexing encodes N texts and 4 pictures); with
+``--workdir`` it and its cache are kept for the next run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def peak_rss_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+
+
+def child(catalogue: str, cache: str) -> None:
+    """One start: load, build, one query; prints seconds per step and the peak RSS as JSON."""
+    start = time.perf_counter()
+    from recsys.catalogue import load_catalogue
+    from recsys.pipeline import PipelineConfig, build_engine
+    from recsys.recommend import Query
+
+    imported = time.perf_counter()
+    loaded = load_catalogue(catalogue, cache_dir=cache)
+    catalogue_s = time.perf_counter() - imported
+    built = time.perf_counter()
+    engine = build_engine(loaded, PipelineConfig.layered(catalogue, cache_dir=cache))
+    engine_s = time.perf_counter() - built
+    asked = time.perf_counter()
+    top = engine.recommend(Query(text="a red circle"), k=10)
+    query_s = time.perf_counter() - asked
+    print(json.dumps({
+        "imports": imported - start, "catalogue": catalogue_s, "engine": engine_s, "query": query_s,
+        "total": time.perf_counter() - start, "peak_mb": peak_rss_mb(), "top": [r.item.id for r in top],
+    }))  # fmt: skip
+
+
+def start(catalogue: Path, cache: Path) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(catalogue), "--cache-dir", str(cache)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100_000, help="catalogue items")
+    parser.add_argument("--runs", type=int, default=2, help="starts of each kind")
+    parser.add_argument("--workdir", default=None, help="keep the catalogue and its cache here")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--cache-dir", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.cache_dir)
+        return
+
+    import catalogue_load
+
+    from recsys.snapshot import FOLDER
+
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="engine-start-"))
+    catalogue, cache = work / f"catalogue-{args.n}", work / "cache"
+    if not (catalogue / "catalogue.csv").is_file():
+        catalogue.mkdir(parents=True, exist_ok=True)
+        catalogue_load.synthetic(catalogue, args.n)
+    began = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "recsys", "index", "--catalogue", str(catalogue), "--cache-dir", str(cache)],
+        check=True, cwd=ROOT, capture_output=True,
+    )  # fmt: skip
+    print(f"{args.n:,} items, indexed (or found indexed) in {time.perf_counter() - began:.1f} s")
+    rows = []
+    for run in range(args.runs):
+        for kind in ("snapshot mapped", "matrices derived"):
+            if kind == "matrices derived":
+                shutil.rmtree(cache / FOLDER, ignore_errors=True)
+            rows.append((kind, run, start(catalogue, cache)))
+    print(f"{'start':18s} {'run':>3s} {'imports s':>9s} {'catalogue s':>11s} {'engine s':>8s} {'query s':>7s} "
+          f"{'total s':>7s} {'peak RSS MB':>11s}")  # fmt: skip
+    for kind, run, r in rows:
+        print(f"{kind:18s} {run:3d} {r['imports']:9.2f} {r['catalogue']:11.2f} {r['engine']:8.2f} {r['query']:7.2f} "
+              f"{r['total']:7.2f} {r['peak_mb']:11.0f}")  # fmt: skip
+    same = all(r["top"] == rows[0][2]["top"] for _, _, r in rows)
+    print(f"same top 10 in every start: {same}")
+    if args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Deriving the engine's item matrices (recsys.pipeline): block by block, as one pass would."""
+
+from __future__ import annotations
+
+import numpy as np
+from fakes import FakeColourAligner, build_catalogue
+
+from recsys import pipeline
+from recsys.catalogue import load_catalogue
+from recsys.recommend import Query
+
+
+def _engine(root, cache, monkeypatch, rows: int):
+    monkeypatch.setattr(pipeline, "DERIVE_ROWS", rows)
+    config = pipeline.PipelineConfig(cache_dir=str(cache), image_aligner="fake", audio_aligner=None)
+    return pipeline.build_engine(load_catalogue(root), config)
+
+
+def test_matrices_derived_in_blocks_are_those_of_one_pass(tmp_path, patched_encoders, monkeypatch):
+    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeColourAligner(text))
+    root = build_catalogue(tmp_path / "cat")
+    whole = _engine(root, tmp_path / "one-pass", monkeypatch, rows=1_000)
+    blocks = _engine(root, tmp_path / "blocks", monkeypatch, rows=2)  # 6 items: three blocks
+    for m, ix in whole.indexes.items():
+        other = blocks.indexes[m]
+        np.testing.assert_array_equal(other.present, ix.present)
+        np.testing.assert_allclose(other.native, ix.native, atol=1e-6)
+        if ix.centre is not None:
+            np.testing.assert_allclose(other.centre, ix.centre, atol=1e-6)
+        if ix.shared is not None:
+            np.testing.assert_allclose(other.shared, ix.shared, atol=1e-6)
+    assert not whole.indexes["image"].native[~whole.indexes["image"].present].any()  # no picture: zeros
+    assert whole.indexes["image"].shared is not None
+    for query in (Query(text="a green fruit"), Query(likes=("taxi",))):
+        assert [r.item.id for r in blocks.recommend(query, k=6)] == [r.item.id for r in whole.recommend(query, k=6)]
