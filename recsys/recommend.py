@@ -122,7 +122,10 @@ def gathered_float32(rows: np.ndarray, *, side_by_side: bool = False) -> np.ndar
         return rows.astype(np.float32, copy=False)
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(rows)).float().numpy()
+    rows = np.ascontiguousarray(rows)
+    if not rows.flags.writeable:  # a slice of the memory-mapped matrices (recsys.snapshot): torch wants its own
+        rows = rows.copy()
+    return torch.from_numpy(rows).float().numpy()
 
 
 def check_text(text: object, what: str = "the text query") -> str:

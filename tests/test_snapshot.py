@@ -181,3 +181,16 @@ def test_any_manifest_loads_or_is_rebuilt_and_never_raises(tmp_path, manifest, r
         assert isinstance(extras, dict) and list(matrices) == ["text"]
         for mats in matrices.values():
             assert mats.native.shape[0] == 4 and mats.present.shape == (4,)
+
+
+def test_rows_of_mapped_half_precision_matrices_convert_without_a_warning(tmp_path, recwarn):
+    base = tmp_path / "engines" / "cat-2"
+    rng = np.random.default_rng(1)
+    half = snapshot.Matrices(rng.normal(size=(5, 3)).astype(np.float16), np.ones(5, bool))
+    assert snapshot.save_snapshot(base, "h" * 64, {"image": half})
+    (matrices, _) = snapshot.load_snapshot(base, "h" * 64, 5, ["image"])
+    mapped = matrices["image"].native
+    assert not mapped.flags.writeable
+    rows = recommend.gathered_float32(mapped[1])  # one row: a read-only view, not a copy
+    np.testing.assert_array_equal(rows, half.native[1].astype(np.float32))
+    assert not [w for w in recwarn if "not writable" in str(w.message)]
