@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from recsys.alignment.base import aligner_identity
 from recsys.catalogue import Item
 from recsys.errors import RecsysError
 from recsys.recommend import EXACT_MAX_ITEMS, MODALITIES, RecommendationEngine
@@ -45,7 +46,7 @@ def models_description(models: Mapping[str, tuple[Any, Any]], spoken: Any = None
     for m, (encoder, aligner) in sorted(models.items()):
         parts.append(f"{m}={getattr(encoder, 'encoder_id', type(encoder).__name__)}")
         if aligner is not None and m != "text":
-            parts.append(f"{m}-aligner={aligner.describe()}")
+            parts.append(f"{m}-aligner={aligner_identity(aligner)}")
     if spoken is not None:  # speech clips placed at their words
         parts.append(spoken.describe())
     return "|".join(parts)

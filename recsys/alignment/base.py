@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,6 +58,33 @@ class Aligner(abc.ABC):
 
     def describe(self) -> str:
         return f"{self.name} ({self.source_modality} {self.source_encoder_id} -> {self.target_space})"
+
+    def identity(self) -> str:
+        """:meth:`describe` and a digest of what maps the features (a head's weights, the class texts'
+        vectors): what vectors derived from this aligner depend on, so a retrained head at the same
+        path is another aligner to the engine snapshot and the vector store."""
+        digest = self.parameters_digest()
+        return f"{self.describe()} [{digest}]" if digest else self.describe()
+
+    def parameters_digest(self) -> str:
+        """Digest of the aligner's parameters; "" for one that has none."""
+        return ""
+
+
+def aligner_identity(aligner: Any) -> str:
+    """:meth:`Aligner.identity`, or ``describe()`` of an aligner that is not an :class:`Aligner`."""
+    identity = getattr(aligner, "identity", None)
+    return identity() if identity is not None else aligner.describe()
+
+
+def array_digest(*arrays: np.ndarray) -> str:
+    """Short sha256 of arrays' shapes, dtypes and bytes."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.shape}{array.dtype}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
 
 
 def aligner_inputs(input_kind: str, outputs: Mapping[str, np.ndarray]) -> np.ndarray:

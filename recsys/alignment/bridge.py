@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.alignment.base import Aligner, l2_normalise
+from recsys.alignment.base import Aligner, array_digest, l2_normalise
 from recsys.errors import InputError
 
 #: Prompt templates averaged per class (CLIP-style prompt ensembling); the catalogue is clip-art,
@@ -186,6 +186,9 @@ class LabelBridge(Aligner):
             target_space=text_encoder.space,
             top_t=top_t,
         )
+
+    def parameters_digest(self) -> str:
+        return f"{array_digest(self.class_embeddings)} top {self.top_t}"
 
     def _transform(self, features: np.ndarray) -> np.ndarray:
         t = min(self.top_t, features.shape[1])

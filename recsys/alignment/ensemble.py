@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsys.alignment.base import Aligner, l2_normalise
+from recsys.alignment.base import Aligner, aligner_identity, l2_normalise
 from recsys.errors import RecsysError
 
 _KIND_ORDER = ("embedding", "class_proba")
@@ -57,6 +57,10 @@ class EnsembleAligner(Aligner):
             self.blocks[k] = slice(start, start + dims[k])
             start += dims[k]
         self.input_dim = start
+
+    def parameters_digest(self) -> str:
+        weighted = zip(self.members, self.weights, strict=True)
+        return "members " + " + ".join(f"{w:.6g} x {aligner_identity(m)}" for m, w in weighted)
 
     def _transform(self, features: np.ndarray) -> np.ndarray:
         out = np.zeros((len(features), self.output_dim), dtype=np.float32)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from recsys import atomic
-from recsys.alignment.base import Aligner, l2_normalise
+from recsys.alignment.base import Aligner, array_digest, l2_normalise
 from recsys.errors import InputError, RecsysError
 
 if TYPE_CHECKING:
@@ -129,6 +129,10 @@ class ProjectionAligner(Aligner):
 
     def state_dict(self) -> dict[str, Any]:
         return {k: v.detach().cpu().clone() for k, v in self.head.state_dict().items()}
+
+    def parameters_digest(self) -> str:
+        state = self.head.state_dict()
+        return array_digest(*(state[k].detach().cpu().float().numpy() for k in sorted(state)))
 
     def save(self, path: str | Path) -> Path:
         """Write ``NAME.pt`` then ``NAME.json`` (which pins the .pt's sha256), each atomically."""

@@ -407,3 +407,20 @@ def test_audio_aligner_from_the_config_mixes_the_tagger_bridge_with_the_head(tmp
     query = load_audio(write_tone(tmp_path / "q.wav", 1300))
     results = engine.recommend(Query(audio=query), weights={"text": 1.0, "image": 0.0, "audio": 1.0}, k=3)
     assert len(results) == 3
+
+
+def test_an_aligners_identity_changes_with_its_parameters_and_only_then():
+    """What the engine snapshot and the vector store key derived vectors by: a head retrained (or a
+    bridge with another top T) is another aligner, though its description is the same."""
+    source, target = _pairs()
+    head, same, retrained = _train(source, target).aligner, _train(source, target).aligner, _train(
+        source, target, seed=1).aligner  # fmt: skip
+    assert head.describe() == retrained.describe()
+    assert head.identity() == same.identity() != retrained.identity()
+    bridge = LabelBridge.from_encoders(FakeImageEncoder(), FakeTextEncoder(), top_t=3)
+    other_t = LabelBridge.from_encoders(FakeImageEncoder(), FakeTextEncoder(), top_t=4)
+    assert bridge.identity() != other_t.identity() and bridge.describe() == other_t.describe()
+    ensemble = EnsembleAligner([bridge, head], [0.5, 0.5])
+    assert ensemble.identity() != EnsembleAligner([bridge, retrained], [0.5, 0.5]).identity()
+    assert ensemble.identity() != EnsembleAligner([bridge, head], [0.4, 0.6]).identity()
+    assert ensemble.identity() == EnsembleAligner([bridge, same], [0.5, 0.5]).identity()
