@@ -122,7 +122,7 @@ class Catalogue:
         self._index = {item.id: i for i, item in enumerate(self.items)}
         if len(self._index) != len(self.items):
             raise CatalogueError("Catalogue items must have unique ids.")
-        self._fingerprint = fingerprint or _fingerprint([_item_row(self.root, it) for it in self.items])
+        self._given_fingerprint = fingerprint
 
     def __len__(self) -> int:
         return len(self.items)
@@ -203,10 +203,11 @@ class Catalogue:
             return np.array([getattr(item, modality) is not None for item in self.items], dtype=bool)
         raise InputError(f"unknown modality '{modality}'; use one of {', '.join(MODALITIES)}.")
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
-        """sha256 over the kept manifest rows: changes when an item is added, removed or edited."""
-        return self._fingerprint
+        """sha256 over the items as manifest rows: changes when an item is added, removed or edited.
+        Computed when first asked for (~4 us an item, which every load of a large catalogue paid)."""
+        return self._given_fingerprint or _fingerprint([_item_row(self.root, it) for it in self.items])
 
     def to_frame(self) -> pd.DataFrame:
         """One row per item with the manifest columns (media paths relative, as in the manifest) + extras."""
@@ -322,7 +323,7 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, int, dict[str
                 continue  # blank line
             problem = _row_problem(cells, columns, line, lines[line : reader.line_num])
             cells = cells + [""] * (len(columns) - len(cells))
-            row = {col: _cell(v) for col, v in zip(columns, cells, strict=False)}
+            row = {col: v.strip() for col, v in zip(columns, cells, strict=False)}  # the reader gives str
             rows.append((line, reader.line_num, row, problem))
     except csv.Error as exc:
         raise CatalogueError(f"'{manifest}' is not valid CSV (line {reader.line_num}: {exc}).") from exc
@@ -335,6 +336,8 @@ def _row_problem(cells: list[str], columns: list[str], first: int, more_lines: l
     """Why a parsed CSV row (starting on line ``first``, continued on ``more_lines``) cannot be trusted:
     more fields than columns, a cell over the length limit, or a quoted cell that swallowed lines which
     look like rows of their own (an unbalanced quote)."""
+    if not more_lines and len(cells) <= len(columns) and max(map(len, cells), default=0) <= MAX_CELL_CHARS:
+        return None  # the common row, at a fraction of the checks' cost
     problems = []
     if len(cells) > len(columns):
         problems.append(f"{len(cells)} fields but the header has {len(columns)} columns (an unquoted comma?)")
@@ -391,6 +394,7 @@ class _MediaLocator:
     def __init__(self, root: Path) -> None:
         self._root = str(root)
         self._real_root = str(root.resolve())
+        self._inside_prefix = self._real_root.rstrip(os.sep) + os.sep
         self._real_dirs: dict[str, str | None] = {}
 
     def locate(self, rel: str, column: str) -> tuple[Path | None, str | None, os.stat_result | None]:
@@ -406,7 +410,7 @@ class _MediaLocator:
         parts = [part for part in posix.split("/") if part and part != "."]  # as PurePosixPath(posix).parts
         path = os.path.join(self._root, *parts)
         resolved, info = self._resolve(path, parts[-1] if parts else ".")
-        if resolved is not None and not _inside(resolved, self._real_root):
+        if resolved is not None and resolved != self._real_root and not resolved.startswith(self._inside_prefix):
             how = "a symlink pointing" if ".." not in parts else "'..' leading"
             return None, f"{column} path '{_shown(rel)}' is outside the catalogue folder ({how} outside it)", None
         problem = file_problem(path) if info is None else mode_problem(info.st_mode)
@@ -443,10 +447,6 @@ def _real(path: str) -> str | None:
         return str(Path(path).resolve())
     except (OSError, RuntimeError, ValueError):
         return None
-
-
-def _inside(real: str, real_root: str) -> bool:
-    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
 def _shown(text: str, limit: int = 80) -> str:
@@ -563,7 +563,6 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
         cache.save()
     items: list[Item] = []
     bad: list[BadRow] = []
-    kept_rows: list[dict[str, str]] = []
     for line, last, row, reasons, media, located in parsed:
         for column in MEDIA_COLUMNS:
             reason = located[column] or (verdicts[column, row[column]] if media[column] is not None else None)
@@ -586,11 +585,10 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
                 extra=extra,
             )
         )
-        kept_rows.append(row)
     if not items:
         shown = "; ".join(str(b) for b in bad[:3]) or "the manifest has no data rows"
         raise CatalogueError(f"No valid rows in '{manifest}': {shown}.")
-    return Catalogue(root, items, bad, fingerprint=_fingerprint(kept_rows))
+    return Catalogue(root, items, bad)
 
 
 def write_manifest(root: str | os.PathLike[str], rows: list[dict] | pd.DataFrame, *, fmt: str = "csv") -> Path:
