@@ -111,13 +111,13 @@ def _read(folder: Path, key: str, n_items: int, expected: list[str]) -> tuple[di
         native_dim, shared_dim = int(widths["native"]), widths.get("shared")
         files = {name: folder / _file_name(modality, name) for name in ("native", "present", "centre", "shared")}
         out[modality] = Matrices(
-            native=random_access(open_npy(files["native"], Spec((n_items, native_dim)))),
+            native=_mapped(files["native"], Spec((n_items, native_dim))),
             present=np.array(open_npy(files["present"], Spec((n_items,), kinds="b"))),
             centre=(
                 np.array(open_npy(files["centre"], Spec((native_dim,)))) if widths.get("centre") else None
             ),
             shared=(
-                random_access(open_npy(files["shared"], Spec((n_items, int(shared_dim)))))
+                _mapped(files["shared"], Spec((n_items, int(shared_dim))))
                 if shared_dim is not None
                 else None
             ),
@@ -126,6 +126,13 @@ def _read(folder: Path, key: str, n_items: int, expected: list[str]) -> tuple[di
     if not isinstance(extras, dict):
         raise Mismatch("its extras are not a mapping")
     return out, extras
+
+
+def _mapped(path: Path, spec: Spec) -> np.ndarray:
+    """A matrix mapped read-only. A float16 one (past 20k items, where the engine gathers candidate
+    rows) is read by scattered rows, so readahead is turned off for it; a float32 one is scored whole."""
+    array = open_npy(path, spec)
+    return random_access(array) if array.dtype == np.float16 else array
 
 
 def save_snapshot(base: Path, key: str, matrices: Mapping[str, Matrices], extras: Mapping | None = None) -> bool:
