@@ -4,8 +4,11 @@ app, every CLI query and ``load_engine`` load the catalogue and build the engine
 Compares a start that maps the engine snapshot of the last build (``recsys.snapshot``: what every
 start after the first one does) with one that derives the item matrices again from the feature
 cache (what every start did before, and what the first start after a change still does: here its
-snapshot is deleted first). Each start runs in a fresh process, which loads the catalogue, builds
-the engine and answers one text query; peak RSS is that process's.
+snapshot is deleted first). A derived start runs twice: with the features read into RAM, and into
+scratch files (``recsys.encoding.cache.feature_array``: what a catalogue does from ~210k items on,
+forced here). Each start runs in a fresh process, which loads the catalogue, builds the engine and
+answers one text query; peak RSS is that process's, peak anonymous memory (RAM that only the
+process's end gives back, unlike the scratch files' page cache) is sampled every 50 ms.
 
     .venv/bin/python benchmarks/engine_start.py                     # 100,000 synthetic items
     .venv/bin/python benchmarks/engine_start.py --n 20000 --runs 3 --workdir /tmp/start
@@ -32,18 +35,46 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
+#: Each kind of start, and the features' scratch-file threshold it runs with (None: the product's).
+KINDS = {
+    "snapshot mapped": None,
+    "derived, features in RAM": 1 << 62,
+    "derived, features in scratch": 0,
+}
+
+
 def peak_rss_mb() -> float:
     status = Path("/proc/self/status").read_text()
     return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
 
 
-def child(catalogue: str, cache: str) -> None:
+def peak_anon_sampler() -> dict[str, float]:
+    """Samples the process's anonymous RSS every 50 ms on a daemon thread; the dict holds the peak in MB."""
+    import threading
+
+    peak = {"mb": 0.0}
+
+    def sample() -> None:
+        while True:
+            found = re.search(r"RssAnon:\s+(\d+)", Path("/proc/self/status").read_text())
+            peak["mb"] = max(peak["mb"], int(found.group(1)) / 1024) if found else peak["mb"]
+            time.sleep(0.05)
+
+    threading.Thread(target=sample, daemon=True).start()
+    return peak
+
+
+def child(catalogue: str, cache: str, scratch_min_bytes: int | None) -> None:
     """One start: load, build, one query; prints seconds per step and the peak RSS as JSON."""
+    anon = peak_anon_sampler()
     start = time.perf_counter()
+    import recsys.encoding.cache
     from recsys.catalogue import load_catalogue
     from recsys.pipeline import PipelineConfig, build_engine
     from recsys.recommend import Query
 
+    if scratch_min_bytes is not None:
+        recsys.encoding.cache.SCRATCH_MIN_BYTES = scratch_min_bytes
     imported = time.perf_counter()
     loaded = load_catalogue(catalogue, cache_dir=cache)
     catalogue_s = time.perf_counter() - imported
@@ -55,13 +86,15 @@ def child(catalogue: str, cache: str) -> None:
     query_s = time.perf_counter() - asked
     print(json.dumps({
         "imports": imported - start, "catalogue": catalogue_s, "engine": engine_s, "query": query_s,
-        "total": time.perf_counter() - start, "peak_mb": peak_rss_mb(), "top": [r.item.id for r in top],
+        "total": time.perf_counter() - start, "peak_mb": peak_rss_mb(), "anon_mb": anon["mb"],
+        "top": [r.item.id for r in top],
     }))  # fmt: skip
 
 
-def start(catalogue: Path, cache: Path) -> dict:
+def start(catalogue: Path, cache: Path, scratch_min_bytes: int | None = None) -> dict:
+    scratch = [] if scratch_min_bytes is None else ["--scratch-min-bytes", str(scratch_min_bytes)]
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(catalogue), "--cache-dir", str(cache)],
+        [sys.executable, __file__, "--child", str(catalogue), "--cache-dir", str(cache), *scratch],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -74,9 +107,10 @@ def main() -> None:
     parser.add_argument("--workdir", default=None, help="keep the catalogue and its cache here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--scratch-min-bytes", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.cache_dir)
+        child(args.child, args.cache_dir, args.scratch_min_bytes)
         return
 
     import catalogue_load
@@ -96,15 +130,15 @@ def main() -> None:
     print(f"{args.n:,} items, indexed (or found indexed) in {time.perf_counter() - began:.1f} s")
     rows = []
     for run in range(args.runs):
-        for kind in ("snapshot mapped", "matrices derived"):
-            if kind == "matrices derived":
+        for kind, scratch_min_bytes in KINDS.items():
+            if kind != "snapshot mapped":
                 shutil.rmtree(cache / FOLDER, ignore_errors=True)
-            rows.append((kind, run, start(catalogue, cache)))
-    print(f"{'start':18s} {'run':>3s} {'imports s':>9s} {'catalogue s':>11s} {'engine s':>8s} {'query s':>7s} "
-          f"{'total s':>7s} {'peak RSS MB':>11s}")  # fmt: skip
+            rows.append((kind, run, start(catalogue, cache, scratch_min_bytes)))
+    print(f"{'start':28s} {'run':>3s} {'imports s':>9s} {'catalogue s':>11s} {'engine s':>8s} {'query s':>7s} "
+          f"{'total s':>7s} {'peak RSS MB':>11s} {'peak anon MB':>12s}")  # fmt: skip
     for kind, run, r in rows:
-        print(f"{kind:18s} {run:3d} {r['imports']:9.2f} {r['catalogue']:11.2f} {r['engine']:8.2f} {r['query']:7.2f} "
-              f"{r['total']:7.2f} {r['peak_mb']:11.0f}")  # fmt: skip
+        print(f"{kind:28s} {run:3d} {r['imports']:9.2f} {r['catalogue']:11.2f} {r['engine']:8.2f} {r['query']:7.2f} "
+              f"{r['total']:7.2f} {r['peak_mb']:11.0f} {r['anon_mb']:12.0f}")  # fmt: skip
     same = all(r["top"] == rows[0][2]["top"] for _, _, r in rows)
     print(f"same top 10 in every start: {same}")
     if args.workdir is None:

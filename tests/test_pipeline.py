@@ -33,3 +33,19 @@ def test_matrices_derived_in_blocks_are_those_of_one_pass(tmp_path, patched_enco
     assert whole.indexes["image"].shared is not None
     for query in (Query(text="a green fruit"), Query(likes=("taxi",))):
         assert [r.item.id for r in blocks.recommend(query, k=6)] == [r.item.id for r in whole.recommend(query, k=6)]
+
+
+def test_features_in_scratch_files_give_the_same_engine(tmp_path, patched_encoders, monkeypatch):
+    """A large catalogue's features are read into scratch files instead of RAM: same matrices."""
+    from recsys.encoding import cache
+
+    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeColourAligner(text))
+    root = build_catalogue(tmp_path / "cat")
+    in_memory = _engine(root, tmp_path / "memory", monkeypatch, rows=1_000)
+    monkeypatch.setattr(cache, "SCRATCH_MIN_BYTES", 1)
+    mapped = _engine(root, tmp_path / "scratch", monkeypatch, rows=2)
+    for m, ix in in_memory.indexes.items():
+        np.testing.assert_allclose(mapped.indexes[m].native, ix.native, atol=1e-6)
+        if ix.shared is not None:
+            np.testing.assert_allclose(mapped.indexes[m].shared, ix.shared, atol=1e-6)
+    assert not [p for p in (tmp_path / "scratch").rglob("*") if p.name.startswith(".features-")]

@@ -222,7 +222,7 @@ class FeaturePlan:
         feats = self.features[name]
         if feats.vectors.shape[1] != vectors.shape[1]:  # nothing was cached yet: allocate
             feats = self.features[name] = Features(
-                np.zeros((len(self.keys), vectors.shape[1]), np.float32), feats.present
+                self.stores[name].blank(len(self.keys), vectors.shape[1]), feats.present
             )
         if len(keys) != len(vectors):
             raise ValueError(f"{len(keys)} keys for {len(vectors)} vectors")

@@ -19,9 +19,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import mmap
 import os
 import re
 import secrets
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,6 +50,9 @@ DIGEST_FORMAT = 1
 #: A hash is not remembered for a file changed this recently (ns): rewritten again within the same
 #: timestamp tick at the same size, it would keep a stale hash (see :mod:`recsys.stamps`).
 RACY_NS = 2_000_000_000
+#: A per-item feature array of at least this many bytes is kept in a scratch file, not in RAM
+#: (:func:`feature_array`): 1 GiB is 210k items of 1,280-d image embeddings.
+SCRATCH_MIN_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,35 @@ class Features:
 
     vectors: np.ndarray
     present: np.ndarray
+
+
+def feature_array(rows: int, width: int, folder: Path) -> np.ndarray:
+    """A zeroed float32 ``(rows, width)`` array for one output's features of every item.
+
+    Why: a build holds each output's features of every item from planning until its matrices are
+    derived; at 1M items that is ~11 GB of RAM (image embeddings, class probabilities, text). From
+    :data:`SCRATCH_MIN_BYTES` on, the array is a shared mapping of an unlinked file in ``folder`` (the
+    cache folder), whose pages the kernel writes back and drops under memory pressure, so the
+    build's own memory stays flat in the number of items; the file is gone when the array is, or
+    when the process dies. Its space is reserved first, because a write to a mapping on a full disk
+    kills the process (SIGBUS); without the space, or on a file system that cannot map it, the
+    array stays in RAM with a warning.
+    """
+    nbytes = rows * width * 4
+    if nbytes < SCRATCH_MIN_BYTES:
+        return np.zeros((rows, width), dtype=np.float32)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".features-") as fh:
+            os.posix_fallocate(fh.fileno(), 0, nbytes)
+            mapping = mmap.mmap(fh.fileno(), nbytes)  # keeps its own handle on the file
+    except (OSError, ValueError) as exc:
+        log.warning(
+            "keeping %.1f GB of features in memory: no scratch file in %s (%s)",
+            nbytes / 1e9, folder, getattr(exc, "strerror", None) or exc,
+        )  # fmt: skip
+        return np.zeros((rows, width), dtype=np.float32)
+    return np.ndarray((rows, width), dtype=np.float32, buffer=mapping)
 
 
 def default_cache_dir() -> Path:
@@ -256,6 +290,7 @@ class FeatureStore:
         root = Path(cache_dir) if cache_dir else default_cache_dir()
         self.feature_id = feature_id
         self.dim = dim
+        self.root = root
         self.folder = root / _slug(feature_id)
         self.legacy_file = root / f"{_slug(feature_id)}.npz"
         self.writable = True  # False once a write failed: the rest of the run keeps vectors in memory
@@ -305,6 +340,10 @@ class FeatureStore:
         )
         return path if self.writable else None
 
+    def blank(self, rows: int, width: int) -> np.ndarray:
+        """Zeroed rows to load or fill features into (a large array is a scratch file: :func:`feature_array`)."""
+        return feature_array(rows, width, self.root)
+
     def load(self, keys: Sequence[str | None]) -> Features:
         """Rows for ``keys`` in order (later shards win), reading every shard once; memory is the
         result plus one shard. Vectors are ``dim`` wide (zero-wide when unknown and nothing is cached)."""
@@ -313,7 +352,7 @@ class FeatureStore:
             if key is not None:
                 rows.setdefault(key, []).append(i)
         present = np.zeros(len(keys), dtype=bool)
-        out = np.zeros((len(keys), self.dim or 0), dtype=np.float32)
+        out = self.blank(len(keys), self.dim or 0)
         width = self.dim
         self._remove_stale_temporaries()
         for path in self.shards():
@@ -323,7 +362,7 @@ class FeatureStore:
             shard_keys, vectors = loaded
             if width is None:  # no expected width: the first readable shard sets it
                 width = vectors.shape[1]
-                out = np.zeros((len(keys), width), dtype=np.float32)
+                out = self.blank(len(keys), width)
             for row, key in enumerate(shard_keys.tolist()):
                 targets = rows.get(key)
                 if targets:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import mmap
 import zipfile
 
 import numpy as np
@@ -143,3 +144,50 @@ def test_content_keys_hash_media_in_processes_in_catalogue_order(tmp_path):
     (tmp_path / "301.bin").unlink()  # gone since the catalogue was checked: the same error as in-process
     with pytest.raises(FileNotFoundError, match="301.bin"):
         content_keys(items, "image", processes=2)
+
+
+def test_large_feature_arrays_live_in_an_unlinked_scratch_file(tmp_path, monkeypatch):
+    """Past SCRATCH_MIN_BYTES the rows are a shared mapping of a file nobody can see, gone with the array."""
+    from recsys.encoding import cache
+
+    monkeypatch.setattr(cache, "SCRATCH_MIN_BYTES", 1)
+    store = FeatureStore(tmp_path, "image/model@1", dim=3)
+    store.append(["a", "b"], _vectors(2))
+    feats = store.load(["b", None, "a"])
+    assert isinstance(feats.vectors.base, mmap.mmap) and feats.vectors.flags.writeable
+    np.testing.assert_array_equal(feats.vectors, np.vstack([_vectors(2)[1], np.zeros(3), _vectors(2)[0]]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [store.folder.name]  # the scratch file has no name
+    feats.vectors[1] = 7.0  # rows are written into as a pass fills them in
+    assert feats.vectors[1].tolist() == [7.0, 7.0, 7.0]
+
+
+def test_small_feature_arrays_stay_in_memory(tmp_path):
+    from recsys.encoding.cache import feature_array
+
+    rows = feature_array(10, 4, tmp_path)
+    assert rows.base is None and rows.shape == (10, 4) and not rows.any()
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("failure", ["no space", "read-only folder"])
+def test_features_stay_in_memory_when_no_scratch_file_can_be_made(tmp_path, monkeypatch, caplog, failure):
+    """A full disk would kill the process on a write to the mapping (SIGBUS): its space is reserved
+    first, and without it, or without a writable folder, the rows are kept in RAM with one warning."""
+    import errno
+
+    from recsys.encoding import cache
+
+    monkeypatch.setattr(cache, "SCRATCH_MIN_BYTES", 1)
+    folder = tmp_path / "cache"
+    if failure == "no space":
+
+        def full(fd, offset, length):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(cache.os, "posix_fallocate", full)
+    else:
+        folder.write_text("a file where the cache folder should be")
+    with caplog.at_level(logging.WARNING):
+        rows = cache.feature_array(5, 2, folder)
+    assert rows.base is None and rows.shape == (5, 2) and not rows.any()
+    assert "keeping 0.0 GB of features in memory" in caplog.text
