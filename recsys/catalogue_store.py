@@ -24,6 +24,7 @@ from recsys.alignment.base import aligner_identity
 from recsys.catalogue import Item
 from recsys.errors import RecsysError
 from recsys.recommend import EXACT_MAX_ITEMS, MODALITIES, RecommendationEngine
+from recsys.retention import keep_recent
 from recsys.store.joint import JOINT_FIELD, JointProjection
 
 log = logging.getLogger(__name__)
@@ -137,10 +138,16 @@ def attach_store(
     vectors = engine.store_vectors()
     fields = {name: int(mat.shape[1]) for name, mat in vectors.items()}
     default = default_store_uri(engine, cache_dir)
-    engine.joint = joint_projection(vectors, _joint_path(uri or default, engine, cache_dir))
+    joint_file = _joint_path(uri or default, engine, cache_dir)
+    engine.joint = joint_projection(vectors, joint_file)
     if engine.joint is not None:
         fields[JOINT_FIELD] = engine.joint.dims
     store = _open_or_rebuild(uri, default, fields, store_options)
+    if not uri:  # the product's own store: earlier model sets' stores of this catalogue go, but for the last one
+        root = Path(engine.catalogue.root).resolve()
+        keep_recent(default, "vector store", root)
+        if engine.joint is not None and joint_file is not None and joint_file.is_file():
+            keep_recent(joint_file, "joint projection", root)
     sync_store(store, engine, progress)
     engine.store = store
     return engine

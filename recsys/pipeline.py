@@ -41,6 +41,7 @@ from recsys.paths import check_output_dir, output_dir_problem
 from recsys.prebuilt import seed_cache
 from recsys.progress import ProgressLog, StageProgress, fan_out
 from recsys.recommend import MODALITIES, ModalityIndex, RecommendationEngine, _normalise, item_dtype, item_matrix
+from recsys.retention import keep_recent
 from recsys.snapshot import Matrices, keys_part, load_snapshot, save_snapshot, snapshot_base, snapshot_key
 from recsys.threads import batch_then_query
 
@@ -246,6 +247,8 @@ def build_engine(
         matrices = {m: Matrices(ix.native, ix.present, ix.centre, ix.shared) for m, ix in indexes.items()}
         kept_failures = {m: {"count": len(f), "shown": f[:SHOWN_FAILURES]} for m, f in failures.items() if f}
         save_snapshot(base, key, matrices, {"spoken": spoken is not None, "failures": kept_failures})
+    if base.is_dir():  # earlier model sets' snapshots of this catalogue go, but for the last one
+        keep_recent(base, "engine snapshot", Path(catalogue.root).resolve())
     if "text" in indexes and any(ix.shared is not None for ix in indexes.values()):
         indexes["text"].shared = indexes["text"].native
     engine = RecommendationEngine(catalogue, text_encoder, indexes, query_encoders)
