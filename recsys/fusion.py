@@ -150,6 +150,29 @@ def check_weights(weights: Mapping[str, object] | None, what: str = "weight") ->
     return checked
 
 
+#: The modalities a weight can be given for.
+WEIGHT_MODALITIES: tuple[str, ...] = ("text", "image", "audio")
+
+
+def parse_weights(spec: str | None) -> dict[str, float]:
+    """``text=1,image=0.5`` (the CLI's ``--weights``, a query file's ``weights``) as checked
+    weights; unknown modalities, repeats and bad numbers raise :class:`InputError`."""
+    if not spec:
+        return {}
+    weights: dict[str, str] = {}
+    for part in spec.split(","):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or name not in WEIGHT_MODALITIES:
+            raise InputError(
+                f"bad weight '{part}': use modality=number with modality in {', '.join(WEIGHT_MODALITIES)}"
+            )
+        if name in weights:
+            raise InputError(f"bad weights: {name} is given twice")
+        weights[name] = value.strip()
+    return check_weights(weights)
+
+
 def pair_name(query_modality: str, item_modality: str) -> str:
     return query_modality if query_modality == item_modality else f"{query_modality}->{item_modality}"
 

@@ -8,28 +8,7 @@ import sys
 from typing import Any
 
 from recsys.errors import InputError
-
-WEIGHT_MODALITIES = ("text", "image", "audio")
-
-
-def parse_weights(spec: str | None) -> dict[str, float]:
-    """Parse ``text=1,image=0.5`` into a dict, rejecting unknown modalities and bad numbers."""
-    from recsys.fusion import check_weights
-
-    if not spec:
-        return {}
-    weights: dict[str, str] = {}
-    for part in spec.split(","):
-        name, sep, value = part.partition("=")
-        name = name.strip()
-        if not sep or name not in WEIGHT_MODALITIES:
-            raise InputError(
-                f"bad weight '{part}': use modality=number with modality in {', '.join(WEIGHT_MODALITIES)}"
-            )
-        if name in weights:
-            raise InputError(f"bad weights: {name} is given twice")
-        weights[name] = value.strip()
-    return check_weights(weights)
+from recsys.fusion import parse_weights
 
 
 def _add_pipeline_args(parser: argparse.ArgumentParser) -> None:
@@ -115,6 +94,8 @@ def run_recommend(args: argparse.Namespace) -> int:
 
     # Everything the user typed is checked before the catalogue is read or a model loaded.
     weights = parse_weights(args.weights)
+    if args.queries is not None:
+        return _run_query_file(args, weights)
     query = Query(
         text=args.text,
         image=media.load_image(check_input_file(args.image, "Image file")) if args.image else None,
@@ -145,6 +126,32 @@ def run_recommend(args: argparse.Namespace) -> int:
         return 0
     print(format_table(results))
     return 0
+
+
+def _run_query_file(args: argparse.Namespace, weights: dict[str, float]) -> int:
+    """``--queries FILE``: one start, a JSON record per line on stdout; exit status 1 when a line
+    got an error record instead of results."""
+    from recsys import query_file
+    from recsys.pipeline import build_engine
+
+    given = [flag for flag in ("text", "image", "audio", "like", "dislike") if getattr(args, flag)]
+    if given:
+        raise InputError(f"give either --queries or a query (--{given[0]}), not both")
+    lines = query_file.read_query_file(args.queries)
+    problem = query_file.first_problem(lines)
+    if problem is not None:
+        raise InputError(problem)
+    for bad in lines:
+        if isinstance(bad, query_file.BadLine):
+            print(f"warning: query line {bad.line}: {bad.reason}", file=sys.stderr)
+    config = _config(args)
+    engine = build_engine(_load_catalogue(args, config), config, _progress())
+    defaults = {"weights": weights, "strategy": args.strategy, "k": args.k, "category": args.category,
+                "similarity": args.similarity}  # fmt: skip
+    failed = query_file.answer(engine, lines, defaults, sys.stdout)
+    if failed:
+        print(f"warning: {failed} of {len(lines)} queries got an error record, not results", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def format_table(results: list[Any]) -> str:
@@ -190,4 +197,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rec.add_argument("--category", help="only items in this category (or below it)")
     rec.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     rec.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    rec.add_argument(
+        "--queries",
+        metavar="FILE",
+        help="answer every query of a JSON Lines file (- for stdin) in one start: one JSON record per line on "
+        "stdout; settings a line leaves out come from the options above (see README)",
+    )
     rec.set_defaults(func=run_recommend)

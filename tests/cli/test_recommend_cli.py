@@ -141,3 +141,56 @@ def test_generated_weight_specs(parts):
     else:
         with pytest.raises(InputError, match="bad weight"):
             parse_weights(spec)
+
+
+def test_a_query_file_is_answered_in_one_start(catalogue, tmp_path, capsys, monkeypatch):
+    from recsys import pipeline
+
+    starts = []
+    real = pipeline.build_engine
+    monkeypatch.setattr(pipeline, "build_engine", lambda *a, **k: starts.append(1) or real(*a, **k))
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(
+        '{"id": "cars", "text": "racing car", "k": 1}\n'
+        '{"text": "green", "strategy": "rrf"}\n'
+        '{"like": ["nope"]}\n'
+        '{"txt": "typo"}\n'
+    )
+    args = ["recommend", "--catalogue", str(catalogue), "--queries", str(queries), "-k", "2"]
+    assert main(args) == 1  # two lines got error records
+    out, err = capsys.readouterr()
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["line"] for r in records] == [1, 2, 3, 4] and starts == [1]
+    assert records[0]["id"] == "cars" and [r["id"] for r in records[0]["results"]] == ["car"]
+    assert len(records[1]["results"]) == 2 and "pair_ranks" in records[1]["results"][0]  # -k 2, rrf
+    assert "nope" in records[2]["error"] and "unknown key 'txt'" in records[3]["error"]
+    assert "query line 4: unknown key 'txt'" in err and "2 of 4 queries got an error record" in err
+    queries.write_text('{"text": "racing car"}\n')
+    assert main(args) == 0
+
+
+def test_a_query_file_on_stdin(catalogue, capsys, monkeypatch):
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b'{"text": "a blue car", "k": 1}\n')))
+    assert main(["recommend", "--catalogue", str(catalogue), "--queries", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["id"] == "car"
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "message"),
+    [
+        ('{"text": "a"}\n', ["--text", "b"], "either --queries or a query (--text)"),
+        ('{"txt": "a"}\n', [], "no line of the query file is a usable query; line 1: unknown key 'txt'"),
+        ("\n", [], "holds no query"),
+    ],
+)
+def test_a_query_file_that_cannot_be_used_exits_2_before_loading(catalogue, tmp_path, capsys, monkeypatch,
+                                                                  content, extra, message):  # fmt: skip
+    from recsys import pipeline
+
+    monkeypatch.setattr(pipeline, "build_engine", lambda *a, **k: pytest.fail("the engine was built"))
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(content)
+    assert main(["recommend", "--catalogue", str(catalogue), "--queries", str(queries), *extra]) == 2
+    assert message in capsys.readouterr().err
