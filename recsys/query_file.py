@@ -176,6 +176,7 @@ def _media(value: Any, key: str, base: Path) -> Path | None:
         raise InputError(f"'{key}' is empty; give a file path or leave the key out")
     if "\0" in value:
         raise InputError(f"'{key}' path {_quoted(value)} contains a NUL byte")
+    check_text(value, f"the '{key}' path")  # a lone surrogate cannot name a file
     path = Path(value).expanduser()
     return check_input_file(path if path.is_absolute() else base / path, f"The '{key}' file")
 

@@ -48,6 +48,7 @@ def test_a_line_gives_a_query_and_its_settings(tmp_path):
         ('{"image": 3}', "'image' must be a file path"),
         ('{"image": "missing.png"}', "missing.png"),
         ('{"audio": "a\\u0000b.wav"}', "NUL byte"),
+        ('{"image": "\\ud800.png"}', "the 'image' path contains an unpaired surrogate"),
         ('{"like": [1]}', "'like' must be a list of item ids"),
         ('{"text": "a", "k": 0}', "'k' must be a whole number"),
         ('{"text": "a", "k": true}', "'k' must be a whole number"),
@@ -106,9 +107,12 @@ _JSON = st.recursive(
     max_leaves=8,
 )
 
+#: Values a key might well hold, and lone surrogates (which no file name can hold).
+_VALUES = ["early", "rrf", "apple", "x.png", "\ud800", "\udcff.png"]
+
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.dictionaries(st.sampled_from(KEYS), _JSON | st.sampled_from(["early", "rrf", "apple", "x.png"])))
+@given(data=st.dictionaries(st.sampled_from(KEYS), _JSON | st.sampled_from(_VALUES)))
 def test_any_object_of_known_keys_is_a_query_or_an_input_error(tmp_path, data):
     try:
         q = parse_line(json.dumps(data), 1, tmp_path)
