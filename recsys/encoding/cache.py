@@ -73,15 +73,16 @@ def feature_array(rows: int, width: int, folder: Path) -> np.ndarray:
     build's own memory stays flat in the number of items; the file is gone when the array is, or
     when the process dies. Its space is reserved first, because a write to a mapping on a full disk
     kills the process (SIGBUS); without the space, or on a file system that cannot map it, the
-    array stays in RAM with a warning.
+    array stays in RAM with a warning (and quietly on systems without ``posix_fallocate``).
     """
     nbytes = rows * width * 4
-    if nbytes < SCRATCH_MIN_BYTES:
+    reserve = getattr(os, "posix_fallocate", None)  # not on macOS or Windows: RAM, as before
+    if nbytes < SCRATCH_MIN_BYTES or reserve is None:
         return np.zeros((rows, width), dtype=np.float32)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder, prefix=".features-") as fh:
-            os.posix_fallocate(fh.fileno(), 0, nbytes)
+            reserve(fh.fileno(), 0, nbytes)
             mapping = mmap.mmap(fh.fileno(), nbytes)  # keeps its own handle on the file
     except (OSError, ValueError) as exc:
         log.warning(

@@ -191,3 +191,13 @@ def test_features_stay_in_memory_when_no_scratch_file_can_be_made(tmp_path, monk
         rows = cache.feature_array(5, 2, folder)
     assert rows.base is None and rows.shape == (5, 2) and not rows.any()
     assert "keeping 0.0 GB of features in memory" in caplog.text
+
+
+def test_features_stay_in_memory_where_space_cannot_be_reserved(tmp_path, monkeypatch):
+    """Without posix_fallocate (macOS, Windows) a mapping could not be kept from SIGBUS on a full disk."""
+    from recsys.encoding import cache
+
+    monkeypatch.setattr(cache, "SCRATCH_MIN_BYTES", 1)
+    monkeypatch.delattr(cache.os, "posix_fallocate")
+    rows = cache.feature_array(5, 2, tmp_path)
+    assert rows.base is None and not list(tmp_path.iterdir())
