@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from recsys import atomic
@@ -29,6 +30,69 @@ log = logging.getLogger(__name__)
 KEEP = 2
 SUFFIX = ".use.json"
 FORMAT = 1
+#: Folders of the cache dir holding derived entries (snapshots; stores and joint projections).
+FOLDERS = ("engines", "stores")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One derived folder or file of the cache dir: what its record says (None: no record, as
+    entries from versions before records have) and when it was last used."""
+
+    path: Path
+    kind: str | None
+    catalogue: str | None
+    last_used: float
+    bytes: int
+
+    @property
+    def orphaned(self) -> bool:
+        """No record, or its catalogue folder is gone: nothing will use it again."""
+        return self.catalogue is None or not os.path.isdir(self.catalogue)
+
+
+def entries(cache_dir: str | os.PathLike[str]) -> list[Entry]:
+    """Every derived entry under ``cache_dir``'s :data:`FOLDERS`, largest first."""
+    found = []
+    for folder in FOLDERS:
+        parent = Path(cache_dir) / folder
+        try:
+            children = sorted(parent.iterdir())
+        except OSError:
+            continue
+        for path in children:
+            if path.name.endswith(SUFFIX) or path.name.startswith("."):
+                continue
+            record = _record(path)
+            owner = _owner(record)
+            with contextlib.suppress(OSError):
+                used = (record if owner is not None else path).lstat().st_mtime
+                kind, catalogue = owner if owner is not None else (None, None)
+                found.append(Entry(path, kind, catalogue, used, _size(path)))
+    return sorted(found, key=lambda e: (-e.bytes, str(e.path)))
+
+
+def prune_orphans(cache_dir: str | os.PathLike[str]) -> list[Entry]:
+    """Remove the entries nothing will use again (:attr:`Entry.orphaned`) and their records; returns them."""
+    removed = []
+    for entry in entries(cache_dir):
+        if entry.orphaned and _remove(entry.path, entry.kind or "derived data"):
+            with contextlib.suppress(OSError):
+                _record(entry.path).unlink()
+            removed.append(entry)
+    return removed
+
+
+def _size(path: Path) -> int:
+    """Bytes of a file or of everything in a folder (links not followed)."""
+    if path.is_symlink() or not path.is_dir():
+        return path.lstat().st_size
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
 
 
 def keep_recent(entry: Path, kind: str, catalogue_root: Path, keep: int = KEEP) -> list[Path]:

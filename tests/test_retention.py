@@ -137,3 +137,33 @@ def test_builds_keep_the_snapshots_and_stores_of_the_last_two_model_sets(tmp_pat
     assert np.array_equal(engine.indexes["image"].present, engine.catalogue.has_modality("image"))
     assert sorted(p.name for p in (cache / "engines").iterdir() if p.is_dir()) == snapshots
     engine.store.close()
+
+
+def test_entries_are_listed_and_orphans_pruned(tmp_path, capsys):
+    """An entry without a record (an earlier version's) or whose catalogue folder is gone is an orphan;
+    `python -m recsys cache --prune` removes those and nothing else."""
+    from recsys.cli import main
+    from recsys.retention import entries, prune_orphans
+
+    cache, live, gone = tmp_path / "cache", tmp_path / "live", tmp_path / "gone"
+    live.mkdir()
+    kept, _ = _used(cache / "engines", "live-1", live)
+    stale, _ = _used(cache / "stores", "gone-1", gone, kind="vector store")
+    legacy = cache / "stores" / "old-1"
+    legacy.mkdir(parents=True)
+    (legacy / "seg.npy").write_bytes(b"x" * 5000)
+    (cache / "text_minilm-abc").mkdir()  # cached features: never listed
+    listed = {e.path.name: e for e in entries(cache)}
+    assert set(listed) == {"live-1", "gone-1", "old-1"}
+    assert [listed[n].orphaned for n in ("live-1", "gone-1", "old-1")] == [False, True, True]
+    assert listed["old-1"].bytes == 5000 and listed["live-1"].catalogue == str(live)
+    assert main(["cache", "--cache-dir", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert "3 entries" in out and "2 orphaned" in out and "no use record" in out
+    assert main(["cache", "--cache-dir", str(cache), "--prune"]) == 0
+    assert "removed 2 orphaned entries" in capsys.readouterr().out
+    assert kept.is_dir() and not stale.exists() and not legacy.exists()
+    assert not (cache / "stores" / f"gone-1{SUFFIX}").exists() and (cache / "text_minilm-abc").is_dir()
+    assert prune_orphans(cache) == []
+    assert main(["cache", "--cache-dir", str(tmp_path / "nothing")]) == 0
+    assert "no engine snapshots or vector stores" in capsys.readouterr().out

@@ -108,15 +108,26 @@ def class_text_cache_file(
     parents: list[list[str]] | None = None,
     parent_weight: float = HYPERNYM_WEIGHT,
 ) -> Path:
-    """Where :func:`cached_class_text_embeddings` keeps them: named by a hash of the text encoder id,
-    the templates, the class names and any hypernyms, so other encoders or prompts never read these."""
+    """Where :func:`cached_class_text_embeddings` keeps them: named by :func:`class_text_key`, so
+    other encoders or prompts never read these."""
     from recsys.encoding.cache import default_cache_dir
 
+    key = class_text_key(class_names, text_encoder, parents, parent_weight)
+    return Path(cache_dir or default_cache_dir()) / f"label-bridge-{key}.npz"
+
+
+def class_text_key(
+    class_names: list[str],
+    text_encoder: Any,
+    parents: list[list[str]] | None = None,
+    parent_weight: float = HYPERNYM_WEIGHT,
+) -> str:
+    """A hash of what the class texts' vectors are computed from: the text encoder id, the
+    templates, the class names and any hypernyms."""
     parts = [text_encoder.encoder_id, *TEMPLATES, *class_names]
     if parents and any(parents):
         parts += [f"parents x {parent_weight!r}", *("|".join(p) for p in parents)]
-    key = hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:16]
-    return Path(cache_dir or default_cache_dir()) / f"label-bridge-{key}.npz"
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:16]
 
 
 def cached_class_text_embeddings(
@@ -154,7 +165,11 @@ class LabelBridge(Aligner):
         source_encoder_id: str,
         target_space: str,
         top_t: int = DEFAULT_TOP_T,
+        origin: str | None = None,
     ) -> None:
+        """``origin``: :func:`class_text_key` of what ``class_embeddings`` were computed from, which
+        then stands for them in :meth:`parameters_digest`."""
+        self.origin = origin
         self.class_embeddings = np.asarray(class_embeddings, dtype=np.float32)
         self.source_modality = source_modality
         self.source_encoder_id = source_encoder_id
@@ -177,18 +192,23 @@ class LabelBridge(Aligner):
                 f"The label bridge needs an encoder with class names; {source_encoder.encoder_id} has none. "
                 "Use a learned projection instead (python -m recsys align)."
             )
+        parents = bridge_parents(source_encoder, hypernym_levels)
         return cls(
-            cached_class_text_embeddings(
-                list(names), text_encoder, cache_dir, bridge_parents(source_encoder, hypernym_levels)
-            ),
+            cached_class_text_embeddings(list(names), text_encoder, cache_dir, parents),
             source_modality=source_encoder.modality,
             source_encoder_id=source_encoder.encoder_id,
             target_space=text_encoder.space,
             top_t=top_t,
+            origin=class_text_key(list(names), text_encoder, parents),
         )
 
     def parameters_digest(self) -> str:
-        return f"{array_digest(self.class_embeddings)} top {self.top_t}"
+        """What the class vectors come from when known, else their digest. Why: computed again in
+        another cache dir or under another thread count, the same class texts' vectors differ in
+        the last bits, and a digest of those made the CLI and the app keep two snapshots and two
+        stores of one catalogue (a full store rewrite at each switch)."""
+        made_from = f"class texts {self.origin}" if self.origin else array_digest(self.class_embeddings)
+        return f"{made_from} top {self.top_t}"
 
     def _transform(self, features: np.ndarray) -> np.ndarray:
         t = min(self.top_t, features.shape[1])

@@ -424,3 +424,24 @@ def test_an_aligners_identity_changes_with_its_parameters_and_only_then():
     assert ensemble.identity() != EnsembleAligner([bridge, retrained], [0.5, 0.5]).identity()
     assert ensemble.identity() != EnsembleAligner([bridge, head], [0.4, 0.6]).identity()
     assert ensemble.identity() == EnsembleAligner([bridge, same], [0.5, 0.5]).identity()
+
+
+def test_a_bridge_is_known_by_its_class_texts_not_the_last_bits_of_their_vectors(tmp_path, monkeypatch):
+    """Embedded again (another cache dir, another thread count) the same class texts differ in the
+    last bits; keyed by those bits, the CLI and the app kept two snapshots and two stores of one catalogue."""
+    from recsys.alignment import bridge as bridge_module
+
+    first = LabelBridge.from_encoders(FakeImageEncoder(), FakeTextEncoder(), cache_dir=tmp_path / "a")
+    real = bridge_module.cached_class_text_embeddings
+    monkeypatch.setattr(bridge_module, "cached_class_text_embeddings", lambda *a: real(*a) * np.float32(1 + 1e-7))
+    again = LabelBridge.from_encoders(FakeImageEncoder(), FakeTextEncoder(), cache_dir=tmp_path / "b")
+    assert not np.array_equal(first.class_embeddings, again.class_embeddings)
+    assert first.identity() == again.identity()
+
+    class OtherClasses(FakeImageEncoder):
+        class_names = tuple(f"thing {i}" for i in range(N_CLASSES))
+
+    assert LabelBridge.from_encoders(OtherClasses(), FakeTextEncoder()).identity() != first.identity()
+    loose = LabelBridge(first.class_embeddings, source_modality="image", source_encoder_id="x", target_space="t")
+    assert loose.parameters_digest() != LabelBridge(again.class_embeddings, source_modality="image",
+                                                    source_encoder_id="x", target_space="t").parameters_digest()
