@@ -26,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_cache(args: argparse.Namespace) -> int:
     from recsys.encoding.cache import default_cache_dir
     from recsys.retention import entries, prune_orphans
+    from recsys.ui.uploads import human_size as _size
 
     cache_dir = args.cache_dir or default_cache_dir()
     if args.prune:
@@ -48,10 +49,3 @@ def run_cache(args: argparse.Namespace) -> int:
           f"({_size(sum(e.bytes for e in orphans))}): remove them with --prune")  # fmt: skip
     return 0
 
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
