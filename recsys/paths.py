@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,14 @@ class UnreadableText(Exception):
     def __init__(self, os_error: OSError | None = None, byte: int = 0, line: int = 0) -> None:
         super().__init__(os_error or f"byte {byte:#04x} on line {line} is not UTF-8")
         self.os_error, self.byte, self.line = os_error, byte, line
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, a symlink (never what it points to) or a whole folder; raises ``OSError``."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path)
 
 
 def read_utf8(path: PathLike, encoding: str = "utf-8") -> str:

@@ -18,11 +18,11 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from recsys import atomic
+from recsys.paths import remove_path
 
 log = logging.getLogger(__name__)
 
@@ -165,10 +165,7 @@ def _prune(entry: Path, kind: str, catalogue_root: Path, keep: int) -> list[Path
 def _remove(path: Path, kind: str) -> bool:
     """Remove a derived folder or file (a symlink itself, never what it points to); False when it stays."""
     try:
-        if path.is_symlink() or not path.is_dir():
-            path.unlink(missing_ok=True)
-        else:
-            shutil.rmtree(path)
+        remove_path(path)
     except OSError as exc:
         log.warning("cannot remove %s, the %s of an earlier model set (%s)", path, kind, exc.strerror or exc)
         return False

@@ -24,7 +24,6 @@ import logging
 import os
 import re
 import secrets
-import shutil
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from recsys.cachefile import Mismatch, Spec, open_npy
+from recsys.paths import remove_path
 from recsys.store.segments import random_access
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,4 @@ def _file_name(modality: str, name: str) -> str:
 def _remove(path: Path) -> None:
     """Remove a snapshot folder of ours (mapped files stay readable to a process holding them)."""
     with contextlib.suppress(OSError):
-        if path.is_symlink() or not path.is_dir():
-            path.unlink()
-        else:
-            shutil.rmtree(path)
+        remove_path(path)

@@ -11,7 +11,7 @@ from fakes import FakeColourAligner, build_catalogue
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recsys import pipeline, retention
+from recsys import paths, pipeline, retention
 from recsys.catalogue import load_catalogue
 from recsys.recommend import Query
 from recsys.retention import SUFFIX, keep_recent
@@ -84,7 +84,7 @@ def test_a_cache_that_cannot_be_written_or_cleaned_costs_space_only(tmp_path, mo
     def refuse(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(retention.shutil, "rmtree", refuse)
+    monkeypatch.setattr(paths.shutil, "rmtree", refuse)
     with caplog.at_level(logging.WARNING):
         _, removed = _used(parent, "cat-3", cat)
     assert removed == [] and old.is_dir() and (parent / f"cat-1{SUFFIX}").is_file()  # tried again next time
