@@ -136,7 +136,7 @@ class EfficientNetLite0Encoder(Encoder):
         (:mod:`recsys.encoders.graphs`: the same outputs, queued with one call instead of kernel by
         kernel); ignored elsewhere. ``False`` queues the kernels one by one, as eager PyTorch does.
         ``jpeg_on_device``: on CUDA, catalogue indexing decodes JPEGs on the GPU
-        (:mod:`recsys.encoders.jpeg`; opt-in until measured there); ignored elsewhere."""
+        (:mod:`recsys.encoders.jpeg`; opt-in: 0.13 of the raw forward on an H200, 0.06 without); ignored elsewhere."""
         import timm
         import torch
         from timm.data import ImageNetInfo

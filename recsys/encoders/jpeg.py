@@ -8,7 +8,8 @@ the main process decodes the batch's JPEGs on the device, applies their EXIF ori
 to a square on white and resizes them as :class:`recsys.encoders.efficientnet.SquareResize` does
 (antialiased bicubic), from the full-size picture. Every other picture is decoded by the worker as
 before. A JPEG the device cannot decode is decoded on the CPU instead, and one that fails there too
-is reported as that item's failure. Opt-in until measured on a GPU.
+is reported as that item's failure. Opt-in: on an H200 it indexed photos at 1,162-1,268/s, 0.13
+of the raw forward, against 0.06 decoded by the workers (docs/ENCODING.md).
 """
 
 from __future__ import annotations
@@ -116,8 +117,16 @@ def decoded_pictures(files: list[Any], sizes: list[list[int]], device: str) -> A
 
 
 def _decode(files: list[Any], device: str) -> list[Any]:
+    import torch
     from torchvision.io import ImageReadMode, decode_jpeg
 
+    if torch.device(device).type == "cuda":
+        # nvJPEG's hardware decoder writes its outputs without waiting for the work queued on the
+        # stream, into blocks the allocator may have just freed from that work. On an H200, 300
+        # photos indexed this way had a mean cosine of 0.962 to their CPU-decoded vectors, the worst
+        # 0.127 (other pictures' pixels); draining the stream first: 0.9992, the worst 0.990. The
+        # decode waits for its stream before returning anyway, so the wait moves, it is not added.
+        torch.cuda.current_stream(device).synchronize()
     return list(decode_jpeg(files, mode=ImageReadMode.RGB, device=device))
 
 

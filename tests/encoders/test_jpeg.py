@@ -158,3 +158,24 @@ def test_big_batches_are_decoded_in_calls_under_the_pixel_budget(monkeypatch):
     files = [_tensor(np.frombuffer(_photo(orientation=k % 8 + 1), np.uint8)) for k in range(5)]
     got = list(decoded_pictures(files, [[640, 400]] * 5, "cpu"))
     assert calls == [2, 2, 1] and [k for k, _, _ in got] == [0, 1, 2, 3, 4]
+
+
+def test_a_cuda_decode_waits_for_its_stream_first(monkeypatch):
+    """nvJPEG's hardware decoder writes without waiting for queued work (it overwrote blocks that work
+    still read): the stream is drained before every device decode."""
+    import torch
+    import torchvision.io
+
+    from recsys.encoders import jpeg
+
+    calls: list[str] = []
+
+    class Stream:
+        def synchronize(self) -> None:
+            calls.append("synchronize")
+
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
+    monkeypatch.setattr(torchvision.io, "decode_jpeg", lambda files, **kw: calls.append("decode") or files)
+    jpeg._decode(["a", "b"], "cuda:0")
+    jpeg._decode(["c"], "cpu")
+    assert calls == ["synchronize", "decode", "decode"]
