@@ -143,10 +143,10 @@ def _create_encoder(name: str, device: str | None) -> Any:
     return create_encoder(name, device=device)
 
 
-def _build_aligner(spec: str, source: Any, text: Any, catalogue: Catalogue) -> Any:
+def _build_aligner(spec: str, source: Any, text: Any, catalogue: Catalogue, cache_dir: Any = None) -> Any:
     from recsys.alignment.factory import build_aligner
 
-    return build_aligner(spec, source_encoder=source, text_encoder=text, catalogue=catalogue)
+    return build_aligner(spec, source_encoder=source, text_encoder=text, catalogue=catalogue, cache_dir=cache_dir)
 
 
 def _encoder_recipe(name: str, device: str) -> Any:
@@ -228,7 +228,8 @@ def build_engine(
         if not catalogue.has_modality(modality).any():
             continue
         spec = config.aligner_spec(modality) if modality != "text" else None
-        models[modality] = (encoder, _build_aligner(spec, encoder, text_encoder, catalogue) if spec else None)
+        aligner = _build_aligner(spec, encoder, text_encoder, catalogue, config.cache_dir) if spec else None
+        models[modality] = (encoder, aligner)
     if not models:
         raise RecsysError("the catalogue has no text, image or audio to index")
     keys = {m: item_keys(catalogue, m, encoder, cache_dir=config.cache_dir) for m, (encoder, _) in models.items()}

@@ -178,7 +178,7 @@ def seed_cache(
     A part built with other encoders, a damaged file, or items edited since the build are named in
     one warning line; those rows are left to the normal encoding pass. Silent when there is no
     shipped data or the cache already holds everything. The label bridge's class-name embeddings go
-    where :class:`recsys.alignment.LabelBridge` reads them (the default cache folder).
+    where :class:`recsys.alignment.LabelBridge` reads them (``cache_dir`` too).
     """
     folder = prebuilt_dir(catalogue.root)
     report = SeedReport()
@@ -194,7 +194,7 @@ def seed_cache(
         for entry in manifest.get("features", []):
             if entry.get("modality") in keys:
                 stale = max(stale, _seed_feature(folder, entry, encoders, keys, cache_dir, precision, report))
-        _seed_bridge(folder, manifest, encoders, report)
+        _seed_bridge(folder, manifest, encoders, report, cache_dir)
         if stale and catalogue_hash(keys) != manifest.get("catalogue"):
             report.problems.append(f"{stale} item(s) new or edited since it was built")
     report.log(folder)
@@ -236,14 +236,16 @@ def _seed_feature(
     return len(lacking) - len(found)
 
 
-def _seed_bridge(folder: Path, manifest: Mapping[str, Any], encoders: Mapping[str, Any], report: SeedReport) -> None:
+def _seed_bridge(
+    folder: Path, manifest: Mapping[str, Any], encoders: Mapping[str, Any], report: SeedReport, cache_dir: Any
+) -> None:
     text = encoders.get("text")
     shipped = {str(e.get("file")): e for e in manifest.get("label_bridge", [])}
     for modality, encoder in encoders.items():
         names = bridge_class_names(encoder) if modality != "text" and text is not None else None
         if not names:
             continue
-        target = class_text_cache_file(names, text, parents=bridge_parents(encoder))
+        target = class_text_cache_file(names, text, cache_dir, parents=bridge_parents(encoder))
         if target.exists():
             continue
         entry = shipped.get(target.name)
@@ -384,7 +386,7 @@ def export_features(
     text = encoders.get("text")
     for modality, encoder in sorted(encoders.items()):
         names = bridge_class_names(encoder) if modality != "text" and text is not None else None
-        source = class_text_cache_file(names, text, parents=bridge_parents(encoder)) if names else None
+        source = class_text_cache_file(names, text, cache_dir, parents=bridge_parents(encoder)) if names else None
         if source is None or not source.is_file():
             continue
         with np.load(source, allow_pickle=False) as data:

@@ -176,7 +176,7 @@ def aligned_fake_engine(tmp_path, patched_encoders, monkeypatch):
     from recsys import pipeline
     from recsys.catalogue import load_catalogue
 
-    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeColourAligner(text))
+    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, *_: FakeColourAligner(text))
     root = build_catalogue(tmp_path / "cat")
     config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"), image_aligner="fake", audio_aligner=None)
     return pipeline.build_engine(load_catalogue(root), config)

@@ -17,7 +17,7 @@ def _engine(root, cache, monkeypatch, rows: int):
 
 
 def test_matrices_derived_in_blocks_are_those_of_one_pass(tmp_path, patched_encoders, monkeypatch):
-    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeColourAligner(text))
+    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, *_: FakeColourAligner(text))
     root = build_catalogue(tmp_path / "cat")
     whole = _engine(root, tmp_path / "one-pass", monkeypatch, rows=1_000)
     blocks = _engine(root, tmp_path / "blocks", monkeypatch, rows=2)  # 6 items: three blocks
@@ -39,7 +39,7 @@ def test_features_in_scratch_files_give_the_same_engine(tmp_path, patched_encode
     """A large catalogue's features are read into scratch files instead of RAM: same matrices."""
     from recsys.encoding import cache
 
-    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeColourAligner(text))
+    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, *_: FakeColourAligner(text))
     root = build_catalogue(tmp_path / "cat")
     in_memory = _engine(root, tmp_path / "memory", monkeypatch, rows=1_000)
     monkeypatch.setattr(cache, "SCRATCH_MIN_BYTES", 1)

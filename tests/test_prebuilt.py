@@ -162,6 +162,12 @@ def test_the_label_bridge_class_embeddings_are_seeded_where_the_bridge_reads_the
     text.calls = 0
     np.testing.assert_allclose(cached_class_text_embeddings(image.class_names, text), expected, atol=2e-3)
     assert text.calls == 0  # read from the seeded file, not encoded
+    # a configured cache folder gets them there, where a bridge built with that folder reads them
+    configured = tmp_path / "configured"
+    report = prebuilt.seed_cache(catalogue, {"text": text, "image": image}, cache_dir=configured)
+    assert report.used == [f"label bridge {target.name}"]
+    np.testing.assert_allclose(cached_class_text_embeddings(image.class_names, text, configured), expected, atol=2e-3)
+    assert text.calls == 0
 
 
 def _map_case(tmp_path):

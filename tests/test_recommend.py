@@ -384,7 +384,7 @@ def _calibrated_engine(tmp_path, encoders, monkeypatch, calibrated: bool = True,
     monkeypatch.setattr(
         pipeline,
         "_build_aligner",
-        lambda spec, source, text, catalogue: (
+        lambda spec, source, text, *_: (
             (tone or FakeToneAligner) if source.modality == "audio" else FakeColourAligner
         )(text),
     )

@@ -118,7 +118,7 @@ def test_builds_keep_the_snapshots_and_stores_of_the_last_two_model_sets(tmp_pat
         def identity(self) -> str:
             return f"fake-colour #{head['version']}"
 
-    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: Retrained(text))
+    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, *_: Retrained(text))
     config = pipeline.PipelineConfig(cache_dir=str(cache), image_aligner="fake", audio_aligner=None, search="ann")
     tops = []
     for version in (1, 2, 3):

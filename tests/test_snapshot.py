@@ -25,7 +25,7 @@ QUERIES = [Query(text="a green fruit"), Query(text="red car", likes=("taxi",)), 
 @pytest.fixture
 def aligned(tmp_path, patched_encoders, monkeypatch):
     """(catalogue folder, config): the fake catalogue with its images aligned onto colour words."""
-    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeColourAligner(text))
+    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, *_: FakeColourAligner(text))
     root = build_catalogue(tmp_path / "cat")
     config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "cache"), image_aligner="fake", audio_aligner=None)
     return root, config

@@ -78,11 +78,14 @@ def native_aligner(source_encoder: Any, text_encoder: Any) -> NativeAligner:
     return NativeAligner(source_encoder.modality, source_encoder.encoder_id, text_encoder.space, source_encoder.dim)
 
 
-def build_aligner(spec: str, *, source_encoder: Any, text_encoder: Any, catalogue: Any = None) -> Aligner:
+def build_aligner(
+    spec: str, *, source_encoder: Any, text_encoder: Any, catalogue: Any = None, cache_dir: Any = None
+) -> Aligner:
     """Build the aligner named by ``spec`` for ``source_encoder`` into ``text_encoder``'s space.
 
     ``catalogue`` is accepted so callers can pass their context; saved heads carry everything
-    they need, so none of the specs here trains on it.
+    they need, so none of the specs here trains on it. ``cache_dir`` is the feature cache's folder
+    (None: the default), where a label bridge keeps its class texts' vectors.
     """
     del catalogue
     spec = spec.strip()
@@ -92,16 +95,17 @@ def build_aligner(spec: str, *, source_encoder: Any, text_encoder: Any, catalogu
         default = DEFAULT_ALIGNERS.get(source_encoder.modality)
         if default is None:
             raise RecsysError(f"No default aligner for modality {source_encoder.modality!r}.")
-        return load_aligner(default, source_encoder=source_encoder, text_encoder=text_encoder)
+        return load_aligner(default, source_encoder=source_encoder, text_encoder=text_encoder, cache_dir=cache_dir)
     if spec == "native":
         return native_aligner(source_encoder, text_encoder)
     if spec == "label-bridge":
-        return LabelBridge.from_encoders(source_encoder, text_encoder)
-    return load_aligner(spec, source_encoder=source_encoder, text_encoder=text_encoder)
+        return LabelBridge.from_encoders(source_encoder, text_encoder, cache_dir=cache_dir)
+    return load_aligner(spec, source_encoder=source_encoder, text_encoder=text_encoder, cache_dir=cache_dir)
 
 
-def load_aligner(path: str | Path, *, source_encoder: Any, text_encoder: Any) -> Aligner:
-    """Load a saved projection head or ensemble; refuses heads trained for other encoders."""
+def load_aligner(path: str | Path, *, source_encoder: Any, text_encoder: Any, cache_dir: Any = None) -> Aligner:
+    """Load a saved projection head or ensemble; refuses heads trained for other encoders.
+    ``cache_dir``: as for :func:`build_aligner` (an ensemble's label-bridge members)."""
     json_path, _ = head_paths(_resolve(str(path)))
     meta = read_head_meta(json_path)
     check_encoder_ids(meta, json_path, source_encoder=source_encoder, text_encoder=text_encoder)
@@ -115,6 +119,7 @@ def load_aligner(path: str | Path, *, source_encoder: Any, text_encoder: Any) ->
                 else m["spec"],
                 source_encoder=source_encoder,
                 text_encoder=text_encoder,
+                cache_dir=cache_dir,
             )
             for m in meta["members"]
         ]

@@ -445,3 +445,24 @@ def test_a_bridge_is_known_by_its_class_texts_not_the_last_bits_of_their_vectors
     loose = LabelBridge(first.class_embeddings, source_modality="image", source_encoder_id="x", target_space="t")
     assert loose.parameters_digest() != LabelBridge(again.class_embeddings, source_modality="image",
                                                     source_encoder_id="x", target_space="t").parameters_digest()
+
+
+def test_a_bridge_keeps_its_class_texts_in_the_cache_folder_it_is_given(tmp_path):
+    """A configured cache_dir holds everything the product caches: the bridge's class-text vectors
+    went to the default folder whatever the configuration said."""
+    image, text = FakeImageEncoder(), FakeTextEncoder()
+    default = tmp_path / "recsys-cache"  # RECSYS_CACHE_DIR (the fixture)
+    save_ensemble(
+        tmp_path / "ens",
+        [("label-bridge", 1.0)],
+        source_modality="image",
+        source_encoder_id=image.encoder_id,
+        text_encoder_id=text.encoder_id,
+        target_space=text.space,
+    )
+    for spec, folder in (("label-bridge", tmp_path / "configured"), (str(tmp_path / "ens.json"), tmp_path / "other")):
+        build_aligner(spec, source_encoder=image, text_encoder=text, cache_dir=folder)
+        assert [p.name.startswith("label-bridge-") for p in folder.iterdir()] == [True]
+    assert not default.exists()
+    build_aligner("label-bridge", source_encoder=image, text_encoder=text)
+    assert [p.name.startswith("label-bridge-") for p in default.iterdir()] == [True]

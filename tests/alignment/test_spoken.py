@@ -59,7 +59,7 @@ def ear(monkeypatch):
 
 def build(root, cache, monkeypatch, progress=None):
     """The fake catalogue with its sounds aligned (fakes.FakeToneAligner) and its images unaligned."""
-    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeToneAligner(text))
+    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, *_: FakeToneAligner(text))
     config = pipeline.PipelineConfig(cache_dir=str(cache), image_aligner=None, audio_aligner="fake")
     return pipeline.build_engine(load_catalogue(root), config, progress=progress)
 

@@ -61,7 +61,7 @@ def test_build_engine_runs_the_image_network_once_per_image(tmp_path, monkeypatc
     image = TinyImageEncoder()
     encoders = {"minilm": FakeTextEncoder(), "efficientnet-lite0": image, "aisfx+yamnet": FakeAudioEncoder()}
     monkeypatch.setattr(pipeline, "_create_encoder", lambda name, device: encoders[name])
-    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: _BothInputsAligner())
+    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, *_: _BothInputsAligner())
     monkeypatch.setenv("RECSYS_BATCH_WORKERS", "0")
     catalogue = load_catalogue(build_catalogue(tmp_path / "cat"))
     config = pipeline.PipelineConfig(cache_dir=str(tmp_path / "c"), audio_aligner=None, image_aligner="both")

@@ -189,7 +189,7 @@ def test_a_spoken_query_sound_says_what_was_heard_and_is_matched_by_its_words(fa
             return Transcript(text="green", words=("green", "frog"))
 
     monkeypatch.setenv("RECSYS_AUDIO_ALIGNER", "fake")  # the sounds aligned, so speech can be matched by words
-    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, catalogue: FakeToneAligner(text))
+    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, *_: FakeToneAligner(text))
     monkeypatch.setattr(transcribe, "transcriber_id", lambda **_: "asr/fake@1")
     monkeypatch.setattr(transcribe, "shared_transcriber", lambda **_: Ear())
     head = speech.SpeechDetector("audio/fake-16", np.full(16, 8.0), 0.0, 0.5)  # every sound is speech
