@@ -2,9 +2,9 @@
 
 The engine's in-memory vectors stay the truth for exact re-scoring; the store answers "which
 items are near this vector" fast on large catalogues. It is synchronised item by item: each item
-carries a version (its text, its media files' size and modification time, and the ids of the
-models that embedded it), so adding, changing or deleting items rewrites only those items, and
-switching an encoder or aligner re-indexes everything.
+carries a version (its text, its category, its media files' size and modification time, and the
+ids of the models that embedded it), so adding, changing or deleting items rewrites only those
+items, and switching an encoder or aligner re-indexes everything.
 """
 
 from __future__ import annotations
@@ -54,9 +54,11 @@ def models_description(models: Mapping[str, tuple[Any, Any]], spoken: Any = None
 
 
 def item_version(item: Item, fingerprint: str) -> str:
-    """Cheap change detector: the text, each media file's path, size and mtime, and the models."""
+    """Cheap change detector: the text, the category (the store filters by its own copy), each media
+    file's path, size and mtime, and the models."""
     h = hashlib.sha256(fingerprint.encode())
     h.update(item.text.encode("utf-8", "surrogatepass"))
+    h.update(f"\0category\0{item.category}".encode("utf-8", "surrogatepass"))
     for modality in MODALITIES[1:]:
         path = getattr(item, modality)
         if path is not None:

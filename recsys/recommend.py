@@ -894,11 +894,12 @@ class RecommendationEngine:
         if category.rstrip("/") not in self._category_paths:
             raise InputError(f"no item in category '{category}'")
 
-    def _category_mask(self, category: str) -> np.ndarray:
+    def _category_mask(self, category: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """Which items (all, or ``rows``) are in ``category`` or below it."""
         self._check_category(category)
         names, codes = self._category_codes
         path = category.rstrip("/")
-        return ((names == path) | np.char.startswith(names, path + "/"))[codes]
+        return ((names == path) | np.char.startswith(names, path + "/"))[codes if rows is None else codes[rows]]
 
     def recommend(
         self,
@@ -956,7 +957,10 @@ class RecommendationEngine:
                 self._check_category(category)
             probes = self._probes(q, strategy, weights, query_weights)
             rows, retrieved = self._candidates(probes, category, exclude, q if strategy == "rrf" else None, similarity)
-            allowed = np.ones(len(rows), dtype=bool)
+            # the store filtered by its own copy of the categories: a store out of step (written by
+            # another process, or before its items' categories counted in their versions) cannot
+            # put an item of another category in the results
+            allowed = self._category_mask(category, rows) if category else np.ones(len(rows), dtype=bool)
         else:
             allowed = np.ones(len(self.catalogue), dtype=bool)
             for item_id in exclude:

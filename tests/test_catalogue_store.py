@@ -448,3 +448,40 @@ def test_candidate_search_keeps_scores_exact_and_finite_whatever_its_settings(
                 assert rank == truth, (pair, rank, truth)
             elif similarity != "pearson":  # the list is the store's cosine ranking, which Pearson's is not
                 assert rank == truth if truth <= depth else rank > depth, (pair, rank, truth, depth)
+
+
+def test_an_item_moved_to_another_category_is_found_under_its_new_one(tmp_path, patched_encoders):
+    """A category-only edit is a change: the store filters by the categories it holds, and kept the
+    old one while the version covered only the text, media and models."""
+    from fakes import build_catalogue
+
+    root = build_catalogue(tmp_path / "cat")
+    engine = _rebuild(root, tmp_path)
+    engine.store.close()
+    manifest = pd.read_csv(root / "catalogue.csv", keep_default_na=False)
+    manifest.loc[manifest.id == "taxi", "category"] = "food/fruit"
+    manifest.to_csv(root / "catalogue.csv", index=False)
+
+    engine = _rebuild(root, tmp_path)
+    query = patched_encoders["text"].encode(["a yellow taxi car"])[0]
+    assert "taxi" in engine.store.search("text", query, 6, category="food").ids
+    assert "taxi" not in engine.store.search("text", query, 6, category="vehicles").ids
+    got = {r.item.id for r in engine.recommend(Query(text="a yellow taxi car"), k=6, category="vehicles")}
+    assert got == {"car"}
+    engine.store.close()
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_store_out_of_step_on_categories_puts_no_other_category_in_the_results(aligned_fake_engine, strategy):
+    """The engine checks each candidate's category itself: the store's copy may lag (another process
+    writing it, or a store written before categories counted in the versions)."""
+    engine = _with_memory_store(aligned_fake_engine, candidates=len(aligned_fake_engine.catalogue))
+    vectors = {name: m[[engine.catalogue.index_of("taxi")]] for name, m in engine.store_vectors().items()}
+    if JOINT_FIELD in engine.store.fields:
+        vectors[JOINT_FIELD] = engine.joint.items(vectors)
+    engine.store.upsert(["taxi"], ["food/fruit"], vectors)  # the catalogue says vehicles/cars
+    taxi = engine.query_vectors(Query(text="taxi"))["text"]
+    assert "taxi" in engine.store.search("text", taxi, 6, category="food").ids
+    for query in (Query(text="a yellow taxi car"), *QUERIES):
+        results = engine.recommend(query, strategy=strategy, k=6, category="food")
+        assert results and all(r.item.category.startswith("food") for r in results)
