@@ -2,9 +2,9 @@
 
 The engine's in-memory vectors stay the truth for exact re-scoring; the store answers "which
 items are near this vector" fast on large catalogues. It is synchronised item by item: each item
-carries a version (its text, its category, its media files' size and modification time, and the
-ids of the models that embedded it), so adding, changing or deleting items rewrites only those
-items, and switching an encoder or aligner re-indexes everything.
+carries a version (its content keys: its text's and media files' hashes, which its features are
+cached by; its category; and the ids of the models that embedded it), so adding, changing or
+deleting items rewrites only those items, and switching an encoder or aligner re-indexes everything.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import numpy as np
 from recsys.alignment.base import aligner_identity
 from recsys.catalogue import Item
 from recsys.errors import RecsysError
-from recsys.recommend import EXACT_MAX_ITEMS, MODALITIES, RecommendationEngine
+from recsys.recommend import EXACT_MAX_ITEMS, RecommendationEngine
 from recsys.retention import keep_recent
 from recsys.store.joint import JOINT_FIELD, JointProjection
 
@@ -53,18 +53,26 @@ def models_description(models: Mapping[str, tuple[Any, Any]], spoken: Any = None
     return "|".join(parts)
 
 
-def item_version(item: Item, fingerprint: str) -> str:
-    """Cheap change detector: the text, the category (the store filters by its own copy), each media
-    file's path, size and mtime, and the models."""
+def item_version(item: Item, fingerprint: str, keys: Sequence[str | None]) -> str:
+    """Change detector: the item's content keys (its text's and media files' hashes, which its
+    features are cached by, so a file replaced with another of the same size and mtime counts), its
+    category (the store filters by its own copy), and the models."""
     h = hashlib.sha256(fingerprint.encode())
-    h.update(item.text.encode("utf-8", "surrogatepass"))
     h.update(f"\0category\0{item.category}".encode("utf-8", "surrogatepass"))
-    for modality in MODALITIES[1:]:
-        path = getattr(item, modality)
-        if path is not None:
-            st = os.stat(path)
-            h.update(f"\0{path}\0{st.st_size}\0{st.st_mtime_ns}".encode("utf-8", "surrogatepass"))
+    for key in keys:
+        h.update(f"\0{key or ''}".encode())
     return h.hexdigest()[:24]
+
+
+ItemKeys = Mapping[str, Sequence[str | None]]
+
+
+def engine_item_keys(engine: RecommendationEngine, cache_dir: str | os.PathLike[str] | None = None) -> ItemKeys:
+    """Each indexed modality's content key per item (:func:`recsys.encoding.item_keys`; media hashes
+    remembered by stat stamp under ``cache_dir``), for an engine built without them at hand."""
+    from recsys.encoding import item_keys
+
+    return {m: item_keys(engine.catalogue, m, ix.encoder, cache_dir=cache_dir) for m, ix in engine.indexes.items()}
 
 
 def default_store_uri(engine: RecommendationEngine, cache_dir: str | os.PathLike[str] | None) -> Path:
@@ -85,17 +93,27 @@ def wants_store(engine: RecommendationEngine, search: str, uri: str | None) -> b
     return search == "ann" or bool(uri) or len(engine.catalogue) > EXACT_MAX_ITEMS
 
 
-def sync_store(store: Any, engine: RecommendationEngine, progress: Progress | None = None) -> tuple[int, int]:
+def sync_store(
+    store: Any,
+    engine: RecommendationEngine,
+    progress: Progress | None = None,
+    keys: ItemKeys | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> tuple[int, int]:
     """Bring ``store`` in step with the engine's catalogue; returns (items written, items deleted).
 
-    With a joint projection (``engine.joint``) each written item also gets its joint vector, and the
-    projection's id is part of every item's version: a refitted projection rewrites every item."""
+    ``keys``: each indexed modality's content key per item, as the engine's build computed them
+    (else computed here, media hashes remembered under ``cache_dir``). With a joint projection
+    (``engine.joint``) each written item also gets its joint vector, and the projection's id is
+    part of every item's version: a refitted projection rewrites every item."""
     joint = engine.joint
     if joint is None and JOINT_FIELD in store.fields:
         raise RecsysError("this store has a joint field: attach it with attach_store, which loads its projection")
     fingerprint = models_fingerprint(engine) + (f"|joint={joint.id}" if joint is not None else "")
     items = engine.catalogue.items
-    wanted = [item_version(item, fingerprint) for item in items]
+    keys = engine_item_keys(engine, cache_dir) if keys is None else keys
+    per_item = [keys[m] for m in engine.indexes]
+    wanted = [item_version(item, fingerprint, [k[i] for k in per_item]) for i, item in enumerate(items)]
     have = store.versions()
     todo = [i for i, (item, v) in enumerate(zip(items, wanted, strict=True)) if have.get(item.id) != v]
     current = {item.id for item in items}
@@ -128,11 +146,13 @@ def attach_store(
     uri: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
+    keys: ItemKeys | None = None,
     **store_options: Any,
 ) -> RecommendationEngine:
     """Open (or create) the engine's vector store, synchronise it, and switch the engine to it.
 
-    ``store_options`` go to :func:`recsys.store.open_store` (e.g. ``exact_below=`` of the local store).
+    ``keys``: as for :func:`sync_store`. ``store_options`` go to :func:`recsys.store.open_store`
+    (e.g. ``exact_below=`` of the local store).
     """
     engine.search = search
     if not wants_store(engine, search, uri):
@@ -150,7 +170,7 @@ def attach_store(
         keep_recent(default, "vector store", root)
         if engine.joint is not None and joint_file is not None and joint_file.is_file():
             keep_recent(joint_file, "joint projection", root)
-    sync_store(store, engine, progress)
+    sync_store(store, engine, progress, keys, cache_dir)
     engine.store = store
     return engine
 

@@ -256,7 +256,12 @@ def build_engine(
     engine.spoken = spoken if "audio" in indexes and indexes["audio"].shared is not None else None
     engine.calibrations = _calibrations(indexes, text_encoder)
     return attach_store(
-        engine, search=config.search, uri=config.store, cache_dir=config.cache_dir, progress=_stage(report, "index")
+        engine,
+        search=config.search,
+        uri=config.store,
+        cache_dir=config.cache_dir,
+        progress=_stage(report, "index"),
+        keys=keys,
     )
 
 

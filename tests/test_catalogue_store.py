@@ -485,3 +485,33 @@ def test_a_store_out_of_step_on_categories_puts_no_other_category_in_the_results
     for query in (Query(text="a yellow taxi car"), *QUERIES):
         results = engine.recommend(query, strategy=strategy, k=6, category="food")
         assert results and all(r.item.category.startswith("food") for r in results)
+
+
+def test_a_picture_replaced_with_one_of_the_same_size_and_mtime_is_rewritten(tmp_path, patched_encoders):
+    """The store's versions follow the items' content keys, as the features do: a copy that keeps
+    the old file's size and modification time (cp -p, rsync -t) still counts as a change."""
+    import os
+
+    from fakes import build_catalogue
+
+    root = build_catalogue(tmp_path / "cat")
+    picture = root / "media" / "lime.png"
+
+    def write(colour: str) -> None:
+        data = write_square(tmp_path / "square.png", colour).read_bytes()
+        picture.write_bytes(data + b"\0" * (4096 - len(data)))  # trailing bytes: the decoders ignore them
+
+    write("green")
+    engine = _rebuild(root, tmp_path)
+    before = engine.store.get("image", ["lime"])
+    engine.store.close()
+    stamp = picture.stat()
+    write("blue")
+    os.utime(picture, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert (picture.stat().st_size, picture.stat().st_mtime_ns) == (stamp.st_size, stamp.st_mtime_ns)
+
+    engine = _rebuild(root, tmp_path)
+    after = engine.store.get("image", ["lime"])
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(after[0], engine.store_vectors()["image"][engine.catalogue.index_of("lime")], atol=1e-3)
+    engine.store.close()
