@@ -891,14 +891,16 @@ class RecommendationEngine:
         return frozenset(paths)
 
     def _check_category(self, category: str) -> None:
-        if category.rstrip("/") not in self._category_paths:
+        """Categories are paths without outer slashes (as the catalogue and the stores keep them):
+        ``/food/`` names ``food``."""
+        if category.strip("/") not in self._category_paths:
             raise InputError(f"no item in category '{category}'")
 
     def _category_mask(self, category: str, rows: np.ndarray | None = None) -> np.ndarray:
         """Which items (all, or ``rows``) are in ``category`` or below it."""
         self._check_category(category)
         names, codes = self._category_codes
-        path = category.rstrip("/")
+        path = category.strip("/")
         return ((names == path) | np.char.startswith(names, path + "/"))[codes if rows is None else codes[rows]]
 
     def recommend(

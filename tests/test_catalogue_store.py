@@ -515,3 +515,14 @@ def test_a_picture_replaced_with_one_of_the_same_size_and_mtime_is_rewritten(tmp
     assert not np.allclose(before, after)
     np.testing.assert_allclose(after[0], engine.store_vectors()["image"][engine.catalogue.index_of("lime")], atol=1e-3)
     engine.store.close()
+
+
+@pytest.mark.parametrize("with_store", [False, True])
+def test_a_category_filter_with_outer_slashes_names_the_same_category(aligned_fake_engine, with_store):
+    """The store reads '/food/' as 'food' (normalize_category); the engine refused it."""
+    engine = _with_memory_store(aligned_fake_engine, candidates=3) if with_store else aligned_fake_engine
+    for strategy in STRATEGIES:
+        plain = _ranked(engine, Query(text="a green fruit"), strategy=strategy, k=3, category="food")
+        assert _ranked(engine, Query(text="a green fruit"), strategy=strategy, k=3, category="/food/") == plain
+    with pytest.raises(InputError, match="no item in category"):
+        engine.recommend(Query(text="car"), category="/")
