@@ -237,7 +237,11 @@ def _seed_feature(
 
 
 def _seed_bridge(
-    folder: Path, manifest: Mapping[str, Any], encoders: Mapping[str, Any], report: SeedReport, cache_dir: Any
+    folder: Path,
+    manifest: Mapping[str, Any],
+    encoders: Mapping[str, Any],
+    report: SeedReport,
+    cache_dir: str | Path | None,
 ) -> None:
     text = encoders.get("text")
     shipped = {str(e.get("file")): e for e in manifest.get("label_bridge", [])}

@@ -48,4 +48,3 @@ def run_cache(args: argparse.Namespace) -> int:
     print(f"{len(found)} entries, {_size(sum(e.bytes for e in found))}; {len(orphans)} orphaned "
           f"({_size(sum(e.bytes for e in orphans))}): remove them with --prune")  # fmt: skip
     return 0
-
