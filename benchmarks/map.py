@@ -2,8 +2,11 @@
 
 Items are clustered unit vectors in 384-d (a seeded Gaussian mixture, one top category per
 cluster). For each size it prints the time to compute the coordinates (no cache: sample, UMAP,
-placement), to read them back from the disk cache, to place one query, to build the plotly
-figure and the size of its JSON (what the browser receives).
+placement), to read them back from the disk cache (what a page rerun paid each time before the
+app kept each engine's maps: gathering and hashing the vectors), to place one query, and, for the
+points the page draws (all up to ``recsys.ui.explore.MAX_DRAWN``, else a sample per category with
+the results), to build the plotly figure and the size of its JSON (what the browser receives on
+every rerun).
 
     .venv/bin/python benchmarks/map.py [--sizes 10000 100000] [--clusters 30]
 
@@ -27,7 +30,7 @@ if str(ROOT) not in sys.path:  # run as a script from a fresh clone, without ins
 
 from recsys.maps import ProjectionParams, project  # noqa: E402
 from recsys.threads import available_cores, thread_count  # noqa: E402
-from recsys.ui.explore import map_figure  # noqa: E402
+from recsys.ui.explore import MAX_DRAWN, drawn_rows, map_figure  # noqa: E402
 
 DIM = 384
 
@@ -42,20 +45,18 @@ def mixture(n: int, clusters: int, seed: int = 0) -> tuple[np.ndarray, np.ndarra
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), labels
 
 
-def frame_for(coords: np.ndarray, labels: np.ndarray, result_rows: np.ndarray):
+def frame_for(coords: np.ndarray, labels: np.ndarray, rank: np.ndarray, rows: np.ndarray):
+    """The map's frame (as :func:`recsys.ui.explore.map_frame` builds it) of the items ``rows``."""
     import pandas as pd
 
-    n = len(coords)
-    rank = np.full(n, np.nan)
-    rank[result_rows] = np.arange(1, len(result_rows) + 1)
     groups = [f"category-{g:02d}" for g in labels]
     return pd.DataFrame(
         {
             "x": coords[:, 0],
             "y": coords[:, 1],
-            "id": [f"item-{i}" for i in range(n)],
-            "title": [f"Item number {i}" for i in range(n)],
-            "category": [f"{g}/leaf-{i % 7}" for i, g in enumerate(groups)],
+            "id": [f"item-{i}" for i in rows],
+            "title": [f"Item number {i}" for i in rows],
+            "category": [f"{g}/leaf-{i % 7}" for i, g in zip(rows, groups, strict=True)],
             "group": groups,
             "rank": rank,
         }
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             project(mixture(500, 5, seed=9)[0], params, cache_dir=None)
             print(f"warm-up (numba compilation): {time.perf_counter() - t0:.1f} s")
-        head = ["items", "coords s", "cached s", "query ms", "figure s", "JSON MB", "nn-agree"]
+        head = ["items", "coords s", "cached s", "query ms", "drawn", "figure s", "JSON MB", "nn-agree"]
         print(" ".join(f"{h:>9}" for h in head))
         for n in args.sizes:
             vectors, labels = mixture(n, args.clusters)
@@ -108,12 +109,16 @@ def main(argv: list[str] | None = None) -> int:
             query_xy = proj.transform(vectors[:1])[0]
             query_ms = (time.perf_counter() - t0) * 1000
             t0 = time.perf_counter()
-            fig = map_figure(frame_for(proj.coords, labels, np.arange(10)), query_xy)
+            # what the page draws: every point up to MAX_DRAWN, else its sample (results among them)
+            rows = np.arange(n) if n <= MAX_DRAWN else drawn_rows(groups, np.arange(10), np.arange(n))
+            ranks = np.full(n, np.nan)
+            ranks[:10] = np.arange(1, 11)
+            fig = map_figure(frame_for(proj.coords[rows], labels[rows], ranks[rows], rows), query_xy)
             payload = fig.to_json()
             figure_s = time.perf_counter() - t0
             agree = neighbour_agreement(vectors, proj.coords, labels)
             print(
-                f"{n:>9} {coords_s:>9.2f} {cached_s:>9.2f} {query_ms:>9.1f} {figure_s:>9.2f} "
+                f"{n:>9} {coords_s:>9.2f} {cached_s:>9.2f} {query_ms:>9.1f} {len(rows):>9} {figure_s:>9.2f} "
                 f"{len(payload) / 1e6:>9.1f} {agree:>9.3f}",
                 flush=True,
             )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from recsys.errors import InputError
-from recsys.maps import FUSED, METRICS, ProjectionParams, catalogue_vectors, query_vector
+from recsys.maps import FUSED, METRICS, ProjectionParams, query_vector
 from recsys.ui import explore, explore_panel, resources, state
 from recsys.ui.page import start_page
 from recsys.ui.palette import category_palette
@@ -28,9 +28,9 @@ with right.expander("UMAP parameters", expanded=False):
     metric = st.selectbox("metric", METRICS, key="umap-metric")
 
 try:
-    vectors, indices = catalogue_vectors(engine, source, controls.weights)
-    groups = explore.item_groups(engine.catalogue, indices)
-    projection = resources.get_projection(vectors, ProjectionParams(n_neighbors, min_dist, metric), groups)
+    indices, groups, projection = resources.get_map(
+        engine, source, controls.weights, ProjectionParams(n_neighbors, min_dist, metric)
+    )
 except InputError as exc:
     st.error(str(exc))
     st.stop()
@@ -40,13 +40,18 @@ if last is not None:
     qv = query_vector(engine, last.query, source, controls.weights)
     if qv is not None:
         query_xy = projection.transform(qv[None, :])[0]
-frame = explore.map_frame(engine.catalogue, indices, projection.coords, last.result_ids if last else ())
+frame = explore.map_frame(engine.catalogue, indices, projection.coords, last.result_ids if last else (), groups)
 palette = category_palette(list(frame["group"]))
 st.caption(
-    f"{len(frame)} items on the {source} map · "
+    f"{len(indices):,} items on the {source} map · "
     + (
-        f"UMAP fitted on {len(projection.fitted)} of them (by category), the rest placed by their neighbours · "
-        if len(projection.fitted) < len(frame)
+        f"UMAP fitted on {len(projection.fitted):,} of them (by category), the rest placed by their neighbours · "
+        if len(projection.fitted) < len(indices)
+        else ""
+    )
+    + (
+        f"{len(frame):,} of them drawn (a fixed sample of each category, every result among them) · "
+        if len(frame) < len(indices)
         else ""
     )
     + (

@@ -9,10 +9,12 @@ from recsys.errors import InputError
 from recsys.maps import (
     FUSED,
     METRICS,
+    MapMemo,
     ProjectionParams,
     SearchSpace,
     catalogue_vectors,
     input_hash,
+    map_key,
     nearest,
     project,
     query_vector,
@@ -193,3 +195,39 @@ def test_a_copy_of_a_fitted_item_lands_on_it(tmp_path):
     proj = project(x, SAMPLED)
     item = proj.fitted[7]
     assert np.linalg.norm(proj.transform(x[item])[0] - proj.coords[item]) < 0.5
+
+
+class _Engine:
+    """Stands for an engine: the memo keeps weak references to its engines and tells them apart."""
+
+
+def test_the_map_memo_answers_for_the_same_engine_and_inputs_only():
+    memo = MapMemo(size=2)
+    a, b = _Engine(), _Engine()
+    params = ProjectionParams()
+    fused = map_key(FUSED, {"text": 1.0, "image": 0.5}, params)
+    memo.put(a, fused, "map of a")
+    assert memo.get(a, map_key(FUSED, {"image": 0.5, "text": 1.0}, params)) == "map of a"  # weights in any order
+    assert memo.get(a, map_key(FUSED, {"text": 1.0, "image": 0.25}, params)) is None
+    assert memo.get(a, map_key(FUSED, {"text": 1.0, "image": 0.5}, ProjectionParams(n_neighbors=5))) is None
+    assert memo.get(b, fused) is None  # another engine, same inputs
+    # a single modality's map does not depend on the weights
+    assert map_key("text", {"text": 1.0}, params) == map_key("text", {"text": 0.2}, params)
+    memo.put(a, map_key("text", None, params), "text map")
+    memo.get(a, fused)  # used: the text map is now the least recent
+    memo.put(b, fused, "map of b")
+    assert memo.get(a, map_key("text", None, params)) is None  # evicted beyond size
+    assert memo.get(a, fused) == "map of a" and memo.get(b, fused) == "map of b"
+
+
+def test_the_map_memo_never_hands_a_dead_engines_map_to_a_new_one():
+    memo = MapMemo()
+    key = map_key("text", None, ProjectionParams())
+    engine = _Engine()
+    memo.put(engine, key, "old map")
+    old_id = id(engine)
+    del engine
+    newcomer = _Engine()  # CPython hands the freed memory, and so the id, to the next object of its size
+    if id(newcomer) != old_id:
+        pytest.skip("this interpreter did not reuse the freed object's id")
+    assert memo.get(newcomer, key) is None

@@ -22,6 +22,13 @@ DETAIL_LIMIT = 5000
 UNCATEGORISED = "uncategorised"
 MAP_HEIGHT = 620
 MAP_WIDTH_GUESS = 850  # the map column's width on a desktop: labels are placed for it
+#: Points the map draws at most. The figure is rebuilt and sent to the browser on every rerun (each
+#: click): 1.2 s and 4.7 MB for 100k points on 2 cores, ~10x that for 1M (benchmarks/map.py), and a
+#: 620 px map shows no more distinct points than this. Larger maps draw a seeded sample per top category.
+MAX_DRAWN = 50_000
+#: Points of each top category a sampled map keeps at least (all of a smaller one): a small category
+#: stays on the map and in its legend.
+GROUP_FLOOR = 200
 #: Results labelled on the map (by rank); the side list names them all.
 LABELLED_RESULTS = 15
 CLICK_HINT = "click: picture and sound"
@@ -33,11 +40,28 @@ def item_groups(catalogue: Catalogue, indices: np.ndarray) -> list[str]:
     return [(items[int(i)].category or UNCATEGORISED).split("/", 1)[0] for i in indices]
 
 
-def map_frame(catalogue: Catalogue, indices: np.ndarray, coords: np.ndarray, result_ids: Sequence[str]) -> pd.DataFrame:
-    """One row per mapped item: coordinates, id, title, category, top category, rank in the last results."""
+def map_frame(
+    catalogue: Catalogue,
+    indices: np.ndarray,
+    coords: np.ndarray,
+    result_ids: Sequence[str],
+    groups: Sequence[str] | None = None,
+    limit: int = MAX_DRAWN,
+) -> pd.DataFrame:
+    """One row per drawn item: coordinates, id, title, category, top category, rank in the last results.
+
+    Every mapped item up to ``limit``; beyond, :func:`drawn_rows` (the results always among them).
+    ``groups``: :func:`item_groups` of ``indices``, when the caller has them already.
+    """
     ranks = {item_id: r for r, item_id in enumerate(result_ids, start=1)}
+    indices = np.asarray(indices)
+    coords = np.asarray(coords, dtype=np.float32).reshape(len(indices), 2)
+    groups = list(groups) if groups is not None else item_groups(catalogue, indices)
+    if len(indices) > limit:
+        results = catalogue.rows_of([item_id for item_id in ranks if item_id in catalogue])
+        rows = drawn_rows(groups, results, indices, limit)
+        indices, coords, groups = indices[rows], coords[rows], [groups[r] for r in rows.tolist()]
     items = [catalogue.items[int(i)] for i in indices]
-    coords = np.asarray(coords, dtype=np.float32).reshape(len(items), 2)
     ids = [item.id for item in items]
     return pd.DataFrame(
         {
@@ -46,10 +70,29 @@ def map_frame(catalogue: Catalogue, indices: np.ndarray, coords: np.ndarray, res
             "id": ids,
             "title": [item.title for item in items],
             "category": [item.category or UNCATEGORISED for item in items],
-            "group": item_groups(catalogue, indices),
+            "group": groups,
             "rank": np.array([ranks.get(i, np.nan) for i in ids], dtype=np.float64),
         }
     )
+
+
+def drawn_rows(groups: Sequence[str], keep: np.ndarray, indices: np.ndarray, limit: int = MAX_DRAWN) -> np.ndarray:
+    """Positions (into ``indices``, in order) of the points a map of more than ``limit`` items draws.
+
+    A seeded sample, so the same points stay on the map from rerun to rerun (a selection made on it
+    holds): each top category in proportion to its size, at least :data:`GROUP_FLOOR` points of it,
+    plus the positions of the catalogue rows ``keep`` (the last results) wherever they are mapped.
+    """
+    codes, _ = pd.factorize(np.asarray(groups, dtype=object))
+    sizes = np.bincount(codes)
+    quota = np.maximum(sizes * limit // max(1, len(codes)), np.minimum(sizes, GROUP_FLOOR))
+    order = np.lexsort((np.random.default_rng(0).random(len(codes)), codes))  # shuffled within each group
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    place = np.empty(len(codes), dtype=np.int64)
+    place[order] = np.arange(len(codes)) - starts[codes[order]]  # each point's place in its group's shuffle
+    chosen = place < quota[codes]
+    chosen[np.isin(indices, keep)] = True
+    return np.flatnonzero(chosen)
 
 
 def what_a_click_shows(catalogue: Catalogue) -> str:

@@ -15,7 +15,11 @@ from recsys.errors import RecsysError
 from recsys.progress import ProgressLog
 
 if TYPE_CHECKING:  # pragma: no cover
-    from recsys.maps import Projection, ProjectionParams
+    from collections.abc import Mapping
+
+    import numpy as np
+
+    from recsys.maps import MapMemo, Projection, ProjectionParams
     from recsys.recommend import RecommendationEngine
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -151,6 +155,32 @@ def _projection(vectors_key: str, _vectors, _groups, params: ProjectionParams, d
     from recsys.maps import project
 
     return project(_vectors, params, cache_dir=directory, groups=_groups)
+
+
+@st.cache_resource(show_spinner=False)
+def _maps() -> MapMemo:
+    from recsys.maps import MapMemo
+
+    return MapMemo()
+
+
+def get_map(
+    engine: RecommendationEngine, source: str, weights: Mapping[str, float] | None, params: ProjectionParams
+) -> tuple[np.ndarray, list[str], Projection]:
+    """The catalogue indices on the ``source`` map, their top categories and the map: worked out
+    once per engine and :func:`recsys.maps.map_key` (a rerun then gathers and hashes no vectors)."""
+    from recsys.maps import catalogue_vectors, map_key
+    from recsys.ui.explore import item_groups
+
+    key = map_key(source, weights, params)
+    found = _maps().get(engine, key)
+    if found is not None:
+        return found
+    vectors, indices = catalogue_vectors(engine, source, weights)
+    groups = item_groups(engine.catalogue, indices)
+    result = (indices, groups, get_projection(vectors, params, groups))
+    _maps().put(engine, key, result)
+    return result
 
 
 def get_projection(vectors, params: ProjectionParams, groups=None) -> Projection:

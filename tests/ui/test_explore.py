@@ -6,14 +6,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from hypothesis import given
+from hypothesis import strategies as st
 
+from recsys.catalogue import Catalogue, Item
 from recsys.ui.explore import (
     CLICK_HINT,
     DETAIL_LIMIT,
+    GROUP_FLOOR,
     LABELLED_RESULTS,
     MAP_HEIGHT,
     MAP_WIDTH_GUESS,
     QUERY_ID,
+    drawn_rows,
     item_groups,
     map_figure,
     map_frame,
@@ -122,3 +127,49 @@ def test_the_click_hint_names_only_the_media_the_catalogue_has():
     assert click_hint(catalogue(Path("/x/a.png"), None)) == "click: see its picture"
     fig = map_figure(frame(10), click_hint="click: see its picture")
     assert "click: see its picture" in fig.data[0].hovertemplate
+
+
+def _big_catalogue(sizes: dict[str, int]) -> Catalogue:
+    items = [
+        Item(f"{group}-{k}", f"{group} {k}", "", f"{group}/leaf", None, None)
+        for group, n in sizes.items()
+        for k in range(n)
+    ]
+    return Catalogue(Path("/x"), items, [])
+
+
+def test_a_large_map_draws_a_fixed_sample_of_every_category_with_every_result():
+    cat = _big_catalogue({"big": 6000, "mid": 1500, "tiny": 7})
+    indices = np.arange(len(cat))[::-1]  # mapped in another order than the catalogue's
+    coords = np.stack([indices, indices * 2], axis=1).astype(np.float32)
+    results = ["big-5999", "tiny-3", "mid-0", "not-in-this-catalogue"]
+    f = map_frame(cat, indices, coords, results, limit=1000)
+    again = map_frame(cat, indices, coords, results, limit=1000)
+    assert f["id"].tolist() == again["id"].tolist()  # the same points on every rerun
+    assert 1000 <= len(f) <= 1000 + 3 * GROUP_FLOOR
+    counts = f["group"].value_counts()
+    assert counts["tiny"] == 7 and counts["mid"] >= GROUP_FLOOR and counts["big"] >= 1000 * 6000 // 7507
+    assert set(results[:3]) <= set(f["id"]) and f["rank"].notna().sum() == 3
+    # each drawn point keeps its own coordinates and the map's order
+    rows = [cat.index_of(i) for i in f["id"]]
+    assert f["x"].tolist() == [float(r) for r in rows] and f["y"].tolist() == [2.0 * r for r in rows]
+    assert rows == sorted(rows, reverse=True)
+    assert len(map_frame(cat, indices, coords, results, limit=len(cat))) == len(cat)  # under the limit: all
+
+
+@given(
+    sizes=st.lists(st.integers(1, 400), min_size=1, max_size=6),
+    limit=st.integers(1, 500),
+    keep=st.lists(st.integers(0, 2399), max_size=10),
+)
+def test_drawn_rows_keep_the_results_and_each_groups_floor(sizes, limit, keep):
+    groups = [f"g{g}" for g, n in enumerate(sizes) for _ in range(n)]
+    indices = np.arange(len(groups)) * 2  # catalogue rows of the mapped points
+    rows = drawn_rows(groups, np.asarray(keep), indices, limit)
+    assert np.all(np.diff(rows) > 0) and (len(rows) == 0 or 0 <= rows[0] <= rows[-1] < len(groups))
+    assert set(np.flatnonzero(np.isin(indices, keep))) <= set(rows.tolist())
+    drawn = [groups[r] for r in rows]
+    for g, n in enumerate(sizes):
+        assert drawn.count(f"g{g}") >= min(n, GROUP_FLOOR)
+    assert len(rows) >= min(len(groups), limit) - len(sizes)  # each group's share, rounded down
+    assert np.array_equal(rows, drawn_rows(groups, np.asarray(keep), indices, limit))
