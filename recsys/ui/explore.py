@@ -46,13 +46,14 @@ def map_frame(
     coords: np.ndarray,
     result_ids: Sequence[str],
     groups: Sequence[str] | None = None,
-    limit: int = MAX_DRAWN,
+    limit: int | None = None,
 ) -> pd.DataFrame:
     """One row per drawn item: coordinates, id, title, category, top category, rank in the last results.
 
-    Every mapped item up to ``limit``; beyond, :func:`drawn_rows` (the results always among them).
-    ``groups``: :func:`item_groups` of ``indices``, when the caller has them already.
+    Every mapped item up to ``limit`` (default :data:`MAX_DRAWN`); beyond, :func:`drawn_rows` (the
+    results always among them). ``groups``: :func:`item_groups` of ``indices``, when the caller has them.
     """
+    limit = MAX_DRAWN if limit is None else limit
     ranks = {item_id: r for r, item_id in enumerate(result_ids, start=1)}
     indices = np.asarray(indices)
     coords = np.asarray(coords, dtype=np.float32).reshape(len(indices), 2)

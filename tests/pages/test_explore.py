@@ -48,6 +48,19 @@ def explore_after_search(fake_app, text: str):
     return explore
 
 
+def test_a_map_past_the_drawing_limit_draws_a_sample_of_each_category_and_says_so(fake_app, monkeypatch):
+    from recsys.ui import explore
+
+    monkeypatch.setattr(explore, "MAX_DRAWN", 2)  # 6 items: each category keeps its floor of 1 point
+    monkeypatch.setattr(explore, "GROUP_FLOOR", 1)
+    at = fake_app("pages/1_Explore.py").run(timeout=180)
+    assert not at.exception
+    traces = figure(at)["data"]
+    assert sorted(t["name"] for t in traces) == ["animals", "food", "symbols", "vehicles"]
+    assert [len(t["x"]) for t in traces] == [1, 1, 1, 1]
+    assert any("6 items on the fused map" in c.value and "4 of them drawn" in c.value for c in at.caption)
+
+
 def test_query_marker_and_results_after_a_search(fake_app):
     explore = explore_after_search(fake_app, "a red apple")
     traces = {t["name"]: t for t in figure(explore)["data"]}
