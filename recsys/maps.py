@@ -7,7 +7,8 @@ a query - is placed at the kernel-weighted mean of the map positions of its ``n_
 nearest fitted items (inverse-distance weights; neighbours searched by chunked matrix products
 in the sample's leading principal components). ``benchmarks/map.py`` on 2 shared cores, 384-d
 clustered vectors, numba warm: 2.6 s for 10k items, 4.7 s for 100k (load ~1.9), 8-11 s for
-100k at load ~5; the first map of a process adds ~9 s of numba compilation. The fitted items'
+100k at load ~5; the first map of an installation adds ~9 s of numba compilation, a later
+process's first map ~4 s (importing UMAP, loading its compiled kernels: :func:`_umap`). The fitted items'
 own neighbours are computed exactly and handed to UMAP, which skips its approximate search
 (and that search's ~30 s numba compilation in a fresh process).
 
@@ -17,6 +18,7 @@ Coordinates are cached on disk by a hash of the input vectors, the parameters an
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -243,9 +245,40 @@ def stratified_sample(n: int, size: int, groups: Sequence[str] | None, seed: int
     return np.sort(picked)
 
 
+_UMAP_CACHING = threading.Lock()
+_umap_caching_on = False
+
+
+def _umap() -> Any:
+    """The ``umap`` package (heavy: imported only when a map is fitted), its numba kernels compiled
+    once per installation rather than once per process.
+
+    Why: a fresh process's first map spent ~9.4 s on 2 cores, ~5 s of it numba compiling UMAP's
+    kernels (``smooth_knn_dist`` 3.3 s, ``compute_membership_strengths`` 1.1 s, the layout epoch
+    0.6 s), which umap-learn does not cache; with numba's on-disk cache turned on for them, a later
+    process's first small map took 2.1 s after the import. The cache goes where numba puts it
+    (``NUMBA_CACHE_DIR``, else beside the package or in the user's cache folder) and numba checks
+    it against the package's source files. A kernel with nowhere to cache it compiles as before.
+    """
+    global _umap_caching_on
+    import umap
+
+    with _UMAP_CACHING:
+        if not _umap_caching_on:
+            from numba.core.registry import CPUDispatcher
+
+            for module in (umap.umap_, umap.layouts, umap.distances, umap.utils, umap.spectral):
+                for kernel in list(vars(module).values()):
+                    if isinstance(kernel, CPUDispatcher) and kernel.__module__ == module.__name__:
+                        with contextlib.suppress(RuntimeError):  # numba found no writable place for its cache
+                            kernel.enable_caching()
+            _umap_caching_on = True
+    return umap
+
+
 def _fit_umap(reference: np.ndarray, params: ProjectionParams, sampled: bool) -> np.ndarray:
     """UMAP coordinates of the fitted items, from their exact neighbour graph."""
-    import umap  # heavy (numba): imported only when a map is actually fitted
+    umap = _umap()
 
     n_neighbors = min(params.n_neighbors, len(reference) - 1)
     knn_idx, knn_dist = nearest(reference, reference, n_neighbors, params.metric)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -231,3 +233,24 @@ def test_the_map_memo_never_hands_a_dead_engines_map_to_a_new_one():
     if id(newcomer) != old_id:
         pytest.skip("this interpreter did not reuse the freed object's id")
     assert memo.get(newcomer, key) is None
+
+
+@pytest.mark.slow
+def test_umaps_kernels_are_compiled_once_per_installation_not_per_process(tmp_path):
+    """A fresh process's first map leaves numba's compiled UMAP kernels in the cache folder numba
+    is given, for the next process to load instead of compiling them again (~5 s of a first map)."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from recsys.maps import ProjectionParams, project\n"
+        "x = np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)\n"
+        "project(x, ProjectionParams(n_neighbors=5), cache_dir=None)\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=str(repo), timeout=300)
+    kernels = {p.name.split(".")[1].rsplit("-", 1)[0] for p in tmp_path.rglob("*.nbi") if "umap" in str(p)}
+    assert {"smooth_knn_dist", "compute_membership_strengths"} <= kernels

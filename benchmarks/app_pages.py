@@ -1,0 +1,119 @@
+"""The app's pages on a large indexed catalogue, each start in a fresh process (Streamlit's AppTest).
+
+Per start: the Recommend page's first run (loading the models and the engine), a text query, the
+Explore page's first visit (its map not drawn before: each start asks for an ``n_neighbors`` no
+earlier start used, so UMAP is fitted and the rest placed) and a rerun of it, then the Why this
+item? page for the query's first result. Starts share one numba cache folder (``NUMBA_CACHE_DIR``,
+empty at first): the first start is a fresh installation's, which compiles UMAP's numba kernels;
+the later ones load them (:func:`recsys.maps._umap`).
+
+    .venv/bin/python benchmarks/app_pages.py                     # 100,000 synthetic items
+    .venv/bin/python benchmarks/app_pages.py --n 20000 --starts 3 --workdir /tmp/pages
+
+The catalogue is ``benchmarks/catalogue_load.py``'s synthetic one, indexed as
+``benchmarks/engine_start.py`` does (with ``--workdir`` the same folder serves both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def child(neighbors: int) -> None:
+    """One start: every page as a person first opens it; prints seconds per step as JSON."""
+    from streamlit.testing.v1 import AppTest
+
+    out: dict[str, float] = {}
+
+    def timed(step: str, run) -> None:  # noqa: ANN001 (an AppTest's run)
+        began = time.perf_counter()
+        run()
+        out[step] = time.perf_counter() - began
+
+    home = AppTest.from_file(str(ROOT / "app.py"), default_timeout=1800)
+    timed("engine", home.run)
+    home.text_input(key="query-text").set_value("a red circle")
+    timed("query", home.run)
+    last = home.session_state["last_search"]
+    explore = AppTest.from_file(str(ROOT / "pages" / "1_Explore.py"), default_timeout=1800)
+    explore.session_state["last_search"] = last
+    explore.session_state["umap-neighbors"] = neighbors
+    timed("explore", explore.run)
+    timed("explore rerun", explore.run)
+    why = AppTest.from_file(str(ROOT / "pages" / "2_Why_this_item.py"), default_timeout=1800)
+    why.session_state["last_search"] = last
+    timed("why", why.run)
+    failed = [page for page in (home, explore, why) if page.exception]
+    if failed:
+        raise SystemExit(f"a page raised: {[p.exception for p in failed]}")
+    print(json.dumps(out))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100_000, help="catalogue items")
+    parser.add_argument("--starts", type=int, default=2, help="fresh app processes, one after another")
+    parser.add_argument("--workdir", default=None, help="keep the catalogue and its cache here")
+    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        child(args.child)
+        return
+
+    import catalogue_load
+
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="app-pages-"))
+    catalogue, cache = work / f"catalogue-{args.n}", work / "cache"
+    if not (catalogue / "catalogue.csv").is_file():
+        catalogue.mkdir(parents=True, exist_ok=True)
+        catalogue_load.synthetic(catalogue, args.n)
+    began = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "recsys", "index", "--catalogue", str(catalogue), "--cache-dir", str(cache)],
+        check=True, cwd=ROOT, capture_output=True,
+    )  # fmt: skip
+    print(f"{args.n:,} items, indexed (or found indexed) in {time.perf_counter() - began:.1f} s")
+    # n_neighbors no earlier start drew (the map cache keeps every map drawn): 2-100 on the page's slider
+    drawn = {int(p.stem.split("-")[-1]) for p in (work / "neighbours-drawn").glob("n-*")}
+    free = [k for k in range(100, 1, -1) if k not in drawn]
+    if len(free) < args.starts:
+        raise SystemExit(f"{work} has drawn maps at nearly every n_neighbors; use a fresh --workdir")
+    steps = ("engine", "query", "explore", "explore rerun", "why")
+    print(f"{'start':34s} {'n_neighbors':>11s} " + " ".join(f"{s + ' s':>15s}" for s in steps))
+    with tempfile.TemporaryDirectory(prefix="numba-cache-") as numba_cache:
+        env = {
+            **os.environ,
+            "NUMBA_CACHE_DIR": numba_cache,
+            "RECSYS_CATALOGUE": str(catalogue),
+            "RECSYS_CACHE_DIR": str(cache),
+        }
+        for start in range(args.starts):
+            neighbors = free[start]
+            (work / "neighbours-drawn").mkdir(exist_ok=True)
+            (work / "neighbours-drawn" / f"n-{neighbors}").touch()
+            done = subprocess.run(
+                [sys.executable, __file__, "--child", str(neighbors)],
+                check=True, cwd=ROOT, env=env, capture_output=True, text=True,
+            )  # fmt: skip
+            times = json.loads(done.stdout.strip().splitlines()[-1])
+            kind = "first (UMAP's kernels compiled)" if start == 0 else "later (kernels loaded)"
+            print(f"{kind:34s} {neighbors:11d} " + " ".join(f"{times[s]:15.2f}" for s in steps), flush=True)
+    if args.workdir is None:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
