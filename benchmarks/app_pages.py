@@ -1,9 +1,9 @@
 """The app's pages on a large indexed catalogue, each start in a fresh process (Streamlit's AppTest).
 
 Per start: the Recommend page's first run (loading the models and the engine), a text query, the
-Explore page's first visit (its map not drawn before: each start asks for an ``n_neighbors`` no
-earlier start used, so UMAP is fitted and the rest placed) and a rerun of it, then the Why this
-item? page for the query's first result. Starts share one numba cache folder (``NUMBA_CACHE_DIR``,
+Explore page's first visit with its default parameters (the maps the work folder's cache holds are
+removed before each start, so UMAP is fitted and the rest placed) and a rerun of it, then the Why
+this item? page for the query's first result. Starts share one numba cache folder (``NUMBA_CACHE_DIR``,
 empty at first): the first start is a fresh installation's, which compiles UMAP's numba kernels;
 the later ones load them (:func:`recsys.maps._umap`).
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def child(neighbors: int) -> None:
+def child() -> None:
     """One start: every page as a person first opens it; prints seconds per step as JSON."""
     from streamlit.testing.v1 import AppTest
 
@@ -48,7 +49,6 @@ def child(neighbors: int) -> None:
     last = home.session_state["last_search"]
     explore = AppTest.from_file(str(ROOT / "pages" / "1_Explore.py"), default_timeout=1800)
     explore.session_state["last_search"] = last
-    explore.session_state["umap-neighbors"] = neighbors
     timed("explore", explore.run)
     timed("explore rerun", explore.run)
     why = AppTest.from_file(str(ROOT / "pages" / "2_Why_this_item.py"), default_timeout=1800)
@@ -65,10 +65,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000, help="catalogue items")
     parser.add_argument("--starts", type=int, default=2, help="fresh app processes, one after another")
     parser.add_argument("--workdir", default=None, help="keep the catalogue and its cache here")
-    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child is not None:
-        child(args.child)
+    if args.child:
+        child()
         return
 
     import catalogue_load
@@ -84,13 +84,8 @@ def main() -> None:
         check=True, cwd=ROOT, capture_output=True,
     )  # fmt: skip
     print(f"{args.n:,} items, indexed (or found indexed) in {time.perf_counter() - began:.1f} s")
-    # n_neighbors no earlier start drew (the map cache keeps every map drawn): 2-100 on the page's slider
-    drawn = {int(p.stem.split("-")[-1]) for p in (work / "neighbours-drawn").glob("n-*")}
-    free = [k for k in range(100, 1, -1) if k not in drawn]
-    if len(free) < args.starts:
-        raise SystemExit(f"{work} has drawn maps at nearly every n_neighbors; use a fresh --workdir")
     steps = ("engine", "query", "explore", "explore rerun", "why")
-    print(f"{'start':34s} {'n_neighbors':>11s} " + " ".join(f"{s + ' s':>15s}" for s in steps))
+    print(f"{'start':34s} " + " ".join(f"{s + ' s':>15s}" for s in steps))
     with tempfile.TemporaryDirectory(prefix="numba-cache-") as numba_cache:
         env = {
             **os.environ,
@@ -99,19 +94,14 @@ def main() -> None:
             "RECSYS_CACHE_DIR": str(cache),
         }
         for start in range(args.starts):
-            neighbors = free[start]
-            (work / "neighbours-drawn").mkdir(exist_ok=True)
-            (work / "neighbours-drawn" / f"n-{neighbors}").touch()
+            shutil.rmtree(cache / "projections", ignore_errors=True)  # the benchmark's own cache: maps drawn again
             done = subprocess.run(
-                [sys.executable, __file__, "--child", str(neighbors)],
-                check=True, cwd=ROOT, env=env, capture_output=True, text=True,
-            )  # fmt: skip
+                [sys.executable, __file__, "--child"], check=True, cwd=ROOT, env=env, capture_output=True, text=True
+            )
             times = json.loads(done.stdout.strip().splitlines()[-1])
             kind = "first (UMAP's kernels compiled)" if start == 0 else "later (kernels loaded)"
-            print(f"{kind:34s} {neighbors:11d} " + " ".join(f"{times[s]:15.2f}" for s in steps), flush=True)
+            print(f"{kind:34s} " + " ".join(f"{times[s]:15.2f}" for s in steps), flush=True)
     if args.workdir is None:
-        import shutil
-
         shutil.rmtree(work, ignore_errors=True)
 
 
