@@ -118,16 +118,7 @@ def main() -> None:
     from recsys.snapshot import FOLDER
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="engine-start-"))
-    catalogue, cache = work / f"catalogue-{args.n}", work / "cache"
-    if not (catalogue / "catalogue.csv").is_file():
-        catalogue.mkdir(parents=True, exist_ok=True)
-        catalogue_load.synthetic(catalogue, args.n)
-    began = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "recsys", "index", "--catalogue", str(catalogue), "--cache-dir", str(cache)],
-        check=True, cwd=ROOT, capture_output=True,
-    )  # fmt: skip
-    print(f"{args.n:,} items, indexed (or found indexed) in {time.perf_counter() - began:.1f} s")
+    catalogue, cache = catalogue_load.indexed_synthetic(work, args.n)
     rows = []
     for run in range(args.runs):
         for kind, scratch_min_bytes in KINDS.items():
