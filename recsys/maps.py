@@ -374,6 +374,11 @@ def _active(engine: RecommendationEngine, weights: Mapping[str, float] | None) -
     return [m for m in mods if weights.get(m, 1.0) > 0]
 
 
+#: Items whose map vectors are gathered and normalised at once: the copies of a whole catalogue's
+#: vectors at a time reached 9.3 GB for a fused map of 1M items (two 384-d spaces), ~1.1 GB a block here.
+GATHER_ROWS = 65_536
+
+
 def catalogue_vectors(
     engine: RecommendationEngine, source: str, weights: Mapping[str, float] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -381,29 +386,41 @@ def catalogue_vectors(
 
     ``fused`` mirrors early fusion: per space (modalities of equal dimension share one after
     alignment) the weighted sum of normalised vectors, spaces concatenated, then normalised.
+    Every step works row by row, so the items are gathered :data:`GATHER_ROWS` at a time into the
+    one output array.
     """
     if source != FUSED:
         if source not in engine.item_modalities:
             raise InputError(f"No item has a {source!r} vector; choose one of {engine.item_modalities}.")
         vecs, mask = engine.item_vectors(source)
         idx = np.flatnonzero(np.asarray(mask, dtype=bool))
-        return _normalise(np.asarray(vecs, dtype=np.float32)[idx]), idx
+        out = np.empty((len(idx), np.shape(vecs)[1]), dtype=np.float32)
+        for start in range(0, len(idx), GATHER_ROWS):
+            rows = idx[start : start + GATHER_ROWS]
+            out[start : start + len(rows)] = _normalise(np.asarray(vecs[rows], dtype=np.float32))
+        return out, idx
     mods = _active(engine, weights)
     if not mods:
         raise InputError("Every modality weight is 0: raise at least one to draw the fused map.")
-    groups: dict[int, np.ndarray] = {}
+    sources = []  # (vectors, mask, weight) per modality
     any_mask = None
     for m in mods:
         vecs, mask = engine.item_vectors(m)
         mask = np.asarray(mask, dtype=bool)
-        w = 1.0 if weights is None else float(weights.get(m, 1.0))
-        part = _normalise(np.asarray(vecs, dtype=np.float32)) * mask[:, None] * w
-        d = part.shape[1]
-        groups[d] = groups.get(d, 0) + part
+        sources.append((vecs, mask, 1.0 if weights is None else float(weights.get(m, 1.0))))
         any_mask = mask if any_mask is None else (any_mask | mask)
-    fused = _normalise(np.concatenate([_normalise(g) for _, g in sorted(groups.items())], axis=1))
     idx = np.flatnonzero(any_mask)
-    return fused[idx], idx
+    widths = sorted({np.shape(vecs)[1] for vecs, _, _ in sources})
+    out = np.empty((len(idx), sum(widths)), dtype=np.float32)
+    for start in range(0, len(idx), GATHER_ROWS):
+        rows = idx[start : start + GATHER_ROWS]
+        groups: dict[int, np.ndarray] = {}
+        for vecs, mask, w in sources:
+            part = _normalise(np.asarray(vecs[rows], dtype=np.float32)) * mask[rows][:, None] * w
+            d = part.shape[1]
+            groups[d] = groups.get(d, 0) + part
+        out[start : start + len(rows)] = _normalise(np.concatenate([_normalise(groups[d]) for d in widths], axis=1))
+    return out, idx
 
 
 def _query_vectors(engine: RecommendationEngine, query: Query) -> dict[str, np.ndarray]:

@@ -103,6 +103,31 @@ def test_vectors_per_source_cover_the_items_that_have_the_modality(engine):
         catalogue_vectors(engine, FUSED, {"text": 0.0, "image": 0.0, "audio": 0.0})
 
 
+def test_map_vectors_gathered_in_blocks_equal_the_whole_catalogue_at_once(engine, monkeypatch):
+    from recsys import maps
+
+    weights = {"text": 1.0, "image": 0.5, "audio": 2.0}
+    whole = {src: catalogue_vectors(engine, src, weights) for src in (FUSED, "image", "text")}
+    monkeypatch.setattr(maps, "GATHER_ROWS", 2)  # 6 items: blocks of 2, and a modality some items lack
+    for src, (vecs, idx) in whole.items():
+        blocked, blocked_idx = catalogue_vectors(engine, src, weights)
+        np.testing.assert_array_equal(blocked_idx, idx)
+        np.testing.assert_array_equal(blocked, vecs)
+    # the fused map by hand: per space the weighted sum of unit vectors (0 where an item lacks the
+    # modality), each space normalised, the spaces side by side, normalised again
+    def unit(x):
+        n = np.linalg.norm(x, axis=1, keepdims=True)
+        return np.where(n > 0, x / np.where(n > 0, n, 1), 0)
+
+    spaces: dict[int, np.ndarray] = {}
+    for m, w in weights.items():
+        v, present = engine.item_vectors(m)
+        part = unit(np.asarray(v, dtype=np.float64)) * np.asarray(present)[:, None] * w
+        spaces[part.shape[1]] = spaces.get(part.shape[1], 0) + part
+    expected = unit(np.concatenate([unit(spaces[d]) for d in sorted(spaces)], axis=1))
+    np.testing.assert_allclose(whole[FUSED][0], expected[whole[FUSED][1]], atol=1e-6)
+
+
 def test_query_vector_matches_the_map_layout(engine):
     fused, _ = catalogue_vectors(engine, FUSED)
     q = query_vector(engine, Query(text="a red apple"), FUSED)
