@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             query_ms = (time.perf_counter() - t0) * 1000
             t0 = time.perf_counter()
             # what the page draws: every point up to MAX_DRAWN, else its sample (results among them)
-            rows = np.arange(n) if n <= MAX_DRAWN else drawn_rows(groups, np.arange(10), np.arange(n))
+            rows = np.arange(n) if n <= MAX_DRAWN else drawn_rows(groups, np.arange(10), np.arange(n), MAX_DRAWN)
             ranks = np.full(n, np.nan)
             ranks[:10] = np.arange(1, 11)
             fig = map_figure(frame_for(proj.coords[rows], labels[rows], ranks[rows], rows), query_xy)

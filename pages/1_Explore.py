@@ -28,7 +28,7 @@ with right.expander("UMAP parameters", expanded=False):
     metric = st.selectbox("metric", METRICS, key="umap-metric")
 
 try:
-    indices, groups, projection = resources.get_map(
+    indices, groups, projection, sample = resources.get_map(
         engine, source, controls.weights, ProjectionParams(n_neighbors, min_dist, metric)
     )
 except InputError as exc:
@@ -40,7 +40,9 @@ if last is not None:
     qv = query_vector(engine, last.query, source, controls.weights)
     if qv is not None:
         query_xy = projection.transform(qv[None, :])[0]
-frame = explore.map_frame(engine.catalogue, indices, projection.coords, last.result_ids if last else (), groups)
+frame = explore.map_frame(
+    engine.catalogue, indices, projection.coords, last.result_ids if last else (), groups, sample=sample
+)
 palette = category_palette(list(frame["group"]))
 st.caption(
     f"{len(indices):,} items on the {source} map · "

@@ -47,20 +47,22 @@ def map_frame(
     result_ids: Sequence[str],
     groups: Sequence[str] | None = None,
     limit: int | None = None,
+    sample: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One row per drawn item: coordinates, id, title, category, top category, rank in the last results.
 
     Every mapped item up to ``limit`` (default :data:`MAX_DRAWN`); beyond, :func:`drawn_rows` (the
-    results always among them). ``groups``: :func:`item_groups` of ``indices``, when the caller has them.
+    results always among them). ``groups``: :func:`item_groups` of ``indices``, and ``sample``: its
+    :func:`fixed_sample`, when the caller keeps them (the page reruns on every click).
     """
     limit = MAX_DRAWN if limit is None else limit
     ranks = {item_id: r for r, item_id in enumerate(result_ids, start=1)}
     indices = np.asarray(indices)
     coords = np.asarray(coords, dtype=np.float32).reshape(len(indices), 2)
-    groups = list(groups) if groups is not None else item_groups(catalogue, indices)
+    groups = groups if groups is not None else item_groups(catalogue, indices)
     if len(indices) > limit:
         results = catalogue.rows_of([item_id for item_id in ranks if item_id in catalogue])
-        rows = drawn_rows(groups, results, indices, limit)
+        rows = drawn_rows(groups, results, indices, limit, sample)
         indices, coords, groups = indices[rows], coords[rows], [groups[r] for r in rows.tolist()]
     items = [catalogue.items[int(i)] for i in indices]
     ids = [item.id for item in items]
@@ -77,12 +79,23 @@ def map_frame(
     )
 
 
-def drawn_rows(groups: Sequence[str], keep: np.ndarray, indices: np.ndarray, limit: int = MAX_DRAWN) -> np.ndarray:
-    """Positions (into ``indices``, in order) of the points a map of more than ``limit`` items draws.
+def drawn_rows(
+    groups: Sequence[str], keep: np.ndarray, indices: np.ndarray, limit: int, sample: np.ndarray | None = None
+) -> np.ndarray:
+    """Positions (into ``indices``, in order) of the points a map of more than ``limit`` items draws:
+    its :func:`fixed_sample` (``sample`` when given), plus the positions of the catalogue rows
+    ``keep`` (the last results) wherever they are mapped."""
+    chosen = fixed_sample(groups, limit) if sample is None else sample.copy()
+    chosen[np.isin(indices, keep)] = True
+    return np.flatnonzero(chosen)
 
-    A seeded sample, so the same points stay on the map from rerun to rerun (a selection made on it
-    holds): each top category in proportion to its size, at least :data:`GROUP_FLOOR` points of it,
-    plus the positions of the catalogue rows ``keep`` (the last results) wherever they are mapped.
+
+def fixed_sample(groups: Sequence[str], limit: int) -> np.ndarray:
+    """Which of the mapped points (a mask over ``groups``, their top categories) a map of more than
+    ``limit`` items draws besides the results.
+
+    Seeded, so the same points stay on the map from rerun to rerun (a selection made on it holds):
+    each top category in proportion to its size, at least :data:`GROUP_FLOOR` points of it.
     """
     codes, _ = pd.factorize(np.asarray(groups, dtype=object))
     sizes = np.bincount(codes)
@@ -91,9 +104,7 @@ def drawn_rows(groups: Sequence[str], keep: np.ndarray, indices: np.ndarray, lim
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     place = np.empty(len(codes), dtype=np.int64)
     place[order] = np.arange(len(codes)) - starts[codes[order]]  # each point's place in its group's shuffle
-    chosen = place < quota[codes]
-    chosen[np.isin(indices, keep)] = True
-    return np.flatnonzero(chosen)
+    return place < quota[codes]
 
 
 def what_a_click_shows(catalogue: Catalogue) -> str:

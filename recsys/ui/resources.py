@@ -166,19 +166,21 @@ def _maps() -> MapMemo:
 
 def get_map(
     engine: RecommendationEngine, source: str, weights: Mapping[str, float] | None, params: ProjectionParams
-) -> tuple[np.ndarray, list[str], Projection]:
-    """The catalogue indices on the ``source`` map, their top categories and the map: worked out
-    once per engine and :func:`recsys.maps.map_key` (a rerun then gathers and hashes no vectors)."""
+) -> tuple[np.ndarray, list[str], Projection, np.ndarray | None]:
+    """The catalogue indices on the ``source`` map, their top categories, the map, and the points it
+    draws besides the results past :data:`recsys.ui.explore.MAX_DRAWN` (None below): worked out once
+    per engine and :func:`recsys.maps.map_key` (a rerun then gathers, hashes and samples nothing)."""
     from recsys.maps import catalogue_vectors, map_key
-    from recsys.ui.explore import item_groups
+    from recsys.ui import explore
 
-    key = map_key(source, weights, params)
+    key = (*map_key(source, weights, params), explore.MAX_DRAWN)
     found = _maps().get(engine, key)
     if found is not None:
         return found
     vectors, indices = catalogue_vectors(engine, source, weights)
-    groups = item_groups(engine.catalogue, indices)
-    result = (indices, groups, get_projection(vectors, params, groups))
+    groups = explore.item_groups(engine.catalogue, indices)
+    sample = explore.fixed_sample(groups, explore.MAX_DRAWN) if len(groups) > explore.MAX_DRAWN else None
+    result = (indices, groups, get_projection(vectors, params, groups), sample)
     _maps().put(engine, key, result)
     return result
 

@@ -173,3 +173,17 @@ def test_drawn_rows_keep_the_results_and_each_groups_floor(sizes, limit, keep):
         assert drawn.count(f"g{g}") >= min(n, GROUP_FLOOR)
     assert len(rows) >= min(len(groups), limit) - len(sizes)  # each group's share, rounded down
     assert np.array_equal(rows, drawn_rows(groups, np.asarray(keep), indices, limit))
+
+
+def test_a_kept_fixed_sample_draws_the_same_frame_as_one_worked_out_again():
+    from recsys.ui.explore import fixed_sample
+
+    cat = _big_catalogue({"big": 3000, "small": 40})
+    indices = np.arange(len(cat))
+    coords = np.zeros((len(cat), 2), dtype=np.float32)
+    groups = item_groups(cat, indices)
+    results = ["small-3", "big-2999"]
+    kept = fixed_sample(groups, 500)
+    again = map_frame(cat, indices, coords, results, groups, limit=500)
+    pd.testing.assert_frame_equal(map_frame(cat, indices, coords, results, groups, limit=500, sample=kept), again)
+    assert {"small-3", "big-2999"} <= set(again["id"])
