@@ -5,9 +5,9 @@ UMAP over every item does not scale: 67 s for 950 items on a loaded 2-core machi
 ``fit_size`` items (default 4,000; stratified by category, seeded), and every other item - and
 a query - is placed at the kernel-weighted mean of the map positions of its ``n_neighbors``
 nearest fitted items (inverse-distance weights; neighbours searched by chunked matrix products
-in the sample's leading principal components). ``benchmarks/map.py`` on 2 shared cores, 384-d
-clustered vectors, numba warm: 2.6 s for 10k items, 4.7 s for 100k (load ~1.9), 8-11 s for
-100k at load ~5; the first map of an installation adds ~9 s of numba compilation, a later
+in the sample's leading principal components, products and selection in torch). ``benchmarks/map.py``
+on 2 shared cores, 384-d clustered vectors, numba warm: 2.4 s for 10k items, 4.4 s for 100k
+(5.5 s while the placement's product ran in numpy beside torch's top-k); the first map of an installation adds ~9 s of numba compilation, a later
 process's first map ~4 s (importing UMAP, loading its compiled kernels: :func:`_umap`). The fitted items'
 own neighbours are computed exactly and handed to UMAP, which skips its approximate search
 (and that search's ~30 s numba compilation in a fresh process).
@@ -100,7 +100,11 @@ class SearchSpace:
         rows = _prepare(vectors, self.metric)
         if self.basis is None:
             return rows
-        rows = (rows - self.mean) @ self.basis
+        import torch  # the product beside the neighbour search's (torch): OpenBLAS's threads would wait on torch's
+
+        centred = np.ascontiguousarray(rows - self.mean, dtype=np.float32)
+        basis = np.ascontiguousarray(self.basis, dtype=np.float32)
+        rows = (torch.from_numpy(centred) @ torch.from_numpy(basis)).numpy()
         return _prepare(rows, "cosine") if self.search_metric == "cosine" else rows
 
 
@@ -157,22 +161,29 @@ def nearest(
     Both inputs are :func:`_prepare`-d. Blocks of ``chunk`` queries bound the memory. Cosine,
     correlation and euclidean rank by one matrix product (``q.r``, or ``q.r - |r|^2 / 2``, which
     orders like the euclidean distance) and compute exact distances for the ``k`` winners only.
+    The product and the top-k selection both run in torch: numpy's product (OpenBLAS's threads)
+    followed by torch's top-k (torch's) took 2.1-2.7 s to place 96k items among 4,000 in 64-d on
+    2 cores, torch alone 1.3 s (FAISS's exact search 1.2 s alone, 2.9 s in the app beside torch).
     """
+    import torch
+
     k = min(k, len(reference))
     out_idx = np.empty((len(queries), k), dtype=np.int64)
     out_dist = np.empty((len(queries), k), dtype=np.float32)
-    half_sq = 0.5 * np.einsum("ij,ij->i", reference, reference) if metric == "euclidean" else None
+    ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32))
+    half_sq = 0.5 * (ref * ref).sum(dim=1) if metric == "euclidean" else None
     for start in range(0, len(queries), chunk):
-        q = queries[start : start + chunk]
+        q = np.ascontiguousarray(queries[start : start + chunk], dtype=np.float32)
         if metric == "manhattan":
             from sklearn.metrics import pairwise_distances
 
-            score = -pairwise_distances(q, reference, metric="manhattan").astype(np.float32)
+            score = torch.from_numpy(-pairwise_distances(q, reference, metric="manhattan").astype(np.float32))
         else:
-            score = q @ reference.T
+            score = torch.from_numpy(q) @ ref.T
             if half_sq is not None:
                 score -= half_sq
-        top_score, top = _top_k(score, k)
+        values, columns = score.topk(k, dim=1)
+        top_score, top = values.numpy(), columns.numpy()
         if metric == "euclidean":
             dist = np.sqrt(np.maximum(np.einsum("ij,ij->i", q, q)[:, None] - 2.0 * top_score, 0.0))
         elif metric == "manhattan":
@@ -182,18 +193,6 @@ def nearest(
         out_idx[start : start + len(q)] = top
         out_dist[start : start + len(q)] = dist
     return out_idx, out_dist
-
-
-def _top_k(score: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` largest values of each row and their columns, largest first.
-
-    torch's top-k: about twice as fast as ``np.argpartition`` + sort on 4096 x 4000 blocks, and
-    selection, not the matrix product, is the larger half of placing 100k points.
-    """
-    import torch
-
-    values, columns = torch.from_numpy(score).topk(k, dim=1)
-    return values.numpy(), columns.numpy()
 
 
 def place(
@@ -362,8 +361,11 @@ def project(
     return Projection(coords, key, fitted, space, reference, params.n_neighbors)
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
+def _normalise(x: np.ndarray, in_place: bool = False) -> np.ndarray:
+    """Unit rows (zero rows stay zero), float32; ``in_place`` reuses ``x`` (float32) when it can."""
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    if norms.all():  # the usual case, in one pass: the same values as the masked division below
+        return np.divide(x, norms, out=x) if in_place and x.dtype == np.float32 else (x / norms).astype(np.float32)
     return np.where(norms > 0, x / np.where(norms > 0, norms, 1.0), 0.0).astype(np.float32)
 
 
@@ -374,9 +376,18 @@ def _active(engine: RecommendationEngine, weights: Mapping[str, float] | None) -
     return [m for m in mods if weights.get(m, 1.0) > 0]
 
 
-#: Items whose map vectors are gathered and normalised at once: the copies of a whole catalogue's
-#: vectors at a time reached 9.3 GB for a fused map of 1M items (two 384-d spaces), ~1.1 GB a block here.
-GATHER_ROWS = 65_536
+#: Items whose map vectors are gathered and normalised at once. Copies of the whole catalogue's vectors
+#: reached 9.3 GB for a fused map of 1M items (two 384-d spaces); blocks that stay in the CPU's caches
+#: also run faster: a fused map of 100k items (384-d and 1280-d, float16) took 4.4 s in blocks of
+#: 65,536 items, 1.4 s in blocks of 4,096 and 0.9 s in blocks of 1,024 (2 cores).
+GATHER_ROWS = 1_024
+
+
+def _gathered(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``vectors[rows]`` as a float32 copy of its own (float16 converted by the CPU's vector instructions)."""
+    from recsys.recommend import gathered_float32
+
+    return gathered_float32(np.asarray(vectors[rows]))
 
 
 def catalogue_vectors(
@@ -397,7 +408,7 @@ def catalogue_vectors(
         out = np.empty((len(idx), np.shape(vecs)[1]), dtype=np.float32)
         for start in range(0, len(idx), GATHER_ROWS):
             rows = idx[start : start + GATHER_ROWS]
-            out[start : start + len(rows)] = _normalise(np.asarray(vecs[rows], dtype=np.float32))
+            out[start : start + len(rows)] = _normalise(_gathered(vecs, rows), in_place=True)
         return out, idx
     mods = _active(engine, weights)
     if not mods:
@@ -416,7 +427,8 @@ def catalogue_vectors(
         rows = idx[start : start + GATHER_ROWS]
         groups: dict[int, np.ndarray] = {}
         for vecs, mask, w in sources:
-            part = _normalise(np.asarray(vecs[rows], dtype=np.float32)) * mask[rows][:, None] * w
+            part = _normalise(_gathered(vecs, rows), in_place=True)
+            part *= (mask[rows] * np.float32(w))[:, None]
             d = part.shape[1]
             groups[d] = groups.get(d, 0) + part
         out[start : start + len(rows)] = _normalise(np.concatenate([_normalise(groups[d]) for d in widths], axis=1))

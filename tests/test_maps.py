@@ -113,6 +113,7 @@ def test_map_vectors_gathered_in_blocks_equal_the_whole_catalogue_at_once(engine
         blocked, blocked_idx = catalogue_vectors(engine, src, weights)
         np.testing.assert_array_equal(blocked_idx, idx)
         np.testing.assert_array_equal(blocked, vecs)
+
     # the fused map by hand: per space the weighted sum of unit vectors (0 where an item lacks the
     # modality), each space normalised, the spaces side by side, normalised again
     def unit(x):
@@ -126,6 +127,43 @@ def test_map_vectors_gathered_in_blocks_equal_the_whole_catalogue_at_once(engine
         spaces[part.shape[1]] = spaces.get(part.shape[1], 0) + part
     expected = unit(np.concatenate([unit(spaces[d]) for d in sorted(spaces)], axis=1))
     np.testing.assert_allclose(whole[FUSED][0], expected[whole[FUSED][1]], atol=1e-6)
+
+
+class _HalfEngine:
+    """Item vectors kept in float16, as the engine keeps them past 20,000 items."""
+
+    item_modalities = ["text", "image"]
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(3)
+        self.vectors = {
+            "text": rng.normal(size=(9, 8)).astype(np.float16),
+            "image": rng.normal(size=(9, 5)).astype(np.float16),
+        }
+        self.vectors["image"][4] = 0  # a zero row: it stays zero rather than dividing by 0
+        self.present = {"text": np.arange(9) != 2, "image": np.ones(9, dtype=bool)}
+
+    def item_vectors(self, modality):
+        return self.vectors[modality], self.present[modality]
+
+
+def test_map_vectors_of_half_precision_items_are_the_float_unit_vectors(monkeypatch):
+    from recsys import maps
+
+    monkeypatch.setattr(maps, "GATHER_ROWS", 4)
+    engine = _HalfEngine()
+    image, idx = catalogue_vectors(engine, "image")
+    exact = engine.vectors["image"].astype(np.float64)
+    norms = np.linalg.norm(exact, axis=1, keepdims=True)
+    expected = np.where(norms > 0, exact / np.where(norms > 0, norms, 1), 0)
+    assert image.dtype == np.float32 and np.array_equal(idx, np.arange(9))
+    np.testing.assert_allclose(image, expected, atol=1e-6)
+    assert not image[4].any()
+    fused, _ = catalogue_vectors(engine, FUSED, {"text": 1.0, "image": 0.5})
+    assert fused.shape == (9, 13) and fused.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(fused, axis=1), 1.0, atol=1e-6)
+    # spaces side by side, narrowest first: item 2 lacks text, item 4's image vector is zero
+    assert not fused[2, 5:].any() and not fused[4, :5].any()
 
 
 def test_query_vector_matches_the_map_layout(engine):
