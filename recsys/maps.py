@@ -7,10 +7,11 @@ a query - is placed at the kernel-weighted mean of the map positions of its ``n_
 nearest fitted items (inverse-distance weights; neighbours searched by chunked matrix products
 in the sample's leading principal components, products and selection in torch). ``benchmarks/map.py``
 on 2 shared cores, 384-d clustered vectors, numba warm: 2.4 s for 10k items, 4.4 s for 100k
-(5.5 s while the placement's product ran in numpy beside torch's top-k); the first map of an installation adds ~9 s of numba compilation, a later
-process's first map ~4 s (importing UMAP, loading its compiled kernels: :func:`_umap`). The fitted items'
-own neighbours are computed exactly and handed to UMAP, which skips its approximate search
-(and that search's ~30 s numba compilation in a fresh process).
+(5.5 s while the placement's product ran in numpy beside torch's top-k); the first map of an
+installation adds ~9 s of numba compilation, a later process's first map ~4 s (importing UMAP,
+loading its compiled kernels: :func:`_umap`). The fitted items' own neighbours are computed
+exactly and handed to UMAP, which skips its approximate search (and that search's ~30 s numba
+compilation in a fresh process).
 
 Coordinates are cached on disk by a hash of the input vectors, the parameters and the strata
 (``map-<hash>.npz``, written atomically), so reopening a map costs one hash of the vectors.
