@@ -334,6 +334,8 @@ class RecommendationEngine:
     calibrations: dict[str, Any] = field(default_factory=dict)
     _rank_samples: dict[str, RankSample] = field(default_factory=dict, repr=False)
     _centred_cache: dict[tuple[str, bool], np.ndarray] = field(default_factory=dict, repr=False)
+    #: (the store's :meth:`~recsys.store.VectorStore.row_ids` list, each of its rows' catalogue row)
+    _row_map: tuple[list[str], np.ndarray] | None = field(default=None, repr=False)
     #: Speech clips matched by their words (:class:`recsys.alignment.spoken.SpokenWords`): set when the
     #: catalogue's speech clips were placed at their words, so a spoken query is too. None: by sound.
     spoken: Any = None
@@ -804,6 +806,7 @@ class RecommendationEngine:
         centred = q.centred() if q is not None and similarity == "pearson" else q
         # liked / disliked items are ranked nowhere: the list leaves them out, and so does the sample
         left_out = self.catalogue.rows_of(list(exclude)) if sample is not None else None
+        row_map = self._store_row_map()
 
         def search(probe: Probe) -> Hits | tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
             """The probe's candidate rows; for ``rrf`` also its pair's ranked list and the
@@ -815,19 +818,19 @@ class RecommendationEngine:
                 probe.field, probe.vector, depth, category=category, exclude=exclude, rescore=False, effort=probe.effort
             )
             if sample is None:
-                return self.catalogue.rows_of(found.ids[:k]), None, None
+                return self._hit_rows(found, row_map, k), None, None
             return found if found.rough else ranked(probe, found)
 
         def ranked(probe: Probe, found: Hits) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
             """The pair's candidates, ranked list and the rank-sample similarities the list lacks."""
             k, pair = self.candidates, probe.pairs[0]  # rrf searches pairs, never the joint field
+            on_list = self._hit_rows(found, row_map)
             if found.rough:  # an index over a wide field's principal components: score the list here
-                on_list = self.catalogue.rows_of(found.ids)
                 scored = self._row_similarities(on_list, q, pair, similarity)
                 order = np.argsort(-scored, kind="stable")
                 candidates, listed = on_list[order[:k]], scored[order[::-1]].astype(np.float64)
             else:
-                candidates = self.catalogue.rows_of(found.ids[:k])
+                candidates = on_list[:k]
                 listed = np.sort(np.asarray(found.scores, dtype=np.float64))
                 listed = fusion.euclidean_similarity(listed) if similarity == "euclidean" else listed
             sims = self._sample_similarities(sample, centred, pair, similarity)
@@ -835,7 +838,7 @@ class RecommendationEngine:
             accounted = np.isin(sampled, left_out)
             if similarity == "pearson":  # the store ranked by cosine: only the candidates are placed by Pearson
                 return candidates, None, np.sort(sims[~(accounted | np.isin(sampled, candidates))])
-            accounted |= self._on_list(sampled, sims, found.ids, listed)
+            accounted |= self._on_list(sampled, sims, on_list, listed)
             return candidates, listed, np.sort(sims[~accounted])
 
         # Rough lists are scored here, once the searches are done: torch's float16 conversion (half
@@ -858,18 +861,47 @@ class RecommendationEngine:
         scale = sample.population / max(1, len(sample.rows))
         return rows, Retrieved(hits, listed, unlisted, scale)
 
-    def _on_list(self, rows: np.ndarray, sims: np.ndarray, ids: Sequence[str], listed: np.ndarray) -> np.ndarray:
-        """Which of ``rows`` (with similarities ``sims``) are among ``ids``, a search's ranked list whose
-        ascending similarities are ``listed``: only rows that reach the list's lowest similarity
-        (less the store codes' rounding) can be on it, so only their ids are looked up."""
+    @staticmethod
+    def _on_list(rows: np.ndarray, sims: np.ndarray, list_rows: np.ndarray, listed: np.ndarray) -> np.ndarray:
+        """Which of ``rows`` (with similarities ``sims``) are among ``list_rows``, a search's ranked
+        list whose ascending similarities are ``listed``: only rows that reach the list's lowest
+        similarity (less the store codes' rounding) can be on it, so only they are looked up."""
         on_list = np.zeros(len(rows), dtype=bool)
         if len(listed):
             reach = np.flatnonzero(sims >= listed[0] - LISTED_MARGIN)
-            if len(reach):
-                found = set(ids)
-                items = self.catalogue.items
-                on_list[reach] = [items[r].id in found for r in rows[reach].tolist()]
+            if len(reach) and len(list_rows):
+                sorted_rows = np.sort(list_rows)
+                wanted = rows[reach]
+                at = np.minimum(np.searchsorted(sorted_rows, wanted), len(sorted_rows) - 1)
+                on_list[reach] = sorted_rows[at] == wanted
         return on_list
+
+    def _store_row_map(self) -> np.ndarray | None:
+        """Each store row's catalogue row (-1: an id the catalogue lacks), built once per store
+        numbering and extended as the store grows; None for a store without row numbers."""
+        ids = self.store.row_ids() if self.store is not None else None
+        if ids is None:
+            return None
+        kept = self._row_map
+        if kept is None or kept[0] is not ids or len(kept[1]) > len(ids):
+            kept = (ids, np.zeros(0, dtype=np.int64))
+        if len(kept[1]) < len(ids):
+            more = self.catalogue.rows_or_missing(ids[len(kept[1]) :])
+            kept = (ids, np.concatenate([kept[1], more]))
+        self._row_map = kept
+        return kept[1]
+
+    def _hit_rows(self, found: Hits, row_map: np.ndarray | None, k: int | None = None) -> np.ndarray:
+        """Catalogue rows of the first ``k`` hits (all by default): through the store's row numbers
+        where it has them, else by id (an id the catalogue lacks raises, as
+        :meth:`~recsys.catalogue.Catalogue.rows_of` does)."""
+        if found.rows is not None and row_map is not None:
+            numbers = found.rows[:k]
+            if not len(numbers) or numbers.max() < len(row_map):
+                rows = row_map[numbers]
+                if not len(rows) or rows.min() >= 0:
+                    return rows
+        return self.catalogue.rows_of(found.ids[:k])
 
     @cached_property
     def _categories(self) -> np.ndarray:

@@ -360,7 +360,8 @@ class RoughStore:
         rng = np.random.default_rng(len(hits))
         order = rng.permutation(len(hits))
         noisy = (hits.scores[order] + rng.normal(0.0, 0.05, len(hits))).astype(np.float32)
-        return Hits([hits.ids[i] for i in order.tolist()], noisy, rough=self.flag)
+        rows = None if hits.rows is None else hits.rows[order]
+        return Hits([hits.ids[i] for i in order.tolist()], noisy, rough=self.flag, rows=rows)
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -384,6 +385,71 @@ def test_rrf_scores_a_rough_list_itself(tmp_path, flag):
         got = engine.recommend_vectors(q, strategy="rrf", k=20, similarity=similarity)
         assert len(got) == 20
         assert all(r.ranks == truth[r.item.id] for r in got) is flag, similarity
+
+
+class UnnumberedStore:
+    """A store without row numbers, as a server is: hits come by id alone."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def search(self, *args, **kwargs):
+        from recsys.store.base import Hits
+
+        hits = self.inner.search(*args, **kwargs)
+        return Hits(hits.ids, hits.scores, hits.rough)
+
+    def row_ids(self):
+        return None
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_hits_reach_their_items_through_the_store_row_numbers_as_the_store_changes(tmp_path):
+    """The engine maps a store's row numbers onto catalogue rows once, extends the map as the store
+    appends rows and builds it again when the store renumbers (compaction): its results are those of
+    the lookup by id all along, and a hit the catalogue lacks is refused as by id."""
+    n = 300
+    numbered = attach_store(_random_two_modality_engine(tmp_path, n), search="ann", uri="memory://")
+    numbered.candidates, numbered.rank_depth = 10, 50
+    by_id = _random_two_modality_engine(tmp_path, n)
+    by_id.store, by_id.search, by_id.candidates, by_id.rank_depth = UnnumberedStore(numbered.store), "ann", 10, 50
+    by_id.joint = numbered.joint
+    store = numbered.store
+    rng = np.random.default_rng(6)
+
+    def same_answers() -> None:
+        for _ in range(3):
+            pair = rng.standard_normal((2, 12))
+            vectors = {m: v / np.linalg.norm(v) for m, v in zip(("text", "image"), pair, strict=True)}
+            q = QueryVectors(native=vectors, shared=vectors)
+            for strategy in STRATEGIES:
+                got = numbered.recommend_vectors(q, strategy=strategy, k=15, exclude=["i3"])
+                want = by_id.recommend_vectors(q, strategy=strategy, k=15, exclude=["i3"])
+                assert [(r.item.id, r.score, r.ranks) for r in got] == [(r.item.id, r.score, r.ranks) for r in want]
+
+    same_answers()
+    first = store.row_ids()
+    assert numbered._row_map[0] is first and len(numbered._row_map[1]) == n
+    ids = [f"i{i}" for i in range(n)]
+    for _ in range(3):  # items replaced: their new rows are appended, the old ones die
+        fresh = {f: rng.standard_normal((n, 12)).astype(np.float32) for f in ("text", "image")}
+        fresh = {f: v / np.linalg.norm(v, axis=1, keepdims=True) for f, v in fresh.items()}
+        store.upsert(ids, ["all"] * n, fresh)
+        same_answers()
+        assert store.row_ids() is first and len(numbered._row_map[1]) == len(first)
+    store.upsert(ids, ["all"] * n, fresh)  # most rows are dead now: the store compacts, numbering anew
+    store.delete(["i7"])
+    assert store.row_ids() is not first and len(store.row_ids()) == n and len(store) == n - 1
+    same_answers()
+    assert numbered._row_map[0] is store.row_ids()
+    # an item the catalogue lacks, nearest to every query: refused alike both ways
+    store.upsert(["stranger"], ["all"], {f: fresh[f][:1] for f in ("text", "image")})
+    q = QueryVectors(native={"text": fresh["text"][0]}, shared={"text": fresh["text"][0]})
+    for engine in (numbered, by_id):
+        with pytest.raises(InputError, match="unknown item id 'stranger'"):
+            engine.recommend_vectors(q, strategy="early", k=5)
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ import operator
 import os
 import re
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -163,6 +163,12 @@ class Catalogue:
         except KeyError:
             return np.array([self.index_of(i) for i in item_ids], dtype=np.int64)
         return np.array(found if len(item_ids) > 1 else [found], dtype=np.int64)
+
+    def rows_or_missing(self, item_ids: Iterable[str]) -> np.ndarray:
+        """Positions of ``item_ids``, -1 for an id the catalogue lacks: another numbering of items
+        (a vector store's rows) mapped onto this one once."""
+        position = self._index.get
+        return np.fromiter((position(i, -1) for i in item_ids), dtype=np.int64)
 
     def item(self, item_id: str) -> Item:
         return self.items[self.index_of(item_id)]

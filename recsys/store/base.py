@@ -34,6 +34,8 @@ class Hits:
     # scores of an index over fewer dimensions than the field, not re-scored (``rescore=False``):
     # they order the hits only roughly, so a caller ranking by them must score the hits first
     rough: bool = False
+    # the hits' numbers in the store's own row numbering (:meth:`VectorStore.row_ids`), where it has one
+    rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -91,6 +93,18 @@ class VectorStore(abc.ABC):
         HNSW's ef): below 1 for a search whose job is only the items nearest the query, beside
         another search that covers the rest. Exact searches ignore it.
         """
+
+    def row_ids(self) -> list[str] | None:
+        """The id of each of the store's numbered rows (:attr:`Hits.rows`), or None for a store
+        without row numbers (a server's).
+
+        Why: a caller with its own numbering (the engine's catalogue rows) maps hits through an
+        array it builds once from this list, where looking up each hit's id misses the CPU caches
+        (~0.25 ms for a list of 500 hits at 1M items). The same list object holds while the
+        numbering does: appends extend it and dead rows keep their ids; a renumbering (compaction,
+        reopening) gives another list.
+        """
+        return None
 
     @abc.abstractmethod
     def get(self, field: str, ids: Sequence[str]) -> np.ndarray:

@@ -250,7 +250,7 @@ class LocalStore(VectorStore):
             rows, scores = self._exact(field, q, selection, want)
         else:
             rows, scores, rough = self._ann(field, index, q, selection, qualifying, want, rescore, params)
-        return Hits(t.ids_of(rows), scores, rough)
+        return Hits(t.ids_of(rows), scores, rough, rows)
 
     def get(self, field: str, ids: Sequence[str]) -> np.ndarray:
         self._dim(field)
@@ -258,6 +258,9 @@ class LocalStore(VectorStore):
 
     def versions(self) -> dict[str, str]:
         return self._table.versions()
+
+    def row_ids(self) -> list[str]:
+        return self._table.ids
 
     def __len__(self) -> int:
         return len(self._table)

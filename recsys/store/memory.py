@@ -53,7 +53,7 @@ class MemoryStore(VectorStore):
         check_effort(effort)  # exact: every row is scored whatever the effort
         rows = self._table.candidates(field, self._table.selection(category, exclude))
         best, scores = exact_top(q, rows, self._vectors[field][rows], k)
-        return Hits(self._table.ids_of(best), scores)
+        return Hits(self._table.ids_of(best), scores, rows=best)
 
     def get(self, field: str, ids: Sequence[str]) -> np.ndarray:
         self._dim(field)
@@ -62,6 +62,9 @@ class MemoryStore(VectorStore):
 
     def versions(self) -> dict[str, str]:
         return self._table.versions()
+
+    def row_ids(self) -> list[str]:
+        return self._table.ids
 
     def __len__(self) -> int:
         return len(self._table)

@@ -114,6 +114,29 @@ def test_delete_removes_and_ignores_unknown_ids(filled, data):
     assert len(filled) == N - 3
 
 
+def test_hit_row_numbers_name_the_hits_through_every_change(filled, data):
+    """A store that numbers its rows names each hit's row in :meth:`row_ids`, across replaces and
+    deletes (the list then grows or is another); one that does not gives no row numbers."""
+    rng = np.random.default_rng(3)
+
+    def check() -> None:
+        for field in FIELDS:
+            for q in unit(rng, 2, FIELDS[field]):
+                for kwargs in ({}, {"category": "animals"}, {"exclude": ["item2"]}, {"rescore": False}):
+                    hits = filled.search(field, q, 12, **kwargs)
+                    row_ids = filled.row_ids()
+                    if row_ids is None:
+                        assert hits.rows is None
+                    else:
+                        assert [row_ids[r] for r in hits.rows.tolist()] == hits.ids
+
+    check()
+    filled.upsert(["item5", "item6"], ["plants", "animals"], {"text": data["vectors"]["text"][:2]})
+    check()
+    filled.delete(["item9"])
+    check()
+
+
 @pytest.mark.parametrize("category", ["animals", "animals/birds", "animalsX", "plants", "animals/birds/owls/"])
 def test_category_filter_includes_sub_categories_only(filled, data, category):
     q = data["vectors"]["text"][0]
