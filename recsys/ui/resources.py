@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -54,6 +55,8 @@ class _Build:
     engine: RecommendationEngine | None = None
     error: BaseException | None = None
     thread: threading.Thread | None = None
+    #: set once the engine (or the error) is there: the thread goes on to load the text network
+    done: threading.Event = field(default_factory=threading.Event)
 
     def progress(self, stage: str, done: int, total: int) -> None:
         self.tracker(stage, done, total)
@@ -101,11 +104,20 @@ class _Engines:
             return build
 
     def _run(self, key: str, build: _Build) -> None:
-        build.run()
-        with self.lock:
-            if build.engine is not None:
-                self.by_dir[key] = build.engine
-            del self.builds[key]  # a failed build is tried again by the next run of a page
+        try:
+            build.run()
+            with self.lock:
+                if build.engine is not None:
+                    self.by_dir[key] = build.engine
+                del self.builds[key]  # a failed build is tried again by the next run of a page
+        finally:
+            build.done.set()
+        # The text model loads on first use: here, while the page shows, rather than on the first query.
+        # A failure is left to that query, which raises it again where the person who asked sees it.
+        load = getattr(getattr(build.engine, "text_encoder", None), "load", None)
+        if load is not None:
+            with contextlib.suppress(Exception):
+                load()
 
 
 @st.cache_resource(show_spinner=False)
@@ -129,17 +141,16 @@ def get_engine() -> RecommendationEngine:
     if engine is not None:
         return engine
     build = registry.build(key)
-    assert build.thread is not None
     slot = st.empty()
     with st.spinner("Loading the models and the catalogue..."):
         while True:
-            finished = not build.thread.is_alive()
+            finished = build.done.is_set()
             state = build.bar()
             if state is not None:
                 slot.progress(*state)
             if finished:
                 break
-            build.thread.join(POLL_S)
+            build.done.wait(POLL_S)
     slot.empty()
     if isinstance(build.error, RecsysError):
         st.error(f"The recommender could not start: {build.error}")

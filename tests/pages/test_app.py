@@ -100,6 +100,24 @@ def test_first_start_shows_build_progress_and_later_starts_do_not(fake_app, monk
     assert texts == []
 
 
+def test_the_text_network_loads_in_the_background_once_the_engine_is_ready(fake_app, patched_encoders):
+    """A text encoder that loads its network on first use (MiniLM) is loaded by the build's thread
+    right after the engine is published: the page shows without waiting for it."""
+    import threading
+
+    release, loaded = threading.Event(), threading.Event()
+
+    def load():
+        release.wait(30)  # a slow load, until the page has shown
+        loaded.set()
+
+    patched_encoders["text"].load = load
+    at = fake_app().run()
+    assert not at.exception and not loaded.is_set()  # the page did not wait for the network
+    release.set()
+    assert loaded.wait(30)
+
+
 def test_controls_follow_the_user_to_another_page(fake_app):
     at = fake_app().run()
     at.text_input(key="query-text").set_value("a red apple").run()
