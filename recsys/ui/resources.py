@@ -112,12 +112,14 @@ class _Engines:
                 del self.builds[key]  # a failed build is tried again by the next run of a page
         finally:
             build.done.set()
-        # The text model loads on first use: here, while the page shows, rather than on the first query.
-        # A failure is left to that query, which raises it again where the person who asked sees it.
-        load = getattr(getattr(build.engine, "text_encoder", None), "load", None)
-        if load is not None:
-            with contextlib.suppress(Exception):
-                load()
+        # Networks load on first use: here, text's first, while the page shows, rather than on the
+        # first query. A failure is left to that query, which raises it again where its asker sees it.
+        encoders = getattr(build.engine, "query_encoders", None) or {}
+        for encoder in sorted(encoders.values(), key=lambda e: getattr(e, "modality", "") != "text"):
+            load = getattr(encoder, "load", None)
+            if load is not None:
+                with contextlib.suppress(Exception):
+                    load()
 
 
 @st.cache_resource(show_spinner=False)

@@ -18,9 +18,9 @@ from recsys.errors import MissingWeightsError
 
 def test_the_network_loads_on_first_use_and_once(monkeypatch):
     encoder = SentenceTransformerEncoder(minilm_folder(), name="minilm", device="cpu")  # not the shared one
-    assert encoder._model is None
+    assert not encoder._network.built
     assert encoder.dim == 384 and encoder.encoder_id.startswith("text/minilm@")
-    assert encoder._model is None  # the width came from the folder's configs
+    assert not encoder._network.built  # the width came from the folder's configs
     import sentence_transformers
 
     built = []
@@ -37,7 +37,7 @@ def test_the_network_loads_on_first_use_and_once(monkeypatch):
     for t in threads:
         t.join()
     assert len(built) == 1  # four queries at once: one of them loaded the network, the others waited for it
-    assert encoder._model is not None and encoder.dim == 384
+    assert encoder._network.built and encoder.dim == 384
     assert encoder.encode(["a red apple"]).shape == (1, 384) and len(built) == 1
 
 
@@ -96,3 +96,4 @@ def test_any_module_configs_give_a_width_or_none(tmp_path_factory, modules, pool
     (folder / "modules.json").write_text(json.dumps(listed))
     width = configured_dimension(folder)
     assert width is None or (isinstance(width, int) and width > 0)
+

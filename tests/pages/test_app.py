@@ -100,10 +100,11 @@ def test_first_start_shows_build_progress_and_later_starts_do_not(fake_app, monk
     assert texts == []
 
 
-def test_the_text_network_loads_in_the_background_once_the_engine_is_ready(fake_app, patched_encoders):
-    """A text encoder that loads its network on first use (MiniLM) is loaded by the build's thread
-    right after the engine is published: the page shows without waiting for it."""
+def test_the_networks_load_in_the_background_once_the_engine_is_ready(fake_app, patched_encoders):
+    """Encoders that build their networks on first use (MiniLM, EfficientNet-Lite0) are loaded by the
+    build's thread right after the engine is published: the page shows without waiting for them."""
     import threading
+    import time
 
     release, loaded = threading.Event(), threading.Event()
 
@@ -111,11 +112,17 @@ def test_the_text_network_loads_in_the_background_once_the_engine_is_ready(fake_
         release.wait(30)  # a slow load, until the page has shown
         loaded.set()
 
-    patched_encoders["text"].load = load
+    order = []
+    patched_encoders["image"].load = lambda: order.append("image")
+    patched_encoders["text"].load = lambda: (load(), order.append("text"))
     at = fake_app().run()
     assert not at.exception and not loaded.is_set()  # the page did not wait for the network
     release.set()
     assert loaded.wait(30)
+    deadline = time.monotonic() + 30
+    while len(order) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert order == ["text", "image"]  # text first: what most first queries need
 
 
 def test_controls_follow_the_user_to_another_page(fake_app):
