@@ -7,11 +7,17 @@ cache (what every start did before, and what the first start after a change stil
 snapshot is deleted first). A derived start runs twice: with the features read into RAM, and into
 scratch files (``recsys.encoding.cache.feature_array``: what a catalogue does from ~210k items on,
 forced here). Each start runs in a fresh process, which loads the catalogue, builds the engine and
-answers one text query; peak RSS is that process's, peak anonymous memory (RAM that only the
-process's end gives back, unlike the scratch files' page cache) is sampled every 50 ms.
+answers a query naming one liked item (which needs no encoder's network) and then a text query
+(which builds the text encoder's network: the offline networks are built on first use); peak RSS is
+that process's, peak anonymous memory (RAM that only the process's end gives back, unlike the
+scratch files' page cache) is sampled every 50 ms.
 
     .venv/bin/python benchmarks/engine_start.py                     # 100,000 synthetic items
     .venv/bin/python benchmarks/engine_start.py --n 20000 --runs 3 --workdir /tmp/start
+    .venv/bin/python benchmarks/engine_start.py --catalogue data/tuxpaint --runs 3   # an indexed catalogue
+
+With ``--catalogue`` the starts are of that catalogue, already indexed (under the configured cache
+dir), and only mapped starts run: its snapshot is never deleted.
 
 The catalogue is ``benchmarks/catalogue_load.py``'s synthetic one (N items titled "Item i", their
 pictures hard links to 4 small PNGs, so indexing encodes N texts and 4 pictures); with
@@ -64,7 +70,7 @@ def peak_anon_sampler() -> dict[str, float]:
     return peak
 
 
-def child(catalogue: str, cache: str, scratch_min_bytes: int | None) -> None:
+def child(catalogue: str, cache: str | None, scratch_min_bytes: int | None) -> None:
     """One start: load, build, one query; prints seconds per step and the peak RSS as JSON."""
     anon = peak_anon_sampler()
     start = time.perf_counter()
@@ -76,25 +82,30 @@ def child(catalogue: str, cache: str, scratch_min_bytes: int | None) -> None:
     if scratch_min_bytes is not None:
         recsys.encoding.cache.SCRATCH_MIN_BYTES = scratch_min_bytes
     imported = time.perf_counter()
-    loaded = load_catalogue(catalogue, cache_dir=cache)
+    config = PipelineConfig.layered(catalogue, **({} if cache is None else {"cache_dir": cache}))
+    loaded = load_catalogue(catalogue, cache_dir=config.cache_folder())  # as load_engine does
     catalogue_s = time.perf_counter() - imported
     built = time.perf_counter()
-    engine = build_engine(loaded, PipelineConfig.layered(catalogue, cache_dir=cache))
+    engine = build_engine(loaded, config)
     engine_s = time.perf_counter() - built
+    asked = time.perf_counter()
+    engine.recommend(Query(likes=(loaded.items[0].id,)), k=10)
+    likes_s = time.perf_counter() - asked
     asked = time.perf_counter()
     top = engine.recommend(Query(text="a red circle"), k=10)
     query_s = time.perf_counter() - asked
     print(json.dumps({
-        "imports": imported - start, "catalogue": catalogue_s, "engine": engine_s, "query": query_s,
+        "imports": imported - start, "catalogue": catalogue_s, "engine": engine_s, "likes": likes_s, "query": query_s,
         "total": time.perf_counter() - start, "peak_mb": peak_rss_mb(), "anon_mb": anon["mb"],
         "top": [r.item.id for r in top],
     }))  # fmt: skip
 
 
-def start(catalogue: Path, cache: Path, scratch_min_bytes: int | None = None) -> dict:
+def start(catalogue: Path, cache: Path | None, scratch_min_bytes: int | None = None) -> dict:
     scratch = [] if scratch_min_bytes is None else ["--scratch-min-bytes", str(scratch_min_bytes)]
+    cached = [] if cache is None else ["--cache-dir", str(cache)]
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(catalogue), "--cache-dir", str(cache), *scratch],
+        [sys.executable, __file__, "--child", str(catalogue), *cached, *scratch],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -105,6 +116,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000, help="catalogue items")
     parser.add_argument("--runs", type=int, default=2, help="starts of each kind")
     parser.add_argument("--workdir", default=None, help="keep the catalogue and its cache here")
+    parser.add_argument("--catalogue", default=None, help="an indexed catalogue folder instead (mapped starts)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--scratch-min-bytes", type=int, default=None, help=argparse.SUPPRESS)
@@ -117,22 +129,25 @@ def main() -> None:
 
     from recsys.snapshot import FOLDER
 
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="engine-start-"))
-    catalogue, cache = catalogue_load.indexed_synthetic(work, args.n)
+    if args.catalogue:
+        work, catalogue, cache, kinds = None, Path(args.catalogue), None, {"snapshot mapped": None}
+    else:
+        work = Path(args.workdir or tempfile.mkdtemp(prefix="engine-start-"))
+        (catalogue, cache), kinds = catalogue_load.indexed_synthetic(work, args.n), KINDS
     rows = []
     for run in range(args.runs):
-        for kind, scratch_min_bytes in KINDS.items():
+        for kind, scratch_min_bytes in kinds.items():
             if kind != "snapshot mapped":
                 shutil.rmtree(cache / FOLDER, ignore_errors=True)
             rows.append((kind, run, start(catalogue, cache, scratch_min_bytes)))
-    print(f"{'start':28s} {'run':>3s} {'imports s':>9s} {'catalogue s':>11s} {'engine s':>8s} {'query s':>7s} "
-          f"{'total s':>7s} {'peak RSS MB':>11s} {'peak anon MB':>12s}")  # fmt: skip
+    print(f"{'start':28s} {'run':>3s} {'imports s':>9s} {'catalogue s':>11s} {'engine s':>8s} {'likes s':>7s} "
+          f"{'query s':>7s} {'total s':>7s} {'peak RSS MB':>11s} {'peak anon MB':>12s}")  # fmt: skip
     for kind, run, r in rows:
-        print(f"{kind:28s} {run:3d} {r['imports']:9.2f} {r['catalogue']:11.2f} {r['engine']:8.2f} {r['query']:7.2f} "
-              f"{r['total']:7.2f} {r['peak_mb']:11.0f} {r['anon_mb']:12.0f}")  # fmt: skip
+        print(f"{kind:28s} {run:3d} {r['imports']:9.2f} {r['catalogue']:11.2f} {r['engine']:8.2f} {r['likes']:7.2f} "
+              f"{r['query']:7.2f} {r['total']:7.2f} {r['peak_mb']:11.0f} {r['anon_mb']:12.0f}")  # fmt: skip
     same = all(r["top"] == rows[0][2]["top"] for _, _, r in rows)
     print(f"same top 10 in every start: {same}")
-    if args.workdir is None:
+    if work is not None and args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
 
 

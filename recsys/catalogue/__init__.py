@@ -57,6 +57,7 @@ import numpy as np
 
 from recsys.atomic import write_bytes
 from recsys.catalogue.checks import CheckCache, stamp
+from recsys.collector import collector_paused
 from recsys.errors import CatalogueError, InputError
 from recsys.paths import file_problem, mode_problem
 
@@ -514,6 +515,7 @@ def _absent_columns(manifest: Path, columns: list[str]) -> list[str]:
     return absent
 
 
+@collector_paused()
 def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None = None) -> Catalogue:
     """Load and validate a catalogue folder (or its manifest file); bad rows are skipped and reported.
 

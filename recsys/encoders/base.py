@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from recsys.collector import collector_paused
 from recsys.errors import InputError
 
 MODALITIES = ("text", "image", "audio")
@@ -67,7 +68,8 @@ class LazyNetwork:
     def get(self) -> Any:
         with self._lock:
             if self._network is None:
-                self._network = self._build()
+                with collector_paused():  # an import beside a large catalogue's items (recsys.collector)
+                    self._network = self._build()
             return self._network
 
 
