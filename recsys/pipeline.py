@@ -22,6 +22,7 @@ from recsys import threads
 from recsys.alignment.base import aligner_inputs
 from recsys.catalogue import Catalogue, load_catalogue
 from recsys.catalogue_store import SEARCH_MODES, attach_store, models_description
+from recsys.collector import collector_paused
 from recsys.config import check_value, env_values, read_table, validate
 from recsys.device import device_problem
 from recsys.encoding import (
@@ -211,7 +212,17 @@ def build_engine(
     :class:`recsys.progress.ProgressLog` logs rate and ETA lines besides ``progress``.
 
     Encodes in the batch thread role and leaves the process in the query role (:mod:`recsys.threads`).
+    Python's cyclic garbage collector waits while the build makes long-lived objects (keys, versions
+    and ids per item: :mod:`recsys.collector`), but not through an encoding pass, which may run for hours.
     """
+    with contextlib.ExitStack() as pause:
+        pause.enter_context(collector_paused())
+        return _build_engine(catalogue, config, progress, pause)
+
+
+def _build_engine(
+    catalogue: Catalogue, config: PipelineConfig | None, progress: StageProgress | None, pause: contextlib.ExitStack
+) -> RecommendationEngine:
     config = config or PipelineConfig()
     if config.cache_dir is None:  # a set cache_dir was checked with the config; the default is checked here
         check_output_dir(default_cache_dir(), "The cache folder (RECSYS_CACHE_DIR)")
@@ -244,6 +255,7 @@ def build_engine(
         spoken = rule if extras.get("spoken") is True else None
         _report_kept_failures(extras.get("failures"))
     else:
+        pause.close()  # the collector runs through the encoding pass
         indexes, spoken, failures = _built_indexes(inputs, text_encoder, config, report)
         matrices = {m: Matrices(ix.native, ix.present, ix.centre, ix.shared) for m, ix in indexes.items()}
         kept_failures = {m: {"count": len(f), "shown": f[:SHOWN_FAILURES]} for m, f in failures.items() if f}

@@ -72,3 +72,30 @@ def test_a_start_that_maps_its_snapshot_builds_a_network_only_for_a_query_that_n
     worded = engine.recommend(Query(text="a red fruit"), k=5)
     assert networks["text"].built and not networks["image"].built
     assert [r.item.id for r in worded] == [r.item.id for r in demo_engine.recommend(Query(text="a red fruit"), k=5)]
+
+
+def test_the_collector_waits_through_a_start_but_not_through_an_encoding_pass(tmp_path, patched_encoders, monkeypatch):
+    """A build pauses Python's cyclic garbage collector while it makes its long-lived objects, lets it
+    run through an encoding pass (hours on a large catalogue), and leaves it as it was."""
+    import gc
+
+    monkeypatch.setattr(pipeline, "_build_aligner", lambda spec, source, text, *_: FakeColourAligner(text))
+    root = build_catalogue(tmp_path / "cat")
+    seen: dict[str, list[bool]] = {"keys": [], "encoding": [], "store": []}
+
+    def spy(name, original):
+        def wrapped(*args, **kwargs):
+            seen[name].append(gc.isenabled())
+            return original(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(pipeline, "item_keys", spy("keys", pipeline.item_keys))
+    monkeypatch.setattr(pipeline, "_built_indexes", spy("encoding", pipeline._built_indexes))
+    monkeypatch.setattr(pipeline, "attach_store", spy("store", pipeline.attach_store))
+    gc.enable()
+    _engine(root, tmp_path / "cache", monkeypatch, rows=1_000)  # first start: encodes
+    assert set(seen["keys"]) == {False} and seen["encoding"] == seen["store"] == [True] and gc.isenabled()
+    seen.update(keys=[], encoding=[], store=[])
+    _engine(root, tmp_path / "cache", monkeypatch, rows=1_000)  # maps the first one's snapshot
+    assert set(seen["keys"]) == {False} and seen["encoding"] == [] and seen["store"] == [False] and gc.isenabled()
