@@ -56,12 +56,9 @@ class SentenceTransformerEncoder(Encoder):
             raise MissingWeightsError(
                 f"Could not load the sentence-transformers model in {self.folder}: {exc}"
             ) from exc
-        declared = self._configured_dim
-        if declared and declared != _embedding_dimension(model):
-            log.warning(
-                "%s declares %d-d embeddings in its module configs but yields %d-d ones",
-                self.folder, declared, _embedding_dimension(model),
-            )
+        declared, width = self._configured_dim, _embedding_dimension(model)
+        if declared and declared != width:
+            log.warning("%s declares %d-d embeddings in its configs but yields %d-d ones", self.folder, declared, width)
         return model.eval()
 
     @property

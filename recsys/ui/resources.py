@@ -55,7 +55,7 @@ class _Build:
     engine: RecommendationEngine | None = None
     error: BaseException | None = None
     thread: threading.Thread | None = None
-    #: set once the engine (or the error) is there: the thread goes on to load the text network
+    #: set once the engine (or the error) is there: the thread goes on to load the encoders' networks
     done: threading.Event = field(default_factory=threading.Event)
 
     def progress(self, stage: str, done: int, total: int) -> None:
