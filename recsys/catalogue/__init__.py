@@ -76,6 +76,9 @@ CONTENT_COLUMNS = ("title", "description", "image", "audio")  # a row needs one 
 MEDIA_COLUMNS = ("image", "audio")
 _FIELD = r'(?:"(?:[^"]|"")*"|[^,"\r\n]*)'
 _WELL_FORMED_LINE = re.compile(f"{_FIELD}(?:,{_FIELD})*")
+_PLAIN_NAME = r"(?!\.\.?(?:/|\Z))[^/\\\0]+"  # a file or folder name other than . and ..
+#: A media cell :class:`_MediaLocator` takes the short way: relative, plain names, no drive letter.
+_PLAIN_REFERENCE = re.compile(f"(?!.:){_PLAIN_NAME}(?:/{_PLAIN_NAME})*", re.DOTALL)
 MODALITIES = ("text", "image", "audio")
 
 
@@ -400,15 +403,21 @@ class _MediaLocator:
 
     def __init__(self, root: Path) -> None:
         self._root = str(root)
+        self._root_prefix = os.path.join(self._root, "")
         self._real_root = str(root.resolve())
         self._inside_prefix = self._real_root.rstrip(os.sep) + os.sep
         self._real_dirs: dict[str, str | None] = {}
+        self._plain_dirs: dict[str, tuple[Path, str | None]] = {}  # a plain cell's folder -> (its path, real path)
 
     def locate(self, rel: str, column: str) -> tuple[Path | None, str | None, os.stat_result | None]:
         """(absolute path, None, its stat) for a valid media reference, (None, None, None) for an
         empty cell, else (None, reason, None)."""
         if not rel:
             return None, None, None
+        if os.sep == "/" and _PLAIN_REFERENCE.fullmatch(rel):
+            found = self._locate_plain(rel)
+            if found is not None:
+                return found
         if "\0" in rel:
             return None, f"{column} path '{_shown(rel)}' contains a NUL byte", None
         posix = rel.replace("\\", "/")
@@ -431,6 +440,32 @@ class _MediaLocator:
         if problem is not None or resolved is None:
             return None, f"{column} path '{_shown(rel)}' {problem or 'cannot be resolved'}", None
         return Path(path), None, info
+
+    def _locate_plain(self, rel: str) -> tuple[Path, None, os.stat_result] | None:
+        """:meth:`locate` of the common cell, a relative path of plain names (``images/0001/cat.png``)
+        naming a regular file that is not a symlink, in a third of the time; None for any other file.
+
+        Why: at 1M items the general path (splitting, joining, building a ``Path`` from a string) was
+        most of a catalogue load. Here the path is the root's plus the cell, the folder's real path
+        and ``Path`` are made once per folder, and the item's path is that ``Path`` / its name."""
+        path = self._root_prefix + rel
+        try:
+            info = os.lstat(path)
+        except (OSError, ValueError):
+            return None  # missing, a loop, a name too long...: the general path says which
+        if not stat.S_ISREG(info.st_mode):
+            return None  # a symlink to follow, or not a file: the general path says which
+        folder, _, name = rel.rpartition("/")
+        known = self._plain_dirs.get(folder)
+        if known is None:
+            parent = os.path.dirname(path)
+            if parent not in self._real_dirs:
+                self._real_dirs[parent] = _real(parent)
+            known = self._plain_dirs[folder] = (Path(parent), self._real_dirs[parent])
+        parent_path, real_parent = known
+        if real_parent is None or not (real_parent + os.sep).startswith(self._inside_prefix):
+            return None  # a folder on the way is a symlink leading outside: the general path says so
+        return parent_path / name, None, info
 
     def _resolve(self, path: str, name: str) -> tuple[str | None, os.stat_result | None]:
         """(real path or None when it cannot be resolved, the file's stat when it is no symlink)."""
@@ -552,12 +587,13 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
         for column in MEDIA_COLUMNS:
             rel = row[column]
             media[column], located[column], info = locator.locate(rel, column)
-            if info is not None and (column, rel) not in verdicts and (column, rel) not in jobs:
+            key = (column, rel)
+            if info is not None and key not in verdicts and key not in jobs:
                 known = cache.lookup(column, rel, stamp(info)) if cache is not None else None
                 if known is None:
-                    jobs[column, rel] = (media[column], info)  # type: ignore[assignment]
+                    jobs[key] = (media[column], info)  # type: ignore[assignment]
                 else:
-                    verdicts[column, rel] = known or None
+                    verdicts[key] = known or None
         if item_id and item_id not in first_line:
             first_line[item_id] = line
         parsed.append((line, last, row, reasons, media, located))
@@ -571,6 +607,7 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
         cache.save()
     items: list[Item] = []
     bad: list[BadRow] = []
+    extra_columns = [c for c in columns if c and c not in COLUMNS]  # kept with each item, in the manifest's order
     for line, last, row, reasons, media, located in parsed:
         for column in MEDIA_COLUMNS:
             reason = located[column] or (verdicts[column, row[column]] if media[column] is not None else None)
@@ -581,7 +618,7 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
                 reasons.append(f"the row spans lines {line}-{last}")  # so that no line goes unaccounted for
             bad.append(BadRow(line=line, id=row["id"] or None, reason="; ".join(reasons)))
             continue
-        extra = {k: v for k, v in row.items() if k not in COLUMNS and k}
+        extra = {k: row[k] for k in extra_columns}
         items.append(
             Item(
                 id=row["id"],

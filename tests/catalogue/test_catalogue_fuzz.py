@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from fakes import write_square
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from recsys.catalogue import COLUMNS, MAX_CELL_CHARS, load_catalogue
+from recsys.catalogue import COLUMNS, MAX_CELL_CHARS, _MediaLocator, load_catalogue
 from recsys.errors import CatalogueError, RecsysError
 
 
@@ -192,6 +192,54 @@ def test_media_paths_never_escape_the_catalogue_folder(path):
         assert catalogue.ids == ["b"]
         reason = catalogue.bad_rows[0].reason
         assert "absolute" in reason or "outside the catalogue folder" in reason
+
+
+class _GeneralLocator(_MediaLocator):
+    """Every cell through the general path, as before the short way for plain cells existed."""
+
+    def _locate_plain(self, rel):
+        return None
+
+
+@pytest.fixture(scope="module")
+def media_tree(tmp_path_factory):
+    """A catalogue folder with every kind of entry a media cell can name, and a folder outside it."""
+    base = tmp_path_factory.mktemp("locate")
+    root, outside = base / "cat", base / "outside"
+    (root / "m" / "deep").mkdir(parents=True)
+    outside.mkdir()
+    (root / "\n:").mkdir()  # a name whose second character is a drive letter's colon
+    for folder in (root, root / "m", root / "m" / "deep", root / "\n:", outside):
+        write_square(folder / "x.png", "red")
+    (root / "out").symlink_to(outside)  # a folder inside pointing outside
+    (root / "in").symlink_to(root / "m")  # a folder inside pointing inside
+    (root / "m" / "link.png").symlink_to(root / "x.png")
+    (root / "m" / "away.png").symlink_to(outside / "x.png")
+    (root / "m" / "loop.png").symlink_to(root / "m" / "loop.png")
+    os.mkfifo(root / "m" / "fifo.png")
+    return root
+
+
+NAMES = ["m", "deep", "x.png", "out", "in", "link.png", "away.png", "loop.png", "fifo.png", "missing.png",
+         "..", ".", "", "..x", "a\\b", "C:", "\n:", "x.png\n", "..\n", "o\0k"]  # fmt: skip
+
+
+@given(names=st.lists(st.sampled_from(NAMES), min_size=1, max_size=5), leading=st.sampled_from(["", "/", "./"]))
+@example(names=["out", "x.png"], leading="")
+@example(names=["\n:", "x.png"], leading="")
+@example(names=["in", "deep", "x.png"], leading="")
+@example(names=["m", "link.png"], leading="")
+@example(names=["m", "deep", "x.png"], leading="")
+def test_a_plain_media_cell_is_located_as_the_general_path_locates_it(media_tree, names, leading):
+    """The short way for plain cells (recsys.catalogue._MediaLocator._locate_plain) must give the same
+    path, refusal and stat as the general path for any cell, symlinks and escapes included."""
+    rel = leading + "/".join(names)
+    fast, general = _MediaLocator(media_tree).locate(rel, "image"), _GeneralLocator(media_tree).locate(rel, "image")
+    assert (fast[0], fast[1]) == (general[0], general[1])
+    assert (fast[2] is None) == (general[2] is None)
+    if fast[2] is not None:
+        assert (fast[2].st_ino, fast[2].st_mode) == (general[2].st_ino, general[2].st_mode)
+        assert str(fast[0]) == str(general[0])
 
 
 def test_write_manifest_round_trips_carriage_returns(tmp_path):
