@@ -102,18 +102,18 @@ class RowTable:
         t = cls(fields)
         n = len(ids)
         t.ids, t.version_of = ids, versions
-        names, codes = np.unique(np.asarray(categories, dtype=str), return_inverse=True)
-        t.cat_names = names.tolist()
-        t._cat_code = {c: i for i, c in enumerate(t.cat_names)}
-        t.cat_codes = codes.astype(np.int32).reshape(n)
+        named = categories.tolist() if isinstance(categories, np.ndarray) else [str(c) for c in categories]
+        code = t._cat_code  # in order of first appearance: a dict, not a sort of 1M strings
+        t.cat_codes = np.fromiter((code.setdefault(c, len(code)) for c in named), dtype=np.int32, count=n)
+        t.cat_names = list(code)
         t.alive = np.ones(n, dtype=bool)
         t.alive[np.asarray(retired, dtype=np.int64)] = False
-        for r, i in enumerate(ids):
-            if t.alive[r]:
-                prev = t.row_of.get(i)
-                if prev is not None:
-                    t.alive[prev] = False
-                t.row_of[i] = r
+        live = np.flatnonzero(t.alive).tolist()
+        # a dict keeps the last value given for a key: where an id has several live rows, the last wins
+        t.row_of = dict(zip(ids if len(live) == n else [ids[r] for r in live], live, strict=True))
+        if len(t.row_of) < len(live):  # the earlier rows of an id named more than once die
+            t.alive[:] = False
+            t.alive[np.fromiter(t.row_of.values(), dtype=np.int64, count=len(t.row_of))] = True
         t.n_dead = n - len(t.row_of)
         t.has = {f: np.asarray(has[f], dtype=bool) for f in t.fields}
         t._live_with = {f: int(np.count_nonzero(t.has[f] & t.alive)) for f in t.fields}

@@ -1,6 +1,7 @@
 """IVF search under filters: lists are probed by where the filter's rows lie, not by its size alone."""
 
 import dataclasses
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -265,3 +266,38 @@ def test_an_index_is_rebuilt_when_its_reduction_is_not_the_options(tmp_path, red
         again = open_store(tmp_path / "s")
     assert again._indexes["v"].spec == reduced._indexes["v"].spec and "rebuilding" not in caplog.text
     assert again.search("v", queries[0], 5).ids == reduced.search("v", queries[0], 5).ids
+
+
+def test_a_reopened_index_is_mapped_from_its_file_and_grows_into_a_copy_of_its_own(tmp_path):
+    """A saved IVF index is read mapped (its codes stay in the file): the same answers as one read
+    into memory, partitions included; adding rows (which FAISS cannot do on mapped codes: it aborts
+    the process) first makes it a copy of its own, and the file is never written through."""
+    from recsys.store.ann import _map_flag
+
+    data = synthetic_arrays(4_000, {"v": DIM}, n_categories=12, seed=5)
+    options = {"exact_below": 500, "exact_filter_below": 0, "partition_share": 0.5}
+    store = open_store(tmp_path / "s", {"v": DIM}, **options)
+    store.upsert(data.ids, data.categories, data.vectors)
+    store.flush()
+    saved = {p.name: p.read_bytes() for p in (tmp_path / "s").glob("index-*.faiss")}
+    assert saved
+    queries = synthetic_arrays(10, {"v": DIM}, n_categories=12, seed=6).vectors["v"]
+    top = data.categories[0].split("/")[0]
+    shutil.copytree(tmp_path / "s", tmp_path / "t")
+    mapped, in_memory = open_store(tmp_path / "s"), open_store(tmp_path / "t")
+    plain = in_memory._indexes["v"]
+    in_memory._indexes["v"] = type(plain).load(
+        tmp_path / "t" / next(iter(saved)), plain.spec, DIM, plain.ntotal, None, mapped=False
+    )
+    assert mapped._indexes["v"].mapped is (_map_flag() != 0) and not in_memory._indexes["v"].mapped
+    same_hits(mapped, in_memory, queries)
+    same_hits(mapped, in_memory, queries, category=top)  # builds a partition on the mapped lists
+    new = synthetic_arrays(50, {"v": DIM}, n_categories=12, seed=7)
+    for s in (mapped, in_memory):
+        s.upsert([f"new{i}" for i in range(50)], new.categories, new.vectors)
+    assert not mapped._indexes["v"].mapped
+    same_hits(mapped, in_memory, queries)
+    same_hits(mapped, in_memory, queries, category=top)
+    assert mapped.search("v", new.vectors["v"][3], 1).ids == ["new3"]
+    for name, content in saved.items():
+        assert (tmp_path / "s" / name).read_bytes() == content
