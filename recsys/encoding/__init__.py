@@ -33,7 +33,14 @@ import numpy as np
 from recsys.catalogue import Catalogue
 from recsys.device import default_batch_size
 from recsys.encoders.base import Preprocessor, encoder_outputs, output_width
-from recsys.encoding.cache import Features, FeatureStore, catalogue_keys, decode_source, item_source
+from recsys.encoding.cache import (
+    Features,
+    FeatureStore,
+    catalogue_keys,
+    decode_source,
+    item_source,
+    key_positions,
+)
 from recsys.errors import ConfigError, InputError
 from recsys.threads import one_thread_per_worker, use_threads, worker_processes
 
@@ -209,13 +216,12 @@ class FeaturePlan:
     features: dict[str, Features]  # per output, in catalogue order; filled in as the pass runs
     missing: dict[str, set[str]]  # per output: keys its store lacks
     todo: list[Job]  # one job per distinct missing key, in catalogue order
-    positions: dict[str, list[int]] = field(default_factory=dict)  # key -> items holding it
+    positions: dict[str, list[int]] = field(default_factory=dict)  # key -> items holding it (worked out if empty)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (item id, why) of items left without a vector
 
     def __post_init__(self) -> None:
-        for i, key in enumerate(self.keys):
-            if key is not None:
-                self.positions.setdefault(key, []).append(i)
+        if not self.positions:
+            self.positions = key_positions(self.keys)
 
     def fill(self, name: str, keys: list[str], vectors: np.ndarray) -> None:
         """Put freshly computed rows into ``features[name]`` at every item holding their key."""
@@ -254,9 +260,10 @@ def plan_features(
         name: FeatureStore(cache_dir, feature_id(encoder, name, precision), output_width(encoder, name))
         for name in outputs
     }
-    features = {name: store.load(keys) for name, store in stores.items()}
+    positions = key_positions(keys)  # once for every output's store and the plan
+    features = {name: store.load(keys, positions) for name, store in stores.items()}
     missing = {
-        name: {k for k, ok in zip(keys, f.present, strict=True) if k is not None and not ok}
+        name: {k for k, ok in zip(keys, f.present.tolist(), strict=True) if k is not None and not ok}
         for name, f in features.items()
     }
     needed = set().union(*missing.values())
@@ -264,7 +271,7 @@ def plan_features(
     for item, key in zip(catalogue.items, keys, strict=True):
         if key in needed and key not in todo:
             todo[key] = Job(key, item.id, item_source(item, modality))
-    return FeaturePlan(modality, encoder, outputs, keys, stores, features, missing, list(todo.values()))
+    return FeaturePlan(modality, encoder, outputs, keys, stores, features, missing, list(todo.values()), positions)
 
 
 def item_keys(

@@ -25,7 +25,7 @@ import re
 import secrets
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,15 @@ def default_cache_dir() -> Path:
     """``RECSYS_CACHE_DIR`` if set, else ``~/.cache/recsys``."""
     env = os.environ.get("RECSYS_CACHE_DIR")
     return Path(env) if env else Path.home() / ".cache" / "recsys"
+
+
+def key_positions(keys: Sequence[str | None]) -> dict[str, list[int]]:
+    """Each key and the positions holding it (None: no key)."""
+    positions: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        if key is not None:
+            positions.setdefault(key, []).append(i)
+    return positions
 
 
 def content_key(item: Item, modality: str) -> str | None:
@@ -345,13 +354,11 @@ class FeatureStore:
         """Zeroed rows to load or fill features into (a large array is a scratch file: :func:`feature_array`)."""
         return feature_array(rows, width, self.root)
 
-    def load(self, keys: Sequence[str | None]) -> Features:
+    def load(self, keys: Sequence[str | None], positions: Mapping[str, list[int]] | None = None) -> Features:
         """Rows for ``keys`` in order (later shards win), reading every shard once; memory is the
-        result plus one shard. Vectors are ``dim`` wide (zero-wide when unknown and nothing is cached)."""
-        rows: dict[str, list[int]] = {}
-        for i, key in enumerate(keys):
-            if key is not None:
-                rows.setdefault(key, []).append(i)
+        result plus one shard. Vectors are ``dim`` wide (zero-wide when unknown and nothing is cached).
+        ``positions`` (:func:`key_positions` of ``keys``) saves working them out again."""
+        rows = key_positions(keys) if positions is None else positions
         present = np.zeros(len(keys), dtype=bool)
         out = self.blank(len(keys), self.dim or 0)
         width = self.dim
