@@ -210,7 +210,10 @@ def serve(work: str, n_queries: int, stats_file: str, k: int, candidates: int, w
     mapped = time.perf_counter() - mapped
     stats = _load_stats(stats_file)
     queries = make_queries(n_queries, stats, [it.category for it in engine.catalogue.items])
+    opened = time.perf_counter()
     engine.store, engine.search, engine.candidates = open_store(Path(work) / "store"), "ann", candidates
+    opened = time.perf_counter() - opened
+    opened_anon = anon_rss_mb()
     engine.joint = JointProjection.load(Path(work) / "joint.npz")
     out = {}
     # Warm, as a server that has answered queries for a while: page in the index and the vectors a
@@ -225,7 +228,7 @@ def serve(work: str, n_queries: int, stats_file: str, k: int, candidates: int, w
         answer(engine, filtered(warm + queries[:5] + first_per_category, case), strategy, k)
         out[case] = answer(engine, filtered(queries, case), strategy, k)
     conn.send({"results": out, "peak_rss_mb": peak_rss_mb(), "rss_before_mb": before, "anon_mb": anon_rss_mb(),
-               "mapped_s": mapped})  # fmt: skip
+               "mapped_s": mapped, "opened_s": opened, "opened_anon_mb": opened_anon})  # fmt: skip
 
 
 def page_in(work: Path, vectors: list[Path]) -> tuple[float, float]:
@@ -383,7 +386,8 @@ def run_search(args: argparse.Namespace) -> None:
             served_mb = sum(disk_mb(p) for p in served.values())
             print(f"{'':>9} engine vectors on disk: float32 reference {built['vectors_disk_mb']:.0f} MB, served "
                   f"({np.dtype(item_dtype(n)).name}) {served_mb:.0f} MB, mapped into the serving process in "
-                  f"{answered['mapped_s']:.1f} s", flush=True)  # fmt: skip
+                  f"{answered['mapped_s']:.1f} s; store opened in {answered['opened_s']:.2f} s (anonymous memory "
+                  f"{answered['opened_anon_mb']:.0f} MB after it)", flush=True)  # fmt: skip
             measured[n] = {
                 "store build s": built["store_build_s"],
                 "store MB": built["store_disk_mb"],
