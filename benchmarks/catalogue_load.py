@@ -2,14 +2,17 @@
 (every file checked, the cache written), and warm (unchanged files only stat-ed); whether the
 image header checks go faster on several threads (they run on one: on 2 cores they did not); and
 the media files' content keys (what every start hashes before it looks in the feature cache):
-hashing every file, then with remembered hashes (``catalogue_keys``) cold and warm.
+hashing every file, then with remembered hashes (``catalogue_keys``) cold and warm, and planning an
+encoding pass with them (``plan_features``: what the main process does before a pass's first batch).
 
     .venv/bin/python benchmarks/catalogue_load.py                      # data/large + 100k synthetic rows
     .venv/bin/python benchmarks/catalogue_load.py --synthetic 1000000 --catalogue ""
+    .venv/bin/python benchmarks/catalogue_load.py --synthetic 100000 --distinct --catalogue ""
     .venv/bin/python benchmarks/catalogue_load.py --photos 5000 --synthetic 0 --catalogue ""
 
 The synthetic catalogue is built in a temporary folder: N rows whose images are hard links to a
-few small PNGs (copies where hard links are refused), in folders of 1,000. ``--photos N`` builds N
+few small PNGs (copies where hard links are refused; with ``--distinct`` copies with distinct trailing
+bytes, so that every item has content of its own), in folders of 1,000. ``--photos N`` builds N
 distinct JPEG photos of 1,200-2,400 px instead (copies of 16 with distinct trailing bytes: what
 hashing costs depends on the bytes). The OS page cache is not dropped, so "cold" means nothing
 remembered, not files read from disk.
@@ -30,12 +33,16 @@ sys.path.insert(0, str(ROOT))
 
 from recsys import media  # noqa: E402
 from recsys.catalogue import Catalogue, load_catalogue, write_manifest  # noqa: E402
+from recsys.encoders import create_encoder  # noqa: E402
+from recsys.encoding import plan_features  # noqa: E402
 from recsys.encoding.cache import RACY_NS, catalogue_keys, content_keys  # noqa: E402
+from recsys.pipeline import PipelineConfig  # noqa: E402
 from recsys.threads import thread_count  # noqa: E402
 
 
-def synthetic(folder: Path, n: int) -> Path:
-    """A catalogue of ``n`` picture items made of hard links to 4 small PNGs."""
+def synthetic(folder: Path, n: int, distinct: bool = False) -> Path:
+    """A catalogue of ``n`` picture items made of hard links to 4 small PNGs (with ``distinct``,
+    copies of them with distinct trailing bytes, which PNG decoders ignore: n distinct contents)."""
     from PIL import Image, ImageDraw
 
     sources = []
@@ -50,10 +57,14 @@ def synthetic(folder: Path, n: int) -> Path:
         rel = f"images/{i // 1000:04d}/{i}.png"
         target = folder / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(sources[i % len(sources)], target)
-        except OSError:
-            target.write_bytes(sources[i % len(sources)].read_bytes())
+        source = sources[i % len(sources)]
+        if distinct:
+            target.write_bytes(source.read_bytes() + i.to_bytes(8, "little"))
+        else:
+            try:
+                os.link(source, target)
+            except OSError:
+                target.write_bytes(source.read_bytes())
         rows.append({"id": f"s{i}", "title": f"Item {i}", "category": f"c{i % 7}", "image": rel})
     write_manifest(folder, rows)
     return folder
@@ -111,9 +122,14 @@ def keys_timing(name: str, cat: Catalogue, cache_dir: Path) -> None:
             keys = catalogue_keys(cat.items, modality, cat.root, cache_dir=cache_dir)
             runs.append(time.perf_counter() - start)
             assert keys == plain
+        encoder = create_encoder(PipelineConfig().encoder_name(modality))  # planning builds no network
+        start = time.perf_counter()
+        plan = plan_features(cat, modality, encoder, encoder.outputs, cache_dir=cache_dir)
+        planned = time.perf_counter() - start
         print(
             f"{name}: {modality} content keys: hashing every file {hashing:.2f} s; remembered hashes: "
-            f"first pass {runs[0]:.2f} s, warm {runs[1]:.2f} s",
+            f"first pass {runs[0]:.2f} s, warm {runs[1]:.2f} s; planning a pass of {encoder.encoder_id} with them "
+            f"(nothing encoded yet: {len(plan.todo):,} items to encode) {planned:.2f} s",
             flush=True,
         )
 
@@ -166,6 +182,7 @@ def main() -> int:
     parser.add_argument("--catalogue", default=str(ROOT / "data" / "large"), help="a real catalogue ('' to skip)")
     parser.add_argument("--synthetic", type=int, default=100_000, help="rows of the synthetic catalogue (0 to skip)")
     parser.add_argument("--photos", type=int, default=0, help="distinct JPEG photos of a photo catalogue (0 to skip)")
+    parser.add_argument("--distinct", action="store_true", help="synthetic pictures of distinct contents, not links")
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}, batch threads: {thread_count('batch')}, load average: {os.getloadavg()[0]:.1f}")
     if args.catalogue:
@@ -174,7 +191,7 @@ def main() -> int:
         if count:
             with tempfile.TemporaryDirectory() as tmp:
                 start = time.perf_counter()
-                folder = build(Path(tmp), count)
+                folder = build(Path(tmp), count, args.distinct) if build is synthetic else build(Path(tmp), count)
                 print(f"{kind} catalogue built in {time.perf_counter() - start:.1f} s", flush=True)
                 measure(f"{kind}-{count}", folder)
     return 0
