@@ -196,13 +196,14 @@ def _numeric(df: pd.DataFrame, column: str, path: Path, integer: bool) -> np.nda
     values = pd.to_numeric(raw, errors="coerce")
     as_float = values.to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(as_float)
-    if integer:
-        bad = bad | (np.nan_to_num(as_float) % 1 != 0)
+    if integer:  # past 2**53 a float64 no longer tells neighbouring integers apart: ids would merge
+        whole = np.nan_to_num(as_float)
+        bad = bad | (whole % 1 != 0) | (np.abs(whole) >= 2**53)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DatasetError(
             f"{path.name} line {row + 2}: column {column!r} has {raw.iloc[row]!r}, expected "
-            f"{'an integer' if integer else 'a number'} ({int(bad.sum())} bad row(s) in all)."
+            f"{'an integer below 2**53' if integer else 'a number'} ({int(bad.sum())} bad row(s) in all)."
         )
     return as_float.astype(np.int64) if integer else as_float
 

@@ -58,6 +58,8 @@ def test_modality_kind_guesses():
         ("userID\titemID\trating\tx_label\n0\t0\t1\t0\n0\t1\t1\t5\n", "x_label 5"),
         ("userID\titemID\trating\tx_label\n", "no interactions"),
         ("userID\titemID\trating\tx_label\n0\t0\t1\n", "line 2"),
+        ("userID\titemID\trating\tx_label\n0\t0\t1\t0\n1e300\t1\t1\t2\n", "line 3: column 'userID' has '1e300'"),
+        ("userID\titemID\trating\tx_label\n0\t0\t1\t0\n0\t9007199254740993\t1\t2\n", "an integer below 2"),
     ],
 )
 def test_mmrec_malformed_inter(tmp_path, inter, message):
