@@ -15,7 +15,8 @@ few small PNGs (copies where hard links are refused; with ``--distinct`` copies 
 bytes, so that every item has content of its own), in folders of 1,000. ``--photos N`` builds N
 distinct JPEG photos of 1,200-2,400 px instead (copies of 16 with distinct trailing bytes: what
 hashing costs depends on the bytes). The OS page cache is not dropped, so "cold" means nothing
-remembered, not files read from disk.
+remembered, not files read from disk, unless ``--drop-page-cache`` (Linux, as root) drops it
+before each load that checks files.
 """
 
 from __future__ import annotations
@@ -138,7 +139,22 @@ def keys_timing(name: str, cat: Catalogue, cache_dir: Path) -> None:
 WARM_RUNS = 3
 
 
-def timed(catalogue: Path, cache_dir: Path | None) -> tuple[float, Catalogue]:
+#: Set by ``--drop-page-cache``: each load that checks files starts from files on disk, not in memory.
+DROP_PAGE_CACHE = False
+
+
+def drop_page_cache() -> None:
+    """Write back and drop the OS page cache (Linux, as root), so files are read from the disk."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError as exc:
+        raise SystemExit(f"--drop-page-cache needs Linux and root: {exc}") from exc
+
+
+def timed(catalogue: Path, cache_dir: Path | None, cold: bool = False) -> tuple[float, Catalogue]:
+    if cold and DROP_PAGE_CACHE:
+        drop_page_cache()
     start = time.perf_counter()
     cat = load_catalogue(catalogue, cache_dir=cache_dir)
     return time.perf_counter() - start, cat
@@ -158,8 +174,8 @@ def checks_alone(images: list[Path], threads: int) -> float:
 
 def measure(name: str, catalogue: Path) -> None:
     with tempfile.TemporaryDirectory() as cache:
-        uncached, cat = timed(catalogue, None)
-        cold, _ = timed(catalogue, Path(cache))
+        uncached, cat = timed(catalogue, None, cold=True)
+        cold, _ = timed(catalogue, Path(cache), cold=True)
         warm, again = min((timed(catalogue, Path(cache)) for _ in range(WARM_RUNS)), key=lambda run: run[0])
         size = sum(f.stat().st_size for f in Path(cache).rglob("*.npz"))
     assert again.ids == cat.ids and [str(b) for b in again.bad_rows] == [str(b) for b in cat.bad_rows]
@@ -183,7 +199,12 @@ def main() -> int:
     parser.add_argument("--synthetic", type=int, default=100_000, help="rows of the synthetic catalogue (0 to skip)")
     parser.add_argument("--photos", type=int, default=0, help="distinct JPEG photos of a photo catalogue (0 to skip)")
     parser.add_argument("--distinct", action="store_true", help="synthetic pictures of distinct contents, not links")
+    parser.add_argument(
+        "--drop-page-cache", action="store_true", help="loads that check files read them from disk (Linux, root)"
+    )
     args = parser.parse_args()
+    global DROP_PAGE_CACHE
+    DROP_PAGE_CACHE = args.drop_page_cache
     print(f"cores: {os.cpu_count()}, batch threads: {thread_count('batch')}, load average: {os.getloadavg()[0]:.1f}")
     if args.catalogue:
         measure(Path(args.catalogue).name, Path(args.catalogue))

@@ -32,7 +32,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import numpy as np
 
@@ -116,12 +116,7 @@ def _read_bytes(src: object, kind: str, max_bytes: int) -> bytes:
         data = src.read()
     else:
         path = Path(src)  # type: ignore[arg-type]
-        problem = file_problem(path)
-        if problem is not None:
-            raise InputError(f"{kind} {_describe(_short(path))} {problem}.")
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise InputError(f"{kind} {what} is {_mb(size)}; the limit is {_limit(max_bytes)}.")
+        _check_file_size(path, kind, max_bytes)
         data = path.read_bytes()
     if not data:
         raise InputError(f"{kind} {what} is empty.")
@@ -130,20 +125,31 @@ def _read_bytes(src: object, kind: str, max_bytes: int) -> bytes:
     return data
 
 
+def _check_file_size(path: Path, kind: str, max_bytes: int) -> None:
+    """What every read of a media file checks before reading: a regular file, within ``max_bytes``."""
+    problem = file_problem(path)
+    if problem is not None:
+        raise InputError(f"{kind} {_describe(_short(path))} {problem}.")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise InputError(f"{kind} {_describe(path)} is {_mb(size)}; the limit is {_limit(max_bytes)}.")
+
+
 def _short(path: Path) -> str:
     """A path as messages show it: at most 120 characters (a 300-character name stays readable)."""
     text = str(path).replace("\0", "\\0")
     return text if len(text) <= 120 else f"{text[:60]}...{text[-57:]}"
 
 
-def _open_image(data: bytes, what: str) -> PILImage.Image:
-    """Open (header only) and check format and pixel count, without decoding the pixels."""
+def _open_image(data: bytes | BinaryIO, what: str) -> PILImage.Image:
+    """Open (header only) and check format and pixel count, without decoding the pixels; ``data``
+    is the file's bytes or the open file, of which PIL reads the header alone."""
     from PIL import Image, UnidentifiedImageError
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise InputError(f"Image {what} has too many pixels to decode safely ({exc}).") from exc
         except UnidentifiedImageError as exc:
@@ -260,13 +266,28 @@ def read_jpeg(src: Source, *, max_bytes: int = MAX_IMAGE_BYTES) -> JpegFile | No
 
 
 def check_image_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_IMAGE_BYTES) -> None:
-    """Cheap validity check for catalogue images: size, header and PIL ``verify`` (no full decode)."""
-    data = _read_bytes(path, "Image", max_bytes)
-    img = _open_image(data, f"file '{path}'")
+    """Cheap validity check for catalogue images: size, header and PIL ``verify`` (no full decode).
+
+    Only the header is read, except from a PNG: PNG is the one format PIL's ``verify`` checks
+    (every chunk's CRC); for the others it does nothing. Why: reading every byte of every photo to
+    look at its header made a first load of a photo catalogue read it all (~300 GB at 1M photos),
+    once more than hashing and decoding it do; a 1 MB JPEG was checked in 179 us from the page cache,
+    its header alone in ~35 us.
+    """
+    _check_file_size(Path(path), "Image", max_bytes)
+    what = f"file '{path}'"
     try:
-        img.verify()
-    except Exception as exc:
-        raise InputError(f"Image file '{path}' is corrupt ({exc}).") from exc
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size == 0:
+                raise InputError(f"Image {what} is empty.")
+            img = _open_image(fh, what)
+            if img.format == "PNG":
+                try:
+                    img.verify()
+                except Exception as exc:
+                    raise InputError(f"Image {what} is corrupt ({exc}).") from exc
+    except OSError as exc:  # opening or reading it (a file that went away, a read error)
+        raise InputError(f"Image {what} cannot be read ({exc.strerror or exc}).") from exc
 
 
 def _check_rate(rate: int, what: str) -> None:

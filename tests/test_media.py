@@ -232,3 +232,45 @@ def test_resampled_rejects_what_no_encoder_can_use():
         media.resampled(np.array([0.1, np.nan], np.float32), 22050, 44100)
     with pytest.raises(InputError, match="sample rate"):
         media.resampled(np.ones(10, np.float32), 10, 44100)
+
+
+def test_a_catalogue_image_check_reads_a_pngs_chunks_and_only_the_header_of_other_formats(tmp_path, monkeypatch):
+    """PIL's verify checks PNG chunks alone: a JPEG's pixel data is never read by the check (a first
+    load of a photo catalogue read every byte of every photo), a PNG's is (a damaged chunk is found)."""
+    import builtins
+
+    rng = np.random.default_rng(0)
+    pixels = (rng.random((600, 800, 3)) * 255).astype("uint8")
+    Image.fromarray(pixels).save(tmp_path / "photo.jpg", quality=95)
+    Image.fromarray(pixels).save(tmp_path / "picture.png")
+    read: dict[str, int] = {}
+    real_open = builtins.open
+
+    class Counting:
+        def __init__(self, fh, name):
+            self._fh, self._name = fh, name
+
+        def read(self, *args):
+            data = self._fh.read(*args)
+            read[self._name] = read.get(self._name, 0) + len(data)
+            return data
+
+        def __getattr__(self, attr):
+            return getattr(self._fh, attr)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._fh.close()
+
+    monkeypatch.setattr(media, "open", lambda p, mode="r": Counting(real_open(p, mode), Path(p).name), raising=False)
+    for name in ("photo.jpg", "picture.png"):
+        media.check_image_file(tmp_path / name)
+    assert read["photo.jpg"] < 70_000 < (tmp_path / "photo.jpg").stat().st_size
+    assert read["picture.png"] >= (tmp_path / "picture.png").stat().st_size
+    data = bytearray((tmp_path / "picture.png").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside an IDAT chunk: its CRC no longer matches
+    (tmp_path / "damaged.png").write_bytes(bytes(data))
+    with pytest.raises(InputError, match="corrupt"):
+        media.check_image_file(tmp_path / "damaged.png")
