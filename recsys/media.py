@@ -362,13 +362,15 @@ def load_audio(src: Source, *, max_bytes: int = MAX_AUDIO_BYTES, max_seconds: fl
 
 
 def check_audio_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_AUDIO_BYTES) -> None:
-    """Cheap validity check for catalogue audio: size and a header probe (no full decode)."""
+    """Cheap validity check for catalogue audio: size and a header probe (no full decode). libsndfile
+    reads the header from the file itself; the whole file is read only for the fallback decoder."""
     import soundfile as sf
 
-    data = _read_bytes(path, "Audio", max_bytes)
+    _check_file_size(Path(path), "Audio", max_bytes)
     try:
-        info = sf.info(io.BytesIO(data))
+        info = sf.info(os.fspath(path))
     except Exception:
+        data = _read_bytes(path, "Audio", max_bytes)
         try:  # what libsndfile cannot probe, decode a little with the fallback
             frames, rate, _ = _decode_audioread(data, Path(path).suffix.lower(), max_seconds=1.0)
         except Exception as exc:

@@ -274,3 +274,16 @@ def test_a_catalogue_image_check_reads_a_pngs_chunks_and_only_the_header_of_othe
     (tmp_path / "damaged.png").write_bytes(bytes(data))
     with pytest.raises(InputError, match="corrupt"):
         media.check_image_file(tmp_path / "damaged.png")
+
+
+def test_a_catalogue_audio_check_reads_the_header_from_the_file(tmp_path, monkeypatch):
+    """libsndfile probes a clip's header from the file: the whole file is read only for the fallback."""
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, np.sin(np.linspace(0, 600, 48_000)).astype(np.float32) * 0.5, 16_000)
+    real = media._read_bytes
+    monkeypatch.setattr(media, "_read_bytes", lambda *a, **k: pytest.fail("read the whole clip"))
+    media.check_audio_file(clip)
+    monkeypatch.setattr(media, "_read_bytes", real)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(InputError, match="is empty"):
+        media.check_audio_file(tmp_path / "empty.wav")
