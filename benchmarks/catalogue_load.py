@@ -1,6 +1,7 @@
 """How long loading (validating) a catalogue takes: with no media check cache, with an empty one
 (every file checked, the cache written), and warm (unchanged files only stat-ed); whether the
-image header checks go faster on several threads (they run on one: on 2 cores they did not); and
+image header checks go faster on several threads (they do not: past 20,000 files a load checks
+them in worker processes instead, ``recsys.catalogue.PARALLEL_CHECKS_FROM``); and
 the media files' content keys (what every start hashes before it looks in the feature cache):
 hashing every file, then with remembered hashes (``catalogue_keys``) cold and warm, and planning an
 encoding pass with them (``plan_features``: what the main process does before a pass's first batch).

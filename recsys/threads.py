@@ -127,6 +127,13 @@ def worker_processes(device: str = "cpu") -> int:
     return 1 if cores <= 4 else cores // 4
 
 
+def check_processes() -> int:
+    """Processes checking a large catalogue's media files on its first load: ``RECSYS_BATCH_WORKERS``,
+    else every core (nothing else runs while a catalogue loads)."""
+    explicit = _env_int(WORKERS_ENV, 0, "processes")
+    return explicit if explicit is not None else available_cores()
+
+
 def one_thread_per_worker(_: int) -> None:
     """DataLoader ``worker_init_fn``: one torch / BLAS thread in each worker process, whose decoding
     and hashing must not crowd out the forward pass (the workers are counted by :func:`worker_processes`),

@@ -60,6 +60,8 @@ from recsys.catalogue.checks import CheckCache, stamp
 from recsys.collector import collector_paused
 from recsys.errors import CatalogueError, InputError
 from recsys.paths import file_problem, mode_problem
+from recsys.threads import check_processes
+from recsys.workers import map_in_processes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,6 +69,10 @@ if TYPE_CHECKING:
 MANIFEST_NAMES = ("catalogue.csv", "catalogue.parquet")
 #: A manifest larger than this is refused before it is read (it is read whole into memory).
 MAX_MANIFEST_BYTES = 1024 * 1024 * 1024
+#: Media files to check on a load from which they are checked in worker processes (starting them
+#: costs ~0.1-0.2 s; one check ~35-50 us).
+PARALLEL_CHECKS_FROM = 20_000
+CHECK_CHUNK = 256  # files a worker checks per task
 #: A longer cell makes its row bad (the text encoder reads a few hundred words at most).
 MAX_CELL_CHARS = 65_536
 #: The columns the product reads, in the order it writes them; only ``id`` is required.
@@ -497,6 +503,12 @@ def _shown(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-(limit // 2 - 3):]}"
 
 
+def _check(job: tuple[tuple[str, str], tuple[Path, os.stat_result]]) -> str | None:
+    """:func:`_validate_media` of one gathered check ((column, cell), (path, its stat))."""
+    (column, rel), (path, _) = job
+    return _validate_media(path, column, rel)
+
+
 def _validate_media(path: Path, column: str, rel: str) -> str | None:
     from recsys import media
 
@@ -597,10 +609,16 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
         if item_id and item_id not in first_line:
             first_line[item_id] = line
         parsed.append((line, last, row, reasons, media, located))
-    # One thread: the checks hold the GIL most of the time; on 2 cores 2 threads took 2.8-4.2 s for
-    # data/large where 1 took 2.4-2.5 s (benchmarks/catalogue_load.py).
-    for (column, rel), (path, info) in jobs.items():
-        verdict = verdicts[column, rel] = _validate_media(path, column, rel)
+    # Processes, not threads: the checks hold the GIL most of the time (on 2 cores 2 threads took
+    # 2.8-4.2 s for data/large where 1 took 2.4-2.5 s); worker processes pay for starting only past
+    # PARALLEL_CHECKS_FROM files (benchmarks/catalogue_load.py).
+    checks = list(jobs.items())
+    processes = check_processes() if len(checks) >= PARALLEL_CHECKS_FROM else 1
+    if processes > 1:
+        from recsys import media  # noqa: F401  (imported once here, before the workers fork, not in each)
+    found = map_in_processes(_check, checks, processes, CHECK_CHUNK)
+    for ((column, rel), (_, info)), verdict in zip(checks, found, strict=True):
+        verdicts[column, rel] = verdict
         if cache is not None:
             cache.remember(column, rel, stamp(info), verdict)
     if cache is not None:

@@ -37,6 +37,7 @@ from recsys.cachefile import Spec, discard, load_npz, save_npz
 from recsys.catalogue import Item
 from recsys.errors import InputError
 from recsys.stamps import Stamp, StampMemo, memo_file, stamp
+from recsys.workers import map_in_processes
 
 log = logging.getLogger(__name__)
 
@@ -121,25 +122,6 @@ def content_key(item: Item, modality: str) -> str | None:
 HASH_CHUNK = 256
 
 
-class _FileHashes:
-    """Map-style dataset: chunk ``i`` of the paths -> their sha256 hex digests (None where no file).
-
-    An unreadable file's ``OSError`` comes back as the value, and is raised again in the caller.
-    """
-
-    def __init__(self, chunks: list[list[str | None]]) -> None:
-        self.chunks = chunks
-
-    def __len__(self) -> int:
-        return len(self.chunks)
-
-    def __getitem__(self, index: int) -> list[str | None] | OSError:
-        try:
-            return [None if path is None else _file_digest(path) for path in self.chunks[index]]
-        except OSError as exc:
-            return exc
-
-
 def _file_digest(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -159,23 +141,11 @@ def content_keys(items: Sequence[Item], modality: str, processes: int = 1) -> li
     if modality == "text" or processes < 2 or len(items) <= HASH_CHUNK:
         return [content_key(item, modality) for item in items]
     paths = [None if getattr(item, modality) is None else str(getattr(item, modality)) for item in items]
-    chunks = [paths[i : i + HASH_CHUNK] for i in range(0, len(paths), HASH_CHUNK)]
-    from torch.utils.data import DataLoader
+    return map_in_processes(_digest_or_none, paths, processes, HASH_CHUNK)
 
-    from recsys.threads import one_thread_per_worker
 
-    loader = DataLoader(
-        _FileHashes(chunks),  # type: ignore[arg-type]  # map-style: __len__ + __getitem__
-        batch_size=None,
-        num_workers=min(processes, len(chunks)),
-        worker_init_fn=one_thread_per_worker,
-    )
-    keys: list[str | None] = []
-    for part in loader:
-        if isinstance(part, OSError):
-            raise part
-        keys.extend(part)
-    return keys
+def _digest_or_none(path: str | None) -> str | None:
+    return None if path is None else _file_digest(path)
 
 
 def catalogue_keys(

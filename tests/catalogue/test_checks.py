@@ -215,3 +215,24 @@ def test_verdicts_of_an_older_format_are_dropped_quietly(tmp_path: Path, media_f
     with caplog.at_level(logging.WARNING):
         assert _outcome(load_catalogue(root, cache_dir=cache)) == plain
     assert opened and "media check cache" not in caplog.text
+
+
+def test_many_files_are_checked_in_worker_processes_with_the_same_verdicts(
+    tmp_path: Path, media_factory, opened: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past PARALLEL_CHECKS_FROM files the checks run in worker processes (which the parent's record
+    of opened files does not see), with the same rows, reasons and remembered verdicts."""
+    import recsys.catalogue as catalogue_module
+
+    root = _catalogue(tmp_path / "cat", media_factory)
+    plain = _outcome(load_catalogue(root))
+    opened.clear()
+    monkeypatch.setattr(catalogue_module, "PARALLEL_CHECKS_FROM", 1)
+    monkeypatch.setattr(catalogue_module, "CHECK_CHUNK", 2)
+    monkeypatch.setattr(catalogue_module, "check_processes", lambda: 2)
+    cache = tmp_path / "cache"
+    assert _outcome(load_catalogue(root, cache_dir=cache)) == plain
+    assert opened == []  # every check ran in a worker
+    monkeypatch.setattr(catalogue_module, "PARALLEL_CHECKS_FROM", 10**9)
+    assert _outcome(load_catalogue(root, cache_dir=cache)) == plain  # the workers' verdicts were remembered
+    assert opened == []
