@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,10 +141,6 @@ def keys_timing(name: str, cat: Catalogue, cache_dir: Path) -> None:
 WARM_RUNS = 3
 
 
-#: Set by ``--drop-page-cache``: each load that checks files starts from files on disk, not in memory.
-DROP_PAGE_CACHE = False
-
-
 def drop_page_cache() -> None:
     """Write back and drop the OS page cache (Linux, as root), so files are read from the disk."""
     os.sync()
@@ -153,8 +150,9 @@ def drop_page_cache() -> None:
         raise SystemExit(f"--drop-page-cache needs Linux and root: {exc}") from exc
 
 
-def timed(catalogue: Path, cache_dir: Path | None, cold: bool = False) -> tuple[float, Catalogue]:
-    if cold and DROP_PAGE_CACHE:
+def timed(catalogue: Path, cache_dir: Path | None, from_disk: bool = False) -> tuple[float, Catalogue]:
+    """Seconds to load ``catalogue`` (with ``from_disk``, its files out of the OS page cache first)."""
+    if from_disk:
         drop_page_cache()
     start = time.perf_counter()
     cat = load_catalogue(catalogue, cache_dir=cache_dir)
@@ -173,10 +171,10 @@ def checks_alone(images: list[Path], threads: int) -> float:
     return time.perf_counter() - start
 
 
-def measure(name: str, catalogue: Path) -> None:
+def measure(name: str, catalogue: Path, from_disk: bool = False) -> None:
     with tempfile.TemporaryDirectory() as cache:
-        uncached, cat = timed(catalogue, None, cold=True)
-        cold, _ = timed(catalogue, Path(cache), cold=True)
+        uncached, cat = timed(catalogue, None, from_disk)
+        cold, _ = timed(catalogue, Path(cache), from_disk)
         warm, again = min((timed(catalogue, Path(cache)) for _ in range(WARM_RUNS)), key=lambda run: run[0])
         size = sum(f.stat().st_size for f in Path(cache).rglob("*.npz"))
     assert again.ids == cat.ids and [str(b) for b in again.bad_rows] == [str(b) for b in cat.bad_rows]
@@ -204,18 +202,20 @@ def main() -> int:
         "--drop-page-cache", action="store_true", help="loads that check files read them from disk (Linux, root)"
     )
     args = parser.parse_args()
-    global DROP_PAGE_CACHE
-    DROP_PAGE_CACHE = args.drop_page_cache
     print(f"cores: {os.cpu_count()}, batch threads: {thread_count('batch')}, load average: {os.getloadavg()[0]:.1f}")
     if args.catalogue:
-        measure(Path(args.catalogue).name, Path(args.catalogue))
-    for kind, count, build in (("synthetic", args.synthetic, synthetic), ("photos", args.photos, photos)):
+        measure(Path(args.catalogue).name, Path(args.catalogue), args.drop_page_cache)
+    builders = (
+        ("synthetic", args.synthetic, partial(synthetic, distinct=args.distinct)),
+        ("photos", args.photos, photos),
+    )
+    for kind, count, build in builders:
         if count:
             with tempfile.TemporaryDirectory() as tmp:
                 start = time.perf_counter()
-                folder = build(Path(tmp), count, args.distinct) if build is synthetic else build(Path(tmp), count)
+                folder = build(Path(tmp), count)
                 print(f"{kind} catalogue built in {time.perf_counter() - start:.1f} s", flush=True)
-                measure(f"{kind}-{count}", folder)
+                measure(f"{kind}-{count}", folder, args.drop_page_cache)
     return 0
 
 
