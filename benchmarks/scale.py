@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recsys.catalogue import Catalogue, Item  # noqa: E402
+from recsys.catalogue_store import UPSERT_CHUNK  # noqa: E402
 from recsys.recommend import ModalityIndex, QueryVectors, RecommendationEngine, item_dtype  # noqa: E402
 from recsys.store import open_store  # noqa: E402
 from recsys.store.joint import JOINT_FIELD, JointProjection  # noqa: E402
@@ -98,10 +99,11 @@ def build(n: int, work: Path, stats: dict[str, FieldStats], n_categories: int) -
     joint = JointProjection.fit(arrays)
     joint.save(work / "joint.npz")
     store = open_store(work / "store", {**FIELDS, JOINT_FIELD: joint.dims})
-    for a in range(0, n, 50_000):
-        rows = np.arange(a, min(n, a + 50_000))
-        chunk = {f: np.asarray(arrays[f][rows]) for f in FIELDS}
-        store.upsert(ids[a : a + len(rows)], cats[a : a + len(rows)], {**chunk, JOINT_FIELD: joint.items(chunk)})
+    with store.bulk_write():  # as sync_store writes a catalogue: its chunks, the indexes trained once at the end
+        for a in range(0, n, UPSERT_CHUNK):
+            rows = np.arange(a, min(n, a + UPSERT_CHUNK))
+            chunk = {f: np.asarray(arrays[f][rows]) for f in FIELDS}
+            store.upsert(ids[a : a + len(rows)], cats[a : a + len(rows)], {**chunk, JOINT_FIELD: joint.items(chunk)})
     store.flush()
     store_s = time.perf_counter() - started
     store.close()
