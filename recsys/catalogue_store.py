@@ -118,23 +118,21 @@ def sync_store(
     todo = [i for i, (item, v) in enumerate(zip(items, wanted, strict=True)) if have.get(item.id) != v]
     current = {item.id for item in items}
     stale = [i for i in have if i not in current]
+    if stale:
+        store.delete(stale)
     vectors = engine.store_vectors()
     if progress:
         progress(0, len(todo))
-    with store.bulk_write():  # a store's indexes take the written rows once, at the end
-        if stale:
-            store.delete(stale)
-        for start in range(0, len(todo), UPSERT_CHUNK):
-            rows = np.asarray(todo[start : start + UPSERT_CHUNK], dtype=np.int64)
-            chunk = {name: mat[rows] for name, mat in vectors.items()}
-            if joint is not None:
-                chunk[JOINT_FIELD] = joint.items(chunk)
-            ids = [items[r].id for r in rows]
-            store.upsert(ids, [items[r].category for r in rows], chunk, versions=[wanted[r] for r in rows])
-            if progress and start + UPSERT_CHUNK < len(todo):
-                progress(start + UPSERT_CHUNK, len(todo))
-    if progress and todo:  # done once the indexes hold the rows
-        progress(len(todo), len(todo))
+    for start in range(0, len(todo), UPSERT_CHUNK):
+        rows = np.asarray(todo[start : start + UPSERT_CHUNK], dtype=np.int64)
+        chunk = {name: mat[rows] for name, mat in vectors.items()}
+        if joint is not None:
+            chunk[JOINT_FIELD] = joint.items(chunk)
+        store.upsert(
+            [items[r].id for r in rows], [items[r].category for r in rows], chunk, versions=[wanted[r] for r in rows]
+        )
+        if progress:
+            progress(min(start + UPSERT_CHUNK, len(todo)), len(todo))
     if todo or stale:
         store.flush()
         log.info("vector store: %d items written, %d deleted", len(todo), len(stale))

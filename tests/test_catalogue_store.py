@@ -174,36 +174,6 @@ def test_store_is_updated_item_by_item(tmp_path, patched_encoders):
     assert hits.ids == ["lime"]
 
 
-def test_a_sync_writes_in_one_bulk_block_and_is_done_when_the_block_ends(fake_engine, monkeypatch):
-    """The store's indexes take a sync's rows at the block's end, so progress reaches the total only then."""
-    import contextlib
-
-    from recsys import catalogue_store
-    from recsys.store.memory import MemoryStore
-
-    events: list = []
-
-    class Recording(MemoryStore):
-        @contextlib.contextmanager
-        def bulk_write(self):
-            events.append("begin")
-            yield
-            events.append("end")
-
-        def upsert(self, ids, *args, **kwargs):
-            events.append(("upsert", len(ids)))
-            super().upsert(ids, *args, **kwargs)
-
-    monkeypatch.setattr(catalogue_store, "UPSERT_CHUNK", 4)
-    n = len(fake_engine.catalogue)
-    store = Recording({name: m.shape[1] for name, m in fake_engine.store_vectors().items()})
-    assert sync_store(store, fake_engine, progress=lambda done, total: events.append((done, total))) == (n, 0)
-    chunks = [min(4, n - a) for a in range(0, n, 4)]
-    steps = [e for a, c in zip(range(0, n, 4), chunks, strict=True) for e in [("upsert", c), (a + c, n)]]
-    assert events == [(0, n), "begin", *steps[:-1], "end", (n, n)]
-    assert len(store) == n
-
-
 def _engine_without_store(catalogue, tmp_path):
     from recsys import pipeline
 

@@ -8,9 +8,8 @@ checks live here so that a bad input raises the same :class:`InputError` whateve
 from __future__ import annotations
 
 import abc
-import contextlib
 from collections import Counter
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,13 +71,6 @@ class VectorStore(abc.ABC):
     @abc.abstractmethod
     def delete(self, ids: Sequence[str]) -> None:
         """Remove items; unknown ids are ignored."""
-
-    @contextlib.contextmanager
-    def bulk_write(self) -> Iterator[None]:
-        """A block of many writes (filling a store, syncing a large catalogue): a store may defer
-        its index upkeep to the block's end. Every write is durable as it returns, and searches
-        after the block see every row; searches inside it may miss its rows."""
-        yield
 
     @abc.abstractmethod
     def search(

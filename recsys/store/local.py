@@ -6,19 +6,16 @@ candidates that are re-scored with the stored vectors, so scores are exact inner
 (float16 by default) and are memory-mapped, not held in RAM twice. Filters run inside the search
 (a row bitmap given to FAISS); a filter that leaves few rows is answered exactly over just those
 rows, as Milvus and Qdrant do. Updates append segments and add to the live index: nothing is
-rebuilt until :meth:`LocalStore.compact`, or until an index has far outgrown what it was trained
-for. Inside :meth:`LocalStore.bulk_write` the indexes wait for the last row: one training on a
-sample of all of them instead of one per growth step. One process writes a store at a time.
+rebuilt until :meth:`LocalStore.compact`. One process writes a store at a time.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +111,6 @@ class LocalStore(VectorStore):
             self._load()
         self._indexes: dict[str, FieldIndex] = {}
         self._saved_upto: dict[str, int] = {}  # field -> rows covered by its saved ANN index file
-        self._bulk_from: int | None = None  # first row a bulk write has not indexed yet
         self._open_indexes()
 
     # ------------------------------------------------------------------------ writes
@@ -130,7 +126,7 @@ class LocalStore(VectorStore):
         if self.options.dtype == "float16" and any(np.abs(v).max() > FLOAT16_MAX for v in batch.vectors.values()):
             raise InputError("vector values beyond the float16 range; open the store with dtype='float32'")
         start = self._table.n_rows
-        stored = {f: v.astype(self.options.dtype) for f, v in batch.vectors.items()}
+        stored = {f: v.astype(self.options.dtype).astype(np.float32) for f, v in batch.vectors.items()}
         segment = seg.write_segment(
             self.path,
             self._next_name(),
@@ -147,46 +143,10 @@ class LocalStore(VectorStore):
         self._append_segment(segment)
         seg.open_vectors(self.path, segment, self.fields)
         rows = self._table.append(batch.ids, batch.categories, batch.versions, batch.has)
-        if self._bulk_from is not None:  # indexed when the bulk write ends
-            self._merge_segments()
-            return
         for f, index in self._indexes.items():
             if f in stored:
                 present = batch.has[f]
-                index.add(rows[present], stored[f][present].astype(np.float32))  # as stored, rounded
-        self._after_write()
-        self._save_indexes(self.options.autosave_rows)
-
-    @contextlib.contextmanager
-    def bulk_write(self) -> Iterator[None]:
-        """Upserts inside write segments only; the indexes take their rows once, at the end.
-
-        Why: rows added one upsert at a time grow an index past what it was trained for, so a store
-        filled from empty retrains each field at every ~4x growth (3 times on the way to 400k rows)
-        and adds every row again each time; trained once at the end, on a sample of all the rows,
-        it is also trained on what it will hold. Searches inside the block do not see its rows.
-        A process killed inside loses nothing: the segments are committed as they are written, and
-        the next open adds rows its saved indexes lack (or trains them anew).
-        """
-        if self._bulk_from is not None:  # nested: the outer block indexes
-            yield
-            return
-        self._bulk_from = self._table.n_rows
-        try:
-            yield
-        finally:
-            since, self._bulk_from = self._bulk_from, None
-            if since is not None and self._segments is not None:  # not closed inside the block
-                self._index_rows_from(since)
-
-    def _index_rows_from(self, since: int) -> None:
-        """Bring every index up to the rows written from row ``since`` on, training it anew where it
-        has outgrown its training (or is flat past ``exact_below``)."""
-        t = self._table
-        for f, index in self._indexes.items():
-            if self._needs_build(f) is None:
-                new = np.flatnonzero(t.has[f][since:] & t.alive[since:]) + since
-                self._add_rows(index, f, new)
+                index.add(rows[present], stored[f][present])
         self._after_write()
         self._save_indexes(self.options.autosave_rows)
 
@@ -212,10 +172,7 @@ class LocalStore(VectorStore):
         )
         self._append_segment(segment)
         self._table.kill(rows)
-        if self._bulk_from is None:
-            self._after_write()
-        else:
-            self._merge_segments()
+        self._after_write()
 
     def flush(self) -> None:
         """Segments are durable when written; this also saves ANN indexes that grew (so the next
@@ -235,7 +192,6 @@ class LocalStore(VectorStore):
 
     def compact(self) -> None:
         """Rewrite the live rows as one segment and rebuild the indexes (drops dead rows)."""
-        in_bulk, self._bulk_from = self._bulk_from is not None, None  # the rebuilt indexes hold every row
         t = self._table
         keep = np.flatnonzero(t.alive)
         ids = t.ids_of(keep)
@@ -263,8 +219,6 @@ class LocalStore(VectorStore):
         self._saved_upto = {}
         self._commit()
         self._open_indexes()
-        if in_bulk:  # rows are numbered anew, and every one is indexed now
-            self._bulk_from = self._table.n_rows
 
     # ------------------------------------------------------------------------ reads
 
@@ -421,21 +375,13 @@ class LocalStore(VectorStore):
 
     def _after_write(self) -> None:
         for f in self.fields:
-            reason = self._needs_build(f)
+            index, live = self._indexes[f], self._table.live_with(f)
+            reason = None if index.exact else index.stale(live, self.options.ann)
             if reason is not None:
-                verb, why = reason
-                log.info("%s the %r index of the vector store %s: %s", verb, f, self.path, why)
+                log.info("rebuilding the %r index of the vector store %s: %s", f, self.path, reason)
+            if (index.exact and live >= self.options.exact_below) or reason is not None:
                 self._build_ann(f)
         self._merge_segments()
-
-    def _needs_build(self, field: str) -> tuple[str, str] | None:
-        """("building" or "rebuilding", why) when ``field``'s index is to be trained (anew), else None."""
-        index, live = self._indexes[field], self._table.live_with(field)
-        if index.exact:
-            limit = self.options.exact_below
-            return ("building", f"{live:,} vectors, exact search stops at {limit:,}") if live >= limit else None
-        reason = index.stale(live, self.options.ann)
-        return None if reason is None else ("rebuilding", reason)
 
     def _build_ann(self, field: str) -> None:
         rows = self._table.candidates(field, None)
@@ -454,7 +400,7 @@ class LocalStore(VectorStore):
 
     def _save_indexes(self, min_new_rows: int, only: str | None = None) -> None:
         """Save ANN indexes that hold at least ``min_new_rows`` rows beyond their saved file."""
-        n = self._table.n_rows if self._bulk_from is None else self._bulk_from  # the rows they hold
+        n = self._table.n_rows
         changed = False
         for f, index in self._indexes.items():
             if index.exact or (only is not None and f != only):

@@ -114,32 +114,6 @@ def test_delete_removes_and_ignores_unknown_ids(filled, data):
     assert len(filled) == N - 3
 
 
-def test_a_bulk_write_ends_with_every_write_searchable(opener, data):
-    """Inside ``bulk_write`` a store may leave its index for the end; after it, the store answers as
-    if each write had been made alone (replaces, deletes of rows written in the block, a nested block)."""
-    store = opener(FIELDS)
-    half = N // 2
-    fresh = unit(np.random.default_rng(5), 1, FIELDS["text"])[0]
-    store.upsert(data["ids"][:half], data["cats"][:half], {f: v[:half] for f, v in data["vectors"].items()})
-    with store.bulk_write():
-        rest = {f: v[half:] for f, v in data["vectors"].items()}
-        store.upsert(data["ids"][half:], data["cats"][half:], rest, data["versions"][half:])
-        with store.bulk_write():
-            store.delete(["item2", data["ids"][half + 1]])
-        store.upsert(["item5"], ["plants"], {"text": fresh[None]}, ["v-new"])
-    gone = {"item2", data["ids"][half + 1]}
-    assert len(store) == N - 2 and set(store.versions()) == set(data["ids"]) - gone
-    assert store.versions()["item5"] == "v-new" and store.versions()[data["ids"][-1]] == data["versions"][-1]
-    text = data["vectors"]["text"].copy()
-    text[5] = fresh
-    for q in unit(np.random.default_rng(4), 4, FIELDS["text"]):
-        ok = [i for i in range(N) if data["ids"][i] not in gone]
-        order = np.argsort(-(text[ok] @ q))[:10]
-        assert store.search("text", q, 10).ids == [data["ids"][ok[i]] for i in order]
-    assert store.search("text", text[-1], 1).ids == [data["ids"][-1]]
-    assert store.search("image@shared", data["vectors"]["image@shared"][half + 3], 1).ids == [data["ids"][half + 3]]
-
-
 def test_hit_row_numbers_name_the_hits_through_every_change(filled, data):
     """A store that numbers its rows names each hit's row in :meth:`row_ids`, across replaces and
     deletes (the list then grows or is another); one that does not gives no row numbers."""

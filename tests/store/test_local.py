@@ -87,17 +87,12 @@ def test_a_crash_mid_upsert_leaves_the_old_or_the_new_store(tmp_path, monkeypatc
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("block", ["contextlib.nullcontext()", "s.bulk_write()"])
-def test_a_killed_writer_leaves_a_consistent_store(tmp_path, block):
-    """SIGKILL a process in the middle of a stream of upserts and deletes (one at a time, or all in
-    one bulk write, whose indexes wait for its end), then check every item."""
+def test_a_killed_writer_leaves_a_consistent_store(tmp_path):
+    """SIGKILL a process in the middle of a stream of upserts and deletes, then check every item."""
     script = f"""
-import contextlib
 import numpy as np
 from recsys.store.local import LocalStore
 s = LocalStore({str(tmp_path / "s")!r}, {{"text": 16}}, exact_below=300, max_segments=4, checkpoint_rows=50)
-block = {block}
-block.__enter__()
 for n in range(100000):
     ids = [f"i{{(n * 7 + j) % 500}}" for j in range(20)]
     vec = np.stack([np.random.default_rng([int(i[1:]), n]).standard_normal(16) for i in ids]).astype("float32")
@@ -174,92 +169,6 @@ def test_reopening_adds_rows_written_after_the_last_saved_index(tmp_path):
     reopened = LocalStore(tmp_path / "s")
     assert reopened._indexes["text"].ntotal == 405
     assert reopened.search("text", reopened.get("text", ["i404"])[0], 1).ids == ["i404"]
-
-
-def indexed_rows(store, field="text"):
-    """The row numbers ``field``'s index holds, sorted, repeats kept (each row must be there once)."""
-    import faiss
-
-    held = store._indexes[field]
-    if held.exact:
-        return np.sort(faiss.vector_to_array(faiss.downcast_index(held.index).id_map))
-    ivf = faiss.extract_index_ivf(held.index)
-    lists = ivf.invlists
-    parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy() for i in range(ivf.nlist)]
-    return np.sort(np.concatenate(parts))
-
-
-def assert_indexed_once(store):
-    """Every live row with a field is in that field's index, and no row is there twice."""
-    t = store._table
-    for field in store.fields:
-        held = indexed_rows(store, field)
-        assert np.unique(held).size == held.size
-        assert np.isin(np.flatnonzero(t.has[field] & t.alive), held).all()
-
-
-def test_a_bulk_write_trains_each_index_once_on_all_its_rows(tmp_path, monkeypatch):
-    trained = []
-    original = FieldIndex.trained
-
-    def counted(dim, params, n, sample):
-        trained.append((dim, n, len(sample)))
-        return original(dim, params, n, sample)
-
-    monkeypatch.setattr(FieldIndex, "trained", counted)
-    one_by_one = LocalStore(tmp_path / "a", FIELDS, exact_below=300)
-    for start in range(0, 2200, 200):
-        fill(one_by_one, start, 200, seed=start)
-    assert sorted(n for _, n, _ in trained) == [400, 400, 800, 800, 1600, 1600]  # built, then rebuilt twice
-    trained.clear()
-    bulk = LocalStore(tmp_path / "b", FIELDS, exact_below=300)
-    with bulk.bulk_write():
-        for start in range(0, 2200, 200):
-            fill(bulk, start, 200, seed=start)
-        assert not trained and bulk._indexes["text"].exact
-    assert sorted(trained) == [(8, 2200, 2200), (16, 2200, 2200)]
-    nlist = bulk.options.ann.nlist_for(2200)
-    assert bulk._indexes["text"].spec == f"IVF{nlist},SQ8"
-    assert_indexed_once(bulk)
-    assert bulk.versions() == one_by_one.versions()
-    for probe in ("i0", "i1234", "i2199"):
-        assert bulk.search("text", bulk.get("text", [probe])[0], 1).ids == [probe]
-    assert LocalStore(tmp_path / "b")._indexes["text"].spec == f"IVF{nlist},SQ8"  # saved, not retrained
-
-
-def test_a_store_left_inside_a_bulk_write_loses_no_row(tmp_path):
-    """A process that dies inside the block (here: the block is never left) has committed every
-    upsert, and a flush there saves indexes as holding only the rows they hold."""
-    store = LocalStore(tmp_path / "s", FIELDS, exact_below=300, checkpoint_rows=10)
-    fill(store, 0, 400)
-    block = store.bulk_write()
-    block.__enter__()
-    fill(store, 400, 100, seed=2)
-    store.delete(["i3"])
-    store.flush()
-    fill(store, 500, 20, seed=3)
-    reopened = LocalStore(tmp_path / "s")
-    assert len(reopened) == 519
-    assert_indexed_once(reopened)
-    for probe in ("i450", "i519"):
-        assert reopened.search("text", reopened.get("text", [probe])[0], 1).ids == [probe]
-
-
-def test_a_compaction_inside_a_bulk_write_indexes_each_row_once(tmp_path):
-    store = LocalStore(tmp_path / "s", FIELDS, exact_below=300)
-    fill(store, 0, 400)
-    with store.bulk_write():
-        fill(store, 400, 200, seed=1)
-        store.delete([f"i{j}" for j in range(300)])
-        store.compact()
-        fill(store, 600, 50, seed=2)
-        store.delete(["i610"])
-    store.flush()
-    for opened in (store, LocalStore(tmp_path / "s")):  # the saved indexes name the rows they hold
-        assert len(opened) == 349 and opened._table.n_rows == 350
-        assert_indexed_once(opened)
-        assert opened.search("text", opened.get("text", ["i640"])[0], 1).ids == ["i640"]
-        assert "i610" not in opened.search("text", np.ones(16, np.float32), 400).ids
 
 
 def test_segments_merge_and_compaction_keep_every_item(tmp_path):
