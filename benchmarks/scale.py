@@ -99,11 +99,10 @@ def build(n: int, work: Path, stats: dict[str, FieldStats], n_categories: int) -
     joint = JointProjection.fit(arrays)
     joint.save(work / "joint.npz")
     store = open_store(work / "store", {**FIELDS, JOINT_FIELD: joint.dims})
-    with store.bulk_write():  # as sync_store writes a catalogue: its chunks, the indexes trained once at the end
-        for a in range(0, n, UPSERT_CHUNK):
-            rows = np.arange(a, min(n, a + UPSERT_CHUNK))
-            chunk = {f: np.asarray(arrays[f][rows]) for f in FIELDS}
-            store.upsert(ids[a : a + len(rows)], cats[a : a + len(rows)], {**chunk, JOINT_FIELD: joint.items(chunk)})
+    for a in range(0, n, UPSERT_CHUNK):  # sync_store's chunks: an index's size follows the steps it grew by
+        rows = np.arange(a, min(n, a + UPSERT_CHUNK))
+        chunk = {f: np.asarray(arrays[f][rows]) for f in FIELDS}
+        store.upsert(ids[a : a + len(rows)], cats[a : a + len(rows)], {**chunk, JOINT_FIELD: joint.items(chunk)})
     store.flush()
     store_s = time.perf_counter() - started
     store.close()
