@@ -73,9 +73,10 @@ def synthetic(folder: Path, n: int, distinct: bool = False) -> Path:
     return folder
 
 
-def indexed_synthetic(work: Path, n: int) -> tuple[Path, Path]:
+def indexed_synthetic(work: Path, n: int, drawn_text: bool = False) -> tuple[Path, Path]:
     """(catalogue folder, cache folder) of :func:`synthetic`'s ``n`` items under ``work``, indexed by
-    the product's CLI (kept there: a second call finds them made and indexed); prints how long."""
+    the product's CLI (kept there: a second call finds them made and indexed); prints how long.
+    ``drawn_text``: the titles' embeddings are drawn (:func:`draw_text_features`), not encoded."""
     import subprocess
 
     catalogue, cache = work / f"catalogue-{n}", work / "cache"
@@ -83,12 +84,37 @@ def indexed_synthetic(work: Path, n: int) -> tuple[Path, Path]:
         catalogue.mkdir(parents=True, exist_ok=True)
         synthetic(catalogue, n)
     began = time.perf_counter()
+    if drawn_text:
+        drawn = draw_text_features(catalogue, cache)
+        print(f"{drawn:,} text embeddings drawn in {time.perf_counter() - began:.1f} s", flush=True)
+        began = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "recsys", "index", "--catalogue", str(catalogue), "--cache-dir", str(cache)],
         check=True, cwd=ROOT, capture_output=True,
     )  # fmt: skip
     print(f"{n:,} items, indexed (or found indexed) in {time.perf_counter() - began:.1f} s")
     return catalogue, cache
+
+
+def draw_text_features(catalogue: Path, cache: Path, chunk: int = 50_000) -> int:
+    """Put drawn vectors (clustered unit vectors of the text encoder's width) into the feature cache
+    for every title it lacks, as if encoded: a start or a store build costs the same whatever the
+    vectors hold, and encoding 1M titles takes about an hour on 2 cores. Returns how many."""
+    from recsys.encoders.base import output_width
+    from recsys.encoding import feature_id
+    from recsys.encoding.cache import FeatureStore
+    from recsys.store.synthetic import synthetic_collection
+
+    config = PipelineConfig(cache_dir=str(cache))
+    encoder = create_encoder(config.text_encoder, device="cpu")  # its network is not built: only its id and width
+    plan = plan_features(load_catalogue(catalogue, cache_dir=cache), "text", encoder, cache_dir=cache)
+    keys = [job.key for job in plan.todo]
+    width = output_width(encoder, "embedding")
+    store = FeatureStore(cache, feature_id(encoder, "embedding"), width)
+    drawn = synthetic_collection(len(keys), {"text": width}, seed=3, chunk_size=chunk)
+    for start, part in zip(range(0, len(keys), chunk), drawn, strict=False):
+        store.append(keys[start : start + chunk], part.vectors["text"])
+    return len(keys)
 
 
 def photos(folder: Path, n: int) -> Path:
