@@ -8,6 +8,7 @@ checks live here so that a bad input raises the same :class:`InputError` whateve
 from __future__ import annotations
 
 import abc
+import operator
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,18 +28,49 @@ class UnusableStoreError(RecsysError):
     The message says what is wrong; a store the product keeps for a catalogue is rebuilt instead."""
 
 
-@dataclass(frozen=True)
 class Hits:
-    ids: list[str]  # item ids, best first
-    scores: np.ndarray  # float32 inner products, same length as ids
-    # scores of an index over fewer dimensions than the field, not re-scored (``rescore=False``):
-    # they order the hits only roughly, so a caller ranking by them must score the hits first
-    rough: bool = False
-    # the hits' numbers in the store's own row numbering (:meth:`VectorStore.row_ids`), where it has one
-    rows: np.ndarray | None = None
+    """A search's hits, best first: item ids and float32 inner products.
+
+    ``scores`` of an index over fewer dimensions than the field, not re-scored (``rescore=False``),
+    order the hits only roughly (``rough``): a caller ranking by them must score the hits first.
+    ``rows`` are the hits' numbers in the store's own row numbering (:meth:`VectorStore.row_ids`),
+    where it has one. Such a store may name its hits by that numbering (``names``) instead of
+    ``ids``: they are then looked up only when read. The engine maps rows to its catalogue and
+    never reads them, and the lookup of 500 hits was ~0.17 ms of a 1M-item rrf pair search.
+    """
+
+    __slots__ = ("_ids", "_names", "scores", "rough", "rows")
+
+    def __init__(
+        self,
+        ids: list[str] | None,
+        scores: np.ndarray,
+        rough: bool = False,
+        rows: np.ndarray | None = None,
+        *,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        if ids is None and (rows is None or names is None):
+            raise ValueError("hits without ids need their rows and the names those rows index")
+        self._ids, self._names = ids, names
+        self.scores, self.rough, self.rows = scores, rough, rows
+
+    @property
+    def ids(self) -> list[str]:
+        if self._ids is None:
+            self._ids = ids_at(self._names, self.rows)
+        return self._ids
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.scores)
+
+
+def ids_at(names: Sequence[str], rows: np.ndarray) -> list[str]:
+    """``names[r]`` for each of ``rows``, in order, in one C-level lookup."""
+    picked = rows.tolist()
+    if len(picked) < 2:
+        return [names[r] for r in picked]
+    return list(operator.itemgetter(*picked)(names))
 
 
 @dataclass(frozen=True)

@@ -250,7 +250,7 @@ class LocalStore(VectorStore):
             rows, scores = self._exact(field, q, selection, want)
         else:
             rows, scores, rough = self._ann(field, index, q, selection, qualifying, want, rescore, params)
-        return Hits(t.ids_of(rows), scores, rough, rows)
+        return Hits(None, scores, rough, rows, names=t.ids)
 
     def get(self, field: str, ids: Sequence[str]) -> np.ndarray:
         self._dim(field)

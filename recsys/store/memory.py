@@ -53,7 +53,7 @@ class MemoryStore(VectorStore):
         check_effort(effort)  # exact: every row is scored whatever the effort
         rows = self._table.candidates(field, self._table.selection(category, exclude))
         best, scores = exact_top(q, rows, self._vectors[field][rows], k)
-        return Hits(self._table.ids_of(best), scores, rows=best)
+        return Hits(None, scores, rows=best, names=self._table.ids)
 
     def get(self, field: str, ids: Sequence[str]) -> np.ndarray:
         self._dim(field)

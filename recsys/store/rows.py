@@ -8,14 +8,13 @@ search until a compaction renumbers everything.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from recsys.errors import InputError
-from recsys.store.base import in_category, normalize_category, top_k
+from recsys.store.base import ids_at, in_category, normalize_category, top_k
 
 
 class Selection:
@@ -169,10 +168,7 @@ class RowTable:
 
     def ids_of(self, rows: np.ndarray) -> list[str]:
         """The ids of ``rows`` in order, in one C-level lookup (a search's hits, on the query path)."""
-        picked = rows.tolist()
-        if len(picked) < 2:
-            return [self.ids[r] for r in picked]
-        return list(operator.itemgetter(*picked)(self.ids))
+        return ids_at(self.ids, rows)
 
     def rows_of(self, ids: Iterable[str]) -> np.ndarray:
         """Live rows of the known ids among ``ids`` (unknown ids are skipped)."""

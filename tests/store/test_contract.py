@@ -137,6 +137,21 @@ def test_hit_row_numbers_name_the_hits_through_every_change(filled, data):
     check()
 
 
+def test_hits_read_after_the_store_changed_name_what_the_search_found(filled, data):
+    """A store may look a hit's id up only when it is read: replacing, deleting and compacting
+    between the search and that read must not change the ids it names."""
+    q = data["vectors"]["text"][4]
+    hits = [filled.search("text", q, 8), filled.search("text", q, 8, category="animals")]
+    expected = [brute(data, "text", q, 8)[0], brute(data, "text", q, 8, category="animals")[0]]
+    replaced = [expected[0][0], expected[1][1]]
+    filled.upsert(replaced, ["plants"] * 2, {"text": unit(np.random.default_rng(5), 2, 8)})
+    filled.delete(expected[0][2:4])
+    if hasattr(filled, "compact"):
+        filled.compact()
+    assert [h.ids for h in hits] == expected
+    assert [len(h) for h in hits] == [8, 8]
+
+
 @pytest.mark.parametrize("category", ["animals", "animals/birds", "animalsX", "plants", "animals/birds/owls/"])
 def test_category_filter_includes_sub_categories_only(filled, data, category):
     q = data["vectors"]["text"][0]
