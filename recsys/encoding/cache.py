@@ -175,12 +175,12 @@ def catalogue_keys(
         path = getattr(item, modality)
         if path is None:
             continue
-        name = os.path.abspath(path)
+        name = _absolute(path)
         if name in todo:
             todo[name][0].append(i)
             continue
         try:
-            file_stamp = stamp(os.stat(path))
+            file_stamp = stamp(os.stat(name))
         except OSError:
             file_stamp = None  # hashing it raises the error, as without the memo
         known = memo.lookup(modality, name, file_stamp) if file_stamp is not None else None
@@ -196,6 +196,20 @@ def catalogue_keys(
             memo.remember(modality, name, file_stamp, key)
     memo.save()
     return keys
+
+
+def _absolute(path: str | os.PathLike[str]) -> str:
+    """``os.path.abspath(path)``, without its work for a path that already is absolute and normal
+    (a catalogue's media paths are: ~1.2 s of a 1M-item start)."""
+    name = os.fspath(path)
+    if os.sep == "/" and name.startswith("/") and not _NOT_NORMAL.search(name):
+        return name
+    return os.path.abspath(name)
+
+
+#: What ``os.path.normpath`` changes in an absolute POSIX path: ``//``, ``/./``, ``/../``, a trailing ``/``, ``/.``
+#: or ``/..`` (a leading ``//`` it keeps, and so does this).
+_NOT_NORMAL = re.compile(r"(?<!^)//|/\.{1,2}(?:/|$)|(?<=.)/$")
 
 
 def decode(item: Item, modality: str, *, min_image_side: int | None = None) -> Any:

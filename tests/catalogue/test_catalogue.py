@@ -208,6 +208,27 @@ def test_item_text_and_catalogue_construction(tmp_path: Path) -> None:
         Catalogue(tmp_path, [item, item], [])
 
 
+def test_an_item_is_the_frozen_dataclass_its_fields_say() -> None:
+    """Item writes its fields itself (for speed): it must still take them by name and position, in
+    field order, default ``extra``, refuse changes, compare, hash, copy and pickle as a dataclass."""
+    import copy
+    import dataclasses
+    import inspect
+    import pickle
+
+    names = [f.name for f in dataclasses.fields(Item)]
+    assert list(inspect.signature(Item).parameters) == names
+    values = ("i", "T", "D", "c/d", Path("/a.png"), None, {"k": "v"})
+    item, by_name = Item(*values), Item(**dict(zip(names, values, strict=True)))
+    assert item == by_name and hash(item) == hash(by_name) and dataclasses.astuple(item) == values
+    assert Item(*values[:6]).extra == {} and Item(*values[:6]).extra is not Item(*values[:6]).extra
+    assert dataclasses.replace(item, title="U").title == "U" and item.title == "T"
+    assert pickle.loads(pickle.dumps(item)) == item == copy.deepcopy(item)
+    assert hash(Item(*values[:6], {"other": "extra"})) == hash(item)  # extra is not hashed
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        item.title = "changed"  # type: ignore[misc]
+
+
 def test_demo_catalogue_is_valid() -> None:
     cat = load_catalogue(REPO / "data" / "tuxpaint")
     assert cat.bad_rows == []

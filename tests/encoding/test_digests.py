@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from recsys.catalogue import Item
@@ -143,3 +143,24 @@ def test_a_memo_with_stamps_of_another_width_is_reported_and_rebuilt(tmp_path, h
     with caplog.at_level(logging.WARNING):
         assert catalogue_keys(items, "image", tmp_path / "cat", cache_dir=tmp_path / "c") == keys
     assert hashed == ["a.png"] and "stamps of 3 fields" in caplog.text
+
+
+@pytest.mark.skipif(os.sep != "/", reason="POSIX paths")
+@given(
+    parts=st.lists(st.sampled_from(["", ".", "..", "a", "b.png", "..a", ".b", "a..", "/", "é"]), max_size=8),
+    leading=st.sampled_from(["", "/", "//", "///"]),
+)
+@example(parts=["a", ""], leading="/")  # a trailing slash
+@example(parts=["a", ".", "b"], leading="/")
+@example(parts=["a", "..", "b"], leading="/")
+@example(parts=["a", "."], leading="/")
+@example(parts=["a", "", "b"], leading="/")
+@example(parts=["a"], leading="//")  # kept: POSIX leaves a leading // to the system
+@example(parts=["a"], leading="///")
+def test_a_files_memo_name_is_its_absolute_normal_path(parts: list[str], leading: str) -> None:
+    """A media file is remembered under ``os.path.abspath`` of its path, which the short way for
+    paths already absolute and normal must give too (else one file is hashed under two names)."""
+    path = leading + "/".join(parts)
+    if path:
+        assert cache._absolute(path) == os.path.abspath(path)
+        assert cache._absolute(Path(path)) == os.path.abspath(Path(path))
