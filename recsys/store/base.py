@@ -36,7 +36,8 @@ class Hits:
     ``rows`` are the hits' numbers in the store's own row numbering (:meth:`VectorStore.row_ids`),
     where it has one. Such a store may name its hits by that numbering (``names``) instead of
     ``ids``: they are then looked up only when read. The engine maps rows to its catalogue and
-    never reads them, and the lookup of 500 hits was ~0.17 ms of a 1M-item rrf pair search.
+    never reads them; at 1M items rrf's lookups of 500 hits a pair, in its search threads, held the
+    interpreter lock the other search needed (a query's mean 13.3 ms with them, 10.8 without).
     """
 
     __slots__ = ("_ids", "_names", "scores", "rough", "rows")

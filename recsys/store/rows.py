@@ -167,7 +167,7 @@ class RowTable:
         self._category_masks.clear()
 
     def ids_of(self, rows: np.ndarray) -> list[str]:
-        """The ids of ``rows`` in order, in one C-level lookup (a search's hits, on the query path)."""
+        """The ids of ``rows`` in order (:func:`recsys.store.base.ids_at`)."""
         return ids_at(self.ids, rows)
 
     def rows_of(self, ids: Iterable[str]) -> np.ndarray:
