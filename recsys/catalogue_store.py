@@ -113,6 +113,9 @@ def sync_store(
     items = engine.catalogue.items
     keys = engine_item_keys(engine, cache_dir) if keys is None else keys
     per_item = [keys[m] for m in engine.indexes]
+    mark = sync_mark(fingerprint, items, per_item)
+    if store.synced_to() == mark:  # this very state was synced, and nothing was written since
+        return 0, 0
     wanted = [item_version(item, fingerprint, [k[i] for k in per_item]) for i, item in enumerate(items)]
     have = store.versions()
     todo = [i for i, (item, v) in enumerate(zip(items, wanted, strict=True)) if have.get(item.id) != v]
@@ -136,7 +139,27 @@ def sync_store(
     if todo or stale:
         store.flush()
         log.info("vector store: %d items written, %d deleted", len(todo), len(stale))
+    store.mark_synced(mark)
     return len(todo), len(stale)
+
+
+#: Changes whenever :func:`item_version` or :func:`sync_mark` change what they cover, so that no
+#: store synced by an earlier version skips its sync.
+SYNC_MARK_FORMAT = 1
+
+
+def sync_mark(fingerprint: str, items: Sequence[Item], per_item: Sequence[Sequence[str | None]]) -> str:
+    """One hash of everything the items' versions (:func:`item_version`) are made of, and of which
+    ids there are, in one pass over the catalogue instead of a hash per item: equal marks, equal
+    versions for the same ids. Each list of strings is hashed whole with its lengths, which makes the
+    hash unambiguous whatever the strings hold (an id may hold a NUL)."""
+    h = hashlib.sha256(f"sync {SYNC_MARK_FORMAT}\0{len(items)}\0{fingerprint}".encode("utf-8", "surrogatepass"))
+    columns: list[Sequence[str]] = [[it.id for it in items], [it.category for it in items]]
+    columns += [[key or "" for key in keys] for keys in per_item]
+    for texts in columns:
+        h.update(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)).tobytes())
+        h.update("".join(texts).encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
 
 
 def attach_store(

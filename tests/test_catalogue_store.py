@@ -7,6 +7,7 @@ results stay a faithful, explainable subset.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 
@@ -614,3 +615,55 @@ def _version_as_stores_were_written(category: str, fingerprint: str, keys: list[
 def test_an_items_version_stays_what_existing_stores_hold(category, fingerprint, keys):
     item = Item("i", "t", "", category, None, None)
     assert item_version(item, fingerprint, keys) == _version_as_stores_were_written(category, fingerprint, keys)
+
+
+def test_a_sync_of_the_state_last_synced_compares_no_versions(tmp_path, patched_encoders, monkeypatch):
+    """The store's sync mark skips a sync of the very state it left; a write to the store in
+    between, or another state (an item's category here), makes the sync compare versions again."""
+    from fakes import build_catalogue
+
+    from recsys import catalogue_store
+
+    root = build_catalogue(tmp_path / "cat")
+    engine = _rebuild(root, tmp_path)
+    assert engine.store.synced_to() == catalogue_store.sync_mark(
+        catalogue_store.models_fingerprint(engine) + f"|joint={engine.joint.id}",
+        engine.catalogue.items,
+        [catalogue_store.engine_item_keys(engine, tmp_path / "cache")[m] for m in engine.indexes],
+    )
+    versions = []
+    counting = lambda *a: versions.append(a) or item_version(*a)  # noqa: E731
+    monkeypatch.setattr(catalogue_store, "item_version", counting)
+    assert sync_store(engine.store, engine) == (0, 0) and not versions  # skipped
+    apple = engine.catalogue.item("apple")
+    ones = np.ones(engine.store.fields["text"], np.float32)
+    engine.store.upsert(["apple"], ["elsewhere"], {"text": ones[None]})
+    assert sync_store(engine.store, engine) == (1, 0) and len(versions) == len(engine.catalogue)
+    assert engine.store.search("text", ones, 1, category="elsewhere").ids == []  # written back
+    versions.clear()
+    assert sync_store(engine.store, engine) == (0, 0) and not versions
+    moved = dataclasses.replace(apple, category="food/other")
+    engine.catalogue.items[engine.catalogue.items.index(apple)] = moved
+    assert sync_store(engine.store, engine) == (1, 0) and len(versions) == len(engine.catalogue)
+
+
+@given(
+    ids=st.lists(st.text(min_size=1, max_size=4), min_size=1, max_size=4, unique=True),
+    cut=st.integers(0, 3),
+)
+def test_a_sync_mark_tells_apart_states_whose_strings_join_alike(ids, cut):
+    """Moving characters from one id to the next (ids may hold NULs and separators) or between the
+    ids and the categories changes the mark: each list is hashed with its strings' lengths."""
+    from recsys.catalogue_store import sync_mark
+
+    items = [Item(i, "", "", "c", None, None) for i in ids]
+    base = sync_mark("f", items, [[None] * len(ids)])
+    if len(ids) > 1 and len(ids[0]) > 1:
+        k = min(cut, len(ids[0]) - 1) or 1
+        shifted = [ids[0][:k], ids[0][k:] + ids[1], *ids[2:]]
+        if len(set(shifted)) == len(shifted) and shifted != ids:
+            other = [Item(i, "", "", "c", None, None) for i in shifted]
+            assert sync_mark("f", other, [[None] * len(ids)]) != base
+    assert sync_mark("f", [Item(items[0].id + "c", "", "", "", None, None), *items[1:]], [[None] * len(ids)]) != base
+    assert sync_mark("g", items, [[None] * len(ids)]) != base
+    assert sync_mark("f", items, [["0" * 64] + [None] * (len(ids) - 1)]) != base

@@ -28,6 +28,11 @@ from recsys.store.base import Hits, UnusableStoreError, VectorStore, check_effor
 from recsys.store.rows import RowTable, Selection, exact_top
 
 FLOAT16_MAX = 65504.0
+#: The manifest's entry for :meth:`LocalStore.mark_synced`: the mark and the segments the store
+#: had then. Every upsert or delete adds a segment, so any write after the mark ends it, whatever
+#: wrote it (an earlier version of this code too); so does a merge of segments or a compaction,
+#: which costs the next sync its shortcut only.
+SYNC_MARK = "synced"
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +263,22 @@ class LocalStore(VectorStore):
 
     def versions(self) -> dict[str, str]:
         return self._table.versions()
+
+    def synced_to(self) -> str | None:
+        entry = self._manifest.get(SYNC_MARK)
+        if not isinstance(entry, dict) or entry.get("segments") != [s.name for s in self._segments]:
+            return None
+        mark = entry.get("mark")
+        return mark if isinstance(mark, str) else None
+
+    def mark_synced(self, mark: str) -> None:
+        before = self._manifest.get(SYNC_MARK)
+        self._manifest[SYNC_MARK] = {"mark": mark, "segments": [s.name for s in self._segments]}
+        try:
+            self._commit()
+        except BaseException:
+            self._manifest[SYNC_MARK] = before
+            raise
 
     def row_ids(self) -> list[str]:
         return self._table.ids

@@ -16,6 +16,7 @@ class MemoryStore(VectorStore):
         self.fields = check_fields(fields)
         self._table = RowTable(self.fields)
         self._vectors = {f: np.zeros((0, d), dtype=np.float32) for f, d in self.fields.items()}
+        self._synced: str | None = None
 
     def upsert(
         self,
@@ -25,6 +26,7 @@ class MemoryStore(VectorStore):
         versions: Sequence[str] | None = None,
     ) -> None:
         batch = self._check_batch(ids, categories, vectors, versions)
+        self._synced = None
         self._table.append(batch.ids, batch.categories, batch.versions, batch.has)
         n = len(batch.ids)
         for f, d in self.fields.items():
@@ -35,8 +37,17 @@ class MemoryStore(VectorStore):
     def delete(self, ids: Sequence[str]) -> None:
         if isinstance(ids, str):
             ids = [ids]
-        self._table.kill(self._table.rows_of(ids))
+        rows = self._table.rows_of(ids)
+        if rows.size:
+            self._synced = None
+        self._table.kill(rows)
         self._compact_if_sparse()
+
+    def synced_to(self) -> str | None:
+        return self._synced
+
+    def mark_synced(self, mark: str) -> None:
+        self._synced = mark
 
     def search(
         self,

@@ -222,6 +222,32 @@ def test_persists_across_reopen(opener, data):
     np.testing.assert_allclose(again.get("text", ["item9"])[0], q, atol=2e-3)
 
 
+def test_a_sync_mark_lasts_until_an_upsert_or_a_delete(opener, data):
+    """What a sync may skip on: the mark it left, ended by any write that changes an item (and
+    kept across a flush and a reopen by a store that keeps marks at all)."""
+    store = opener(FIELDS)
+    assert store.synced_to() is None
+    store.upsert(data["ids"], data["cats"], data["vectors"], data["versions"])
+    store.mark_synced("state-1")
+    keeps = store.synced_to() == "state-1"
+    assert keeps == (not opener.backend.startswith("milvus"))  # a Milvus store keeps none, and ignores them
+    assert keeps or store.synced_to() is None
+    expected = "state-1" if keeps else None
+    store.delete(["not-an-item"])  # deletes nothing
+    assert store.synced_to() == expected
+    store.upsert(["item3"], ["plants"], {"text": data["vectors"]["text"][:1]})
+    assert store.synced_to() is None
+    store.mark_synced("state-2")
+    store.delete(["item4"])
+    assert store.synced_to() is None
+    store.mark_synced("state-3")
+    store.flush()
+    assert store.synced_to() == ("state-3" if keeps else None)
+    if opener.persistent:
+        store.close()
+        assert opener().synced_to() == ("state-3" if keeps else None)
+
+
 def store_versions_without(data, gone):
     return {i: v for i, v in zip(data["ids"], data["versions"], strict=True) if i != gone}
 
