@@ -272,10 +272,15 @@ class LocalStore(VectorStore):
         return mark if isinstance(mark, str) else None
 
     def mark_synced(self, mark: str) -> None:
+        """Kept in the manifest; a store that cannot be written (a read-only folder) only loses the
+        next sync's shortcut: reported in one warning line, never raised."""
         before = self._manifest.get(SYNC_MARK)
         self._manifest[SYNC_MARK] = {"mark": mark, "segments": [s.name for s in self._segments]}
         try:
             self._commit()
+        except OSError as exc:
+            self._manifest[SYNC_MARK] = before
+            log.warning("cannot keep the sync mark of the vector store %s (%s)", self.path, exc.strerror or exc)
         except BaseException:
             self._manifest[SYNC_MARK] = before
             raise

@@ -125,6 +125,24 @@ for n in range(100000):
 # ----------------------------------------------------------------------------- incremental indexing
 
 
+def test_a_sync_mark_that_cannot_be_written_costs_only_the_shortcut(tmp_path, monkeypatch, caplog):
+    """A store in a folder that cannot be written (a read-only mount) still opens and answers: the
+    mark is the one write a sync with nothing to change makes, so its failure is a warning."""
+    store = LocalStore(tmp_path / "s", FIELDS)
+    fill(store, 0, 30)
+    store.mark_synced("kept")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(30, "Read-only file system")
+
+    monkeypatch.setattr(segments, "write_manifest", refuse)
+    store.mark_synced("new")
+    assert store.synced_to() == "kept"  # the manifest on disk, as it still is
+    assert "cannot keep the sync mark" in caplog.text and "Read-only" in caplog.text
+    monkeypatch.undo()
+    assert LocalStore(tmp_path / "s").synced_to() == "kept"
+
+
 def test_small_updates_add_to_the_ann_index_without_rebuilding(tmp_path, monkeypatch):
     store = LocalStore(tmp_path / "s", FIELDS, exact_below=300)
     fill(store, 0, 400)
