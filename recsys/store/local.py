@@ -266,7 +266,7 @@ class LocalStore(VectorStore):
 
     def synced_to(self) -> str | None:
         entry = self._manifest.get(SYNC_MARK)
-        if not isinstance(entry, dict) or entry.get("segments") != [s.name for s in self._segments]:
+        if not isinstance(entry, dict) or entry.get("segments") != self._segment_names():
             return None
         mark = entry.get("mark")
         return mark if isinstance(mark, str) else None
@@ -275,15 +275,17 @@ class LocalStore(VectorStore):
         """Kept in the manifest; a store that cannot be written (a read-only folder) only loses the
         next sync's shortcut: reported in one warning line, never raised."""
         before = self._manifest.get(SYNC_MARK)
-        self._manifest[SYNC_MARK] = {"mark": mark, "segments": [s.name for s in self._segments]}
+        self._manifest[SYNC_MARK] = {"mark": mark, "segments": self._segment_names()}
         try:
             self._commit()
-        except OSError as exc:
+        except BaseException as exc:
             self._manifest[SYNC_MARK] = before
+            if not isinstance(exc, OSError):
+                raise
             log.warning("cannot keep the sync mark of the vector store %s (%s)", self.path, exc.strerror or exc)
-        except BaseException:
-            self._manifest[SYNC_MARK] = before
-            raise
+
+    def _segment_names(self) -> list[str]:
+        return [s.name for s in self._segments]
 
     def row_ids(self) -> list[str]:
         return self._table.ids
