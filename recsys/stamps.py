@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,8 +40,12 @@ Stamp = tuple[int, int, int, int]
 STAMP_FIELDS = ("size", "mtime_ns", "ctime_ns", "inode")
 
 
+#: The inode is unsigned and may use all 64 bits (network file systems): kept as a signed 64-bit value.
+_INODE_BITS = 2**63 - 1
+
+
 def stamp(info: os.stat_result) -> Stamp:
-    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino & _INODE_BITS)
 
 
 def memo_file(cache_dir: str | os.PathLike[str], folder: str, root: Path, tag: str = "") -> Path:
@@ -51,14 +56,23 @@ def memo_file(cache_dir: str | os.PathLike[str], folder: str, root: Path, tag: s
 
 @dataclass
 class StampMemo:
-    """The remembered values of one use and folder, and the ones this run used or added."""
+    """The remembered values of one use and folder, and the ones this run used or added.
+
+    Held as columns (names, an ``(n, 4)`` array of stamps, values) and looked up many files at a
+    time (:meth:`lookup_many`): at 1M files, one dict entry and stamp tuple per file took 3-4 s to
+    load and as much again to look up, on every start of a large catalogue.
+    """
 
     path: Path
     what: str
     format: int
     racy_ns: int = 0
-    _known: dict[str, tuple[Stamp, str]] = field(default_factory=dict)
-    _used: dict[str, tuple[Stamp, str]] = field(default_factory=dict)
+    _names: list[str] = field(default_factory=list)  # "kind:name" of each remembered value
+    _stats: np.ndarray = field(default_factory=lambda: np.zeros((0, len(STAMP_FIELDS)), dtype=np.int64))
+    _values: list[str] = field(default_factory=list)
+    _used: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # remembered values this run used
+    _added: dict[str, tuple[Stamp, str]] = field(default_factory=dict)  # values computed this run
+    _rows: dict[str, int] | None = field(default=None, repr=False)  # name -> its row, built on first lookup
 
     @classmethod
     def load(cls, path: Path, what: str, format: int, racy_ns: int = 0) -> StampMemo:
@@ -68,26 +82,35 @@ class StampMemo:
         arrays = load_npz(path, _SPECS, what=what)
         if arrays is None or int(arrays["format"][0]) != format:
             return memo
-        if arrays["stats"].shape[1] != len(STAMP_FIELDS):
-            discard(path, what, f"stamps of {arrays['stats'].shape[1]} fields, not {len(STAMP_FIELDS)}")
+        stats = arrays["stats"]
+        if stats.shape[1] != len(STAMP_FIELDS):
+            discard(path, what, f"stamps of {stats.shape[1]} fields, not {len(STAMP_FIELDS)}")
             return memo
-        stats = arrays["stats"].astype(np.int64).tolist()
-        keys = _split(arrays["keys"], len(stats))
+        names = _split(arrays["keys"], len(stats))
         values = _split(arrays["problems"], len(stats))
-        if keys is None or values is None:
+        if names is None or values is None:
             discard(path, what, f"{len(stats)} entries but the names or values do not match them")
             return memo
-        memo._known = {key: (tuple(st), value) for key, st, value in zip(keys, stats, values, strict=True)}
+        memo._names, memo._stats, memo._values = names, stats.astype(np.int64), values
+        memo._used = np.zeros(len(names), dtype=bool)
         return memo
 
     def lookup(self, kind: str, name: str, file_stamp: Stamp) -> str | None:
         """The remembered value for an unchanged file, else None."""
-        key = f"{kind}:{name}"
-        hit = self._known.get(key)
-        if hit is None or hit[0] != file_stamp:
-            return None
-        self._used[key] = hit
-        return hit[1]
+        return self.lookup_many([(kind, name)], np.array([file_stamp], dtype=np.int64))[0]
+
+    def lookup_many(self, files: Sequence[tuple[str, str]], stamps: np.ndarray) -> list[str | None]:
+        """:meth:`lookup` of each ``(kind, name)`` with its stamp (a row of ``stamps``), in one pass."""
+        if self._rows is None:
+            self._rows = dict(zip(self._names, range(len(self._names)), strict=True))
+        position = self._rows.get
+        rows = np.fromiter((position(f"{kind}:{name}", -1) for kind, name in files), dtype=np.int64, count=len(files))
+        hit = rows >= 0
+        given = np.asarray(stamps, dtype=np.int64).reshape(len(files), len(STAMP_FIELDS))
+        hit[hit] = (self._stats[rows[hit]] == given[hit]).all(axis=1)
+        self._used[rows[hit]] = True
+        values = self._values
+        return [values[r] if h else None for r, h in zip(rows.tolist(), hit.tolist(), strict=True)]
 
     def remember(self, kind: str, name: str, file_stamp: Stamp, value: str) -> None:
         """Keep a value computed now, unless its file changed too recently to trust the stamp."""
@@ -95,22 +118,39 @@ class StampMemo:
             return
         if self.racy_ns and time.time_ns() - max(file_stamp[1], file_stamp[2]) < self.racy_ns:
             return
-        self._used[f"{kind}:{name}"] = (file_stamp, value)
+        self._added[f"{kind}:{name}"] = (tuple(int(v) for v in file_stamp), value)  # type: ignore[assignment]
 
     def save(self) -> None:
         """Write the values this run used, when they differ from the file's (a warm run writes nothing)."""
-        if self._used == self._known:
+        if self._rows is None and self._names:
+            self._rows = dict(zip(self._names, range(len(self._names)), strict=True))
+        rows = self._rows or {}
+        added = {}
+        for name, (st, value) in self._added.items():  # a value computed again as remembered is a use
+            row = rows.get(name)
+            if row is not None and self._values[row] == value and tuple(self._stats[row].tolist()) == st:
+                self._used[row] = True
+            else:
+                added[name] = (st, value)
+        kept = np.flatnonzero(self._used)
+        if added:
+            kept = np.array([r for r in kept.tolist() if self._names[r] not in added], dtype=np.int64)
+        elif len(kept) == len(self._names):
             return
-        keys = list(self._used)
+        names = [self._names[r] for r in kept.tolist()] + list(added)
+        more = np.array([st for st, _ in added.values()], dtype=np.int64).reshape(-1, len(STAMP_FIELDS))
+        stats = np.concatenate([self._stats[kept], more])
+        values = [self._values[r] for r in kept.tolist()] + [value for _, value in added.values()]
         save_npz(
             self.path,
             what=self.what,
             format=np.array([self.format], dtype=np.int64),
-            keys=_join(keys),
-            stats=np.array([st for st, _ in self._used.values()], dtype=np.int64).reshape(len(keys), len(STAMP_FIELDS)),
-            problems=_join([value for _, value in self._used.values()]),
+            keys=_join(names),
+            stats=stats,
+            problems=_join(values),
         )
-        self._known = dict(self._used)
+        self._names, self._stats, self._values = names, stats, values
+        self._used, self._added, self._rows = np.ones(len(names), dtype=bool), {}, None
 
 
 def _join(texts: list[str]) -> np.ndarray:

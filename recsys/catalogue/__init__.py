@@ -38,6 +38,7 @@ another column looks like it misspelt (``Image``, ``images``), or no row is vali
 
 from __future__ import annotations
 
+import array
 import csv
 import difflib
 import hashlib
@@ -56,7 +57,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recsys.atomic import write_bytes
-from recsys.catalogue.checks import CheckCache, stamp
+from recsys.catalogue.checks import STAMP_FIELDS, CheckCache, stamp
 from recsys.collector import collector_paused
 from recsys.errors import CatalogueError, InputError
 from recsys.paths import file_problem, mode_problem
@@ -519,9 +520,9 @@ def _shown(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-(limit // 2 - 3):]}"
 
 
-def _check(job: tuple[tuple[str, str], tuple[Path, os.stat_result]]) -> str | None:
-    """:func:`_validate_media` of one gathered check ((column, cell), (path, its stat))."""
-    (column, rel), (path, _) = job
+def _check(job: tuple[tuple[str, str], Path]) -> str | None:
+    """:func:`_validate_media` of one gathered check ((column, cell), path)."""
+    (column, rel), path = job
     return _validate_media(path, column, rel)
 
 
@@ -598,8 +599,11 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
     cache = CheckCache.open(cache_dir, root.resolve()) if cache_dir is not None else None
     # First pass: every check but opening the media files, which are gathered (once per file) to run together.
     parsed: list[tuple[int, int, dict[str, str], list[str], dict[str, Path | None], dict[str, str | None]]] = []
-    verdicts: dict[tuple[str, str], str | None] = {}
-    jobs: dict[tuple[str, str], tuple[Path, os.stat_result]] = {}
+    # Each media file referenced, once: its number, path and stamp (a flat array: at 1M files, a stat
+    # result or a stamp tuple kept per file cost ~500 MB more at the peak of a start).
+    files: dict[tuple[str, str], int] = {}
+    file_paths: list[Path] = []
+    file_stamps = array.array("q")
     first_line: dict[str, int] = {}
     for line, last, row, problem in rows:
         item_id = row["id"]
@@ -615,28 +619,30 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
         for column in MEDIA_COLUMNS:
             rel = row[column]
             media[column], located[column], info = locator.locate(rel, column)
-            key = (column, rel)
-            if info is not None and key not in verdicts and key not in jobs:
-                known = cache.lookup(column, rel, stamp(info)) if cache is not None else None
-                if known is None:
-                    jobs[key] = (media[column], info)  # type: ignore[assignment]
-                else:
-                    verdicts[key] = known or None
+            if info is not None and (column, rel) not in files:
+                files[column, rel] = len(file_paths)
+                file_paths.append(media[column])  # type: ignore[arg-type]
+                file_stamps.extend(stamp(info))
         if item_id and item_id not in first_line:
             first_line[item_id] = line
         parsed.append((line, last, row, reasons, media, located))
+    stamps = np.frombuffer(file_stamps, dtype=np.int64).reshape(len(file_paths), len(STAMP_FIELDS))
+    verdicts: dict[tuple[str, str], str | None] = {}  # a remembered verdict of an unchanged file
+    if cache is not None:
+        known = cache.lookup_many(list(files), stamps)
+        verdicts = {key: verdict or None for key, verdict in zip(files, known, strict=True) if verdict is not None}
+    checks = [(key, file_paths[number]) for key, number in files.items() if key not in verdicts]
     # Processes, not threads: the checks hold the GIL most of the time (on 2 cores 2 threads took
     # 2.8-4.2 s for data/large where 1 took 2.4-2.5 s); worker processes pay for starting only past
     # PARALLEL_CHECKS_FROM files (benchmarks/catalogue_load.py).
-    checks = list(jobs.items())
     processes = check_processes() if len(checks) >= PARALLEL_CHECKS_FROM else 1
     if processes > 1:
         from recsys import media  # noqa: F401  (imported once here, before the workers fork, not in each)
     found = map_in_processes(_check, checks, processes, CHECK_CHUNK)
-    for ((column, rel), (_, info)), verdict in zip(checks, found, strict=True):
+    for ((column, rel), _), verdict in zip(checks, found, strict=True):
         verdicts[column, rel] = verdict
         if cache is not None:
-            cache.remember(column, rel, stamp(info), verdict)
+            cache.remember(column, rel, tuple(stamps[files[column, rel]].tolist()), verdict)  # type: ignore[arg-type]
     if cache is not None:
         cache.save()
     items: list[Item] = []

@@ -1,0 +1,70 @@
+"""The stamp memo against a plain dict of what it should hold: runs of lookups, remembered values and
+saves, each run reopening the file the last one wrote, as starts of a large catalogue do."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recsys.stamps import StampMemo, stamp
+
+NAMES = st.sampled_from(["a.png", "b.png", "dir/c.wav", "ü.png", "d e.png"])
+KINDS = st.sampled_from(["image", "audio"])
+STAMPS = st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 1), st.integers(0, 2**63 - 1))
+VALUES = st.sampled_from(["", "ok", "not an image", "abc123"])
+LOOKUPS = st.lists(st.tuples(KINDS, NAMES, STAMPS), max_size=6)
+REMEMBERED = st.lists(st.tuples(KINDS, NAMES, STAMPS, VALUES), max_size=4)
+RUNS = st.lists(st.tuples(LOOKUPS, REMEMBERED, st.booleans()), min_size=1, max_size=5)
+
+
+@settings(max_examples=150, deadline=None)
+@given(runs=RUNS)
+def test_a_memo_holds_what_its_runs_used_and_added(tmp_path_factory, runs) -> None:
+    path = Path(tmp_path_factory.mktemp("memo")) / "memo.npz"
+    saved: dict[str, tuple[tuple[int, ...], str]] = {}  # what the file should hold
+    for lookups, remembered, one_at_a_time in runs:
+        memo = StampMemo.load(path, "a test memo", 1)
+        used: dict[str, tuple[tuple[int, ...], str]] = {}
+        if one_at_a_time:
+            found = [memo.lookup(kind, name, file_stamp) for kind, name, file_stamp in lookups]
+        else:
+            stamps = np.array([s for _, _, s in lookups], dtype=np.int64)
+            found = memo.lookup_many([(kind, name) for kind, name, _ in lookups], stamps)
+        for (kind, name, file_stamp), value in zip(lookups, found, strict=True):
+            known = saved.get(f"{kind}:{name}")
+            expected = known[1] if known is not None and known[0] == file_stamp else None
+            assert value == expected
+            if expected is not None:
+                used[f"{kind}:{name}"] = known
+        for kind, name, file_stamp, value in remembered:
+            memo.remember(kind, name, file_stamp, value)
+            used[f"{kind}:{name}"] = (file_stamp, value)
+        before = path.stat().st_mtime_ns if path.exists() else None
+        memo.save()
+        if used == saved:
+            assert (path.stat().st_mtime_ns if path.exists() else None) == before  # nothing changed, nothing written
+        saved = used
+    reopened = StampMemo.load(path, "a test memo", 1)
+    seen = {(kind, name, when) for looked, added, _ in runs for kind, name, when, *_ in looked + added}
+    for kind, name, file_stamp in seen:  # what the last run kept, and nothing it left out
+        known = saved.get(f"{kind}:{name}")
+        assert reopened.lookup(kind, name, file_stamp) == (known[1] if known and known[0] == file_stamp else None)
+
+
+def test_an_inode_past_63_bits_still_makes_a_stamp(tmp_path: Path) -> None:
+    """Network file systems may number files with all 64 bits; the memo keeps signed 64-bit stamps."""
+    real = os.stat(tmp_path)
+    fields = list(real)
+    fields[1] = 2**64 - 5  # st_ino
+    info = os.stat_result(fields, {"st_mtime_ns": real.st_mtime_ns, "st_ctime_ns": real.st_ctime_ns})
+    made = stamp(info)
+    assert 0 <= made[3] < 2**63
+    memo = StampMemo.load(tmp_path / "memo.npz", "a test memo", 1)
+    memo.remember("image", "x.png", made, "ok")
+    memo.save()
+    reopened = StampMemo.load(tmp_path / "memo.npz", "a test memo", 1)
+    assert reopened.lookup_many([("image", "x.png")], np.array([stamp(info)])) == ["ok"]
