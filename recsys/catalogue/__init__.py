@@ -48,7 +48,7 @@ import operator
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -350,14 +350,15 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, int, dict[str
         columns = [c.strip() for c in header]
         rows = []
         prev_end = reader.line_num
+        width = len(columns)
         for cells in reader:
             line, prev_end = prev_end + 1, reader.line_num
-            if not any(c.strip() for c in cells):
+            if not "".join(cells).strip():
                 continue  # blank line
-            problem = _row_problem(cells, columns, line, lines[line : reader.line_num])
-            cells = cells + [""] * (len(columns) - len(cells))
-            row = {col: v.strip() for col, v in zip(columns, cells, strict=False)}  # the reader gives str
-            rows.append((line, reader.line_num, row, problem))
+            problem = _row_problem(cells, columns, line, lines[line:prev_end])
+            if len(cells) < width:
+                cells += [""] * (width - len(cells))
+            rows.append((line, prev_end, dict(zip(columns, map(str.strip, cells))), problem))  # noqa: B905 (extra cells)
     except csv.Error as exc:
         raise CatalogueError(f"'{manifest}' is not valid CSV (line {reader.line_num}: {exc}).") from exc
     finally:
@@ -430,7 +431,8 @@ class _MediaLocator:
         self._real_root = str(root.resolve())
         self._inside_prefix = self._real_root.rstrip(os.sep) + os.sep
         self._real_dirs: dict[str, str | None] = {}
-        self._plain_dirs: dict[str, tuple[Path, str | None]] = {}  # a plain cell's folder -> (its path, real path)
+        # a plain cell's folder -> (what makes the path of a file in it, the folder's real path)
+        self._plain_dirs: dict[str, tuple[Callable[[str], Path], str | None]] = {}
 
     def locate(self, rel: str, column: str) -> tuple[Path | None, str | None, os.stat_result | None]:
         """(absolute path, None, its stat) for a valid media reference, (None, None, None) for an
@@ -484,11 +486,15 @@ class _MediaLocator:
             parent = os.path.dirname(path)
             if parent not in self._real_dirs:
                 self._real_dirs[parent] = _real(parent)
-            known = self._plain_dirs[folder] = (Path(parent), self._real_dirs[parent])
-        parent_path, real_parent = known
+            parent_path = Path(parent)
+            # a child of plain name without parsing it (2.6 against 0.6 us: ~2 s of a 1M-item load);
+            # pathlib's own shortcut for walking folders, where this Python has it
+            child = getattr(parent_path, "_make_child_relpath", parent_path.joinpath)
+            known = self._plain_dirs[folder] = (child, self._real_dirs[parent])
+        child, real_parent = known
         if real_parent is None or not (real_parent + os.sep).startswith(self._inside_prefix):
             return None  # a folder on the way is a symlink leading outside: the general path says so
-        return parent_path / name, None, info
+        return child(name), None, info
 
     def _resolve(self, path: str, name: str) -> tuple[str | None, os.stat_result | None]:
         """(real path or None when it cannot be resolved, the file's stat when it is no symlink)."""
@@ -605,6 +611,7 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
     file_paths: list[Path] = []
     file_stamps = array.array("q")
     first_line: dict[str, int] = {}
+    content_of = operator.itemgetter(*CONTENT_COLUMNS)  # a row's content cells, in one C call
     for line, last, row, problem in rows:
         item_id = row["id"]
         reasons = [problem] if problem else []
@@ -612,7 +619,7 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
             reasons.append("empty id")
         elif item_id in first_line:
             reasons.append(f"duplicate id '{item_id}' (first used on line {first_line[item_id]})")
-        if not any(row[c] for c in CONTENT_COLUMNS):
+        if not any(content_of(row)):
             reasons.append("no title, description, image or audio")
         media: dict[str, Path | None] = {}
         located: dict[str, str | None] = {}  # the reason a media path is refused before its file is opened
