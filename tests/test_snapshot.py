@@ -194,3 +194,16 @@ def test_rows_of_mapped_half_precision_matrices_convert_without_a_warning(tmp_pa
     rows = recommend.gathered_float32(mapped[1])  # one row: a read-only view, not a copy
     np.testing.assert_array_equal(rows, half.native[1].astype(np.float32))
     assert not [w for w in recwarn if "not writable" in str(w.message)]
+
+
+@given(keys=st.lists(st.one_of(st.none(), st.text(max_size=8)), max_size=6))
+def test_a_keys_part_hashes_the_bytes_snapshots_were_keyed_by(keys) -> None:
+    """Each key (``-`` for none, non-ASCII as ``?``) and a comma, hashed in order: the bytes earlier
+    builds keyed their snapshots by, so an upgrade maps the snapshot it finds instead of rebuilding."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key in keys:
+        digest.update(b"-" if key is None else key.encode("ascii", "replace"))
+        digest.update(b",")
+    assert snapshot.keys_part("text", keys) == f"text items {digest.hexdigest()}"

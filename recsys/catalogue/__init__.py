@@ -230,8 +230,8 @@ class Catalogue:
 
     def has_modality(self, modality: str) -> np.ndarray:
         """Boolean mask over items: which have ``"text"``, ``"image"`` or ``"audio"``."""
-        if modality == "text":
-            return np.array([bool(item.text) for item in self.items], dtype=bool)
+        if modality == "text":  # what Item.text is non-empty for, without joining the two
+            return np.array([bool(item.title.strip() or item.description.strip()) for item in self.items], dtype=bool)
         if modality in MEDIA_COLUMNS:
             return np.array([getattr(item, modality) is not None for item in self.items], dtype=bool)
         raise InputError(f"unknown modality '{modality}'; use one of {', '.join(MODALITIES)}.")
