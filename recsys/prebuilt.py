@@ -88,7 +88,10 @@ def keys_by_modality(
 ) -> dict[str, list[str | None]]:
     """Each item's cache key per modality (``None`` where it has none); unchanged media files are not
     read again (:func:`recsys.encoding.cache.catalogue_keys`)."""
-    return {m: catalogue_keys(catalogue.items, m, catalogue.root, cache_dir=cache_dir) for m in modalities}
+    return {
+        m: catalogue_keys(catalogue.items, m, catalogue.root, cache_dir=cache_dir, stamps=catalogue.file_stamps(m))
+        for m in modalities
+    }
 
 
 def catalogue_hash(keys: Mapping[str, Sequence[str | None]]) -> str:

@@ -38,6 +38,8 @@ _SPECS = {
 #: What a value depends on besides the file's name: (size, mtime_ns, ctime_ns, inode).
 Stamp = tuple[int, int, int, int]
 STAMP_FIELDS = ("size", "mtime_ns", "ctime_ns", "inode")
+#: The stamp of no file, in arrays of stamps (no file has a negative size).
+NO_STAMP: Stamp = (-1, -1, -1, -1)
 
 
 #: The inode is unsigned and may use all 64 bits (network file systems): kept as a signed 64-bit value.

@@ -48,7 +48,7 @@ import operator
 import os
 import re
 import stat
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recsys.atomic import write_bytes
-from recsys.catalogue.checks import STAMP_FIELDS, CheckCache, stamp
+from recsys.catalogue.checks import NO_STAMP, STAMP_FIELDS, CheckCache, stamp
 from recsys.collector import collector_paused
 from recsys.errors import CatalogueError, InputError
 from recsys.paths import file_problem, mode_problem
@@ -142,10 +142,18 @@ class BadRow:
 class Catalogue:
     """The valid items of a catalogue folder, in manifest order, plus the rows that were skipped."""
 
-    def __init__(self, root: Path, items: list[Item], bad_rows: list[BadRow], fingerprint: str = "") -> None:
+    def __init__(
+        self,
+        root: Path,
+        items: list[Item],
+        bad_rows: list[BadRow],
+        fingerprint: str = "",
+        file_stamps: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
         self.root = Path(root)
         self.items = list(items)
         self.bad_rows = list(bad_rows)
+        self._file_stamps = dict(file_stamps or {})
         self._index = {item.id: i for i, item in enumerate(self.items)}
         if len(self._index) != len(self.items):
             raise CatalogueError("Catalogue items must have unique ids.")
@@ -235,6 +243,12 @@ class Catalogue:
         if modality in MEDIA_COLUMNS:
             return np.array([getattr(item, modality) is not None for item in self.items], dtype=bool)
         raise InputError(f"unknown modality '{modality}'; use one of {', '.join(MODALITIES)}.")
+
+    def file_stamps(self, modality: str) -> np.ndarray | None:
+        """Each item's ``modality`` file stamp (:mod:`recsys.stamps`) as the load read it, one row
+        per item (-1 where it has none); None when not known (a catalogue not made by a load)."""
+        stamps = self._file_stamps.get(modality)
+        return stamps if stamps is not None and len(stamps) == len(self.items) else None
 
     @cached_property
     def fingerprint(self) -> str:
@@ -654,6 +668,7 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
         cache.save()
     items: list[Item] = []
     bad: list[BadRow] = []
+    numbers: dict[str, list[int]] = {column: [] for column in MEDIA_COLUMNS}  # each item's file, -1: none
     extra_columns = [c for c in columns if c and c not in COLUMNS]  # kept with each item, in the manifest's order
     for line, last, row, reasons, media, located in parsed:
         for column in MEDIA_COLUMNS:
@@ -666,6 +681,8 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
             bad.append(BadRow(line=line, id=row["id"] or None, reason="; ".join(reasons)))
             continue
         extra = {k: row[k] for k in extra_columns}
+        for column in MEDIA_COLUMNS:
+            numbers[column].append(-1 if media[column] is None else files[column, row[column]])
         items.append(
             Item(
                 id=row["id"],
@@ -680,7 +697,12 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
     if not items:
         shown = "; ".join(str(b) for b in bad[:3]) or "the manifest has no data rows"
         raise CatalogueError(f"No valid rows in '{manifest}': {shown}.")
-    return Catalogue(root, items, bad)
+    by_column = {}  # kept for the content keys, which then need not stat every file again
+    for column, found in numbers.items():
+        rows = np.array(found, dtype=np.int64)
+        if (rows >= 0).any():
+            by_column[column] = np.where((rows >= 0)[:, None], stamps[np.maximum(rows, 0)], NO_STAMP)
+    return Catalogue(root, items, bad, file_stamps=by_column)
 
 
 def write_manifest(root: str | os.PathLike[str], rows: list[dict] | pd.DataFrame, *, fmt: str = "csv") -> Path:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from recsys.stamps import STAMP_FIELDS, Stamp, StampMemo, memo_file, stamp
+from recsys.stamps import NO_STAMP, STAMP_FIELDS, Stamp, StampMemo, memo_file, stamp
 
-__all__ = ["FOLDER", "FORMAT", "STAMP_FIELDS", "CheckCache", "cache_file", "stamp"]
+__all__ = ["FOLDER", "FORMAT", "NO_STAMP", "STAMP_FIELDS", "CheckCache", "cache_file", "stamp"]
 
 #: Bumped whenever the checks themselves, the messages or the stamps change, so that old verdicts are
 #: not reused (2: stamps hold the inode).

@@ -279,7 +279,10 @@ def item_keys(
 ) -> list[str | None]:
     """Each item's cache key for ``modality`` (None: no input), media hashed on the pass's worker processes."""
     processes = worker_processes(str(getattr(encoder, "device", "cpu")))
-    return catalogue_keys(catalogue.items, modality, catalogue.root, cache_dir=cache_dir, processes=processes)
+    stamps = catalogue.file_stamps(modality)  # as the load read them: no second stat of every file
+    return catalogue_keys(
+        catalogue.items, modality, catalogue.root, cache_dir=cache_dir, processes=processes, stamps=stamps
+    )
 
 
 def run_plan(

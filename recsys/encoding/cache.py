@@ -26,7 +26,7 @@ import re
 import secrets
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from recsys import media
 from recsys.cachefile import Spec, discard, load_npz, save_npz
 from recsys.catalogue import Item
 from recsys.errors import InputError
-from recsys.stamps import STAMP_FIELDS, Stamp, StampMemo, memo_file, stamp
+from recsys.stamps import NO_STAMP, STAMP_FIELDS, Stamp, StampMemo, memo_file, stamp
 from recsys.workers import map_in_processes
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,7 @@ def catalogue_keys(
     *,
     cache_dir: str | os.PathLike[str] | None = None,
     processes: int = 1,
+    stamps: np.ndarray | None = None,
 ) -> list[str | None]:
     """:func:`content_keys`, with each media file hashed only when its stat stamp changed since a
     pass over catalogue folder ``root`` last hashed it.
@@ -163,7 +164,9 @@ def catalogue_keys(
     Why: hashing reads every byte of every file on every start (index, app, CLI query): 0.29 ms for a
     313 KB photo here, ~5 minutes of reading at 1M photos, against ~2 us for a ``stat``. The hashes
     live under ``<cache dir>/file-digests/`` (:mod:`recsys.stamps`); a file is stat'ed before it is
-    hashed, so one that changes in between is hashed again next time.
+    hashed, so one that changes in between is hashed again next time. ``stamps`` (one row per item,
+    -1 where it has no file: :meth:`recsys.catalogue.Catalogue.file_stamps`) are those read when the
+    items were loaded, also before any hashing: at 1M items a second ``stat`` of each file took ~4 s.
     """
     if modality == "text":
         return content_keys(items, modality, processes)
@@ -171,30 +174,37 @@ def catalogue_keys(
     where = memo_file(cache_dir or default_cache_dir(), DIGEST_FOLDER, resolved, f"-{modality}")
     memo = StampMemo.load(where, f"the {modality} content hashes of {resolved}", DIGEST_FORMAT, RACY_NS)
     names = [None if (path := getattr(item, modality)) is None else _absolute(path) for item in items]
-    files = list(dict.fromkeys(name for name in names if name is not None))
-    stamped: list[str] = []  # files with a stamp (one that cannot be stat'ed raises when hashed, as without the memo)
-    flat = array.array("q")  # their stamps, flat: a tuple per file cost ~100 MB more at 1M files
-    for name in files:
-        found = _stamp_or_none(name)
-        if found is not None:
-            stamped.append(name)
-            flat.extend(found)
-    stamps = np.frombuffer(flat, dtype=np.int64).reshape(len(stamped), len(STAMP_FIELDS))
-    known = memo.lookup_many([(modality, name) for name in stamped], stamps)
+    first: dict[str, int] = {}  # each file -> the first item using it
+    for i, name in enumerate(names):
+        if name is not None and name not in first:
+            first[name] = i
+    if stamps is None:
+        stamps = _stamps_now(first)
+    else:
+        stamps = np.asarray(stamps, dtype=np.int64)[np.fromiter(first.values(), dtype=np.int64, count=len(first))]
+    # a file without a stamp (one that cannot be stat'ed) raises when it is hashed, as without the memo
+    found = stamps[:, 0] >= 0
+    files = list(first)
+    stamped = [name for name, ok in zip(files, found.tolist(), strict=True) if ok]
+    known = memo.lookup_many([(modality, name) for name in stamped], stamps[found])
     key_of = {name: key for name, key in zip(stamped, known, strict=True) if key is not None}
-    todo = [name for name in files if name not in key_of]
-    if todo:
-        first: dict[str, int] = {}
-        for i, name in enumerate(names):
-            if name is not None and name not in first:
-                first[name] = i
-        row_of = dict(zip(stamped, range(len(stamped)), strict=True))
-        for name, key in zip(todo, content_keys([items[first[n]] for n in todo], modality, processes), strict=True):
-            key_of[name] = key
-            if key is not None and name in row_of:
-                memo.remember(modality, name, tuple(stamps[row_of[name]].tolist()), key)  # type: ignore[arg-type]
+    row_of = {name: row for row, name in enumerate(files) if name not in key_of}
+    todo = list(row_of)
+    for name, key in zip(todo, content_keys([items[first[n]] for n in todo], modality, processes), strict=True):
+        key_of[name] = key
+        if key is not None and found[row_of[name]]:
+            memo.remember(modality, name, tuple(stamps[row_of[name]].tolist()), key)  # type: ignore[arg-type]
     memo.save()
     return [None if name is None else key_of[name] for name in names]
+
+
+def _stamps_now(files: Iterable[str]) -> np.ndarray:
+    """The stamps of ``files`` as one ``(n, 4)`` array, a row of -1 for a file that cannot be stat'ed
+    (flat: a tuple per file cost ~100 MB more at 1M files)."""
+    flat = array.array("q")
+    for name in files:
+        flat.extend(_stamp_or_none(name) or NO_STAMP)
+    return np.frombuffer(flat, dtype=np.int64).reshape(-1, len(STAMP_FIELDS))
 
 
 def _stamp_or_none(name: str) -> Stamp | None:

@@ -164,3 +164,29 @@ def test_a_files_memo_name_is_its_absolute_normal_path(parts: list[str], leading
     if path:
         assert cache._absolute(path) == os.path.abspath(path)
         assert cache._absolute(Path(path)) == os.path.abspath(Path(path))
+
+
+def test_a_loaded_catalogue_keys_its_files_by_the_stamps_the_load_read(tmp_path, hashed, monkeypatch):
+    """The load stats every media file already: its stamps key the hashes, with no second stat, and
+    give the keys a stat of each file gives (a catalogue made otherwise has none and stats them)."""
+    from fakes import write_square
+
+    from recsys.catalogue import Catalogue, load_catalogue
+    from recsys.encoding import item_keys
+    from recsys.stamps import NO_STAMP, stamp
+
+    root = tmp_path / "cat"
+    root.mkdir()
+    for name, colour in (("a.png", "red"), ("b.png", "blue")):
+        write_square(root / name, colour)
+    (root / "catalogue.csv").write_text("id,title,image\nx,one,a.png\ny,two,\nz,three,b.png\nw,four,a.png\n")
+    loaded = load_catalogue(root)
+    stamps = loaded.file_stamps("image")
+    assert stamps is not None and loaded.file_stamps("audio") is None
+    assert [tuple(row) for row in stamps.tolist()] == [
+        stamp(os.stat(it.image)) if it.image is not None else NO_STAMP for it in loaded.items
+    ]
+    stated = catalogue_keys(loaded.items, "image", root, cache_dir=tmp_path / "c1")
+    monkeypatch.setattr(cache, "_stamp_or_none", lambda name: pytest.fail(f"{name} was stat'ed again"))
+    assert item_keys(loaded, "image", None, cache_dir=tmp_path / "c2") == stated
+    assert Catalogue(root, loaded.items, []).file_stamps("image") is None
