@@ -148,7 +148,7 @@ def keys_timing(name: str, cat: Catalogue, cache_dir: Path) -> None:
         runs = []
         for _ in range(2):
             start = time.perf_counter()
-            keys = catalogue_keys(cat.items, modality, cat.root, cache_dir=cache_dir)
+            keys = catalogue_keys(cat.items, modality, cat.root, cache_dir=cache_dir, stamps=cat.file_stamps(modality))
             runs.append(time.perf_counter() - start)
             assert keys == plain
         encoder = create_encoder(PipelineConfig().encoder_name(modality))  # planning builds no network
