@@ -97,12 +97,9 @@ class StampMemo:
         memo._used = np.zeros(len(names), dtype=bool)
         return memo
 
-    def lookup(self, kind: str, name: str, file_stamp: Stamp) -> str | None:
-        """The remembered value for an unchanged file, else None."""
-        return self.lookup_many([(kind, name)], np.array([file_stamp], dtype=np.int64))[0]
-
     def lookup_many(self, files: Sequence[tuple[str, str]], stamps: np.ndarray) -> list[str | None]:
-        """:meth:`lookup` of each ``(kind, name)`` with its stamp (a row of ``stamps``), in one pass."""
+        """The remembered value of each ``(kind, name)`` whose file is unchanged (its stamp: that row
+        of ``stamps``), else None; in one pass."""
         if self._rows is None:
             self._rows = dict(zip(self._names, range(len(self._names)), strict=True))
         position = self._rows.get
