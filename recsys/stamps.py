@@ -16,6 +16,7 @@ one is reported in one warning line, removed and rebuilt.
 
 from __future__ import annotations
 
+import array
 import hashlib
 import os
 import time
@@ -48,6 +49,21 @@ _INODE_BITS = 2**63 - 1
 
 def stamp(info: os.stat_result) -> Stamp:
     return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino & _INODE_BITS)
+
+
+class StampRows:
+    """Stamps of many files, added one at a time and read as one ``(n, 4)`` array (what
+    :meth:`StampMemo.lookup_many` takes); kept flat: a tuple per file cost ~100 MB more at 1M files."""
+
+    def __init__(self) -> None:
+        self._flat = array.array("q")
+
+    def add(self, file_stamp: Stamp | None) -> None:
+        """The next file's stamp; None for a file that has none (a row of :data:`NO_STAMP`)."""
+        self._flat.extend(file_stamp or NO_STAMP)
+
+    def rows(self) -> np.ndarray:
+        return np.frombuffer(self._flat, dtype=np.int64).reshape(-1, len(STAMP_FIELDS))
 
 
 def memo_file(cache_dir: str | os.PathLike[str], folder: str, root: Path, tag: str = "") -> Path:
@@ -111,13 +127,15 @@ class StampMemo:
         values = self._values
         return [values[r] if h else None for r, h in zip(rows.tolist(), hit.tolist(), strict=True)]
 
-    def remember(self, kind: str, name: str, file_stamp: Stamp, value: str) -> None:
-        """Keep a value computed now, unless its file changed too recently to trust the stamp."""
+    def remember(self, kind: str, name: str, file_stamp: Sequence[int], value: str) -> None:
+        """Keep a value computed now (``file_stamp``: a :data:`Stamp`, or a row of :class:`StampRows`),
+        unless its file changed too recently to trust the stamp."""
         if _SEP in name or _SEP in value:
             return
-        if self.racy_ns and time.time_ns() - max(file_stamp[1], file_stamp[2]) < self.racy_ns:
+        size, mtime_ns, ctime_ns, inode = (int(v) for v in file_stamp)
+        if self.racy_ns and time.time_ns() - max(mtime_ns, ctime_ns) < self.racy_ns:
             return
-        self._added[f"{kind}:{name}"] = (tuple(int(v) for v in file_stamp), value)  # type: ignore[assignment]
+        self._added[f"{kind}:{name}"] = ((size, mtime_ns, ctime_ns, inode), value)
 
     def save(self) -> None:
         """Write the values this run used, when they differ from the file's (a warm run writes nothing)."""

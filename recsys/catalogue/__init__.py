@@ -38,7 +38,6 @@ another column looks like it misspelt (``Image``, ``images``), or no row is vali
 
 from __future__ import annotations
 
-import array
 import csv
 import difflib
 import hashlib
@@ -57,7 +56,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recsys.atomic import write_bytes
-from recsys.catalogue.checks import NO_STAMP, STAMP_FIELDS, CheckCache, stamp
+from recsys.catalogue.checks import NO_STAMP, CheckCache, StampRows, stamp
 from recsys.collector import collector_paused
 from recsys.errors import CatalogueError, InputError
 from recsys.paths import file_problem, mode_problem
@@ -619,11 +618,11 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
     cache = CheckCache.open(cache_dir, root.resolve()) if cache_dir is not None else None
     # First pass: every check but opening the media files, which are gathered (once per file) to run together.
     parsed: list[tuple[int, int, dict[str, str], list[str], dict[str, Path | None], dict[str, str | None]]] = []
-    # Each media file referenced, once: its number, path and stamp (a flat array: at 1M files, a stat
-    # result or a stamp tuple kept per file cost ~500 MB more at the peak of a start).
+    # Each media file referenced, once: its number, path and stamp (at 1M files, keeping each one's
+    # stat result instead cost ~500 MB more at the peak of a start).
     files: dict[tuple[str, str], int] = {}
     file_paths: list[Path] = []
-    file_stamps = array.array("q")
+    file_stamps = StampRows()
     first_line: dict[str, int] = {}
     content_of = operator.itemgetter(*CONTENT_COLUMNS)  # a row's content cells, in one C call
     for line, last, row, problem in rows:
@@ -643,11 +642,11 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
             if info is not None and (column, rel) not in files:
                 files[column, rel] = len(file_paths)
                 file_paths.append(media[column])  # type: ignore[arg-type]
-                file_stamps.extend(stamp(info))
+                file_stamps.add(stamp(info))
         if item_id and item_id not in first_line:
             first_line[item_id] = line
         parsed.append((line, last, row, reasons, media, located))
-    stamps = np.frombuffer(file_stamps, dtype=np.int64).reshape(len(file_paths), len(STAMP_FIELDS))
+    stamps = file_stamps.rows()
     verdicts: dict[tuple[str, str], str | None] = {}  # a remembered verdict of an unchanged file
     if cache is not None:
         known = cache.lookup_many(list(files), stamps)
@@ -663,7 +662,7 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
     for ((column, rel), _), verdict in zip(checks, found, strict=True):
         verdicts[column, rel] = verdict
         if cache is not None:
-            cache.remember(column, rel, tuple(stamps[files[column, rel]].tolist()), verdict)  # type: ignore[arg-type]
+            cache.remember(column, rel, stamps[files[column, rel]], verdict)
     if cache is not None:
         cache.save()
     items: list[Item] = []

@@ -14,11 +14,12 @@ goes with it.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
-from recsys.stamps import NO_STAMP, STAMP_FIELDS, Stamp, StampMemo, memo_file, stamp
+from recsys.stamps import NO_STAMP, StampMemo, StampRows, memo_file, stamp
 
-__all__ = ["FOLDER", "FORMAT", "NO_STAMP", "STAMP_FIELDS", "CheckCache", "cache_file", "stamp"]
+__all__ = ["FOLDER", "FORMAT", "NO_STAMP", "CheckCache", "StampRows", "cache_file", "stamp"]
 
 #: Bumped whenever the checks themselves, the messages or the stamps change, so that old verdicts are
 #: not reused (2: stamps hold the inode).
@@ -40,6 +41,6 @@ class CheckCache(StampMemo):
         (then reported in one warning line and removed)."""
         return cls.load(cache_file(cache_dir, root), f"the media check cache of {root}", FORMAT)
 
-    def remember(self, column: str, rel: str, file_stamp: Stamp, problem: str | None) -> None:  # type: ignore[override]
+    def remember(self, column: str, rel: str, file_stamp: Sequence[int], problem: str | None) -> None:  # type: ignore[override]
         """Keep the verdict of a file checked now (problems with a NUL byte are not kept: re-checked)."""
         super().remember(column, rel, file_stamp, problem or "")

@@ -16,7 +16,6 @@ versions is still read, so existing caches stay valid.
 
 from __future__ import annotations
 
-import array
 import contextlib
 import hashlib
 import logging
@@ -37,7 +36,7 @@ from recsys import media
 from recsys.cachefile import Spec, discard, load_npz, save_npz
 from recsys.catalogue import Item
 from recsys.errors import InputError
-from recsys.stamps import NO_STAMP, STAMP_FIELDS, Stamp, StampMemo, memo_file, stamp
+from recsys.stamps import Stamp, StampMemo, StampRows, memo_file, stamp
 from recsys.workers import map_in_processes
 
 log = logging.getLogger(__name__)
@@ -193,18 +192,17 @@ def catalogue_keys(
     for name, key in zip(todo, content_keys([items[first[n]] for n in todo], modality, processes), strict=True):
         key_of[name] = key
         if key is not None and found[row_of[name]]:
-            memo.remember(modality, name, tuple(stamps[row_of[name]].tolist()), key)  # type: ignore[arg-type]
+            memo.remember(modality, name, stamps[row_of[name]], key)
     memo.save()
     return [None if name is None else key_of[name] for name in names]
 
 
 def _stamps_now(files: Iterable[str]) -> np.ndarray:
-    """The stamps of ``files`` as one ``(n, 4)`` array, a row of -1 for a file that cannot be stat'ed
-    (flat: a tuple per file cost ~100 MB more at 1M files)."""
-    flat = array.array("q")
+    """The stamps of ``files`` as one ``(n, 4)`` array, a row of -1 for a file that cannot be stat'ed."""
+    stamps = StampRows()
     for name in files:
-        flat.extend(_stamp_or_none(name) or NO_STAMP)
-    return np.frombuffer(flat, dtype=np.int64).reshape(-1, len(STAMP_FIELDS))
+        stamps.add(_stamp_or_none(name))
+    return stamps.rows()
 
 
 def _stamp_or_none(name: str) -> Stamp | None:
