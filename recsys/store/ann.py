@@ -19,6 +19,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -113,8 +114,9 @@ class FieldIndex:
         self._row_lists: np.ndarray | None = None  # IVF: the list of each row (-1: not indexed)
         self._generation = 0  # bumped by every add, so statistics derived from the lists expire
         self._centroid_matrix: np.ndarray | None = None
-        # top-level category -> (generation built at, its own IVF lists or None when too broad)
-        self._partitions: dict[str, tuple[int, object]] = {}
+        # top-level category -> (generation built at, its own IVF lists or None when too broad,
+        # the category's rows it was built from)
+        self._partitions: dict[str, tuple[int, object, np.ndarray]] = {}
         self._partition_lock = threading.Lock()
         self._projection: np.ndarray | None = None  # (reduced dims, dim) of a reduced index
         self.mapped = False  # the index's codes are the saved file's pages (see load), not memory of its own
@@ -248,9 +250,10 @@ class FieldIndex:
             nprobe = lists.shape[1]
             scores = np.empty((1, k), dtype=np.float32)
             ids = np.empty((1, k), dtype=np.int64)
-            sp = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
+            walk, only_allowed = self._lists_to_walk(allowed, params)
+            sp = faiss.SearchParametersIVF(sel=None if only_allowed else sel, nprobe=nprobe)
             sp_ptr = faiss.swig_ptr
-            self._lists_to_walk(allowed, params).search_preassigned_c(
+            walk.search_preassigned_c(
                 1, sp_ptr(x), k, sp_ptr(lists), sp_ptr(centroid), sp_ptr(scores), sp_ptr(ids), False, sp
             )
         found = ids[0] >= 0
@@ -301,14 +304,17 @@ class FieldIndex:
         lists = chosen[None, :].astype(np.int64)
         return np.ascontiguousarray(lists), np.ascontiguousarray(scores[lists], dtype=np.float32)
 
-    def _lists_to_walk(self, allowed: Selection, params: AnnParams):  # noqa: ANN202 (a faiss IndexIVF)
+    def _lists_to_walk(self, allowed: Selection, params: AnnParams) -> tuple[Any, bool]:
         """The IVF index whose lists a search under ``allowed`` walks: the lists of its top-level
-        category's rows alone when that category is narrow enough, else the whole index."""
+        category's rows alone when that category is narrow enough, else the whole index; and
+        whether those lists hold allowed rows only (the whole category, nothing excluded or deleted
+        since they were built), so the walk needs no filter: at 1M items, testing each row
+        against the filter's bitmap took a fifth of a walk under a 4% category."""
         import faiss
 
         whole = faiss.extract_index_ivf(self.index)
         if allowed.partition is None or not params.partition_share:
-            return whole
+            return whole, False
         key, members = allowed.partition
         generation = self._generation
         entry = self._partitions.get(key)
@@ -316,10 +322,13 @@ class FieldIndex:
             with self._partition_lock:  # one build per category; searches of built ones do not wait
                 entry = self._partitions.get(key)
                 if entry is None or entry[0] != generation:
-                    entry = (generation, self._partition(whole, members, params.partition_share))
+                    entry = (generation, self._partition(whole, members, params.partition_share), members)
                     self._partitions[key] = entry
-        part = entry[1]
-        return whole if part is None else part
+        _, part, built_from = entry
+        if part is None:
+            return whole, False
+        # the row table never changes a mask in place: the very array it was built from means the same rows
+        return part, allowed.mask is built_from
 
     def _partition(self, whole, members: np.ndarray, share: float):  # noqa: ANN001, ANN202 (faiss types)
         """A copy of the IVF lists holding only the ``members`` rows (same quantizer and codes, no
