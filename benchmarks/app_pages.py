@@ -2,13 +2,15 @@
 
 Per start: the Recommend page's first run (loading the models and the engine), a text query, the
 Explore page's first visit with its default parameters (the maps the work folder's cache holds are
-removed before each start, so UMAP is fitted and the rest placed) and a rerun of it, then the Why
-this item? page for the query's first result. Starts share one numba cache folder (``NUMBA_CACHE_DIR``,
+removed before each start, so UMAP is fitted and the rest placed; with ``--cached-maps`` only
+before the first, so a later start reads the map its predecessor drew) and a rerun of it, then the
+Why this item? page for the query's first result. Starts share one numba cache folder (``NUMBA_CACHE_DIR``,
 empty at first): the first start is a fresh installation's, which compiles UMAP's numba kernels;
 the later ones load them (:func:`recsys.maps._umap`).
 
     .venv/bin/python benchmarks/app_pages.py                     # 100,000 synthetic items
     .venv/bin/python benchmarks/app_pages.py --n 20000 --starts 3 --workdir /tmp/pages
+    .venv/bin/python benchmarks/app_pages.py --n 1000000 --starts 2 --cached-maps --workdir /tmp/start1m
 
 The catalogue is ``benchmarks/catalogue_load.py``'s synthetic one, indexed as
 ``benchmarks/engine_start.py`` does (with ``--workdir`` the same folder serves both).
@@ -65,6 +67,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000, help="catalogue items")
     parser.add_argument("--starts", type=int, default=2, help="fresh app processes, one after another")
     parser.add_argument("--workdir", default=None, help="keep the catalogue and its cache here")
+    parser.add_argument(
+        "--cached-maps", action="store_true", help="keep the maps the first start draws for the later ones"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -85,12 +90,14 @@ def main() -> None:
             "RECSYS_CACHE_DIR": str(cache),
         }
         for start in range(args.starts):
-            shutil.rmtree(cache / "projections", ignore_errors=True)  # the benchmark's own cache: maps drawn again
+            if start == 0 or not args.cached_maps:  # the benchmark's own cache: maps drawn again
+                shutil.rmtree(cache / "projections", ignore_errors=True)
             done = subprocess.run(
                 [sys.executable, __file__, "--child"], check=True, cwd=ROOT, env=env, capture_output=True, text=True
             )
             times = json.loads(done.stdout.strip().splitlines()[-1])
             kind = "first (UMAP's kernels compiled)" if start == 0 else "later (kernels loaded)"
+            kind = "later (the map cached)" if start and args.cached_maps else kind
             print(f"{kind:34s} " + " ".join(f"{times[s]:15.2f}" for s in steps), flush=True)
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)

@@ -132,7 +132,7 @@ def input_hash(vectors: np.ndarray, params: ProjectionParams, groups: Sequence[s
     h = hashlib.sha256()
     meta = {"format": CACHE_FORMAT, "shape": vectors.shape, **asdict(params)}
     h.update(json.dumps(meta, sort_keys=True).encode())
-    h.update(vectors.tobytes())
+    h.update(vectors)  # its buffer, not a copy (3 GB for a fused map of 1M items)
     if groups is not None:
         h.update("\x1f".join(map(str, groups)).encode())
     return h.hexdigest()[:24]
@@ -320,46 +320,63 @@ def _load(path: Path, n: int, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def project(
-    vectors: np.ndarray,
+    vectors: np.ndarray | MapVectors,
     params: ProjectionParams = ProjectionParams(),
     cache_dir: str | Path | None = None,
     groups: Sequence[str] | None = None,
 ) -> Projection:
     """Coordinates (n, 2) for ``vectors`` (n, d): from ``cache_dir``, else computed (and cached there).
 
-    ``groups`` (one label per row, e.g. the top category) stratifies the fitted sample.
+    ``vectors`` may be a :class:`MapVectors`, gathered only as far as the map needs: its fitted
+    items' vectors when the map is cached. ``groups`` (one label per row, e.g. the top category)
+    stratifies the fitted sample.
     """
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    if vectors.ndim != 2 or len(vectors) < 4:
-        raise InputError(f"A map needs at least 4 items with vectors (got {len(vectors)}).")
-    if groups is not None and len(groups) != len(vectors):
-        raise InputError(f"One group label per vector is needed (got {len(groups)} for {len(vectors)}).")
-    key = input_hash(vectors, params, groups)
+    if isinstance(vectors, MapVectors):
+        source, key_of = vectors, vectors.key
+    else:
+        source = np.ascontiguousarray(vectors, dtype=np.float32)
+        if source.ndim != 2:
+            raise InputError(f"A map needs a 2-D array of vectors (got {source.ndim} dimensions).")
+
+        def key_of(params: ProjectionParams, groups: Sequence[str] | None) -> str:
+            return input_hash(source, params, groups)
+
+    n, d = source.shape
+    if n < 4:
+        raise InputError(f"A map needs at least 4 items with vectors (got {n}).")
+    if groups is not None and len(groups) != n:
+        raise InputError(f"One group label per vector is needed (got {len(groups)} for {n}).")
+    key = key_of(params, groups)
     path = map_path(cache_dir, key) if cache_dir is not None else None
-    cached = _load(path, *vectors.shape) if path is not None else None
+    cached = _load(path, n, d) if path is not None else None
     if cached is not None:
         coords, fitted, mean, basis = cached
         space = SearchSpace(params.metric, mean, basis) if basis.size else SearchSpace(params.metric)
-        return Projection(coords, key, fitted, space, space(vectors[fitted]), params.n_neighbors)
+        return Projection(coords, key, fitted, space, space(_rows(source, fitted)), params.n_neighbors)
 
     from recsys.threads import use_threads
 
+    every = source.all() if isinstance(source, MapVectors) else source
     with use_threads("batch"):  # a whole-catalogue job, even in a process otherwise answering queries
-        fitted = stratified_sample(len(vectors), params.fit_size, groups, params.random_state)
-        prepared = _prepare(vectors[fitted], params.metric)
-        coords = np.empty((len(vectors), 2), dtype=np.float32)
-        coords[fitted] = _fit_umap(prepared, params, sampled=len(fitted) < len(vectors))
-        rest = np.setdiff1d(np.arange(len(vectors)), fitted)
+        fitted = stratified_sample(n, params.fit_size, groups, params.random_state)
+        prepared = _prepare(every[fitted], params.metric)
+        coords = np.empty((n, 2), dtype=np.float32)
+        coords[fitted] = _fit_umap(prepared, params, sampled=len(fitted) < n)
+        rest = np.setdiff1d(np.arange(n), fitted)
         space = SearchSpace.fit(prepared, params.metric) if len(rest) else SearchSpace(params.metric)
-        reference = space(vectors[fitted])
+        reference = space(every[fitted])
         if len(rest):
-            coords[rest] = place(vectors[rest], space, reference, coords[fitted], params.n_neighbors)
+            coords[rest] = place(every[rest], space, reference, coords[fitted], params.n_neighbors)
     if path is not None:
         empty = np.zeros(0, dtype=np.float32)
         mean = space.mean if space.mean is not None else empty
         basis = space.basis if space.basis is not None else empty
         save_npz(path, what="map cache", coords=coords, fitted=fitted, mean=mean, basis=basis)
     return Projection(coords, key, fitted, space, reference, params.n_neighbors)
+
+
+def _rows(vectors: np.ndarray | MapVectors, positions: np.ndarray) -> np.ndarray:
+    return vectors.rows(positions) if isinstance(vectors, MapVectors) else vectors[positions]
 
 
 def _normalise(x: np.ndarray, in_place: bool = False) -> np.ndarray:
@@ -391,6 +408,99 @@ def _gathered(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return gathered_float32(np.asarray(vectors[rows]))
 
 
+class MapVectors:
+    """The vectors a map of ``engine``'s ``source`` is drawn from (:func:`catalogue_vectors`),
+    gathered only when needed, and that map's cache key (:meth:`key`).
+
+    Why: finding a map in the disk cache meant gathering every item's vectors and hashing them, on
+    each new process's first visit: at 1M items (a fused 768-d map) 13.4 s to gather and 9.9 s per
+    hash, twice. An engine that names what its item matrices were built from
+    (:attr:`recsys.recommend.RecommendationEngine.matrices_key`) keys its maps by that name, so a
+    cached map needs only the vectors of the items UMAP was fitted on.
+    """
+
+    def __init__(self, engine: RecommendationEngine, source: str, weights: Mapping[str, float] | None = None) -> None:
+        if source == FUSED:
+            mods = _active(engine, weights)
+            if not mods:
+                raise InputError("Every modality weight is 0: raise at least one to draw the fused map.")
+        elif source not in engine.item_modalities:
+            raise InputError(f"No item has a {source!r} vector; choose one of {engine.item_modalities}.")
+        else:
+            mods = [source]
+        self.engine, self.source = engine, source
+        # (vectors, mask, weight) per modality; a single source is unweighted
+        self._sources = []
+        for m in mods:
+            vecs, mask = engine.item_vectors(m)
+            weight = 1.0 if weights is None or source != FUSED else float(weights.get(m, 1.0))
+            self._sources.append((m, vecs, np.asarray(mask, dtype=bool), weight))
+        present = self._sources[0][2]
+        for _, _, mask, _ in self._sources[1:]:
+            present = present | mask
+        #: the catalogue rows of the items on the map, in the order of the vectors
+        self.indices = np.flatnonzero(present)
+        self._widths = sorted({np.shape(vecs)[1] for _, vecs, _, _ in self._sources})
+        self._all: np.ndarray | None = None
+        self._key: tuple[ProjectionParams, Sequence[str] | None, str] | None = None  # the last key worked out
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.indices), sum(self._widths)
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """The vectors at ``positions`` (into :attr:`indices`), gathered :data:`GATHER_ROWS` at a time."""
+        idx = self.indices[np.asarray(positions, dtype=np.int64)]
+        out = np.empty((len(idx), self.shape[1]), dtype=np.float32)
+        for start in range(0, len(idx), GATHER_ROWS):
+            out[start : start + GATHER_ROWS] = self._block(idx[start : start + GATHER_ROWS])
+        return out
+
+    def all(self) -> np.ndarray:
+        """Every item's vector (gathered once)."""
+        if self._all is None:
+            self._all = self.rows(np.arange(len(self.indices)))
+        return self._all
+
+    def _block(self, rows: np.ndarray) -> np.ndarray:
+        if self.source != FUSED:
+            _, vecs, _, _ = self._sources[0]
+            return _normalise(_gathered(vecs, rows), in_place=True)
+        groups: dict[int, np.ndarray] = {}
+        for _, vecs, mask, w in self._sources:
+            part = _normalise(_gathered(vecs, rows), in_place=True)
+            part *= (mask[rows] * np.float32(w))[:, None]
+            d = part.shape[1]
+            groups[d] = groups.get(d, 0) + part
+        return _normalise(np.concatenate([_normalise(groups[d]) for d in self._widths], axis=1))
+
+    def key(self, params: ProjectionParams, groups: Sequence[str] | None = None) -> str:
+        """The map's cache key: from the engine's name for its item matrices where it has one
+        (the source, its modalities' weights and the items on the map besides), else
+        :func:`input_hash` of the vectors themselves."""
+        if self._key is not None and self._key[0] == params and self._key[1] is groups:
+            return self._key[2]
+        named = getattr(self.engine, "matrices_key", None)
+        key = self._named_key(named, params, groups) if named else input_hash(self.all(), params, groups)
+        self._key = (params, groups, key)
+        return key
+
+    def _named_key(self, named: str, params: ProjectionParams, groups: Sequence[str] | None) -> str:
+        meta = {
+            "format": CACHE_FORMAT,
+            "matrices": named,
+            "source": self.source,
+            "weights": [[m, w] for m, _, _, w in self._sources],
+            "shape": self.shape,
+            **asdict(params),
+        }
+        h = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
+        h.update(self.indices)
+        if groups is not None:
+            h.update("\x1f".join(map(str, groups)).encode())
+        return h.hexdigest()[:24]
+
+
 def catalogue_vectors(
     engine: RecommendationEngine, source: str, weights: Mapping[str, float] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -401,39 +511,8 @@ def catalogue_vectors(
     Every step works row by row, so the items are gathered :data:`GATHER_ROWS` at a time into the
     one output array.
     """
-    if source != FUSED:
-        if source not in engine.item_modalities:
-            raise InputError(f"No item has a {source!r} vector; choose one of {engine.item_modalities}.")
-        vecs, mask = engine.item_vectors(source)
-        idx = np.flatnonzero(np.asarray(mask, dtype=bool))
-        out = np.empty((len(idx), np.shape(vecs)[1]), dtype=np.float32)
-        for start in range(0, len(idx), GATHER_ROWS):
-            rows = idx[start : start + GATHER_ROWS]
-            out[start : start + len(rows)] = _normalise(_gathered(vecs, rows), in_place=True)
-        return out, idx
-    mods = _active(engine, weights)
-    if not mods:
-        raise InputError("Every modality weight is 0: raise at least one to draw the fused map.")
-    sources = []  # (vectors, mask, weight) per modality
-    any_mask = None
-    for m in mods:
-        vecs, mask = engine.item_vectors(m)
-        mask = np.asarray(mask, dtype=bool)
-        sources.append((vecs, mask, 1.0 if weights is None else float(weights.get(m, 1.0))))
-        any_mask = mask if any_mask is None else (any_mask | mask)
-    idx = np.flatnonzero(any_mask)
-    widths = sorted({np.shape(vecs)[1] for vecs, _, _ in sources})
-    out = np.empty((len(idx), sum(widths)), dtype=np.float32)
-    for start in range(0, len(idx), GATHER_ROWS):
-        rows = idx[start : start + GATHER_ROWS]
-        groups: dict[int, np.ndarray] = {}
-        for vecs, mask, w in sources:
-            part = _normalise(_gathered(vecs, rows), in_place=True)
-            part *= (mask[rows] * np.float32(w))[:, None]
-            d = part.shape[1]
-            groups[d] = groups.get(d, 0) + part
-        out[start : start + len(rows)] = _normalise(np.concatenate([_normalise(groups[d]) for d in widths], axis=1))
-    return out, idx
+    vectors = MapVectors(engine, source, weights)
+    return vectors.all(), vectors.indices
 
 
 def _query_vectors(engine: RecommendationEngine, query: Query) -> dict[str, np.ndarray]:

@@ -267,6 +267,7 @@ def _build_engine(
     engine = RecommendationEngine(catalogue, text_encoder, indexes, query_encoders)
     engine.spoken = spoken if "audio" in indexes and indexes["audio"].shared is not None else None
     engine.calibrations = _calibrations(indexes, text_encoder)
+    engine.matrices_key = key
     return attach_store(
         engine,
         search=config.search,

@@ -332,6 +332,10 @@ class RecommendationEngine:
     cross_modal_effort: float = CROSS_MODAL_EFFORT
     #: Cross-modal pair name -> confidence calibration (:func:`recsys.alignment.confidence.find_calibrations`).
     calibrations: dict[str, Any] = field(default_factory=dict)
+    #: What the item matrices were built from, as one hash (:func:`recsys.snapshot.snapshot_key`: the items'
+    #: content keys and the models), set by :func:`recsys.pipeline.build_engine`: what keys this engine's
+    #: maps (:class:`recsys.maps.MapVectors`). None: unnamed, the maps hash the vectors themselves.
+    matrices_key: str | None = None
     _rank_samples: dict[str, RankSample] = field(default_factory=dict, repr=False)
     _centred_cache: dict[tuple[str, bool], np.ndarray] = field(default_factory=dict, repr=False)
     #: (the store's :meth:`~recsys.store.VectorStore.row_ids` list, each of its rows' catalogue row)

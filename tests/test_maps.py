@@ -12,6 +12,7 @@ from recsys.maps import (
     FUSED,
     METRICS,
     MapMemo,
+    MapVectors,
     ProjectionParams,
     SearchSpace,
     catalogue_vectors,
@@ -186,6 +187,48 @@ def test_aligned_spaces_share_one_block_and_queries_cross_over(aligned_fake_engi
 
 
 SAMPLED = ProjectionParams(n_neighbors=10, metric="cosine", fit_size=80)
+
+
+def test_map_vectors_gather_any_rows_as_the_whole_map_holds_them(engine, monkeypatch):
+    from recsys import maps
+
+    monkeypatch.setattr(maps, "GATHER_ROWS", 2)
+    for source in (FUSED, "image", "text"):
+        vectors = MapVectors(engine, source, {"text": 1.0, "image": 0.5, "audio": 2.0})
+        whole = vectors.all()
+        assert vectors.shape == whole.shape
+        pick = np.array([4, 0, 2, 3])
+        np.testing.assert_array_equal(vectors.rows(pick), whole[pick])
+
+
+def test_a_named_engine_keys_its_maps_by_its_matrices_and_reads_one_back_gathering_its_fitted_items_only(
+    engine, tmp_path, monkeypatch
+):
+    params = ProjectionParams(n_neighbors=3, fit_size=5)  # 6 items: 5 fitted, 1 placed
+    assert engine.matrices_key  # built by build_engine, which names them
+    monkeypatch.setattr(engine, "matrices_key", None)
+    unnamed = MapVectors(engine, FUSED)
+    assert unnamed.key(params) == input_hash(unnamed.all(), params)  # an unnamed engine: the vectors themselves
+    monkeypatch.setattr(engine, "matrices_key", "matrices-1")
+    first = project(MapVectors(engine, FUSED), params, cache_dir=tmp_path)
+    gathered = []
+    rows = MapVectors.rows
+    monkeypatch.setattr(MapVectors, "rows", lambda self, where: gathered.append(len(where)) or rows(self, where))
+    monkeypatch.setattr(MapVectors, "all", lambda self: pytest.fail("a cached map gathered every item's vector"))
+    again = project(MapVectors(engine, FUSED), params, cache_dir=tmp_path)
+    assert gathered == [5]
+    np.testing.assert_array_equal(again.coords, first.coords)
+    np.testing.assert_array_equal(again.reference, first.reference)
+    keys = {
+        MapVectors(engine, FUSED).key(params),
+        MapVectors(engine, "text").key(params),
+        MapVectors(engine, FUSED, {"text": 1.0, "image": 0.5}).key(params),
+        MapVectors(engine, FUSED).key(params, ["a"] * 6),
+        MapVectors(engine, FUSED).key(ProjectionParams(n_neighbors=4, fit_size=5)),
+    }
+    monkeypatch.setattr(engine, "matrices_key", "matrices-2")
+    keys.add(MapVectors(engine, FUSED).key(params))
+    assert len(keys) == 6 and first.key in keys
 
 
 def big_clusters(n_per: int = 400, d: int = 96) -> np.ndarray:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     import numpy as np
 
-    from recsys.maps import MapMemo, Projection, ProjectionParams
+    from recsys.maps import MapMemo, MapVectors, Projection, ProjectionParams
     from recsys.recommend import RecommendationEngine
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -164,7 +164,7 @@ def get_engine() -> RecommendationEngine:
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _projection(vectors_key: str, _vectors, _groups, params: ProjectionParams, directory: str) -> Projection:
+def _projection(map_key: str, _vectors, _groups, params: ProjectionParams, directory: str) -> Projection:
     from recsys.maps import project
 
     return project(_vectors, params, cache_dir=directory, groups=_groups)
@@ -183,29 +183,31 @@ def get_map(
     """The catalogue indices on the ``source`` map, their top categories, the map, and the points it
     draws besides the results past :data:`recsys.ui.explore.MAX_DRAWN` (None below): worked out once
     per engine and :func:`recsys.maps.map_key` (a rerun then gathers, hashes and samples nothing)."""
-    from recsys.maps import catalogue_vectors, map_key
+    from recsys.maps import MapVectors, map_key
     from recsys.ui import explore
 
     key = (*map_key(source, weights, params), explore.MAX_DRAWN)
     found = _maps().get(engine, key)
     if found is not None:
         return found
-    vectors, indices = catalogue_vectors(engine, source, weights)
-    groups = explore.item_groups(engine.catalogue, indices)
+    vectors = MapVectors(engine, source, weights)
+    groups = explore.item_groups(engine.catalogue, vectors.indices)
     sample = explore.fixed_sample(groups, explore.MAX_DRAWN) if len(groups) > explore.MAX_DRAWN else None
-    result = (indices, groups, get_projection(vectors, params, groups), sample)
+    result = (vectors.indices, groups, get_projection(vectors, params, groups), sample)
     _maps().put(engine, key, result)
     return result
 
 
-def get_projection(vectors, params: ProjectionParams, groups=None) -> Projection:
+def get_projection(vectors: MapVectors, params: ProjectionParams, groups: list[str] | None = None) -> Projection:
     """A map of ``vectors`` (``groups``: strata of its fitted sample): from memory, else disk, else computed."""
-    from recsys.maps import input_hash, map_path
+    from recsys.maps import map_path
     from recsys.prebuilt import seed_map
 
-    key = input_hash(vectors, params, groups)
+    key = vectors.key(params, groups)
     directory = cache_dir() / "projections"
-    seed_map(catalogue_dir(), vectors, params, groups, map_path(directory, key))  # the demo ships its default maps
+    target = map_path(directory, key)
+    if not target.exists():  # the demo ships its default maps
+        seed_map(catalogue_dir(), vectors.all(), params, groups, target)
     with st.spinner("Computing the map (UMAP on a sample, the rest placed beside it); cached afterwards..."):
         return _projection(key, vectors, groups, params, str(directory))
 
