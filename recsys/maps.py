@@ -13,8 +13,10 @@ loading its compiled kernels: :func:`_umap`). The fitted items' own neighbours a
 exactly and handed to UMAP, which skips its approximate search (and that search's ~30 s numba
 compilation in a fresh process).
 
-Coordinates are cached on disk by a hash of the input vectors, the parameters and the strata
-(``map-<hash>.npz``, written atomically), so reopening a map costs one hash of the vectors.
+Coordinates are cached on disk (``map-<key>.npz``, written atomically) by a hash of the input
+vectors, the parameters and the strata, or, for an engine that names its item matrices
+(:class:`MapVectors`), by that name instead of the vectors: reopening such a map gathers only the
+fitted items' vectors.
 """
 
 from __future__ import annotations
