@@ -22,6 +22,7 @@ fitted items' vectors.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import threading
@@ -334,16 +335,17 @@ def project(
     stratifies the fitted sample.
     """
     if isinstance(vectors, MapVectors):
-        source, key_of = vectors, vectors.key
+        shape, key_of, rows_of, every_of = vectors.shape, vectors.key, vectors.rows, vectors.all
     else:
-        source = np.ascontiguousarray(vectors, dtype=np.float32)
-        if source.ndim != 2:
-            raise InputError(f"A map needs a 2-D array of vectors (got {source.ndim} dimensions).")
+        array = np.ascontiguousarray(vectors, dtype=np.float32)
+        if array.ndim != 2:
+            raise InputError(f"A map needs a 2-D array of vectors (got {array.ndim} dimensions).")
+        shape, key_of, rows_of = array.shape, functools.partial(input_hash, array), array.__getitem__
 
-        def key_of(params: ProjectionParams, groups: Sequence[str] | None) -> str:
-            return input_hash(source, params, groups)
+        def every_of() -> np.ndarray:
+            return array
 
-    n, d = source.shape
+    n, d = shape
     if n < 4:
         raise InputError(f"A map needs at least 4 items with vectors (got {n}).")
     if groups is not None and len(groups) != n:
@@ -354,11 +356,11 @@ def project(
     if cached is not None:
         coords, fitted, mean, basis = cached
         space = SearchSpace(params.metric, mean, basis) if basis.size else SearchSpace(params.metric)
-        return Projection(coords, key, fitted, space, space(_rows(source, fitted)), params.n_neighbors)
+        return Projection(coords, key, fitted, space, space(rows_of(fitted)), params.n_neighbors)
 
     from recsys.threads import use_threads
 
-    every = source.all() if isinstance(source, MapVectors) else source
+    every = every_of()
     with use_threads("batch"):  # a whole-catalogue job, even in a process otherwise answering queries
         fitted = stratified_sample(n, params.fit_size, groups, params.random_state)
         prepared = _prepare(every[fitted], params.metric)
@@ -375,10 +377,6 @@ def project(
         basis = space.basis if space.basis is not None else empty
         save_npz(path, what="map cache", coords=coords, fitted=fitted, mean=mean, basis=basis)
     return Projection(coords, key, fitted, space, reference, params.n_neighbors)
-
-
-def _rows(vectors: np.ndarray | MapVectors, positions: np.ndarray) -> np.ndarray:
-    return vectors.rows(positions) if isinstance(vectors, MapVectors) else vectors[positions]
 
 
 def _normalise(x: np.ndarray, in_place: bool = False) -> np.ndarray:

@@ -697,10 +697,10 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
         shown = "; ".join(str(b) for b in bad[:3]) or "the manifest has no data rows"
         raise CatalogueError(f"No valid rows in '{manifest}': {shown}.")
     by_column = {}  # kept for the content keys, which then need not stat every file again
-    for column, found in numbers.items():
-        rows = np.array(found, dtype=np.int64)
-        if (rows >= 0).any():
-            by_column[column] = np.where((rows >= 0)[:, None], stamps[np.maximum(rows, 0)], NO_STAMP)
+    for column, per_item in numbers.items():
+        file_of = np.array(per_item, dtype=np.int64)
+        if (file_of >= 0).any():
+            by_column[column] = np.where((file_of >= 0)[:, None], stamps[np.maximum(file_of, 0)], NO_STAMP)
     return Catalogue(root, items, bad, file_stamps=by_column)
 
 
