@@ -2,7 +2,7 @@
 
 Per start: the Recommend page's first run (loading the models and the engine), a text query, the
 Explore page's first visit with its default parameters (the maps the work folder's cache holds are
-removed before each start, so UMAP is fitted and the rest placed; with ``--cached-maps`` only
+removed before each start, so UMAP is fitted and the drawn items placed; with ``--cached-maps`` only
 before the first, so a later start reads the map its predecessor drew) and a rerun of it, then the
 Why this item? page for the query's first result. Starts share one numba cache folder (``NUMBA_CACHE_DIR``,
 empty at first): the first start is a fresh installation's, which compiles UMAP's numba kernels;

@@ -40,9 +40,8 @@ if last is not None:
     qv = query_vector(engine, last.query, source, controls.weights)
     if qv is not None:
         query_xy = projection.transform(qv[None, :])[0]
-frame = explore.map_frame(
-    engine.catalogue, indices, projection.coords, last.result_ids if last else (), groups, sample=sample
-)
+coords = resources.map_coords(engine, source, controls.weights, projection)
+frame = explore.map_frame(engine.catalogue, indices, coords, last.result_ids if last else (), groups, sample=sample)
 palette = category_palette(list(frame["group"]))
 st.caption(
     f"{len(indices):,} items on the {source} map · "

@@ -17,6 +17,10 @@ Coordinates are cached on disk (``map-<key>.npz``, written atomically) by a hash
 vectors, the parameters and the strata, or, for an engine that names its item matrices
 (:class:`MapVectors`), by that name instead of the vectors: reopening such a map gathers only the
 fitted items' vectors.
+
+A map may place only the items it is asked to draw (``project(..., placed=)``) and the others when
+first asked for (:meth:`Projection.coords_at`): a map of 1M items draws 50k of them, and placing the
+other 950k (gathering their vectors, searching their neighbours) was most of its first drawing.
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ import threading
 import warnings
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +52,7 @@ CACHE_FORMAT = 2  # bump when the way coordinates are computed changes: old cach
 SAMPLED_EPOCHS = 200  # UMAP's own choice for large data; 500 (its small-data default) doubles the fit
 _CHUNK = 4096  # rows per neighbour-search block: 4096 x 5000 float32 similarities = 80 MB
 PLACE_DIMS = 64  # principal components the placement search uses on sampled maps (see SearchSpace)
+PLACE_ROWS = 16 * _CHUNK  # items whose vectors are gathered at once for placing (~200 MB of a 768-d fused map)
 
 
 @dataclass(frozen=True)
@@ -114,19 +119,43 @@ class SearchSpace:
 
 @dataclass
 class Projection:
-    """Map coordinates of every item, and what is needed to place new points on the same map."""
+    """Map coordinates of the items, and what is needed to place new points on the same map."""
 
-    coords: np.ndarray  # (n, 2) float32
+    coords: np.ndarray  # (n, 2) float32; NaN rows: items not placed yet (see coords_at)
     key: str
     fitted: np.ndarray  # indices of the items UMAP was fitted on
     space: SearchSpace
     reference: np.ndarray  # the fitted items' vectors in ``space``
     n_neighbors: int
+    _placing: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def transform(self, vectors: np.ndarray) -> np.ndarray:
         """Place new vectors (m, d) on this map -> (m, 2), as the items outside the fitted sample were."""
         vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         return place(vectors, self.space, self.reference, self.coords[self.fitted], self.n_neighbors)
+
+    def unplaced(self, positions: np.ndarray | None = None) -> np.ndarray:
+        """Which of the items at ``positions`` (default: all) are not placed yet, in order, once each."""
+        positions = np.arange(len(self.coords)) if positions is None else np.unique(np.asarray(positions, np.int64))
+        return positions[np.isnan(self.coords[positions, 0])]
+
+    def coords_at(self, positions: np.ndarray, rows_of: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """Coordinates (m, 2) of the items at ``positions``, placing those not placed yet first
+        (``rows_of`` gathers the vectors of the items at given positions)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        self.place_items(self.unplaced(positions), rows_of)
+        return self.coords[positions]
+
+    def place_items(self, positions: np.ndarray, rows_of: Callable[[np.ndarray], np.ndarray]) -> None:
+        """Place the items at ``positions`` beside their nearest fitted items, their vectors gathered
+        :data:`PLACE_ROWS` at a time (so a million items never need their vectors all at once).
+        Two threads placing the same item write the same coordinates."""
+        fitted_coords = self.coords[self.fitted]
+        for start in range(0, len(positions), PLACE_ROWS):
+            block = positions[start : start + PLACE_ROWS]
+            xy = place(rows_of(block), self.space, self.reference, fitted_coords, self.n_neighbors)
+            with self._placing:
+                self.coords[block] = xy
 
 
 def input_hash(vectors: np.ndarray, params: ProjectionParams, groups: Sequence[str] | None = None) -> str:
@@ -304,7 +333,7 @@ def _fit_umap(reference: np.ndarray, params: ProjectionParams, sampled: bool) ->
 def _load(path: Path, n: int, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """A cached map of ``n`` vectors of width ``d``, or None (a damaged one is reported and removed)."""
     specs = {
-        "coords": Spec((n, 2)),
+        "coords": Spec((n, 2), finite=False),  # NaN rows: items not placed yet; checked below
         "fitted": Spec(("m",), kinds="iu"),
         "mean": Spec((None,)),  # (d,), or empty when nothing was centred
         "basis": Spec(None),  # (d, k), or empty
@@ -319,6 +348,10 @@ def _load(path: Path, n: int, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     if basis.size and (basis.ndim != 2 or basis.shape[0] != d):
         discard(path, "map cache", f"basis of shape {basis.shape} for width {d}")
         return None
+    missing = np.isnan(coords)
+    if np.isinf(coords).any() or (missing.any(axis=1) != missing.all(axis=1)).any() or missing[fitted].any():
+        discard(path, "map cache", "coordinates that are infinite, half missing, or missing for fitted items")
+        return None
     return coords, fitted, mean, basis
 
 
@@ -327,24 +360,22 @@ def project(
     params: ProjectionParams = ProjectionParams(),
     cache_dir: str | Path | None = None,
     groups: Sequence[str] | None = None,
+    placed: np.ndarray | None = None,
 ) -> Projection:
     """Coordinates (n, 2) for ``vectors`` (n, d): from ``cache_dir``, else computed (and cached there).
 
     ``vectors`` may be a :class:`MapVectors`, gathered only as far as the map needs: its fitted
     items' vectors when the map is cached. ``groups`` (one label per row, e.g. the top category)
-    stratifies the fitted sample.
+    stratifies the fitted sample. ``placed``: the positions of the items to place now (default:
+    every item); the others stay NaN until :meth:`Projection.coords_at` asks for them.
     """
     if isinstance(vectors, MapVectors):
-        shape, key_of, rows_of, every_of = vectors.shape, vectors.key, vectors.rows, vectors.all
+        shape, key_of, rows_of = vectors.shape, vectors.key, vectors.rows
     else:
         array = np.ascontiguousarray(vectors, dtype=np.float32)
         if array.ndim != 2:
             raise InputError(f"A map needs a 2-D array of vectors (got {array.ndim} dimensions).")
         shape, key_of, rows_of = array.shape, functools.partial(input_hash, array), array.__getitem__
-
-        def every_of() -> np.ndarray:
-            return array
-
     n, d = shape
     if n < 4:
         raise InputError(f"A map needs at least 4 items with vectors (got {n}).")
@@ -356,27 +387,42 @@ def project(
     if cached is not None:
         coords, fitted, mean, basis = cached
         space = SearchSpace(params.metric, mean, basis) if basis.size else SearchSpace(params.metric)
-        return Projection(coords, key, fitted, space, space(rows_of(fitted)), params.n_neighbors)
+        projection = Projection(coords, key, fitted, space, space(rows_of(fitted)), params.n_neighbors)
+    else:
+        projection = _fit(rows_of, n, key, params, groups)
+    missing = projection.unplaced(placed)
+    if len(missing):
+        from recsys.threads import use_threads
 
-    from recsys.threads import use_threads
-
-    every = every_of()
-    with use_threads("batch"):  # a whole-catalogue job, even in a process otherwise answering queries
-        fitted = stratified_sample(n, params.fit_size, groups, params.random_state)
-        prepared = _prepare(every[fitted], params.metric)
-        coords = np.empty((n, 2), dtype=np.float32)
-        coords[fitted] = _fit_umap(prepared, params, sampled=len(fitted) < n)
-        rest = np.setdiff1d(np.arange(n), fitted)
-        space = SearchSpace.fit(prepared, params.metric) if len(rest) else SearchSpace(params.metric)
-        reference = space(every[fitted])
-        if len(rest):
-            coords[rest] = place(every[rest], space, reference, coords[fitted], params.n_neighbors)
-    if path is not None:
+        with use_threads("batch"):  # a whole-catalogue job, even in a process otherwise answering queries
+            projection.place_items(missing, rows_of)
+    if path is not None and (cached is None or len(missing)):
+        space = projection.space
         empty = np.zeros(0, dtype=np.float32)
         mean = space.mean if space.mean is not None else empty
         basis = space.basis if space.basis is not None else empty
-        save_npz(path, what="map cache", coords=coords, fitted=fitted, mean=mean, basis=basis)
-    return Projection(coords, key, fitted, space, reference, params.n_neighbors)
+        save_npz(path, what="map cache", coords=projection.coords, fitted=projection.fitted, mean=mean, basis=basis)
+    return projection
+
+
+def _fit(
+    rows_of: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    key: str,
+    params: ProjectionParams,
+    groups: Sequence[str] | None,
+) -> Projection:
+    """A map of ``n`` items with only its fitted sample placed (UMAP on their exact neighbour graph)."""
+    from recsys.threads import use_threads
+
+    with use_threads("batch"):
+        fitted = stratified_sample(n, params.fit_size, groups, params.random_state)
+        vectors = rows_of(fitted)
+        prepared = _prepare(vectors, params.metric)
+        coords = np.full((n, 2), np.nan, dtype=np.float32)
+        coords[fitted] = _fit_umap(prepared, params, sampled=len(fitted) < n)
+        space = SearchSpace.fit(prepared, params.metric) if len(fitted) < n else SearchSpace(params.metric)
+        return Projection(coords, key, fitted, space, space(vectors), params.n_neighbors)
 
 
 def _normalise(x: np.ndarray, in_place: bool = False) -> np.ndarray:

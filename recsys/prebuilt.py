@@ -42,7 +42,7 @@ from recsys.transcribe import Transcript
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.catalogue import Catalogue
-    from recsys.maps import ProjectionParams
+    from recsys.maps import MapVectors, ProjectionParams
 
 log = logging.getLogger(__name__)
 
@@ -306,13 +306,15 @@ def seed_transcripts(catalogue_root: str | Path, store: TranscriptStore, needed:
 
 def seed_map(
     catalogue_root: str | Path,
-    vectors: np.ndarray,
+    vectors: np.ndarray | MapVectors,
     params: ProjectionParams,
     groups: Sequence[str] | None,
     target: Path,
 ) -> bool:
     """Write the shipped map drawn from ``vectors`` (same parameters and strata, sketches within
     :data:`SKETCH_TOLERANCE`) to ``target``, the map cache file :func:`recsys.maps.project` reads.
+    A :class:`~recsys.maps.MapVectors` is gathered only when a shipped map has its shape (a map of
+    a user's million items is never gathered whole just to find nothing shipped).
 
     False when ``target`` exists or nothing shipped matches; a damaged map is named in one log line.
     """
@@ -324,16 +326,19 @@ def seed_map(
     except _Unusable as exc:
         log.warning("%s not used for maps: %s", folder, exc)
         return False
-    vectors = np.asarray(vectors, dtype=np.float32)
+    rows, dim = vectors.shape
+    gathered: np.ndarray | None = None
     for entry in (manifest or {}).get("maps", []):
         same = (
             entry.get("params") == asdict(params)
-            and entry.get("rows") == len(vectors)
-            and entry.get("dim") == vectors.shape[1]
+            and entry.get("rows") == rows
+            and entry.get("dim") == dim
             and entry.get("groups") == groups_hash(groups)
         )
         if not same:
             continue
+        if gathered is None:
+            gathered = np.asarray(vectors if isinstance(vectors, np.ndarray) else vectors.all(), dtype=np.float32)
         try:
             data = _verified_bytes(folder, entry)
             with np.load(io.BytesIO(data), allow_pickle=False) as npz:
@@ -341,9 +346,8 @@ def seed_map(
         except (_Unusable, KeyError, ValueError, OSError) as exc:
             log.warning("%s not used for the %s map: %s; computing it normally", folder, entry.get("source"), exc)
             continue
-        if shipped.shape == (len(vectors), SKETCH_DIMS) and np.allclose(
-            shipped, sketch(vectors), atol=SKETCH_TOLERANCE, rtol=0
-        ):
+        close = shipped.shape == (rows, SKETCH_DIMS)
+        if close and np.allclose(shipped, sketch(gathered), atol=SKETCH_TOLERANCE, rtol=0):
             atomic.write_bytes(target, data)
             log.info("seeded the %s map from %s", entry.get("source"), folder)
             return True

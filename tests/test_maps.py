@@ -263,6 +263,80 @@ def test_sampled_map_cache_hit_is_identical_and_places_queries_the_same(tmp_path
     assert np.array_equal(first.transform(q), again.transform(q))
 
 
+def test_a_map_placed_in_part_places_the_rest_when_asked_as_a_whole_map_does(tmp_path):
+    x = big_clusters()
+    whole = project(x, SAMPLED, cache_dir=tmp_path / "whole")
+    drawn = np.arange(0, 800, 3)
+    part = project(x, SAMPLED, cache_dir=tmp_path / "part", placed=drawn)
+    assert part.key == whole.key
+    placed = np.zeros(800, dtype=bool)
+    placed[drawn] = placed[part.fitted] = True
+    assert np.array_equal(~np.isnan(part.coords).any(axis=1), placed)  # only the drawn and fitted items
+    np.testing.assert_allclose(part.coords[placed], whole.coords[placed], atol=1e-5)
+    gathered = []
+
+    def rows_of(positions):
+        gathered.append(positions.copy())
+        return x[positions]
+
+    asked = np.array([1, 0, 5, 1, 799])  # unplaced (1, 5, 799; 1 twice) beside placed ones
+    np.testing.assert_allclose(part.coords_at(asked, rows_of), whole.coords[asked], atol=1e-5)
+    assert [g.tolist() for g in gathered] == [sorted(set(asked.tolist()) - set(np.flatnonzero(placed).tolist()))]
+    part.coords_at(asked, rows_of)
+    assert len(gathered) == 1  # placed once, then kept
+    # the cache keeps what project placed; reopened, only the fitted items' vectors are gathered
+    again = project(_Counted(x, gathered), SAMPLED, cache_dir=tmp_path / "part", placed=drawn)
+    assert len(gathered) == 2 and np.array_equal(np.sort(gathered[-1]), np.sort(again.fitted))
+    np.testing.assert_array_equal(np.isnan(again.coords[:, 0]), ~placed)
+    # asked for every item, a partly placed cache entry is completed and written back
+    full = project(x, SAMPLED, cache_dir=tmp_path / "part")
+    assert np.isfinite(full.coords).all()
+    np.testing.assert_allclose(full.coords, whole.coords, atol=1e-5)
+    assert np.isfinite(project(_Counted(x, []), SAMPLED, cache_dir=tmp_path / "part", placed=drawn).coords).all()
+
+
+class _Counted(MapVectors):
+    """Vectors of an array that record each gather, as a named engine's map vectors (no hash of them all)."""
+
+    def __init__(self, x: np.ndarray, gathered: list) -> None:
+        self.x, self.gathered = x, gathered
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.x.shape
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        self.gathered.append(np.asarray(positions).copy())
+        return self.x[positions]
+
+    def all(self) -> np.ndarray:
+        raise AssertionError("a map read from the cache gathered every item's vector")
+
+    def key(self, params: ProjectionParams, groups=None) -> str:
+        return input_hash(self.x, params, groups)
+
+
+@pytest.mark.parametrize(
+    "damage", ["infinite", "half", "fitted"], ids=["an infinite value", "half a point", "a fitted item unplaced"]
+)
+def test_a_map_cache_entry_with_impossible_coordinates_is_computed_again(tmp_path, damage):
+    from recsys.cachefile import save_npz
+    from recsys.maps import map_path
+
+    x = big_clusters(n_per=60)
+    first = project(x, SAMPLED, cache_dir=tmp_path)
+    path = map_path(tmp_path, first.key)
+    with np.load(path) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    coords = arrays["coords"].copy()
+    row = int(first.fitted[0]) if damage == "fitted" else int(np.setdiff1d(np.arange(120), first.fitted)[0])
+    coords[row] = [np.inf, 0.0] if damage == "infinite" else [0.0, np.nan] if damage == "half" else [np.nan, np.nan]
+    save_npz(path, what="test", **{**arrays, "coords": coords})
+    again = project(x, SAMPLED, cache_dir=tmp_path)
+    assert np.isfinite(again.coords).all()
+    np.testing.assert_allclose(again.coords, first.coords, atol=1e-5)
+
+
 def test_strata_change_the_cache_key_and_must_match_the_rows(tmp_path):
     x = big_clusters(n_per=60)
     assert input_hash(x, SAMPLED, ["a"] * 120) != input_hash(x, SAMPLED, ["a"] * 60 + ["b"] * 60)

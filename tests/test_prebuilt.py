@@ -179,6 +179,17 @@ def _map_case(tmp_path):
     return vectors, groups, params
 
 
+class _Gathered:
+    """Map vectors gathered on demand (as :class:`recsys.maps.MapVectors`), counting the gathers."""
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        self.vectors, self.shape, self.calls = vectors, vectors.shape, 0
+
+    def all(self) -> np.ndarray:
+        self.calls += 1
+        return self.vectors
+
+
 @pytest.mark.slow
 def test_a_shipped_map_seeds_the_map_cache_only_for_the_same_vectors(tmp_path, caplog):
     vectors, groups, params = _map_case(tmp_path)
@@ -208,6 +219,11 @@ def test_a_shipped_map_seeds_the_map_cache_only_for_the_same_vectors(tmp_path, c
     moved[3] = -moved[3]
     for args in ((moved, params, groups), (vectors, params, ["c"] * 40), (vectors, ProjectionParams(), groups)):
         assert not prebuilt.seed_map(tmp_path / "cat", *args, tmp_path / "other.npz")
+    # map vectors gathered on demand are gathered only for a shipped map of their shape
+    lazy = _Gathered(close)
+    assert prebuilt.seed_map(tmp_path / "cat", lazy, params, groups, tmp_path / "lazy.npz") and lazy.calls == 1
+    other = _Gathered(np.zeros((len(close) + 1, close.shape[1]), dtype=np.float32))
+    assert not prebuilt.seed_map(tmp_path / "cat", other, params, groups, tmp_path / "other.npz") and other.calls == 0
     # a damaged map is logged and left to be computed
     (folder / "map-fused.npz").write_bytes(b"not a zip")
     with caplog.at_level(logging.WARNING, logger="recsys.prebuilt"):

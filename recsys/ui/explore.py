@@ -3,7 +3,7 @@ its results labelled beside their marks), its side list, and reading click / box
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,7 +43,7 @@ def item_groups(catalogue: Catalogue, indices: np.ndarray) -> list[str]:
 def map_frame(
     catalogue: Catalogue,
     indices: np.ndarray,
-    coords: np.ndarray,
+    coords: np.ndarray | Callable[[np.ndarray], np.ndarray],
     result_ids: Sequence[str],
     groups: Sequence[str] | None = None,
     limit: int | None = None,
@@ -52,24 +52,31 @@ def map_frame(
     """One row per drawn item: coordinates, id, title, category, top category, rank in the last results.
 
     Every mapped item up to ``limit`` (default :data:`MAX_DRAWN`); beyond, :func:`drawn_rows` (the
-    results always among them). ``groups``: :func:`item_groups` of ``indices``, and ``sample``: its
-    :func:`fixed_sample`, when the caller keeps them (the page reruns on every click).
+    results always among them). ``coords``: the (n, 2) coordinates of ``indices``, or a function
+    giving those at positions into them (a map that places items when first drawn). ``groups``:
+    :func:`item_groups` of ``indices``, and ``sample``: its :func:`fixed_sample`, when the caller
+    keeps them (the page reruns on every click).
     """
     limit = MAX_DRAWN if limit is None else limit
     ranks = {item_id: r for r, item_id in enumerate(result_ids, start=1)}
     indices = np.asarray(indices)
-    coords = np.asarray(coords, dtype=np.float32).reshape(len(indices), 2)
+    if callable(coords):
+        coords_at = coords
+    else:
+        coords_at = np.asarray(coords, dtype=np.float32).reshape(len(indices), 2).__getitem__
     groups = groups if groups is not None else item_groups(catalogue, indices)
+    rows = np.arange(len(indices))
     if len(indices) > limit:
         results = catalogue.rows_of([item_id for item_id in ranks if item_id in catalogue])
         rows = drawn_rows(groups, results, indices, limit, sample)
-        indices, coords, groups = indices[rows], coords[rows], [groups[r] for r in rows.tolist()]
+        indices, groups = indices[rows], [groups[r] for r in rows.tolist()]
+    xy = coords_at(rows)
     items = [catalogue.items[int(i)] for i in indices]
     ids = [item.id for item in items]
     return pd.DataFrame(
         {
-            "x": coords[:, 0],
-            "y": coords[:, 1],
+            "x": xy[:, 0],
+            "y": xy[:, 1],
             "id": ids,
             "title": [item.title for item in items],
             "category": [item.category or UNCATEGORISED for item in items],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -10,15 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import streamlit as st
 
 from recsys.errors import RecsysError
 from recsys.progress import ProgressLog
 
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Mapping
-
-    import numpy as np
+    from collections.abc import Callable, Mapping
 
     from recsys.maps import MapMemo, MapVectors, Projection, ProjectionParams
     from recsys.recommend import RecommendationEngine
@@ -164,10 +164,10 @@ def get_engine() -> RecommendationEngine:
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _projection(map_key: str, _vectors, _groups, params: ProjectionParams, directory: str) -> Projection:
+def _projection(map_key: str, _vectors, _groups, params: ProjectionParams, directory: str, _placed) -> Projection:
     from recsys.maps import project
 
-    return project(_vectors, params, cache_dir=directory, groups=_groups)
+    return project(_vectors, params, cache_dir=directory, groups=_groups, placed=_placed)
 
 
 @st.cache_resource(show_spinner=False)
@@ -193,13 +193,20 @@ def get_map(
     vectors = MapVectors(engine, source, weights)
     groups = explore.item_groups(engine.catalogue, vectors.indices)
     sample = explore.fixed_sample(groups, explore.MAX_DRAWN) if len(groups) > explore.MAX_DRAWN else None
-    result = (vectors.indices, groups, get_projection(vectors, params, groups), sample)
+    placed = np.flatnonzero(sample) if sample is not None else None
+    result = (vectors.indices, groups, get_projection(vectors, params, groups, placed), sample)
     _maps().put(engine, key, result)
     return result
 
 
-def get_projection(vectors: MapVectors, params: ProjectionParams, groups: list[str] | None = None) -> Projection:
-    """A map of ``vectors`` (``groups``: strata of its fitted sample): from memory, else disk, else computed."""
+def get_projection(
+    vectors: MapVectors,
+    params: ProjectionParams,
+    groups: list[str] | None = None,
+    placed: np.ndarray | None = None,
+) -> Projection:
+    """A map of ``vectors`` (``groups``: strata of its fitted sample) with at least the items at
+    ``placed`` (default: all) placed: from memory, else disk, else computed."""
     from recsys.maps import map_path
     from recsys.prebuilt import seed_map
 
@@ -207,9 +214,23 @@ def get_projection(vectors: MapVectors, params: ProjectionParams, groups: list[s
     directory = cache_dir() / "projections"
     target = map_path(directory, key)
     if not target.exists():  # the demo ships its default maps
-        seed_map(catalogue_dir(), vectors.all(), params, groups, target)
-    with st.spinner("Computing the map (UMAP on a sample, the rest placed beside it); cached afterwards..."):
-        return _projection(key, vectors, groups, params, str(directory))
+        seed_map(catalogue_dir(), vectors, params, groups, target)
+    with st.spinner("Computing the map (UMAP on a sample, the drawn items placed beside it); cached afterwards..."):
+        return _projection(key, vectors, groups, params, str(directory), placed)
+
+
+def map_coords(
+    engine: RecommendationEngine, source: str, weights: Mapping[str, float] | None, projection: Projection
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Coordinates of positions on ``projection``, a map of ``engine``'s ``source``: an item it has
+    not placed yet (a result outside a large map's drawn sample) is placed when first asked for,
+    its vector gathered then."""
+    from recsys.maps import MapVectors
+
+    def rows_of(positions: np.ndarray) -> np.ndarray:
+        return MapVectors(engine, source, weights).rows(positions)
+
+    return functools.partial(projection.coords_at, rows_of=rows_of)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -61,6 +61,35 @@ def test_a_map_past_the_drawing_limit_draws_a_sample_of_each_category_and_says_s
     assert any("6 items on the fused map" in c.value and "4 of them drawn" in c.value for c in at.caption)
 
 
+def test_a_result_outside_the_drawn_sample_is_placed_where_a_whole_map_places_it(fake_app, monkeypatch):
+    """A large map places only the points it draws; a result outside them is placed when drawn."""
+    import streamlit as st
+
+    from recsys import maps
+    from recsys.ui import explore
+
+    monkeypatch.setattr(maps, "stratified_sample", lambda n, size, groups, seed: np.arange(n - 4, n))  # 4 fitted
+    monkeypatch.setattr(explore, "MAX_DRAWN", 2)
+    monkeypatch.setattr(explore, "GROUP_FLOOR", 1)
+    placed = []
+    place_items = maps.Projection.place_items
+    monkeypatch.setattr(
+        maps.Projection, "place_items", lambda self, rows, of: placed.append(len(rows)) or place_items(self, rows, of)
+    )
+    lazily = explore_after_search(fake_app, "a red apple")
+    result = next(t for t in figure(lazily)["data"] if t["name"] == "results")
+    assert result["customdata"][0] == ["apple"] and np.isfinite(result["x"][0])
+    # car, taxi, frog and note fitted; of the others lime is drawn (placed with the map), apple is
+    # not (placed once it was drawn as a result)
+    assert placed == [1, 1]
+
+    st.cache_resource.clear()
+    monkeypatch.setattr(explore, "MAX_DRAWN", 50_000)  # drawn whole: every item placed up front
+    whole = explore_after_search(fake_app, "a red apple")
+    again = next(t for t in figure(whole)["data"] if t["name"] == "results")
+    assert again["customdata"][0] == ["apple"] and again["x"][0] == pytest.approx(result["x"][0], abs=1e-5)
+
+
 def test_query_marker_and_results_after_a_search(fake_app):
     explore = explore_after_search(fake_app, "a red apple")
     traces = {t["name"]: t for t in figure(explore)["data"]}

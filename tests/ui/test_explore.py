@@ -157,6 +157,22 @@ def test_a_large_map_draws_a_fixed_sample_of_every_category_with_every_result():
     assert len(map_frame(cat, indices, coords, results, limit=len(cat))) == len(cat)  # under the limit: all
 
 
+def test_a_large_map_asks_for_the_coordinates_of_its_drawn_points_only():
+    cat = _big_catalogue({"big": 6000, "tiny": 7})
+    indices = np.arange(len(cat))
+    coords = np.stack([indices, -indices], axis=1).astype(np.float32)
+    asked = []
+
+    def coords_at(rows: np.ndarray) -> np.ndarray:
+        asked.append(rows.copy())
+        return coords[rows]
+
+    results = ["big-5999", "tiny-1"]
+    frame = map_frame(cat, indices, coords_at, results, limit=1000)
+    assert len(asked) == 1 and len(asked[0]) == len(frame) < len(cat)
+    pd.testing.assert_frame_equal(frame, map_frame(cat, indices, coords, results, limit=1000))
+
+
 @given(
     sizes=st.lists(st.integers(1, 400), min_size=1, max_size=6),
     limit=st.integers(1, 500),
