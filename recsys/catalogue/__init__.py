@@ -50,7 +50,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -86,6 +86,8 @@ _PLAIN_NAME = r"(?!\.\.?(?:/|\Z))[^/\\\0]+"  # a file or folder name other than 
 #: A media cell :class:`_MediaLocator` takes the short way: relative, plain names, no drive letter.
 _PLAIN_REFERENCE = re.compile(f"(?!.:){_PLAIN_NAME}(?:/{_PLAIN_NAME})*", re.DOTALL)
 MODALITIES = ("text", "image", "audio")
+#: Whether a ``Path`` keeps its string in a ``_str`` slot, filled on first ``str()`` (Python 3.11-3.13).
+_PATH_KEEPS_STR = "_str" in getattr(PurePath, "__slots__", ())
 
 
 @dataclass(frozen=True, init=False)
@@ -507,7 +509,10 @@ class _MediaLocator:
         child, real_parent = known
         if real_parent is None or not (real_parent + os.sep).startswith(self._inside_prefix):
             return None  # a folder on the way is a symlink leading outside: the general path says so
-        return child(name), None, info
+        located = child(name)
+        if _PATH_KEEPS_STR:  # the string it stands for, already made (as Python 3.12's shortcut keeps it):
+            located._str = path  # its first str() then costs nothing (~2.7 s of the content keys at 1M items)
+        return located, None, info
 
     def _resolve(self, path: str, name: str) -> tuple[str | None, os.stat_result | None]:
         """(real path or None when it cannot be resolved, the file's stat when it is no symlink)."""
