@@ -2,10 +2,12 @@
 
 Items are clustered unit vectors in 384-d (a seeded Gaussian mixture, one top category per
 cluster). For each size it prints the time to compute the coordinates (no cache: sample, UMAP,
-placement), to read them back from the disk cache (what a page rerun paid each time before the
-app kept each engine's maps: gathering and hashing the vectors), to place one query, and, for the
-points the page draws (all up to ``recsys.ui.explore.MAX_DRAWN``, else a sample per category with
-the results), to build the plotly figure and the size of its JSON (what the browser receives on
+placement of every item), the same for the points the app draws alone (past ``MAX_DRAWN`` items
+the page places its sample with the map and the results it draws when it draws them), to read
+them back from the disk cache (what a page rerun paid each time before the app kept each
+engine's maps: gathering and hashing the vectors), to place one query, and, for the points the
+page draws (all up to ``recsys.ui.explore.MAX_DRAWN``, else a sample per category with the
+results), to build the plotly figure and the size of its JSON (what the browser receives on
 every rerun).
 
     .venv/bin/python benchmarks/map.py [--sizes 10000 100000] [--clusters 30]
@@ -30,7 +32,7 @@ if str(ROOT) not in sys.path:  # run as a script from a fresh clone, without ins
 
 from recsys.maps import ProjectionParams, project  # noqa: E402
 from recsys.threads import available_cores, thread_count  # noqa: E402
-from recsys.ui.explore import MAX_DRAWN, drawn_rows, map_figure  # noqa: E402
+from recsys.ui.explore import MAX_DRAWN, drawn_rows, fixed_sample, map_figure  # noqa: E402
 
 DIM = 384
 
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             project(mixture(500, 5, seed=9)[0], params, cache_dir=None)
             print(f"warm-up (numba compilation): {time.perf_counter() - t0:.1f} s")
-        head = ["items", "coords s", "cached s", "query ms", "drawn", "figure s", "JSON MB", "nn-agree"]
+        head = ["items", "coords s", "drawn s", "cached s", "query ms", "drawn", "figure s", "JSON MB", "nn-agree"]
         print(" ".join(f"{h:>9}" for h in head))
         for n in args.sizes:
             vectors, labels = mixture(n, args.clusters)
@@ -101,6 +103,14 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             proj = project(vectors, params, cache_dir=cache, groups=groups)
             coords_s = time.perf_counter() - t0
+            drawn_s = coords_s
+            if n > MAX_DRAWN:  # as the page: its sample placed with the map, then its results (10 here)
+                t0 = time.perf_counter()
+                drawn = np.flatnonzero(fixed_sample(groups, MAX_DRAWN))
+                sampled = project(vectors, params, groups=groups, placed=drawn)
+                sampled.coords_at(np.arange(10), vectors.__getitem__)
+                drawn_s = time.perf_counter() - t0
+                assert np.allclose(sampled.coords[:10], proj.coords[:10], atol=1e-4)
             t0 = time.perf_counter()
             again = project(vectors, params, cache_dir=cache, groups=groups)
             cached_s = time.perf_counter() - t0
@@ -118,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             figure_s = time.perf_counter() - t0
             agree = neighbour_agreement(vectors, proj.coords, labels)
             print(
-                f"{n:>9} {coords_s:>9.2f} {cached_s:>9.2f} {query_ms:>9.1f} {len(rows):>9} {figure_s:>9.2f} "
-                f"{len(payload) / 1e6:>9.1f} {agree:>9.3f}",
+                f"{n:>9} {coords_s:>9.2f} {drawn_s:>9.2f} {cached_s:>9.2f} {query_ms:>9.1f} {len(rows):>9} "
+                f"{figure_s:>9.2f} {len(payload) / 1e6:>9.1f} {agree:>9.3f}",
                 flush=True,
             )
     return 0
