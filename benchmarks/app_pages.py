@@ -96,8 +96,13 @@ def main() -> None:
                 [sys.executable, __file__, "--child"], check=True, cwd=ROOT, env=env, capture_output=True, text=True
             )
             times = json.loads(done.stdout.strip().splitlines()[-1])
-            kind = "first (UMAP's kernels compiled)" if start == 0 else "later (kernels loaded)"
-            kind = "later (the map cached)" if start and args.cached_maps else kind
+            kind = (
+                "first (UMAP's kernels compiled)"
+                if start == 0
+                else "later (the map cached)"
+                if args.cached_maps
+                else "later (kernels loaded)"
+            )
             print(f"{kind:34s} " + " ".join(f"{times[s]:15.2f}" for s in steps), flush=True)
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
