@@ -111,14 +111,12 @@ def item_matrix(vectors: np.ndarray) -> np.ndarray:
     return np.asarray(vectors, dtype=item_dtype(len(vectors)))
 
 
-def gathered_float32(rows: np.ndarray, *, side_by_side: bool = False) -> np.ndarray:
+def gathered_float32(rows: np.ndarray) -> np.ndarray:
     """Gathered (so writable) item rows in float32. float16 goes through torch, whose conversion
     uses the CPU's vector instructions where numpy's is a scalar loop: 0.21 against 0.78 ms for
     400 x 1280 values on 2 cores, the same bits; a float16 re-scoring then costs what float32 did.
-    Not in a thread beside other searches (``side_by_side``, :func:`recsys.threads.run_side_by_side`):
-    there torch's conversion of 500 x 1280 values took ~10 ms at 1M items on 2 cores (numpy's 1 ms;
-    0.3-0.5 ms on the main thread once the searches are done), for a cause not pinned down."""
-    if rows.dtype != np.float16 or side_by_side:
+    The same holds in a search thread (:func:`recsys.threads.run_side_by_side`)."""
+    if rows.dtype != np.float16:
         return rows.astype(np.float32, copy=False)
     import torch
 
@@ -229,7 +227,7 @@ class RankSample:
         if key not in self._matrices:
             rows = self.rows_with(engine, modality)
             # built by the first search in its category, beside the query's other searches
-            self._matrices[key] = np.ascontiguousarray(engine._matrix(ix, shared, rows, centred, side_by_side=True))
+            self._matrices[key] = np.ascontiguousarray(engine._matrix(ix, shared, rows, centred))
         return self._matrices[key]
 
 
@@ -487,16 +485,11 @@ class RecommendationEngine:
         shared: bool,
         rows: np.ndarray | None,
         centred: bool = False,
-        side_by_side: bool = False,
     ) -> np.ndarray:
         """Item vectors of ``ix`` (all, or ``rows``) in float32 (:func:`item_matrix` may keep them in
-        float16); ``centred`` for Pearson (the full matrix is cached); ``side_by_side`` in a thread
-        beside other searches (:func:`gathered_float32`)."""
+        float16); ``centred`` for Pearson (the full matrix is cached)."""
         matrix = ix.shared if shared else ix.native
-        if rows is None:
-            matrix = matrix.astype(np.float32, copy=False)
-        else:
-            matrix = gathered_float32(matrix[rows], side_by_side=side_by_side)
+        matrix = matrix.astype(np.float32, copy=False) if rows is None else gathered_float32(matrix[rows])
         if not centred:
             return matrix
         if rows is not None:
@@ -803,8 +796,9 @@ class RecommendationEngine:
         does; Pearson may rank an item higher than its cosine would, so with Pearson a true top-K
         item is found only when the cosine search retrieved it. The probes run side by side
         (:func:`recsys.threads.run_side_by_side`), each one single-threaded index search and, for
-        ``rrf``, its pair's rank-sample product and list membership (after the searches, those had
-        run alone at 1M items); a list with rough scores is ranked once the searches are done.
+        ``rrf``, its pair's rank-sample product, list membership and, for a list with rough scores,
+        its ranking (run after the searches, the ranking of the image list alone made a 1M-item
+        query's mean 0.56 ms longer on 2 cores).
         """
         sample = self._rank_sample(category) if q is not None else None
         centred = q.centred() if q is not None and similarity == "pearson" else q
@@ -812,10 +806,9 @@ class RecommendationEngine:
         left_out = self.catalogue.rows_of(list(exclude)) if sample is not None else None
         row_map = self._store_row_map()
 
-        def search(probe: Probe) -> Hits | tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        def search(probe: Probe) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
             """The probe's candidate rows; for ``rrf`` also its pair's ranked list and the
-            similarities of the rank-sample items that list lacks (both ascending), or the store's
-            hits themselves when their scores are rough (ranked after the searches, below)."""
+            similarities of the rank-sample items that list lacks (both ascending)."""
             k = self.joint_candidates if probe.field == JOINT_FIELD else self.candidates
             depth = k if sample is None else max(k, self.rank_depth)
             found = self.store.search(
@@ -823,7 +816,7 @@ class RecommendationEngine:
             )
             if sample is None:
                 return self._hit_rows(found, row_map, k), None, None
-            return found if found.rough else ranked(probe, found)
+            return ranked(probe, found)
 
         def ranked(probe: Probe, found: Hits) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
             """The pair's candidates, ranked list and the rank-sample similarities the list lacks."""
@@ -845,12 +838,7 @@ class RecommendationEngine:
             accounted |= self._on_list(sampled, sims, on_list, listed)
             return candidates, listed, np.sort(sims[~accounted])
 
-        # Rough lists are scored here, once the searches are done: torch's float16 conversion (half
-        # numpy's time) took ~10 ms in a search thread beside another search, 0.3-0.5 ms here.
-        searched = [
-            ranked(probe, out) if isinstance(out, Hits) else out
-            for probe, out in zip(probes, run_side_by_side(search, probes), strict=True)
-        ]
+        searched = run_side_by_side(search, probes)
         found = [candidates for candidates, _, _ in searched]
         rows = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
         hits = {
