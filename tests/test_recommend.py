@@ -503,3 +503,18 @@ def test_demo_engine_gives_a_sound_query_an_audio_to_text_confidence(demo_engine
     query = Query(audio=media.load_audio(Path(demo_engine.catalogue.root) / "sounds" / "dog.ogg"))
     results = demo_engine.recommend(query, weights={"text": 1, "image": 0, "audio": 0}, k=5)
     assert all(0 <= r.confidence["audio->text"] <= 1 for r in results)  # every demo item has a description
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sets(st.integers(0, 40), max_size=12), max_size=5))
+def test_the_union_of_candidate_lists_says_which_list_holds_each_row(parts):
+    """The candidates' union and each search's membership in it, as a membership test per search gives."""
+    from recsys.recommend import _union
+
+    arrays = [np.array(sorted(p, reverse=True), dtype=np.int64) for p in parts]
+    rows, members = _union(arrays)
+    expected = np.unique(np.concatenate(arrays)) if arrays else np.zeros(0, dtype=np.int64)
+    np.testing.assert_array_equal(rows, expected)
+    assert len(members) == len(arrays)
+    for part, mask in zip(arrays, members, strict=True):
+        np.testing.assert_array_equal(mask, np.isin(rows, part))
