@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recsys.stamps import StampMemo, stamp
+from recsys.stamps import ListMemo, StampMemo, list_digest, stamp
 
 NAMES = st.sampled_from(["a.png", "b.png", "dir/c.wav", "ü.png", "d e.png"])
 KINDS = st.sampled_from(["image", "audio"])
@@ -69,3 +69,28 @@ def test_an_inode_past_63_bits_still_makes_a_stamp(tmp_path: Path) -> None:
     memo.save()
     reopened = StampMemo.load(tmp_path / "memo.npz", "a test memo", 1)
     assert reopened.lookup_many([("image", "x.png")], np.array([stamp(info)])) == ["ok"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.none(), st.text(min_size=1, max_size=8)), max_size=6),
+    parts=st.lists(st.binary(max_size=4), max_size=3),
+)
+def test_a_list_memo_gives_back_its_values_for_their_digest_only(tmp_path_factory, values, parts) -> None:
+    """The values kept for one digest come back for it and that count alone; a value holding NUL is
+    never kept (the file joins values with it)."""
+    memo = ListMemo(Path(tmp_path_factory.mktemp("list")) / "list.npz", "a test list", 1)
+    digest = list_digest(*parts)
+    assert memo.recall(digest, len(values)) is None
+    memo.keep(digest, values)
+    if any("\0" in v for v in values if v is not None):
+        assert memo.recall(digest, len(values)) is None
+        return
+    assert memo.recall(digest, len(values)) == values
+    assert memo.recall(digest, len(values) + 1) is None
+    assert memo.recall(list_digest(*parts, b""), len(values)) is None
+    assert ListMemo(memo.path, "a test list", 2).recall(digest, len(values)) is None  # another format
+
+
+def test_a_list_digest_tells_parts_apart_however_they_join() -> None:
+    assert list_digest(b"ab", b"c") != list_digest(b"a", b"bc") != list_digest(b"abc")

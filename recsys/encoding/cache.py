@@ -36,7 +36,7 @@ from recsys import media
 from recsys.cachefile import Spec, discard, load_npz, save_npz
 from recsys.catalogue import Item
 from recsys.errors import InputError
-from recsys.stamps import Stamp, StampMemo, StampRows, memo_file, stamp
+from recsys.stamps import ListMemo, Stamp, StampMemo, StampRows, list_digest, memo_file, stamp
 from recsys.workers import map_in_processes
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,11 @@ DIGEST_FORMAT = 1
 #: A hash is not remembered for a file changed this recently (ns): rewritten again within the same
 #: timestamp tick at the same size, it would keep a stale hash (see :mod:`recsys.stamps`).
 RACY_NS = 2_000_000_000
+#: From this many items a catalogue's whole list of content keys per modality is also kept, under
+#: this folder of the cache, and read back while every item's input is unchanged (:func:`catalogue_keys`).
+WHOLE_KEYS_FROM = 10_000
+KEYS_FOLDER = "catalogue-keys"
+KEYS_FORMAT = 1
 #: A per-item feature array of at least this many bytes is kept in a scratch file, not in RAM
 #: (:func:`feature_array`): 1 GiB is 210k items of 1,280-d image embeddings.
 SCRATCH_MIN_BYTES = 1 << 30
@@ -166,11 +171,67 @@ def catalogue_keys(
     hashed, so one that changes in between is hashed again next time. ``stamps`` (one row per item,
     -1 where it has no file: :meth:`recsys.catalogue.Catalogue.file_stamps`) are those read when the
     items were loaded, also before any hashing: at 1M items a second ``stat`` of each file took ~4 s.
+
+    From :data:`WHOLE_KEYS_FROM` items the whole list is also kept (:class:`recsys.stamps.ListMemo`,
+    under ``<cache dir>/catalogue-keys/``), keyed by a digest of every item's text, or of every
+    item's file name and its stamp (which ``stamps`` must then give): an unchanged catalogue's keys
+    are read back at once.
     """
-    if modality == "text":
-        return content_keys(items, modality, processes)
+    cache = cache_dir or default_cache_dir()
     resolved = Path(root).resolve()
-    where = memo_file(cache_dir or default_cache_dir(), DIGEST_FOLDER, resolved, f"-{modality}")
+    digest = _inputs_digest(items, modality, stamps) if len(items) >= WHOLE_KEYS_FROM else None
+    where = memo_file(cache, KEYS_FOLDER, resolved, f"-{modality}")
+    whole = ListMemo(where, f"the {modality} content keys of {resolved}", KEYS_FORMAT)
+    kept = whole.recall(digest, len(items)) if digest is not None else None
+    if kept is not None:
+        return kept
+    if modality == "text":
+        keys = content_keys(items, modality, processes)
+    else:
+        keys = _media_keys(items, modality, resolved, cache, processes, stamps)
+    if digest is not None and (stamps is None or not _changed_lately(stamps)):
+        whole.keep(digest, keys)
+    return keys
+
+
+def _inputs_digest(items: Sequence[Item], modality: str, stamps: np.ndarray | None) -> bytes | None:
+    """A digest of what every item's ``modality`` key is computed from: its title and description,
+    or its file's name and stamp (None without the stamps the load read)."""
+    if modality == "text":
+        titles, descriptions = [it.title for it in items], [it.description for it in items]
+        return list_digest(modality.encode(), *_packed(titles), *_packed(descriptions))
+    if stamps is None or len(stamps) != len(items):
+        return None
+    names = ["" if (path := getattr(item, modality)) is None else os.fspath(path) for item in items]
+    return list_digest(modality.encode(), *_packed(names), np.ascontiguousarray(stamps, dtype=np.int64).tobytes())
+
+
+def _packed(texts: list[str]) -> tuple[bytes, bytes]:
+    """``texts`` as two byte strings that tell them apart: the texts joined, and their lengths."""
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    return "".join(texts).encode("utf-8", "surrogatepass"), lengths.tobytes()
+
+
+def _changed_lately(stamps: np.ndarray) -> bool:
+    """Whether a file of ``stamps`` changed within :data:`RACY_NS`: its stamp cannot yet vouch for it."""
+    stamps = np.asarray(stamps, dtype=np.int64)
+    present = stamps[:, 0] >= 0
+    if not present.any():
+        return False
+    latest = int(stamps[present][:, 1:3].max())
+    return time.time_ns() - latest < RACY_NS
+
+
+def _media_keys(
+    items: Sequence[Item],
+    modality: str,
+    resolved: Path,
+    cache_dir: str | os.PathLike[str],
+    processes: int,
+    stamps: np.ndarray | None,
+) -> list[str | None]:
+    """Each item's media file hash, through the per-file memo of remembered hashes."""
+    where = memo_file(cache_dir, DIGEST_FOLDER, resolved, f"-{modality}")
     memo = StampMemo.load(where, f"the {modality} content hashes of {resolved}", DIGEST_FORMAT, RACY_NS)
     names = [None if (path := getattr(item, modality)) is None else _absolute(path) for item in items]
     first: dict[str, int] = {}  # each file -> the first item using it

@@ -190,3 +190,107 @@ def test_a_loaded_catalogue_keys_its_files_by_the_stamps_the_load_read(tmp_path,
     monkeypatch.setattr(cache, "_stamp_or_none", lambda name: pytest.fail(f"{name} was stat'ed again"))
     assert item_keys(loaded, "image", None, cache_dir=tmp_path / "c2") == stated
     assert Catalogue(root, loaded.items, []).file_stamps("image") is None
+
+
+def _stamps_of(items: list[Item]) -> np.ndarray:
+    from recsys.stamps import NO_STAMP, stamp
+
+    return np.array([stamp(os.stat(it.image)) if it.image is not None else NO_STAMP for it in items], dtype=np.int64)
+
+
+@pytest.fixture
+def whole(monkeypatch: pytest.MonkeyPatch, hashed: list[str]) -> list[str]:
+    """The whole-list memo from 3 items on, every file hashed counted (:func:`hashed`)."""
+    monkeypatch.setattr(cache, "WHOLE_KEYS_FROM", 3)
+    return hashed
+
+
+def test_an_unchanged_catalogue_reads_its_whole_list_of_keys_back(tmp_path, whole, monkeypatch):
+    """From WHOLE_KEYS_FROM items the keys come back from one file while every input is as before:
+    no file hashed, no per-file memo opened, no text hashed; the same keys a fresh hash gives."""
+    items = _items(tmp_path / "cat", {"a.png": b"a" * 10, "b.png": b"b" * 10}, ["a.png", "b.png", "a.png", None])
+    stamps = _stamps_of(items)
+    image = catalogue_keys(items, "image", tmp_path / "cat", cache_dir=tmp_path / "c", stamps=stamps)
+    text = catalogue_keys(items, "text", tmp_path / "cat", cache_dir=tmp_path / "c")
+    assert image == content_keys(items, "image") and text == content_keys(items, "text")
+    assert len(list((tmp_path / "c" / cache.KEYS_FOLDER).iterdir())) == 2
+    monkeypatch.setattr(cache.StampMemo, "load", lambda *a, **k: pytest.fail("the per-file memo was opened"))
+    monkeypatch.setattr(cache, "content_keys", lambda *a, **k: pytest.fail("keys were computed"))
+    whole.clear()
+    assert catalogue_keys(items, "image", tmp_path / "cat", cache_dir=tmp_path / "c", stamps=stamps) == image
+    assert catalogue_keys(items, "text", tmp_path / "cat", cache_dir=tmp_path / "c") == text
+    assert whole == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["file", "name", "order", "title", "description", "boundary", "fewer", "no stamps"],
+)
+def test_any_changed_input_computes_the_keys_again(tmp_path, whole, change):
+    """A file rewritten (its stamp), a file or text moved to another item, one item fewer: never the
+    kept list, always what a fresh hash gives; without the load's stamps no list is kept or read."""
+    files = {"a.png": b"a" * 10, "b.png": b"b" * 10, "c.png": b"c" * 10}
+    items = _items(tmp_path / "cat", files, ["a.png", "b.png", "c.png"])
+    items = [Item(it.id, f"title {n}", f"about {n}", "", it.image, None) for n, it in enumerate(items)]
+    root, kept = tmp_path / "cat", tmp_path / "c"
+    for modality in ("image", "text"):
+        catalogue_keys(items, modality, root, cache_dir=kept, stamps=_stamps_of(items))
+    if change == "file":
+        time.sleep(TICK)
+        (root / "b.png").write_bytes(b"z" * 10)
+    elif change == "name":
+        items[0] = Item("i0", "title 0", "about 0", "", root / "c.png", None)
+    elif change == "order":
+        items[0], items[1] = items[1], items[0]
+    elif change == "title":
+        items[1] = Item("i1", "title 1!", "about 1", "", items[1].image, None)
+    elif change == "description":  # the same text, parted otherwise
+        items[1] = Item("i1", "title 1 about", " 1", "", items[1].image, None)
+    elif change == "boundary":  # the titles joined read the same
+        items[0] = Item("i0", "title 0t", "about 0", "", items[0].image, None)
+        items[1] = Item("i1", "itle 1", "about 1", "", items[1].image, None)
+    elif change == "fewer":
+        items = items[:2] + items[:1]
+        items[2] = Item("i2", "title 0", "about 0", "", root / "a.png", None)
+    whole.clear()
+    stamps = None if change == "no stamps" else _stamps_of(items)
+    image = catalogue_keys(items, "image", root, cache_dir=kept, stamps=stamps)
+    if change == "file":
+        assert whole == ["b.png"]  # the others' hashes come from the per-file memo
+    assert image == content_keys(items, "image")
+    assert catalogue_keys(items, "text", root, cache_dir=kept) == content_keys(items, "text")
+
+
+def test_a_whole_list_is_kept_only_past_its_size_and_once_its_files_are_settled(tmp_path, hashed, monkeypatch):
+    """Below WHOLE_KEYS_FROM items nothing more is written; files changed within RACY_NS are not
+    vouched for by their stamps yet, so their list is not kept either."""
+    items = _items(tmp_path / "cat", {"a.png": b"a", "b.png": b"b"}, ["a.png", "b.png", None])
+    catalogue_keys(items, "image", tmp_path / "cat", cache_dir=tmp_path / "c", stamps=_stamps_of(items))
+    assert not (tmp_path / "c" / cache.KEYS_FOLDER).exists()
+    monkeypatch.setattr(cache, "WHOLE_KEYS_FROM", 3)
+    monkeypatch.setattr(cache, "RACY_NS", 60 * 10**9)
+    catalogue_keys(items, "image", tmp_path / "cat", cache_dir=tmp_path / "c", stamps=_stamps_of(items))
+    assert not (tmp_path / "c" / cache.KEYS_FOLDER).exists()
+    catalogue_keys(items, "text", tmp_path / "cat", cache_dir=tmp_path / "c")
+    assert len(list((tmp_path / "c" / cache.KEYS_FOLDER).iterdir())) == 1  # text has no files to settle
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=300))
+def test_a_damaged_whole_list_is_computed_again(tmp_path_factory, data):
+    """Whatever bytes replace the kept file, the keys are a fresh hash's (a damaged file is removed)."""
+    import recsys.encoding.cache as module
+
+    tmp = tmp_path_factory.mktemp("whole")
+    items = _items(tmp / "cat", {"a.png": b"a", "b.png": b"b"}, ["a.png", "b.png", None, "a.png"])
+    fresh = content_keys(items, "image")
+    saved = module.WHOLE_KEYS_FROM, module.RACY_NS
+    module.WHOLE_KEYS_FROM, module.RACY_NS = 3, 0
+    try:
+        stamps = _stamps_of(items)
+        catalogue_keys(items, "image", tmp / "cat", cache_dir=tmp / "c", stamps=stamps)
+        (kept,) = (tmp / "c" / cache.KEYS_FOLDER).iterdir()
+        kept.write_bytes(data)
+        assert catalogue_keys(items, "image", tmp / "cat", cache_dir=tmp / "c", stamps=stamps) == fresh
+    finally:
+        module.WHOLE_KEYS_FROM, module.RACY_NS = saved
