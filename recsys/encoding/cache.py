@@ -53,6 +53,7 @@ DIGEST_FORMAT = 1
 RACY_NS = 2_000_000_000
 #: From this many items a catalogue's whole list of content keys per modality is also kept, under
 #: this folder of the cache, and read back while every item's input is unchanged (:func:`catalogue_keys`).
+#: FORMAT is bumped if what a key is made of ever changes (:func:`content_key`; DIGEST_FORMAT too).
 WHOLE_KEYS_FROM = 10_000
 KEYS_FOLDER = "catalogue-keys"
 KEYS_FORMAT = 1
@@ -197,13 +198,14 @@ def catalogue_keys(
 def _inputs_digest(items: Sequence[Item], modality: str, stamps: np.ndarray | None) -> bytes | None:
     """A digest of what every item's ``modality`` key is computed from: its title and description,
     or its file's name and stamp (None without the stamps the load read)."""
+    kind = f"{modality}:{DIGEST_FORMAT}".encode()  # a media file's hash, as the per-file memo makes it
     if modality == "text":
         titles, descriptions = [it.title for it in items], [it.description for it in items]
-        return list_digest(modality.encode(), *_packed(titles), *_packed(descriptions))
+        return list_digest(kind, *_packed(titles), *_packed(descriptions))
     if stamps is None or len(stamps) != len(items):
         return None
     names = ["" if (path := getattr(item, modality)) is None else os.fspath(path) for item in items]
-    return list_digest(modality.encode(), *_packed(names), np.ascontiguousarray(stamps, dtype=np.int64).tobytes())
+    return list_digest(kind, *_packed(names), np.ascontiguousarray(stamps, dtype=np.int64).tobytes())
 
 
 def _packed(texts: list[str]) -> tuple[bytes, bytes]:
