@@ -355,7 +355,7 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, int, dict[str
             text = fh.read()
     except UnicodeDecodeError as exc:
         raise CatalogueError(f"'{manifest}' is not UTF-8 text; save it as UTF-8 CSV.") from exc
-    lines = io.StringIO(text, newline="").readlines()  # as the reader counts them (\n, \r\n or \r)
+    lines: list[str] | None = None  # as the reader counts them (\n, \r\n or \r): made for a row spanning lines
     reader = csv.reader(io.StringIO(text, newline=""))
     limit = csv.field_size_limit(max(MAX_CELL_CHARS, len(text)) + 1)  # long cells are reported per row
     try:
@@ -368,9 +368,17 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, int, dict[str
         width = len(columns)
         for cells in reader:
             line, prev_end = prev_end + 1, reader.line_num
-            if not "".join(cells).strip():
+            joined = "".join(cells)
+            if not joined.strip():
                 continue  # blank line
-            problem = _row_problem(cells, columns, line, lines[line:prev_end])
+            more_lines: list[str] = []
+            if prev_end > line:  # a row spanning lines: the lines after its first
+                lines = lines if lines is not None else io.StringIO(text, newline="").readlines()
+                more_lines = lines[line:prev_end]
+            problem = None
+            # no cell is longer than the row's cells together: a short one-line row needs no more checks
+            if more_lines or len(cells) > width or len(joined) > MAX_CELL_CHARS:
+                problem = _row_problem(cells, columns, line, more_lines)
             if len(cells) < width:
                 cells += [""] * (width - len(cells))
             rows.append((line, prev_end, dict(zip(columns, map(str.strip, cells))), problem))  # noqa: B905 (extra cells)
