@@ -66,6 +66,16 @@ class StampRows:
         return np.frombuffer(self._flat, dtype=np.int64).reshape(-1, len(STAMP_FIELDS))
 
 
+def changed_lately(stamps: np.ndarray, racy_ns: int) -> bool:
+    """Whether a file of ``stamps`` (rows of :data:`Stamp`; :data:`NO_STAMP` for none) changed within
+    ``racy_ns`` of now: its stamp cannot vouch for it yet."""
+    stamps = np.asarray(stamps, dtype=np.int64).reshape(-1, len(STAMP_FIELDS))
+    present = stamps[:, 0] >= 0
+    if not racy_ns or not present.any():
+        return False
+    return time.time_ns() - int(stamps[present][:, 1:3].max()) < racy_ns
+
+
 def memo_file(cache_dir: str | os.PathLike[str], folder: str, root: Path, tag: str = "") -> Path:
     """Where one use's values for catalogue folder ``root`` (already resolved) are kept."""
     key = hashlib.sha256(os.fsencode(root)).hexdigest()[:24]
@@ -133,7 +143,7 @@ class StampMemo:
         if _SEP in name or _SEP in value:
             return
         size, mtime_ns, ctime_ns, inode = (int(v) for v in file_stamp)
-        if self.racy_ns and time.time_ns() - max(mtime_ns, ctime_ns) < self.racy_ns:
+        if changed_lately(np.array([[size, mtime_ns, ctime_ns, inode]]), self.racy_ns):
             return
         self._added[f"{kind}:{name}"] = ((size, mtime_ns, ctime_ns, inode), value)
 

@@ -36,7 +36,7 @@ from recsys import media
 from recsys.cachefile import Spec, discard, load_npz, save_npz
 from recsys.catalogue import Item
 from recsys.errors import InputError
-from recsys.stamps import ListMemo, Stamp, StampMemo, StampRows, list_digest, memo_file, stamp
+from recsys.stamps import ListMemo, Stamp, StampMemo, StampRows, changed_lately, list_digest, memo_file, stamp
 from recsys.workers import map_in_processes
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ def catalogue_keys(
         keys = content_keys(items, modality, processes)
     else:
         keys = _media_keys(items, modality, resolved, cache, processes, stamps)
-    if digest is not None and (stamps is None or not _changed_lately(stamps)):
+    if digest is not None and (stamps is None or not changed_lately(stamps, RACY_NS)):
         whole.keep(digest, keys)
     return keys
 
@@ -212,16 +212,6 @@ def _packed(texts: list[str]) -> tuple[bytes, bytes]:
     """``texts`` as two byte strings that tell them apart: the texts joined, and their lengths."""
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     return "".join(texts).encode("utf-8", "surrogatepass"), lengths.tobytes()
-
-
-def _changed_lately(stamps: np.ndarray) -> bool:
-    """Whether a file of ``stamps`` changed within :data:`RACY_NS`: its stamp cannot yet vouch for it."""
-    stamps = np.asarray(stamps, dtype=np.int64)
-    present = stamps[:, 0] >= 0
-    if not present.any():
-        return False
-    latest = int(stamps[present][:, 1:3].max())
-    return time.time_ns() - latest < RACY_NS
 
 
 def _media_keys(
