@@ -71,9 +71,11 @@ def changed_lately(stamps: np.ndarray, racy_ns: int) -> bool:
     ``racy_ns`` of now: its stamp cannot vouch for it yet."""
     stamps = np.asarray(stamps, dtype=np.int64).reshape(-1, len(STAMP_FIELDS))
     present = stamps[:, 0] >= 0
-    if not racy_ns or not present.any():
-        return False
-    return time.time_ns() - int(stamps[present][:, 1:3].max()) < racy_ns
+    return bool(present.any()) and _changed_within(int(stamps[present][:, 1:3].max()), racy_ns)
+
+
+def _changed_within(last_change_ns: int, racy_ns: int) -> bool:
+    return bool(racy_ns) and time.time_ns() - last_change_ns < racy_ns
 
 
 def memo_file(cache_dir: str | os.PathLike[str], folder: str, root: Path, tag: str = "") -> Path:
@@ -143,7 +145,7 @@ class StampMemo:
         if _SEP in name or _SEP in value:
             return
         size, mtime_ns, ctime_ns, inode = (int(v) for v in file_stamp)
-        if changed_lately(np.array([[size, mtime_ns, ctime_ns, inode]]), self.racy_ns):
+        if _changed_within(max(mtime_ns, ctime_ns), self.racy_ns):  # one file: no array for it
             return
         self._added[f"{kind}:{name}"] = ((size, mtime_ns, ctime_ns, inode), value)
 
