@@ -66,60 +66,105 @@ def test_filter_probing_is_checked():
     with pytest.raises(InputError, match="filter_probing"):
         AnnParams(filter_probing="sideways")
     assert dataclasses.replace(AnnParams(), filter_probing="widen").filter_probing == "widen"
+    with pytest.raises(InputError, match="partition_scan"):
+        AnnParams(partition_scan=0)
 
 
-def partitioned_pair(tmp_path, n=6_000, seed=3):
-    """The same items in a store that walks category partitions and in one that walks whole lists."""
+def partitioned_pair(tmp_path, n=6_000, seed=3, codes="sq8"):
+    """The same items in a store that searches categories' own lists, one that walks the whole
+    lists, and an exact one. Each top-level category holds ~500 items, so its own lists (12) are
+    all probed: the search is then exact over the codes, and re-scoring makes it exact."""
     data = synthetic_arrays(n, {"v": DIM}, n_categories=12, seed=seed)
     made = []
     for share in (0.5, 0.0):
         store = open_store(
-            tmp_path / f"s{share}", {"v": DIM}, exact_below=500, exact_filter_below=0, partition_share=share
+            tmp_path / f"s{share}",
+            {"v": DIM},
+            exact_below=500,
+            exact_filter_below=0,
+            partition_share=share,
+            codes=codes,
         )
         store.upsert(data.ids, data.categories, data.vectors)
         made.append(store)
+    exact = MemoryStore({"v": DIM})
+    exact.upsert(data.ids, data.categories, data.vectors)
     queries = synthetic_arrays(20, {"v": DIM}, n_categories=12, seed=seed + 1).vectors["v"]
-    return data, made[0], made[1], queries
+    return data, made[0], made[1], exact, queries
+
+
+def same_top(x, y) -> None:
+    """``x`` holds the hits ``y`` holds, in the same order of scores: the local store keeps float16
+    vectors, so items whose scores tie to within that rounding may swap places."""
+    np.testing.assert_allclose(x.scores, y.scores, rtol=1e-3, atol=1e-3)
+    assert {i for i, score in zip(y.ids, y.scores, strict=True) if score > y.scores[-1] + 1e-3} <= set(x.ids)
 
 
 def same_hits(a, b, queries, **kwargs) -> None:
     for q in queries:
-        x, y = a.search("v", q, 10, **kwargs), b.search("v", q, 10, **kwargs)
-        assert x.ids == y.ids
-        np.testing.assert_allclose(x.scores, y.scores, rtol=1e-6, atol=1e-6)
+        same_top(a.search("v", q, 10, **kwargs), b.search("v", q, 10, **kwargs))
 
 
-def test_a_category_partition_finds_what_the_whole_lists_find(tmp_path):
-    """Walking only a top-level category's own lists is the same search with fewer rows skipped:
-    the same hits for the category, a sub-category, excluded ids and dead rows."""
-    data, parted, whole, queries = partitioned_pair(tmp_path)
+@pytest.mark.parametrize("codes", ["sq8", "fp16", "flat"])
+def test_a_category_searched_through_its_own_lists_finds_the_exact_hits(tmp_path, codes):
+    """A category's own lists hold exactly its rows: probed whole, they give the exact hits for
+    the category, a sub-category, excluded ids and dead rows, whatever the codes."""
+    data, parted, whole, exact, queries = partitioned_pair(tmp_path, codes=codes)
     top = data.categories[0].split("/")[0]
     sub = data.categories[0]
     for kwargs in ({"category": top}, {"category": sub}, {"category": top, "exclude": data.ids[:50]}):
-        same_hits(parted, whole, queries, **kwargs)
-    for store in (parted, whole):
+        same_hits(parted, exact, queries, **kwargs)
+    for store in (parted, exact):
         store.delete(data.ids[50:400])
-    same_hits(parted, whole, queries, category=top)
+    same_hits(parted, exact, queries, category=top)
     index = parted._indexes["v"]
-    assert index._partitions[top][1] is not None
-    assert 0 < index._partitions[top][1].ntotal < index.ntotal
+    part = index._partitions[top][1]
+    assert part is not None
+    assert 0 < part.ntotal < index.ntotal
+    assert part.nlist < faiss_nlist(index)
     assert whole._indexes["v"]._partitions == {}
 
 
+def faiss_nlist(index) -> int:
+    import faiss
+
+    return faiss.extract_index_ivf(index.index).nlist
+
+
 def test_a_partition_follows_writes(tmp_path):
-    """An upsert (new items, an item moved to another category) drops the partitions built
-    before it: the next search sees the new rows and not the moved one."""
-    data, parted, whole, queries = partitioned_pair(tmp_path)
+    """An upsert (new items, an item moved to another category) drops the own lists built before
+    it: the next search sees the new rows and not the moved one."""
+    data, parted, _, exact, queries = partitioned_pair(tmp_path)
     top = data.categories[0].split("/")[0]
     other = next(c for c in data.categories if not c.startswith(top + "/") and c != top)
     q = queries[0]
     parted.search("v", q, 10, category=top)
     moved = parted.search("v", q, 1, category=top).ids[0]
-    for store in (parted, whole):
+    for store in (parted, exact):
         store.upsert([moved, "new"], [other, top], {"v": np.stack([data.vectors["v"][0], q])})
     got = parted.search("v", q, 10, category=top).ids
     assert got[0] == "new" and moved not in got
-    same_hits(parted, whole, queries, category=top)
+    same_hits(parted, exact, queries, category=top)
+
+
+def test_own_lists_probed_in_part_keep_recall_and_probe_fewer_rows(tmp_path):
+    """Probed in part, a category's own lists (sized for its rows alone) find as much of the exact
+    top 10 as the whole lists do."""
+    data = synthetic_arrays(20_000, {"v": DIM}, n_categories=5, seed=13)
+    exact = MemoryStore({"v": DIM})
+    exact.upsert(data.ids, data.categories, data.vectors)
+    queries = synthetic_arrays(40, {"v": DIM}, n_categories=5, seed=14).vectors["v"]
+    found, indexes = {}, {}
+    for share in (0.5, 0.0):
+        store = open_store(
+            tmp_path / f"s{share}", {"v": DIM}, exact_below=500, exact_filter_below=0, partition_share=share, nprobe=32
+        )
+        store.upsert(data.ids, data.categories, data.vectors)
+        found[share], indexes[share] = recall(store, exact, queries, "c01"), store._indexes["v"]
+    assert found[0.5] >= 0.9 and found[0.5] >= found[0.0] - 0.03, found
+    part = indexes[0.5]._partitions["c01"][1]
+    assert 32 < part.nlist < faiss_nlist(indexes[0.5])  # probed in part, and fewer lists than the whole index
+    assert indexes[0.0]._partitions == {}
 
 
 def test_a_broad_category_walks_the_whole_lists(tmp_path):
@@ -140,14 +185,16 @@ write = st.one_of(
 
 @settings(max_examples=15, deadline=None)
 @given(writes=st.lists(write, min_size=1, max_size=5), seed=st.integers(0, 2**31))
-def test_partitions_agree_with_whole_lists_whatever_the_writes(writes, seed):
+def test_own_lists_find_the_exact_hits_whatever_the_writes(writes, seed):
     """Random upserts (new items, replaced ones, items moved between categories) and deletes, each
-    followed by searches: walking a category's partition finds what walking the whole lists finds."""
+    followed by searches: a category's own lists (all probed: few rows) find the exact hits."""
     ids = [f"i{j}" for j in range(900)]
     cats = ["a/x", "a/y", "b", "b/z", "c"]
     with tempfile.TemporaryDirectory() as tmp:
-        options = {"exact_below": 300, "exact_filter_below": 0}
-        stores = [open_store(Path(tmp) / f"s{p}", {"v": DIM}, partition_share=p, **options) for p in (0.5, 0.0)]
+        # flat codes: with every own list probed the search is then exact, so any row a write left
+        # out of (or wrongly in) a category's lists shows (8-bit codes may rank the top 10 apart)
+        options = {"exact_below": 300, "exact_filter_below": 0, "partition_share": 0.5, "codes": "flat"}
+        stores = [open_store(Path(tmp) / "s", {"v": DIM}, **options), MemoryStore({"v": DIM})]
         base = synthetic_arrays(600, {"v": DIM}, n_categories=5, seed=seed % 1000)
         for store in stores:
             store.upsert(ids[:600], [cats[j % 5] for j in range(600)], base.vectors)
@@ -165,9 +212,7 @@ def test_partitions_agree_with_whole_lists_whatever_the_writes(writes, seed):
             for category in ("a", "a/y", "b", "c"):
                 q = rng.normal(size=DIM).astype(np.float32)
                 exclude = rng.choice(ids, size=3).tolist() if rng.random() < 0.5 else []
-                parted, whole = (s.search("v", q, 10, category=category, exclude=exclude) for s in stores)
-                assert parted.ids == whole.ids
-                np.testing.assert_allclose(parted.scores, whole.scores, rtol=1e-6, atol=1e-6)
+                same_top(*(s.search("v", q, 10, category=category, exclude=exclude) for s in stores))
             assert any(part is not None for _, part, _ in stores[0]._indexes["v"]._partitions.values())
 
 
@@ -221,7 +266,9 @@ def test_a_reduced_index_finds_the_exact_top_and_hands_back_exact_scores(reduced
     rough = 0
     for q in queries:
         hits = store.search("v", q, 10, category=category)
-        np.testing.assert_allclose(hits.scores, store.get("v", hits.ids) @ q, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            hits.scores, store.get("v", hits.ids) @ q, rtol=1e-3, atol=1e-3
+        )  # the local store keeps float16 vectors
         assert np.all(np.diff(hits.scores) <= 1e-6)
         unscored = store.search("v", q, 10, category=category, rescore=False)
         assert unscored.rough and not hits.rough
