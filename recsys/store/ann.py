@@ -253,15 +253,15 @@ class FieldIndex:
         x = np.ascontiguousarray(self._reduce(query)[None, :], dtype=np.float32)
         with _one_thread():
             part, only_allowed = self._category_lists(allowed, params)
-            if part is not None:  # the category's own lists, each holding its rows alone
-                nprobe = math.ceil(params.partition_scan * params.nprobe * breadth)
-                return part.search(x, k, nprobe, None if only_allowed else sel)
-            lists, centroid = self.probe_lists(x, allowed, params, breadth)
+            if part is not None and only_allowed:  # every row on its lists qualifies: no rows to count
+                return part.search(x, k, math.ceil(params.partition_scan * params.nprobe * breadth))
+            walk = faiss.extract_index_ivf(self.index) if part is None else part.index
+            lists, centroid = self.probe_lists(x, allowed, params, breadth, part, only_allowed)
             scores = np.empty((1, k), dtype=np.float32)
             ids = np.empty((1, k), dtype=np.int64)
-            sp = faiss.SearchParametersIVF(sel=sel, nprobe=lists.shape[1])
+            sp = faiss.SearchParametersIVF(sel=None if only_allowed else sel, nprobe=lists.shape[1])
             sp_ptr = faiss.swig_ptr
-            faiss.extract_index_ivf(self.index).search_preassigned_c(
+            walk.search_preassigned_c(
                 1, sp_ptr(x), k, sp_ptr(lists), sp_ptr(centroid), sp_ptr(scores), sp_ptr(ids), False, sp
             )
         found = ids[0] >= 0
@@ -280,24 +280,36 @@ class FieldIndex:
         return self._projection @ np.asarray(query, dtype=np.float32)
 
     def probe_lists(
-        self, x: np.ndarray, allowed: Selection, params: AnnParams, breadth: int = 1
+        self,
+        x: np.ndarray,
+        allowed: Selection,
+        params: AnnParams,
+        breadth: int = 1,
+        part: CategoryLists | None = None,
+        only_allowed: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The IVF lists to scan for query ``x`` (1, d) under ``allowed``, nearest first, with their
         centroid scores: the fewest (at least nprobe) whose qualifying rows reach the target, less
-        those holding none."""
+        those holding none. ``part``: a category's own lists to plan over instead of the index's
+        (``only_allowed``: every row on them qualifies), scanned as ``partition_scan`` says."""
         import faiss
 
-        ivf = faiss.extract_index_ivf(self.index)
-        nlist = ivf.nlist
-        counts = allowed.memo(("ivf-lists", id(self), self._generation), lambda: self._list_counts(allowed.mask))
+        scan = params.filter_scan if part is None else params.partition_scan
+        if part is None:
+            nlist = faiss.extract_index_ivf(self.index).nlist
+            counts = allowed.memo(("ivf-lists", id(self), self._generation), lambda: self._list_counts(allowed.mask))
+            centroids = self._centroids()
+        else:
+            nlist, centroids = part.nlist, part.centroids
+            key = ("own-lists", id(self), self._generation, allowed.partition[0])
+            counts = part.sizes if only_allowed else allowed.memo(key, lambda: part.counts(allowed.mask))
         qualifying = int(counts.sum())
         # As many qualifying vectors as an unfiltered search scans in a catalogue of just those
         # items: the filter's rows, probed nearest first, act as that catalogue's lists.
-        target = params.filter_scan * params.nprobe * breadth * qualifying / params.nlist_for(qualifying)
+        target = scan * params.nprobe * breadth * qualifying / params.nlist_for(qualifying)
         need = min(target, qualifying)
-        centroids = self._centroids()
         if centroids is None:  # a quantizer that is not a flat index: ask it to rank every list
-            found, ranked = ivf.quantizer.search(x, nlist)
+            found, ranked = faiss.extract_index_ivf(self.index).quantizer.search(x, nlist)
             scores, order = np.empty(nlist, dtype=np.float32), ranked[0]
             scores[order] = found[0]
             reach = np.cumsum(counts[order])
