@@ -48,6 +48,7 @@ from recsys.catalogue import Catalogue, Item  # noqa: E402
 from recsys.catalogue_store import UPSERT_CHUNK  # noqa: E402
 from recsys.recommend import ModalityIndex, QueryVectors, RecommendationEngine, item_dtype  # noqa: E402
 from recsys.store import open_store  # noqa: E402
+from recsys.store.ann import wait_for_category_lists  # noqa: E402
 from recsys.store.joint import JOINT_FIELD, JointProjection  # noqa: E402
 from recsys.store.segments import random_access  # noqa: E402
 from recsys.store.synthetic import FieldStats, fit_field_stats, random_field_stats, synthetic_collection  # noqa: E402
@@ -227,6 +228,7 @@ def serve(work: str, n_queries: int, stats_file: str, k: int, candidates: int, w
     for case in CASES:
         strategy = case.split("|")[0]
         answer(engine, filtered(warm + queries[:5] + first_per_category, case), strategy, k)
+        wait_for_category_lists()  # as a server up a while has them: the warm-up asked for them
         out[case] = answer(engine, filtered(queries, case), strategy, k)
     conn.send({"results": out, "peak_rss_mb": peak_rss_mb(), "rss_before_mb": before, "anon_mb": anon_rss_mb(),
                "mapped_s": mapped, "opened_s": opened, "opened_anon_mb": opened_anon})  # fmt: skip

@@ -3,6 +3,8 @@
 import dataclasses
 import shutil
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,9 @@ from recsys.store.memory import MemoryStore
 from recsys.store.synthetic import synthetic_arrays
 
 DIM = 32
+#: Category lists built inside the search that needs them, not in the background: what a search
+#: finds is then the same whatever the timing (the background builds have tests of their own).
+BUILD_IN_SEARCH = {"partition_background": False}
 
 
 def recall(store, exact, queries, category) -> float:
@@ -31,7 +36,9 @@ def stores(tmp_path_factory):
     rng = np.random.default_rng(5)
     # "spread": 10% of the items picked at random, so it does not cluster with the vectors at all
     categories = [f"spread/{c}" if rng.random() < 0.1 else c for c in data.categories]
-    store = open_store(tmp_path_factory.mktemp("ann") / "s", {"v": DIM}, exact_below=1_000, exact_filter_below=0)
+    store = open_store(
+        tmp_path_factory.mktemp("ann") / "s", {"v": DIM}, exact_below=1_000, exact_filter_below=0, **BUILD_IN_SEARCH
+    )
     store.upsert(data.ids, categories, data.vectors)
     exact = MemoryStore({"v": DIM})
     exact.upsert(data.ids, categories, data.vectors)
@@ -72,8 +79,8 @@ def test_filter_probing_is_checked():
 
 def partitioned_pair(tmp_path, n=6_000, seed=3, codes="sq8"):
     """The same items in a store that searches categories' own lists, one that walks the whole
-    lists, and an exact one. Each top-level category holds ~500 items, so its own lists (12) are
-    all probed: the search is then exact over the codes, and re-scoring makes it exact."""
+    lists, and an exact one. A top-level category holds at most ~2,000 items, so its own lists (at
+    most 49) are all probed: the search is then exact over the codes, and re-scoring makes it exact."""
     data = synthetic_arrays(n, {"v": DIM}, n_categories=12, seed=seed)
     made = []
     for share in (0.5, 0.0):
@@ -84,6 +91,7 @@ def partitioned_pair(tmp_path, n=6_000, seed=3, codes="sq8"):
             exact_filter_below=0,
             partition_share=share,
             codes=codes,
+            **BUILD_IN_SEARCH,
         )
         store.upsert(data.ids, data.categories, data.vectors)
         made.append(store)
@@ -156,9 +164,8 @@ def test_own_lists_probed_in_part_keep_recall_and_probe_fewer_rows(tmp_path):
     queries = synthetic_arrays(40, {"v": DIM}, n_categories=5, seed=14).vectors["v"]
     found, indexes = {}, {}
     for share in (0.5, 0.0):
-        store = open_store(
-            tmp_path / f"s{share}", {"v": DIM}, exact_below=500, exact_filter_below=0, partition_share=share, nprobe=32
-        )
+        options = {"exact_below": 500, "exact_filter_below": 0, "partition_share": share, "nprobe": 32}
+        store = open_store(tmp_path / f"s{share}", {"v": DIM}, **options, **BUILD_IN_SEARCH)
         store.upsert(data.ids, data.categories, data.vectors)
         found[share], indexes[share] = recall(store, exact, queries, "c01"), store._indexes["v"]
     assert found[0.5] >= 0.9 and found[0.5] >= found[0.0] - 0.03, found
@@ -170,11 +177,63 @@ def test_own_lists_probed_in_part_keep_recall_and_probe_fewer_rows(tmp_path):
 def test_a_broad_category_walks_the_whole_lists(tmp_path):
     data = synthetic_arrays(3_000, {"v": DIM}, n_categories=4, seed=9)
     categories = ["big/" + c if i % 4 else c for i, c in enumerate(data.categories)]
-    store = open_store(tmp_path / "s", {"v": DIM}, exact_below=500, exact_filter_below=0)
+    store = open_store(tmp_path / "s", {"v": DIM}, exact_below=500, exact_filter_below=0, **BUILD_IN_SEARCH)
     store.upsert(data.ids, categories, data.vectors)
     store.search("v", data.vectors["v"][0], 10, category="big")
     generation, part, _ = store._indexes["v"]._partitions["big"]
     assert (generation, part) == (store._indexes["v"]._generation, None)
+
+
+def test_a_first_search_walks_the_shared_lists_while_the_category_lists_are_built(tmp_path):
+    """By default a category's lists are built in the background: searches meanwhile walk the
+    shared lists (the same hits as a store without category lists), later ones the built lists
+    (exact here: every list probed); a write drops them and the next search asks for new ones."""
+    from recsys.store.ann import wait_for_category_lists
+
+    data, parted, whole, exact, queries = partitioned_pair(tmp_path)
+    background = open_store(tmp_path / "bg", {"v": DIM}, exact_below=500, exact_filter_below=0)
+    background.upsert(data.ids, data.categories, data.vectors)
+    top = data.categories[0].split("/")[0]
+    index = background._indexes["v"]
+    started = threading.Event()
+    original = index._partition
+
+    def slow_build(members, params):  # noqa: ANN001, ANN202
+        started.set()
+        time.sleep(0.5)
+        return original(members, params)
+
+    index._partition = slow_build
+    same_top(background.search("v", queries[0], 10, category=top), whole.search("v", queries[0], 10, category=top))
+    assert started.wait(10) and index._partitions.get(top) is None  # still building: the shared lists answered
+    assert wait_for_category_lists(30)
+    assert index._partitions[top][1] is not None
+    same_hits(background, exact, queries, category=top)
+    background.upsert(["new"], [top], {"v": queries[:1] * 3})
+    assert index._partitions == {}
+    assert background.search("v", queries[0], 1, category=top).ids == ["new"]
+    assert wait_for_category_lists(30) and index._partitions[top][1] is not None
+    assert background.search("v", queries[0], 1, category=top).ids == ["new"]
+
+
+def test_a_failed_background_build_is_logged_and_searches_go_on(tmp_path, caplog, monkeypatch):
+    from recsys.store import partition
+    from recsys.store.ann import wait_for_category_lists
+
+    data, _, whole, _, queries = partitioned_pair(tmp_path)
+    store = open_store(tmp_path / "bg", {"v": DIM}, exact_below=500, exact_filter_below=0)
+    store.upsert(data.ids, data.categories, data.vectors)
+    top = data.categories[0].split("/")[0]
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise MemoryError("no room for the category's codes")
+
+    monkeypatch.setattr(partition, "build", broken)
+    for _ in range(2):
+        same_hits(store, whole, queries[:5], category=top)
+        assert wait_for_category_lists(30)
+    assert store._indexes["v"]._partitions[top][1] is None  # tried once, not on every search
+    assert sum("building the IVF lists of category" in r.getMessage() for r in caplog.records) == 1
 
 
 write = st.one_of(
@@ -194,6 +253,7 @@ def test_own_lists_find_the_exact_hits_whatever_the_writes(writes, seed):
         # flat codes: with every own list probed the search is then exact, so any row a write left
         # out of (or wrongly in) a category's lists shows (8-bit codes may rank the top 10 apart)
         options = {"exact_below": 300, "exact_filter_below": 0, "partition_share": 0.5, "codes": "flat"}
+        options.update(BUILD_IN_SEARCH)
         stores = [open_store(Path(tmp) / "s", {"v": DIM}, **options), MemoryStore({"v": DIM})]
         base = synthetic_arrays(600, {"v": DIM}, n_categories=5, seed=seed % 1000)
         for store in stores:
@@ -236,7 +296,8 @@ def reduced_pair(tmp_path_factory):
     """The same wide items in a store whose IVF scans 32 principal components and in an exact one."""
     ids, categories, vectors = low_rank_items(8_000, seed=31)
     path = tmp_path_factory.mktemp("reduced") / "s"
-    store = open_store(path, {"v": WIDE}, exact_below=500, exact_filter_below=0, reduce_above=64, reduced_dims=32)
+    options = {"exact_below": 500, "exact_filter_below": 0, "reduce_above": 64, "reduced_dims": 32, **BUILD_IN_SEARCH}
+    store = open_store(path, {"v": WIDE}, **options)
     store.upsert(ids, categories, {"v": vectors})
     exact = MemoryStore({"v": WIDE})
     exact.upsert(ids, categories, {"v": vectors})
@@ -323,7 +384,7 @@ def test_a_reopened_index_is_mapped_from_its_file_and_grows_into_a_copy_of_its_o
     from recsys.store.ann import _map_flag
 
     data = synthetic_arrays(4_000, {"v": DIM}, n_categories=12, seed=5)
-    options = {"exact_below": 500, "exact_filter_below": 0, "partition_share": 0.5}
+    options = {"exact_below": 500, "exact_filter_below": 0, "partition_share": 0.5, **BUILD_IN_SEARCH}
     store = open_store(tmp_path / "s", {"v": DIM}, **options)
     store.upsert(data.ids, data.categories, data.vectors)
     store.flush()
