@@ -8,8 +8,9 @@ stayed at 1.7 / 3.2 ms where HNSW took 13 / 21 ms; IVF also builds faster in les
 row numbers as FAISS ids, so filters (category, dead rows, excluded ids) are one bitmap over rows
 passed INTO the search: FAISS skips non-matching rows while it explores, instead of the caller
 dropping them afterwards and coming back with fewer than k. Under a category filter an IVF search
-walks lists of that top-level category's own (:mod:`recsys.store.partition`, built from the index's
-codes on first use), not the shared lists with ~20 skipped rows per qualifying one at 1M items.
+searches lists of that top-level category's own (:mod:`recsys.store.partition`, built from the
+index's codes in the background when first asked for), not the shared lists with ~20 skipped rows
+per qualifying one at 1M items.
 """
 
 from __future__ import annotations
@@ -336,11 +337,11 @@ class FieldIndex:
         return np.ascontiguousarray(lists), np.ascontiguousarray(scores[lists], dtype=np.float32)
 
     def _category_lists(self, allowed: Selection, params: AnnParams) -> tuple[CategoryLists | None, bool]:
-        """The own lists of the top-level category of ``allowed`` (built on first use), or None when
-        it has none (no category, or one too broad); and whether those lists hold allowed rows only
-        (the whole category, nothing excluded or deleted since they were built), so the search
-        needs no filter: FAISS then tests no row against the bitmap (a virtual call per row walked)."""
-
+        """The own lists of the top-level category of ``allowed``, or None when it has none (no
+        category, one too broad, or its lists not built yet: their build is then asked for); and
+        whether those lists hold allowed rows only (the whole category, nothing excluded or deleted
+        since they were built), so the search needs no filter: FAISS then tests no row against the
+        bitmap (a virtual call per row walked)."""
         if allowed.partition is None or not params.partition_share:
             return None, False
         key, members = allowed.partition
@@ -350,7 +351,8 @@ class FieldIndex:
             self._build_later(key, members, params, generation)
             return None, False
         if entry is None or entry[0] != generation:
-            with self._partition_lock:  # one build per category; searches of built ones do not wait
+            # one build per category, reading lists no add grows meanwhile; searches of built ones do not wait
+            with self._write_lock, self._partition_lock:
                 entry = self._partitions.get(key)
                 if entry is None or entry[0] != generation:
                     entry = (generation, self._partition(members, params), members)
