@@ -100,8 +100,11 @@ class AnnParams:
             raise InputError(f"unknown ANN codes '{self.codes}'; use one of {', '.join(CODES)}")
         if self.filter_probing not in FILTER_PROBING:
             raise InputError(f"unknown filter_probing '{self.filter_probing}'; use one of {', '.join(FILTER_PROBING)}")
-        if not self.partition_scan > 0:
-            raise InputError(f"partition_scan must be above 0, not {self.partition_scan}")
+        scan = self.partition_scan
+        if isinstance(scan, bool) or not isinstance(scan, int | float) or not scan > 0:
+            raise InputError(f"partition_scan must be a number above 0, not {scan!r}")
+        if not isinstance(self.partition_background, bool):
+            raise InputError(f"partition_background must be true or false, not {self.partition_background!r}")
         if self.reduce_above < 0 or self.reduced_dims < 0:
             raise InputError("reduce_above and reduced_dims must be 0 or more (0 reduced_dims: no reduction)")
 

@@ -73,8 +73,11 @@ def test_filter_probing_is_checked():
     with pytest.raises(InputError, match="filter_probing"):
         AnnParams(filter_probing="sideways")
     assert dataclasses.replace(AnnParams(), filter_probing="widen").filter_probing == "widen"
-    with pytest.raises(InputError, match="partition_scan"):
-        AnnParams(partition_scan=0)
+    for scan in (0, -1.0, float("nan"), "1", True):
+        with pytest.raises(InputError, match="partition_scan"):
+            AnnParams(partition_scan=scan)
+    with pytest.raises(InputError, match="partition_background"):
+        AnnParams(partition_background="false")
 
 
 def partitioned_pair(tmp_path, n=6_000, seed=3, codes="sq8"):
