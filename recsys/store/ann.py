@@ -350,25 +350,43 @@ class FieldIndex:
         key, members = allowed.partition
         generation = self._generation
         entry = self._partitions.get(key)
-        if (entry is None or entry[0] != generation) and params.partition_background:
-            self._build_later(key, members, params, generation)
-            return None, False
         if entry is None or entry[0] != generation:
-            # one build per category, reading lists no add grows meanwhile; searches of built ones do not wait
-            with self._write_lock, self._partition_lock:
-                entry = self._partitions.get(key)
-                if entry is None or entry[0] != generation:
-                    entry = (generation, self._partition(members, params), members)
-                    self._partitions[key] = entry
+            if params.partition_background:
+                self._build_later(key, members, params, generation)
+                return None, False
+            entry = self._built(key, members, params, generation)
         _, part, built_from = entry
         if part is None:
             return None, False
         # the row table never changes a mask in place: the very array it was built from means the same rows
         return part, allowed.mask is built_from
 
+    def _built(
+        self, key: str, members: np.ndarray, params: AnnParams, generation: int
+    ) -> tuple[int, CategoryLists | None, np.ndarray]:
+        """The entry of category ``key`` (its rows ``members``) as of ``generation``, built unless
+        another search built it meanwhile; kept only if no write came in between. The lists are read
+        under the write lock (FAISS grows them in place on an add). A build that fails is logged and
+        leaves no lists: the category's searches walk the shared ones until the next write."""
+        with self._write_lock:
+            entry = self._partitions.get(key)
+            if entry is not None and entry[0] == generation:
+                return entry
+            part = None
+            if self._generation == generation:
+                try:
+                    part = self._partition(members, params)
+                except Exception:  # noqa: BLE001 (the search goes on over the shared lists)
+                    logging.getLogger(__name__).exception("building the IVF lists of category %r failed", key)
+            entry = (generation, part, members)
+            with self._partition_lock:
+                if self._generation == generation:
+                    self._partitions[key] = entry
+            return entry
+
     def _build_later(self, key: str, members: np.ndarray, params: AnnParams, generation: int) -> None:
-        """Have the background thread build the lists of category ``key`` (its rows ``members``) as
-        of ``generation``, unless it is at it already; a write meanwhile makes the build moot."""
+        """Have the background thread build the lists of category ``key`` as of ``generation``
+        (:meth:`_built`), unless it is at it already."""
         with self._partition_lock:
             if key in self._building:
                 return
@@ -376,15 +394,7 @@ class FieldIndex:
 
         def build() -> None:
             try:
-                with self._write_lock:
-                    try:
-                        part = self._partition(members, params) if self._generation == generation else None
-                    except Exception:  # noqa: BLE001 (searches go on over the shared lists until the next write)
-                        logging.getLogger(__name__).exception("building the IVF lists of category %r failed", key)
-                        part = None
-                    with self._partition_lock:
-                        if self._generation == generation:
-                            self._partitions[key] = (generation, part, members)
+                self._built(key, members, params, generation)
             finally:
                 with self._partition_lock:
                     self._building.discard(key)

@@ -83,9 +83,10 @@ def _gathered(whole, row_lists: np.ndarray, rows: np.ndarray) -> tuple[np.ndarra
     at = 0
     for number in np.flatnonzero(held).tolist():
         size = lists.list_size(number)
-        pick = keep[faiss.rev_swig_ptr(lists.get_ids(number), size)]
+        listed = faiss.rev_swig_ptr(lists.get_ids(number), size)
+        pick = keep[listed]
         n = int(np.count_nonzero(pick))
-        ids[at : at + n] = faiss.rev_swig_ptr(lists.get_ids(number), size)[pick]
+        ids[at : at + n] = listed[pick]
         codes[at : at + n] = faiss.rev_swig_ptr(lists.get_codes(number), size * width).reshape(size, width)[pick]
         numbers[at : at + n] = number
         at += n
