@@ -358,8 +358,7 @@ class FieldIndex:
         _, part, built_from = entry
         if part is None:
             return None, False
-        # the row table never changes a mask in place: the very array it was built from means the same rows
-        return part, allowed.mask is built_from
+        return part, allowed.same_rows(built_from)
 
     def _built(
         self, key: str, members: np.ndarray, params: AnnParams, generation: int

@@ -35,6 +35,18 @@ class Selection:
         self._counts: dict[str, int] = {}
         self._bits: np.ndarray | None = None
         self._memo: dict[object, Any] = {}
+        self._same: dict[int, tuple[np.ndarray, bool]] = {}
+
+    def same_rows(self, mask: np.ndarray) -> bool:
+        """Whether this selection lets exactly ``mask``'s rows through: the mask itself, or an equal
+        one (the table makes a category's mask again after its cache is emptied, and two searches
+        asking for a new category at once each make one), compared once per mask."""
+        if self.mask is mask:
+            return True
+        known = self._same.get(id(mask))
+        if known is None or known[0] is not mask:  # held with its answer: an id alone may be reused
+            known = self._same[id(mask)] = (mask, bool(np.array_equal(self.mask, mask)))
+        return known[1]
 
     def memo(self, key: object, compute: Callable[[], Any]) -> Any:
         """A value derived from this selection (e.g. an ANN index's per-list counts), computed once."""
