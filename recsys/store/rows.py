@@ -214,7 +214,8 @@ class RowTable:
                 self._category_masks.clear()
             top = None if path is None else path.split("/")[0]
             partition = None if top is None else (top, mask if top == path else self.selection(top, ()).mask)
-            selection = self._category_masks[path] = Selection(mask, self.has, partition)
+            # searches asking for a new category side by side keep the first one's (setdefault is atomic)
+            selection = self._category_masks.setdefault(path, Selection(mask, self.has, partition))
         if exclude:
             selection = selection.without(self.rows_of(exclude))
         return selection
