@@ -39,8 +39,8 @@ class Selection:
 
     def same_rows(self, mask: np.ndarray) -> bool:
         """Whether this selection lets exactly ``mask``'s rows through: the mask itself, or an equal
-        one (the table makes a category's mask again after its cache is emptied, and two searches
-        asking for a new category at once each make one), compared once per mask."""
+        one (the table makes a category's mask again once its cache has been emptied), compared
+        once per mask."""
         if self.mask is mask:
             return True
         known = self._same.get(id(mask))
