@@ -393,7 +393,8 @@ class FieldIndex:
 
         def build() -> None:
             try:
-                self._built(key, members, params, generation)
+                with _one_thread():  # as a build inside a search: one core, the other's searches go on
+                    self._built(key, members, params, generation)
             finally:
                 with self._partition_lock:
                     self._building.discard(key)
@@ -551,7 +552,8 @@ def _projection(sample: np.ndarray, dims: int):  # noqa: ANN202 (a faiss LinearT
 
 class _Background:
     """One daemon thread running category-list builds one after another: a build takes a core for
-    a fraction of a second, and searches go on meanwhile on the other."""
+    a fraction of a second, and searches go on meanwhile on the other. A daemon, unlike an
+    executor's workers, lets a process (a CLI query) exit without first building what it asked for."""
 
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
