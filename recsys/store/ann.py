@@ -10,7 +10,9 @@ passed INTO the search: FAISS skips non-matching rows while it explores, instead
 dropping them afterwards and coming back with fewer than k. Under a category filter an IVF search
 searches lists of that top-level category's own (:mod:`recsys.store.partition`, built from the
 index's codes in the background when first asked for), not the shared lists with ~20 skipped rows
-per qualifying one at 1M items.
+per qualifying one at 1M items. Without a category, a large IVF index picks its candidates with
+fast-scan product codes (:mod:`recsys.store.fastscan`, also built in the background) and scores
+only those with its own codes.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from recsys.atomic import write_with
 from recsys.cachefile import file_crc32
 from recsys.errors import InputError
 from recsys.paths import file_problem
-from recsys.store import partition
+from recsys.store import fastscan, partition
+from recsys.store.fastscan import FastScanLists
 from recsys.store.partition import CategoryLists
 from recsys.store.rows import Selection
 
@@ -78,10 +81,17 @@ class AnnParams:
     # with a category filter was 0.974 / 0.978 / 0.981 / 0.983 at 0.6 / 0.8 / 1.0 / 1.25, and 0.980
     # walking the shared lists.
     partition_scan: float = 1.0
-    # Build a category's own lists in a background thread (the first searches in it walk the
-    # shared lists meanwhile) instead of inside its first search: at 1M items a build takes
-    # 0.2-0.5 s per field, and a fused query searching 4 fields waited 0.8-2.5 s on them.
+    # Build a category's own lists (and the fast-scan codes) in a background thread (the first
+    # searches walk the shared lists meanwhile) instead of inside the first search that wants them:
+    # at 1M items a category's build takes 0.2-0.5 s per field, and a fused query searching 4 fields
+    # waited 0.8-2.5 s on them.
     partition_background: bool = True
+    # An IVF index of at least fast_scan_above rows picks an unfiltered search's candidates with
+    # fast-scan product codes (recsys.store.fastscan: a copy of an eighth of the float32 vectors,
+    # built in ~13 s per 1M 384-d rows), at least fast_scan_depth of them and 4 per hit wanted, and
+    # scores only those with its own codes. 0 turns this off.
+    fast_scan_above: int = 500_000
+    fast_scan_depth: int = 1000
     # An IVF index over a field wider than reduce_above scans its vectors' first reduced_dims
     # principal components (projected uncentred, fitted on the training sample): the scan is bound
     # by arithmetic, so its cost falls with the dimensions. Its scores leave out the rest, so hits
@@ -105,6 +115,10 @@ class AnnParams:
             raise InputError(f"partition_scan must be a number above 0, not {scan!r}")
         if not isinstance(self.partition_background, bool):
             raise InputError(f"partition_background must be true or false, not {self.partition_background!r}")
+        for name, least in (("fast_scan_above", 0), ("fast_scan_depth", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise InputError(f"{name} must be a whole number of {least} or more, not {value!r}")
         if self.reduce_above < 0 or self.reduced_dims < 0:
             raise InputError("reduce_above and reduced_dims must be 0 or more (0 reduced_dims: no reduction)")
 
@@ -137,7 +151,8 @@ class FieldIndex:
         # the category's rows it was built from)
         self._partitions: dict[str, tuple[int, object, np.ndarray]] = {}
         self._partition_lock = threading.Lock()
-        self._building: set[str] = set()  # categories whose lists are being built in the background
+        self._building: set[tuple[str, ...]] = set()  # what the background thread is building
+        self._fast: tuple[int, FastScanLists | None] | None = None  # (generation built at, fast-scan codes)
         self._write_lock = threading.Lock()  # an add, or a background build reading the lists
         self._projection: np.ndarray | None = None  # (reduced dims, dim) of a reduced index
         self.mapped = False  # the index's codes are the saved file's pages (see load), not memory of its own
@@ -211,6 +226,7 @@ class FieldIndex:
                 self._generation += 1
             with self._partition_lock:
                 self._partitions.clear()
+                self._fast = None
 
     def _own_copy(self) -> None:
         """Replace a mapped index by a copy in memory, which can grow: FAISS aborts the whole process
@@ -242,6 +258,9 @@ class FieldIndex:
         if self.exact:
             sp = faiss.SearchParameters(sel=sel)
         elif self.ivf:
+            fast = self._fast_scan(params) if allowed is None or allowed.partition is None else None
+            if fast is not None:
+                return self._search_fast(query, k, fast, sel, math.ceil(params.nprobe * widen), params)
             if allowed is not None and params.filter_probing == "lists":
                 return self._search_lists(query, k, allowed, sel, params, breadth)
             nlist = faiss.extract_index_ivf(self.index).nlist
@@ -281,6 +300,69 @@ class FieldIndex:
             )
         found = ids[0] >= 0
         return ids[0][found], scores[0][found]
+
+    def _search_fast(
+        self, query: np.ndarray, k: int, fast: FastScanLists, sel, nprobe: int, params: AnnParams  # noqa: ANN001
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """IVF search of the ``nprobe`` nearest lists: the fast-scan codes pick the candidates (among
+        the rows ``sel`` lets through, or all), the index's own codes score them, walking only the
+        lists that hold one with a bitmap of them."""
+        import faiss
+
+        x = np.ascontiguousarray(self._reduce(query)[None, :], dtype=np.float32)
+        scores = self._centroids() @ x[0]
+        nprobe = int(min(len(scores), nprobe))
+        nearest = np.argpartition(-scores, nprobe - 1)[:nprobe] if nprobe < len(scores) else np.arange(len(scores))
+        nearest = nearest[np.argsort(-scores[nearest], kind="stable")]
+        row_lists = self._lists_of_rows()
+        with _one_thread():
+            depth = max(params.fast_scan_depth, fastscan.CANDIDATES_PER_HIT * k)
+            rows = fast.candidates(x, depth, nearest, scores[nearest], sel)
+            bits = np.zeros((row_lists.size + 7) // 8, dtype=np.uint8)
+            np.bitwise_or.at(bits, rows >> 3, np.left_shift(1, rows & 7).astype(np.uint8))
+            lists = nearest[np.isin(nearest, row_lists[rows])]
+            found = np.empty((1, k), dtype=np.float32)
+            ids = np.empty((1, k), dtype=np.int64)
+            only = faiss.IDSelectorBitmap(row_lists.size, faiss.swig_ptr(bits))
+            sp = faiss.SearchParametersIVF(sel=only, nprobe=max(1, len(lists)))
+            walk, ptr = faiss.extract_index_ivf(self.index), faiss.swig_ptr
+            lists, centroid = np.ascontiguousarray(lists[None, :]), np.ascontiguousarray(scores[lists][None, :])
+            walk.search_preassigned_c(1, ptr(x), k, ptr(lists), ptr(centroid), ptr(found), ptr(ids), False, sp)
+        hit = ids[0] >= 0
+        return ids[0][hit], found[0][hit]
+
+    def _fast_scan(self, params: AnnParams) -> FastScanLists | None:
+        """The fast-scan codes of a large IVF index, or None (a small index, none built yet: their
+        build is then asked for, or codes FAISS cannot decode here)."""
+        if not params.fast_scan_above or self.ntotal < params.fast_scan_above:
+            return None
+        generation, entry = self._generation, self._fast
+        if entry is not None and entry[0] == generation:
+            return entry[1]
+        if params.partition_background:
+            self._build_later(("fast-scan",), lambda: self._built_fast(generation))
+            return None
+        return self._built_fast(generation)
+
+    def _built_fast(self, generation: int) -> FastScanLists | None:
+        """The fast-scan codes as of ``generation``, built unless another search built them meanwhile;
+        kept only if no write came in between (read under the write lock, as :meth:`_built`)."""
+        import faiss
+
+        with self._write_lock:
+            entry = self._fast
+            if entry is not None and entry[0] == generation:
+                return entry[1]
+            fast, centroids = None, self._centroids()
+            if self._generation == generation and centroids is not None:
+                try:
+                    fast = fastscan.build(faiss.extract_index_ivf(self.index), centroids, self._lists_of_rows())
+                except Exception:  # noqa: BLE001 (searches go on with the index's own codes)
+                    logging.getLogger(__name__).exception("building the fast-scan codes of an index failed")
+            with self._partition_lock:
+                if self._generation == generation:
+                    self._fast = (generation, fast)
+            return fast
 
     def _reduce(self, query: np.ndarray) -> np.ndarray:
         """The query as the IVF lists see it: its principal components for a reduced index."""
@@ -352,7 +434,7 @@ class FieldIndex:
         entry = self._partitions.get(key)
         if entry is None or entry[0] != generation:
             if params.partition_background:
-                self._build_later(key, members, params, generation)
+                self._build_later(("category", key), lambda: self._built(key, members, params, generation))
                 return None, False
             entry = self._built(key, members, params, generation)
         _, part, built_from = entry
@@ -383,9 +465,9 @@ class FieldIndex:
                     self._partitions[key] = entry
             return entry
 
-    def _build_later(self, key: str, members: np.ndarray, params: AnnParams, generation: int) -> None:
-        """Have the background thread build the lists of category ``key`` as of ``generation``
-        (:meth:`_built`), unless it is at it already."""
+    def _build_later(self, key: tuple[str, ...], build_it: Callable[[], object]) -> None:
+        """Have the background thread run ``build_it`` (:meth:`_built`, :meth:`_built_fast`), unless
+        it is at the build ``key`` names already."""
         with self._partition_lock:
             if key in self._building:
                 return
@@ -394,7 +476,7 @@ class FieldIndex:
         def build() -> None:
             try:
                 with _one_thread():  # as a build inside a search: one core, the other's searches go on
-                    self._built(key, members, params, generation)
+                    build_it()
             finally:
                 with self._partition_lock:
                     self._building.discard(key)

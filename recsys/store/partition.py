@@ -18,6 +18,7 @@ time, once per pass, so the memory held is the new codes, not the vectors.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -67,7 +68,7 @@ class CategoryLists:
         return np.bincount(self._lists[kept], minlength=self.nlist)
 
 
-def _gathered(whole, row_lists: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # noqa: ANN001
+def gathered(whole, row_lists: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # noqa: ANN001
     """Ids, whole-index list numbers and codes of ``rows``, a list at a time (codes are copied, not decoded)."""
     import faiss
 
@@ -93,8 +94,36 @@ def _gathered(whole, row_lists: np.ndarray, rows: np.ndarray) -> tuple[np.ndarra
     return ids[:at], numbers[:at], codes[:at]
 
 
-def _blocks(n: int) -> list[slice]:
+def blocks(n: int) -> list[slice]:
+    """Slices of :data:`BLOCK_ROWS` rows covering ``n`` rows: what is decoded at a time."""
     return [slice(start, min(n, start + BLOCK_ROWS)) for start in range(0, n, BLOCK_ROWS)]
+
+
+def decodable(whole) -> bool:  # noqa: ANN001
+    """Whether the rows of IVF index ``whole`` can be decoded from its codes here (flat or scalar codes)."""
+    import faiss
+
+    return isinstance(whole, faiss.IndexIVFFlat | faiss.IndexIVFScalarQuantizer)
+
+
+def decoder(
+    whole, centroids: np.ndarray, numbers: np.ndarray, codes: np.ndarray  # noqa: ANN001
+) -> Callable[[slice | np.ndarray], np.ndarray]:
+    """The vectors of some of ``codes`` (rows of the IVF index ``whole``, on lists ``numbers``, whose
+    centroids are ``centroids``), as the index holds them: decoded, plus their list's centroid."""
+    import faiss
+
+    flat = isinstance(whole, faiss.IndexIVFFlat)
+
+    def vectors_of(block: slice | np.ndarray) -> np.ndarray:
+        if flat:
+            return codes[block].view(np.float32)
+        vectors = whole.sq.decode(codes[block])
+        if whole.by_residual:
+            vectors += centroids[numbers[block]]
+        return vectors
+
+    return vectors_of
 
 
 def _add_rows(sums: np.ndarray, vectors: np.ndarray, assign: np.ndarray) -> None:
@@ -113,17 +142,10 @@ def build(whole, centroids: np.ndarray, row_lists: np.ndarray, rows: np.ndarray,
 
     whole = faiss.downcast_index(whole)
     flat = isinstance(whole, faiss.IndexIVFFlat)
-    if not (flat or isinstance(whole, faiss.IndexIVFScalarQuantizer)) or not len(rows):
+    if not decodable(whole) or not len(rows):
         return None
-    ids, numbers, whole_codes = _gathered(whole, row_lists, rows)
-
-    def vectors_of(block: slice | np.ndarray) -> np.ndarray:
-        if flat:
-            return whole_codes[block].view(np.float32)
-        vectors = whole.sq.decode(whole_codes[block])
-        if whole.by_residual:
-            vectors += centroids[numbers[block]]
-        return vectors
+    ids, numbers, whole_codes = gathered(whole, row_lists, rows)
+    vectors_of = decoder(whole, centroids, numbers, whole_codes)
 
     nlist = max(1, min(nlist, len(ids)))
     held = np.bincount(numbers, minlength=whole.nlist)
@@ -144,7 +166,7 @@ def build(whole, centroids: np.ndarray, row_lists: np.ndarray, rows: np.ndarray,
     nearest_some = weights > 0
     own[nearest_some] = moved[nearest_some] / weights[nearest_some, None]
     assign, sums = np.empty(len(ids), dtype=np.int64), np.zeros_like(own)
-    for block in _blocks(len(ids)):
+    for block in blocks(len(ids)):
         vectors, lists = vectors_of(block), numbers[block]
         starts = np.flatnonzero(np.r_[True, lists[1:] != lists[:-1], True])  # rows come a whole list at a time
         for a, b in zip(starts[:-1].tolist(), starts[1:].tolist(), strict=True):
@@ -173,7 +195,7 @@ def build(whole, centroids: np.ndarray, row_lists: np.ndarray, rows: np.ndarray,
         sample = np.arange(0, len(ids), max(1, math.ceil(len(ids) / TRAINING_ROWS)))
         index.sq.rangestat, index.sq.rangestat_arg = whole.sq.rangestat, whole.sq.rangestat_arg
         index.sq.train(np.ascontiguousarray(encoded(sample)))
-        codes = np.concatenate([index.sq.compute_codes(encoded(block)) for block in _blocks(len(ids))])
+        codes = np.concatenate([index.sq.compute_codes(encoded(block)) for block in blocks(len(ids))])
     index.is_trained = True
     order = np.argsort(assign, kind="stable")
     bounds = np.searchsorted(assign[order], np.arange(nlist + 1))

@@ -1,0 +1,109 @@
+"""Fast-scan product codes of a large IVF index's lists, to find an unfiltered search's candidates.
+
+Scanning 8-bit scalar codes is bound by arithmetic: ~75 ns a 384-d row on one core, so an
+unfiltered search probing 64 of 2,116 lists at 1M items (30k rows) took ~3 ms, and rrf's four
+searches ~15 ms of a query's CPU. FAISS's fast-scan kernels score 4-bit product codes (one per two
+dimensions) from lookup tables held in SIMD registers, at a few ns a row. Their scores are rough, so
+they only pick candidates: ``depth`` rows (at least 4 per hit wanted), of which the scalar codes then
+score just those, walking the same lists with a bitmap of the candidates. On validation queries at
+1M items (384-d, nprobe 64 / 128) the hits were the scalar search's (recall@10 0.950 / 0.965 against
+exact, both ways; of the top 500, 0.943 / 0.970 against 0.946 / 0.975) in 1.6 / 2.0 ms instead of
+2.5 / 5.0 ms.
+
+The codes are built from the index's own codes (decoded, the residual to each row's list centroid
+encoded again), on the same lists, so no vector is read again and the plan of a search is the
+index's. They are a copy in memory (4 bits per dimension: an eighth of the vectors' float32), built
+in the background when a large index is first searched without a filter.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from recsys.store import partition
+
+#: Rows the product quantizer's 16 centroids per pair of dimensions are trained on.
+TRAINING_ROWS = 65_536
+#: Candidates the fast-scan codes pick per hit wanted (at least ``AnnParams.fast_scan_depth``): on
+#: validation queries at 1M items 2 per hit held 0.93 of the scalar search's top 500, 4 held 0.99.
+CANDIDATES_PER_HIT = 4
+
+
+class FastScanLists:
+    """Fast-scan product codes of every row of an IVF index, on that index's lists (ids are rows)."""
+
+    def __init__(self, index) -> None:  # noqa: ANN001 (faiss has no type stubs)
+        self.index = index
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    def candidates(self, x: np.ndarray, depth: int, lists: np.ndarray, scores: np.ndarray, sel=None) -> np.ndarray:  # noqa: ANN001
+        """Rows of up to ``depth`` best rough scores for query ``x`` (1, d) among those FAISS selector
+        ``sel`` lets through (None: all) on the ``lists`` whose centroids score ``scores`` against it."""
+        import faiss
+
+        found = np.empty((1, depth), dtype=np.float32)
+        ids = np.empty((1, depth), dtype=np.int64)
+        params = faiss.SearchParametersIVF(sel=sel, nprobe=len(lists))
+        ptr, lists = faiss.swig_ptr, np.ascontiguousarray(lists[None, :], dtype=np.int64)
+        scores = np.ascontiguousarray(scores[None, :], dtype=np.float32)
+        self.index.search_preassigned_c(1, ptr(x), depth, ptr(lists), ptr(scores), ptr(found), ptr(ids), False, params)
+        return ids[0][ids[0] >= 0]
+
+
+def build(whole, centroids: np.ndarray, row_lists: np.ndarray) -> FastScanLists | None:  # noqa: ANN001
+    """Fast-scan codes of every row of the IVF index ``whole`` (flat or scalar codes) whose centroids
+    are ``centroids`` and whose list of each row is ``row_lists``; None for an index of another kind."""
+    import faiss
+
+    whole = faiss.downcast_index(whole)
+    rows = np.flatnonzero(row_lists >= 0)
+    if not partition.decodable(whole) or not len(rows):
+        return None
+    ids, numbers, codes = partition.gathered(whole, row_lists, rows)
+    vectors_of = partition.decoder(whole, centroids, numbers, codes)
+    d = int(whole.d)
+    quantizer = faiss.IndexFlat(d, whole.metric_type)
+    quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    index = faiss.IndexIVFPQFastScan(quantizer, d, whole.nlist, d // 2 if d % 2 == 0 else d, 4, whole.metric_type)
+    index.own_fields = True  # the index frees its quantizer
+    quantizer.this.disown()
+    index.by_residual = True
+
+    def residuals(block: slice | np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(vectors_of(block) - centroids[numbers[block]], dtype=np.float32)
+
+    index.pq.train(residuals(np.arange(0, len(ids), max(1, math.ceil(len(ids) / TRAINING_ROWS)))))
+    index.is_trained = True
+    product_codes = np.concatenate([index.pq.compute_codes(residuals(block)) for block in partition.blocks(len(ids))])
+    _add_lists(index, ids, numbers, product_codes)
+    return FastScanLists(index)
+
+
+def _add_lists(index, ids: np.ndarray, numbers: np.ndarray, codes: np.ndarray) -> None:  # noqa: ANN001
+    """Put each row's ``codes`` on its list ``numbers`` of the empty fast-scan ``index``, packed into
+    its blocks of 32 rows. FAISS's own add assigns every row to a list again (a 1M x 2,116 x 384
+    product), and its add with given lists hands unpacked codes to lists that expect packed blocks."""
+    import faiss
+
+    packer = index.get_CodePacker()
+    per_block, block_bytes, width = packer.nvec, packer.block_size, packer.code_size
+    order = np.argsort(numbers, kind="stable")
+    bounds = np.searchsorted(numbers[order], np.arange(index.nlist + 1))
+    ptr = faiss.swig_ptr
+    for number in np.flatnonzero(np.diff(bounds)).tolist():
+        at = order[bounds[number] : bounds[number + 1]]
+        n_blocks = -(-len(at) // per_block)
+        padded = np.zeros((n_blocks * per_block, width), dtype=np.uint8)
+        padded[: len(at)] = codes[at]
+        packed = np.empty(n_blocks * block_bytes, dtype=np.uint8)
+        for block in range(n_blocks):
+            packer.pack_all(ptr(padded[block * per_block :]), ptr(packed[block * block_bytes :]))
+        listed = np.ascontiguousarray(ids[at])
+        # a list's first entries: FAISS copies whole packed blocks
+        index.invlists.add_entries(number, len(at), ptr(listed), ptr(packed))
+    index.ntotal = len(ids)

@@ -1,0 +1,138 @@
+"""Fast-scan product codes pick an unfiltered search's candidates; the index's own codes score them."""
+
+import faiss
+import numpy as np
+import pytest
+
+from recsys.errors import InputError
+from recsys.store import fastscan, open_store
+from recsys.store.ann import AnnParams, wait_for_category_lists
+from recsys.store.memory import MemoryStore
+from recsys.store.synthetic import synthetic_arrays
+from tests.store.test_ann import WIDE, low_rank_items
+from tests.store.test_partition import DIM, whole_index
+
+#: Rows in the stores below: the fast-scan codes are asked for from this many rows on.
+ROWS = 12_000
+FAST = {"fast_scan_above": 1_000, "exact_below": 500, "exact_filter_below": 0}
+
+
+@pytest.mark.parametrize(("codes", "residual"), [("SQ8", True), ("SQ8", False), ("SQfp16", True), ("Flat", False)])
+def test_the_codes_sit_on_the_index_lists_and_rank_its_rows_as_the_vectors_do(codes, residual):
+    index, ivf, centroids, row_lists, vectors = whole_index(codes, residual=residual)
+    fast = fastscan.build(ivf, centroids, row_lists)
+    assert fast.ntotal == len(vectors)
+    for number in range(ivf.nlist):  # every row on the list it has in the index, once
+        size = fast.index.invlists.list_size(number)
+        held = faiss.rev_swig_ptr(fast.index.invlists.get_ids(number), size)
+        assert sorted(held.tolist()) == np.flatnonzero(row_lists == number).tolist()
+    everything, held = np.arange(ivf.nlist), []
+    for q in vectors[:40]:  # 4 bits per two dimensions rank roughly: the top 10 among the first 40
+        found = fast.candidates(q[None, :], 40, everything, centroids @ q)
+        held.append(len(set(found.tolist()) & set(np.argsort(-(vectors @ q))[:10].tolist())) / 10)
+    assert np.mean(held) >= 0.95  # 0.97-0.98 with these codes; codes of other rows or lists hold ~0.1
+
+
+def test_no_codes_for_an_index_whose_rows_cannot_be_decoded_or_that_holds_none():
+    product, ivf, centroids, row_lists, _ = whole_index("PQ8")  # the index holds the IVF part: keep it
+    assert fastscan.build(ivf, centroids, row_lists) is None
+    scalar, ivf, centroids, row_lists, _ = whole_index("SQ8")
+    assert fastscan.build(ivf, centroids, np.full_like(row_lists, -1)) is None
+    del product, scalar
+
+
+def fast_and_plain(tmp_path, **options):
+    data = synthetic_arrays(ROWS, {"v": DIM}, n_categories=8, seed=31)
+    stores = []
+    for name, above in (("fast", FAST["fast_scan_above"]), ("plain", 0)):
+        store = open_store(tmp_path / name, {"v": DIM}, **{**FAST, "fast_scan_above": above, **options})
+        store.upsert(data.ids, data.categories, data.vectors)
+        store.flush()
+        stores.append(store)
+    queries = synthetic_arrays(30, {"v": DIM}, n_categories=8, seed=32).vectors["v"]
+    return data, *stores, queries
+
+
+def test_an_unfiltered_search_finds_the_index_own_hits_with_its_own_scores(tmp_path, monkeypatch):
+    """The candidates are scored by the index's codes, so the hits and their scores are what a search
+    of the same lists without fast-scan codes finds."""
+    _, fast, plain, queries = fast_and_plain(tmp_path, partition_background=False)
+    picked = []
+    original = fastscan.FastScanLists.candidates
+    monkeypatch.setattr(
+        fastscan.FastScanLists, "candidates", lambda self, *a, **k: picked.append(1) or original(self, *a, **k)
+    )
+    same = []
+    for q in queries:
+        a, b = fast.search("v", q, 20, rescore=False), plain.search("v", q, 20, rescore=False)
+        common = sorted(set(a.ids) & set(b.ids))
+        same.append(len(common) / 20)
+        scores_a, scores_b = dict(zip(a.ids, a.scores, strict=True)), dict(zip(b.ids, b.scores, strict=True))
+        np.testing.assert_allclose([scores_a[i] for i in common], [scores_b[i] for i in common], rtol=0, atol=1e-6)
+    assert len(picked) == len(queries) and np.mean(same) >= 0.97
+
+
+def test_excluded_items_are_never_candidates_and_a_category_walks_its_own_lists(tmp_path, monkeypatch):
+    data, fast, _, queries = fast_and_plain(tmp_path, partition_background=False)
+    exact = MemoryStore({"v": DIM})
+    exact.upsert(data.ids, data.categories, data.vectors)
+    picked = []
+    original = fastscan.FastScanLists.candidates
+    monkeypatch.setattr(
+        fastscan.FastScanLists, "candidates", lambda self, *a, **k: picked.append(1) or original(self, *a, **k)
+    )
+    for q in queries[:10]:
+        liked = exact.search("v", q, 5).ids
+        hits = fast.search("v", q, 10, exclude=liked)
+        assert not set(hits.ids) & set(liked)
+        assert len(set(hits.ids) & set(exact.search("v", q, 10, exclude=liked).ids)) >= 8
+    assert len(picked) == 10
+    top = data.categories[0].split("/")[0]
+    assert set(fast.search("v", queries[0], 10, category=top).ids) <= {
+        i for i, c in zip(data.ids, data.categories, strict=True) if c.split("/")[0] == top
+    }
+    assert len(picked) == 10  # a category's search does not go through them
+
+
+def test_the_codes_are_built_in_the_background_and_dropped_by_a_write(tmp_path):
+    """The first searches walk the index's own codes while the fast-scan codes are built; a write
+    drops them (the next unfiltered search asks for new ones) and its rows are found at once."""
+    data, fast, plain, queries = fast_and_plain(tmp_path)
+    index = fast._indexes["v"]
+    assert fast.search("v", queries[0], 10).ids == plain.search("v", queries[0], 10).ids  # before or after the build
+    assert wait_for_category_lists(60) and index._fast[1] is not None
+    fast.upsert(["new"], ["c00"], {"v": queries[:1] * 3})
+    assert index._fast is None
+    assert fast.search("v", queries[0], 1).ids == ["new"]
+    assert wait_for_category_lists(60) and index._fast[1] is not None
+    assert fast.search("v", queries[0], 1).ids == ["new"]
+
+
+def test_a_small_index_a_flat_one_or_hnsw_has_none(tmp_path):
+    for options in ({"fast_scan_above": ROWS + 1}, {"fast_scan_above": 0}, {"kind": "hnsw"}):
+        _, store, _, queries = fast_and_plain(tmp_path / str(len(list(tmp_path.iterdir()))), **options)
+        store.search("v", queries[0], 10)
+        assert wait_for_category_lists(60) and store._indexes["v"]._fast is None
+
+
+def test_a_reduced_index_gets_codes_of_its_principal_components(tmp_path):
+    """Items of low rank (as real embeddings are), 96-d, an index over 32 principal components."""
+    ids, categories, vectors = low_rank_items(ROWS, seed=33)
+    options = {"reduce_above": 64, "reduced_dims": 32, "partition_background": False, **FAST}
+    store = open_store(tmp_path / "s", {"v": WIDE}, **options)
+    store.upsert(ids, categories, {"v": vectors})
+    exact = MemoryStore({"v": WIDE})
+    exact.upsert(ids, categories, {"v": vectors})
+    queries = low_rank_items(20, seed=34)[2]
+    found = [len(set(store.search("v", q, 10).ids) & set(exact.search("v", q, 10).ids)) / 10 for q in queries]
+    index = store._indexes["v"]
+    assert index.reduced and index._fast[1].index.d == 32
+    assert np.mean(found) >= 0.95
+
+
+@pytest.mark.parametrize(
+    "options", [{"fast_scan_above": -1}, {"fast_scan_depth": 0}, {"fast_scan_above": "many"}, {"fast_scan_depth": 2.5}]
+)
+def test_fast_scan_options_are_checked(options):
+    with pytest.raises(InputError, match="fast_scan"):
+        AnnParams(**options)
