@@ -320,7 +320,9 @@ class FieldIndex:
             rows = fast.candidates(x, depth, nearest, scores[nearest], sel)
             bits = np.zeros((row_lists.size + 7) // 8, dtype=np.uint8)
             np.bitwise_or.at(bits, rows >> 3, np.left_shift(1, rows & 7).astype(np.uint8))
-            lists = nearest[np.isin(nearest, row_lists[rows])]
+            held = np.zeros(len(scores), dtype=bool)
+            held[row_lists[rows]] = True
+            lists = nearest[held[nearest]]
             found = np.empty((1, k), dtype=np.float32)
             ids = np.empty((1, k), dtype=np.int64)
             only = faiss.IDSelectorBitmap(row_lists.size, faiss.swig_ptr(bits))
