@@ -4,7 +4,7 @@ Scanning 8-bit scalar codes is bound by arithmetic: ~75 ns a 384-d row on one co
 unfiltered search probing 64 of 2,116 lists at 1M items (30k rows) took ~3 ms, and rrf's four
 searches ~15 ms of a query's CPU. FAISS's fast-scan kernels score 4-bit product codes (one per two
 dimensions) from lookup tables held in SIMD registers, at a few ns a row. Their scores are rough, so
-they only pick candidates: ``depth`` rows (at least 4 per hit wanted), of which the scalar codes then
+they only pick candidates: ``depth`` rows (at least 2 per hit wanted), of which the scalar codes then
 score just those, walking the same lists with a bitmap of the candidates. On validation queries at
 1M items (384-d, nprobe 64 / 128) the hits were the scalar search's (recall@10 0.950 / 0.965 against
 exact, both ways; of the top 500, 0.943 / 0.970 against 0.946 / 0.975) in 1.6 / 2.0 ms instead of
@@ -26,9 +26,12 @@ from recsys.store import partition
 
 #: Rows the product quantizer's 16 centroids per pair of dimensions are trained on.
 TRAINING_ROWS = 65_536
-#: Candidates the fast-scan codes pick per hit wanted (at least ``AnnParams.fast_scan_depth``): on
-#: validation queries at 1M items 2 per hit held 0.93 of the scalar search's top 500, 4 held 0.99.
-CANDIDATES_PER_HIT = 4
+#: Candidates the fast-scan codes pick per hit wanted (at least ``AnnParams.fast_scan_depth``). On
+#: validation queries at 1M items (384-d, 500 hits) 2 per hit held 0.96 of the scalar search's top 500
+#: and 4 held 0.997, yet rrf's recall@10 without a filter was 0.979 and 0.980, and 2 took its mean
+#: from 9.58 to 8.86 ms (the candidates' heap grows with their number). ``early`` and ``late`` want
+#: 100 hits a search: ``fast_scan_depth`` decides theirs.
+CANDIDATES_PER_HIT = 2
 
 
 class FastScanLists:
