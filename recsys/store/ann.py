@@ -91,7 +91,9 @@ class AnnParams:
     # built in ~13 s per 1M 384-d rows), at least fast_scan_depth of them and 2 per hit wanted, and
     # scores only those with its own codes. 0 turns this off. On validation queries at 1M items
     # (in-process, alternating) the unfiltered means of early / late / rrf fell from 8.9 / 11.4 /
-    # 15.6 to 7.2 / 9.8 / 12.3 ms, recall@10 0.971 -> 0.969, 0.991, 0.980 as they were.
+    # 15.6 to 7.2 / 9.8 / 12.3 ms, recall@10 0.971 -> 0.969, 0.991, 0.980 as they were; at 100k
+    # items (1,264 lists: 3-10k rows a search) the fixed costs outweigh the scan: early / late 4.9 /
+    # 5.7 -> 5.8 / 6.9 ms, rrf 9.7 either way.
     fast_scan_above: int = 500_000
     fast_scan_depth: int = 1000
     # An IVF index over a field wider than reduce_above scans its vectors' first reduced_dims
