@@ -322,6 +322,8 @@ class FieldIndex:
         with _one_thread():
             depth = max(params.fast_scan_depth, fastscan.CANDIDATES_PER_HIT * k)
             rows = fast.candidates(x, depth, nearest, scores[nearest], sel)
+            if not rows.size:  # nothing the filter lets through on these lists: the caller widens
+                return rows, np.zeros(0, dtype=np.float32)
             bits = np.zeros((row_lists.size + 7) // 8, dtype=np.uint8)
             np.bitwise_or.at(bits, rows >> 3, np.left_shift(1, rows & 7).astype(np.uint8))
             held = np.zeros(len(scores), dtype=bool)

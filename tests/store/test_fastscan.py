@@ -94,6 +94,23 @@ def test_excluded_items_are_never_candidates_and_a_category_walks_its_own_lists(
     assert len(picked) == 10  # a category's search does not go through them
 
 
+def test_a_search_whose_lists_hold_no_allowed_row_widens_until_it_finds_some(tmp_path):
+    """Every row of the 2/3 of lists nearest the query left out: the lists a search probes (nprobe
+    widened for the third of rows left) hold no candidate, and the store widens until some come."""
+    data, fast, _, queries = fast_and_plain(tmp_path, partition_background=False)
+    index, q = fast._indexes["v"], queries[0]
+    fast.search("v", q, 1)
+    near = np.argsort(-(index._centroids() @ q))[: 2 * len(index._centroids()) // 3]
+    left_out = np.isin(index._lists_of_rows(), near)
+    row_ids = fast.row_ids()
+    hits = fast.search("v", q, 5, exclude=[row_ids[r] for r in np.flatnonzero(left_out)])
+    exact = MemoryStore({"v": DIM})
+    exact.upsert(data.ids, data.categories, data.vectors)
+    truth = exact.search("v", q, 5, exclude=[row_ids[r] for r in np.flatnonzero(left_out)])
+    assert len(set(hits.ids) & set(truth.ids)) >= 4
+    assert index._fast[1] is not None
+
+
 def test_the_codes_are_built_in_the_background_and_dropped_by_a_write(tmp_path):
     """The first searches walk the index's own codes while the fast-scan codes are built; a write
     drops them (the next unfiltered search asks for new ones) and its rows are found at once."""
