@@ -14,8 +14,9 @@ the precision the product's engine keeps them (float16 past 20k items,
 the same chunks. Then held-out items serve as fused text+image queries with
 weights (text 1, image 0.5) and a top-level category filter, answered by
 
-- the engine on the store (candidates per pair, exact re-scoring): p50 / p95 latency, recall@10
-  against exact, and the memory of a fresh process (its files read once into the OS page cache
+- the engine on the store (candidates per pair, exact re-scoring): p50 / p95 latency over
+  ``--passes`` (3) passes of the queries, the six cases taking turns in each, recall@10 against
+  exact, and the memory of a fresh process (its files read once into the OS page cache
   first and the served vectors' pages mapped into it, as on a server that has been up) that opens
   the store and answers the queries
   (peak RSS, which counts the memory-mapped vectors it touched, and resident anonymous memory);
