@@ -107,20 +107,20 @@ def decodable(whole) -> bool:  # noqa: ANN001
 
 
 def decoder(
-    whole, centroids: np.ndarray, numbers: np.ndarray, codes: np.ndarray  # noqa: ANN001
+    whole, centroids: np.ndarray, numbers: np.ndarray, codes: np.ndarray, residuals: bool = False  # noqa: ANN001
 ) -> Callable[[slice | np.ndarray], np.ndarray]:
     """The vectors of some of ``codes`` (rows of the IVF index ``whole``, on lists ``numbers``, whose
-    centroids are ``centroids``), as the index holds them: decoded, plus their list's centroid."""
+    centroids are ``centroids``) as the index holds them, or (``residuals``) less their list's centroid."""
     import faiss
 
     flat = isinstance(whole, faiss.IndexIVFFlat)
+    residual_codes = not flat and whole.by_residual
 
     def vectors_of(block: slice | np.ndarray) -> np.ndarray:
-        if flat:
-            return codes[block].view(np.float32)
-        vectors = whole.sq.decode(codes[block])
-        if whole.by_residual:
-            vectors += centroids[numbers[block]]
+        vectors = codes[block].view(np.float32) if flat else whole.sq.decode(codes[block])
+        if residual_codes != residuals:
+            sign = -1.0 if residuals else 1.0
+            vectors = vectors + sign * centroids[numbers[block]]
         return vectors
 
     return vectors_of
