@@ -68,7 +68,7 @@ class CategoryLists:
         return np.bincount(self._lists[kept], minlength=self.nlist)
 
 
-def gathered(whole, row_lists: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # noqa: ANN001
+def _gathered(whole, row_lists: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # noqa: ANN001
     """Ids, whole-index list numbers and codes of ``rows``, a list at a time (codes are copied, not decoded)."""
     import faiss
 
@@ -94,8 +94,7 @@ def gathered(whole, row_lists: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray
     return ids[:at], numbers[:at], codes[:at]
 
 
-def blocks(n: int) -> list[slice]:
-    """Slices of :data:`BLOCK_ROWS` rows covering ``n`` rows: what is decoded at a time."""
+def _blocks(n: int) -> list[slice]:
     return [slice(start, min(n, start + BLOCK_ROWS)) for start in range(0, n, BLOCK_ROWS)]
 
 
@@ -144,7 +143,7 @@ def build(whole, centroids: np.ndarray, row_lists: np.ndarray, rows: np.ndarray,
     flat = isinstance(whole, faiss.IndexIVFFlat)
     if not decodable(whole) or not len(rows):
         return None
-    ids, numbers, whole_codes = gathered(whole, row_lists, rows)
+    ids, numbers, whole_codes = _gathered(whole, row_lists, rows)
     vectors_of = decoder(whole, centroids, numbers, whole_codes)
 
     nlist = max(1, min(nlist, len(ids)))
@@ -166,7 +165,7 @@ def build(whole, centroids: np.ndarray, row_lists: np.ndarray, rows: np.ndarray,
     nearest_some = weights > 0
     own[nearest_some] = moved[nearest_some] / weights[nearest_some, None]
     assign, sums = np.empty(len(ids), dtype=np.int64), np.zeros_like(own)
-    for block in blocks(len(ids)):
+    for block in _blocks(len(ids)):
         vectors, lists = vectors_of(block), numbers[block]
         starts = np.flatnonzero(np.r_[True, lists[1:] != lists[:-1], True])  # rows come a whole list at a time
         for a, b in zip(starts[:-1].tolist(), starts[1:].tolist(), strict=True):
@@ -195,7 +194,7 @@ def build(whole, centroids: np.ndarray, row_lists: np.ndarray, rows: np.ndarray,
         sample = np.arange(0, len(ids), max(1, math.ceil(len(ids) / TRAINING_ROWS)))
         index.sq.rangestat, index.sq.rangestat_arg = whole.sq.rangestat, whole.sq.rangestat_arg
         index.sq.train(np.ascontiguousarray(encoded(sample)))
-        codes = np.concatenate([index.sq.compute_codes(encoded(block)) for block in blocks(len(ids))])
+        codes = np.concatenate([index.sq.compute_codes(encoded(block)) for block in _blocks(len(ids))])
     index.is_trained = True
     order = np.argsort(assign, kind="stable")
     bounds = np.searchsorted(assign[order], np.arange(nlist + 1))
