@@ -14,8 +14,9 @@ import numpy as np
 
 
 @contextmanager
-def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it over ``target`` only if the block succeeds."""
+def atomic_path(target: str | os.PathLike[str], named: Callable[[Path], Path] | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it over ``target`` only if the block succeeds
+    (over ``named(tmp)`` where given: a name that depends on what was written, such as its checksum)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -23,17 +24,27 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, target)
+        os.replace(tmp, target if named is None else named(tmp))
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
-def write_with(target: str | os.PathLike[str], writer: Callable[[Path], Any]) -> Path:
-    """Call ``writer(tmp_path)`` and atomically move the result to ``target``."""
-    with atomic_path(target) as tmp:
+def write_with(
+    target: str | os.PathLike[str], writer: Callable[[Path], Any], named: Callable[[Path], Path] | None = None
+) -> Path:
+    """Call ``writer(tmp_path)`` and atomically move the result to ``target`` (or ``named(tmp_path)``);
+    returns where it went."""
+    final = Path(target)
+
+    def name(tmp: Path) -> Path:
+        nonlocal final
+        final = named(tmp)
+        return final
+
+    with atomic_path(target, None if named is None else name) as tmp:
         writer(tmp)
-    return Path(target)
+    return final
 
 
 def write_bytes(target: str | os.PathLike[str], data: bytes) -> Path:

@@ -160,6 +160,7 @@ class FieldIndex:
         self._write_lock = threading.Lock()  # an add, or a background build reading the lists
         self._projection: np.ndarray | None = None  # (reduced dims, dim) of a reduced index
         self.mapped = False  # the index's codes are the saved file's pages (see load), not memory of its own
+        self._file: tuple[int, Path] | None = None  # (generation, the saved file this index equals then)
 
     @property
     def exact(self) -> bool:
@@ -354,7 +355,8 @@ class FieldIndex:
 
     def _built_fast(self, generation: int) -> FastScanLists | None:
         """The fast-scan codes as of ``generation``, built unless another search built them meanwhile;
-        kept only if no write came in between (read under the write lock, as :meth:`_built`)."""
+        kept only if no write came in between (read under the write lock, as :meth:`_built`). An
+        index that is its saved file reads them from beside it, or saves those it built there."""
         import faiss
 
         with self._write_lock:
@@ -363,10 +365,16 @@ class FieldIndex:
                 return entry[1]
             fast, centroids = None, self._centroids()
             if self._generation == generation and centroids is not None:
-                try:
-                    fast = fastscan.build(faiss.extract_index_ivf(self.index), centroids, self._lists_of_rows())
-                except Exception:  # noqa: BLE001 (searches go on with the index's own codes)
-                    logging.getLogger(__name__).exception("building the fast-scan codes of an index failed")
+                whole = faiss.extract_index_ivf(self.index)
+                saved = self._file[1] if self._file is not None and self._file[0] == generation else None
+                fast = fastscan.load(saved, whole) if saved is not None else None
+                if fast is None:
+                    try:
+                        fast = fastscan.build(whole, centroids, self._lists_of_rows())
+                    except Exception:  # noqa: BLE001 (searches go on with the index's own codes)
+                        logging.getLogger(__name__).exception("building the fast-scan codes of an index failed")
+                    if fast is not None and saved is not None:
+                        fastscan.save(fast, saved)
             with self._partition_lock:
                 if self._generation == generation:
                     self._fast = (generation, fast)
@@ -573,6 +581,7 @@ class FieldIndex:
             crc = file_crc32(tmp)
 
         write_with(path, write)
+        self._file = (self._generation, Path(path))
         return crc
 
     @classmethod
@@ -611,6 +620,7 @@ class FieldIndex:
             raise ValueError(f"{index.ntotal} rows, but the store had {max_rows} when it was saved")
         loaded = cls(index, spec)
         loaded.mapped = flag != 0
+        loaded._file = (loaded._generation, Path(path))
         return loaded
 
 

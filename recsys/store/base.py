@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import operator
+import re
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,11 @@ MAX_ID_LENGTH = 1024
 MAX_CATEGORY_LENGTH = 1024
 MAX_CATEGORY_DEPTH = 32
 MAX_VERSION_LENGTH = 256
+
+
+def error_reason(exc: BaseException) -> str:
+    """The first line of an error for a log line, without the source location FAISS puts first."""
+    return re.sub(r"^Error in .*? at \S+:\d+: ", "", str(exc).strip()).split("\n")[0][:200] or type(exc).__name__
 
 
 class UnusableStoreError(RecsysError):

@@ -13,17 +13,29 @@ exact, both ways; of the top 500, 0.943 / 0.970 against 0.946 / 0.975) in 1.6 / 
 The codes are built from the index's own codes (decoded, the residual to each row's list centroid
 encoded again), on the same lists, so no vector is read again and the plan of a search is the
 index's. They are a copy in memory (4 bits per dimension: an eighth of the vectors' float32), built
-in the background when a large index is first searched without a filter.
+in the background when a large index is first searched without a filter, and saved beside the
+index file they were built from (:func:`save`), so the next process that opens it reads them
+instead of building them again (~13 s of a core per 1M 384-d rows; minutes at 10M).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
+from recsys.atomic import write_with
+from recsys.cachefile import file_crc32
 from recsys.store import partition
+from recsys.store.base import error_reason
+from recsys.store.segments import derived_file, derived_files
+
+log = logging.getLogger(__name__)
+#: The kind of file :func:`save` writes beside an index (:func:`recsys.store.segments.derived_file`).
+SAVED_KIND = "fastscan"
 
 #: Rows the product quantizer's 16 centroids per pair of dimensions are trained on.
 TRAINING_ROWS = 65_536
@@ -120,3 +132,45 @@ def _add_list(index, packer, number: int, ids: np.ndarray, codes: np.ndarray) ->
         packer.pack_all(ptr(padded[block * per_block :]), ptr(packed[block * block_bytes :]))
     listed = np.ascontiguousarray(ids, dtype=np.int64)
     index.invlists.add_entries(number, len(ids), ptr(listed), ptr(packed))  # whole packed blocks, copied
+
+
+def save(fast: FastScanLists, index_file: Path) -> Path | None:
+    """Write ``fast`` beside ``index_file``, the saved index it was built from and still matches (an
+    index file is never rewritten: a store that changes writes a new one and drops this one and what
+    lies beside it), named by its CRC-32, which :func:`load` checks. Codes that cannot be written
+    (a read-only store, a full disk) only cost the next process their build: one warning, None."""
+    import faiss
+
+    try:
+        return write_with(
+            derived_file(index_file, SAVED_KIND, 0),
+            lambda tmp: faiss.write_index(fast.index, str(tmp)),
+            named=lambda tmp: derived_file(index_file, SAVED_KIND, file_crc32(tmp)),
+        )
+    except (OSError, RuntimeError) as exc:  # faiss raises RuntimeError for a failed write
+        log.warning("could not save the fast-scan codes beside %s (%s); the next process builds them again",
+                    index_file, error_reason(exc))  # fmt: skip
+        return None
+
+
+def load(index_file: Path, whole) -> FastScanLists | None:  # noqa: ANN001
+    """The codes :func:`save` wrote beside ``index_file`` for the IVF index ``whole`` read from it, or
+    None when there are none that check out (damaged ones are reported and removed)."""
+    import faiss
+
+    for path, crc in derived_files(index_file, SAVED_KIND):
+        try:
+            if file_crc32(path) != crc:
+                raise ValueError("its checksum does not match the one in its name")
+            index = faiss.read_index(str(path))  # of its own type (downcasting it would leave the owner to be freed)
+            shape = (index.d, index.nlist, index.ntotal) if isinstance(index, faiss.IndexIVFPQFastScan) else None
+            if shape != (whole.d, whole.nlist, whole.ntotal):
+                raise ValueError(f"they are not codes of this index's {whole.ntotal} rows on its {whole.nlist} lists")
+        except (OSError, RuntimeError, ValueError) as exc:
+            log.warning("building the fast-scan codes of %s again: %s is unusable (%s)", index_file.name, path.name,
+                        error_reason(exc))  # fmt: skip
+            if not isinstance(exc, OSError):  # damaged for good: the build's file takes its place
+                path.unlink(missing_ok=True)
+            continue
+        return FastScanLists(index)
+    return None

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,15 @@ import numpy as np
 from recsys.errors import InputError, RecsysError
 from recsys.store import segments as seg
 from recsys.store.ann import AnnParams, FieldIndex
-from recsys.store.base import Hits, UnusableStoreError, VectorStore, check_effort, check_fields, check_ids
+from recsys.store.base import (
+    Hits,
+    UnusableStoreError,
+    VectorStore,
+    check_effort,
+    check_fields,
+    check_ids,
+    error_reason,
+)
 from recsys.store.rows import RowTable, Selection, exact_top
 
 FLOAT16_MAX = 65504.0
@@ -390,13 +397,12 @@ class LocalStore(VectorStore):
         try:
             return FieldIndex.load(path, entry["spec"], self.fields[field], int(entry["rows"]), entry.get("crc32"))
         except Exception as exc:  # faiss raises RuntimeError or asserts on damaged files
-            reason = re.sub(r"^Error in .*? at \S+:\d+: ", "", str(exc).strip()).split("\n")[0][:200]
             log.warning(
                 "rebuilding the %r index of the vector store %s: %s is unusable (%s)",
                 field,
                 self.path,
                 path.name,
-                reason or type(exc).__name__,
+                error_reason(exc),
             )
             del self._manifest["indexes"][field]
             return None

@@ -11,6 +11,7 @@ interrupted write and are removed on the next commit.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import mmap
 import os
@@ -36,6 +37,9 @@ _OURS = re.compile(r"^\.?(seg-\d+\.|index-\d+-\d+\.faiss|manifest\.json\.)")
 # Names a manifest may give its files (nothing else: a manifest never points outside its folder).
 _SEGMENT = re.compile(r"seg-\d+")
 _INDEX = re.compile(r"index-\d+-\d+\.faiss")
+# Files derived from a saved index and kept beside it while the manifest names that index (its
+# fast-scan codes, :mod:`recsys.store.fastscan`): ``<index file>.<kind>-<their CRC-32 in hex>``.
+_DERIVED = re.compile(r"(index-\d+-\d+\.faiss)\.[a-z]+-[0-9a-f]{8}")
 
 
 @dataclass
@@ -214,8 +218,27 @@ def remove_unnamed(root: Path, manifest: dict[str, Any], fields: Sequence[str]) 
         keep.update(vector_file(root, s["name"], fields.index(f)).name for f in s["vectors"])
     keep.update(e["file"] for e in manifest["indexes"].values())
     for p in root.iterdir():
+        derived = _DERIVED.fullmatch(p.name)
+        if derived is not None and derived.group(1) in keep:
+            continue
         if p.name not in keep and _OURS.match(p.name) and p.is_file():
             p.unlink(missing_ok=True)
+
+
+def derived_file(index_file: Path, kind: str, crc: int) -> Path:
+    """Where a file derived from the saved index ``index_file`` (of ``kind``, written with CRC-32
+    ``crc``) goes: beside it, kept while the index is (:func:`remove_unnamed`)."""
+    return index_file.with_name(f"{index_file.name}.{kind}-{crc & 0xFFFFFFFF:08x}")
+
+
+def derived_files(index_file: Path, kind: str) -> list[tuple[Path, int]]:
+    """The files of ``kind`` derived from ``index_file`` (:func:`derived_file`), with the CRC-32
+    their names give."""
+    out = []
+    for p in sorted(index_file.parent.glob(f"{glob.escape(index_file.name)}.{kind}-*")):
+        if _DERIVED.fullmatch(p.name) is not None:  # the glob's * may hold anything
+            out.append((p, int(p.name.rsplit("-", 1)[1], 16)))
+    return out
 
 
 def _strings(values: Sequence[str]) -> np.ndarray:

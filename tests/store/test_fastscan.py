@@ -153,3 +153,83 @@ def test_a_reduced_index_gets_codes_of_its_principal_components(tmp_path):
 def test_fast_scan_options_are_checked(options):
     with pytest.raises(InputError, match="fast_scan"):
         AnnParams(**options)
+
+
+def saved_codes(store) -> list:
+    """The fast-scan code files beside the store's index files."""
+    return sorted(p.name for p in store.path.iterdir() if ".faiss.fastscan-" in p.name)
+
+
+def reopened(path, monkeypatch, built: list):
+    """The store at ``path`` opened again, counting the fast-scan builds in ``built``."""
+    monkeypatch.setattr(fastscan, "build", lambda *a: built.append(1) or original_build(*a))
+    return open_store(path, **FAST, partition_background=False)
+
+
+original_build = fastscan.build
+
+
+def test_the_codes_are_saved_beside_the_index_file_and_the_next_process_reads_them(tmp_path, monkeypatch):
+    _, fast, _, queries = fast_and_plain(tmp_path, partition_background=False)
+    answers = [fast.search("v", q, 10, rescore=False) for q in queries[:10]]
+    (index_file,) = [p.name for p in fast.path.iterdir() if p.name.endswith(".faiss")]
+    (saved,) = saved_codes(fast)
+    assert saved.startswith(f"{index_file}.fastscan-")
+    fast.close()
+    built = []
+    again = reopened(tmp_path / "fast", monkeypatch, built)
+    for q, before in zip(queries[:10], answers, strict=True):  # the same codes: the same candidates
+        after = again.search("v", q, 10, rescore=False)
+        assert after.ids == before.ids and np.array_equal(after.scores, before.scores)
+    assert again._indexes["v"]._fast[1] is not None and not built
+
+
+def test_damaged_saved_codes_are_reported_and_built_again(tmp_path, monkeypatch, caplog):
+    _, fast, _, queries = fast_and_plain(tmp_path, partition_background=False)
+    fast.search("v", queries[0], 10)
+    (saved,) = saved_codes(fast)
+    fast.close()
+    path = tmp_path / "fast" / saved
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    built = []
+    again = reopened(tmp_path / "fast", monkeypatch, built)
+    with caplog.at_level("WARNING"):
+        hits = again.search("v", queries[0], 10)
+    assert built == [1] and "checksum does not match" in caplog.text
+    assert saved_codes(again) == [saved]  # built again, the same codes under the same name
+    assert path.read_bytes() != bytes(data)
+    assert hits.ids == fast_and_plain(tmp_path / "other", partition_background=False)[1].search("v", queries[0], 10).ids
+
+
+def test_codes_of_a_replaced_index_are_dropped_and_those_of_an_index_grown_since_its_file_are_not_saved(
+    tmp_path, monkeypatch
+):
+    data, fast, _, queries = fast_and_plain(tmp_path, partition_background=False, checkpoint_rows=10**6)
+    fast.search("v", queries[0], 10)
+    (saved,) = saved_codes(fast)
+    fast.upsert(["new"], ["c00"], {"v": queries[:1]})  # below checkpoint_rows: the index file stays
+    fast.close()
+    built = []
+    again = reopened(tmp_path / "fast", monkeypatch, built)
+    assert again.search("v", queries[0], 1).ids == ["new"]  # its index holds a row its file lacks
+    assert built == [1] and saved_codes(again) == [saved]
+    again.compact()  # a new index file: the codes of the old one go with it
+    assert saved_codes(again) == []
+    again.search("v", queries[0], 1)
+    assert len(saved_codes(again)) == 1 and saved_codes(again) != [saved]
+
+
+def test_codes_that_cannot_be_saved_cost_a_warning_only(tmp_path, monkeypatch, caplog):
+    def refuse(*_):
+        raise RuntimeError("Error in faiss::FileIOWriter at impl/io.cpp:67: could not open for writing")
+
+    _, fast, plain, queries = fast_and_plain(tmp_path, partition_background=False)
+    monkeypatch.setattr(faiss, "write_index", refuse)
+    with caplog.at_level("WARNING"):
+        hits = fast.search("v", queries[0], 10, rescore=False)
+    assert "could not save the fast-scan codes" in caplog.text and "could not open for writing" in caplog.text
+    assert "impl/io.cpp" not in caplog.text
+    assert fast._indexes["v"]._fast[1] is not None and saved_codes(fast) == []
+    assert len(set(hits.ids) & set(plain.search("v", queries[0], 10, rescore=False).ids)) >= 9
