@@ -157,6 +157,7 @@ class FieldIndex:
         self._partition_lock = threading.Lock()
         self._building: set[tuple[str, ...]] = set()  # what the background thread is building
         self._fast: tuple[int, FastScanLists | None] | None = None  # (generation built at, fast-scan codes)
+        self._fast_before: FastScanLists | None = None  # the codes a write dropped, which the next ones extend
         self._write_lock = threading.Lock()  # an add, or a background build reading the lists
         self._projection: np.ndarray | None = None  # (reduced dims, dim) of a reduced index
         self.mapped = False  # the index's codes are the saved file's pages (see load), not memory of its own
@@ -231,6 +232,8 @@ class FieldIndex:
                 self._generation += 1
             with self._partition_lock:
                 self._partitions.clear()
+                if self._fast is not None and self._fast[1] is not None:
+                    self._fast_before = self._fast[1]
                 self._fast = None
 
     def _own_copy(self) -> None:
@@ -354,9 +357,12 @@ class FieldIndex:
         return self._built_fast(generation)
 
     def _built_fast(self, generation: int) -> FastScanLists | None:
-        """The fast-scan codes as of ``generation``, built unless another search built them meanwhile;
-        kept only if no write came in between (read under the write lock, as :meth:`_built`). An
-        index that is its saved file reads them from beside it, or saves those it built there."""
+        """The fast-scan codes as of ``generation``, unless another search made them meanwhile; kept
+        only if no write came in between (read under the write lock, as :meth:`_built`). Codes of
+        fewer rows, extended by the rows added since (:func:`recsys.store.fastscan.extend`): a copy
+        of those a write dropped (searches may still read them), else those saved beside the file
+        this index was read from or saved to; else they are built. Codes of an index that is its
+        saved file are saved beside it."""
         import faiss
 
         with self._write_lock:
@@ -365,20 +371,34 @@ class FieldIndex:
                 return entry[1]
             fast, centroids = None, self._centroids()
             if self._generation == generation and centroids is not None:
-                whole = faiss.extract_index_ivf(self.index)
-                saved = self._file[1] if self._file is not None and self._file[0] == generation else None
-                fast = fastscan.load(saved, whole) if saved is not None else None
-                if fast is None:
-                    try:
-                        fast = fastscan.build(whole, centroids, self._lists_of_rows())
-                    except Exception:  # noqa: BLE001 (searches go on with the index's own codes)
-                        logging.getLogger(__name__).exception("building the fast-scan codes of an index failed")
-                    if fast is not None and saved is not None:
-                        fastscan.save(fast, saved)
+                try:
+                    fast = self._fast_codes(faiss.extract_index_ivf(self.index), centroids, generation)
+                except Exception:  # noqa: BLE001 (searches go on with the index's own codes)
+                    logging.getLogger(__name__).exception("making the fast-scan codes of an index failed")
             with self._partition_lock:
                 if self._generation == generation:
-                    self._fast = (generation, fast)
+                    self._fast, self._fast_before = (generation, fast), None
             return fast
+
+    def _fast_codes(self, whole, centroids: np.ndarray, generation: int) -> FastScanLists | None:  # noqa: ANN001
+        """:meth:`_built_fast`'s codes of the IVF index ``whole`` (under the write lock)."""
+        saved = self._file
+        fast = fastscan.copy(self._fast_before) if self._fast_before is not None else None
+        from_file = fast is None and saved is not None
+        if from_file:
+            fast = fastscan.load(saved[1], whole)
+        if fast is not None:
+            try:
+                fastscan.extend(fast, whole, centroids)
+            except ValueError as exc:  # codes of another index's rows (damaged, or a file replaced in place)
+                logging.getLogger(__name__).warning("building the fast-scan codes again: %s", exc)
+                fast = None
+        if fast is None:
+            from_file = False
+            fast = fastscan.build(whole, centroids, self._lists_of_rows())
+        if fast is not None and not from_file and saved is not None and saved[0] == generation:
+            fastscan.save(fast, saved[1])
+        return fast
 
     def _reduce(self, query: np.ndarray) -> np.ndarray:
         """The query as the IVF lists see it: its principal components for a reduced index."""
@@ -570,7 +590,8 @@ class FieldIndex:
         return params.ef_search * widen >= params.max_ef
 
     def save(self, path: str | os.PathLike[str]) -> int:
-        """Write the index atomically; returns the file's CRC-32, which :meth:`load` checks."""
+        """Write the index atomically (and its fast-scan codes beside it, if it has them); returns the
+        file's CRC-32, which :meth:`load` checks."""
         import faiss
 
         crc = 0
@@ -582,6 +603,9 @@ class FieldIndex:
 
         write_with(path, write)
         self._file = (self._generation, Path(path))
+        entry = self._fast
+        if entry is not None and entry[0] == self._generation and entry[1] is not None:
+            fastscan.save(entry[1], Path(path))  # as :meth:`_fast_codes` would have: the next process reads them
         return crc
 
     @classmethod

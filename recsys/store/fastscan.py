@@ -116,22 +116,71 @@ def _lists(whole, centroids: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.n
 
 
 def _add_list(index, packer, number: int, ids: np.ndarray, codes: np.ndarray) -> None:  # noqa: ANN001
-    """Put ``codes`` (of the rows ``ids``) on list ``number`` of the empty fast-scan ``index``, packed
-    into its blocks of 32 rows by ``packer`` (the index's). FAISS's own add assigns every row to a
-    list again (a 1M x 2,116 x 384 product), and its add with given lists hands unpacked codes to
-    lists that expect packed blocks."""
+    """Put ``codes`` (of the rows ``ids``) at the end of list ``number`` of the fast-scan ``index``,
+    packed into its blocks of 32 rows by ``packer`` (the index's). FAISS's own add assigns every row
+    to a list again (a 1M x 2,116 x 384 product), its add with given lists hands unpacked codes to
+    lists that expect packed blocks, and its append to a list that ends in a part-filled block put
+    half the codes of a probe in the wrong places: a list that holds rows is packed again whole."""
     import faiss
 
+    ptr, lists = faiss.swig_ptr, index.invlists
+    held = lists.list_size(number)
+    if held:
+        ids = np.concatenate([faiss.rev_swig_ptr(lists.get_ids(number), held), ids])
+        codes = np.concatenate([_list_codes(index, packer, number), codes])
+        lists.resize(number, 0)
     per_block, block_bytes, width = packer.nvec, packer.block_size, packer.code_size
     n_blocks = -(-len(ids) // per_block)
     padded = np.zeros((n_blocks * per_block, width), dtype=np.uint8)
     padded[: len(ids)] = codes
     packed = np.empty(n_blocks * block_bytes, dtype=np.uint8)
-    ptr = faiss.swig_ptr
     for block in range(n_blocks):
         packer.pack_all(ptr(padded[block * per_block :]), ptr(packed[block * block_bytes :]))
     listed = np.ascontiguousarray(ids, dtype=np.int64)
-    index.invlists.add_entries(number, len(ids), ptr(listed), ptr(packed))  # whole packed blocks, copied
+    lists.add_entries(number, len(ids), ptr(listed), ptr(packed))  # whole packed blocks, copied
+
+
+def _list_codes(index, packer, number: int) -> np.ndarray:  # noqa: ANN001
+    """The codes of list ``number`` of the fast-scan ``index``, unpacked (rows, code bytes)."""
+    import faiss
+
+    size, per_block, block_bytes = index.invlists.list_size(number), packer.nvec, packer.block_size
+    n_blocks = -(-size // per_block)
+    packed = faiss.rev_swig_ptr(index.invlists.get_codes(number), n_blocks * block_bytes)
+    flat = np.empty((n_blocks * per_block, packer.code_size), dtype=np.uint8)
+    for block in range(n_blocks):
+        packer.unpack_all(faiss.swig_ptr(packed[block * block_bytes :]), faiss.swig_ptr(flat[block * per_block :]))
+    return flat[:size]
+
+
+def extend(fast: FastScanLists, whole, centroids: np.ndarray) -> None:  # noqa: ANN001
+    """Add to ``fast`` the rows the IVF index ``whole`` (whose centroids are ``centroids``) gained since
+    ``fast`` was built from it: an IVF index only appends to its lists, so each list's rows past
+    those ``fast`` holds there. A write then costs the codes of its own rows, not a build of all."""
+    import faiss
+
+    whole, index = faiss.downcast_index(whole), fast.index
+    packer = index.get_CodePacker()
+    lists, width = whole.invlists, whole.code_size
+    for number in range(whole.nlist):
+        have, size = index.invlists.list_size(number), lists.list_size(number)
+        if size < have:
+            raise ValueError(f"list {number} holds {size} rows, the fast-scan codes {have}")
+        if size == have:
+            continue
+        ids = faiss.rev_swig_ptr(lists.get_ids(number), size)[have:]
+        codes = faiss.rev_swig_ptr(lists.get_codes(number), size * width).reshape(size, width)[have:]
+        numbers = np.full(size - have, number)
+        residuals = partition.decoder(whole, centroids, numbers, codes, residuals=True)(slice(None))
+        _add_list(index, packer, number, ids, index.pq.compute_codes(np.ascontiguousarray(residuals, dtype=np.float32)))
+        index.ntotal += size - have
+
+
+def copy(fast: FastScanLists) -> FastScanLists:
+    """A copy of ``fast`` to extend while searches may still read ``fast``."""
+    import faiss
+
+    return FastScanLists(faiss.clone_index(fast.index))
 
 
 def save(fast: FastScanLists, index_file: Path) -> Path | None:
@@ -163,9 +212,9 @@ def load(index_file: Path, whole) -> FastScanLists | None:  # noqa: ANN001
             if file_crc32(path) != crc:
                 raise ValueError("its checksum does not match the one in its name")
             index = faiss.read_index(str(path))  # of its own type (downcasting it would leave the owner to be freed)
-            shape = (index.d, index.nlist, index.ntotal) if isinstance(index, faiss.IndexIVFPQFastScan) else None
-            if shape != (whole.d, whole.nlist, whole.ntotal):
-                raise ValueError(f"they are not codes of this index's {whole.ntotal} rows on its {whole.nlist} lists")
+            shape = (index.d, index.nlist) if isinstance(index, faiss.IndexIVFPQFastScan) else None
+            if shape != (whole.d, whole.nlist) or index.ntotal > whole.ntotal:
+                raise ValueError(f"they are not codes of this index's {whole.d}-d rows on its {whole.nlist} lists")
         except (OSError, RuntimeError, ValueError) as exc:
             log.warning("building the fast-scan codes of %s again: %s is unusable (%s)", index_file.name, path.name,
                         error_reason(exc))  # fmt: skip

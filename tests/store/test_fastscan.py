@@ -203,9 +203,7 @@ def test_damaged_saved_codes_are_reported_and_built_again(tmp_path, monkeypatch,
     assert hits.ids == fast_and_plain(tmp_path / "other", partition_background=False)[1].search("v", queries[0], 10).ids
 
 
-def test_codes_of_a_replaced_index_are_dropped_and_those_of_an_index_grown_since_its_file_are_not_saved(
-    tmp_path, monkeypatch
-):
+def test_rows_added_since_the_index_file_extend_its_saved_codes_which_go_with_the_file(tmp_path, monkeypatch):
     data, fast, _, queries = fast_and_plain(tmp_path, partition_background=False, checkpoint_rows=10**6)
     fast.search("v", queries[0], 10)
     (saved,) = saved_codes(fast)
@@ -213,12 +211,37 @@ def test_codes_of_a_replaced_index_are_dropped_and_those_of_an_index_grown_since
     fast.close()
     built = []
     again = reopened(tmp_path / "fast", monkeypatch, built)
-    assert again.search("v", queries[0], 1).ids == ["new"]  # its index holds a row its file lacks
-    assert built == [1] and saved_codes(again) == [saved]
+    assert again.search("v", queries[0], 1).ids == ["new"]  # found through the codes of the file's rows + 1
+    index = again._indexes["v"]
+    assert not built and index._fast[1].ntotal == index.ntotal == ROWS + 1
+    assert saved_codes(again) == [saved]  # the index is not its file: its codes are not saved as the file's
     again.compact()  # a new index file: the codes of the old one go with it
     assert saved_codes(again) == []
     again.search("v", queries[0], 1)
-    assert len(saved_codes(again)) == 1 and saved_codes(again) != [saved]
+    assert built == [1] and len(saved_codes(again)) == 1 and saved_codes(again) != [saved]
+
+
+def test_a_write_extends_a_copy_of_the_codes_and_an_index_saved_then_saves_them_beside_it(tmp_path, monkeypatch):
+    built = []
+    monkeypatch.setattr(fastscan, "build", lambda *a: built.append(1) or original_build(*a))
+    data, fast, _, queries = fast_and_plain(tmp_path, partition_background=False, checkpoint_rows=100)
+    fast.search("v", queries[0], 10)
+    index = fast._indexes["v"]
+    before = index._fast[1]
+    built.clear()
+    new = synthetic_arrays(150, {"v": DIM}, n_categories=8, seed=35)
+    fast.upsert([f"new{i}" for i in range(150)], new.categories, new.vectors)
+    for i in range(0, 150, 15):  # each new row is found through the extended codes as its own nearest
+        assert fast.search("v", new.vectors["v"][i], 1).ids == [f"new{i}"]
+    assert not built and index._fast[1] is not before and before.ntotal == ROWS
+    assert index._fast[1].ntotal == ROWS + 150
+    fast.flush()  # 150 rows past checkpoint_rows: a new index file, with the codes beside it
+    (index_file,) = [p.name for p in fast.path.iterdir() if p.name.endswith(".faiss")]
+    (saved,) = saved_codes(fast)
+    assert saved.startswith(f"{index_file}.fastscan-")
+    fast.close()
+    again = reopened(tmp_path / "fast", monkeypatch, built)
+    assert again.search("v", new.vectors["v"][0], 1).ids == ["new0"] and not built
 
 
 def test_codes_that_cannot_be_saved_cost_a_warning_only(tmp_path, monkeypatch, caplog):

@@ -1,0 +1,119 @@
+"""Fast-scan codes of a large store across restarts and writes: built, read back, extended.
+
+The codes an unfiltered search of a large IVF index picks its candidates with
+(:mod:`recsys.store.fastscan`) are saved beside the index file they were built from, and a write
+extends a copy of them by its own rows. This times, each step in a fresh process as a restarted
+server would be, until every field's codes are ready (searches meanwhile walk the 8-bit codes):
+
+1. the store's first open, no codes saved: built (and saved);
+2. the next open: read from beside the index files;
+3. a write of ``--rows`` new items, which the store keeps out of its index files (fewer than its
+   ``checkpoint_rows``): the codes dropped by the write, extended;
+4. the open after that write: read, then extended by the rows the index files lack.
+
+It works on a copy of the store made of hard links (a store never writes a file in place), so the
+store given is left as it was::
+
+    .venv/bin/python benchmarks/fast_scan_codes.py /tmp/bench/scale-1000000-kept/store
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from recsys.store import fastscan, open_store  # noqa: E402
+from recsys.store.ann import wait_for_category_lists  # noqa: E402
+from recsys.threads import use_threads  # noqa: E402
+
+
+def codes_ready(store, rng: np.random.Generator) -> float:  # noqa: ANN001
+    """Seconds from one unfiltered search of each field until every field's codes are ready."""
+    started = time.perf_counter()
+    for field, dim in store.fields.items():
+        store.search(field, rng.standard_normal(dim).astype(np.float32), 10)
+    wait_for_category_lists()
+    return time.perf_counter() - started
+
+
+def step(path: str, rows: int, write: bool, conn) -> None:  # noqa: ANN001
+    """In a fresh process: open the store, have its codes made (after a write of ``rows`` items if
+    ``write``), report the seconds and how the codes came about."""
+    use_threads("query")
+    counts = {"built": 0, "read": 0, "extended": 0}
+    for name, key in (("build", "built"), ("load", "read"), ("extend", "extended")):
+        original = getattr(fastscan, name)
+
+        def counted(*args, original=original, key=key):  # noqa: ANN002, ANN202
+            before = args[0].ntotal if key == "extended" else None
+            result = original(*args)
+            counts[key] += result is not None if before is None else args[0].ntotal != before
+            return result
+
+        setattr(fastscan, name, counted)
+    rng = np.random.default_rng(0)
+    opened = time.perf_counter()
+    store = open_store(path, checkpoint_rows=10**9)
+    opened = time.perf_counter() - opened
+    ready = codes_ready(store, rng)
+    written = 0.0
+    if write:
+        vectors = {f: rng.standard_normal((rows, d)).astype(np.float32) for f, d in store.fields.items()}
+        written = time.perf_counter()
+        store.upsert([f"written-{i}" for i in range(rows)], ["written"] * rows, vectors)
+        written = time.perf_counter() - written
+        counts = dict.fromkeys(counts, 0)  # only what the write's codes took
+        ready = codes_ready(store, rng)
+    codes = {f: ix._fast[1].ntotal for f, ix in store._indexes.items() if ix._fast and ix._fast[1] is not None}
+    conn.send({"opened_s": opened, "ready_s": ready, "written_s": written, "counts": counts, "codes": codes,
+               "rows": {f: ix.ntotal for f, ix in store._indexes.items()}})  # fmt: skip
+    os._exit(0)  # no flush: the written rows stay out of the index files, as a small write leaves them
+
+
+def run_step(ctx, path: Path, rows: int, write: bool) -> dict:  # noqa: ANN001
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=step, args=(str(path), rows, write, child))
+    proc.start()
+    out = parent.recv()
+    proc.join()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("store", type=Path, help="a local store with large IVF indexes (benchmarks/scale.py --keep)")
+    parser.add_argument("--rows", type=int, default=1000, help="items the write adds (default 1000)")
+    parser.add_argument("--workdir", type=Path, default=None, help="where the hard-linked copy goes")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="fast-scan-codes-", dir=args.workdir or args.store.parent))
+    copy = work / "store"
+    try:
+        shutil.copytree(args.store, copy, copy_function=os.link)
+        for saved in copy.glob(f"*.{fastscan.SAVED_KIND}-*"):
+            saved.unlink()  # the copy's own: the store given keeps its files
+        ctx = multiprocessing.get_context("spawn")
+        print(f"{'step':<44} {'open s':>7} {'write s':>8} {'codes ready s':>13}  how  (rows with codes per field)")
+        for name, write in (("first open, no codes saved", False), ("next open", False),
+                            (f"a write of {args.rows:,} items", True), ("open after that write", False)):  # fmt: skip
+            got = run_step(ctx, copy, args.rows, write)
+            how = ", ".join(f"{k} {v}" for k, v in got["counts"].items() if v)
+            codes = " / ".join(f"{f} {n:,}" for f, n in got["codes"].items())
+            times = f"{got['opened_s']:>7.2f} {got['written_s']:>8.2f} {got['ready_s']:>13.2f}"
+            print(f"{name:<44} {times}  {how}  ({codes})", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
