@@ -443,3 +443,22 @@ def test_a_reopened_index_is_mapped_from_its_file_and_grows_into_a_copy_of_its_o
     assert mapped.search("v", new.vectors["v"][3], 1).ids == ["new3"]
     for name, content in saved.items():
         assert (tmp_path / "s" / name).read_bytes() == content
+
+
+def test_a_mapped_index_whose_file_is_gone_grows_into_a_copy_of_the_mapped_codes(tmp_path):
+    """The copy is read from the file again where the index is still its file; a file removed
+    meanwhile (the mapping outlives it) is copied from the mapped codes instead."""
+    data = synthetic_arrays(4_000, {"v": DIM}, n_categories=12, seed=5)
+    store = open_store(tmp_path / "s", {"v": DIM}, exact_below=500, exact_filter_below=0)
+    store.upsert(data.ids, data.categories, data.vectors)
+    store.flush()
+    queries = synthetic_arrays(5, {"v": DIM}, n_categories=12, seed=6).vectors["v"]
+    before = [store.search("v", q, 10).ids for q in queries]
+    again = open_store(tmp_path / "s")
+    assert again._indexes["v"].mapped
+    for index_file in (tmp_path / "s").glob("index-*.faiss"):
+        index_file.unlink()
+    again.upsert(["new"], ["c00"], {"v": queries[:1]})
+    assert not again._indexes["v"].mapped
+    assert again.search("v", queries[0], 1).ids == ["new"]
+    assert [again.search("v", q, 10, exclude=["new"]).ids for q in queries] == before
