@@ -232,7 +232,8 @@ def serve(work: str, n_queries: int, stats_file: str, k: int, candidates: int, w
             answer(engine, filtered(warm + queries[:5] + first_per_category, case), case.split("|")[0], k)
         if not settle:
             # as a server up a while has them: the warm-up asked for them. The fast-scan codes take
-            # ~45 s of one core at 1M items, and the first queries after them ran slow (a filtered
+            # ~45 s of one core at 1M items (~1 s once saved beside the index files by an earlier
+            # run), and the first queries after them ran slow (a filtered
             # query's p95 16-23 ms in the first pass, 7.4-13.8 in the next two): warm up again.
             wait_for_category_lists()
     # Each pass answers every case's queries, the cases taking turns: a slow spell of a shared host
