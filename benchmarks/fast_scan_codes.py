@@ -9,7 +9,10 @@ server would be, until every field's codes are ready (searches meanwhile walk th
 2. the next open: read from beside the index files;
 3. a write of ``--rows`` new items, which the store keeps out of its index files (fewer than its
    ``checkpoint_rows``): the codes dropped by the write, extended;
-4. the open after that write: read, then extended by the rows the index files lack.
+4. the open after that write: read, then extended by the rows the index files lack;
+5. an indexing run's write of ``--rows`` more items saved to new index files (``flush``; it never
+   searches): the codes saved beside the old files carried over, extended, to the new ones;
+6. the open after that: read.
 
 It works on a copy of the store made of hard links (a store never writes a file in place), so the
 store given is left as it was::
@@ -47,9 +50,11 @@ def codes_ready(store, rng: np.random.Generator) -> float:  # noqa: ANN001
     return time.perf_counter() - started
 
 
-def step(path: str, rows: int, write: bool, conn) -> None:  # noqa: ANN001
-    """In a fresh process: open the store, have its codes made (after a write of ``rows`` items if
-    ``write``), report the seconds and how the codes came about."""
+def step(path: str, rows: int, write: str, conn) -> None:  # noqa: ANN001
+    """In a fresh process: open the store, have its codes made, after a write of ``rows`` items
+    if ``write`` is "kept" (out of the index files) or, for "saved", write them and save the
+    index files as an indexing run does (no search: its codes are those carried over); report the
+    seconds and how the codes came about."""
     use_threads("query")
     counts = {"built": 0, "read": 0, "extended": 0}
     for name, key in (("build", "built"), ("load", "read"), ("extend", "extended")):
@@ -64,24 +69,26 @@ def step(path: str, rows: int, write: bool, conn) -> None:  # noqa: ANN001
         setattr(fastscan, name, counted)
     rng = np.random.default_rng(0)
     opened = time.perf_counter()
-    store = open_store(path, checkpoint_rows=10**9)
+    store = open_store(path, checkpoint_rows=rows if write == "saved" else 10**9)
     opened = time.perf_counter() - opened
-    ready = codes_ready(store, rng)
+    ready = codes_ready(store, rng) if write != "saved" else 0.0
     written = 0.0
     if write:
         vectors = {f: rng.standard_normal((rows, d)).astype(np.float32) for f, d in store.fields.items()}
+        counts.update(dict.fromkeys(counts, 0))  # only what the write's codes take
         written = time.perf_counter()
-        store.upsert([f"written-{i}" for i in range(rows)], ["written"] * rows, vectors)
+        store.upsert([f"{write}-{i}" for i in range(rows)], [write] * rows, vectors)
+        if write == "saved":
+            store.flush()
         written = time.perf_counter() - written
-        counts = dict.fromkeys(counts, 0)  # only what the write's codes took
-        ready = codes_ready(store, rng)
+        ready = codes_ready(store, rng) if write == "kept" else 0.0
     codes = {f: ix._fast[1].ntotal for f, ix in store._indexes.items() if ix._fast and ix._fast[1] is not None}
     conn.send({"opened_s": opened, "ready_s": ready, "written_s": written, "counts": counts, "codes": codes,
                "rows": {f: ix.ntotal for f, ix in store._indexes.items()}})  # fmt: skip
     os._exit(0)  # no flush: the written rows stay out of the index files, as a small write leaves them
 
 
-def run_step(ctx, path: Path, rows: int, write: bool) -> dict:  # noqa: ANN001
+def run_step(ctx, path: Path, rows: int, write: str) -> dict:  # noqa: ANN001
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=step, args=(str(path), rows, write, child))
     proc.start()
@@ -104,8 +111,10 @@ def main() -> None:
             saved.unlink()  # the copy's own: the store given keeps its files
         ctx = multiprocessing.get_context("spawn")
         print(f"{'step':<44} {'open s':>7} {'write s':>8} {'codes ready s':>13}  how  (rows with codes per field)")
-        for name, write in (("first open, no codes saved", False), ("next open", False),
-                            (f"a write of {args.rows:,} items", True), ("open after that write", False)):  # fmt: skip
+        steps = (("first open, no codes saved", ""), ("next open", ""),
+                 (f"a write of {args.rows:,} items", "kept"), ("open after that write", ""),
+                 (f"{args.rows:,} more, saved to new index files", "saved"), ("open after that", ""))  # fmt: skip
+        for name, write in steps:
             got = run_step(ctx, copy, args.rows, write)
             how = ", ".join(f"{k} {v}" for k, v in got["counts"].items() if v)
             codes = " / ".join(f"{f} {n:,}" for f, n in got["codes"].items())

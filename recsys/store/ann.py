@@ -393,17 +393,12 @@ class FieldIndex:
 
     def _fast_codes(self, whole, centroids: np.ndarray, generation: int) -> FastScanLists | None:  # noqa: ANN001
         """:meth:`_built_fast`'s codes of the IVF index ``whole`` (under the write lock)."""
-        saved = self._file
-        fast = fastscan.copy(self._fast_before) if self._fast_before is not None else None
+        saved, fast = self._file, None
+        if self._fast_before is not None:
+            fast = _extended(fastscan.copy(self._fast_before), whole, centroids)
         from_file = fast is None and saved is not None
         if from_file:
-            fast = fastscan.load(saved[1], whole)
-        if fast is not None:
-            try:
-                fastscan.extend(fast, whole, centroids)
-            except ValueError as exc:  # codes of another index's rows (damaged, or a file replaced in place)
-                logging.getLogger(__name__).warning("building the fast-scan codes again: %s", exc)
-                fast = None
+            fast = _from_file(saved[1], whole, centroids)
         if fast is None:
             from_file = False
             fast = fastscan.build(whole, centroids, self._lists_of_rows())
@@ -601,8 +596,10 @@ class FieldIndex:
         return params.ef_search * widen >= params.max_ef
 
     def save(self, path: str | os.PathLike[str]) -> int:
-        """Write the index atomically (and its fast-scan codes beside it, if it has them); returns the
-        file's CRC-32, which :meth:`load` checks."""
+        """Write the index atomically, and beside it its fast-scan codes: those it has, else those
+        saved beside the file it was read from or last saved to, extended by the rows added since
+        (an indexing run never searches, yet the server it feeds then reads the codes instead of
+        building them); returns the file's CRC-32, which :meth:`load` checks."""
         import faiss
 
         crc = 0
@@ -613,11 +610,23 @@ class FieldIndex:
             crc = file_crc32(tmp)
 
         write_with(path, write)
-        self._file = (self._generation, Path(path))
+        before, self._file = self._file, (self._generation, Path(path))
         entry = self._fast
-        if entry is not None and entry[0] == self._generation and entry[1] is not None:
-            fastscan.save(entry[1], Path(path))  # as :meth:`_fast_codes` would have: the next process reads them
+        fast = entry[1] if entry is not None and entry[0] == self._generation else None
+        if fast is None and before is not None and self.ivf:
+            fast = self._carried(before[1])
+        if fast is not None:
+            fastscan.save(fast, Path(path))
         return crc
+
+    def _carried(self, earlier: Path) -> FastScanLists | None:
+        """The fast-scan codes saved beside ``earlier``, a file this index was, extended to its rows
+        now; None when there are none (the next search of a large index builds its own)."""
+        import faiss
+
+        with self._write_lock:
+            centroids = self._centroids()
+            return None if centroids is None else _from_file(earlier, faiss.extract_index_ivf(self.index), centroids)
 
     @classmethod
     def load(
@@ -657,6 +666,24 @@ class FieldIndex:
         loaded.mapped = flag != 0
         loaded._file = (loaded._generation, Path(path))
         return loaded
+
+
+def _from_file(index_file: Path, whole, centroids: np.ndarray) -> FastScanLists | None:  # noqa: ANN001
+    """The fast-scan codes saved beside ``index_file`` (a file the IVF index ``whole`` was), extended to
+    its rows now; None when there are none, or they do not fit."""
+    fast = fastscan.load(index_file, whole)
+    return None if fast is None else _extended(fast, whole, centroids)
+
+
+def _extended(fast: FastScanLists, whole, centroids: np.ndarray) -> FastScanLists | None:  # noqa: ANN001
+    """``fast`` extended by the rows ``whole`` gained since it was made; None (reported) when they
+    are not codes of an earlier state of ``whole`` (damaged, or a file replaced in place)."""
+    try:
+        fastscan.extend(fast, whole, centroids)
+    except ValueError as exc:
+        logging.getLogger(__name__).warning("building the fast-scan codes again: %s", exc)
+        return None
+    return fast
 
 
 def _map_flag() -> int:

@@ -256,3 +256,22 @@ def test_codes_that_cannot_be_saved_cost_a_warning_only(tmp_path, monkeypatch, c
     assert "impl/io.cpp" not in caplog.text
     assert fast._indexes["v"]._fast[1] is not None and saved_codes(fast) == []
     assert len(set(hits.ids) & set(plain.search("v", queries[0], 10, rescore=False).ids)) >= 9
+
+
+def test_a_writer_that_never_searches_carries_the_saved_codes_over_to_the_index_file_it_saves(tmp_path, monkeypatch):
+    """An indexing run reads no codes for searches, yet saving its index extends the codes saved
+    beside the file it read, so the server it feeds reads them with the new rows."""
+    _, fast, _, queries = fast_and_plain(tmp_path, partition_background=False, checkpoint_rows=100)
+    fast.search("v", queries[0], 10)
+    (before,) = saved_codes(fast)
+    fast.close()
+    built = []
+    writer = reopened(tmp_path / "fast", monkeypatch, built)
+    new = synthetic_arrays(150, {"v": DIM}, n_categories=8, seed=36)
+    writer.upsert([f"new{i}" for i in range(150)], new.categories, new.vectors)
+    writer.close()  # 150 rows past checkpoint_rows: a new index file
+    (after,) = saved_codes(writer)
+    assert after != before and not built
+    server = reopened(tmp_path / "fast", monkeypatch, built)
+    assert server.search("v", new.vectors["v"][7], 1).ids == ["new7"]
+    assert not built and server._indexes["v"]._fast[1].ntotal == ROWS + 150
