@@ -29,6 +29,7 @@ import numpy as np
 
 from recsys.atomic import write_with
 from recsys.cachefile import file_crc32
+from recsys.paths import file_problem
 from recsys.store import partition
 from recsys.store.base import error_reason
 from recsys.store.segments import derived_file, derived_files
@@ -208,6 +209,10 @@ def load(index_file: Path, whole) -> FastScanLists | None:  # noqa: ANN001
     import faiss
 
     for path, crc in derived_files(index_file, SAVED_KIND):
+        problem = file_problem(path)
+        if problem is not None:  # a FIFO would block the read; nothing of ours to remove
+            log.warning("building the fast-scan codes of %s again: %s %s", index_file.name, path.name, problem)
+            continue
         try:
             if file_crc32(path) != crc:
                 raise ValueError("its checksum does not match the one in its name")
@@ -215,7 +220,7 @@ def load(index_file: Path, whole) -> FastScanLists | None:  # noqa: ANN001
             shape = (index.d, index.nlist) if isinstance(index, faiss.IndexIVFPQFastScan) else None
             if shape != (whole.d, whole.nlist) or index.ntotal > whole.ntotal:
                 raise ValueError(f"they are not codes of this index's {whole.d}-d rows on its {whole.nlist} lists")
-        except (OSError, RuntimeError, ValueError) as exc:
+        except (OSError, RuntimeError, ValueError, MemoryError) as exc:  # MemoryError: a damaged size
             log.warning("building the fast-scan codes of %s again: %s is unusable (%s)", index_file.name, path.name,
                         error_reason(exc))  # fmt: skip
             if not isinstance(exc, OSError):  # damaged for good: the build's file takes its place

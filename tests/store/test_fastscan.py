@@ -1,8 +1,15 @@
 """Fast-scan product codes pick an unfiltered search's candidates; the index's own codes score them."""
 
+import shutil
+import tempfile
+import zlib
+from pathlib import Path
+
 import faiss
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from recsys.errors import InputError
 from recsys.store import fastscan, open_store
@@ -275,3 +282,40 @@ def test_a_writer_that_never_searches_carries_the_saved_codes_over_to_the_index_
     server = reopened(tmp_path / "fast", monkeypatch, built)
     assert server.search("v", new.vectors["v"][7], 1).ids == ["new7"]
     assert not built and server._indexes["v"]._fast[1].ntotal == ROWS + 150
+
+
+@pytest.fixture(scope="module")
+def saved_store(tmp_path_factory):
+    """A store whose fast-scan codes are saved beside its index file: (store folder, the codes' bytes)."""
+    root = tmp_path_factory.mktemp("saved")
+    _, fast, _, queries = fast_and_plain(root, partition_background=False)
+    fast.search("v", queries[0], 10)
+    (name,) = saved_codes(fast)
+    fast.close()
+    return root / "fast", (root / "fast" / name).read_bytes()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    cut=st.floats(0, 1),
+    flips=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 255)), max_size=4),
+    noise=st.binary(max_size=64),
+)
+def test_saved_codes_of_any_content_are_read_or_built_again_never_trusted_blindly(saved_store, cut, flips, noise):
+    """Whatever bytes lie beside the index, named with their own CRC-32 so that FAISS's reader gets
+    them: the codes are read or built again, and searches answer as over the index's own codes."""
+    folder, good = saved_store
+    data = bytearray(good[: int(cut * len(good))] + noise)
+    for where, bits in flips:
+        if data:
+            data[min(len(data) - 1, int(where * len(data)))] ^= bits
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "s"
+        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("*.fastscan-*"))
+        (index_file,) = copy.glob("*.faiss")
+        target = index_file.with_name(f"{index_file.name}.fastscan-{zlib.crc32(bytes(data)):08x}")
+        target.write_bytes(bytes(data))
+        store = open_store(copy, **FAST, partition_background=False)
+        hits = store.search("v", np.asarray(store.get("v", store.row_ids()[:1])[0]), 5)
+        assert hits.ids[0] == store.row_ids()[0]
+        assert store._indexes["v"]._fast[1].ntotal == ROWS
