@@ -498,10 +498,10 @@ class FieldIndex:
             part = None
             if self._generation == generation:
                 try:
-                    part = self._partition(members, params)
+                    part = self._partition(key, members, params, generation)
                 except Exception:  # noqa: BLE001 (the search goes on over the shared lists)
                     logging.getLogger(__name__).exception("building the IVF lists of category %r failed", key)
-            entry = (generation, part, members)
+            entry = (generation, part, members if part is None else part.built_from(members))
             with self._partition_lock:
                 if self._generation == generation:
                     self._partitions[key] = entry
@@ -525,9 +525,11 @@ class FieldIndex:
 
         _BACKGROUND.submit(build)
 
-    def _partition(self, members: np.ndarray, params: AnnParams) -> CategoryLists | None:
-        """Own lists for the ``members`` rows (see :mod:`recsys.store.partition`), or None when they
-        are more than ``params.partition_share`` of the index (its own lists would barely be fewer)."""
+    def _partition(self, key: str, members: np.ndarray, params: AnnParams, generation: int) -> CategoryLists | None:
+        """Own lists for category ``key``'s ``members`` rows (see :mod:`recsys.store.partition`), or
+        None when they are more than ``params.partition_share`` of the index (its own lists would
+        barely be fewer). An index that is its saved file reads them from beside it, or saves those
+        it builds there: at 1M items a category's lists took 150-300 ms a field to build."""
         import faiss
 
         row_lists = self._lists_of_rows()
@@ -537,7 +539,13 @@ class FieldIndex:
         if rows.size > params.partition_share * max(1, self.ntotal) or centroids is None:
             return None
         whole = faiss.extract_index_ivf(self.index)
-        return partition.build(whole, centroids, row_lists, rows, params.nlist_for(int(rows.size)))
+        saved = self._file[1] if self._file is not None and self._file[0] == generation else None
+        part = partition.load(saved, key, whole, rows) if saved is not None else None
+        if part is None:
+            part = partition.build(whole, centroids, row_lists, rows, params.nlist_for(int(rows.size)))
+            if part is not None and saved is not None:
+                partition.save(part, saved, key)
+        return part
 
     def _centroids(self) -> np.ndarray | None:
         """The IVF centroids as one array: ranking all lists with one matrix-vector product and a

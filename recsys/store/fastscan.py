@@ -20,22 +20,15 @@ instead of building them again (~13 s of a core per 1M 384-d rows; minutes at 10
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from recsys.atomic import write_with
-from recsys.cachefile import file_crc32
-from recsys.paths import file_problem
-from recsys.store import partition
-from recsys.store.base import error_reason
-from recsys.store.segments import derived_file, derived_files
+from recsys.store import derived, partition
 
-log = logging.getLogger(__name__)
-#: The kind of file :func:`save` writes beside an index (:func:`recsys.store.segments.derived_file`).
+#: The kind of file :func:`save` writes beside an index (:mod:`recsys.store.derived`).
 SAVED_KIND = "fastscan"
 
 #: Rows the product quantizer's 16 centroids per pair of dimensions are trained on.
@@ -185,46 +178,20 @@ def copy(fast: FastScanLists) -> FastScanLists:
 
 
 def save(fast: FastScanLists, index_file: Path) -> Path | None:
-    """Write ``fast`` beside ``index_file``, the saved index it was built from and still matches (an
-    index file is never rewritten: a store that changes writes a new one and drops this one and what
-    lies beside it), named by its CRC-32, which :func:`load` checks. Codes that cannot be written
-    (a read-only store, a full disk) only cost the next process their build: one warning, None."""
-    import faiss
-
-    try:
-        return write_with(
-            derived_file(index_file, SAVED_KIND, 0),
-            lambda tmp: faiss.write_index(fast.index, str(tmp)),
-            named=lambda tmp: derived_file(index_file, SAVED_KIND, file_crc32(tmp)),
-        )
-    except (OSError, RuntimeError) as exc:  # faiss raises RuntimeError for a failed write
-        log.warning("could not save the fast-scan codes beside %s (%s); the next process builds them again",
-                    index_file, error_reason(exc))  # fmt: skip
-        return None
+    """Write ``fast`` beside ``index_file``, the saved index it was made from and still matches
+    (:mod:`recsys.store.derived`)."""
+    return derived.save(index_file, SAVED_KIND, fast.index, "fast-scan codes")
 
 
 def load(index_file: Path, whole) -> FastScanLists | None:  # noqa: ANN001
-    """The codes :func:`save` wrote beside ``index_file`` for the IVF index ``whole`` read from it, or
-    None when there are none that check out (damaged ones are reported and removed)."""
+    """The codes :func:`save` wrote beside ``index_file`` for the IVF index ``whole`` read from it (or
+    grown from it since: :func:`extend` adds its rows), or None."""
     import faiss
 
-    for path, crc in derived_files(index_file, SAVED_KIND):
-        problem = file_problem(path)
-        if problem is not None:  # a FIFO would block the read; nothing of ours to remove
-            log.warning("building the fast-scan codes of %s again: %s %s", index_file.name, path.name, problem)
-            continue
-        try:
-            if file_crc32(path) != crc:
-                raise ValueError("its checksum does not match the one in its name")
-            index = faiss.read_index(str(path))  # of its own type (downcasting it would leave the owner to be freed)
-            shape = (index.d, index.nlist) if isinstance(index, faiss.IndexIVFPQFastScan) else None
-            if shape != (whole.d, whole.nlist) or index.ntotal > whole.ntotal:
-                raise ValueError(f"they are not codes of this index's {whole.d}-d rows on its {whole.nlist} lists")
-        except (OSError, RuntimeError, ValueError, MemoryError) as exc:  # MemoryError: a damaged size
-            log.warning("building the fast-scan codes of %s again: %s is unusable (%s)", index_file.name, path.name,
-                        error_reason(exc))  # fmt: skip
-            if not isinstance(exc, OSError):  # damaged for good: the build's file takes its place
-                path.unlink(missing_ok=True)
-            continue
-        return FastScanLists(index)
-    return None
+    def check(index) -> None:  # noqa: ANN001
+        shape = (index.d, index.nlist) if isinstance(index, faiss.IndexIVFPQFastScan) else None
+        if shape != (whole.d, whole.nlist) or index.ntotal > whole.ntotal:
+            raise ValueError(f"they are not codes of this index's {whole.d}-d rows on its {whole.nlist} lists")
+
+    index = derived.load(index_file, SAVED_KIND, check, "fast-scan codes")
+    return None if index is None else FastScanLists(index)

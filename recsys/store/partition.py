@@ -17,10 +17,14 @@ time, once per pass, so the memory held is the new codes, not the vectors.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+
+from recsys.store import derived
 
 #: Centroids each of the whole index's lists may hand its rows to: the category centroids nearest
 #: to it. Rows were clustered around that list's centroid, so their own nearest lies among these.
@@ -42,6 +46,21 @@ class CategoryLists:
         self._lists = lists
         self.sizes = np.bincount(lists, minlength=self.nlist)
 
+    @classmethod
+    def of(cls, index) -> CategoryLists:  # noqa: ANN001
+        """The lists of a category's own IVF index as :func:`build` made it (read back from a file)."""
+        import faiss
+
+        quantizer = faiss.downcast_index(index.quantizer)  # owned by ``index``, which this keeps
+        if not isinstance(quantizer, faiss.IndexFlat) or quantizer.ntotal != index.nlist:
+            raise ValueError("its quantizer is not one centroid per list")
+        centroids = faiss.rev_swig_ptr(quantizer.get_xb(), index.nlist * index.d).reshape(index.nlist, index.d)
+        sizes = [index.invlists.list_size(number) for number in range(index.nlist)]
+        rows = [faiss.rev_swig_ptr(index.invlists.get_ids(n), size) for n, size in enumerate(sizes) if size]
+        rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+        lists = np.repeat(np.arange(index.nlist, dtype=np.int32), sizes)
+        return cls(index, centroids.copy(), rows.copy(), lists)
+
     @property
     def ntotal(self) -> int:
         return int(self.index.ntotal)
@@ -59,6 +78,20 @@ class CategoryLists:
         scores, ids = self.index.search(x, k, params=faiss.SearchParametersIVF(nprobe=min(nprobe, self.nlist)))
         found = ids[0] >= 0
         return ids[0][found], scores[0][found]
+
+    def built_from(self, members: np.ndarray) -> np.ndarray:
+        """The category's rows as these lists stand for them: ``members`` (its rows now, a mask), plus
+        rows the lists hold that it lacks (deleted since lists read back from a file were saved). A
+        search whose filter lets exactly these rows through walks the lists without testing rows."""
+        inside = self._rows < members.shape[0]
+        if not inside.all():  # rows past the mask: no filter is ever this one
+            return np.zeros(0, dtype=bool)
+        lacking = self._rows[~members[self._rows]]
+        if not lacking.size:
+            return members
+        out = members.copy()
+        out[lacking] = True
+        return out
 
     def counts(self, mask: np.ndarray) -> np.ndarray:
         """Rows per list that ``mask`` (over all rows) lets through."""
@@ -204,3 +237,38 @@ def build(whole, centroids: np.ndarray, row_lists: np.ndarray, rows: np.ndarray,
         index.invlists.add_entries(number, len(at), faiss.swig_ptr(chosen_ids), faiss.swig_ptr(chosen_codes))
     index.ntotal = len(ids)
     return CategoryLists(index, own, ids, assign.astype(np.int32))
+
+
+def _saved_kind(category: str) -> str:
+    """The kind of the file (:mod:`recsys.store.derived`) of ``category``'s own lists: a digest of
+    its name, which may hold any character."""
+    return f"category{hashlib.sha1(category.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
+
+
+def save(part: CategoryLists, index_file: Path, category: str) -> Path | None:
+    """Write ``category``'s own lists beside ``index_file``, the saved index they were built from."""
+    return derived.save(index_file, _saved_kind(category), part.index, f"own lists of category {category!r}")
+
+
+def load(index_file: Path, category: str, whole, rows: np.ndarray) -> CategoryLists | None:  # noqa: ANN001
+    """``category``'s own lists saved beside ``index_file`` (the file of the IVF index ``whole``),
+    if they hold every one of its ``rows`` (sorted) now (and maybe rows deleted since: see
+    :meth:`CategoryLists.built_from`); else None."""
+    import faiss
+
+    made: list[CategoryLists] = []
+    whole = faiss.downcast_index(whole)
+
+    def check(index) -> None:  # noqa: ANN001
+        kinds = faiss.IndexIVFFlat | faiss.IndexIVFScalarQuantizer
+        if not isinstance(index, kinds) or type(index) is not type(whole) or index.d != whole.d:
+            raise ValueError(f"they are not lists of this index's {whole.d}-d codes")
+        part = CategoryLists.of(index)
+        held = np.sort(part._rows)
+        at = np.minimum(np.searchsorted(held, rows), max(0, len(held) - 1))
+        if len(rows) and (not len(held) or not np.array_equal(held[at], rows)):
+            raise ValueError("they lack rows the category holds")
+        made.append(part)
+
+    found = derived.load(index_file, _saved_kind(category), check, f"own lists of category {category!r}")
+    return made[-1] if found is not None else None

@@ -11,7 +11,6 @@ interrupted write and are removed on the next commit.
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import mmap
 import os
@@ -27,6 +26,7 @@ from recsys.atomic import atomic_path, write_json, write_npz
 from recsys.cachefile import Mismatch, Spec, open_npy, read_npz
 from recsys.paths import file_problem
 from recsys.store.base import UnusableStoreError
+from recsys.store.derived import NAME as derived_name
 
 FORMAT = "recsys-local-store/1"
 MANIFEST = "manifest.json"
@@ -37,9 +37,6 @@ _OURS = re.compile(r"^\.?(seg-\d+\.|index-\d+-\d+\.faiss|manifest\.json\.)")
 # Names a manifest may give its files (nothing else: a manifest never points outside its folder).
 _SEGMENT = re.compile(r"seg-\d+")
 _INDEX = re.compile(r"index-\d+-\d+\.faiss")
-# Files derived from a saved index and kept beside it while the manifest names that index (its
-# fast-scan codes, :mod:`recsys.store.fastscan`): ``<index file>.<kind>-<their CRC-32 in hex>``.
-_DERIVED = re.compile(r"(index-\d+-\d+\.faiss)\.[a-z]+-[0-9a-f]{8}")
 
 
 @dataclass
@@ -218,27 +215,11 @@ def remove_unnamed(root: Path, manifest: dict[str, Any], fields: Sequence[str]) 
         keep.update(vector_file(root, s["name"], fields.index(f)).name for f in s["vectors"])
     keep.update(e["file"] for e in manifest["indexes"].values())
     for p in root.iterdir():
-        derived = _DERIVED.fullmatch(p.name)
+        derived = derived_name.fullmatch(p.name)  # kept while the manifest names its index
         if derived is not None and derived.group(1) in keep:
             continue
         if p.name not in keep and _OURS.match(p.name) and p.is_file():
             p.unlink(missing_ok=True)
-
-
-def derived_file(index_file: Path, kind: str, crc: int) -> Path:
-    """Where a file derived from the saved index ``index_file`` (of ``kind``, written with CRC-32
-    ``crc``) goes: beside it, kept while the index is (:func:`remove_unnamed`)."""
-    return index_file.with_name(f"{index_file.name}.{kind}-{crc & 0xFFFFFFFF:08x}")
-
-
-def derived_files(index_file: Path, kind: str) -> list[tuple[Path, int]]:
-    """The files of ``kind`` derived from ``index_file`` (:func:`derived_file`), with the CRC-32
-    their names give."""
-    out = []
-    for p in sorted(index_file.parent.glob(f"{glob.escape(index_file.name)}.{kind}-*")):
-        if _DERIVED.fullmatch(p.name) is not None:  # the glob's * may hold anything
-            out.append((p, int(p.name.rsplit("-", 1)[1], 16)))
-    return out
 
 
 def _strings(values: Sequence[str]) -> np.ndarray:

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recsys.errors import InputError
-from recsys.store import open_store
+from recsys.store import open_store, partition
 from recsys.store.ann import AnnParams, FieldIndex
 from recsys.store.memory import MemoryStore
 from recsys.store.synthetic import synthetic_arrays
@@ -231,10 +231,10 @@ def test_a_first_search_walks_the_shared_lists_while_the_category_lists_are_buil
     started = threading.Event()
     original = index._partition
 
-    def slow_build(members, params):  # noqa: ANN001, ANN202
+    def slow_build(*args):  # noqa: ANN002, ANN202
         started.set()
         time.sleep(0.5)
-        return original(members, params)
+        return original(*args)
 
     index._partition = slow_build
     same_top(background.search("v", queries[0], 10, category=top), whole.search("v", queries[0], 10, category=top))
@@ -462,3 +462,47 @@ def test_a_mapped_index_whose_file_is_gone_grows_into_a_copy_of_the_mapped_codes
     assert not again._indexes["v"].mapped
     assert again.search("v", queries[0], 1).ids == ["new"]
     assert [again.search("v", q, 10, exclude=["new"]).ids for q in queries] == before
+
+
+def saved_category_lists(path) -> list[str]:
+    return sorted(p.name for p in path.iterdir() if ".faiss.category" in p.name)
+
+
+def test_a_category_lists_are_saved_beside_the_index_file_and_the_next_process_reads_them(tmp_path, monkeypatch):
+    data, parted, _, exact, queries = partitioned_pair(tmp_path)
+    tops = sorted({c.split("/")[0] for c in data.categories})[:3]
+    answers = {top: [parted.search("v", q, 10, category=top).ids for q in queries[:5]] for top in tops}
+    assert len(saved_category_lists(tmp_path / "s0.5")) == len(tops)
+    parted.close()
+    built = []
+    original = partition.build
+    monkeypatch.setattr(partition, "build", lambda *a: built.append(1) or original(*a))
+    again = open_store(tmp_path / "s0.5", **BUILD_IN_SEARCH)
+    for top in tops:
+        assert [again.search("v", q, 10, category=top).ids for q in queries[:5]] == answers[top]
+        assert again._indexes["v"]._partitions[top][1] is not None
+    assert not built
+    hits = again.search("v", queries[0], 10, category=tops[0]).ids
+    again.delete(hits[:1])
+    again.close()  # a delete leaves the index file: the saved lists hold a row the category lacks
+    again = open_store(tmp_path / "s0.5", **BUILD_IN_SEARCH)
+    assert again.search("v", queries[0], 10, category=tops[0]).ids[:9] == hits[1:10]
+    assert not built and len(saved_category_lists(tmp_path / "s0.5")) == len(tops)
+    again.upsert(["new"], [tops[1]], {"v": queries[:1]})  # a write: lists of the rows it adds, not saved
+    assert again.search("v", queries[0], 1, category=tops[1]).ids == ["new"]
+    assert built == [1] and len(saved_category_lists(tmp_path / "s0.5")) == len(tops)
+
+
+def test_saved_category_lists_of_other_rows_are_not_used(tmp_path, caplog):
+    data, parted, _, exact, queries = partitioned_pair(tmp_path)
+    first, second = sorted({c.split("/")[0] for c in data.categories})[:2]
+    parted.search("v", queries[0], 10, category=first)
+    (saved,) = saved_category_lists(tmp_path / "s0.5")
+    parted.close()
+    kind_of_second = partition._saved_kind(second)
+    (tmp_path / "s0.5" / saved).rename(tmp_path / "s0.5" / saved.replace(partition._saved_kind(first), kind_of_second))
+    again = open_store(tmp_path / "s0.5", **BUILD_IN_SEARCH)
+    with caplog.at_level("WARNING"):
+        same_hits(again, exact, queries[:5], category=second)
+    assert "they lack rows the category holds" in caplog.text
+    assert len(saved_category_lists(tmp_path / "s0.5")) == 1  # the misplaced file removed, the built one saved
