@@ -239,6 +239,32 @@ def build(whole, centroids: np.ndarray, row_lists: np.ndarray, rows: np.ndarray,
     return CategoryLists(index, own, ids, assign.astype(np.int32))
 
 
+def copy(part: CategoryLists) -> CategoryLists:
+    """A copy of ``part`` to extend while searches may still read ``part``."""
+    import faiss
+
+    return CategoryLists.of(faiss.clone_index(part.index))
+
+
+def extend(
+    part: CategoryLists, whole, centroids: np.ndarray, row_lists: np.ndarray, rows: np.ndarray  # noqa: ANN001
+) -> CategoryLists:
+    """``part`` with the category's ``rows`` (sorted) it lacks added: decoded from the codes of the
+    whole IVF index ``whole`` (whose centroids are ``centroids``, its list of each row
+    ``row_lists``), each put on the nearest of ``part``'s lists in ``part``'s codes. A write then
+    costs its own rows, not the category's build."""
+    held = np.sort(part._rows)
+    lacking = rows[~np.isin(rows, held, assume_unique=True)]
+    if not lacking.size:
+        return part
+    import faiss
+
+    ids, numbers, codes = _gathered(faiss.downcast_index(whole), row_lists, lacking)
+    vectors = decoder(faiss.downcast_index(whole), centroids, numbers, codes)(slice(None))
+    part.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+    return CategoryLists.of(part.index)
+
+
 def _saved_kind(category: str) -> str:
     """The kind of the file (:mod:`recsys.store.derived`) of ``category``'s own lists: a digest of
     its name, which may hold any character."""
@@ -251,9 +277,10 @@ def save(part: CategoryLists, index_file: Path, category: str) -> Path | None:
 
 
 def load(index_file: Path, category: str, whole, rows: np.ndarray) -> CategoryLists | None:  # noqa: ANN001
-    """``category``'s own lists saved beside ``index_file`` (the file of the IVF index ``whole``),
-    if they hold every one of its ``rows`` (sorted) now (and maybe rows deleted since: see
-    :meth:`CategoryLists.built_from`); else None."""
+    """``category``'s own lists saved beside ``index_file`` (a file the IVF index ``whole`` was), if
+    most of the rows they hold are among its ``rows`` (sorted) now: rows added since are for
+    :func:`extend` to add, rows deleted since for the filter (:meth:`CategoryLists.built_from`);
+    else None (lists of another category, or of one mostly deleted since)."""
     import faiss
 
     made: list[CategoryLists] = []
@@ -264,10 +291,8 @@ def load(index_file: Path, category: str, whole, rows: np.ndarray) -> CategoryLi
         if not isinstance(index, kinds) or type(index) is not type(whole) or index.d != whole.d:
             raise ValueError(f"they are not lists of this index's {whole.d}-d codes")
         part = CategoryLists.of(index)
-        held = np.sort(part._rows)
-        at = np.minimum(np.searchsorted(held, rows), max(0, len(held) - 1))
-        if len(rows) and (not len(held) or not np.array_equal(held[at], rows)):
-            raise ValueError("they lack rows the category holds")
+        if np.count_nonzero(np.isin(part._rows, rows)) * 2 < len(part._rows):
+            raise ValueError("most of the rows they hold are not the category's")
         made.append(part)
 
     found = derived.load(index_file, _saved_kind(category), check, f"own lists of category {category!r}")

@@ -488,9 +488,16 @@ def test_a_category_lists_are_saved_beside_the_index_file_and_the_next_process_r
     again = open_store(tmp_path / "s0.5", **BUILD_IN_SEARCH)
     assert again.search("v", queries[0], 10, category=tops[0]).ids[:9] == hits[1:10]
     assert not built and len(saved_category_lists(tmp_path / "s0.5")) == len(tops)
-    again.upsert(["new"], [tops[1]], {"v": queries[:1]})  # a write: lists of the rows it adds, not saved
+    again.search("v", queries[0], 1, category=tops[1])
+    held = again._indexes["v"]._partitions[tops[1]][1].ntotal
+    again.upsert(["new"], [tops[1]], {"v": queries[:1]})  # a write: its rows added to a copy of the lists
     assert again.search("v", queries[0], 1, category=tops[1]).ids == ["new"]
-    assert built == [1] and len(saved_category_lists(tmp_path / "s0.5")) == len(tops)
+    assert again._indexes["v"]._partitions[tops[1]][1].ntotal == held + 1
+    assert not built and len(saved_category_lists(tmp_path / "s0.5")) == len(tops)  # not its file: not saved
+    again.close()  # one row: the index file stays, and the next process extends the saved lists
+    again = open_store(tmp_path / "s0.5", **BUILD_IN_SEARCH)
+    assert again.search("v", queries[0], 1, category=tops[1]).ids == ["new"] and not built
+    assert again.search("v", queries[0], 1, category=tops[2]).ids != ["new"]
 
 
 def test_saved_category_lists_of_other_rows_are_not_used(tmp_path, caplog):
@@ -504,5 +511,5 @@ def test_saved_category_lists_of_other_rows_are_not_used(tmp_path, caplog):
     again = open_store(tmp_path / "s0.5", **BUILD_IN_SEARCH)
     with caplog.at_level("WARNING"):
         same_hits(again, exact, queries[:5], category=second)
-    assert "they lack rows the category holds" in caplog.text
+    assert "most of the rows they hold are not the category's" in caplog.text
     assert len(saved_category_lists(tmp_path / "s0.5")) == 1  # the misplaced file removed, the built one saved

@@ -78,3 +78,20 @@ def test_more_lists_than_rows_gives_a_list_a_row():
     _index, ivf, centroids, row_lists, _ = whole_index("SQ8")
     lists = partition.build(ivf, centroids, row_lists, np.array([3, 7, 11]), nlist=50)
     assert lists.nlist == 3 and lists.ntotal == 3
+
+
+@pytest.mark.parametrize("codes", ["SQ8", "Flat"])
+def test_lists_extended_by_rows_they_lack_hold_every_row_once_and_score_them_as_the_codes_do(codes):
+    _index, ivf, centroids, row_lists, vectors = whole_index(codes)
+    rows = np.flatnonzero(np.arange(len(vectors)) % 3 == 0)
+    earlier = partition.build(ivf, centroids, row_lists, rows[: len(rows) // 2], nlist=20)
+    copied = partition.copy(earlier)
+    lists = partition.extend(copied, ivf, centroids, row_lists, rows)
+    assert earlier.ntotal == len(rows) // 2  # the copy grew, not the lists searches may still read
+    ids, where = own_rows(lists)
+    assert np.array_equal(np.sort(ids), rows) and np.array_equal(np.bincount(where, minlength=20), lists.sizes)
+    query = vectors[1]
+    found, scores = lists.search(query[None, :], len(rows), nprobe=20)
+    error = np.abs(scores - vectors[found] @ query)  # as built (0.03), but for the odd added row whose
+    assert np.quantile(error, 0.99) <= 0.03 and error.max() <= 0.1  # residual lies past the codes' ranges
+    assert partition.extend(lists, ivf, centroids, row_lists, rows) is lists  # nothing lacking: as it was
