@@ -618,7 +618,8 @@ class FieldIndex:
         """Write the index atomically, and beside it its fast-scan codes: those it has, else those
         saved beside the file it was read from or last saved to, extended by the rows added since
         (an indexing run never searches, yet the server it feeds then reads the codes instead of
-        building them); returns the file's CRC-32, which :meth:`load` checks."""
+        building them); the categories' lists saved beside that file are linked beside this one (a
+        reader extends them). Returns the file's CRC-32, which :meth:`load` checks."""
         import faiss
 
         crc = 0
@@ -636,6 +637,8 @@ class FieldIndex:
             fast = self._carried(before[1])
         if fast is not None:
             fastscan.save(fast, Path(path))
+        if before is not None and self.ivf:
+            partition.carry(before[1], Path(path))
         return crc
 
     def _carried(self, earlier: Path) -> FastScanLists | None:

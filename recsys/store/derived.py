@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,24 @@ NAME = re.compile(r"(index-\d+-\d+\.faiss)\.([a-z][a-z0-9]*)-([0-9a-f]{8})")
 def path_of(index_file: Path, kind: str, crc: int) -> Path:
     """Where the file of ``kind`` derived from ``index_file`` with CRC-32 ``crc`` goes."""
     return index_file.with_name(f"{index_file.name}.{kind}-{crc & 0xFFFFFFFF:08x}")
+
+
+def carry(earlier: Path, index_file: Path, kinds: str) -> int:
+    """Link the files whose kind starts with ``kinds`` saved beside ``earlier`` (a file the index
+    saved as ``index_file`` was) to ``index_file``'s names, for what a reader extends by the rows
+    added since (:func:`recsys.store.partition.load`); returns how many. A link costs nothing, and
+    the store drops the earlier names with their index."""
+    carried = 0
+    for path in sorted(earlier.parent.glob(f"{glob.escape(earlier.name)}.{kinds}*-*")):
+        name = NAME.fullmatch(path.name)
+        if name is None or name.group(1) != earlier.name or not name.group(2).startswith(kinds):
+            continue
+        try:
+            os.link(path, index_file.with_name(f"{index_file.name}.{name.group(2)}-{name.group(3)}"))
+            carried += 1
+        except OSError:  # a file system without links, or carried already: the reader builds them
+            continue
+    return carried
 
 
 def save(index_file: Path, kind: str, index, what: str) -> Path | None:  # noqa: ANN001

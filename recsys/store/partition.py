@@ -265,10 +265,21 @@ def extend(
     return CategoryLists.of(part.index)
 
 
+#: What the kinds of the files of categories' own lists begin with (:mod:`recsys.store.derived`).
+SAVED_KINDS = "category"
+
+
 def _saved_kind(category: str) -> str:
     """The kind of the file (:mod:`recsys.store.derived`) of ``category``'s own lists: a digest of
     its name, which may hold any character."""
-    return f"category{hashlib.sha1(category.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
+    return f"{SAVED_KINDS}{hashlib.sha1(category.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
+
+
+def carry(earlier: Path, index_file: Path) -> int:
+    """Every category's own lists saved beside ``earlier``, a file the index now saved as
+    ``index_file`` was, beside ``index_file`` too: its reader extends them by the rows they lack
+    (:func:`load`, :func:`extend`) instead of building them (an indexing run never searches)."""
+    return derived.carry(earlier, index_file, SAVED_KINDS)
 
 
 def save(part: CategoryLists, index_file: Path, category: str) -> Path | None:

@@ -513,3 +513,29 @@ def test_saved_category_lists_of_other_rows_are_not_used(tmp_path, caplog):
         same_hits(again, exact, queries[:5], category=second)
     assert "most of the rows they hold are not the category's" in caplog.text
     assert len(saved_category_lists(tmp_path / "s0.5")) == 1  # the misplaced file removed, the built one saved
+
+
+def test_a_writer_that_never_searches_carries_the_category_lists_over_to_the_index_file_it_saves(
+    tmp_path, monkeypatch
+):
+    data, parted, _, exact, queries = partitioned_pair(tmp_path)
+    tops = sorted({c.split("/")[0] for c in data.categories})[:2]
+    for top in tops:
+        parted.search("v", queries[0], 10, category=top)
+    parted.close()
+    (before,) = {name.split(".category")[0] for name in saved_category_lists(tmp_path / "s0.5")}
+    writer = open_store(tmp_path / "s0.5", checkpoint_rows=10, **BUILD_IN_SEARCH)
+    new = synthetic_arrays(20, {"v": DIM}, n_categories=12, seed=9)
+    writer.upsert([f"new{i}" for i in range(20)], [tops[0]] * 20, new.vectors)
+    writer.close()  # 20 rows past checkpoint_rows: a new index file, the lists linked beside it
+    carried = saved_category_lists(tmp_path / "s0.5")
+    assert len(carried) == len(tops) and not any(name.startswith(f"{before}.") for name in carried)
+    built = []
+    original = partition.build
+    monkeypatch.setattr(partition, "build", lambda *a: built.append(1) or original(*a))
+    server = open_store(tmp_path / "s0.5", **BUILD_IN_SEARCH)
+    assert server.search("v", new.vectors["v"][4], 1, category=tops[0]).ids == ["new4"]
+    assert server.search("v", new.vectors["v"][4], 1, category=tops[1]).ids != ["new4"]
+    assert not built
+    exact.upsert([f"new{i}" for i in range(20)], [tops[0]] * 20, new.vectors)
+    same_hits(server, exact, queries[:5], category=tops[0])
