@@ -248,15 +248,18 @@ def copy(part: CategoryLists) -> CategoryLists:
 
 def extend(
     part: CategoryLists, whole, centroids: np.ndarray, row_lists: np.ndarray, rows: np.ndarray  # noqa: ANN001
-) -> CategoryLists:
+) -> CategoryLists | None:
     """``part`` with the category's ``rows`` (sorted) it lacks added: decoded from the codes of the
     whole IVF index ``whole`` (whose centroids are ``centroids``, its list of each row
     ``row_lists``), each put on the nearest of ``part``'s lists in ``part``'s codes. A write then
-    costs its own rows, not the category's build."""
+    costs its own rows, not the category's build. None when it lacks more rows than it holds: its
+    lists and codes were made for far fewer (build them anew)."""
     held = np.sort(part._rows)
     lacking = rows[~np.isin(rows, held, assume_unique=True)]
     if not lacking.size:
         return part
+    if lacking.size > held.size:
+        return None
     import faiss
 
     ids, numbers, codes = _gathered(faiss.downcast_index(whole), row_lists, lacking)

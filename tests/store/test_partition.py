@@ -95,3 +95,6 @@ def test_lists_extended_by_rows_they_lack_hold_every_row_once_and_score_them_as_
     error = np.abs(scores - vectors[found] @ query)  # as built (0.03), but for the odd added row whose
     assert np.quantile(error, 0.99) <= 0.03 and error.max() <= 0.1  # residual lies past the codes' ranges
     assert partition.extend(lists, ivf, centroids, row_lists, rows) is lists  # nothing lacking: as it was
+    few = partition.build(ivf, centroids, row_lists, rows[:100], nlist=4)
+    assert partition.extend(few, ivf, centroids, row_lists, rows) is None  # made for far fewer: built anew
+    assert few.ntotal == 100
