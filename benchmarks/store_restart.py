@@ -3,20 +3,21 @@
 The codes an unfiltered search of a large IVF index picks its candidates with
 (:mod:`recsys.store.fastscan`) and the own lists a category's searches walk
 (:mod:`recsys.store.partition`) are made in the background when first asked for, and saved beside
-the index file they were made from; a write extends a copy of the codes by its own rows. This
-times, each step in a fresh process as a restarted server would be, until every field's codes are
-ready (searches meanwhile walk the 8-bit codes), then until every top-level category's lists of
-every field are (searches meanwhile walk the shared lists):
+the index file they were made from; a write extends copies of them by its own rows. This times,
+each step in a fresh process as a restarted server would be, until every field's codes are ready
+(searches meanwhile walk the 8-bit codes), then until every top-level category's lists of every
+field are (searches meanwhile walk the shared lists):
 
-1. the store's first open, nothing saved: built (and saved);
-2. the next open: read from beside the index files;
+1. the store's first open, nothing saved: both built (and saved);
+2. the next open: both read from beside the index files;
 3. a write of ``--rows`` new items, which the store keeps out of its index files (fewer than its
-   ``checkpoint_rows``): the codes dropped by the write, extended; the lists built again;
-4. the open after that write: the codes read, then extended by the rows the index files lack; the
-   lists built (the index is not its file);
+   ``checkpoint_rows``): the codes it dropped extended; the lists, first asked for after the write,
+   read and extended by the rows they lack;
+4. the open after that write: both read, then extended by the rows the index files lack;
 5. an indexing run's write of ``--rows`` more items saved to new index files (``flush``; it never
-   searches): the codes saved beside the old files carried over, extended, to the new ones;
-6. the open after that: the codes read, the lists built and saved.
+   searches): the codes saved beside the old files carried over, extended, to the new ones, the
+   lists linked beside them;
+6. the open after that: the codes read, the lists read and extended.
 
 It works on a copy of the store made of hard links (a store never writes a file in place), so the
 store given is left as it was::
