@@ -95,17 +95,20 @@ def build(whole, centroids: np.ndarray, row_lists: np.ndarray) -> FastScanLists 
     return FastScanLists(index)
 
 
-def _lists(whole, centroids: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:  # noqa: ANN001
-    """(number, row ids, residuals to the centroid) of each list of IVF index ``whole`` holding rows."""
+def _lists(whole, centroids: np.ndarray, past: FastScanLists | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:  # noqa: ANN001, E501
+    """(number, row ids, residuals to the centroid) of each list of IVF index ``whole`` holding rows
+    (those past the rows ``past`` holds on that list, if given)."""
     import faiss
 
     lists, width = whole.invlists, whole.code_size
     for number in range(whole.nlist):
-        size = lists.list_size(number)
-        if size:
-            ids = faiss.rev_swig_ptr(lists.get_ids(number), size)
-            codes = faiss.rev_swig_ptr(lists.get_codes(number), size * width).reshape(size, width)
-            numbers = np.full(size, number)
+        size, have = lists.list_size(number), past.index.invlists.list_size(number) if past is not None else 0
+        if size < have:
+            raise ValueError(f"list {number} holds {size} rows, the fast-scan codes {have}")
+        if size > have:
+            ids = faiss.rev_swig_ptr(lists.get_ids(number), size)[have:]
+            codes = faiss.rev_swig_ptr(lists.get_codes(number), size * width).reshape(size, width)[have:]
+            numbers = np.full(size - have, number)
             yield number, ids, partition.decoder(whole, centroids, numbers, codes, residuals=True)(slice(None))
 
 
@@ -155,19 +158,9 @@ def extend(fast: FastScanLists, whole, centroids: np.ndarray) -> None:  # noqa: 
 
     whole, index = faiss.downcast_index(whole), fast.index
     packer = index.get_CodePacker()
-    lists, width = whole.invlists, whole.code_size
-    for number in range(whole.nlist):
-        have, size = index.invlists.list_size(number), lists.list_size(number)
-        if size < have:
-            raise ValueError(f"list {number} holds {size} rows, the fast-scan codes {have}")
-        if size == have:
-            continue
-        ids = faiss.rev_swig_ptr(lists.get_ids(number), size)[have:]
-        codes = faiss.rev_swig_ptr(lists.get_codes(number), size * width).reshape(size, width)[have:]
-        numbers = np.full(size - have, number)
-        residuals = partition.decoder(whole, centroids, numbers, codes, residuals=True)(slice(None))
+    for number, ids, residuals in _lists(whole, centroids, fast):  # each list read before it grows
         _add_list(index, packer, number, ids, index.pq.compute_codes(np.ascontiguousarray(residuals, dtype=np.float32)))
-        index.ntotal += size - have
+        index.ntotal += len(ids)
 
 
 def copy(fast: FastScanLists) -> FastScanLists:
