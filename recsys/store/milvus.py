@@ -265,11 +265,17 @@ class MilvusStore(VectorStore):
             return self._ann(name, q, k, where, ef)
         # Under a filter that leaves few rows, HNSW (and Milvus' interim index) misses some of
         # them: measured on Milvus Lite and 2.3. So few rows are scored exactly, and a search
-        # that found fewer rows than qualify is widened once.
+        # that found fewer rows than qualify is widened once. Counting the rows is a query of its
+        # own that tests the filter on every row, so it waits until a search asking for at least
+        # as many rows as are scored exactly comes back short: one that found all k had more.
+        hits = self._ann(name, q, k, where, ef) if k >= self.exact_filter_below else None
+        if hits is not None and len(hits) >= k:
+            return hits
         qualifying = self._count(name, where)
         if qualifying <= self.exact_filter_below:
             return self._exact(name, q, k, where, qualifying)
-        hits = self._ann(name, q, k, where, ef)
+        if hits is None:
+            hits = self._ann(name, q, k, where, ef)
         if len(hits) < min(k, qualifying):
             hits = self._ann(name, q, k, where, min(MAX_EF, 8 * ef))
         return hits
