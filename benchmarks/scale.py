@@ -29,6 +29,7 @@ in the same invocation so every figure is from one machine state.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -47,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from recsys.catalogue import Catalogue, Item  # noqa: E402
 from recsys.catalogue_store import UPSERT_CHUNK  # noqa: E402
+from recsys.errors import RecsysError  # noqa: E402
 from recsys.recommend import ModalityIndex, QueryVectors, RecommendationEngine, item_dtype  # noqa: E402
 from recsys.store import open_store  # noqa: E402
 from recsys.store.ann import wait_for_category_lists  # noqa: E402
@@ -83,9 +85,8 @@ def demo_stats(components: int) -> dict[str, FieldStats]:
 
 
 def build(n: int, work: Path, stats: dict[str, FieldStats], n_categories: int) -> dict[str, float]:
-    """Write the engine's memory-mapped vectors, then build the store from them as the product does
-    (:func:`recsys.catalogue_store.attach_store`): a joint projection fitted on a sample, every
-    field plus the joint one upserted in chunks. Returns build figures."""
+    """Write the engine's memory-mapped vectors, then build the embedded store from them. Returns
+    build figures."""
     arrays = {f: np.lib.format.open_memmap(work / f"{f}.npy", "w+", np.float32, (n, d)) for f, d in FIELDS.items()}
     ids, cats = [], []
     for chunk in synthetic_collection(n, FIELDS, n_categories, seed=7, stats=stats, chunk_size=50_000):
@@ -97,10 +98,31 @@ def build(n: int, work: Path, stats: dict[str, FieldStats], n_categories: int) -
     for arr in arrays.values():
         arr.flush()
     (work / "items.json").write_text(json.dumps({"ids": ids, "categories": cats}))
+    vectors_mb = sum(disk_mb(work / f"{f}.npy") for f in FIELDS)
+    return {**build_store(str(work / "store"), work, local=True), "vectors_disk_mb": vectors_mb}
+
+
+def build_store(uri: str, work: Path, local: bool) -> dict[str, float]:
+    """Build the store at ``uri`` from the vectors in ``work`` as the product does
+    (:func:`recsys.catalogue_store.attach_store`): a joint projection fitted on a sample, every
+    field plus the joint one upserted in chunks. A Milvus store takes the embedded one's joint
+    projection (the engine has one), and a collection of its name is dropped first."""
+    arrays = {f: np.load(work / f"{f}.npy", mmap_mode="r") for f in FIELDS}
+    meta = json.loads((work / "items.json").read_text())
+    ids, cats, n = meta["ids"], meta["categories"], len(meta["ids"])
     started = time.perf_counter()
-    joint = JointProjection.fit(arrays)
-    joint.save(work / "joint.npz")
-    store = open_store(work / "store", {**FIELDS, JOINT_FIELD: joint.dims})
+    if local:
+        joint = JointProjection.fit(arrays)
+        joint.save(work / "joint.npz")
+    else:
+        joint = JointProjection.load(work / "joint.npz")
+    fields = {**FIELDS, JOINT_FIELD: joint.dims}
+    if not local:
+        with contextlib.suppress(RecsysError):  # RecsysError: no such collection yet
+            old = open_store(uri)
+            old.drop()
+            old.close()
+    store = open_store(uri, fields)
     for a in range(0, n, UPSERT_CHUNK):  # sync_store's chunks: an index's size follows the steps it grew by
         rows = np.arange(a, min(n, a + UPSERT_CHUNK))
         chunk = {f: np.asarray(arrays[f][rows]) for f in FIELDS}
@@ -108,8 +130,15 @@ def build(n: int, work: Path, stats: dict[str, FieldStats], n_categories: int) -
     store.flush()
     store_s = time.perf_counter() - started
     store.close()
-    return {"store_build_s": store_s, "store_disk_mb": disk_mb(work / "store"),
-            "vectors_disk_mb": sum(disk_mb(work / f"{f}.npy") for f in FIELDS)}  # fmt: skip
+    return {"store_build_s": store_s, "store_disk_mb": disk_mb(Path(uri)) if local else float("nan")}
+
+
+def store_uri(target: str, work: Path, n: int) -> str:
+    """The store the engine searches: the embedded one in ``work``, or ``target`` (a Milvus URI) with
+    a collection of its own per size unless it names one."""
+    if not target:
+        return str(work / "store")
+    return target if "collection=" in target else f"{target}{'&' if '?' in target else '?'}collection=recsys_scale_{n}"
 
 
 def served_vectors(work: Path, n: int) -> dict[str, Path]:
@@ -201,7 +230,9 @@ def map_pages(array: np.ndarray) -> None:
 WARMUP_SEED = 2026
 
 
-def serve(work: str, n_queries: int, stats_file: str, k: int, candidates: int, warmup: int, passes: int, conn) -> None:
+def serve(
+    work: str, uri: str, n_queries: int, stats_file: str, k: int, candidates: int, warmup: int, passes: int, conn
+) -> None:
     """In a fresh process: open the store, answer the queries on it ``passes`` times, report latency
     (over every pass) and peak RAM."""
     use_threads("query")
@@ -215,7 +246,7 @@ def serve(work: str, n_queries: int, stats_file: str, k: int, candidates: int, w
     stats = _load_stats(stats_file)
     queries = make_queries(n_queries, stats, [it.category for it in engine.catalogue.items])
     opened = time.perf_counter()
-    engine.store, engine.search, engine.candidates = open_store(Path(work) / "store"), "ann", candidates
+    engine.store, engine.search, engine.candidates = open_store(uri), "ann", candidates
     opened = time.perf_counter() - opened
     opened_anon = anon_rss_mb()
     engine.joint = JointProjection.load(Path(work) / "joint.npz")
@@ -247,13 +278,14 @@ def serve(work: str, n_queries: int, stats_file: str, k: int, candidates: int, w
                "mapped_s": mapped, "opened_s": opened, "opened_anon_mb": opened_anon})  # fmt: skip
 
 
-def page_in(work: Path, vectors: list[Path]) -> tuple[float, float]:
+def page_in(work: Path, vectors: list[Path], local_store: bool = True) -> tuple[float, float]:
     """Read every file of the store and the served vectors once, so the fresh serving process finds
     them in the OS page cache as a server that has been up would (a cold cache after other jobs made
     a 1M-item search 10-20x slower: every candidate row was a disk read). Returns (MB, seconds)."""
     started, total = time.perf_counter(), 0
     buffer = bytearray(16 * 2**20)
-    store_files = sorted(p for p in (work / "store").rglob("*") if p.is_file() and p.suffix != ".json")
+    store = work / "store"
+    store_files = sorted(p for p in store.rglob("*") if p.is_file() and p.suffix != ".json") if local_store else []
     for path in [*store_files, *vectors]:
         with path.open("rb", buffering=0) as f:
             while n := f.readinto(buffer):
@@ -382,11 +414,17 @@ def run_search(args: argparse.Namespace) -> None:
                 built = build(n, work, stats, args.categories)
                 _save_stats(stats, stats_file)
                 (work / "built.json").write_text(json.dumps(built))
+            uri = store_uri(args.store, work, n)
+            if args.store:
+                on = build_store(uri, work, local=False)
+                print(f"{'':>9} built the store at {uri} in {on['store_build_s']:.0f} s", flush=True)
+                built = {**built, **on}
             served = served_vectors(work, n)
-            paged_mb, paged_s = page_in(work, list(served.values()))
+            paged_mb, paged_s = page_in(work, list(served.values()), not args.store)
             print(f"{'':>9} paged in {paged_mb:,.0f} MB of store and served vectors in {paged_s:.1f} s", flush=True)
             parent, child = ctx.Pipe()
-            job = (str(work), args.queries, str(stats_file), args.k, args.candidates, args.warmup, args.passes, child)
+            job = (str(work), uri, args.queries, str(stats_file), args.k, args.candidates, args.warmup, args.passes,
+                   child)  # fmt: skip
             proc = ctx.Process(target=serve, args=job)
             proc.start()
             answered = parent.recv()
@@ -435,6 +473,9 @@ def main() -> None:
                         help="keep each size's store in WORKDIR/scale-N-kept and reuse it on the next run")  # fmt: skip
     parser.add_argument("--extrapolate", type=int, default=10_000_000,
                         help="also print each figure at this many items, from the two largest sizes")  # fmt: skip
+    parser.add_argument("--store", default="",
+                        help="search a Milvus store (http://HOST:19530, milvus-lite://FILE.db) built from the "
+                             "same vectors (collection recsys_scale_N unless the URI names one), not the embedded one")
     parser.add_argument("--no-encoding", action="store_true")
     parser.add_argument("--no-map", action="store_true")
     args = parser.parse_args()
