@@ -4,6 +4,8 @@ there on a power law through the two largest sizes measured.
 
     .venv/bin/python benchmarks/scale.py                          # 10k, 100k, 1M + encoding + map
     .venv/bin/python benchmarks/scale.py --sizes 10000 100000 --no-encoding --no-map
+    bash scripts/milvus_server.sh run sh -c '.venv/bin/python benchmarks/scale.py --sizes 100000 \
+        --no-encoding --no-map --store "$RECSYS_TEST_MILVUS_URI"'     # the engine on a Milvus server
 
 Per size, synthetic items (vectors drawn from a mixture fitted to the demo catalogue's real
 embeddings, see :mod:`recsys.store.synthetic`; a category tree) fill three fields as the real
@@ -21,6 +23,9 @@ weights (text 1, image 0.5) and a top-level category filter, answered by
   the store and answers the queries
   (peak RSS, which counts the memory-mapped vectors it touched, and resident anonymous memory);
 - the engine's exact path (numpy over every float32 vector): the same queries, the reference ranking.
+
+With ``--store URI`` the engine searches a Milvus store (a server, or Milvus Lite) built from the
+same vectors, with the embedded store's joint projection, instead of the embedded one.
 
 The encoding and map figures come from ``benchmarks/encoding.py`` and ``benchmarks/map.py``, run
 in the same invocation so every figure is from one machine state.
