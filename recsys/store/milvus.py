@@ -267,11 +267,15 @@ class MilvusStore(VectorStore):
         # them: measured on Milvus Lite and 2.3. So few rows are scored exactly, and a search
         # that found fewer rows than qualify is widened once. Counting the rows is a query of its
         # own that tests the filter on every row, so it waits until a search asking for at least
-        # as many rows as are scored exactly comes back short: one that found all k had more.
+        # as many rows as are scored exactly comes back short: one that found all k had more, and
+        # one that found every row the filter leaves needs no exact scoring of them (its scores
+        # are the stored vectors' inner products).
         hits = self._ann(name, q, k, where, ef) if k >= self.exact_filter_below else None
         if hits is not None and len(hits) >= k:
             return hits
         qualifying = self._count(name, where)
+        if hits is not None and len(hits) >= qualifying:
+            return hits
         if qualifying <= self.exact_filter_below:
             return self._exact(name, q, k, where, qualifying)
         if hits is None:

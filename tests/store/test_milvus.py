@@ -84,7 +84,8 @@ def test_one_collection_per_field_holds_only_the_items_that_have_it(uri):
 def test_a_filtered_search_counts_the_filter_s_rows_only_when_it_comes_back_short(uri, monkeypatch):
     """Counting is a query over every row: a search that found k rows (k at least as many as a
     filter scored exactly leaves) needs no count; one that came back short, or asks for fewer,
-    counts, and a category of few rows is still scored exactly."""
+    counts, and a category of few rows comes back exact, without scoring its rows again when the
+    search found them all."""
     rng = np.random.default_rng(3)
     vectors = rng.normal(size=(60, 4)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -92,19 +93,19 @@ def test_a_filtered_search_counts_the_filter_s_rows_only_when_it_comes_back_shor
     store = open_store(uri, {"text": 4}, exact_filter_below=5)
     store.upsert(ids, ["big"] * 56 + ["small"] * 4, {"text": vectors})
     store.flush()
-    counted = []
-    count = store._count
+    counted, scored = [], []
+    count, exact = store._count, store._exact
     monkeypatch.setattr(store, "_count", lambda name, where: counted.append(where) or count(name, where))
+    monkeypatch.setattr(store, "_exact", lambda name, *a: scored.append(name) or exact(name, *a))
     query = vectors[0]
     assert len(store.search("text", query, 5, category="big").ids) == 5
     assert counted == []
-    small = store.search("text", query, 5, category="small")
-    assert len(counted) == 1
     want = np.argsort(-(vectors[56:] @ query), kind="stable")
-    assert small.ids == [ids[56 + i] for i in want]
-    np.testing.assert_allclose(small.scores, np.sort(vectors[56:] @ query)[::-1], atol=1e-5)
-    assert len(store.search("text", query, 3, category="small").ids) == 3  # fewer than scored exactly: counted
-    assert len(counted) == 2
+    for k, counts, exacts in ((5, 1, 0), (3, 2, 1)):  # 3: fewer than a filter scored exactly leaves: counted first
+        small = store.search("text", query, k, category="small")
+        assert (len(counted), len(scored)) == (counts, exacts)
+        assert small.ids == [ids[56 + i] for i in want[:k]]
+        np.testing.assert_allclose(small.scores, np.sort(vectors[56:] @ query)[::-1][:k], atol=1e-5)
     store.drop()
     store.close()
 
