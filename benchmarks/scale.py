@@ -121,13 +121,11 @@ def build_store(uri: str, work: Path, local: bool) -> dict[str, float]:
         joint.save(work / "joint.npz")
     else:
         joint = JointProjection.load(work / "joint.npz")
-    fields = {**FIELDS, JOINT_FIELD: joint.dims}
-    if not local:
         with contextlib.suppress(RecsysError):  # RecsysError: no such collection yet
             old = open_store(uri)
             old.drop()
             old.close()
-    store = open_store(uri, fields)
+    store = open_store(uri, {**FIELDS, JOINT_FIELD: joint.dims})
     for a in range(0, n, UPSERT_CHUNK):  # sync_store's chunks: an index's size follows the steps it grew by
         rows = np.arange(a, min(n, a + UPSERT_CHUNK))
         chunk = {f: np.asarray(arrays[f][rows]) for f in FIELDS}
@@ -289,8 +287,8 @@ def page_in(work: Path, vectors: list[Path], local_store: bool = True) -> tuple[
     a 1M-item search 10-20x slower: every candidate row was a disk read). Returns (MB, seconds)."""
     started, total = time.perf_counter(), 0
     buffer = bytearray(16 * 2**20)
-    store = work / "store"
-    store_files = sorted(p for p in store.rglob("*") if p.is_file() and p.suffix != ".json") if local_store else []
+    store_files = [p for p in (work / "store").rglob("*") if p.is_file() and p.suffix != ".json"] if local_store else []
+    store_files.sort()
     for path in [*store_files, *vectors]:
         with path.open("rb", buffering=0) as f:
             while n := f.readinto(buffer):
