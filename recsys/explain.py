@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recsys.errors import InputError
+from recsys.float16 import gathered_float32
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.recommend import Query, Recommendation, RecommendationEngine
@@ -367,7 +368,7 @@ def nearest_neighbours(engine: RecommendationEngine, item_id: str, k: int = 5) -
     Past the exact-search size the engine's vector store finds them (one search per modality),
     so the page never casts and scans millions of vectors; they are ranked by the same cosine.
     """
-    from recsys.recommend import gathered_float32, store_field
+    from recsys.recommend import store_field
 
     idx = engine.catalogue.index_of(item_id)
     items = engine.catalogue.items

@@ -42,6 +42,7 @@ import numpy as np
 
 from recsys.cachefile import Spec, discard, load_npz, save_npz
 from recsys.errors import InputError
+from recsys.float16 import gathered_float32
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.recommend import Query, RecommendationEngine
@@ -449,8 +450,6 @@ GATHER_ROWS = 1_024
 
 def _gathered(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``vectors[rows]`` as a float32 copy of its own (float16 converted by the CPU's vector instructions)."""
-    from recsys.recommend import gathered_float32
-
     return gathered_float32(np.asarray(vectors[rows]))
 
 

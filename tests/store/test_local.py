@@ -204,6 +204,31 @@ def test_segments_merge_and_compaction_keep_every_item(tmp_path):
     assert snapshot(LocalStore(tmp_path / "s")) == before
 
 
+def test_stored_vectors_are_gathered_from_every_segment_in_any_order(tmp_path):
+    """Rows in shuffled order, repeated, from several segments, one of which lacks a field: each
+    row's stored (float16) vector, zeros where its segment has no such field."""
+    store = LocalStore(tmp_path / "s", FIELDS, exact_below=100)
+    rng = np.random.default_rng(4)
+    written = {}
+    for n in range(4):
+        ids = [f"g{n}-{j}" for j in range(7 + n)]
+        vectors = {"text": unit(rng, len(ids), 16), "image": unit(rng, len(ids), 8)}
+        if n == 2:
+            del vectors["image"]
+        store.upsert(ids, ["c"] * len(ids), vectors)
+        for j, item in enumerate(ids):
+            written[item] = {f: v[j] for f, v in vectors.items()}
+    assert len(store._segments) == 4
+    rows = rng.permutation(np.repeat(np.arange(store._table.n_rows), 2))
+    for field, dim in FIELDS.items():
+        got = store._gather(field, rows)
+        assert got.dtype == np.float32 and got.shape == (len(rows), dim)
+        for r, vector in zip(rows.tolist(), got, strict=True):
+            want = written[store._table.ids[r]].get(field, np.zeros(dim, np.float32))
+            np.testing.assert_array_equal(vector, want.astype(np.float16).astype(np.float32))
+    assert store._gather("text", np.zeros(0, np.int64)).shape == (0, 16)
+
+
 def test_selective_filters_are_answered_exactly(tmp_path):
     data = synthetic_arrays(3000, {"text": 32}, n_categories=40, seed=3)
     store = LocalStore(tmp_path / "s", {"text": 32}, exact_below=500, exact_filter_below=100)
