@@ -51,8 +51,11 @@ def _same_up_to_ties(got, expected) -> None:
 
 
 def _with_memory_store(engine, candidates: int):
+    """The engine on an in-memory store, every category filter searched in the store (these tests
+    are about that search; a small category is otherwise scored item by item)."""
     attach_store(engine, search="ann", uri="memory://")
     engine.candidates = candidates
+    engine.exact_category_max = 0
     return engine
 
 
@@ -68,6 +71,36 @@ def test_candidates_covering_the_catalogue_reproduce_exact_scoring(aligned_fake_
     assert engine.uses_candidates
     for q, want in zip(QUERIES, expected, strict=True):
         _same_up_to_ties(_ranked(engine, q, **how), want)
+
+
+@pytest.mark.parametrize("similarity", SIMILARITIES)
+def test_a_small_category_is_scored_item_by_item_without_a_store_search(aligned_fake_engine, monkeypatch, similarity):
+    """A filter leaving at most ``exact_category_max`` items gets the exact engine's results (items,
+    rrf ranks, scores and contributions to float noise) with no store search; a larger one searches
+    the store."""
+    engine = aligned_fake_engine
+    cases = [(q, s, c) for q in QUERIES for s in STRATEGIES for c in ("food", "/vehicles/", "vehicles/cars")]
+    how = {"k": 4, "similarity": similarity}
+
+    def answers(engine, q, s, c):
+        results = engine.recommend(q, strategy=s, category=c, **how)
+        return [(r.item.id, r.score, r.contributions, r.ranks) for r in results]
+
+    expected = [answers(engine, *case) for case in cases]
+    attach_store(engine, search="ann", uri="memory://")
+    search = engine.store.search
+    monkeypatch.setattr(engine.store, "search", lambda *a, **kw: pytest.fail("a small category searched the store"))
+    assert engine.uses_candidates and engine.exact_category_max >= len(engine.catalogue)
+    for case, want in zip(cases, expected, strict=True):
+        got = answers(engine, *case)
+        assert [(i, ranks) for i, _, _, ranks in got] == [(i, ranks) for i, _, _, ranks in want], case
+        for (_, score, parts, _), (_, want_score, want_parts, _) in zip(got, want, strict=True):
+            assert score == pytest.approx(want_score, abs=1e-6) and parts == pytest.approx(want_parts, abs=1e-6)
+    searched = []
+    monkeypatch.setattr(engine.store, "search", lambda *a, **kw: searched.append(a[0]) or search(*a, **kw))
+    engine.exact_category_max = 1
+    results = engine.recommend(Query(text="a green fruit"), strategy="late", k=2, category="food")
+    assert searched and results and all(r.item.category.startswith("food") for r in results)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -114,6 +147,7 @@ def test_engine_on_milvus_gives_the_exact_engines_results(aligned_fake_engine, t
     uri = f"{base}?collection={collection}"
     try:
         attach_store(engine, search="ann", uri=uri)
+        engine.exact_category_max = 0  # the categories searched on Milvus, not scored item by item
         assert engine.uses_candidates and len(engine.store) == len(engine.catalogue)
         for (q, s, c), want in zip(cases, expected, strict=True):
             _same_up_to_ties(_ranked(engine, q, strategy=s, k=4, category=c), want)
@@ -196,6 +230,7 @@ def test_demo_answers_the_same_on_the_embedded_store(demo_catalogue, tmp_path):
         for i, q in enumerate(queries) for s in STRATEGIES for c in (None, "animals")
     }  # fmt: skip
     attach_store(engine, search="ann", uri=str(tmp_path / "store"), exact_below=1)  # the IVF index, not a flat scan
+    engine.exact_category_max = 0  # and "animals" searched there too, not scored item by item
     assert all(not spec.startswith("Flat") for spec in engine.store.info()["indexes"].values())
     overlap = []
     for (i, s, c), ids in expected.items():
@@ -261,6 +296,7 @@ def test_early_and_late_search_each_field_and_the_joint_field_and_rrf_each_pair(
     assert {e for _, e, _ in searched} == {1.0, engine.cross_effort()} and engine.cross_effort() > 1
     assert {k for _, _, k in searched} == {max(engine.candidates, engine.rank_depth)}
     searched.clear()
+    engine.exact_category_max = 0  # a category searched in the store, not scored item by item
     engine.recommend(query, strategy="late", k=3, category="food")  # within a category the same searches
     assert {f for f, _, _ in searched} == set(fields) and fields[-1] == JOINT_FIELD
 
