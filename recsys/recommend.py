@@ -939,9 +939,7 @@ class RecommendationEngine:
     def _small_category_rows(self, category: str) -> np.ndarray | None:
         """The rows of ``category`` (and below it), ascending, when it holds at most
         :attr:`exact_category_max` items; else None."""
-        names, _ = self._category_codes
-        path = category.strip("/")
-        matched = np.flatnonzero((names == path) | np.char.startswith(names, path + "/"))
+        matched = np.flatnonzero(self._names_in(category))
         order, starts = self._rows_by_category
         if int((starts[matched + 1] - starts[matched]).sum()) > self.exact_category_max:
             return None
@@ -952,9 +950,13 @@ class RecommendationEngine:
     def _category_mask(self, category: str, rows: np.ndarray | None = None) -> np.ndarray:
         """Which items (all, or ``rows``) are in ``category`` or below it."""
         self._check_category(category)
-        names, codes = self._category_codes
-        path = category.strip("/")
-        return ((names == path) | np.char.startswith(names, path + "/"))[codes if rows is None else codes[rows]]
+        codes = self._category_codes[1]
+        return self._names_in(category)[codes if rows is None else codes[rows]]
+
+    def _names_in(self, category: str) -> np.ndarray:
+        """Which distinct categories (:attr:`_category_codes`) are ``category`` or lie below it."""
+        names, path = self._category_codes[0], category.strip("/")
+        return (names == path) | np.char.startswith(names, path + "/")
 
     def recommend(
         self,
