@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recsys.errors import InputError
-from recsys.float16 import gathered_float32
+from recsys.float16 import rows_float32
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.recommend import Query, Recommendation, RecommendationEngine
@@ -378,14 +378,14 @@ def nearest_neighbours(engine: RecommendationEngine, item_id: str, k: int = 5) -
         mask = np.asarray(mask, dtype=bool)
         if not mask[idx]:
             continue
-        own = _unit(gathered_float32(np.asarray(vecs[idx : idx + 1])))[0]
+        own = _unit(rows_float32(vecs, [idx]))[0]
         if engine.uses_candidates:
             field = store_field(mod, engine.indexes[mod].shared is not None)
             rows = engine.catalogue.rows_of(engine.store.search(field, own, k, exclude=[item_id]).ids)
         else:
             rows = np.flatnonzero(mask)
             rows = rows[rows != idx]
-        sims = _unit(gathered_float32(np.asarray(vecs[rows]))) @ own
+        sims = _unit(rows_float32(vecs, rows)) @ own
         order = np.lexsort((rows, -sims))[:k]
         out[mod] = [Neighbour(items[j].id, items[j].title, float(sims[i])) for i, j in ((i, rows[i]) for i in order)]
     return out

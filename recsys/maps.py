@@ -42,7 +42,7 @@ import numpy as np
 
 from recsys.cachefile import Spec, discard, load_npz, save_npz
 from recsys.errors import InputError
-from recsys.float16 import gathered_float32
+from recsys.float16 import rows_float32
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.recommend import Query, RecommendationEngine
@@ -448,11 +448,6 @@ def _active(engine: RecommendationEngine, weights: Mapping[str, float] | None) -
 GATHER_ROWS = 1_024
 
 
-def _gathered(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``vectors[rows]`` as a float32 copy of its own (float16 converted by the CPU's vector instructions)."""
-    return gathered_float32(np.asarray(vectors[rows]))
-
-
 class MapVectors:
     """The vectors a map of ``engine``'s ``source`` (a modality or ``"fused"``) is drawn from,
     gathered only when needed, and that map's cache key (:meth:`key`).
@@ -514,10 +509,10 @@ class MapVectors:
     def _block(self, rows: np.ndarray) -> np.ndarray:
         if self.source != FUSED:
             _, vecs, _, _ = self._sources[0]
-            return _normalise(_gathered(vecs, rows), in_place=True)
+            return _normalise(rows_float32(vecs, rows), in_place=True)
         groups: dict[int, np.ndarray] = {}
         for _, vecs, mask, w in self._sources:
-            part = _normalise(_gathered(vecs, rows), in_place=True)
+            part = _normalise(rows_float32(vecs, rows), in_place=True)
             part *= (mask[rows] * np.float32(w))[:, None]
             d = part.shape[1]
             groups[d] = groups.get(d, 0) + part

@@ -36,7 +36,7 @@ from recsys.alignment.confidence import standardise
 from recsys.catalogue import Catalogue, Item
 from recsys.encoders.base import encoder_outputs
 from recsys.errors import InputError, RecsysError
-from recsys.float16 import gathered_float32
+from recsys.float16 import rows_float32
 from recsys.store.base import Hits
 from recsys.store.joint import JOINT_FIELD
 from recsys.threads import run_side_by_side
@@ -459,7 +459,7 @@ class RecommendationEngine:
             return []
         matrix = ix.shared if shared else ix.native
         rows = [self.catalogue.index_of(i) for i in ids]
-        return [gathered_float32(matrix[r]) for r in rows if ix.present[r]]
+        return list(rows_float32(matrix, [r for r in rows if ix.present[r]]))
 
     def encode_query(self, query: Query) -> QueryVectors:
         """Encode each query input once and fold likes and dislikes in, natively and in the shared space."""
@@ -500,7 +500,7 @@ class RecommendationEngine:
         """Item vectors of ``ix`` (all, or ``rows``) in float32 (:func:`item_matrix` may keep them in
         float16); ``centred`` for Pearson (the full matrix is cached)."""
         matrix = ix.shared if shared else ix.native
-        matrix = matrix.astype(np.float32, copy=False) if rows is None else gathered_float32(matrix[rows])
+        matrix = matrix.astype(np.float32, copy=False) if rows is None else rows_float32(matrix, rows)
         if not centred:
             return matrix
         if rows is not None:

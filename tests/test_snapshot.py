@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from recsys import pipeline, recommend, snapshot
 from recsys.catalogue import load_catalogue
-from recsys.float16 import gathered_float32
+from recsys.float16 import rows_float32
 from recsys.recommend import Query
 
 QUERIES = [Query(text="a green fruit"), Query(text="red car", likes=("taxi",)), Query(likes=("frog",))]
@@ -192,8 +192,9 @@ def test_rows_of_mapped_half_precision_matrices_convert_without_a_warning(tmp_pa
     (matrices, _) = snapshot.load_snapshot(base, "h" * 64, 5, ["image"])
     mapped = matrices["image"].native
     assert not mapped.flags.writeable
-    rows = gathered_float32(mapped[1])  # one row: a read-only view, not a copy
-    np.testing.assert_array_equal(rows, half.native[1].astype(np.float32))
+    rows = rows_float32(mapped, [3, 1])
+    np.testing.assert_array_equal(rows, half.native[[3, 1]].astype(np.float32))
+    assert rows.flags.writeable and rows.dtype == np.float32
     assert not [w for w in recwarn if "not writable" in str(w.message)]
 
 

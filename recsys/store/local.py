@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from recsys.errors import InputError, RecsysError
-from recsys.float16 import gathered_float32
+from recsys.float16 import rows_float32
 from recsys.store import segments as seg
 from recsys.store.ann import AnnParams, FieldIndex
 from recsys.store.base import (
@@ -351,7 +351,7 @@ class LocalStore(VectorStore):
     def _gather(self, field: str, rows: np.ndarray) -> np.ndarray:
         """Stored vectors of ``rows`` (any order) as float32; zero rows where a segment has no such field.
         Sorted once, each segment's rows are a slice (a store has up to ``max_segments``), and
-        float16 is converted by :func:`~recsys.float16.gathered_float32`: 900 rows of a 1M-row store
+        gathered by :func:`~recsys.float16.rows_float32`: 900 rows of a 1M-row store
         in 16 segments, 1280-d, 3.8 ms against 5.8 ms with a mask, a sort and a numpy cast per segment."""
         rows = np.asarray(rows, dtype=np.int64)
         out = np.zeros((rows.size, self.fields[field]), dtype=np.float32)
@@ -362,7 +362,7 @@ class LocalStore(VectorStore):
         bounds = np.searchsorted(ordered, [s.start for s in self._segments] + [np.iinfo(np.int64).max])
         for s, a, b in zip(self._segments, bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
             if a < b and field in s.vectors:
-                out[order[a:b]] = gathered_float32(np.take(s.vectors[field], ordered[a:b] - s.start, axis=0))
+                out[order[a:b]] = rows_float32(s.vectors[field], ordered[a:b] - s.start)
         return out
 
     # ------------------------------------------------------------------------ indexes
