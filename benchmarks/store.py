@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recsys.catalogue.categories import in_category
 from recsys.store import open_store
-from recsys.store.base import in_category
 from recsys.store.synthetic import synthetic_arrays, synthetic_collection
 
 SEED = 5

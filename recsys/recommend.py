@@ -34,6 +34,7 @@ from recsys.alignment import spoken
 from recsys.alignment.base import aligner_inputs
 from recsys.alignment.confidence import standardise
 from recsys.catalogue import Catalogue, Item
+from recsys.catalogue.categories import CategoryCodes
 from recsys.encoders.base import encoder_outputs
 from recsys.errors import InputError, RecsysError
 from recsys.float16 import rows_float32
@@ -677,7 +678,8 @@ class RecommendationEngine:
         key = category.strip("/") if category else ""
         sample = self._rank_samples.pop(key, None)
         if sample is None:
-            members = np.flatnonzero(self._category_mask(category)) if category else np.arange(len(self.catalogue))
+            everything = np.arange(len(self.catalogue))
+            members = np.flatnonzero(self._category_codes.mask(category)) if category else everything
             rng = np.random.default_rng(0)
             rows = np.sort(rng.choice(members, size=min(len(members), RANK_SAMPLE), replace=False))
             sample = RankSample(rows, len(members))
@@ -903,60 +905,8 @@ class RecommendationEngine:
         return self.catalogue.rows_of(found.ids[:k])
 
     @cached_property
-    def _categories(self) -> np.ndarray:
-        return np.array([it.category for it in self.catalogue.items], dtype=str)
-
-    @cached_property
-    def _category_codes(self) -> tuple[np.ndarray, np.ndarray]:
-        """(distinct categories, each item's index into them): a filter tests each distinct
-        category once instead of a million strings."""
-        return np.unique(self._categories, return_inverse=True)
-
-    @cached_property
-    def _category_paths(self) -> frozenset[str]:
-        """Every category and every ancestor of one: what a category filter may name."""
-        paths = set()
-        for cat in set(self._categories.tolist()):
-            parts = cat.split("/")
-            paths.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
-        return frozenset(paths)
-
-    def _check_category(self, category: str) -> None:
-        """Categories are paths without outer slashes (as the catalogue and the stores keep them):
-        ``/food/`` names ``food``."""
-        if category.strip("/") not in self._category_paths:
-            raise InputError(f"no item in category '{category}'")
-
-    @cached_property
-    def _rows_by_category(self) -> tuple[np.ndarray, np.ndarray]:
-        """Catalogue rows ordered by category (ascending within each distinct category) and where
-        each distinct category's rows start: a category's rows then cost its size, not the catalogue's."""
-        names, codes = self._category_codes
-        order = np.argsort(codes, kind="stable")
-        starts = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(names)))])
-        return order, starts
-
-    def _small_category_rows(self, category: str) -> np.ndarray | None:
-        """The rows of ``category`` (and below it), ascending, when it holds at most
-        :attr:`exact_category_max` items; else None."""
-        matched = np.flatnonzero(self._names_in(category))
-        order, starts = self._rows_by_category
-        if int((starts[matched + 1] - starts[matched]).sum()) > self.exact_category_max:
-            return None
-        if not len(matched):
-            return np.zeros(0, dtype=np.int64)
-        return np.sort(np.concatenate([order[starts[i] : starts[i + 1]] for i in matched.tolist()]))
-
-    def _category_mask(self, category: str, rows: np.ndarray | None = None) -> np.ndarray:
-        """Which items (all, or ``rows``) are in ``category`` or below it."""
-        self._check_category(category)
-        codes = self._category_codes[1]
-        return self._names_in(category)[codes if rows is None else codes[rows]]
-
-    def _names_in(self, category: str) -> np.ndarray:
-        """Which distinct categories (:attr:`_category_codes`) are ``category`` or lie below it."""
-        names, path = self._category_codes[0], category.strip("/")
-        return (names == path) | np.char.startswith(names, path + "/")
+    def _category_codes(self) -> CategoryCodes:
+        return CategoryCodes([it.category for it in self.catalogue.items])
 
     def recommend(
         self,
@@ -1011,8 +961,8 @@ class RecommendationEngine:
         retrieved = None
         if self.uses_candidates:
             if category:
-                self._check_category(category)
-            rows = self._small_category_rows(category) if category else None
+                self._category_codes.check(category)
+            rows = self._category_codes.rows(category, self.exact_category_max) if category else None
             if rows is not None:  # every item of a small category, scored exactly: no search
                 left_out = self.catalogue.rows_of(list(exclude)) if exclude else np.zeros(0, dtype=np.int64)
                 allowed = ~np.isin(rows, left_out)
@@ -1023,13 +973,13 @@ class RecommendationEngine:
                 # the store filtered by its own copy of the categories: a store out of step (written by
                 # another process, or before its items' categories counted in their versions) cannot
                 # put an item of another category in the results
-                allowed = self._category_mask(category, rows) if category else np.ones(len(rows), dtype=bool)
+                allowed = self._category_codes.mask(category, rows) if category else np.ones(len(rows), dtype=bool)
         else:
             allowed = np.ones(len(self.catalogue), dtype=bool)
             for item_id in exclude:
                 allowed[self.catalogue.index_of(item_id)] = False
             if category:
-                allowed &= self._category_mask(category)
+                allowed &= self._category_codes.mask(category)
         fused = self._fuse(q, weights, strategy, query_weights, rows, allowed, retrieved, similarity)
         if not fused.contributions:
             raise InputError("nothing to score: every modality of this query has weight 0 or nothing to match")

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recsys.catalogue.categories import normalize_category
 from recsys.errors import InputError, RecsysError
 
 MAX_ID_LENGTH = 1024
-MAX_CATEGORY_LENGTH = 1024
-MAX_CATEGORY_DEPTH = 32
 MAX_VERSION_LENGTH = 256
 
 
@@ -276,38 +275,6 @@ def check_ids(ids: Sequence[str], what: str) -> list[str]:
         if len(i) > MAX_ID_LENGTH:
             raise InputError(f"item id '{i[:40]}...' is longer than {MAX_ID_LENGTH} characters")
     return out
-
-
-def normalize_category(category: str, allow_empty: bool = False) -> str:
-    """``'/animals/birds/'`` -> ``'animals/birds'``; paths with empty parts are refused."""
-    if not isinstance(category, str):
-        raise InputError(f"categories must be strings, got {category!r}")
-    c = category.strip("/")
-    if not c:
-        if allow_empty:
-            return ""
-        raise InputError("empty category filter; pass category=None to search every category")
-    parts = c.split("/")
-    if any(not p for p in parts):
-        raise InputError(f"category '{category}' has an empty part ('//')")
-    if len(c) > MAX_CATEGORY_LENGTH or len(parts) > MAX_CATEGORY_DEPTH:
-        raise InputError(
-            f"category '{c[:40]}' is too long (at most {MAX_CATEGORY_LENGTH} characters, {MAX_CATEGORY_DEPTH} levels)"
-        )
-    return c
-
-
-def category_prefixes(category: str) -> list[str]:
-    """``'animals/birds'`` -> ``['animals', 'animals/birds']``: the filters that match it."""
-    if not category:
-        return []
-    parts = category.split("/")
-    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
-
-
-def in_category(category: str, path: str) -> bool:
-    """Whether an item in ``category`` matches the filter ``path`` (itself or a sub-category)."""
-    return category == path or category.startswith(path + "/")
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:

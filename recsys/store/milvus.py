@@ -31,19 +31,16 @@ from typing import Any
 
 import numpy as np
 
+from recsys.catalogue.categories import MAX_CATEGORY_DEPTH, MAX_CATEGORY_LENGTH, category_prefixes, normalize_category
 from recsys.errors import InputError, RecsysError
 from recsys.store.base import (
-    MAX_CATEGORY_DEPTH,
-    MAX_CATEGORY_LENGTH,
     MAX_ID_LENGTH,
     MAX_VERSION_LENGTH,
     Hits,
     VectorStore,
-    category_prefixes,
     check_effort,
     check_fields,
     check_ids,
-    normalize_category,
     top_k,
 )
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from recsys.catalogue.categories import named_by, normalize_category
 from recsys.errors import InputError
-from recsys.store.base import ids_at, in_category, normalize_category, top_k
+from recsys.store.base import ids_at, top_k
 
 #: A selection letting through at most this share of the table's rows keeps its rows, and the rows
 #: of each field among them: counting and listing them then costs the category's size, not the
@@ -267,8 +268,7 @@ class RowTable:
             if path is None:
                 mask = self.alive
             elif self.cat_names:
-                lut = np.array([in_category(c, path) for c in self.cat_names], dtype=bool)
-                mask = self.alive & lut[self.cat_codes]
+                mask = self.alive & named_by(self.cat_names, path)[self.cat_codes]
             else:
                 mask = np.zeros(self.n_rows, bool)
             top = None if path is None else path.split("/")[0]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from recsys.catalogue.categories import in_category
 from recsys.errors import InputError, RecsysError
-from recsys.store.base import in_category
 
 FIELDS = {"text": 8, "image@shared": 6}
 CATEGORIES = ["animals", "animals/birds", "animals/birds/owls", "animalsX", "plants/trees", ""]

@@ -1,0 +1,101 @@
+"""Category paths (``animals/birds``) and the filters that name them.
+
+A filter names a category and every category below it. The engine and the vector stores both
+answer such filters, so the rules live here once: how a path is written, which categories a filter
+names, and, for a million items, how a filter is tested once per distinct category (a few
+hundred) rather than once per item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+
+import numpy as np
+
+from recsys.errors import InputError
+
+MAX_CATEGORY_LENGTH = 1024
+MAX_CATEGORY_DEPTH = 32
+
+
+def normalize_category(category: str, allow_empty: bool = False) -> str:
+    """``'/animals/birds/'`` -> ``'animals/birds'``; paths with empty parts are refused."""
+    if not isinstance(category, str):
+        raise InputError(f"categories must be strings, got {category!r}")
+    c = category.strip("/")
+    if not c:
+        if allow_empty:
+            return ""
+        raise InputError("empty category filter; pass category=None to search every category")
+    parts = c.split("/")
+    if any(not p for p in parts):
+        raise InputError(f"category '{category}' has an empty part ('//')")
+    if len(c) > MAX_CATEGORY_LENGTH or len(parts) > MAX_CATEGORY_DEPTH:
+        raise InputError(
+            f"category '{c[:40]}' is too long (at most {MAX_CATEGORY_LENGTH} characters, {MAX_CATEGORY_DEPTH} levels)"
+        )
+    return c
+
+
+def category_prefixes(category: str) -> list[str]:
+    """``'animals/birds'`` -> ``['animals', 'animals/birds']``: the filters that match it."""
+    if not category:
+        return []
+    parts = category.split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def in_category(category: str, path: str) -> bool:
+    """Whether an item in ``category`` matches the filter ``path`` (itself or a sub-category)."""
+    return category == path or category.startswith(path + "/")
+
+
+def named_by(categories: Sequence[str] | np.ndarray, path: str) -> np.ndarray:
+    """Which of ``categories`` the filter ``path`` names (:func:`in_category` of each), as booleans."""
+    names = np.asarray(categories, dtype=str)
+    if not names.size:
+        return np.zeros(0, dtype=bool)
+    return (names == path) | np.char.startswith(names, path + "/")
+
+
+class CategoryCodes:
+    """Each item's category as a code into the catalogue's distinct categories: a filter tests
+    each distinct category once, and finds a small category's items in time of its size."""
+
+    def __init__(self, categories: Sequence[str]) -> None:
+        self.names, self.codes = np.unique(np.asarray(categories, dtype=str), return_inverse=True)
+
+    @cached_property
+    def paths(self) -> frozenset[str]:
+        """Every category and every ancestor of one: what a filter may name."""
+        return frozenset(p for name in self.names.tolist() for p in category_prefixes(name))
+
+    def check(self, category: str) -> None:
+        """Refuse a filter naming no item. Paths are matched without outer slashes (as catalogues
+        and stores keep them): ``/food/`` names ``food``."""
+        if category.strip("/") not in self.paths:
+            raise InputError(f"no item in category '{category}'")
+
+    def mask(self, category: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """Which items (all, or ``rows``) are in ``category`` or below it."""
+        self.check(category)
+        named = named_by(self.names, category.strip("/"))
+        return named[self.codes if rows is None else self.codes[rows]]
+
+    def rows(self, category: str, at_most: int) -> np.ndarray | None:
+        """The items of ``category`` (and below it), ascending, when they are at most ``at_most``; else None."""
+        matched = np.flatnonzero(named_by(self.names, category.strip("/")))
+        order, starts = self._by_category
+        if int((starts[matched + 1] - starts[matched]).sum()) > at_most:
+            return None
+        if not len(matched):
+            return np.zeros(0, dtype=np.int64)
+        return np.sort(np.concatenate([order[starts[i] : starts[i + 1]] for i in matched.tolist()]))
+
+    @cached_property
+    def _by_category(self) -> tuple[np.ndarray, np.ndarray]:
+        """Items ordered by category (ascending within each) and where each distinct category's items start."""
+        order = np.argsort(self.codes, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(np.bincount(self.codes, minlength=len(self.names)))])
+        return order, starts
