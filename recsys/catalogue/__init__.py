@@ -13,7 +13,8 @@ of product photos needs no ``audio`` column); a cell may be empty:
 
 - ``id``: unique, non-empty item id (kept as text: ``007`` stays ``007``);
 - ``title``, ``description``: free text; the text encoder sees ``"title. description"``;
-- ``category``: a ``/``-separated path such as ``animals/birds`` (may be empty);
+- ``category``: a ``/``-separated path such as ``animals/birds`` (may be empty; outer and repeated
+  slashes are dropped, at most 1,024 characters and 32 levels);
 - ``image``, ``audio``: paths *relative to the catalogue folder*, ``/``-separated; empty when the
   item has no such medium. Images: PNG, JPEG, WebP, GIF or BMP; audio: WAV, OGG, FLAC or MP3
   (limits in :mod:`recsys.media`).
@@ -56,6 +57,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recsys.atomic import write_bytes
+from recsys.catalogue.categories import category_cell, category_prefixes
 from recsys.catalogue.checks import NO_STAMP, CheckCache, StampRows, stamp
 from recsys.collector import collector_paused
 from recsys.errors import CatalogueError, InputError
@@ -227,15 +229,22 @@ class Catalogue:
     def _search_keys(self) -> list[str]:
         return [" ".join(f"{item.title} {item.id}".split()).casefold() for item in self.items]
 
-    @property
+    @cached_property
     def categories(self) -> list[str]:
-        """Sorted unique (full-path) categories; items without one are not counted."""
+        """Sorted unique (full-path) categories; items without one are not counted. Kept: the app's
+        every rerun asks for them (a pass over 1M items took 0.25 s)."""
         return sorted({item.category for item in self.items if item.category})
+
+    @cached_property
+    def category_paths(self) -> list[str]:
+        """Every category and each of its ancestors (``animals`` and ``animals/birds``), sorted: what a
+        category filter may name."""
+        return sorted({path for category in self.categories for path in category_prefixes(category)})
 
     @property
     def top_categories(self) -> list[str]:
         """Sorted unique first segments of the category paths (``animals`` for ``animals/birds``)."""
-        return sorted({item.category.split("/", 1)[0] for item in self.items if item.category})
+        return sorted({category.split("/", 1)[0] for category in self.categories})
 
     def has_modality(self, modality: str) -> np.ndarray:
         """Boolean mask over items: which have ``"text"``, ``"image"`` or ``"audio"``."""
@@ -647,6 +656,10 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
             reasons.append(f"duplicate id '{item_id}' (first used on line {first_line[item_id]})")
         if not any(content_of(row)):
             reasons.append("no title, description, image or audio")
+        try:
+            row["category"] = category_cell(row["category"])
+        except InputError as exc:
+            reasons.append(str(exc))
         media: dict[str, Path | None] = {}
         located: dict[str, str | None] = {}  # the reason a media path is refused before its file is opened
         for column in MEDIA_COLUMNS:
@@ -700,7 +713,7 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
                 id=row["id"],
                 title=row["title"],
                 description=row["description"],
-                category=row["category"].strip("/"),
+                category=row["category"],
                 image=media["image"],
                 audio=media["audio"],
                 extra=extra,

@@ -39,6 +39,22 @@ def normalize_category(category: str, allow_empty: bool = False) -> str:
     return c
 
 
+def category_cell(cell: str) -> str:
+    """The category a catalogue cell names: outer and repeated slashes dropped (``/food//fruit/``
+    is ``food/fruit``, as a filter path reads it), and an :class:`InputError` for a path past the
+    limits the stores keep (:func:`normalize_category`), so that such a row is reported, not
+    refused by the first store sync of a large catalogue."""
+    if "//" in cell:
+        cell = "/".join(part for part in cell.split("/") if part)
+    path = cell.strip("/")
+    if len(path) > MAX_CATEGORY_LENGTH or path.count("/") >= MAX_CATEGORY_DEPTH:
+        raise InputError(
+            f"category '{path[:40]}...' is too long (at most {MAX_CATEGORY_LENGTH} characters, "
+            f"{MAX_CATEGORY_DEPTH} levels)"
+        )
+    return path
+
+
 def category_prefixes(category: str) -> list[str]:
     """``'animals/birds'`` -> ``['animals', 'animals/birds']``: the filters that match it."""
     if not category:

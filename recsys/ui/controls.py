@@ -35,15 +35,6 @@ class Controls:
     threshold: float = 0.0
 
 
-def category_options(categories: list[str]) -> list[str]:
-    """Every category path and each of its prefixes (``animals`` and ``animals/birds``), sorted."""
-    out = set()
-    for cat in categories:
-        parts = [p for p in str(cat).split("/") if p]
-        out.update("/".join(parts[: i + 1]) for i in range(len(parts)))
-    return sorted(out)
-
-
 def _remember(key: str, value: Any) -> Any:
     """Keep a widget's value outside the widget: Streamlit drops widget state when the page changes."""
     st.session_state[SAVED_PREFIX + key] = value
@@ -109,7 +100,7 @@ def sidebar_controls(engine: RecommendationEngine) -> Controls:
         ),
     )
     k = _remember(K_KEY, st.sidebar.slider("Results (K)", 1, MAX_K, int(_saved(K_KEY, DEFAULT_K)), key=K_KEY))
-    options = (ALL_CATEGORIES, *category_options(engine.catalogue.categories))
+    options = (ALL_CATEGORIES, *engine.catalogue.category_paths)
     category = _select("Category", options, CATEGORY_KEY, "only items in this category or below it")
     return Controls(
         weights,

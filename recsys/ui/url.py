@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from recsys.ui.controls import category_options
 from recsys.ui.state import SAMPLE_PARAMS, UrlContext, apply_url_state, current_url_state, parse_url, to_params
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,7 +22,7 @@ KNOWN = ("q", "strategy", "sim", "k", "category", "thr", "like", "dislike", *SAM
 def _context(engine: RecommendationEngine) -> UrlContext:
     return UrlContext(
         modalities=tuple(engine.item_modalities),
-        categories=frozenset(category_options(engine.catalogue.categories)),
+        categories=frozenset(engine.catalogue.category_paths),
         item_ids=frozenset(engine.catalogue.ids),
         media=tuple(
             (m, frozenset(it.id for it in engine.catalogue.items if getattr(it, m) is not None)) for m in SAMPLE_PARAMS

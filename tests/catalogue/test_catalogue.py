@@ -35,6 +35,7 @@ def test_tiny_catalogue_loads(tiny_catalogue: Path) -> None:
         "shapes/square",
     ]
     assert cat.top_categories == ["animals", "shapes"]
+    assert cat.category_paths == ["animals", "animals/birds", "animals/mammals", "shapes", *cat.categories[2:]]
     assert cat.has_modality("image").tolist() == [True, True, True, True, False, False]
     assert cat.has_modality("audio").sum() == 3 and cat.has_modality("text").all()
     red = cat.item("red-circle")
@@ -112,10 +113,13 @@ def test_every_bad_row_reason(tmp_path: Path, media_factory) -> None:
             "toomany,T,,,,,,extra,field",  # 12
             "",  # blank lines are skipped, not reported
             "text-only,Text only,,,,,",  # 14
+            "deep,Deep,," + "a/" * 33 + ",,,",  # 15: more levels than a store keeps
+            "slashes,Slashes,,/food//fruit/,,,",  # 16: read as the filter path food/fruit
         ],
     )
     cat = load_catalogue(root)
-    assert cat.ids == ["good", "text-only"] and cat.item("good").extra == {"note": "kept"}
+    assert cat.ids == ["good", "text-only", "slashes"] and cat.item("good").extra == {"note": "kept"}
+    assert cat.item("slashes").category == "food/fruit"
     reasons = {b.line: (b.id, b.reason) for b in cat.bad_rows}
     expected = {
         3: (None, "empty id"),
@@ -128,6 +132,7 @@ def test_every_bad_row_reason(tmp_path: Path, media_factory) -> None:
         10: ("dotdot", "outside the catalogue folder ('..' leading outside it)"),
         11: ("symlink", "outside the catalogue folder (a symlink pointing outside it)"),
         12: ("toomany", "9 fields but the header has 7 columns"),
+        15: ("deep", "is too long (at most 1024 characters, 32 levels)"),
     }
     assert sorted(reasons) == sorted(expected)
     for line, (item_id, fragment) in expected.items():

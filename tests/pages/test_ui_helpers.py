@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 from recsys.explain import score_parts
 from recsys.ui.cards import contribution_bar_html, legend_html, legend_pairs, parts_html
-from recsys.ui.controls import category_options
 from recsys.ui.state import Profile, get_profile
 from recsys.ui.uploads import limit_mb
 
@@ -30,15 +29,6 @@ def test_profile_lives_in_the_session_mapping():
     state: dict = {}
     get_profile(state).like("x")
     assert get_profile(state).likes == ["x"]
-
-
-def test_category_options_include_prefixes():
-    assert category_options(["animals/birds", "animals/birds/cartoon", "food"]) == [
-        "animals",
-        "animals/birds",
-        "animals/birds/cartoon",
-        "food",
-    ]
 
 
 def test_contribution_bar_widths_follow_the_shares():
