@@ -23,7 +23,8 @@ Any other column is kept, as text, in ``Item.extra`` (e.g. ``price``, ``url``, `
 
 Every row is validated; a bad row is skipped and reported as a :class:`BadRow` (line number in
 the CSV -- the header is line 1 -- or 1-based row number in a Parquet file) while the good rows
-load. A row is bad when its id is empty or repeats an earlier row's, when it has no title,
+load. A row is bad when its id is empty, longer than 1,024 characters or repeats an earlier row's,
+when its category is longer than 1,024 characters or 32 levels, when it has no title,
 description, image or audio at all, when a media path is absolute or leads outside the folder
 (``..``, or a symlink pointing outside), or when a media file is missing, unreadable, oversized
 or undecodable (images are opened and verified with PIL, audio headers probed with soundfile --
@@ -77,6 +78,8 @@ PARALLEL_CHECKS_FROM = 20_000
 CHECK_CHUNK = 256  # files a worker checks per task
 #: A longer cell makes its row bad (the text encoder reads a few hundred words at most).
 MAX_CELL_CHARS = 65_536
+#: Longest item id: what every vector store keeps (Milvus' primary key is a VARCHAR of bounded length).
+MAX_ID_LENGTH = 1024
 #: The columns the product reads, in the order it writes them; only ``id`` is required.
 COLUMNS = ("id", "title", "description", "category", "image", "audio")
 REQUIRED_COLUMNS = ("id",)
@@ -231,8 +234,8 @@ class Catalogue:
 
     @cached_property
     def categories(self) -> list[str]:
-        """Sorted unique (full-path) categories; items without one are not counted. Kept: the app's
-        every rerun asks for them (a pass over 1M items took 0.25 s)."""
+        """Sorted unique (full-path) categories; items without one are not counted. Kept, as a pass
+        over every item: each rerun of the app's pages asks for them."""
         return sorted({item.category for item in self.items if item.category})
 
     @cached_property
@@ -652,6 +655,8 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
         reasons = [problem] if problem else []
         if not item_id:
             reasons.append("empty id")
+        elif len(item_id) > MAX_ID_LENGTH:
+            reasons.append(f"the id is {len(item_id):,} characters; the limit is {MAX_ID_LENGTH:,}")
         elif item_id in first_line:
             reasons.append(f"duplicate id '{item_id}' (first used on line {first_line[item_id]})")
         if not any(content_of(row)):

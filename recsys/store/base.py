@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recsys.catalogue import MAX_ID_LENGTH
 from recsys.catalogue.categories import normalize_category
 from recsys.errors import InputError, RecsysError
 
-MAX_ID_LENGTH = 1024
 MAX_VERSION_LENGTH = 256
 
 

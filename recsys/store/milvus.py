@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from recsys.catalogue import MAX_ID_LENGTH
 from recsys.catalogue.categories import MAX_CATEGORY_DEPTH, MAX_CATEGORY_LENGTH, category_prefixes, normalize_category
 from recsys.errors import InputError, RecsysError
 from recsys.store.base import (
-    MAX_ID_LENGTH,
     MAX_VERSION_LENGTH,
     Hits,
     VectorStore,

@@ -115,6 +115,7 @@ def test_every_bad_row_reason(tmp_path: Path, media_factory) -> None:
             "text-only,Text only,,,,,",  # 14
             "deep,Deep,," + "a/" * 33 + ",,,",  # 15: more levels than a store keeps
             "slashes,Slashes,,/food//fruit/,,,",  # 16: read as the filter path food/fruit
+            "x" * 1025 + ",Long id,,,,,",  # 17: longer than a store keeps
         ],
     )
     cat = load_catalogue(root)
@@ -133,6 +134,7 @@ def test_every_bad_row_reason(tmp_path: Path, media_factory) -> None:
         11: ("symlink", "outside the catalogue folder (a symlink pointing outside it)"),
         12: ("toomany", "9 fields but the header has 7 columns"),
         15: ("deep", "is too long (at most 1024 characters, 32 levels)"),
+        17: ("x" * 1025, "the id is 1,025 characters; the limit is 1,024"),
     }
     assert sorted(reasons) == sorted(expected)
     for line, (item_id, fragment) in expected.items():
