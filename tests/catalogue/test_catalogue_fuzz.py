@@ -273,3 +273,31 @@ def test_any_subset_of_the_columns_loads_with_the_rest_empty_or_is_refused_with_
         assert (item.title, item.description) == tuple("x" if c in kept else "" for c in ("title", "description"))
         assert item.image is None and item.audio is None and item.category == ("x" if "category" in kept else "")
         assert set(item.extra) == {c for c in extras}
+
+
+# ids and category paths around the stores' limits (1,024 characters, 32 levels), with "//" and outer slashes
+long_ids = st.one_of(
+    st.text(alphabet="ab", min_size=1, max_size=4), st.integers(1000, 1100).map(lambda n: "i" * n)
+).filter(lambda s: s.strip())
+category_cells = st.lists(st.sampled_from(["a", "", "bb", " c"]), max_size=36).map("/".join) | st.integers(
+    1000, 1100
+).map(lambda n: "c" * n)
+
+
+@given(rows=st.lists(st.tuples(long_ids, category_cells), min_size=1, max_size=6, unique_by=lambda r: r[0].strip()))
+def test_every_row_that_loads_can_be_stored(rows):
+    """What the loader accepts, every vector store accepts (ids and categories are checked alike):
+    a row past a store's limits is reported by the loader, not refused by a large catalogue's first sync."""
+    from recsys.store import open_store
+
+    columns = ["id", "title", "description", "category"]
+    written = [{"id": i, "title": "t", "description": "", "category": c} for i, c in rows]
+    with tempfile.TemporaryDirectory() as tmp:
+        starts = _write(Path(tmp), columns, written)
+        catalogue = _load(Path(tmp))
+    _accounted(catalogue, written, starts)
+    if isinstance(catalogue, CatalogueError):  # every row was reported
+        return
+    store = open_store("memory://", fields={"text": 2})
+    store.upsert([it.id for it in catalogue.items], [it.category for it in catalogue.items], {})
+    assert len(store) == len(catalogue.items)
