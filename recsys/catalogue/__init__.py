@@ -95,6 +95,17 @@ MODALITIES = ("text", "image", "audio")
 _PATH_KEEPS_STR = "_str" in getattr(PurePath, "__slots__", ())
 
 
+def id_problem(item_id: str) -> str | None:
+    """Why every vector store could not keep the item id ``item_id`` (a non-empty string), or None:
+    the loader reports such a row, a store refuses such an id (a trailing NUL was lost by the
+    embedded store's string arrays, so ``a\\0`` came back as ``a``)."""
+    if len(item_id) > MAX_ID_LENGTH:
+        return f"the id is {len(item_id):,} characters; the limit is {MAX_ID_LENGTH:,}"
+    if "\0" in item_id:
+        return "the id contains a NUL character"
+    return None
+
+
 @dataclass(frozen=True, init=False)
 class Item:
     """One catalogue item; ``image`` / ``audio`` are absolute paths (``None`` when absent)."""
@@ -655,8 +666,8 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
         reasons = [problem] if problem else []
         if not item_id:
             reasons.append("empty id")
-        elif len(item_id) > MAX_ID_LENGTH:
-            reasons.append(f"the id is {len(item_id):,} characters; the limit is {MAX_ID_LENGTH:,}")
+        elif id_problem(item_id):
+            reasons.append(id_problem(item_id))
         elif item_id in first_line:
             reasons.append(f"duplicate id '{item_id}' (first used on line {first_line[item_id]})")
         if not any(content_of(row)):

@@ -32,27 +32,32 @@ def normalize_category(category: str, allow_empty: bool = False) -> str:
     parts = c.split("/")
     if any(not p for p in parts):
         raise InputError(f"category '{category}' has an empty part ('//')")
-    if len(c) > MAX_CATEGORY_LENGTH or len(parts) > MAX_CATEGORY_DEPTH:
-        raise InputError(
-            f"category '{c[:40]}' is too long (at most {MAX_CATEGORY_LENGTH} characters, {MAX_CATEGORY_DEPTH} levels)"
-        )
+    _check_limits(c)
     return c
 
 
 def category_cell(cell: str) -> str:
     """The category a catalogue cell names: outer and repeated slashes dropped (``/food//fruit/``
     is ``food/fruit``, as a filter path reads it), and an :class:`InputError` for a path past the
-    limits the stores keep (:func:`normalize_category`), so that such a row is reported, not
+    limits every store keeps (:func:`normalize_category`), so that such a row is reported, not
     refused by the first store sync of a large catalogue."""
     if "//" in cell:
         cell = "/".join(part for part in cell.split("/") if part)
     path = cell.strip("/")
+    _check_limits(path)
+    return path
+
+
+def _check_limits(path: str) -> None:
+    """What every store keeps of a category path: its length and depth, and no NUL (the embedded
+    store's string arrays drop a trailing one)."""
     if len(path) > MAX_CATEGORY_LENGTH or path.count("/") >= MAX_CATEGORY_DEPTH:
         raise InputError(
-            f"category '{path[:40]}...' is too long (at most {MAX_CATEGORY_LENGTH} characters, "
-            f"{MAX_CATEGORY_DEPTH} levels)"
+            f"category '{path[:40]}' is too long "
+            f"(at most {MAX_CATEGORY_LENGTH} characters, {MAX_CATEGORY_DEPTH} levels)"
         )
-    return path
+    if "\0" in path:
+        raise InputError(f"category {path[:40]!r} contains a NUL character")
 
 
 def category_prefixes(category: str) -> list[str]:

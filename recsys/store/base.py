@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recsys.catalogue import MAX_ID_LENGTH
+from recsys.catalogue import id_problem
 from recsys.catalogue.categories import normalize_category
 from recsys.errors import InputError, RecsysError
 
@@ -272,8 +272,9 @@ def check_ids(ids: Sequence[str], what: str) -> list[str]:
     for i in out:
         if not isinstance(i, str) or not i:
             raise InputError(f"item ids must be non-empty strings, got {i!r}")
-        if len(i) > MAX_ID_LENGTH:
-            raise InputError(f"item id '{i[:40]}...' is longer than {MAX_ID_LENGTH} characters")
+        problem = id_problem(i)
+        if problem:
+            raise InputError(f"item id {i[:40]!r}: {problem}")
     return out
 
 

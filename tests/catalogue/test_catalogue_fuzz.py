@@ -44,11 +44,14 @@ def manifests(draw, cell_text: st.SearchStrategy[str] = cell_text) -> tuple[list
     extras = draw(st.lists(st.sampled_from(EXTRA), unique=True, max_size=2))
     columns = draw(st.permutations([*COLUMNS, *extras]))
     n = draw(st.integers(1, 6))
-    ids = draw(st.lists(cell_text.filter(lambda s: s.strip()), min_size=n, max_size=n, unique_by=str.strip))
+    # no NUL in ids and categories: no store keeps one (a row holding one is reported: see the last test)
+    storable = cell_text.filter(lambda s: s.strip() and "\0" not in s)
+    ids = draw(st.lists(storable, min_size=n, max_size=n, unique_by=str.strip))
     rows = []
     for item_id in ids:
         row = {c: draw(cell_text) for c in columns}
         row.update(id=item_id, title=draw(cell_text.filter(lambda s: s.strip())), image="", audio="")
+        row["category"] = row["category"].replace("\0", "")
         rows.append(row)
     return list(columns), rows
 
@@ -275,11 +278,11 @@ def test_any_subset_of_the_columns_loads_with_the_rest_empty_or_is_refused_with_
         assert set(item.extra) == {c for c in extras}
 
 
-# ids and category paths around the stores' limits (1,024 characters, 32 levels), with "//" and outer slashes
+# ids and category paths around the stores' limits (1,024 characters, 32 levels, no NUL), with "//" and outer slashes
 long_ids = st.one_of(
-    st.text(alphabet="ab", min_size=1, max_size=4), st.integers(1000, 1100).map(lambda n: "i" * n)
+    st.text(alphabet="ab\0", min_size=1, max_size=4), st.integers(1000, 1100).map(lambda n: "i" * n)
 ).filter(lambda s: s.strip())
-category_cells = st.lists(st.sampled_from(["a", "", "bb", " c"]), max_size=36).map("/".join) | st.integers(
+category_cells = st.lists(st.sampled_from(["a", "", "bb", " c", "d\0"]), max_size=36).map("/".join) | st.integers(
     1000, 1100
 ).map(lambda n: "c" * n)
 

@@ -51,7 +51,13 @@ def test_a_filter_may_name_every_category_and_its_ancestors():
 
 @pytest.mark.parametrize(
     ("category", "message"),
-    [("", "empty category filter"), ("a//b", "empty part"), ("a/" * 40, "too long"), (3, "must be strings")],
+    [
+        ("", "empty category filter"),
+        ("a//b", "empty part"),
+        ("a/" * 40, "too long"),
+        (3, "must be strings"),
+        ("a\0", "contains a NUL character"),
+    ],
 )
 def test_malformed_category_paths_are_refused(category, message):
     with pytest.raises(InputError, match=message):
