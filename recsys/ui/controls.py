@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
+from recsys.ui import picker
 from recsys.ui.state import (
     ALL_CATEGORIES,
+    CATEGORY_FIND_KEY,
     CATEGORY_KEY,
     DEFAULT_K,
     DEFAULT_WEIGHT,
@@ -100,8 +102,13 @@ def sidebar_controls(engine: RecommendationEngine) -> Controls:
         ),
     )
     k = _remember(K_KEY, st.sidebar.slider("Results (K)", 1, MAX_K, int(_saved(K_KEY, DEFAULT_K)), key=K_KEY))
-    options = (ALL_CATEGORIES, *engine.catalogue.category_paths)
-    category = _select("Category", options, CATEGORY_KEY, "only items in this category or below it")
+    paths, typed = engine.catalogue.category_paths, ""
+    if len(paths) > picker.LIST_ALL_MAX:  # a long tree is searched, as a long catalogue's items are
+        typed = st.sidebar.text_input(
+            f"Find a category among {len(paths):,}", key=CATEGORY_FIND_KEY, placeholder="e.g. birds"
+        )
+    offered = picker.category_choices(paths, typed, _saved(CATEGORY_KEY, None))
+    category = _select("Category", (ALL_CATEGORIES, *offered), CATEGORY_KEY, "only items in this category or below it")
     return Controls(
         weights,
         strategy,

@@ -1,4 +1,4 @@
-"""Picking one item out of a catalogue: a list while it is short, a search box once it is long.
+"""Picking one item (or one category) out of a catalogue: a list while it is short, a search box once it is long.
 
 A select box sends every option to the browser on each rerun: fine for the demo's 950 items, a
 multi-megabyte message and seconds per click at 100k, unusable at a million.
@@ -27,4 +27,18 @@ def choices(catalogue: Catalogue, typed: str, preset: str | None = None) -> list
     found = catalogue.find(typed, limit=MATCHES_SHOWN)
     if preset is not None and preset in catalogue and preset not in found:
         found = [preset, *found[: MATCHES_SHOWN - 1]]
+    return found
+
+
+def category_choices(paths: list[str], typed: str, current: str | None = None) -> list[str]:
+    """Category paths to offer: every one of a short tree; else those containing ``typed`` (ignoring
+    case; the first :data:`MATCHES_SHOWN`), with ``current`` (the filter in force) kept first so a
+    search never drops the filter the page shows. A product tree of 100k leaves is as long as a
+    catalogue (and the list was built again on every rerun)."""
+    if len(paths) <= LIST_ALL_MAX:
+        return paths
+    needle = " ".join(str(typed).split()).casefold()
+    found = [p for p in paths if needle in p.casefold()][:MATCHES_SHOWN] if needle else paths[:MATCHES_SHOWN]
+    if current is not None and current in paths and current not in found:
+        found = [current, *found[: MATCHES_SHOWN - 1]]
     return found

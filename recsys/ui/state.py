@@ -92,6 +92,7 @@ STRATEGY_KEY = "strategy"
 SIMILARITY_KEY = "similarity"
 K_KEY = "k"
 CATEGORY_KEY = "category"
+CATEGORY_FIND_KEY = "category-find"  # the search of a long category tree
 #: Session keys of the catalogue item whose picture / sound is the query (the onboarding samples).
 SAMPLE_KEYS = {"image": "query-sample-image", "audio": "query-sample-audio"}
 SAMPLE_PARAMS = {"image": "img", "audio": "snd"}

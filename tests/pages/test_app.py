@@ -40,6 +40,21 @@ def test_k_slider_and_category_filter_change_the_grid(fake_app):
     assert {t.split(". ", 1)[1].strip("*") for t in titles(at)} <= {"Car", "Taxi"}
 
 
+def test_a_long_category_tree_is_searched_and_keeps_the_filter_in_force(fake_app, monkeypatch):
+    from recsys.ui import picker
+
+    monkeypatch.setattr(picker, "LIST_ALL_MAX", 3)  # the fake catalogue's 7 category paths count as long
+    at = fake_app().run()
+    at.text_input(key="query-text").set_value("a green fruit").run()
+    at.text_input(key="category-find").set_value("CAR").run()
+    assert at.selectbox(key="category").options == ["All categories", "vehicles/cars"]
+    at.selectbox(key="category").set_value("vehicles/cars").run()
+    at.text_input(key="category-find").set_value("fruit").run()
+    assert at.selectbox(key="category").options == ["All categories", "vehicles/cars", "food/fruit"]
+    assert at.selectbox(key="category").value == "vehicles/cars" and not at.exception
+    assert {t.split(". ", 1)[1].strip("*") for t in titles(at)} <= {"Car", "Taxi"}
+
+
 def test_weight_zero_disables_a_modality(fake_app):
     at = fake_app().run()
     at.text_input(key="query-text").set_value("a red apple").run()

@@ -30,3 +30,16 @@ def test_a_long_catalogue_offers_the_matches_with_the_preset_first(monkeypatch):
     assert picker.choices(cat, "dog", preset="item-3") == ["item-0", "item-3", "item-6"]  # already offered
     assert picker.choices(cat, "horse") == []
     assert picker.choices(cat, "horse", preset="gone") == []  # an id no longer in the catalogue is dropped
+
+
+def test_a_long_category_tree_offers_the_matching_paths_with_the_filter_in_force_first(monkeypatch):
+    monkeypatch.setattr(picker, "LIST_ALL_MAX", 4)
+    monkeypatch.setattr(picker, "MATCHES_SHOWN", 2)
+    short = ["animals", "animals/birds", "food"]
+    assert picker.category_choices(short, "bird") == short  # listed whole
+    paths = ["animals", "animals/Birds", "animals/birds/owls", "food", "food/fruit"]
+    assert picker.category_choices(paths, "  BIRDS ") == ["animals/Birds", "animals/birds/owls"]
+    assert picker.category_choices(paths, "") == ["animals", "animals/Birds"]
+    assert picker.category_choices(paths, "birds", current="food") == ["food", "animals/Birds"]
+    assert picker.category_choices(paths, "fruit", current="food/fruit") == ["food/fruit"]  # already offered
+    assert picker.category_choices(paths, "fish", current="gone") == []  # a path no longer in the tree is dropped
