@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys import fusion, speech
+from recsys import fusion, retrieval, speech
 from recsys.alignment import spoken
 from recsys.alignment.base import aligner_inputs
 from recsys.alignment.confidence import standardise
@@ -38,6 +38,7 @@ from recsys.catalogue.categories import CategoryCodes
 from recsys.encoders.base import encoder_outputs
 from recsys.errors import InputError, RecsysError
 from recsys.float16 import rows_float32
+from recsys.retrieval import Probe, RankSample, Retrieved, candidate_ranks, on_ranked_list, union
 from recsys.store.base import Hits
 from recsys.store.joint import JOINT_FIELD
 from recsys.threads import run_side_by_side
@@ -55,56 +56,6 @@ EXACT_MAX_ITEMS = 20_000
 #: 15.4 through the store. Scoring every item costs ~4 ms per 1,000 (rrf 4.5 ms at 1,018 items,
 #: 47-58 ms at 6,717 where the store took 8-10): the bound sits where the two meet.
 EXACT_CATEGORY_MAX = 2_000
-#: Candidates fetched per (query modality, item modality) pair; re-scored exactly afterwards.
-CANDIDATES_PER_PAIR = 100
-#: Candidates fetched by the search of the joint field (:mod:`recsys.store.joint`) that ``early`` and
-#: ``late`` add to their per-field searches; re-scored exactly afterwards. On validation queries at 1M synthetic items,
-#: the exact fused top 10 within the joint (512-d) top 100 / 200 / 400: early 0.89 / 0.93 / 0.975,
-#: late 0.99 / 1.0 / 1.0 (early's item norm is outside the linear score the projection ranks by).
-JOINT_CANDIDATES = 400
-#: Search effort (:meth:`recsys.store.VectorStore.search`) of the per-field searches that run beside
-#: the joint one: they need only the items far ahead on their own field, which lie in the lists
-#: nearest the query. On validation queries at 1M items without a filter, 1 / 0.5 / 0.25 kept
-#: recall@10 at 0.973 / 0.970 / 0.968 (early) and 0.995 (late) while late's p95 went 10.4 / 7.8 /
-#: 8.9 ms (2 cores); on the real 25k catalogue 0.5 cost early 0.994 -> 0.987.
-FIELD_EFFORT_BESIDE_JOINT = 0.5
-#: Items each ``rrf`` pair search returns (its first :data:`CANDIDATES_PER_PAIR` become candidates):
-#: the rest only rank the candidates other pairs found. With 100 only, a candidate ranked past the
-#: pair's 100th item was placed from the rank sample alone, ~490 catalogue items per sampled one at
-#: 1M items, and rrf's top 10 hung on those guesses. On validation queries at 1M items, the same
-#: candidates given their exact ranks made recall@10 1.0; lists 100 / 500 / 1000 deep gave 0.94 /
-#: 0.985 / 0.995 without a filter and 0.96 / 0.978 / 0.985 with one, at p50 7.6 ms for 1000 and
-#: 6.7 ms for 500 (filtered, 2 cores); on the real 25k catalogue 500 and 1000 gave the same.
-RRF_RANK_DEPTH = 500
-#: Search effort of ``rrf``'s cross-modal pair searches (an image query against the text items'
-#: index): such a query sits apart from the items the index's lists were clustered on, so the lists
-#: nearest it hold fewer of its best items. On the real 25k catalogue at effort 1 / 2 / 4 a
-#: cross-modal search held 0.80 / 0.91 / 0.97 of the pair's true top 100 (same-modal: 0.95-0.99)
-#: and rrf recall@10 was 0.914 / 0.944 / 0.968 (1.5: 0.930); at 1M synthetic items the searches held
-#: 0.93 / 0.96-0.98 / 0.97-0.99, and effort 4 took the unfiltered p50 from 10 to 17 ms.
-CROSS_MODAL_EFFORT = 2.0
-#: Smaller catalogues widen the cross-modal searches past :data:`CROSS_MODAL_EFFORT`: an IVF search's
-#: cost grows as sqrt(n) (4 sqrt(n) lists, a fixed number probed), so effort
-#: ``2 * sqrt(250,000 / n)`` scans about as many codes as effort 2 at 250k items, up to 8. On
-#: validation queries (the real 25k catalogue, seed 8) rrf recall@10 without / with a filter was
-#: 0.953 / 0.957 at effort 2, 0.972 / 0.969 at 4, 0.978 / 0.970 at 8 and no higher past it, at p50
-#: 6.2-6.8 ms throughout; at 100k synthetic items (seed 77) effort 3.2 cost 0.2-0.4 ms of p50.
-CROSS_MODAL_WIDEN_BELOW = 250_000
-CROSS_MODAL_MAX_EFFORT = 8.0
-#: Float noise between a similarity the store computed and the engine's own (as fusion's 6-digit rounding).
-SCORE_NOISE = 1e-6
-#: How far below its stored score (8-bit codes, not re-scored) an item's similarity may lie: on the
-#: real 25k catalogue the codes' error was 0.0002 median, 0.002 at p99, 0.02 at most.
-LISTED_MARGIN = 0.03
-#: Items sampled once to estimate catalogue-wide ranks of ``rrf`` candidates.
-# The sample stands for the items of the filtered category that a pair's ranked list lacks. With
-# lists 1000 deep, 1024 / 2048 gave recall@10 0.995 / 0.997 on validation queries at 1M items and
-# 0.945 / 0.944 on the real 25k catalogue (before those lists, at 1M: 1024 / 2048 / 4096 gave
-# 0.938 / 0.954 / 0.960); its products cost ~0.2 ms a pair per 1024 items.
-RANK_SAMPLE = 1024
-#: Bytes of rank samples kept, most recently used first: gathering a category's sample from memory-
-#: mapped vectors costs ~25 ms at 1M items, one at 384 + 1280 + 384-d holds 8.4 MB (60 fit).
-RANK_SAMPLE_MEMORY = 512 * 2**20
 #: Past this many items the engine keeps item vectors in float16: half the memory (4 GB instead of
 #: 8 GB at 1M items of 384 + 1280 + 384-d), and such catalogues are searched through the vector
 #: store, whose candidates are re-scored here in float32 from the rounded vectors (a cosine moves by
@@ -198,77 +149,6 @@ class ModalityIndex:
         return _normalise(raw - self.centre) if self.centre is not None else _normalise(raw)
 
 
-@dataclass
-class RankSample:
-    """Sampled rows of the items a filter lets through, standing for ``population`` items, with
-    the vectors of those that have each field gathered once per (modality, space)."""
-
-    rows: np.ndarray
-    population: int
-    _matrices: dict[tuple[int, bool], np.ndarray] = field(default_factory=dict, repr=False)
-
-    @property
-    def nbytes(self) -> int:
-        return self.rows.nbytes + sum(m.nbytes for m in self._matrices.values())
-
-    def rows_with(self, engine: RecommendationEngine, modality: str) -> np.ndarray:
-        """The sampled rows whose items have ``modality``: the rows of :meth:`matrix`."""
-        return self.rows[engine.indexes[modality].present[self.rows]]
-
-    def matrix(self, engine: RecommendationEngine, modality: str, shared: bool, centred: bool) -> np.ndarray:
-        """Vectors of the sampled items that have ``modality`` (one copy per distinct array: text's
-        native and shared vectors are one array)."""
-        ix = engine.indexes[modality]
-        key = (id(ix.shared if shared else ix.native), centred)
-        if key not in self._matrices:
-            rows = self.rows_with(engine, modality)
-            # built by the first search in its category, beside the query's other searches
-            self._matrices[key] = np.ascontiguousarray(engine._matrix(ix, shared, rows, centred))
-        return self._matrices[key]
-
-
-@dataclass(frozen=True)
-class Probe:
-    """One vector-store search for candidates: ``vector`` against ``field``, on behalf of ``pairs``
-    ((query modality, item modality) pairs whose scores it stands for)."""
-
-    field: str
-    vector: np.ndarray
-    pairs: tuple[tuple[str, str], ...]
-    effort: float = 1.0  # share of the store's default search breadth (:meth:`VectorStore.search`)
-
-
-@dataclass(frozen=True)
-class Retrieved:
-    """What the candidate searches found beyond the rows themselves: which candidates each pair's own
-    search returned (``rrf`` probes one pair each); for ``rrf`` also each pair's ranked list, the
-    ascending similarities of the items its search returned (:data:`RRF_RANK_DEPTH` of them, as the
-    store scored them, or as the engine does where the store's scores were rough; for Pearson,
-    which the store's cosine does not rank by, the pair's own candidates), and the ascending
-    similarities of the filtered category's rank-sample items that list lacks, each sampled item
-    standing for ``scale`` items."""
-
-    hits: Mapping[tuple[str, str], np.ndarray]
-    listed: Mapping[tuple[str, str], np.ndarray] = field(default_factory=dict)
-    unlisted_sample: Mapping[tuple[str, str], np.ndarray] = field(default_factory=dict)
-    scale: float = 1.0
-
-
-def _union(parts: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The sorted distinct rows of ``parts`` (each without repeats), and for each part which of
-    them it holds: one sort, where a membership test per part took 2.6x as long (4 x 100 rows)."""
-    if not parts:
-        return np.zeros(0, dtype=np.int64), []
-    rows, where = np.unique(np.concatenate(parts), return_inverse=True)
-    members, start = [], 0
-    for part in parts:
-        mask = np.zeros(len(rows), dtype=bool)
-        mask[where[start : start + len(part)]] = True
-        members.append(mask)
-        start += len(part)
-    return rows, members
-
-
 def store_field(modality: str, shared: bool) -> str:
     """Name of the vector-store field holding ``modality``'s vectors natively or in the shared space.
 
@@ -331,15 +211,15 @@ class RecommendationEngine:
     query_encoders: dict[str, Any] = field(default_factory=dict)
     store: Any = None
     search: str = "auto"
-    candidates: int = CANDIDATES_PER_PAIR
+    candidates: int = retrieval.CANDIDATES_PER_PAIR
     #: The store's joint field (:class:`recsys.store.joint.JointProjection`): set when the store has one,
     #: so ``early`` and ``late`` also retrieve candidates with one search of it.
     joint: Any = None
-    joint_candidates: int = JOINT_CANDIDATES
+    joint_candidates: int = retrieval.JOINT_CANDIDATES
     exact_category_max: int = EXACT_CATEGORY_MAX
-    field_effort: float = FIELD_EFFORT_BESIDE_JOINT
-    rank_depth: int = RRF_RANK_DEPTH
-    cross_modal_effort: float = CROSS_MODAL_EFFORT
+    field_effort: float = retrieval.FIELD_EFFORT_BESIDE_JOINT
+    rank_depth: int = retrieval.RRF_RANK_DEPTH
+    cross_modal_effort: float = retrieval.CROSS_MODAL_EFFORT
     #: Cross-modal pair name -> confidence calibration (:func:`recsys.alignment.confidence.find_calibrations`).
     calibrations: dict[str, Any] = field(default_factory=dict)
     #: What the item matrices were built from, as one hash (:func:`recsys.snapshot.snapshot_key`: the items'
@@ -612,44 +492,8 @@ class RecommendationEngine:
             return fusion.late_fusion(sims, present, weights, query_weights)
         if eligible is not None:
             present = {m: mask & eligible for m, mask in present.items()}
-        ranks = self._candidate_ranks(sims, present, retrieved) if retrieved is not None else None
+        ranks = candidate_ranks(sims, present, retrieved) if retrieved is not None else None
         return fusion.rrf_fusion(sims, present, weights, query_weights, ranks=ranks)
-
-    def _candidate_ranks(
-        self,
-        sims: Mapping[tuple[str, str], np.ndarray],
-        present: Mapping[str, np.ndarray],
-        retrieved: Retrieved,
-    ) -> dict[tuple[str, str], np.ndarray]:
-        """Catalogue-wide rank of each candidate in each pair, for ``rrf`` over candidates.
-
-        A candidate ranks below the items that beat it: those on the pair's ranked list (for the
-        pair's own candidates, the candidates ahead of it; for others, the listed items, counted by
-        the list's scores: the store's, or the engine's where the store's were rough), and those the
-        list lacks, estimated from the items of a fixed random sample of the filter's items that
-        beat it and are not on the list (each standing for its share of the population; with
-        Pearson, by which the store does not rank, the list is the pair's own candidates). With a
-        list 500 deep at 1M items the count does nearly all the work (one sampled item stands for ~980), and
-        where the search missed items of its own top ranks (an image query against text items on a
-        25k catalogue) the sample makes up for them. Sampling within the category keeps the estimate
-        as fine under a 5% filter as without one: a catalogue-wide sample kept ~200 of its 4,096
-        rows there, and rrf recall@10 at 1M items fell to 0.88.
-        """
-        out = {}
-        for pair, s in sims.items():
-            if pair not in retrieved.unlisted_sample:  # weighed 0: not searched, and rrf leaves it out
-                continue
-            got = np.asarray(retrieved.hits.get(pair, np.zeros(len(s), bool)))
-            union = fusion.similarity_ranks(np.where(got, s, s - 4.0), present[pair[1]])  # similarities lie in [-1, 1]
-            listed, unlisted = retrieved.listed.get(pair), retrieved.unlisted_sample[pair]
-            if listed is None:  # Pearson: the pair's own candidates
-                listed = np.sort(s[got])
-            # the list's scores and these re-computed ones differ by float noise (or the codes' rounding)
-            above = len(listed) - np.searchsorted(listed, s + SCORE_NOISE, side="right")
-            missed = len(unlisted) - np.searchsorted(unlisted, s + SCORE_NOISE, side="right")
-            lacked = missed * retrieved.scale
-            out[pair] = np.where(got, union + lacked, np.maximum(union, above + 1.0 + lacked))
-        return out
 
     def _sample_similarities(
         self, sample: RankSample, q: QueryVectors, pair: tuple[str, str], similarity: str
@@ -674,19 +518,19 @@ class RecommendationEngine:
 
     def _rank_sample(self, category: str | None) -> RankSample:
         """A fixed random sample of the items in ``category`` (all items for None), kept for the
-        categories asked for most recently, up to :data:`RANK_SAMPLE_MEMORY` bytes."""
+        categories asked for most recently, up to :data:`~recsys.retrieval.RANK_SAMPLE_MEMORY` bytes."""
         key = category.strip("/") if category else ""
         sample = self._rank_samples.pop(key, None)
         if sample is None:
             everything = np.arange(len(self.catalogue))
             members = np.flatnonzero(self._category_codes.mask(category)) if category else everything
             rng = np.random.default_rng(0)
-            rows = np.sort(rng.choice(members, size=min(len(members), RANK_SAMPLE), replace=False))
+            rows = np.sort(rng.choice(members, size=min(len(members), retrieval.RANK_SAMPLE), replace=False))
             sample = RankSample(rows, len(members))
         kept = sample.nbytes
         for other in reversed(list(self._rank_samples)):  # most recent first
             kept += self._rank_samples[other].nbytes
-            if kept > RANK_SAMPLE_MEMORY:
+            if kept > retrieval.RANK_SAMPLE_MEMORY:
                 del self._rank_samples[other]
         self._rank_samples[key] = sample  # most recently used last
         return sample
@@ -721,7 +565,7 @@ class RecommendationEngine:
         the joint vectors misses: on a real 25k catalogue the joint search alone held 0.85 / 0.94 of
         the early / late top 10, the per-field searches 0.97, at 1M synthetic items the opposite).
         ``rrf`` ranks each pair on its own, so it searches each pair, cross-modal pairs at
-        :data:`CROSS_MODAL_EFFORT`. The joint search runs under a category filter too: on validation
+        :data:`~recsys.retrieval.CROSS_MODAL_EFFORT`. The joint search runs under a category filter too: on validation
         queries at 1M items it took filtered recall@10 from 0.980 / 0.993 to 1.0 / 1.0 (early /
         late) at p95 4.3-4.7 / 6.2-6.7 ms once each category's lists were built (its first search in
         a category copies them: 150-300 ms at 1M items, which an earlier measurement had counted).
@@ -762,9 +606,9 @@ class RecommendationEngine:
 
     def cross_effort(self) -> float:
         """Search effort of ``rrf``'s cross-modal searches in this catalogue: :attr:`cross_modal_effort`,
-        widened in catalogues under :data:`CROSS_MODAL_WIDEN_BELOW` items, where it costs little."""
-        widened = self.cross_modal_effort * math.sqrt(CROSS_MODAL_WIDEN_BELOW / max(len(self.catalogue), 1))
-        return max(self.cross_modal_effort, min(CROSS_MODAL_MAX_EFFORT, widened))
+        widened in catalogues under :data:`~recsys.retrieval.CROSS_MODAL_WIDEN_BELOW` items, where it costs little."""
+        widened = self.cross_modal_effort * math.sqrt(retrieval.CROSS_MODAL_WIDEN_BELOW / max(len(self.catalogue), 1))
+        return max(self.cross_modal_effort, min(retrieval.CROSS_MODAL_MAX_EFFORT, widened))
 
     def _joint_probe(
         self,
@@ -801,7 +645,7 @@ class RecommendationEngine:
         similarity: str = "cosine",
     ) -> tuple[np.ndarray, Retrieved]:
         """Catalogue rows of the union of every probe's nearest items, and what each pair's own
-        search retrieved; given ``q`` (``rrf``), also each pair's ranked list (:data:`RRF_RANK_DEPTH`
+        search retrieved; given ``q`` (``rrf``), also each pair's ranked list (:data:`~recsys.retrieval.RRF_RANK_DEPTH`
         items, of which the first ``candidates`` are candidates) and the rank-sample items it lacks.
 
         The store searches by inner product of the unit vectors (cosine) whatever similarity was
@@ -848,12 +692,12 @@ class RecommendationEngine:
             accounted = np.isin(sampled, left_out)
             if similarity == "pearson":  # the store ranked by cosine: only the candidates are placed by Pearson
                 return candidates, None, np.sort(sims[~(accounted | np.isin(sampled, candidates))])
-            accounted |= self._on_list(sampled, sims, on_list, listed)
+            accounted |= on_ranked_list(sampled, sims, on_list, listed)
             return candidates, listed, np.sort(sims[~accounted])
 
         searched = run_side_by_side(search, probes)
         found = [candidates for candidates, _, _ in searched]
-        rows, members = _union(found)
+        rows, members = union(found)
         hits = {probe.pairs[0]: mask for probe, mask in zip(probes, members, strict=True) if len(probe.pairs) == 1}
         if sample is None:
             return rows, Retrieved(hits)
@@ -861,21 +705,6 @@ class RecommendationEngine:
         unlisted = {p.pairs[0]: missed for p, (_, _, missed) in zip(probes, searched, strict=True)}
         scale = sample.population / max(1, len(sample.rows))
         return rows, Retrieved(hits, listed, unlisted, scale)
-
-    @staticmethod
-    def _on_list(rows: np.ndarray, sims: np.ndarray, list_rows: np.ndarray, listed: np.ndarray) -> np.ndarray:
-        """Which of ``rows`` (with similarities ``sims``) are among ``list_rows``, a search's ranked
-        list whose ascending similarities are ``listed``: only rows that reach the list's lowest
-        similarity (less the store codes' rounding) can be on it, so only they are looked up."""
-        on_list = np.zeros(len(rows), dtype=bool)
-        if len(listed):
-            reach = np.flatnonzero(sims >= listed[0] - LISTED_MARGIN)
-            if len(reach) and len(list_rows):
-                sorted_rows = np.sort(list_rows)
-                wanted = rows[reach]
-                at = np.minimum(np.searchsorted(sorted_rows, wanted), len(sorted_rows) - 1)
-                on_list[reach] = sorted_rows[at] == wanted
-        return on_list
 
     def _store_row_map(self) -> np.ndarray | None:
         """Each store row's catalogue row (-1: an id the catalogue lacks), built once per store
@@ -1015,7 +844,7 @@ class RecommendationEngine:
     ) -> dict[str, np.ndarray]:
         """Calibrated confidence of each returned item in each scored cross-modal pair (NaN where the
         item lacks the pair's modality), from the pair's cosine standardised over the query's
-        cosines to a fixed sample of the catalogue (:data:`RANK_SAMPLE` items, as rrf's ranks): one
+        cosines to a fixed sample of the catalogue (:data:`~recsys.retrieval.RANK_SAMPLE` items, as rrf's ranks): one
         small matrix-vector product per pair, never a pass over a large catalogue."""
         if not self.calibrations or len(item_rows) == 0:
             return {}

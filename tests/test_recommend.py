@@ -11,7 +11,7 @@ from fakes import build_catalogue, write_square, write_tone
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from recsys import fusion, media, pipeline
+from recsys import fusion, media, pipeline, retrieval
 from recsys.catalogue import load_catalogue
 from recsys.errors import InputError, RecsysError
 from recsys.recommend import Query
@@ -268,7 +268,8 @@ def test_rrf_rank_samples_come_from_the_filtered_category(tmp_path):
     """Under a filter, rrf estimates ranks from a sample of the category's own items (a catalogue-wide
     sample holds few of them), scaled by the category's size; samples are reused per category."""
     from recsys.catalogue import Catalogue, Item
-    from recsys.recommend import RANK_SAMPLE, ModalityIndex, RecommendationEngine
+    from recsys.recommend import ModalityIndex, RecommendationEngine
+    from recsys.retrieval import RANK_SAMPLE
 
     n = RANK_SAMPLE * 3
     rng = np.random.default_rng(0)
@@ -290,7 +291,6 @@ def test_rrf_rank_samples_come_from_the_filtered_category(tmp_path):
 def test_rrf_rank_samples_are_kept_within_a_memory_budget(tmp_path, monkeypatch):
     """Samples of the categories used least recently go first once their vectors exceed the budget;
     a sample's matrix holds only the sampled items that have the field, once per distinct array."""
-    import recsys.recommend as recommend
     from recsys.catalogue import Catalogue, Item
     from recsys.recommend import ModalityIndex, RecommendationEngine
 
@@ -308,7 +308,7 @@ def test_rrf_rank_samples_are_kept_within_a_memory_budget(tmp_path, monkeypatch)
     c1, c2 = (engine._rank_sample(cat) for cat in ("c1", "c2"))
     for sample in (c1, c2):
         sample.matrix(engine, "text", False, False)
-    monkeypatch.setattr(recommend, "RANK_SAMPLE_MEMORY", c1.nbytes + c2.nbytes)
+    monkeypatch.setattr(retrieval, "RANK_SAMPLE_MEMORY", c1.nbytes + c2.nbytes)
     engine._rank_sample("c2")
     assert list(engine._rank_samples) == ["c1", "c2"]  # c0, least recently used, went first
     engine._rank_sample("c1")
@@ -509,10 +509,10 @@ def test_demo_engine_gives_a_sound_query_an_audio_to_text_confidence(demo_engine
 @given(st.lists(st.sets(st.integers(0, 40), max_size=12), max_size=5))
 def test_the_union_of_candidate_lists_says_which_list_holds_each_row(parts):
     """The candidates' union and each search's membership in it, as a membership test per search gives."""
-    from recsys.recommend import _union
+    from recsys.retrieval import union
 
     arrays = [np.array(sorted(p, reverse=True), dtype=np.int64) for p in parts]
-    rows, members = _union(arrays)
+    rows, members = union(arrays)
     expected = np.unique(np.concatenate(arrays)) if arrays else np.zeros(0, dtype=np.int64)
     np.testing.assert_array_equal(rows, expected)
     assert len(members) == len(arrays)
