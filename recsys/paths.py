@@ -62,7 +62,11 @@ def _stat(path: PathLike) -> tuple[os.stat_result | None, str | None]:
         return None, "is empty" if text in ("", b"") else "is not a text path"
     if "\x00" in text:
         return None, "contains a NUL byte"
-    longest = max((len(part.encode("utf-8", "surrogateescape")) for part in text.split(os.sep)), default=0)
+    try:
+        encoded = os.fsencode(text)  # what the OS is given
+    except UnicodeEncodeError:  # e.g. a lone surrogate that no byte was decoded to
+        return None, "contains characters a file name cannot hold"
+    longest = max((len(part) for part in encoded.split(os.fsencode(os.sep))), default=0)
     if longest > NAME_MAX:
         return None, f"has a file name of {longest} bytes, too long (the limit is {NAME_MAX})"
     try:
