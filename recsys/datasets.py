@@ -227,11 +227,13 @@ def _load_features(folder: Path, n_items: int | None) -> dict[str, np.ndarray]:
             raise DatasetError(f"Feature file {path.name} has shape {arr.shape}; expected (n_items, dim).")
         if arr.dtype.kind not in "biuf":  # complex values would be cast to their real part without a word
             raise DatasetError(f"Feature file {path.name} holds {arr.dtype} values; expected real numbers.")
-        arr = arr.astype(np.float32)
+        with np.errstate(over="ignore"):  # past float32's range becomes infinite, refused below
+            arr = arr.astype(np.float32)
         bad = ~np.isfinite(arr).all(axis=1)
         if bad.any():
             raise DatasetError(
-                f"Feature file {path.name} has NaN or infinite values in {int(bad.sum())} row(s) "
+                f"Feature file {path.name} has NaN, infinite or out-of-range (past float32) values in "
+                f"{int(bad.sum())} row(s) "
                 f"(first: item {int(np.flatnonzero(bad)[0])})."
             )
         feats[path.stem] = arr

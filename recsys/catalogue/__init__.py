@@ -229,6 +229,8 @@ class Catalogue:
         """Ids of the first ``limit`` items (in catalogue order) whose title or id contains ``text``,
         ignoring case: how a person picks one item out of a catalogue too large to list."""
         needle = " ".join(str(text).split()).casefold()
+        if limit <= 0:
+            return []
         if not needle:
             return self.ids[:limit]
         out = []
