@@ -668,8 +668,8 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
         reasons = [problem] if problem else []
         if not item_id:
             reasons.append("empty id")
-        elif id_problem(item_id):
-            reasons.append(id_problem(item_id))
+        elif (bad_id := id_problem(item_id)) is not None:
+            reasons.append(bad_id)
         elif item_id in first_line:
             reasons.append(f"duplicate id '{item_id}' (first used on line {first_line[item_id]})")
         if not any(content_of(row)):

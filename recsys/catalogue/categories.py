@@ -104,17 +104,19 @@ class CategoryCodes:
         self.codes = rank[codes]
         self.names = np.array(self._sorted, dtype=str)
 
-    def check(self, category: str) -> None:
-        """Refuse a filter naming no item. Paths are matched without outer slashes (as catalogues
-        and stores keep them): ``/food/`` names ``food``."""
-        if not self._spans(category):
+    def check(self, category: str) -> list[tuple[int, int]]:
+        """The runs of sorted distinct categories ``category`` names (:meth:`_spans`); a filter naming
+        no item is refused. Paths are matched without outer slashes (as catalogues and stores keep
+        them): ``/food/`` names ``food``."""
+        spans = self._spans(category)
+        if not spans:
             raise InputError(f"no item in category '{category}'")
+        return spans
 
     def mask(self, category: str, rows: np.ndarray | None = None) -> np.ndarray:
         """Which items (all, or ``rows``) are in ``category`` or below it."""
-        self.check(category)
         named = np.zeros(len(self._sorted), dtype=bool)
-        for a, b in self._spans(category):
+        for a, b in self.check(category):
             named[a:b] = True
         return named[self.codes if rows is None else self.codes[rows]]
 

@@ -6,6 +6,8 @@ multi-megabyte message and seconds per click at 100k, unusable at a million.
 
 from __future__ import annotations
 
+import itertools
+
 from recsys.catalogue import Catalogue
 
 #: Catalogues up to this many items are offered as one list.
@@ -38,7 +40,7 @@ def category_choices(paths: list[str], typed: str, current: str | None = None) -
     if len(paths) <= LIST_ALL_MAX:
         return paths
     needle = " ".join(str(typed).split()).casefold()
-    found = [p for p in paths if needle in p.casefold()][:MATCHES_SHOWN] if needle else paths[:MATCHES_SHOWN]
+    found = list(itertools.islice((p for p in paths if not needle or needle in p.casefold()), MATCHES_SHOWN))
     if current is not None and current in paths and current not in found:
         found = [current, *found[: MATCHES_SHOWN - 1]]
     return found
