@@ -5,7 +5,9 @@ Each filtered query asks which of its ~400 candidates lie in the category and wh
 is small enough to score item by item (``recsys.catalogue.categories.CategoryCodes``). Compared with
 testing the filter against every distinct category (``named_by``, as the engine did before), over
 catalogues of 1M items whose trees have 1k to 1M leaves (department / aisle / shelf), filters at
-each level.
+each level. Then the embedded store's first search in a new category (``RowTable.selection``): its
+names are numbered as rows arrive, so they are sorted once (``SortedNames``) and each new filter
+bisects them, where it tested every name before.
 
     .venv/bin/python benchmarks/categories.py
     .venv/bin/python benchmarks/categories.py --items 100000 --leaves 1000 10000
@@ -22,8 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recsys.catalogue.categories import CategoryCodes, named_by  # noqa: E402
+from recsys.catalogue.categories import CategoryCodes  # noqa: E402
 from recsys.errors import InputError  # noqa: E402
+from recsys.store.rows import RowTable  # noqa: E402
 
 CANDIDATES = 400
 REPEATS = 50
@@ -41,6 +44,12 @@ def per_query_ms(fn, *args) -> float:  # noqa: ANN001
     for _ in range(REPEATS):
         fn(*args)
     return (time.perf_counter() - start) / REPEATS * 1e3
+
+
+def named_by(names: np.ndarray | list[str], path: str) -> np.ndarray:
+    """Which names the filter names, testing each of them (the engine and store before)."""
+    names = np.asarray(names, dtype=str)
+    return (names == path) | np.char.startswith(names, path + "/")
 
 
 def each_distinct(codes: CategoryCodes, counts: np.ndarray, path: str, candidates: np.ndarray, at_most: int) -> bool:
@@ -88,8 +97,32 @@ def main() -> int:
                 codes, path, candidates, args.exact_max
             )
             print(f"{leaves:>10,} {level:>8} {before:>17.3f} {now:>13.3f}")
+        store_first_searches(cats, rng)
     return 0
 
+
+def store_first_searches(cats: list[str], rng: np.random.Generator) -> None:
+    """The mask of the store's selection for a category it has not been asked for yet, each way."""
+    n = len(cats)
+    table = RowTable.bulk(["v"], [str(i) for i in range(n)], cats, [""] * n, {"v": np.ones(n, bool)}, np.zeros(0, int))
+    paths = sorted({cats[i] for i in rng.integers(0, n, 6)})
+    start = time.perf_counter()
+    table.selection(paths[0], ())
+    first = time.perf_counter() - start
+    ways = {
+        "each distinct": lambda path: table.alive & named_by(table.cat_names, path)[table.cat_codes],
+        "bisection": lambda path: table.alive & table._sorted_names().named(path)[table.cat_codes],
+    }
+    ms = {}
+    for way, mask in ways.items():
+        start = time.perf_counter()
+        for path in paths[1:]:
+            assert np.array_equal(mask(path), table.selection(path, ()).mask)
+        ms[way] = (time.perf_counter() - start) / (len(paths) - 1) * 1e3
+    print(
+        f"{'':>10} store, a new category's mask: each distinct {ms['each distinct']:.1f} ms; bisection "
+        f"{ms['bisection']:.1f} ms (the first selection, sorting {len(table.cat_names):,} names, {first:.2f} s)"
+    )
 
 if __name__ == "__main__":
     raise SystemExit(main())

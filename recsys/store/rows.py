@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.catalogue.categories import named_by, normalize_category
+from recsys.catalogue.categories import SortedNames, normalize_category
 from recsys.errors import InputError
 from recsys.store.base import ids_at, top_k
 
@@ -148,6 +148,7 @@ class RowTable:
         self.version_of: list[str] = []
         self.cat_names: list[str] = []
         self._cat_code: dict[str, int] = {}
+        self._by_name: SortedNames | None = None
         self.cat_codes = np.empty(0, dtype=np.int32)
         self.alive = np.empty(0, dtype=bool)
         self.has = {f: np.empty(0, dtype=bool) for f in self.fields}
@@ -268,7 +269,7 @@ class RowTable:
             if path is None:
                 mask = self.alive
             elif self.cat_names:
-                mask = self.alive & named_by(self.cat_names, path)[self.cat_codes]
+                mask = self.alive & self._sorted_names().named(path)[self.cat_codes]
             else:
                 mask = np.zeros(self.n_rows, bool)
             top = None if path is None else path.split("/")[0]
@@ -279,6 +280,14 @@ class RowTable:
         if exclude:
             selection = selection.without(self.rows_of(exclude))
         return selection
+
+    def _sorted_names(self) -> SortedNames:
+        """The distinct categories in sorted order, made again once new ones have come (names are only
+        ever added, so their count tells)."""
+        by_name = self._by_name
+        if by_name is None or by_name.size != len(self.cat_names):
+            by_name = self._by_name = SortedNames(self.cat_names)
+        return by_name
 
     def _keep_recent_selections(self) -> None:
         """Drop the least recently used selections past :data:`SELECTIONS_KEPT_BYTES` (the lock held)."""

@@ -1,4 +1,4 @@
-"""Category filters: the vectorised forms (``named_by``, ``CategoryCodes``) agree with the rule itself."""
+"""Category filters: the vectorised forms (``SortedNames``, ``CategoryCodes``) agree with the rule itself."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recsys.catalogue.categories import CategoryCodes, category_prefixes, in_category, named_by, normalize_category
+from recsys.catalogue.categories import (
+    CategoryCodes,
+    SortedNames,
+    category_prefixes,
+    in_category,
+    normalize_category,
+)
 from recsys.errors import InputError
 
 # few letters, so that prefixes ("a" of "ab"), shared parents and sub-categories come up often; "-" and "."
@@ -22,7 +28,7 @@ categories = st.lists(st.one_of(st.just(""), paths), max_size=40)
 def test_codes_answer_a_filter_as_in_category_does(cats, path, at_most):
     codes = CategoryCodes(cats)
     expected = np.array([in_category(c, path) for c in cats], dtype=bool)
-    np.testing.assert_array_equal(named_by(cats, path), expected)
+    np.testing.assert_array_equal(SortedNames(cats).named(path), expected)
     members = np.flatnonzero(expected)
     rows = codes.rows(path, at_most)
     if len(members) > at_most:
@@ -46,7 +52,7 @@ def test_a_filter_may_name_every_category_and_its_ancestors():
     for path in ("foo", "food/fruit/apple", "fruit", "tool", "/"):  # a prefix of a name is not a parent category
         with pytest.raises(InputError, match=f"no item in category '{path}'"):
             codes.check(path)
-    assert named_by([], "food").shape == (0,)
+    assert SortedNames([]).named("food").shape == (0,)
 
 
 @pytest.mark.parametrize(

@@ -105,3 +105,18 @@ def test_a_table_keeps_its_most_recently_used_selections_within_its_budget(monke
     table.append(["new"], ["c0"], ["1"], {"v": np.ones(1, bool)})
     assert not table._category_masks  # a write changes every selection's rows
     assert table.count("v", table.selection("c0", ())) == 101
+
+
+def test_rows_in_new_categories_join_the_selections_of_their_parents():
+    """The sorted names a selection bisects are made again once rows bring new categories."""
+    cats = ["a/b", "a-x", "d", "a"]
+    has = {"u": np.ones(4, bool), "v": np.array([1, 0, 1, 1], bool)}
+    table = RowTable.bulk(["u", "v"], ["i0", "i1", "i2", "i3"], cats, ["1"] * 4, has, np.zeros(0, np.int64))
+    assert table.selection("a", ()).size == 2
+    new = {"a/c": "i4", "a.c": "i5", "a": "i6", "d/a": "i7"}
+    table.append(list(new.values()), list(new), ["1"] * 4, {"u": np.ones(4, bool), "v": np.ones(4, bool)})
+    cats += list(new)
+    has = {f: np.concatenate([has[f], np.ones(4, bool)]) for f in has}
+    for category in ("a", "a/c", "d", "a.c"):
+        check_selection(table, table.selection(category, ()), category, [], cats, has)
+    assert table.selection("a", ()).size == 4
