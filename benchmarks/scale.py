@@ -12,7 +12,7 @@ embeddings, see :mod:`recsys.store.synthetic`; a category tree) fill three field
 pipeline does: ``text`` (384-d), ``image`` (1280-d native) and ``image@shared`` (384-d). The
 engine's vectors sit in memory-mapped files: float32 for the exact reference, and for serving in
 the precision the product's engine keeps them (float16 past 20k items,
-:func:`recsys.recommend.item_dtype`); the embedded vector store (default options) is built from
+:func:`recsys.recommend.engine.item_dtype`); the embedded vector store (default options) is built from
 the same chunks. Then held-out items serve as fused text+image queries with
 weights (text 1, image 0.5), each with a top-level category filter, with a leaf category filter
 (the tree's last level) and without a filter, answered by
@@ -53,9 +53,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recsys.catalogue import Catalogue, Item  # noqa: E402
-from recsys.catalogue_store import UPSERT_CHUNK  # noqa: E402
 from recsys.errors import RecsysError  # noqa: E402
-from recsys.recommend import ModalityIndex, QueryVectors, RecommendationEngine, item_dtype  # noqa: E402
+from recsys.recommend.catalogue_store import UPSERT_CHUNK  # noqa: E402
+from recsys.recommend.engine import ModalityIndex, QueryVectors, RecommendationEngine, item_dtype  # noqa: E402
 from recsys.store import open_store  # noqa: E402
 from recsys.store.ann import wait_for_category_lists  # noqa: E402
 from recsys.store.joint import JOINT_FIELD, JointProjection  # noqa: E402
@@ -113,7 +113,7 @@ def build(n: int, work: Path, stats: dict[str, FieldStats], n_categories: int) -
 
 def build_store(uri: str, work: Path, local: bool) -> dict[str, float]:
     """Build the store at ``uri`` from the vectors in ``work`` as the product does
-    (:func:`recsys.catalogue_store.attach_store`): a joint projection fitted on a sample, every
+    (:func:`recsys.recommend.catalogue_store.attach_store`): a joint projection fitted on a sample, every
     field plus the joint one upserted in chunks. A Milvus store takes the embedded one's joint
     projection (the engine has one), and a collection of its name is dropped first."""
     arrays = {f: np.load(work / f"{f}.npy", mmap_mode="r") for f in FIELDS}
@@ -150,7 +150,7 @@ def store_uri(target: str, work: Path, n: int) -> str:
 
 def served_vectors(work: Path, n: int) -> dict[str, Path]:
     """The vector files the serving engine maps: the vectors in the precision the product's engine
-    keeps for ``n`` items (:func:`recsys.recommend.item_dtype`, float16 past 20k items), written
+    keeps for ``n`` items (:func:`recsys.recommend.engine.item_dtype`, float16 past 20k items), written
     once from the float32 reference files in chunks; float32 ones are the reference files."""
     dtype = np.dtype(item_dtype(n))
     out = {}

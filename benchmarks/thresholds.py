@@ -1,4 +1,4 @@
-"""Score scales behind the default weak-match thresholds (``recsys.relevance``).
+"""Score scales behind the default weak-match thresholds (``recsys.recommend.relevance``).
 
 Prints the top-5 scores of a few text queries on a catalogue (default: the demo) for every fusion
 strategy and similarity, with each query's top result and whether it passes the default
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from recsys.fusion import SIMILARITIES, STRATEGIES
 from recsys.pipeline import load_engine
-from recsys.recommend import Query
-from recsys.relevance import threshold_scale
+from recsys.recommend.engine import Query
+from recsys.recommend.relevance import threshold_scale
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ("a red apple", "a barking dog", "something that flies", "a car", "woof woof", "sad music", "qwerty zxcv")

@@ -9,9 +9,9 @@ import math
 import pandas as pd
 import streamlit as st
 
-from recsys import explain
 from recsys.errors import InputError
-from recsys.relevance import is_weak, threshold_scale
+from recsys.recommend import explain
+from recsys.recommend.relevance import is_weak, threshold_scale
 from recsys.ui import cards, picker, state
 from recsys.ui.page import start_page
 from recsys.ui.thumbs import thumbnail

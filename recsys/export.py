@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from recsys.recommend import Recommendation
+    from recsys.recommend.engine import Recommendation
 
 JSON_FORMAT = "recsys-results/1"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -45,7 +45,7 @@ from recsys.errors import InputError
 from recsys.float16 import rows_float32
 
 if TYPE_CHECKING:  # pragma: no cover
-    from recsys.recommend import Query, RecommendationEngine
+    from recsys.recommend.engine import Query, RecommendationEngine
 
 FUSED = "fused"
 METRICS = ("cosine", "euclidean", "correlation", "manhattan")
@@ -459,7 +459,7 @@ class MapVectors:
     Why: finding a map in the disk cache meant gathering every item's vectors and hashing them, on
     each new process's first visit: at 1M items (a fused 768-d map) 13.4 s to gather and 9.9 s per
     hash, twice. An engine that names what its item matrices were built from
-    (:attr:`recsys.recommend.RecommendationEngine.matrices_key`) keys its maps by that name, so a
+    (:attr:`recsys.recommend.engine.RecommendationEngine.matrices_key`) keys its maps by that name, so a
     cached map needs only the vectors of the items UMAP was fitted on.
     """
 

@@ -1,4 +1,4 @@
-"""Building a :class:`~recsys.recommend.RecommendationEngine` from a layered configuration.
+"""Building a :class:`~recsys.recommend.engine.RecommendationEngine` from a layered configuration.
 
 Configuration layers, later ones winning (as in RecBole): built-in defaults, a ``recsys.toml``
 in the catalogue folder, a TOML file given explicitly, ``RECSYS_*`` environment variables, and
@@ -21,7 +21,6 @@ import numpy as np
 from recsys import threads
 from recsys.alignment.base import aligner_inputs
 from recsys.catalogue import Catalogue, load_catalogue
-from recsys.catalogue_store import SEARCH_MODES, attach_store, models_description
 from recsys.collector import collector_paused
 from recsys.config import check_value, env_values, read_table, validate
 from recsys.device import device_problem
@@ -41,7 +40,8 @@ from recsys.errors import ConfigError, RecsysError
 from recsys.paths import check_output_dir, output_dir_problem
 from recsys.prebuilt import seed_cache
 from recsys.progress import ProgressLog, StageProgress, fan_out
-from recsys.recommend import MODALITIES, ModalityIndex, RecommendationEngine, _normalise, item_dtype, item_matrix
+from recsys.recommend.catalogue_store import SEARCH_MODES, attach_store, models_description
+from recsys.recommend.engine import MODALITIES, ModalityIndex, RecommendationEngine, _normalise, item_dtype, item_matrix
 from recsys.retention import keep_recent
 from recsys.snapshot import Matrices, keys_part, load_snapshot, save_snapshot, snapshot_base, snapshot_key
 from recsys.threads import batch_then_query
@@ -85,7 +85,7 @@ class PipelineConfig:
     #: Where the vector store lives: a folder (embedded, the default under ``cache_dir``), or a URI
     #: such as ``milvus-lite://file.db`` or ``http://host:19530`` (a Milvus server); see :mod:`recsys.store`.
     store: str | None = _setting(None, "a folder or a store URI (a string)")
-    #: ``auto`` (exhaustive up to :data:`recsys.recommend.EXACT_MAX_ITEMS` items), ``exact`` or ``ann``.
+    #: ``auto`` (exhaustive up to :data:`recsys.recommend.engine.EXACT_MAX_ITEMS` items), ``exact`` or ``ann``.
     search: str = _setting("auto", choices=SEARCH_MODES)
     #: ``bf16`` / ``fp16``: autocast when indexing on CUDA (the CPU stays fp32).
     precision: str = _setting("fp32", choices=PRECISIONS)

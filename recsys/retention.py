@@ -1,7 +1,7 @@
 """Derived data kept for a catalogue's most recently used model sets only.
 
 Why: the engine snapshot (:mod:`recsys.snapshot`) and the embedded vector store
-(:mod:`recsys.catalogue_store`) are kept per (catalogue folder, model set) under the cache folder,
+(:mod:`recsys.recommend.catalogue_store`) are kept per (catalogue folder, model set) under the cache folder,
 so that a start never serves another model set's vectors. Every switch (a retrained head, another
 encoder or aligner) used to leave the previous set's folders behind for good: at 1M items some
 10 GB a set. Each such folder now gets a record beside it (``<name>.use.json``) naming its kind

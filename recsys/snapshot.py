@@ -47,7 +47,7 @@ STALE_PARTIAL_S = 3600
 
 @dataclass(frozen=True)
 class Matrices:
-    """One item modality's matrices, one row per catalogue item (see :class:`recsys.recommend.ModalityIndex`)."""
+    """One item modality's matrices, one row per catalogue item (see :class:`recsys.recommend.engine.ModalityIndex`)."""
 
     native: np.ndarray
     present: np.ndarray

@@ -11,7 +11,7 @@ import pytest
 
 from recsys import export
 from recsys.catalogue import Item
-from recsys.recommend import Recommendation
+from recsys.recommend.engine import Recommendation
 
 
 def rec(rank, item_id, title, score, contributions, ranks=None):

@@ -15,10 +15,10 @@ from fakes import FakeColourAligner, build_catalogue
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recsys import pipeline, recommend, snapshot
+from recsys import pipeline, snapshot
 from recsys.catalogue import load_catalogue
 from recsys.float16 import rows_float32
-from recsys.recommend import Query
+from recsys.recommend.engine import Query
 
 QUERIES = [Query(text="a green fruit"), Query(text="red car", likes=("taxi",)), Query(likes=("frog",))]
 
@@ -86,7 +86,7 @@ def test_a_changed_item_rebuilds_the_snapshot_and_replaces_the_old_one(aligned):
 def test_other_models_or_item_precision_get_their_own_matrices(aligned, monkeypatch):
     root, config = aligned
     pipeline.build_engine(load_catalogue(root), config)
-    monkeypatch.setattr(recommend, "HALF_PRECISION_ABOVE", 2)  # as a catalogue past 20k items
+    monkeypatch.setattr("recsys.recommend.engine.HALF_PRECISION_ABOVE", 2)  # as a catalogue past 20k items
     half = pipeline.build_engine(load_catalogue(root), config)
     assert half.indexes["image"].native.dtype == np.float16
     unaligned = pipeline.build_engine(load_catalogue(root), pipeline.PipelineConfig(

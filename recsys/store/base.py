@@ -159,7 +159,7 @@ class VectorStore(abc.ABC):
 
         Why: a sync compares every item's version with the store's (1M versions hashed, a dict of
         1M built and compared: ~5 s of a 1M-item start); the mark of the state it left lets the next
-        sync of that same state skip it (:func:`recsys.catalogue_store.sync_store`)."""
+        sync of that same state skip it (:func:`recsys.recommend.catalogue_store.sync_store`)."""
         return None
 
     def mark_synced(self, mark: str) -> None:  # noqa: B027 (optional: a store without marks ignores it)

@@ -9,7 +9,7 @@ union of each field's exact top 100 held 0.71 (early) / 0.57 (late) of the fused
 the top 400 only 0.94. One search over the concatenation finds the fused top directly. The
 concatenation is 2,048-d and its scan would cost as much as the three fields' together, so it is
 reduced to :data:`JOINT_DIMS` principal components, and the engine re-scores what it returns
-exactly (candidate counts in :mod:`recsys.recommend`). On the same validation queries, the exact
+exactly (candidate counts in :mod:`recsys.recommend.engine`). On the same validation queries, the exact
 fused top 10 within the top 400 by the 512-d projection: early 0.975, late 1.0 (256-d: 0.925 /
 0.988; the full 2,048-d linear score: 0.988 / 1.0, early's item norm being outside any linear
 score).

@@ -14,7 +14,7 @@ allows one vector field per collection, hence one collection per field:
   (HNSW, inner product). Items lacking the field are absent from it.
 
 Writes go to the field collections first and to the item table last, deletes likewise: the item
-table's version is what :func:`recsys.catalogue_store.sync_store` compares, so an interrupted
+table's version is what :func:`recsys.recommend.catalogue_store.sync_store` compares, so an interrupted
 write is redone by the next sync. Field names such as ``image@shared`` are not valid Milvus
 names, and Milvus Lite does not keep descriptions, hence the hex spelling. Filters are
 expression strings with every id and category quoted by :func:`quote` (pymilvus' own

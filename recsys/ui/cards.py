@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from recsys.explain import Part, confidence_notes, format_part, plain_pair_name, score_parts
+from recsys.recommend.explain import Part, confidence_notes, format_part, plain_pair_name, score_parts
 from recsys.ui.state import get_profile
 from recsys.ui.thumbs import thumbnail
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.catalogue import Catalogue
-    from recsys.recommend import Recommendation
+    from recsys.recommend.engine import Recommendation
 
 WHY_PAGE = "pages/2_Why_this_item.py"
 WHY_ITEM_KEY = "why_item"

@@ -24,7 +24,7 @@ from recsys.ui.state import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from recsys.recommend import RecommendationEngine
+    from recsys.recommend.engine import RecommendationEngine
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def sidebar_controls(engine: RecommendationEngine) -> Controls:
     """One weight slider per modality (0 disables it), strategy, similarity, weak-match threshold,
     K and a category filter. Every page draws the same controls; their values follow the user."""
     from recsys.fusion import SIMILARITIES, SIMILARITY_MEANING, STRATEGIES, STRATEGY_MEANING
-    from recsys.relevance import threshold_scale
+    from recsys.recommend.relevance import threshold_scale
 
     st.sidebar.subheader("Fusion")
     weights = {}

@@ -17,7 +17,7 @@ from recsys.ui.state import SAMPLE_KEYS, SAVED_PREFIX, TEXT_KEY
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.catalogue import Item
-    from recsys.recommend import RecommendationEngine
+    from recsys.recommend.engine import RecommendationEngine
 
 
 def _use_example(text: str) -> None:

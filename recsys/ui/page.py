@@ -11,7 +11,7 @@ from recsys.ui import cards, resources, url
 from recsys.ui.controls import Controls, sidebar_controls
 
 if TYPE_CHECKING:
-    from recsys.recommend import RecommendationEngine
+    from recsys.recommend.engine import RecommendationEngine
 
 
 def start_page(title: str, icon: str, tab_title: str | None = None) -> tuple[RecommendationEngine, Controls]:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable, Mapping
 
     from recsys.maps import MapMemo, MapVectors, Projection, ProjectionParams
-    from recsys.recommend import RecommendationEngine
+    from recsys.recommend.engine import RecommendationEngine
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE_ENV = "RECSYS_CATALOGUE"

@@ -11,11 +11,11 @@ import streamlit as st
 
 from recsys import export
 from recsys.fusion import SIMILARITY_MEANING, strategy_meaning
-from recsys.relevance import split_weak, threshold_meaning, threshold_scale
+from recsys.recommend.relevance import split_weak, threshold_meaning, threshold_scale
 from recsys.ui import cards
 
 if TYPE_CHECKING:  # pragma: no cover
-    from recsys.recommend import Query, Recommendation
+    from recsys.recommend.engine import Query, Recommendation
     from recsys.speech import SpeechNote
     from recsys.ui.controls import Controls
 

@@ -64,7 +64,7 @@ def get_profile(state: MutableMapping[str, Any]) -> Profile:
 class LastSearch:
     """What the Recommend page last ran, so Explore and Why-this-item explain the same thing."""
 
-    query: Any  # recsys.recommend.Query
+    query: Any  # recsys.recommend.engine.Query
     weights: dict[str, float]
     strategy: str
     k: int
@@ -181,7 +181,7 @@ def parse_url(params: Mapping[str, Any], ctx: UrlContext) -> tuple[UrlState, lis
     opens the page, with the defaults in place of what could not be used.
     """
     from recsys.fusion import SIMILARITIES, STRATEGIES
-    from recsys.relevance import threshold_scale
+    from recsys.recommend.relevance import threshold_scale
 
     problems: list[str] = []
     text = ""
@@ -325,7 +325,7 @@ def current_url_state(session: Mapping[str, Any], modalities: Sequence[str]) -> 
     strategy = str(session.get(SAVED_PREFIX + STRATEGY_KEY, "early"))
     similarity = str(session.get(SAVED_PREFIX + SIMILARITY_KEY, "cosine"))
     category = session.get(SAVED_PREFIX + CATEGORY_KEY)
-    from recsys.relevance import threshold_scale
+    from recsys.recommend.relevance import threshold_scale
 
     threshold = session.get(SAVED_PREFIX + threshold_key(strategy, similarity))
     if threshold is not None and float(threshold) == threshold_scale(strategy, similarity).default:

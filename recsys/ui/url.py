@@ -13,7 +13,7 @@ import streamlit as st
 from recsys.ui.state import SAMPLE_PARAMS, UrlContext, apply_url_state, current_url_state, parse_url, to_params
 
 if TYPE_CHECKING:  # pragma: no cover
-    from recsys.recommend import RecommendationEngine
+    from recsys.recommend.engine import RecommendationEngine
 
 APPLIED_KEY = "url-applied"
 KNOWN = ("q", "strategy", "sim", "k", "category", "thr", "like", "dislike", *SAMPLE_PARAMS.values())

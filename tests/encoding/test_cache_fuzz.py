@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from recsys.alignment.bridge import cached_class_text_embeddings
 from recsys.catalogue import load_catalogue
-from recsys.catalogue_store import attach_store
 from recsys.encoding import BatchOptions, catalogue_features
+from recsys.recommend.catalogue_store import attach_store
 from recsys.store import open_store
 from recsys.store.base import UnusableStoreError
 
@@ -209,6 +209,6 @@ def test_a_damaged_store_the_user_named_is_reported_not_deleted(fake_engine, tmp
 
 
 def _query():
-    from recsys.recommend import Query
+    from recsys.recommend.engine import Query
 
     return Query(text="a green fruit")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from recsys.explain import score_parts
+from recsys.recommend.explain import score_parts
 from recsys.ui.cards import contribution_bar_html, legend_html, legend_pairs, parts_html
 from recsys.ui.state import Profile, get_profile
 from recsys.ui.uploads import limit_mb

@@ -123,7 +123,7 @@ def test_a_weak_item_says_so_in_the_summary(fake_app):
 
 
 def test_unsure_imagenet_labels_are_hidden_with_a_note(fake_app, monkeypatch):
-    from recsys import explain
+    from recsys.recommend import explain
 
     unsure = [explain.Label("mouse", 0.058), explain.Label("candle", 0.045)]
     monkeypatch.setattr(explain, "image_labels", lambda *a, **k: unsure)

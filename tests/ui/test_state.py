@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recsys.relevance import threshold_scale
+from recsys.recommend.relevance import threshold_scale
 from recsys.ui import state
 from recsys.ui.state import UrlContext, UrlState, parse_url, to_params
 

@@ -19,7 +19,7 @@ from recsys.errors import InputError
 from recsys.float16 import rows_float32
 
 if TYPE_CHECKING:  # pragma: no cover
-    from recsys.recommend import Query, Recommendation, RecommendationEngine
+    from recsys.recommend.engine import Query, Recommendation, RecommendationEngine
 
 
 #: Plain words for each side of a pair: what the person gave, and what the item has.
@@ -368,7 +368,7 @@ def nearest_neighbours(engine: RecommendationEngine, item_id: str, k: int = 5) -
     Past the exact-search size the engine's vector store finds them (one search per modality),
     so the page never casts and scans millions of vectors; they are ranked by the same cosine.
     """
-    from recsys.recommend import store_field
+    from recsys.recommend.engine import store_field
 
     idx = engine.catalogue.index_of(item_id)
     items = engine.catalogue.items

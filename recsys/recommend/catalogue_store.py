@@ -23,7 +23,7 @@ import numpy as np
 from recsys.alignment.base import aligner_identity
 from recsys.catalogue import Item
 from recsys.errors import RecsysError
-from recsys.recommend import EXACT_MAX_ITEMS, RecommendationEngine
+from recsys.recommend.engine import EXACT_MAX_ITEMS, RecommendationEngine
 from recsys.retention import keep_recent
 from recsys.store.joint import JOINT_FIELD, JointProjection
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys import fusion, retrieval, speech
+from recsys import fusion, speech
 from recsys.alignment import spoken
 from recsys.alignment.base import aligner_inputs
 from recsys.alignment.confidence import standardise
@@ -38,7 +38,8 @@ from recsys.catalogue.categories import CategoryCodes
 from recsys.encoders.base import encoder_outputs
 from recsys.errors import InputError, RecsysError
 from recsys.float16 import rows_float32
-from recsys.retrieval import Probe, RankSample, Retrieved, candidate_ranks, on_ranked_list, union
+from recsys.recommend import retrieval
+from recsys.recommend.retrieval import Probe, RankSample, Retrieved, candidate_ranks, on_ranked_list, union
 from recsys.store.base import Hits
 from recsys.store.joint import JOINT_FIELD
 from recsys.threads import run_side_by_side
@@ -518,7 +519,7 @@ class RecommendationEngine:
 
     def _rank_sample(self, category: str | None) -> RankSample:
         """A fixed random sample of the items in ``category`` (all items for None), kept for the
-        categories asked for most recently, up to :data:`~recsys.retrieval.RANK_SAMPLE_MEMORY` bytes."""
+        categories asked for most recently, up to :data:`~recsys.recommend.retrieval.RANK_SAMPLE_MEMORY` bytes."""
         key = category.strip("/") if category else ""
         sample = self._rank_samples.pop(key, None)
         if sample is None:
@@ -565,10 +566,11 @@ class RecommendationEngine:
         the joint vectors misses: on a real 25k catalogue the joint search alone held 0.85 / 0.94 of
         the early / late top 10, the per-field searches 0.97, at 1M synthetic items the opposite).
         ``rrf`` ranks each pair on its own, so it searches each pair, cross-modal pairs at
-        :data:`~recsys.retrieval.CROSS_MODAL_EFFORT`. The joint search runs under a category filter too: on validation
-        queries at 1M items it took filtered recall@10 from 0.980 / 0.993 to 1.0 / 1.0 (early /
-        late) at p95 4.3-4.7 / 6.2-6.7 ms once each category's lists were built (its first search in
-        a category copies them: 150-300 ms at 1M items, which an earlier measurement had counted).
+        :data:`~recsys.recommend.retrieval.CROSS_MODAL_EFFORT`. The joint search runs under a
+        category filter too: on validation queries at 1M items it took filtered recall@10 from
+        0.980 / 0.993 to 1.0 / 1.0 (early / late) at p95 4.3-4.7 / 6.2-6.7 ms once each category's
+        lists were built (its first search in a category copies them: 150-300 ms at 1M items, which
+        an earlier measurement had counted).
         """
         qw = query_weights or {}
         if strategy == "early":
@@ -606,7 +608,8 @@ class RecommendationEngine:
 
     def cross_effort(self) -> float:
         """Search effort of ``rrf``'s cross-modal searches in this catalogue: :attr:`cross_modal_effort`,
-        widened in catalogues under :data:`~recsys.retrieval.CROSS_MODAL_WIDEN_BELOW` items, where it costs little."""
+        widened in catalogues under :data:`~recsys.recommend.retrieval.CROSS_MODAL_WIDEN_BELOW` items,
+        where it costs little."""
         widened = self.cross_modal_effort * math.sqrt(retrieval.CROSS_MODAL_WIDEN_BELOW / max(len(self.catalogue), 1))
         return max(self.cross_modal_effort, min(retrieval.CROSS_MODAL_MAX_EFFORT, widened))
 
@@ -645,8 +648,9 @@ class RecommendationEngine:
         similarity: str = "cosine",
     ) -> tuple[np.ndarray, Retrieved]:
         """Catalogue rows of the union of every probe's nearest items, and what each pair's own
-        search retrieved; given ``q`` (``rrf``), also each pair's ranked list (:data:`~recsys.retrieval.RRF_RANK_DEPTH`
-        items, of which the first ``candidates`` are candidates) and the rank-sample items it lacks.
+        search retrieved; given ``q`` (``rrf``), also each pair's ranked list
+        (:data:`~recsys.recommend.retrieval.RRF_RANK_DEPTH` items, of which the first ``candidates``
+        are candidates) and the rank-sample items it lacks.
 
         The store searches by inner product of the unit vectors (cosine) whatever similarity was
         chosen: the candidates are then re-scored with it. Euclidean orders unit vectors as cosine
@@ -844,8 +848,9 @@ class RecommendationEngine:
     ) -> dict[str, np.ndarray]:
         """Calibrated confidence of each returned item in each scored cross-modal pair (NaN where the
         item lacks the pair's modality), from the pair's cosine standardised over the query's
-        cosines to a fixed sample of the catalogue (:data:`~recsys.retrieval.RANK_SAMPLE` items, as rrf's ranks): one
-        small matrix-vector product per pair, never a pass over a large catalogue."""
+        cosines to a fixed sample of the catalogue (:data:`~recsys.recommend.retrieval.RANK_SAMPLE`
+        items, as rrf's ranks): one small matrix-vector product per pair, never a pass over a large
+        catalogue."""
         if not self.calibrations or len(item_rows) == 0:
             return {}
         out = {}

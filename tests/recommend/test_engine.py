@@ -11,10 +11,11 @@ from fakes import build_catalogue, write_square, write_tone
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from recsys import fusion, media, pipeline, retrieval
+from recsys import fusion, media, pipeline
 from recsys.catalogue import load_catalogue
 from recsys.errors import InputError, RecsysError
-from recsys.recommend import Query
+from recsys.recommend import retrieval
+from recsys.recommend.engine import Query
 
 
 @pytest.fixture
@@ -268,8 +269,8 @@ def test_rrf_rank_samples_come_from_the_filtered_category(tmp_path):
     """Under a filter, rrf estimates ranks from a sample of the category's own items (a catalogue-wide
     sample holds few of them), scaled by the category's size; samples are reused per category."""
     from recsys.catalogue import Catalogue, Item
-    from recsys.recommend import ModalityIndex, RecommendationEngine
-    from recsys.retrieval import RANK_SAMPLE
+    from recsys.recommend.engine import ModalityIndex, RecommendationEngine
+    from recsys.recommend.retrieval import RANK_SAMPLE
 
     n = RANK_SAMPLE * 3
     rng = np.random.default_rng(0)
@@ -292,7 +293,7 @@ def test_rrf_rank_samples_are_kept_within_a_memory_budget(tmp_path, monkeypatch)
     """Samples of the categories used least recently go first once their vectors exceed the budget;
     a sample's matrix holds only the sampled items that have the field, once per distinct array."""
     from recsys.catalogue import Catalogue, Item
-    from recsys.recommend import ModalityIndex, RecommendationEngine
+    from recsys.recommend.engine import ModalityIndex, RecommendationEngine
 
     n, dim = 600, 8
     rng = np.random.default_rng(1)
@@ -419,7 +420,7 @@ def test_recommendations_carry_a_calibrated_confidence_per_cross_modal_pair(tmp_
 
 
 def test_confidence_on_the_candidate_path_matches_exact_scoring(tmp_path, encoders, monkeypatch):
-    from recsys.catalogue_store import attach_store
+    from recsys.recommend.catalogue_store import attach_store
 
     engine = _calibrated_engine(tmp_path, encoders, monkeypatch)
     exact = {r.item.id: r.confidence for r in engine.recommend(Query(text="green fruit"), k=4)}
@@ -503,18 +504,3 @@ def test_demo_engine_gives_a_sound_query_an_audio_to_text_confidence(demo_engine
     query = Query(audio=media.load_audio(Path(demo_engine.catalogue.root) / "sounds" / "dog.ogg"))
     results = demo_engine.recommend(query, weights={"text": 1, "image": 0, "audio": 0}, k=5)
     assert all(0 <= r.confidence["audio->text"] <= 1 for r in results)  # every demo item has a description
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.sets(st.integers(0, 40), max_size=12), max_size=5))
-def test_the_union_of_candidate_lists_says_which_list_holds_each_row(parts):
-    """The candidates' union and each search's membership in it, as a membership test per search gives."""
-    from recsys.retrieval import union
-
-    arrays = [np.array(sorted(p, reverse=True), dtype=np.int64) for p in parts]
-    rows, members = union(arrays)
-    expected = np.unique(np.concatenate(arrays)) if arrays else np.zeros(0, dtype=np.int64)
-    np.testing.assert_array_equal(rows, expected)
-    assert len(members) == len(arrays)
-    for part, mask in zip(arrays, members, strict=True):
-        np.testing.assert_array_equal(mask, np.isin(rows, part))

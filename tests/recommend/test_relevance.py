@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from recsys import relevance
 from recsys.errors import InputError
 from recsys.fusion import RRF_K, SIMILARITIES, STRATEGIES
+from recsys.recommend import relevance
 
 
 def test_every_setting_has_a_default_inside_its_scale():

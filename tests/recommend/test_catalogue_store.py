@@ -19,13 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from milvus_server import MILVUS_URI, NEEDS_SERVER, drop_collections, new_collection
 
-from recsys import retrieval
 from recsys.catalogue import Item
-from recsys.catalogue_store import attach_store, item_version, joint_projection, sync_store
 from recsys.errors import InputError, RecsysError
 from recsys.fusion import SIMILARITIES, STRATEGIES, pair_name
 from recsys.media import load_image
-from recsys.recommend import Query, QueryVectors, RecommendationEngine
+from recsys.recommend import retrieval
+from recsys.recommend.catalogue_store import attach_store, item_version, joint_projection, sync_store
+from recsys.recommend.engine import Query, QueryVectors, RecommendationEngine
 from recsys.store import open_store
 from recsys.store.joint import JOINT_FIELD, JointProjection
 
@@ -247,13 +247,13 @@ def test_half_precision_vectors_of_a_large_catalogue_rank_as_float32(aligned_fak
     """Past HALF_PRECISION_ABOVE items the engine keeps float16 vectors (here forced on the six-item
     catalogue); candidates re-scored from them give float32's ranking, scores within rounding, and
     contributions that still sum to each score."""
-    from recsys import pipeline, recommend
+    from recsys import pipeline
 
     engine = aligned_fake_engine
     how = {"strategy": strategy, "k": 4}
     every = {**how, "k": len(engine.catalogue)}
     expected = [{r.item.id: r.score for r in engine.recommend(q, **every)} for q in QUERIES]
-    monkeypatch.setattr(recommend, "HALF_PRECISION_ABOVE", 0)
+    monkeypatch.setattr("recsys.recommend.engine.HALF_PRECISION_ABOVE", 0)
     config = pipeline.PipelineConfig(
         cache_dir=str(engine.catalogue.root.parent / "cache"), image_aligner="fake", audio_aligner=None
     )
@@ -343,7 +343,7 @@ def test_only_a_catalogue_with_several_fields_gets_a_joint_projection(fake_engin
 def _random_two_modality_engine(tmp_path, n: int) -> RecommendationEngine:
     """Random text and image vectors (each its own shared-space vector too), so rrf has four pairs."""
     from recsys.catalogue import Catalogue, Item
-    from recsys.recommend import ModalityIndex
+    from recsys.recommend.engine import ModalityIndex
 
     rng = np.random.default_rng(3)
     vec = {m: rng.standard_normal((n, 12)).astype(np.float32) for m in ("text", "image")}
@@ -661,7 +661,7 @@ def test_a_sync_of_the_state_last_synced_compares_no_versions(tmp_path, patched_
     between, or another state (an item's category here), makes the sync compare versions again."""
     from fakes import build_catalogue
 
-    from recsys import catalogue_store
+    from recsys.recommend import catalogue_store
 
     root = build_catalogue(tmp_path / "cat")
     engine = _rebuild(root, tmp_path)
@@ -693,7 +693,7 @@ def test_a_sync_of_the_state_last_synced_compares_no_versions(tmp_path, patched_
 def test_a_sync_mark_tells_apart_states_whose_strings_join_alike(ids, cut):
     """Moving characters from one id to the next (ids may hold NULs and separators) or between the
     ids and the categories changes the mark: each list is hashed with its strings' lengths."""
-    from recsys.catalogue_store import sync_mark
+    from recsys.recommend.catalogue_store import sync_mark
 
     items = [Item(i, "", "", "c", None, None) for i in ids]
     base = sync_mark("f", items, [[None] * len(ids)])

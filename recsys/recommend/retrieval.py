@@ -1,5 +1,5 @@
 """Candidate retrieval: what the engine asks its vector store for past
-:data:`recsys.recommend.EXACT_MAX_ITEMS` items, and how ``rrf`` places the candidates by what the
+:data:`recsys.recommend.engine.EXACT_MAX_ITEMS` items, and how ``rrf`` places the candidates by what the
 searches returned.
 
 Each weighted (query modality, item modality) pair, or for ``early`` / ``late`` each item field and
@@ -20,7 +20,7 @@ import numpy as np
 from recsys import fusion
 
 if TYPE_CHECKING:  # pragma: no cover
-    from recsys.recommend import RecommendationEngine
+    from recsys.recommend.engine import RecommendationEngine
 
 #: Candidates fetched per (query modality, item modality) pair; re-scored exactly afterwards.
 CANDIDATES_PER_PAIR = 100

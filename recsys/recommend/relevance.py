@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from recsys.fusion import RRF_K, STRATEGIES, check_similarity
 
 if TYPE_CHECKING:  # pragma: no cover
-    from recsys.recommend import Recommendation
+    from recsys.recommend.engine import Recommendation
 
 #: rrf's default: the pairs rank the item 20th on average, or better.
 RRF_DEFAULT_RANK = 20

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from recsys import explain
-from recsys.recommend import Query
+from recsys.recommend import explain
+from recsys.recommend.engine import Query
 
 ALL = {"text": 1.0, "image": 1.0, "audio": 1.0}
 
@@ -82,7 +82,7 @@ def test_nearest_neighbours_per_modality(engine):
 def test_nearest_neighbours_through_the_store_are_the_exact_ones(aligned_fake_engine):
     """Past the exact-search size the store finds the neighbours: the same cosines, the same items
     up to ties (the fake catalogue has many; the store may break them differently)."""
-    from recsys.catalogue_store import attach_store
+    from recsys.recommend.catalogue_store import attach_store
 
     engine = aligned_fake_engine
     ids = [it.id for it in engine.catalogue.items]
@@ -246,7 +246,7 @@ def test_confidence_notes_name_weak_matches_weakest_first():
 
 
 def test_an_item_outside_the_store_candidates_says_so_and_still_gets_its_similarities(aligned_fake_engine):
-    from recsys.catalogue_store import attach_store
+    from recsys.recommend.catalogue_store import attach_store
 
     engine = aligned_fake_engine
     query = Query(text="a green fruit")
