@@ -34,7 +34,7 @@ from recsys.lab.progress import ModelProgress, ProgressCallback
 from recsys.lab.protocols import Split, default_protocol, make_split
 from recsys.lab.provenance import environment
 from recsys.lab.registry import create_model, default_models, is_available, modality_subset, spec_for
-from recsys.lab.training import epoch_listener
+from recsys.lab.training import epoch_listener, user_block
 from recsys.threads import use_threads
 
 if TYPE_CHECKING:
@@ -184,7 +184,8 @@ def score_split(
     """Metrics per segment for a fitted model, the ``all`` segment's per-user values
     (``{"users": ids, "recall@20": ...}``, for paired tests) and the seconds spent scoring.
 
-    ``exclude``: each user's items never ranked (default: their training items).
+    ``exclude``: each user's items never ranked (default: their training items). Users are scored
+    ``batch_size`` at a time, fewer over a large catalogue (:func:`recsys.lab.training.user_block`).
     Items are visited in a seeded random order, so tied scores (e.g. every cold item scoring 0
     for a collaborative model) are broken at random rather than by item id, which often
     correlates with popularity and would flatter such models.
@@ -202,18 +203,23 @@ def score_split(
         restricted[seg] = r.tocsr()
     spent = 0.0
     train = split.train.train if exclude is None else exclude
-    for start in range(0, len(test_users), batch_size):
-        users = test_users[start : start + batch_size]
+    position = np.empty_like(perm)
+    position[perm] = np.arange(n_items)  # each item's column once permuted
+    step = user_block(n_items, batch_size)
+    for start in range(0, len(test_users), step):
+        users = test_users[start : start + step]
         t0 = time.perf_counter()
         scores = np.asarray(model.score(users), dtype=np.float32)
         spent += time.perf_counter() - t0
         if scores.shape != (len(users), n_items):
             raise RuntimeError(f"{model.name}.score returned shape {scores.shape}, expected {(len(users), n_items)}.")
         scores = np.nan_to_num(scores, nan=-np.inf)[:, perm]
-        seen = train[users].toarray()[:, perm] > 0
-        for seg, mask in segments.items():
-            s = scores.copy()
-            s[seen] = -np.inf
+        seen = train[users].tocoo()
+        held = seen.data > 0
+        scores[seen.row[held], position[seen.col[held]]] = -np.inf
+        last = len(segments) - 1
+        for i, (seg, mask) in enumerate(segments.items()):
+            s = scores if i == last else scores.copy()
             s[:, ~mask[perm]] = -np.inf
             accs[seg].add(s, restricted[seg][users], users if seg == "all" else None)
     ids, values = accs["all"].per_user()

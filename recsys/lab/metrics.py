@@ -98,7 +98,8 @@ class MetricAccumulator:
         keep = n_rel > 0
         if not keep.any():
             return
-        scores, test, n_rel = scores[keep], test[keep], n_rel[keep]
+        if not keep.all():  # a copy of the block's scores: only when some user has nothing to find
+            scores, test, n_rel = scores[keep], test[keep], n_rel[keep]
         if user_ids is not None:
             self.user_ids.append(np.asarray(user_ids)[keep])
         top = top_k(scores, max(self.ks))

@@ -66,6 +66,41 @@ def test_warm_and_cold_segments_when_test_has_both(two_clusters):
     assert "segment: cold" in r.table("cold")
 
 
+def test_a_large_catalogue_is_scored_in_smaller_blocks_with_the_same_figures(two_clusters, monkeypatch):
+    """Past SCORE_BLOCK_BYTES of scores a block holds fewer users (at 1M items, 33): here blocks of
+    one to three users give every segment's figures and every user's values as blocks of 512 do,
+    with seen items masked as before, and early stopping's recall alike."""
+    from dataclasses import replace
+
+    from recsys.lab import training
+    from recsys.lab.evaluate import score_split
+    from recsys.lab.protocols import make_split
+    from recsys.lab.registry import create_model
+
+    ds = two_clusters.dataset
+    items = ds.items.copy()
+    items[int(np.flatnonzero(ds.split == 2)[0])] = int(np.flatnonzero(two_clusters.cold)[0])  # a cold test item
+    split = make_split(replace(ds, items=items), "given")
+    model = create_model("itemknn")
+    model.fit(split.train)
+    whole = score_split(model, split, (1, 3), None)
+    def recall() -> float:
+        return training.validation_recall(model.score, split.train.train, split.train.valid, k=3)
+
+    before = recall()
+    for users in (1, 3):
+        monkeypatch.setattr(training, "SCORE_BLOCK_BYTES", users * 4 * split.train.n_items)
+        assert training.user_block(split.train.n_items, 512) == users
+        blocks = score_split(model, split, (1, 3), None)
+        assert set(blocks[0]) == {"all", "warm", "cold"}
+        for segment, figures in whole[0].items():  # sums over other blocks: equal up to float rounding
+            assert blocks[0][segment] == pytest.approx(figures, rel=1e-12)
+        assert blocks[1].keys() == whole[1].keys()
+        for key, values in whole[1].items():
+            np.testing.assert_array_equal(blocks[1][key], values)
+        assert recall() == pytest.approx(before)
+
+
 def test_json_round_trip(given_results, tmp_path):
     path = save_results(tmp_path / "out" / "res.json", [given_results])
     raw = json.loads(path.read_text())

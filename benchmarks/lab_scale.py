@@ -1,0 +1,102 @@
+"""The lab's scoring pass (``recsys.lab.evaluate.score_split``) over a catalogue of many items:
+seconds and peak memory, blocks of users sized by ``SCORE_BLOCK_BYTES`` against 512 users a block.
+
+Synthetic interactions (20 training, 2 validation and 3 test items per user, drawn at random)
+and a 16-d dot-product model stand in for a dataset and a fitted model: what is measured is the
+pass every model's scores go through (permuted for tie-breaking, seen items masked, each segment's
+top-K and metrics). Each setting runs in a fresh process, so its peak RSS is its own.
+
+    .venv/bin/python benchmarks/lab_scale.py
+    .venv/bin/python benchmarks/lab_scale.py --items 1000000 --users 2000 --fixed-blocks
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from recsys.lab import training  # noqa: E402
+from recsys.lab.base import TrainData  # noqa: E402
+from recsys.lab.evaluate import score_split  # noqa: E402
+from recsys.lab.protocols import Split  # noqa: E402
+from recsys.threads import use_threads  # noqa: E402
+
+
+class DotModel:
+    """Scores as a fitted factor model would: user factors times item factors."""
+
+    name = "dot"
+
+    def __init__(self, n_users: int, n_items: int, rng: np.random.Generator) -> None:
+        self.users = rng.standard_normal((n_users, 16)).astype(np.float32)
+        self.items = rng.standard_normal((n_items, 16)).astype(np.float32)
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        return self.users[users] @ self.items.T
+
+
+def synthetic_split(n_users: int, n_items: int, rng: np.random.Generator) -> Split:
+    def drawn(per_user: int) -> sp.csr_matrix:
+        rows = np.repeat(np.arange(n_users), per_user)
+        cols = rng.integers(0, n_items, rows.size)
+        m = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n_users, n_items))
+        m.data[:] = 1
+        return m
+
+    return Split("given", "synthetic", TrainData(drawn(20), drawn(2)), drawn(3), np.ones(n_items, bool))
+
+
+def one_run(n_items: int, n_users: int, fixed_blocks: bool) -> dict[str, float]:
+    """In this process: the scoring pass, its seconds and the process's peak RSS."""
+    use_threads("train")
+    if fixed_blocks:  # every block 512 users, whatever their scores' size
+        training.SCORE_BLOCK_BYTES = 2**62
+    rng = np.random.default_rng(0)
+    split = synthetic_split(n_users, n_items, rng)
+    model = DotModel(n_users, n_items, rng)
+    start = time.perf_counter()
+    metrics, _, _ = score_split(model, split, (10, 20), None)
+    return {
+        "seconds": time.perf_counter() - start,
+        "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+        "users_per_block": training.user_block(n_items, 512),
+        "coverage@10": metrics["all"]["coverage@10"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, nargs="+", default=[100_000, 300_000])
+    parser.add_argument("--users", type=int, default=1200, help="test users (all of them have test items)")
+    parser.add_argument("--fixed-blocks", action="store_true", help="also run with 512 users a block")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        n_items, n_users, fixed = int(args.child[0]), int(args.child[1]), args.child[2] == "1"
+        print(json.dumps(one_run(n_items, n_users, fixed)))
+        return 0
+    print(f"{args.users:,} test users; seconds and peak RSS of the scoring pass, each run in its own process")
+    print(f"{'items':>10} {'blocks':>22} {'seconds':>8} {'peak RSS GB':>12} {'coverage@10':>12}")
+    for n_items in args.items:
+        for fixed in (False, True) if args.fixed_blocks else (False,):
+            child = [sys.executable, __file__, "--child", str(n_items), str(args.users), "1" if fixed else "0"]
+            out = json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+            blocks = f"{out['users_per_block']} users" + (" (fixed)" if fixed else " (by bytes)")
+            cells = f"{out['seconds']:>8.1f} {out['peak_gb']:>12.2f} {out['coverage@10']:>12.6f}"
+            print(f"{n_items:>10,} {blocks:>22} {cells}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
