@@ -70,7 +70,7 @@ def one_run(n_items: int, n_users: int, fixed_blocks: bool) -> dict[str, float]:
     return {
         "seconds": time.perf_counter() - start,
         "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
-        "users_per_block": training.user_block(n_items, 512),
+        "users_per_block": training.block_rows(n_items, 512),
         "coverage@10": metrics["all"]["coverage@10"],
     }
 

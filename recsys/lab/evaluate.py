@@ -34,7 +34,7 @@ from recsys.lab.progress import ModelProgress, ProgressCallback
 from recsys.lab.protocols import Split, default_protocol, make_split
 from recsys.lab.provenance import environment
 from recsys.lab.registry import create_model, default_models, is_available, modality_subset, spec_for
-from recsys.lab.training import epoch_listener, user_block
+from recsys.lab.training import block_rows, epoch_listener
 from recsys.threads import use_threads
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ def score_split(
     (``{"users": ids, "recall@20": ...}``, for paired tests) and the seconds spent scoring.
 
     ``exclude``: each user's items never ranked (default: their training items). Users are scored
-    ``batch_size`` at a time, fewer over a large catalogue (:func:`recsys.lab.training.user_block`).
+    ``batch_size`` at a time, fewer over a large catalogue (:func:`recsys.lab.training.block_rows`).
     Items are visited in a seeded random order, so tied scores (e.g. every cold item scoring 0
     for a collaborative model) are broken at random rather than by item id, which often
     correlates with popularity and would flatter such models.
@@ -205,7 +205,7 @@ def score_split(
     train = split.train.train if exclude is None else exclude
     position = np.empty_like(perm)
     position[perm] = np.arange(n_items)  # each item's column once permuted
-    step = user_block(n_items, batch_size)
+    step = block_rows(n_items, batch_size)
     for start in range(0, len(test_users), step):
         users = test_users[start : start + step]
         t0 = time.perf_counter()

@@ -132,16 +132,17 @@ def bpr_loss(diff: torch.Tensor) -> torch.Tensor:
     return -F.logsigmoid(diff).mean()
 
 
-#: Bytes of one block of float32 scores (users x items) that evaluation and early stopping score at
-#: once. A fixed 512 users made a block of 2 GB at 1M items, and with its copies (permuted, seen
-#: items masked, per segment) an evaluation held ~13 GB; a block this size holds every user of a
-#: batch up to ~65k items (lfm2k's batches are unchanged).
+#: Bytes of one block of float32 scores (users or items x items) that evaluation, early stopping
+#: and ItemKNN's pruning hold at once. A fixed 512 users made a block of 2 GB at 1M items, and with
+#: its copies (permuted, seen items masked, per segment) an evaluation held ~13 GB; a block this
+#: size holds every user of a batch up to ~65k items (lfm2k's batches are unchanged).
 SCORE_BLOCK_BYTES = 128 * 2**20
 
 
-def user_block(n_items: int, at_most: int) -> int:
-    """How many users to score at once over ``n_items`` items: ``at_most``, fewer where their scores
-    would pass :data:`SCORE_BLOCK_BYTES` (at least one)."""
+def block_rows(n_items: int, at_most: int) -> int:
+    """How many rows of float32 scores over ``n_items`` items to hold at once (users to rank, items
+    whose neighbours to keep): ``at_most``, fewer where they would pass :data:`SCORE_BLOCK_BYTES`
+    (at least one)."""
     return max(1, min(at_most, SCORE_BLOCK_BYTES // (4 * max(1, n_items))))
 
 
@@ -175,7 +176,7 @@ def validation_recall(
     if users.size == 0:
         return 0.0
     total = 0.0
-    for sl in minibatches(users.size, user_block(train.shape[1], batch_size)):
+    for sl in minibatches(users.size, block_rows(train.shape[1], batch_size)):
         batch = users[sl]
         total += recall_at_k(score_fn(batch), train[batch], valid[batch], k) * batch.size
     return total / users.size

@@ -90,7 +90,7 @@ def test_a_large_catalogue_is_scored_in_smaller_blocks_with_the_same_figures(two
     before = recall()
     for users in (1, 3):
         monkeypatch.setattr(training, "SCORE_BLOCK_BYTES", users * 4 * split.train.n_items)
-        assert training.user_block(split.train.n_items, 512) == users
+        assert training.block_rows(split.train.n_items, 512) == users
         blocks = score_split(model, split, (1, 3), None)
         assert set(blocks[0]) == {"all", "warm", "cold"}
         for segment, figures in whole[0].items():  # sums over other blocks: equal up to float rounding

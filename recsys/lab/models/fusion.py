@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from recsys.lab.base import Recommender, TrainData
 from recsys.lab.metrics import top_k, unit_rows
 from recsys.lab.models.content import require_modalities, user_profiles
-from recsys.lab.training import user_block
+from recsys.lab.training import block_rows
 
 
 def simplex_grid(n: int, step: float) -> np.ndarray:
@@ -101,7 +101,7 @@ class _TunedFusion(Recommender):
         grid = simplex_grid(len(self.mods), self.step if len(self.mods) <= 4 else max(self.step, 0.25))
         self.grid_size = len(grid)
         found = np.zeros(len(grid))
-        step = user_block(data.n_items, len(users))
+        step = block_rows(data.n_items, len(users))
         for start in range(0, len(users), step):
             block = users[start : start + step]
             stack, side = self._stack(block)

@@ -9,13 +9,17 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from recsys.lab.base import Recommender, TrainData
+from recsys.lab.training import block_rows
 
 
 def prune_top_k(sim: sp.csr_matrix, k: int, block: int = 1024) -> sp.csr_matrix:
-    """Keep each row's ``k`` largest entries (the item's neighbours), densifying one block at a time."""
+    """Keep each row's ``k`` largest entries (the item's neighbours), densifying up to ``block`` rows
+    at a time, fewer over many items (:func:`~recsys.lab.training.block_rows`: 1,024 rows of 1M
+    items held 4 GB)."""
     n = sim.shape[0]
     if k >= n:
         return sim.tocsr()
+    block = block_rows(n, block)
     rows, cols, vals = [], [], []
     for start in range(0, n, block):
         dense = sim[start : start + block].toarray()
