@@ -29,8 +29,8 @@ class _ImplicitMF(Recommender):
     def fit(self, data: TrainData) -> Self:
         from threadpoolctl import threadpool_limits
 
-        model = self._make(data.seed)
         with threadpool_limits(1, "blas"):  # implicit's advice: BLAS threads fight its own loops
+            model = self._make(data.seed)  # (ALS checks the BLAS threads when it is made)
             model.fit(data.train.tocsr().astype(np.float32), show_progress=False)  # >= 0.5: users x items
         self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
