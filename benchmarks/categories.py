@@ -105,7 +105,10 @@ def store_first_searches(cats: list[str], rng: np.random.Generator) -> None:
     """The mask of the store's selection for a category it has not been asked for yet, each way."""
     n = len(cats)
     table = RowTable.bulk(["v"], [str(i) for i in range(n)], cats, [""] * n, {"v": np.ones(n, bool)}, np.zeros(0, int))
-    paths = sorted({cats[i] for i in rng.integers(0, n, 6)})
+    names = sorted(set(cats))
+    if len(names) < 2:
+        return
+    paths = [names[i] for i in rng.choice(len(names), min(6, len(names)), replace=False)]
     start = time.perf_counter()
     table.selection(paths[0], ())
     first = time.perf_counter() - start
@@ -123,6 +126,7 @@ def store_first_searches(cats: list[str], rng: np.random.Generator) -> None:
         f"{'':>10} store, a new category's mask: each distinct {ms['each distinct']:.1f} ms; bisection "
         f"{ms['bisection']:.1f} ms (the first selection, sorting {len(table.cat_names):,} names, {first:.2f} s)"
     )
+
 
 if __name__ == "__main__":
     raise SystemExit(main())
