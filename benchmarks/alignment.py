@@ -70,7 +70,7 @@ sys.path.insert(0, str(REPO))
 
 from recsys import atomic  # noqa: E402
 from recsys.alignment.crosscatalogue import category_query  # noqa: E402
-from recsys.alignment.factory import LabelBridge, l2_normalise  # noqa: E402
+from recsys.alignment.factory import LabelBridge  # noqa: E402
 from recsys.alignment.heldout import (  # noqa: E402
     Candidate,
     cross_source,
@@ -93,6 +93,7 @@ from recsys.alignment.training import (  # noqa: E402
     train_on_pairs,
 )
 from recsys.threads import use_threads  # noqa: E402
+from recsys.vectors import unit_vectors  # noqa: E402
 
 
 def evaluate(
@@ -652,7 +653,7 @@ def run_confidence(args: argparse.Namespace) -> dict[str, Any]:
     }
 
     def encode(texts: list[str]) -> np.ndarray:
-        return l2_normalise(encode_texts(text_encoder, texts, cache_dir=args.cache_dir))
+        return unit_vectors(encode_texts(text_encoder, texts, cache_dir=args.cache_dir))
 
     gallery = [(it.text, item_description(it)) for it in catalogue.items if it.text.strip()]
     calibrations = []
@@ -751,7 +752,7 @@ def run_cross(args: argparse.Namespace) -> dict[str, Any]:
     bridge = LabelBridge.from_encoders(image_encoder, text_encoder, cache_dir=cache_dir)
 
     def encode(texts: list[str]) -> np.ndarray:
-        return l2_normalise(encode_texts(text_encoder, texts, cache_dir=cache_dir))
+        return unit_vectors(encode_texts(text_encoder, texts, cache_dir=cache_dir))
 
     shipped = load_aligner(DEFAULT_ALIGNERS["image"], source_encoder=image_encoder, text_encoder=text_encoder)
     trained_on = {"tuxpaint"}  # the shipped demo heads saw data/tuxpaint only

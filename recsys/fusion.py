@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from recsys.errors import InputError
+from recsys.vectors import unit_vectors
 
 STRATEGIES: tuple[str, ...] = ("early", "late", "rrf")
 RRF_K = 60
@@ -89,9 +90,7 @@ def centre(x: np.ndarray) -> np.ndarray:
     A zero row (an item without that medium) stays zero.
     """
     x = np.asarray(x, dtype=np.float32)
-    centred = x - x.mean(axis=-1, keepdims=True)
-    norms = np.linalg.norm(centred, axis=-1, keepdims=True)
-    return np.divide(centred, norms, out=np.zeros_like(centred), where=norms > 0)
+    return unit_vectors(x - x.mean(axis=-1, keepdims=True), in_place=True)
 
 
 def rescore(fused: Fused, scores: np.ndarray) -> Fused:

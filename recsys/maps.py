@@ -43,6 +43,7 @@ import numpy as np
 from recsys.cachefile import Spec, discard, load_npz, save_npz
 from recsys.errors import InputError
 from recsys.float16 import rows_float32
+from recsys.vectors import unit_vectors
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.recommend.engine import Query, RecommendationEngine
@@ -426,14 +427,6 @@ def _fit(
         return Projection(coords, key, fitted, space, space(vectors), params.n_neighbors)
 
 
-def _normalise(x: np.ndarray, in_place: bool = False) -> np.ndarray:
-    """Unit rows (zero rows stay zero), float32; ``in_place`` reuses ``x`` (float32) when it can."""
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    if norms.all():  # the usual case, in one pass: the same values as the masked division below
-        return np.divide(x, norms, out=x) if in_place and x.dtype == np.float32 else (x / norms).astype(np.float32)
-    return np.where(norms > 0, x / np.where(norms > 0, norms, 1.0), 0.0).astype(np.float32)
-
-
 def _active(engine: RecommendationEngine, weights: Mapping[str, float] | None) -> list[str]:
     mods = list(engine.item_modalities)
     if weights is None:
@@ -509,14 +502,14 @@ class MapVectors:
     def _block(self, rows: np.ndarray) -> np.ndarray:
         if self.source != FUSED:
             _, vecs, _, _ = self._sources[0]
-            return _normalise(rows_float32(vecs, rows), in_place=True)
+            return unit_vectors(rows_float32(vecs, rows), in_place=True)
         groups: dict[int, np.ndarray] = {}
         for _, vecs, mask, w in self._sources:
-            part = _normalise(rows_float32(vecs, rows), in_place=True)
+            part = unit_vectors(rows_float32(vecs, rows), in_place=True)
             part *= (mask[rows] * np.float32(w))[:, None]
             d = part.shape[1]
             groups[d] = groups.get(d, 0) + part
-        return _normalise(np.concatenate([_normalise(groups[d]) for d in self._widths], axis=1))
+        return unit_vectors(np.concatenate([unit_vectors(groups[d]) for d in self._widths], axis=1))
 
     def key(self, params: ProjectionParams, groups: Sequence[str] | None = None) -> str:
         """The map's cache key: from the engine's name for its item matrices where it has one
@@ -570,7 +563,7 @@ def _query_vectors(engine: RecommendationEngine, query: Query) -> dict[str, np.n
             if hasattr(engine, "indexes")
             else shared
         )
-    return {m: _normalise(np.asarray(v, dtype=np.float32).ravel()) for m, v in native.items()}
+    return {m: unit_vectors(np.asarray(v, dtype=np.float32).ravel()) for m, v in native.items()}
 
 
 def query_vector(
@@ -590,14 +583,14 @@ def query_vector(
         if source in qvecs and w(source) > 0:
             return qvecs[source]
         same = [w(m) * v for m, v in qvecs.items() if v.shape[0] == d and w(m) > 0]
-        return _normalise(np.sum(same, axis=0)) if same else None
+        return unit_vectors(np.sum(same, axis=0)) if same else None
     dims = sorted({np.asarray(engine.item_vectors(m)[0]).shape[1] for m in _active(engine, weights)})
     parts = []
     for d in dims:
         same = [w(m) * v for m, v in qvecs.items() if v.shape[0] == d and w(m) > 0]
-        parts.append(_normalise(np.sum(same, axis=0)) if same else np.zeros(d, dtype=np.float32))
+        parts.append(unit_vectors(np.sum(same, axis=0)) if same else np.zeros(d, dtype=np.float32))
     out = np.concatenate(parts)
-    return _normalise(out) if np.any(out) else None
+    return unit_vectors(out) if np.any(out) else None
 
 
 def map_key(source: str, weights: Mapping[str, float] | None, params: ProjectionParams) -> tuple:

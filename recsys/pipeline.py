@@ -41,10 +41,11 @@ from recsys.paths import check_output_dir, output_dir_problem
 from recsys.prebuilt import seed_cache
 from recsys.progress import ProgressLog, StageProgress, fan_out
 from recsys.recommend.catalogue_store import SEARCH_MODES, attach_store, models_description
-from recsys.recommend.engine import MODALITIES, ModalityIndex, RecommendationEngine, _normalise, item_dtype, item_matrix
+from recsys.recommend.engine import MODALITIES, ModalityIndex, RecommendationEngine, item_dtype, item_matrix
 from recsys.retention import keep_recent
 from recsys.snapshot import Matrices, keys_part, load_snapshot, save_snapshot, snapshot_base, snapshot_key
 from recsys.threads import batch_then_query
+from recsys.vectors import unit_vectors
 
 log = logging.getLogger(__name__)
 
@@ -418,7 +419,7 @@ def _native_index(modality: str, encoder: Any, feats: Features) -> ModalityIndex
         centre = (total / present.sum()).astype(np.float32)
     out = np.zeros(vectors.shape, dtype=item_dtype(len(vectors)))
     for a, b in _row_blocks(len(vectors)):
-        rows = vectors[a:b] if centre is None else _normalise(vectors[a:b] - centre)
+        rows = vectors[a:b] if centre is None else unit_vectors(vectors[a:b] - centre)
         out[a:b] = np.where(present[a:b, None], rows, 0.0)
     return ModalityIndex(modality, encoder, out, present, getattr(encoder, "space", modality), centre)
 

@@ -16,8 +16,9 @@ import pandas as pd
 import soundfile as sf
 from PIL import Image
 
-from recsys.encoders.base import Encoder, l2_normalize
+from recsys.encoders.base import Encoder
 from recsys.media import Audio
+from recsys.vectors import unit_vectors
 
 COLOURS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220), "yellow": (230, 230, 10)}
 
@@ -213,7 +214,7 @@ class TinyImageEncoder(Encoder):
                 fh.write(f"{len(x)}\n")
         logits = np.concatenate([x, 1.0 - x.mean(axis=1, keepdims=True)], axis=1) * 5
         proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-        return {"embedding": l2_normalize(x - 0.3), "class_proba": proba.astype(np.float32)}
+        return {"embedding": unit_vectors(x - 0.3), "class_proba": proba.astype(np.float32)}
 
     def _encode_batch(self, batch) -> np.ndarray:
         return self.forward_batch(batch)["embedding"]

@@ -11,17 +11,11 @@ import numpy as np
 
 from recsys.encoders.base import encoder_outputs
 from recsys.errors import InputError
+from recsys.vectors import unit_vectors
 
 #: What an aligner's ``transform`` takes: ``encoder.encode`` output, ``encoder.predict_proba``
 #: output, or (for ensembles that mix both) the two concatenated along axis 1 in this order.
 INPUT_KINDS = ("embedding", "class_proba", "embedding+class_proba")
-
-
-def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Row-wise unit length, float32; all-zero rows stay zero instead of becoming NaN."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(norms, eps)).astype(np.float32, copy=False)
 
 
 class Aligner(abc.ABC):
@@ -49,7 +43,7 @@ class Aligner(abc.ABC):
             )
         if len(features) == 0:
             return np.zeros((0, self.output_dim), dtype=np.float32)
-        return l2_normalise(self._transform(features))
+        return unit_vectors(self._transform(features))
 
     def features(self, encoder: Any, inputs: list, batch_size: int = 32) -> np.ndarray:
         """Compute this aligner's input features for raw ``inputs`` with ``encoder`` (one forward pass)."""
@@ -112,6 +106,6 @@ class NativeAligner(Aligner):
 def mix(bridge_vecs: np.ndarray, head_vecs: np.ndarray, bridge_weight: float) -> np.ndarray:
     """Unit rows ``bridge_vecs`` and ``head_vecs`` mixed at ``bridge_weight``, renormalised: what a two-member
     :class:`~recsys.alignment.ensemble.EnsembleAligner` of a label bridge and a head outputs."""
-    return l2_normalise(
+    return unit_vectors(
         bridge_weight * np.asarray(bridge_vecs, np.float32) + (1 - bridge_weight) * np.asarray(head_vecs, np.float32)
     )

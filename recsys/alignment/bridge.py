@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from recsys.alignment.base import Aligner, array_digest, l2_normalise
+from recsys.alignment.base import Aligner, array_digest
 from recsys.errors import InputError
+from recsys.vectors import unit_vectors
 
 #: Prompt templates averaged per class (CLIP-style prompt ensembling); the catalogue is clip-art,
 #: so drawings are named next to photos.
@@ -83,8 +84,8 @@ def class_text_embeddings(
 
     own = mean_per_class([class_synonyms(name) for name in class_names])
     if parents is None or not any(parents) or parent_weight <= 0:
-        return l2_normalise(own)
-    return l2_normalise(l2_normalise(own) + parent_weight * l2_normalise(mean_per_class(parents)))
+        return unit_vectors(own)
+    return unit_vectors(unit_vectors(own) + parent_weight * unit_vectors(mean_per_class(parents)))
 
 
 def bridge_class_names(source_encoder: Any) -> list[str] | None:

@@ -25,11 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from recsys.alignment.base import l2_normalise, mix
+from recsys.alignment.base import mix
 from recsys.alignment.metrics import label_topk_metrics
 from recsys.alignment.projection import TrainConfig, groups_from_targets, train_projection
 from recsys.alignment.sources import TEXT_FIELDS
 from recsys.errors import InputError
+from recsys.vectors import unit_vectors
 
 #: Text -> vectors (unit rows in the text space), e.g. a cached text encoder.
 Encode = Callable[[list[str]], np.ndarray]
@@ -219,7 +220,7 @@ class CrossCatalogue:
     def _train_head(self, names: Sequence[str], text_field: str) -> Any:
         parts = [self._train_rows(n) for n in names]
         texts = [t for p in parts for t in p.texts(text_field)]
-        target = l2_normalise(self.encode(texts))
+        target = unit_vectors(self.encode(texts))
         cfg = self.config.train
         return train_projection(
             np.concatenate([p.embedding for p in parts]),

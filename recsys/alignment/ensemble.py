@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsys.alignment.base import Aligner, aligner_identity, l2_normalise
+from recsys.alignment.base import Aligner, aligner_identity
 from recsys.errors import RecsysError
+from recsys.vectors import unit_vectors
 
 _KIND_ORDER = ("embedding", "class_proba")
 
@@ -66,4 +67,4 @@ class EnsembleAligner(Aligner):
         out = np.zeros((len(features), self.output_dim), dtype=np.float32)
         for m, w in zip(self.members, self.weights, strict=True):
             out += np.float32(w) * m.transform(features[:, self.blocks[m.input_kind]])
-        return l2_normalise(out)
+        return unit_vectors(out)

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from recsys.alignment.base import Aligner, NativeAligner, aligner_inputs, l2_normalise
+from recsys.alignment.base import Aligner, NativeAligner, aligner_inputs
 from recsys.alignment.bridge import LabelBridge
 from recsys.alignment.ensemble import EnsembleAligner
 from recsys.alignment.projection import (
@@ -37,7 +37,6 @@ __all__ = [
     "TrainConfig",
     "aligner_inputs",
     "build_aligner",
-    "l2_normalise",
     "load_aligner",
     "save_ensemble",
     "train_projection",

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from recsys.alignment.base import l2_normalise
 from recsys.alignment.confidence import (
     CalibrationPairs,
     Platt,
@@ -37,6 +36,7 @@ from recsys.alignment.confidence import (
     merge_pairs,
 )
 from recsys.errors import InputError
+from recsys.vectors import unit_vectors
 
 Encode = Callable[[list[str]], np.ndarray]
 
@@ -68,12 +68,12 @@ def fold_pairs(
     if len(vectors) != len(descriptions):
         raise InputError(f"{len(vectors)} aligned vectors but {len(descriptions)} descriptions.")
     forward_name, backward_name = pair_names(modality)
-    vectors = l2_normalise(np.asarray(vectors, dtype=np.float32))
+    vectors = unit_vectors(np.asarray(vectors, dtype=np.float32))
     desc = np.asarray(descriptions, dtype=str)
     queries, inverse = np.unique(desc, return_inverse=True)
-    forward = l2_normalise(encode(queries.tolist())) @ vectors.T
+    forward = unit_vectors(encode(queries.tolist())) @ vectors.T
     forward_rel = np.arange(len(queries))[:, None] == inverse.reshape(-1)[None, :]
-    texts = l2_normalise(encode(list(gallery_texts)))
+    texts = unit_vectors(encode(list(gallery_texts)))
     gallery_desc = np.asarray(gallery_descriptions, dtype=str)
     out = []
     for _, test in splits:

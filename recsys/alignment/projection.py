@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from recsys import atomic
-from recsys.alignment.base import Aligner, array_digest, l2_normalise
+from recsys.alignment.base import Aligner, array_digest
 from recsys.errors import InputError, RecsysError
+from recsys.vectors import unit_vectors
 
 if TYPE_CHECKING:
     import torch
@@ -175,7 +176,7 @@ def train_projection(
     """
     torch = _torch()
     source = np.ascontiguousarray(source, dtype=np.float32)
-    target = l2_normalise(target)
+    target = unit_vectors(target)
     if source.ndim != 2 or target.ndim != 2 or len(source) != len(target):
         raise InputError(
             f"Training pairs must be two matrices with one row per pair, got {source.shape} and {target.shape}."

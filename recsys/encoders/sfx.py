@@ -31,10 +31,11 @@ from typing import Any, Literal
 import numpy as np
 
 from recsys.device import conv_memory_format
-from recsys.encoders.base import Encoder, Preprocessor, file_sha, host_outputs, l2_normalize
+from recsys.encoders.base import Encoder, Preprocessor, file_sha, host_outputs
 from recsys.encoders.folding import fold_batch_norms
 from recsys.errors import MissingWeightsError
 from recsys.media import resampled
+from recsys.vectors import unit_vectors
 
 PACKAGE = "aisfx==0.1.2"
 WINDOW_HOP = 0.5  # fraction of a window, the package's default emb_hop_size
@@ -307,7 +308,7 @@ class AisfxEncoder(Encoder):
             )
             sums = emb.new_zeros((len(counts), emb.shape[1])).index_add_(0, clip_of_window, emb)
             outputs = host_outputs({"embedding": sums / counts.clamp(min=1).unsqueeze(1).to(sums.dtype)})
-        return lambda: {"embedding": l2_normalize(outputs()["embedding"])}
+        return lambda: {"embedding": unit_vectors(outputs()["embedding"])}
 
     def _embed(self, blocks: Any) -> Any:
         """Raw window embeddings on the device, a bounded number of windows per forward pass."""

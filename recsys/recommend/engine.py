@@ -43,6 +43,7 @@ from recsys.recommend.retrieval import Probe, RankSample, Retrieved, candidate_r
 from recsys.store.base import Hits
 from recsys.store.joint import JOINT_FIELD
 from recsys.threads import run_side_by_side
+from recsys.vectors import unit_vectors
 
 MODALITIES: tuple[str, ...] = ("text", "image", "audio")
 SHARED_SPACE = "shared"
@@ -147,7 +148,7 @@ class ModalityIndex:
     shared: np.ndarray | None = None
 
     def to_native(self, raw: np.ndarray) -> np.ndarray:
-        return _normalise(raw - self.centre) if self.centre is not None else _normalise(raw)
+        return unit_vectors(raw - self.centre) if self.centre is not None else unit_vectors(raw)
 
 
 def store_field(modality: str, shared: bool) -> str:
@@ -156,12 +157,6 @@ def store_field(modality: str, shared: bool) -> str:
     Text is the shared space's own modality, so its native and shared vectors are one field.
     """
     return f"{modality}@{SHARED_SPACE}" if shared and modality != "text" else modality
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
 
 
 def _combine(positives: list[np.ndarray], negatives: list[np.ndarray]) -> np.ndarray | None:
@@ -175,7 +170,7 @@ def _combine(positives: list[np.ndarray], negatives: list[np.ndarray]) -> np.nda
         vec = np.mean(positives, axis=0)
     else:
         vec = -np.mean(negatives, axis=0)
-    out = _normalise(vec)
+    out = unit_vectors(vec)
     return out if np.any(out) else None
 
 

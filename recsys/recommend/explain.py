@@ -17,6 +17,7 @@ import numpy as np
 
 from recsys.errors import InputError
 from recsys.float16 import rows_float32
+from recsys.vectors import unit_vectors
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.recommend.engine import Query, Recommendation, RecommendationEngine
@@ -357,11 +358,6 @@ def leave_one_modality_out(
     return out
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.where(n > 0, n, 1.0)
-
-
 def nearest_neighbours(engine: RecommendationEngine, item_id: str, k: int = 5) -> dict[str, list[Neighbour]]:
     """The item's ``k`` nearest catalogue items by cosine, separately in each modality it has.
 
@@ -378,14 +374,14 @@ def nearest_neighbours(engine: RecommendationEngine, item_id: str, k: int = 5) -
         mask = np.asarray(mask, dtype=bool)
         if not mask[idx]:
             continue
-        own = _unit(rows_float32(vecs, [idx]))[0]
+        own = unit_vectors(rows_float32(vecs, [idx]))[0]
         if engine.uses_candidates:
             field = store_field(mod, engine.indexes[mod].shared is not None)
             rows = engine.catalogue.rows_of(engine.store.search(field, own, k, exclude=[item_id]).ids)
         else:
             rows = np.flatnonzero(mask)
             rows = rows[rows != idx]
-        sims = _unit(rows_float32(vecs, rows)) @ own
+        sims = unit_vectors(rows_float32(vecs, rows)) @ own
         order = np.lexsort((rows, -sims))[:k]
         out[mod] = [Neighbour(items[j].id, items[j].title, float(sims[i])) for i, j in ((i, rows[i]) for i in order)]
     return out
@@ -394,7 +390,7 @@ def nearest_neighbours(engine: RecommendationEngine, item_id: str, k: int = 5) -
 def _query_text_similarity(engine: RecommendationEngine, query: Query, names: list[str]) -> list[float | None]:
     if not query.text or not query.text.strip() or engine.text_encoder is None or not names:
         return [None] * len(names)
-    vecs = _unit(np.asarray(engine.text_encoder.encode([query.text, *names]), dtype=np.float32))
+    vecs = unit_vectors(np.asarray(engine.text_encoder.encode([query.text, *names]), dtype=np.float32))
     return [float(s) for s in vecs[1:] @ vecs[0]]
 
 
@@ -443,8 +439,8 @@ def aligned_concepts(
     vocab = vocabulary if vocabulary is not None else concept_vocabulary(engine)
     if not vocab:
         return []
-    concept_vecs = _unit(np.asarray(engine.text_encoder.encode(vocab), dtype=np.float32))
-    sims = concept_vecs @ _unit(np.asarray(vecs[idx], dtype=np.float32))
+    concept_vecs = unit_vectors(np.asarray(engine.text_encoder.encode(vocab), dtype=np.float32))
+    sims = concept_vecs @ unit_vectors(np.asarray(vecs[idx], dtype=np.float32))
     order = np.argsort(-sims)[:top]
     names = [vocab[i] for i in order]
     qsims = _query_text_similarity(engine, query, names) if query is not None else [None] * len(names)

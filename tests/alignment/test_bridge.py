@@ -8,13 +8,13 @@ import zlib
 import numpy as np
 import pytest
 
-from recsys.alignment.base import l2_normalise
 from recsys.alignment.bridge import (
     LabelBridge,
     class_parents,
     class_text_cache_file,
     class_text_embeddings,
 )
+from recsys.vectors import unit_vectors
 
 D = 8
 
@@ -24,7 +24,7 @@ class Text:
 
     def encode(self, texts, batch_size=32):
         rows = [np.random.default_rng(zlib.crc32(t.encode())).normal(size=D) for t in texts]
-        return l2_normalise(np.asarray(rows, dtype=np.float32).reshape(len(texts), D))
+        return unit_vectors(np.asarray(rows, dtype=np.float32).reshape(len(texts), D))
 
 
 class Classifier:

@@ -7,7 +7,6 @@ import zlib
 import numpy as np
 import pytest
 
-from recsys.alignment.base import l2_normalise
 from recsys.alignment.crosscatalogue import (
     CrossCatalogue,
     CrossConfig,
@@ -21,15 +20,16 @@ from recsys.alignment.crosscatalogue import (
 )
 from recsys.alignment.projection import TrainConfig
 from recsys.errors import InputError
+from recsys.vectors import unit_vectors
 
 D_TEXT, D_IMG, N_CLASSES = 16, 24, 6
 MIX = np.random.default_rng(42).normal(size=(D_TEXT, D_IMG))
-CLASS_EMB = l2_normalise(np.random.default_rng(7).normal(size=(N_CLASSES, D_TEXT)))
+CLASS_EMB = unit_vectors(np.random.default_rng(7).normal(size=(N_CLASSES, D_TEXT)))
 
 
 def encode(texts):
     rows = [np.random.default_rng(zlib.crc32(t.encode())).normal(size=D_TEXT) for t in texts]
-    return l2_normalise(np.asarray(rows, dtype=np.float32).reshape(len(texts), D_TEXT))
+    return unit_vectors(np.asarray(rows, dtype=np.float32).reshape(len(texts), D_TEXT))
 
 
 def _source(name: str, n: int, root: str, seed: int) -> SourceData:
@@ -47,7 +47,7 @@ def _cross(**config):
         bridge_weights=(0.0, 0.5), train=TrainConfig(epochs=40, batch_size=64), max_gallery=0, max_train=0, **config
     )
     ids = {"image": "image/fake@1", "text": "text/fake@1", "space": "fake-text"}
-    return CrossCatalogue(sources, bridge=lambda p: l2_normalise(p @ CLASS_EMB), encode=encode, ids=ids, config=cfg)
+    return CrossCatalogue(sources, bridge=lambda p: unit_vectors(p @ CLASS_EMB), encode=encode, ids=ids, config=cfg)
 
 
 def test_category_levels_drop_the_shared_root():
@@ -81,7 +81,7 @@ def test_heldout_metrics_report_chance_beside_every_figure():
 
 def test_every_split_trains_without_its_test_source_and_transfers():
     cross = _cross()
-    fixed = {"trained on a": (lambda f: l2_normalise(f[:, :D_TEXT]), {"a"})}
+    fixed = {"trained on a": (lambda f: unit_vectors(f[:, :D_TEXT]), {"a"})}
     splits = cross.run(fixed)
     assert [s["test"] for s in splits] == ["a", "b", "c"]
     for split in splits:

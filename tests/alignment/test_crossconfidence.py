@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from alignment.test_crosscatalogue import _cross, encode
 
-from recsys.alignment.base import l2_normalise
 from recsys.alignment.confidence import Platt, aligner_signature
 from recsys.alignment.crosscatalogue import SourceData
 from recsys.alignment.crossconfidence import (
@@ -17,6 +16,7 @@ from recsys.alignment.crossconfidence import (
     fixed_aligner_splits,
 )
 from recsys.errors import InputError
+from recsys.vectors import unit_vectors
 
 
 def test_direction_pairs_score_titles_against_images_and_images_against_item_texts():
@@ -59,7 +59,7 @@ def _fixed(cross):
         source_modality, source_encoder_id, input_dim = "image", "image/fake@1", d_emb + 6
 
         def transform(self, features):
-            return l2_normalise(head.transform(np.asarray(features)[:, :d_emb]))
+            return unit_vectors(head.transform(np.asarray(features)[:, :d_emb]))
 
         def describe(self):
             return "head on a"

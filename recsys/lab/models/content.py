@@ -13,18 +13,14 @@ import scipy.sparse as sp
 from recsys.errors import DatasetError
 from recsys.lab.base import Recommender, TrainData
 from recsys.lab.metrics import unit_rows
+from recsys.vectors import unit_vectors
 
 
 def user_profiles(train: sp.csr_matrix, unit_features: np.ndarray) -> np.ndarray:
     """Row-normalised mean of each user's training items' unit feature vectors (zero for no history)."""
     counts = np.diff(train.indptr).astype(np.float32)
     mean = sp.diags(1.0 / np.maximum(counts, 1.0)) @ train.astype(np.float32) @ unit_features
-    return unit_rows_no_centre(np.asarray(mean, dtype=np.float32))
-
-
-def unit_rows_no_centre(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+    return unit_vectors(np.asarray(mean, dtype=np.float32))
 
 
 def require_modalities(data: TrainData, modalities: list[str] | None) -> list[str]:
