@@ -17,18 +17,18 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from recsys.ranking import top_k as ranked_top
 from recsys.vectors import unit_vectors
 
 RANKING_METRICS = ("recall", "ndcg", "precision", "map", "mrr", "hit")
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` highest scores per row, best first (ties: lower index first)."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    part.sort(axis=1)  # stable tie-breaking by item index before the score sort
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+    """Indices of the ``k`` highest scores per row, best first (ties: lower index first); of the
+    items tied at the cut, those the partial sort chose: :func:`~recsys.lab.evaluate.score_split`
+    visits items in a seeded random order, so that is a random choice, as the shipped lfm2k figures
+    made it (:func:`recsys.ranking.top_k`)."""
+    return ranked_top(scores, k, cut_by_position=False)
 
 
 def hits_matrix(top: np.ndarray, test: sp.csr_matrix) -> np.ndarray:

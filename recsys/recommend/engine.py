@@ -38,6 +38,7 @@ from recsys.catalogue.categories import CategoryCodes
 from recsys.encoders.base import encoder_outputs
 from recsys.errors import InputError, RecsysError
 from recsys.float16 import rows_float32
+from recsys.ranking import top_k
 from recsys.recommend import retrieval
 from recsys.recommend.retrieval import Probe, RankSample, Retrieved, candidate_ranks, on_ranked_list, union
 from recsys.store.base import Hits
@@ -815,8 +816,7 @@ class RecommendationEngine:
         # a tie: ties go to catalogue order.
         scores = np.where(allowed, np.round(fused.scores, 6), -np.inf)
         k = min(k, int(allowed.sum()))
-        top = np.argpartition(-scores, k - 1)[:k] if k else np.array([], dtype=int)
-        top = top[np.lexsort((top, -scores[top]))]
+        top = top_k(scores, k)
         item_rows = rows[top] if rows is not None else top
         confidence = self._confidences(q, item_rows, fused.contributions)
         # each result's numbers as Python values, read once per array, not as a numpy scalar each

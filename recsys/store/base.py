@@ -278,15 +278,6 @@ def check_ids(ids: Sequence[str], what: str) -> list[str]:
     return out
 
 
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the ``k`` largest scores, best first (ties by position)."""
-    k = min(k, scores.shape[0])
-    if k == 0:
-        return np.empty(0, dtype=np.int64)
-    part = np.argpartition(-scores, k - 1)[:k] if k < scores.shape[0] else np.arange(scores.shape[0])
-    return part[np.lexsort((part, -scores[part]))]
-
-
 def _names(fields: Mapping[str, int]) -> str:
     return ", ".join(f"'{f}'" for f in fields)
 

@@ -34,6 +34,7 @@ import numpy as np
 from recsys.catalogue import MAX_ID_LENGTH
 from recsys.catalogue.categories import MAX_CATEGORY_DEPTH, MAX_CATEGORY_LENGTH, category_prefixes, normalize_category
 from recsys.errors import InputError, RecsysError
+from recsys.ranking import top_k
 from recsys.store.base import (
     MAX_VERSION_LENGTH,
     Hits,
@@ -41,7 +42,6 @@ from recsys.store.base import (
     check_effort,
     check_fields,
     check_ids,
-    top_k,
 )
 
 log = logging.getLogger(__name__)

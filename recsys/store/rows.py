@@ -16,7 +16,8 @@ import numpy as np
 
 from recsys.catalogue.categories import SortedNames, normalize_category
 from recsys.errors import InputError
-from recsys.store.base import ids_at, top_k
+from recsys.ranking import top_k
+from recsys.store.base import ids_at
 
 #: A selection letting through at most this share of the table's rows keeps its rows, and the rows
 #: of each field among them: counting and listing them then costs the category's size, not the

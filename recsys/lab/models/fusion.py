@@ -15,9 +15,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.lab.base import Recommender, TrainData
-from recsys.lab.metrics import top_k, unit_rows
+from recsys.lab.metrics import unit_rows
 from recsys.lab.models.content import require_modalities, user_profiles
 from recsys.lab.training import block_rows
+from recsys.ranking import top_k
 
 
 def simplex_grid(n: int, step: float) -> np.ndarray:
