@@ -16,14 +16,12 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def test_knn_graph_rows_average_the_nearest_items_by_hand(monkeypatch):
+@pytest.mark.parametrize("exact", [True, False])
+def test_knn_graph_rows_average_the_nearest_items_by_hand(exact):
     x = _unit(np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]]))
-    g = knn_graph(x, 2, chunk=3).toarray()  # chunk smaller than n: rows built in two pieces
+    g = knn_graph(x, 2, exact=exact).toarray()
     expected = np.array([[0.5, 0.5, 0, 0], [0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5], [0, 0, 0.5, 0.5]])
     np.testing.assert_allclose(g, expected)
-    # over many items a chunk holds fewer rows than asked (at 1M items 33, not 2,048): one row here
-    monkeypatch.setattr("recsys.lab.training.SCORE_BLOCK_BYTES", 4 * len(x))
-    np.testing.assert_allclose(knn_graph(x, 2).toarray(), expected)
 
 
 def test_item_graph_weights_the_modalities():

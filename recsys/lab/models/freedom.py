@@ -40,9 +40,9 @@ import scipy.sparse as sp
 from recsys.errors import InputError
 from recsys.lab.base import TrainData
 from recsys.lab.models.lightgcn import normalised_adjacency, propagate, to_torch_sparse
+from recsys.lab.neighbours import nearest_items
 from recsys.lab.training import (
     TorchRecommender,
-    block_rows,
     bpr_loss,
     check_train_data,
     normalise_features,
@@ -56,21 +56,14 @@ if TYPE_CHECKING:
     import torch
 
 
-def knn_graph(features: np.ndarray, k: int, chunk: int = 2048) -> sp.csr_matrix:
-    """Row-normalised top-``k`` cosine graph of unit-norm rows (each row: its k nearest items, itself
-    included, weight 1/k), built in row chunks so memory stays ``chunk x n_items``: ``chunk`` rows,
-    fewer over many items (:func:`~recsys.lab.training.block_rows`; 2,048 rows of 1M items were 8 GB)."""
+def knn_graph(features: np.ndarray, k: int, exact: bool | None = None) -> sp.csr_matrix:
+    """Row-normalised top-``k`` cosine graph of unit-norm rows: each row its k nearest items, itself
+    included, weight 1/k (:func:`~recsys.lab.neighbours.nearest_items`, exact up to 50k items)."""
     n = features.shape[0]
-    k = min(k, n)
-    chunk = block_rows(n, chunk)
-    rows, cols = [], []
-    for start in range(0, n, chunk):
-        sims = features[start : start + chunk] @ features.T
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        rows.append(np.repeat(np.arange(start, start + sims.shape[0]), k))
-        cols.append(top.ravel())
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    return sp.csr_matrix((np.full(r.size, 1.0 / k, dtype=np.float32), (r, c)), shape=(n, n))
+    near = nearest_items(features, k, exact)
+    k = near.shape[1]
+    rows = np.repeat(np.arange(n), k)
+    return sp.csr_matrix((np.full(rows.size, 1.0 / k, dtype=np.float32), (rows, near.ravel())), shape=(n, n))
 
 
 def item_graph(features: list[np.ndarray], weights: list[float], k: int) -> sp.csr_matrix:

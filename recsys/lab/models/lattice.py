@@ -32,8 +32,9 @@ normalised mean of their neighbours' trained free embeddings, the neighbours fou
 content (frozen graph) and from the projected content (learned graph, whose projection is trained on
 warm items and applies to any item with features). So it ranks cold items under ``cold-items``.
 
-Cost per epoch: one chunked ``n_items^2`` similarity per modality for the neighbour sets, and per
-mini-batch the projection of every item's features plus ``n_items x knn_k`` gathers per modality.
+Cost per epoch: one all-items neighbour search per modality for the neighbour sets
+(:func:`~recsys.lab.neighbours.nearest_items`: exact up to 50k items, an IVF index past that), and
+per mini-batch the projection of every item's features plus ``n_items x knn_k`` gathers per modality.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import scipy.sparse as sp
 from recsys.errors import InputError
 from recsys.lab.models.freedom import Freedom, knn_graph
 from recsys.lab.models.lightgcn import to_torch_sparse
+from recsys.lab.neighbours import nearest_items
 
 if TYPE_CHECKING:
     import torch
@@ -120,8 +122,7 @@ class Lattice(Freedom):
         with torch.no_grad():
             for m, (proj, x) in enumerate(zip(module["proj"], self._features, strict=True)):
                 p = torch.nn.functional.normalize(proj(x), dim=1).cpu().numpy()
-                g = knn_graph(p, self._k)  # exactly k entries per row
-                nbr = torch.from_numpy(g.indices.reshape(self._n_items, self._k).astype(np.int64))
+                nbr = torch.from_numpy(nearest_items(p, self._k))
                 getattr(module["graph"], f"nbr{m}").copy_(nbr)
 
     def _learned_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
