@@ -10,7 +10,7 @@ scaled to every row (marked ``~``); recall is always measured on the sample.
 
     .venv/bin/python benchmarks/item_graph.py
     .venv/bin/python benchmarks/item_graph.py --items 100000 1000000 --dims 64
-    .venv/bin/python benchmarks/item_graph.py --items 200000 --like ../shared/datasets/lfm2k/all-MiniLM-L6-v2.npy
+    .venv/bin/python benchmarks/item_graph.py --items 100000 --like ../shared/datasets/lfm2k/vggish.npy --nprobe 16 32
 """
 
 from __future__ import annotations
@@ -70,11 +70,12 @@ def main() -> int:
     parser.add_argument("--like", type=Path, help="a .npy feature matrix to draw vectors like (sets the dim)")
     parser.add_argument("--sample", type=int, default=2000, help="rows for recall and for estimates")
     parser.add_argument("--full-up-to", type=int, default=20_000, help="items up to which numpy and exact run whole")
+    parser.add_argument("--nprobe", type=int, nargs="+", default=[neighbours.NPROBE], help="IVF lists probed")
     args = parser.parse_args()
     use_threads("train")  # the role lab fits build their graphs in
     dims = [np.load(args.like, mmap_mode="r").shape[1]] if args.like else args.dims
-    print(f"k={args.k}, {thread_count('train')} train thread(s), IVF: 4 sqrt(n) lists, nprobe {neighbours.NPROBE}")
-    print(f"{'items':>10} {'dim':>5} {'numpy s':>10} {'exact s':>10} {'IVF s':>8} {'recall@k':>9}")
+    print(f"k={args.k}, {thread_count('train')} train thread(s), IVF: 4 sqrt(n) lists")
+    print(f"{'items':>10} {'dim':>5} {'numpy s':>10} {'exact s':>10} {'nprobe':>7} {'IVF s':>8} {'recall@k':>9}")
     for n in args.items:
         for dim in dims:
             x = vectors(n, dim, args.like)
@@ -84,14 +85,14 @@ def main() -> int:
             scale = 1.0 if whole else n / len(sample)
             numpy_s, _ = timed(argpartition_rows, x, rows, args.k)
             exact_s, exact = timed(exact_rows, x, rows, args.k)
-            ivf_s, ivf = timed(neighbours.nearest_items, x, args.k, False)
-            recall = np.mean([len(set(a) & set(b)) / args.k for a, b in zip(exact, ivf[rows], strict=True)])
             mark = "" if whole else "~"
-            print(
-                f"{n:>10,} {dim:>5} {mark + f'{numpy_s * scale:.1f}':>10} {mark + f'{exact_s * scale:.1f}':>10}"
-                f" {ivf_s:>8.1f} {recall:>9.4f}",
-                flush=True,
-            )
+            before = f"{mark + f'{numpy_s * scale:.1f}':>10} {mark + f'{exact_s * scale:.1f}':>10}"
+            for nprobe in args.nprobe:
+                neighbours.NPROBE = nprobe
+                ivf_s, ivf = timed(neighbours.nearest_items, x, args.k, False)
+                recall = np.mean([len(set(a) & set(b)) / args.k for a, b in zip(exact, ivf[rows], strict=True)])
+                print(f"{n:>10,} {dim:>5} {before} {nprobe:>7} {ivf_s:>8.1f} {recall:>9.4f}", flush=True)
+                before = f"{'':>10} {'':>10}"
     return 0
 
 
