@@ -22,7 +22,7 @@ from recsys.device import pick_device
 from recsys.encoders import create_encoder
 from recsys.encoding.cache import decode
 from recsys.pipeline import PipelineConfig, build_engine
-from recsys.recommend.engine import Query
+from recsys.recommend.query import Query
 from recsys.threads import thread_count, use_threads
 
 ROOT = Path(__file__).resolve().parents[1]

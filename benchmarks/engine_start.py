@@ -81,7 +81,7 @@ def child(catalogue: str, cache: str | None, scratch_min_bytes: int | None) -> N
     import recsys.encoding.cache
     from recsys.catalogue import load_catalogue
     from recsys.pipeline import PipelineConfig, build_engine
-    from recsys.recommend.engine import Query
+    from recsys.recommend.query import Query
 
     if scratch_min_bytes is not None:
         recsys.encoding.cache.SCRATCH_MIN_BYTES = scratch_min_bytes

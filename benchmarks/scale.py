@@ -55,7 +55,8 @@ sys.path.insert(0, str(ROOT))
 from recsys.catalogue import Catalogue, Item  # noqa: E402
 from recsys.errors import RecsysError  # noqa: E402
 from recsys.recommend.catalogue_store import UPSERT_CHUNK  # noqa: E402
-from recsys.recommend.engine import ModalityIndex, QueryVectors, RecommendationEngine, item_dtype  # noqa: E402
+from recsys.recommend.engine import ModalityIndex, RecommendationEngine, item_dtype  # noqa: E402
+from recsys.recommend.query import QueryVectors  # noqa: E402
 from recsys.store import open_store  # noqa: E402
 from recsys.store.ann import wait_for_category_lists  # noqa: E402
 from recsys.store.joint import JOINT_FIELD, JointProjection  # noqa: E402

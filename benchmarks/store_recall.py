@@ -25,7 +25,7 @@ import numpy as np
 from recsys.catalogue import load_catalogue
 from recsys.media import load_image
 from recsys.pipeline import PipelineConfig, build_engine
-from recsys.recommend.engine import Query
+from recsys.recommend.query import Query
 from recsys.threads import use_threads
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from recsys.fusion import SIMILARITIES, STRATEGIES
 from recsys.pipeline import load_engine
-from recsys.recommend.engine import Query
+from recsys.recommend.query import Query
 from recsys.recommend.relevance import threshold_scale
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import time
 import streamlit as st
 
 from recsys.errors import InputError
-from recsys.recommend.engine import Query
+from recsys.recommend.query import Query
 from recsys.ui import onboarding, resources, state, uploads, url
 from recsys.ui.page import start_page
 from recsys.ui.results import render_results

@@ -46,7 +46,8 @@ from recsys.float16 import rows_float32
 from recsys.vectors import unit_vectors
 
 if TYPE_CHECKING:  # pragma: no cover
-    from recsys.recommend.engine import Query, RecommendationEngine
+    from recsys.recommend.engine import RecommendationEngine
+    from recsys.recommend.query import Query
 
 FUSED = "fused"
 METRICS = ("cosine", "euclidean", "correlation", "manhattan")

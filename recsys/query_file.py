@@ -29,7 +29,7 @@ from typing import IO, Any
 from recsys import fusion
 from recsys.errors import InputError, RecsysError
 from recsys.paths import check_input_file
-from recsys.recommend.engine import Query, check_text
+from recsys.recommend.query import Query, check_text
 
 #: A longer line is refused (and read no further into memory).
 MAX_LINE_BYTES = 1 << 20

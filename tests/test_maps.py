@@ -23,7 +23,7 @@ from recsys.maps import (
     query_vector,
     stratified_sample,
 )
-from recsys.recommend.engine import Query
+from recsys.recommend.query import Query
 
 
 def clusters(n_per: int = 20, d: int = 16, seed: int = 0) -> np.ndarray:

@@ -7,7 +7,7 @@ from fakes import FakeColourAligner, build_catalogue
 
 from recsys import pipeline
 from recsys.catalogue import load_catalogue
-from recsys.recommend.engine import Query
+from recsys.recommend.query import Query
 
 
 def _engine(root, cache, monkeypatch, rows: int):

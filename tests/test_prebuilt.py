@@ -12,7 +12,7 @@ from fakes import FAKE_NAMES, FakeTextEncoder, build_catalogue, fake_encoders
 from recsys import pipeline, prebuilt
 from recsys.catalogue import load_catalogue
 from recsys.maps import ProjectionParams, input_hash, map_path, project
-from recsys.recommend.engine import Query
+from recsys.recommend.query import Query
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from recsys import paths, pipeline, retention
 from recsys.catalogue import load_catalogue
-from recsys.recommend.engine import Query
+from recsys.recommend.query import Query
 from recsys.retention import SUFFIX, keep_recent
 
 

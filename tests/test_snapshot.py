@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from recsys import pipeline, snapshot
 from recsys.catalogue import load_catalogue
 from recsys.float16 import rows_float32
-from recsys.recommend.engine import Query
+from recsys.recommend.query import Query
 
 QUERIES = [Query(text="a green fruit"), Query(text="red car", likes=("taxi",)), Query(likes=("frog",))]
 

@@ -146,7 +146,7 @@ def test_load_engine_encodes_in_batch_role_and_leaves_the_query_role(tmp_path, m
 
 
 def engine_query(text: str):
-    from recsys.recommend.engine import Query
+    from recsys.recommend.query import Query
 
     return Query(text=text)
 

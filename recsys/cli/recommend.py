@@ -90,7 +90,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     from recsys import media
     from recsys.paths import check_input_file
     from recsys.pipeline import build_engine
-    from recsys.recommend.engine import Query
+    from recsys.recommend.query import Query
 
     # Everything the user typed is checked before the catalogue is read or a model loaded.
     weights = parse_weights(args.weights)

@@ -40,6 +40,7 @@ from recsys.errors import InputError, RecsysError
 from recsys.float16 import rows_float32
 from recsys.ranking import top_k
 from recsys.recommend import retrieval
+from recsys.recommend.query import Query, QueryVectors, fold_examples
 from recsys.recommend.retrieval import Probe, RankSample, Retrieved, candidate_ranks, on_ranked_list, union
 from recsys.store.base import Hits
 from recsys.store.joint import JOINT_FIELD
@@ -74,51 +75,6 @@ def item_dtype(n_items: int) -> type[np.floating]:
 def item_matrix(vectors: np.ndarray) -> np.ndarray:
     """Item vectors (one row per catalogue item) in the precision the engine keeps them in."""
     return np.asarray(vectors, dtype=item_dtype(len(vectors)))
-
-
-def check_text(text: object, what: str = "the text query") -> str:
-    """``text`` if it is a string the text encoders can take, else :class:`InputError`.
-
-    Bytes that are not UTF-8 reach Python as lone surrogates (``'\\udcff'`` for byte 0xff in
-    ``sys.argv``), and tokenizers fail on them with a ``TypeError``.
-    """
-    if not isinstance(text, str):
-        raise InputError(f"{what} must be text, got {type(text).__name__}")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        char = ord(text[exc.start])
-        if 0xDC80 <= char <= 0xDCFF:  # how surrogateescape carries an undecodable byte
-            found = f"byte 0x{char - 0xDC00:02x}, which is not UTF-8,"
-        else:
-            found = f"an unpaired surrogate U+{char:04X}"
-        raise InputError(
-            f"{what} contains {found} at character {exc.start + 1}; type it again as plain text (UTF-8)"
-        ) from None
-    return text
-
-
-@dataclass(frozen=True)
-class Query:
-    """What the user asks with; any combination may be given."""
-
-    text: str | None = None
-    image: Any = None
-    audio: Any = None
-    likes: tuple[str, ...] = ()
-    dislikes: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.text is not None:
-            check_text(self.text)
-
-    def inputs(self) -> dict[str, Any]:
-        """Query modality -> raw input, for the inputs actually given."""
-        given = {"text": (self.text or "").strip() or None, "image": self.image, "audio": self.audio}
-        return {m: v for m, v in given.items() if v is not None}
-
-    def is_empty(self) -> bool:
-        return not self.inputs() and not self.likes and not self.dislikes
 
 
 @dataclass(frozen=True)
@@ -158,39 +114,6 @@ def store_field(modality: str, shared: bool) -> str:
     Text is the shared space's own modality, so its native and shared vectors are one field.
     """
     return f"{modality}@{SHARED_SPACE}" if shared and modality != "text" else modality
-
-
-def _combine(positives: list[np.ndarray], negatives: list[np.ndarray]) -> np.ndarray | None:
-    """Qdrant-style average vector: ``mean(pos) + (mean(pos) - mean(neg))``."""
-    if not positives and not negatives:
-        return None
-    if positives and negatives:
-        pos, neg = np.mean(positives, axis=0), np.mean(negatives, axis=0)
-        vec = pos + (pos - neg)
-    elif positives:
-        vec = np.mean(positives, axis=0)
-    else:
-        vec = -np.mean(negatives, axis=0)
-    out = unit_vectors(vec)
-    return out if np.any(out) else None
-
-
-@dataclass(frozen=True)
-class QueryVectors:
-    """A query folded into unit vectors per query modality, natively and in the shared space."""
-
-    native: dict[str, np.ndarray]
-    shared: dict[str, np.ndarray]
-
-    def side(self, shared: bool) -> dict[str, np.ndarray]:
-        return self.shared if shared else self.native
-
-    def centred(self) -> QueryVectors:
-        """Every vector centred on its own mean (:func:`recsys.fusion.centre`): the Pearson view."""
-        return QueryVectors(
-            native={m: fusion.centre(v) for m, v in self.native.items()},
-            shared={m: fusion.centre(v) for m, v in self.shared.items()},
-        )
 
 
 @dataclass
@@ -357,7 +280,7 @@ class RecommendationEngine:
                 own = given[1 if shared else 0] if given else None
                 positives = ([own] if own is not None else []) + self._item_vectors_for(query.likes, modality, shared)
                 negatives = self._item_vectors_for(query.dislikes, modality, shared)
-                vec = _combine(positives, negatives)
+                vec = fold_examples(positives, negatives)
                 if vec is not None:
                     out[modality] = vec
             sides[shared] = out

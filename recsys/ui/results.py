@@ -15,7 +15,8 @@ from recsys.recommend.relevance import split_weak, threshold_meaning, threshold_
 from recsys.ui import cards
 
 if TYPE_CHECKING:  # pragma: no cover
-    from recsys.recommend.engine import Query, Recommendation
+    from recsys.recommend.engine import Recommendation
+    from recsys.recommend.query import Query
     from recsys.speech import SpeechNote
     from recsys.ui.controls import Controls
 

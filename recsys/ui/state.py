@@ -64,7 +64,7 @@ def get_profile(state: MutableMapping[str, Any]) -> Profile:
 class LastSearch:
     """What the Recommend page last ran, so Explore and Why-this-item explain the same thing."""
 
-    query: Any  # recsys.recommend.engine.Query
+    query: Any  # recsys.recommend.query.Query
     weights: dict[str, float]
     strategy: str
     k: int

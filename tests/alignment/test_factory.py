@@ -375,7 +375,7 @@ def test_audio_aligner_from_the_config_mixes_the_tagger_bridge_with_the_head(tmp
     from recsys.encoders.tagged import TaggedEncoder
     from recsys.encoders.yamnet import YamnetEncoder
     from recsys.media import load_audio
-    from recsys.recommend.engine import Query
+    from recsys.recommend.query import Query
 
     tagged = TaggedEncoder(PitchEncoder(), YamnetEncoder(data_dir=build_tiny_model(tmp_path / "tagger")))
     text = WordTextEncoder()  # the word-hashing fake the engine tests use

@@ -18,7 +18,7 @@ from recsys import media, pipeline, speech, transcribe
 from recsys.alignment import spoken
 from recsys.catalogue import load_catalogue
 from recsys.errors import InputError, MissingWeightsError
-from recsys.recommend.engine import Query
+from recsys.recommend.query import Query
 from recsys.transcribe import Transcript
 
 TID = "asr/fake@1"

@@ -209,6 +209,6 @@ def test_a_damaged_store_the_user_named_is_reported_not_deleted(fake_engine, tmp
 
 
 def _query():
-    from recsys.recommend.engine import Query
+    from recsys.recommend.query import Query
 
     return Query(text="a green fruit")

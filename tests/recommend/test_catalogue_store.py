@@ -25,7 +25,8 @@ from recsys.fusion import SIMILARITIES, STRATEGIES, pair_name
 from recsys.media import load_image
 from recsys.recommend import retrieval
 from recsys.recommend.catalogue_store import attach_store, item_version, joint_projection, sync_store
-from recsys.recommend.engine import Query, QueryVectors, RecommendationEngine
+from recsys.recommend.engine import RecommendationEngine
+from recsys.recommend.query import Query, QueryVectors
 from recsys.store import open_store
 from recsys.store.joint import JOINT_FIELD, JointProjection
 

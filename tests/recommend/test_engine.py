@@ -15,7 +15,7 @@ from recsys import fusion, media, pipeline
 from recsys.catalogue import load_catalogue
 from recsys.errors import InputError, RecsysError
 from recsys.recommend import retrieval
-from recsys.recommend.engine import Query
+from recsys.recommend.query import Query
 
 
 @pytest.fixture
@@ -190,16 +190,6 @@ weight_values = st.one_of(
     st.none(),
 )
 weight_maps = st.dictionaries(st.sampled_from(["text", "image", "audio"]), weight_values, max_size=3)
-
-
-@given(text=any_text)
-def test_query_text_is_unicode_the_encoders_can_take_or_an_input_error(text):
-    try:
-        query = Query(text=text)
-    except InputError as exc:
-        assert "\n" not in str(exc)
-        return
-    assert query.text.encode("utf-8") is not None
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from recsys.recommend import explain
-from recsys.recommend.engine import Query
+from recsys.recommend.query import Query
 
 ALL = {"text": 1.0, "image": 1.0, "audio": 1.0}
 
