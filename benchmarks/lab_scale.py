@@ -1,5 +1,11 @@
-"""The lab's scoring pass (``recsys.lab.evaluate.score_split``) over a catalogue of many items:
-seconds and peak memory, blocks of users sized by ``SCORE_BLOCK_BYTES`` against 512 users a block.
+"""The lab over a catalogue of many items, seconds and peak memory of each setting in its own process:
+
+- the scoring pass (``recsys.lab.evaluate.score_split``), blocks of users sized by
+  ``SCORE_BLOCK_BYTES`` against 512 users a block;
+- with ``--features DIM``, the feature-based models' preparation of item features
+  (``recsys.lab.training.normalise_features``: centre, PCA to ``--pca`` dims, unit rows) over
+  random float32 features, a block of rows at a time against the whole matrix in float64 (the
+  code before, kept here).
 
 Synthetic interactions (20 training, 2 validation and 3 test items per user, drawn at random)
 and a 16-d dot-product model stand in for a dataset and a fitted model: what is measured is the
@@ -8,6 +14,7 @@ top-K and metrics). Each setting runs in a fresh process, so its peak RSS is its
 
     .venv/bin/python benchmarks/lab_scale.py
     .venv/bin/python benchmarks/lab_scale.py --items 1000000 --users 2000 --fixed-blocks
+    .venv/bin/python benchmarks/lab_scale.py --items 1000000 --features 768 --pca 0 64
 """
 
 from __future__ import annotations
@@ -75,23 +82,80 @@ def one_run(n_items: int, n_users: int, fixed_blocks: bool) -> dict[str, float]:
     }
 
 
+def whole_matrix(features: dict[str, np.ndarray], max_dim: int | None, seed: int = 0) -> list[np.ndarray]:
+    """``normalise_features`` before: the whole matrix in float64, PCA by a full SVD."""
+    out = []
+    for name in sorted(features):
+        x = np.asarray(features[name], dtype=np.float64)
+        x = x - x.mean(axis=0, keepdims=True)
+        if max_dim is not None and x.shape[1] > max_dim:
+            from sklearn.decomposition import PCA
+
+            x = PCA(n_components=max_dim, svd_solver="full", random_state=seed).fit_transform(x)
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        out.append((x / np.maximum(norms, 1e-12)).astype(np.float32))
+    return out
+
+
+def features_run(n_items: int, dim: int, pca: int, before: bool) -> dict[str, float]:
+    """In this process: one modality's features prepared, its seconds and the process's peak RSS."""
+    use_threads("train")
+    rng = np.random.default_rng(0)
+    features = {"f": rng.standard_normal((n_items, dim), dtype=np.float32)}
+    start = time.perf_counter()
+    max_dim = pca or None
+    out = whole_matrix(features, max_dim) if before else training.normalise_features(features, n_items, max_dim)[1]
+    return {
+        "seconds": time.perf_counter() - start,
+        "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+        "input_gb": features["f"].nbytes / 1e9,
+        "width": out[0].shape[1],
+    }
+
+
+def child_json(*args: str) -> dict[str, float]:
+    child = [sys.executable, __file__, *args]
+    return json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+
+
+def main_features(args: argparse.Namespace) -> None:
+    print(f"normalise_features of one modality, {args.features}-d float32, each run in its own process")
+    print(f"{'items':>10} {'pca':>5} {'code':>14} {'seconds':>8} {'peak RSS GB':>12} {'input GB':>9}")
+    for n_items in args.items:
+        for pca in args.pca:
+            for before in (True, False):
+                out = child_json("--features-child", str(n_items), str(args.features), str(pca), "1" if before else "0")
+                code = "whole (before)" if before else "blocks"
+                cells = f"{out['seconds']:>8.1f} {out['peak_gb']:>12.2f} {out['input_gb']:>9.2f}"
+                print(f"{n_items:>10,} {pca or '-':>5} {code:>14} {cells}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, nargs="+", default=[100_000, 300_000])
     parser.add_argument("--users", type=int, default=1200, help="test users (all of them have test items)")
     parser.add_argument("--fixed-blocks", action="store_true", help="also run with 512 users a block")
+    parser.add_argument("--features", type=int, help="time normalise_features over features this wide instead")
+    parser.add_argument("--pca", type=int, nargs="+", default=[0, 64], help="with --features: PCA dims (0: none)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--features-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         n_items, n_users, fixed = int(args.child[0]), int(args.child[1]), args.child[2] == "1"
         print(json.dumps(one_run(n_items, n_users, fixed)))
         return 0
+    if args.features_child:
+        n_items, dim, pca, before = args.features_child
+        print(json.dumps(features_run(int(n_items), int(dim), int(pca), before == "1")))
+        return 0
+    if args.features:
+        main_features(args)
+        return 0
     print(f"{args.users:,} test users; seconds and peak RSS of the scoring pass, each run in its own process")
     print(f"{'items':>10} {'blocks':>22} {'seconds':>8} {'peak RSS GB':>12} {'coverage@10':>12}")
     for n_items in args.items:
         for fixed in (False, True) if args.fixed_blocks else (False,):
-            child = [sys.executable, __file__, "--child", str(n_items), str(args.users), "1" if fixed else "0"]
-            out = json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+            out = child_json("--child", str(n_items), str(args.users), "1" if fixed else "0")
             blocks = f"{out['users_per_block']} users" + (" (fixed)" if fixed else " (by bytes)")
             cells = f"{out['seconds']:>8.1f} {out['peak_gb']:>12.2f} {out['coverage@10']:>12.6f}"
             print(f"{n_items:>10,} {blocks:>22} {cells}")

@@ -321,6 +321,16 @@ def _train_loop(
     )
 
 
+#: Rows centred, projected and normalised at a time: the float64 working copies of a block stay
+#: ~0.4 GB at 768-d, where whole copies of 1M items' features were 6 GB each (three at once).
+FEATURE_BLOCK_ROWS = 65_536
+#: Past this many items PCA works from the ``d x d`` covariance (scikit-learn's ``covariance_eigh``)
+#: instead of a full SVD of the ``n x d`` matrix, whose float64 copy and ``U`` factor held 12 GB at
+#: 1M 768-d items; the same components up to sign and float noise, so small datasets keep the full
+#: SVD they were tuned with.
+PCA_FULL_SVD_UP_TO = 100_000
+
+
 def normalise_features(
     features: dict[str, np.ndarray], n_items: int, max_dim: int | None = None, seed: int = 0
 ) -> tuple[list[str], list[np.ndarray]]:
@@ -329,28 +339,59 @@ def normalise_features(
     Centring and row normalisation make scales comparable (vggish ~1e3, MiniLM ~1). The PCA
     step bounds the cost of projecting every item at every training step (the projection is
     the dominant cost on CPU) and drops low-variance directions that mostly carry noise.
-    Returns the modality names in a stable (sorted) order and the float32 matrices.
+    Returns the modality names in a stable (sorted) order and the float32 matrices. Rows are
+    worked on in float64 a block at a time, so memory holds the input and the output.
     """
     if not features:
         raise DatasetError("This model needs item features, but the dataset has none; pick a pure CF model instead.")
     names = sorted(features)
     out = []
     for name in names:
-        x = np.asarray(features[name], dtype=np.float64)
+        x = np.asarray(features[name])
         if x.ndim != 2 or x.shape[0] != n_items:
             raise DatasetError(
                 f"Features for modality '{name}' have shape {x.shape}; expected ({n_items}, d), one row per item."
             )
-        if not np.isfinite(x).all():
+        if x.dtype.kind not in "biuf":
+            raise DatasetError(f"Features for modality '{name}' must be numbers, got {x.dtype} values.")
+        if not all(np.isfinite(x[rows]).all() for rows in _feature_blocks(n_items)):
             raise DatasetError(f"Features for modality '{name}' contain NaN or infinite values.")
-        x = x - x.mean(axis=0, keepdims=True)
+        mean = x.mean(axis=0, dtype=np.float64)
+        source, project = x, None
         if max_dim is not None and x.shape[1] > max_dim and n_items > max_dim:
-            from sklearn.decomposition import PCA
-
-            x = PCA(n_components=max_dim, svd_solver="full", random_state=seed).fit_transform(x)
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        out.append((x / np.maximum(norms, 1e-12)).astype(np.float32))
+            source, project = _principal_components(x, mean, max_dim, seed)
+        done = np.empty((n_items, source.shape[1] if project is None else max_dim), dtype=np.float32)
+        for rows in _feature_blocks(n_items):
+            block = np.asarray(source[rows], dtype=np.float64)
+            if source is x:
+                block = block - mean
+            if project is not None:
+                block = project(block)
+            norms = np.linalg.norm(block, axis=1, keepdims=True)
+            done[rows] = block / np.maximum(norms, 1e-12)
+        out.append(done)
     return names, out
+
+
+def _feature_blocks(n: int) -> Iterator[slice]:
+    return minibatches(n, FEATURE_BLOCK_ROWS)
+
+
+def _principal_components(
+    x: np.ndarray, mean: np.ndarray, max_dim: int, seed: int
+) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray] | None]:
+    """``x`` on its first ``max_dim`` principal components: up to :data:`PCA_FULL_SVD_UP_TO` rows the
+    reduced rows themselves (a full SVD of the centred matrix), past that ``x`` with a function
+    that projects a block of its centred rows."""
+    from sklearn.decomposition import PCA
+
+    if x.shape[0] <= PCA_FULL_SVD_UP_TO:
+        pca = PCA(n_components=max_dim, svd_solver="full", random_state=seed)
+        return pca.fit_transform(np.asarray(x, dtype=np.float64) - mean), None
+    pca = PCA(n_components=max_dim, svd_solver="covariance_eigh", random_state=seed).fit(x)
+    components = pca.components_.astype(np.float64)
+    shift = np.asarray(pca.mean_, dtype=np.float64) - mean  # PCA's own mean, from the rows as it read them
+    return x, lambda centred: (centred - shift) @ components.T
 
 
 def make_projection(d_in: int, dim: int, hidden: int = 0) -> torch.nn.Module:

@@ -78,9 +78,29 @@ def test_normalise_features_centres_and_scales_rows():
         np.testing.assert_allclose(np.linalg.norm(f, axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.parametrize("max_dim", [None, 3])
+def test_normalise_features_in_blocks_and_through_the_covariance_match_the_whole_matrix(monkeypatch, max_dim):
+    rng = np.random.default_rng(1)
+    features = {"a": (rng.normal(size=(40, 6)) * [50, 20, 5, 1, 1, 1] + 7).astype(np.float32)}
+    _, (whole,) = normalise_features(features, 40, max_dim)
+    monkeypatch.setattr("recsys.lab.training.FEATURE_BLOCK_ROWS", 7)
+    _, (blocks,) = normalise_features(features, 40, max_dim)
+    np.testing.assert_array_equal(blocks, whole)
+    # past PCA_FULL_SVD_UP_TO the components come from the covariance: the same rows, float noise aside
+    monkeypatch.setattr("recsys.lab.training.PCA_FULL_SVD_UP_TO", 10)
+    _, (covariance,) = normalise_features(features, 40, max_dim)
+    np.testing.assert_allclose(covariance, whole, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "features",
-    [{}, {"a": np.zeros((4, 2), np.float32)}, {"a": np.full((5, 2), np.nan, np.float32)}],
+    [
+        {},
+        {"a": np.zeros((4, 2), np.float32)},
+        {"a": np.full((5, 2), np.nan, np.float32)},
+        {"a": np.array([["x", "y"]] * 5)},
+        {"a": np.full((5, 2), 1 + 1j)},
+    ],
 )
 def test_normalise_features_rejects_bad_input(features):
     with pytest.raises(DatasetError):
