@@ -31,6 +31,7 @@ from recsys.alignment.metrics import retrieval_metrics
 from recsys.alignment.projection import TrainConfig
 from recsys.alignment.training import Pairs
 from recsys.errors import InputError
+from recsys.vectors import unit_vectors
 
 Transform = Callable[[np.ndarray], np.ndarray]
 Fit = Callable[[Pairs, TrainConfig], Transform]
@@ -202,9 +203,7 @@ def near_duplicates(extra: Pairs, pairs: Pairs, threshold: float = 0.99) -> np.n
     """
     if len(extra) == 0 or len(pairs) == 0:
         return np.zeros(len(extra), dtype=bool)
-    a = extra.source / np.maximum(np.linalg.norm(extra.source, axis=1, keepdims=True), 1e-12)
-    b = pairs.source / np.maximum(np.linalg.norm(pairs.source, axis=1, keepdims=True), 1e-12)
-    return (a @ b.T).max(axis=1) >= threshold
+    return (unit_vectors(extra.source) @ unit_vectors(pairs.source).T).max(axis=1) >= threshold
 
 
 
