@@ -113,9 +113,14 @@ def features_run(n_items: int, dim: int, pca: int, before: bool) -> dict[str, fl
     }
 
 
-def child_json(*args: str) -> dict[str, float]:
-    child = [sys.executable, __file__, *args]
-    return json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+def child_json(*args: str) -> dict[str, float] | None:
+    """The figures a child run of this script printed; None when the system killed it (out of memory)."""
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if done.returncode < 0:
+        return None
+    if done.returncode:
+        raise SystemExit(f"{' '.join(args)} failed:\n{done.stderr}")
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def main_features(args: argparse.Namespace) -> None:
@@ -126,6 +131,9 @@ def main_features(args: argparse.Namespace) -> None:
             for before in (True, False):
                 out = child_json("--features-child", str(n_items), str(args.features), str(pca), "1" if before else "0")
                 code = "whole (before)" if before else "blocks"
+                if out is None:
+                    print(f"{n_items:>10,} {pca or '-':>5} {code:>14} killed by the system (out of memory)", flush=True)
+                    continue
                 cells = f"{out['seconds']:>8.1f} {out['peak_gb']:>12.2f} {out['input_gb']:>9.2f}"
                 print(f"{n_items:>10,} {pca or '-':>5} {code:>14} {cells}", flush=True)
 
@@ -156,6 +164,9 @@ def main() -> int:
     for n_items in args.items:
         for fixed in (False, True) if args.fixed_blocks else (False,):
             out = child_json("--child", str(n_items), str(args.users), "1" if fixed else "0")
+            if out is None:
+                print(f"{n_items:>10,} {'(fixed)' if fixed else '(by bytes)':>22} killed by the system (out of memory)")
+                continue
             blocks = f"{out['users_per_block']} users" + (" (fixed)" if fixed else " (by bytes)")
             cells = f"{out['seconds']:>8.1f} {out['peak_gb']:>12.2f} {out['coverage@10']:>12.6f}"
             print(f"{n_items:>10,} {blocks:>22} {cells}")

@@ -1,9 +1,9 @@
 """Each item's nearest items by cosine: the item-item kNN graphs of FREEDOM and LATTICE.
 
 Every item's neighbours are an all-pairs search, ``n^2 d`` work. numpy's chunked product plus
-``argpartition`` spent most of its time in the partition (20k 64-d items: 4.9 s, FAISS's flat
-search 0.5 s), and even FAISS's exact search grows with the square: 100k 384-d items ~70 s on
-2 cores, 1M ~2 h. So the search is exact up to :data:`EXACT_UP_TO` items and beyond that an IVF
+``argpartition`` spent most of its time in the partition (20k 64-d items: 9.1 s, FAISS's flat
+search 1.1 s, one thread), and even FAISS's exact search grows with the square: 100k 384-d items
+~166 s, 1M ~4 h. So the search is exact up to :data:`EXACT_UP_TO` items and beyond that an IVF
 index of the items themselves (``4 sqrt(n)`` lists, :data:`NPROBE` probed), which stays
 deterministic (FAISS's k-means is seeded; HNSW's threaded inserts are not). At 100k items drawn
 like lfm2k's MiniLM / vggish / whisper features, 32 lists probed kept recall@10 0.993 / 0.996 /
