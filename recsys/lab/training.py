@@ -385,10 +385,13 @@ def _principal_components(
     that projects a block of its centred rows."""
     from sklearn.decomposition import PCA
 
+    quiet = np.errstate(invalid="ignore", divide="ignore")  # constant features: no variance to explain
     if x.shape[0] <= PCA_FULL_SVD_UP_TO:
-        pca = PCA(n_components=max_dim, svd_solver="full", random_state=seed)
-        return pca.fit_transform(np.asarray(x, dtype=np.float64) - mean), None
-    pca = PCA(n_components=max_dim, svd_solver="covariance_eigh", random_state=seed).fit(x)
+        with quiet:
+            pca = PCA(n_components=max_dim, svd_solver="full", random_state=seed)
+            return pca.fit_transform(np.asarray(x, dtype=np.float64) - mean), None
+    with quiet:
+        pca = PCA(n_components=max_dim, svd_solver="covariance_eigh", random_state=seed).fit(x)
     components = pca.components_.astype(np.float64)
     shift = np.asarray(pca.mean_, dtype=np.float64) - mean  # PCA's own mean, from the rows as it read them
     return x, lambda centred: (centred - shift) @ components.T

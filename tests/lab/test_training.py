@@ -4,6 +4,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from recsys.errors import DatasetError
 from recsys.lab.training import (
@@ -118,3 +121,26 @@ def test_score_in_batches_concatenates_in_order():
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out[:, 0], np.arange(5))
     assert score_in_batches(fn, np.arange(0), n_items=2).shape == (0, 2)
+
+
+@settings(deadline=None)
+@given(
+    x=hnp.arrays(
+        st.sampled_from([np.float32, np.float64]),
+        st.tuples(st.integers(1, 12), st.integers(1, 6)),
+        elements=st.floats(width=32, allow_nan=False, allow_infinity=False) | st.sampled_from([np.nan, np.inf]),
+    )
+    | hnp.arrays(st.sampled_from([np.int64, np.bool_]), st.tuples(st.integers(1, 12), st.integers(1, 6))),
+    max_dim=st.none() | st.integers(1, 4),
+)
+def test_normalise_features_gives_finite_unit_rows_or_a_dataset_error(x, max_dim):
+    try:
+        names, (out,) = normalise_features({"m": x}, x.shape[0], max_dim)
+    except DatasetError as exc:
+        assert "m" in str(exc)
+        return
+    assert np.isfinite(x.astype(np.float64)).all()
+    assert out.dtype == np.float32 and out.shape[0] == x.shape[0]
+    assert np.isfinite(out).all()
+    norms = np.linalg.norm(out, axis=1)
+    assert np.all(norms < 1 + 1e-4)  # unit rows, or rows that were (numerically) zero once centred
