@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from recsys.progress import ProgressLog, StageProgress, fan_out, terminal_progress
 from recsys.ranking import top_k
 
 #: Items up to which every item's neighbours are found exactly.
@@ -34,17 +35,26 @@ TIE_MARGIN = 8
 BLOCK_BYTES = 64 * 2**20
 
 
-def nearest_items(unit_rows: np.ndarray, k: int, exact: bool | None = None) -> np.ndarray:
+def nearest_items(
+    unit_rows: np.ndarray, k: int, exact: bool | None = None, progress: StageProgress | None = None
+) -> np.ndarray:
     """``(n, min(k, n))`` row numbers: each row's ``k`` nearest rows by inner product (the row itself
     among them unless it has more than ``k`` duplicates), best first, ties to the lower row.
     ``exact``: force the exact search (True) or the IVF one (False); by default exact up to
-    :data:`EXACT_UP_TO` rows."""
+    :data:`EXACT_UP_TO` rows. ``progress(stage, done, total)`` hears of the rows searched; by
+    default the IVF search, minutes at a million items, shows a bar on a terminal and log lines
+    with rate and ETA otherwise (:mod:`recsys.progress`)."""
     x = np.ascontiguousarray(unit_rows, dtype=np.float32)
     n, dim = x.shape
     k = min(k, n)
     if k <= 0:
         return np.zeros((n, 0), dtype=np.int64)
-    index = _index(x, n <= EXACT_UP_TO if exact is None else exact)
+    exact = n <= EXACT_UP_TO if exact is None else exact
+    if progress is None:
+        progress = (lambda stage, done, total: None) if exact else fan_out(terminal_progress(), ProgressLog())
+    stage = f"nearest items ({'exact' if exact else 'IVF'} search of {n:,} items)"
+    progress(stage, 0, n)  # the IVF index's training comes first
+    index = _index(x, exact)
     wanted = min(n, k + TIE_MARGIN)
     block = max(1, BLOCK_BYTES // (4 * wanted * max(1, dim)))
     out = np.empty((n, k), dtype=np.int64)
@@ -52,6 +62,7 @@ def nearest_items(unit_rows: np.ndarray, k: int, exact: bool | None = None) -> n
         rows = x[start : start + block]
         _, found = index.search(rows, wanted)
         out[start : start + len(rows)] = _ranked(rows, x, found, k)
+        progress(stage, start + len(rows), n)
     short = np.flatnonzero((out < 0).any(axis=1))
     if short.size:  # the probed lists held fewer than k items: search those rows exactly
         _, found = _index(x, True).search(x[short], wanted)

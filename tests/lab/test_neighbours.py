@@ -3,6 +3,8 @@ included), the IVF search's recall and determinism, and rows whose probed lists 
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -102,3 +104,20 @@ def test_k_past_the_item_count_gives_every_item():
     x = clustered(5, 3, seed=0)
     assert sorted(nearest_items(x, 50)[0].tolist()) == list(range(5))
     assert nearest_items(x, 0).shape == (5, 0)
+
+
+def test_the_ivf_search_reports_its_rows_and_logs_them_by_default(monkeypatch, caplog):
+    x = clustered(500, 8, seed=4)
+    monkeypatch.setattr(neighbours, "BLOCK_BYTES", 4 * 18 * 8 * 100)  # 100 rows a block
+    heard = []
+    nearest_items(x, 10, exact=False, progress=lambda stage, done, total: heard.append((done, total)))
+    assert heard == [(0, 500), (100, 500), (200, 500), (300, 500), (400, 500), (500, 500)]
+    with caplog.at_level(logging.INFO, logger="recsys.progress"):
+        nearest_items(x, 10, exact=False)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("nearest items (IVF search of 500 items): 0/500 items")
+    assert lines[-1].startswith("nearest items (IVF search of 500 items): 500/500 items (100%)")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="recsys.progress"):
+        nearest_items(x, 10)  # exact, a few milliseconds: nothing to report
+    assert not caplog.records
