@@ -113,6 +113,10 @@ class ProgressLog:
         return text
 
 
+def no_progress(stage: str, done: int, total: int) -> None:
+    """A ``progress`` callback that reports nothing (a step whose caller reports for it)."""
+
+
 def fan_out(*callbacks: StageProgress | None) -> StageProgress:
     """One callback calling every given one (``None`` entries are skipped)."""
     live = [c for c in callbacks if c is not None]
@@ -127,7 +131,7 @@ def fan_out(*callbacks: StageProgress | None) -> StageProgress:
 def terminal_progress() -> StageProgress:
     """tqdm bars (with rate and ETA) on stderr when it is a terminal, else nothing (see :func:`progress_lines`)."""
     if not _is_tty(sys.stderr):
-        return lambda stage, done, total: None
+        return no_progress
     from tqdm import tqdm
 
     bars: dict[str, Any] = {}

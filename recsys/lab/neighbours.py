@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from recsys.progress import ProgressLog, StageProgress, fan_out, terminal_progress
+from recsys.progress import ProgressLog, StageProgress, fan_out, no_progress, terminal_progress
 from recsys.ranking import top_k
 
 #: Items up to which every item's neighbours are found exactly.
@@ -51,7 +51,7 @@ def nearest_items(
         return np.zeros((n, 0), dtype=np.int64)
     exact = n <= EXACT_UP_TO if exact is None else exact
     if progress is None:
-        progress = (lambda stage, done, total: None) if exact else fan_out(terminal_progress(), ProgressLog())
+        progress = no_progress if exact else fan_out(terminal_progress(), ProgressLog())
     stage = f"nearest items ({'exact' if exact else 'IVF'} search of {n:,} items)"
     progress(stage, 0, n)  # the IVF index's training comes first
     index = _index(x, exact)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -59,3 +61,12 @@ def test_cold_items_get_finite_scores_from_their_content():
     own = np.where(first[:, None], scores[:, [3, 4]], scores[:, [20, 21]])
     other = np.where(first[:, None], scores[:, [20, 21]], scores[:, [3, 4]])
     assert (own.min(axis=1) > other.max(axis=1)).mean() > 0.9
+
+
+def test_only_the_frozen_graphs_report_their_search_not_each_epoch(monkeypatch, caplog):
+    monkeypatch.setattr("recsys.lab.neighbours.EXACT_UP_TO", 0)  # every search through IVF, which reports
+    data = _with_features(two_communities())
+    with caplog.at_level(logging.INFO, logger="recsys.progress"):
+        Lattice(dim=8, epochs=3, batch_size=256, knn_k=4).fit(data)
+    started = [r for r in caplog.records if r.getMessage().startswith("nearest items") and ": 0/" in r.getMessage()]
+    assert len(started) == 2  # one frozen graph per modality (noise, text); the 3 epochs' searches are silent

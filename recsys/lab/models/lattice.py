@@ -48,6 +48,7 @@ from recsys.errors import InputError
 from recsys.lab.models.freedom import Freedom, knn_graph
 from recsys.lab.models.lightgcn import to_torch_sparse
 from recsys.lab.neighbours import nearest_items
+from recsys.progress import no_progress
 
 if TYPE_CHECKING:
     import torch
@@ -122,7 +123,7 @@ class Lattice(Freedom):
         with torch.no_grad():
             for m, (proj, x) in enumerate(zip(module["proj"], self._features, strict=True)):
                 p = torch.nn.functional.normalize(proj(x), dim=1).cpu().numpy()
-                nbr = torch.from_numpy(nearest_items(p, self._k))
+                nbr = torch.from_numpy(nearest_items(p, self._k, progress=no_progress))  # the epoch's line covers it
                 getattr(module["graph"], f"nbr{m}").copy_(nbr)
 
     def _learned_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
