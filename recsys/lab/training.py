@@ -354,47 +354,38 @@ def normalise_features(
             )
         if x.dtype.kind not in "biuf":
             raise DatasetError(f"Features for modality '{name}' must be numbers, got {x.dtype} values.")
-        if not all(np.isfinite(x[rows]).all() for rows in _feature_blocks(n_items)):
+        if not all(np.isfinite(x[rows]).all() for rows in minibatches(n_items, FEATURE_BLOCK_ROWS)):
             raise DatasetError(f"Features for modality '{name}' contain NaN or infinite values.")
         mean = x.mean(axis=0, dtype=np.float64)
-        source, project = x, None
+        source, prepare, width = x, lambda rows, mean=mean: rows - mean, x.shape[1]
         if max_dim is not None and x.shape[1] > max_dim and n_items > max_dim:
-            source, project = _principal_components(x, mean, max_dim, seed)
-        done = np.empty((n_items, source.shape[1] if project is None else max_dim), dtype=np.float32)
-        for rows in _feature_blocks(n_items):
-            block = np.asarray(source[rows], dtype=np.float64)
-            if source is x:
-                block = block - mean
-            if project is not None:
-                block = project(block)
+            (source, prepare), width = _principal_components(x, mean, max_dim, seed), max_dim
+        done = np.empty((n_items, width), dtype=np.float32)
+        for rows in minibatches(n_items, FEATURE_BLOCK_ROWS):
+            block = prepare(np.asarray(source[rows], dtype=np.float64))
             norms = np.linalg.norm(block, axis=1, keepdims=True)
             done[rows] = block / np.maximum(norms, 1e-12)
         out.append(done)
     return names, out
 
 
-def _feature_blocks(n: int) -> Iterator[slice]:
-    return minibatches(n, FEATURE_BLOCK_ROWS)
-
-
 def _principal_components(
     x: np.ndarray, mean: np.ndarray, max_dim: int, seed: int
-) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray] | None]:
-    """``x`` on its first ``max_dim`` principal components: up to :data:`PCA_FULL_SVD_UP_TO` rows the
-    reduced rows themselves (a full SVD of the centred matrix), past that ``x`` with a function
-    that projects a block of its centred rows."""
+) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """Rows to read and what makes a block of them (float64) its first ``max_dim`` principal
+    components: up to :data:`PCA_FULL_SVD_UP_TO` rows the reduced rows themselves (a full SVD of the
+    centred matrix), past that ``x`` itself and its projection."""
     from sklearn.decomposition import PCA
 
     quiet = np.errstate(invalid="ignore", divide="ignore")  # constant features: no variance to explain
     if x.shape[0] <= PCA_FULL_SVD_UP_TO:
         with quiet:
             pca = PCA(n_components=max_dim, svd_solver="full", random_state=seed)
-            return pca.fit_transform(np.asarray(x, dtype=np.float64) - mean), None
+            return pca.fit_transform(np.asarray(x, dtype=np.float64) - mean), lambda rows: rows
     with quiet:
         pca = PCA(n_components=max_dim, svd_solver="covariance_eigh", random_state=seed).fit(x)
-    components = pca.components_.astype(np.float64)
-    shift = np.asarray(pca.mean_, dtype=np.float64) - mean  # PCA's own mean, from the rows as it read them
-    return x, lambda centred: (centred - shift) @ components.T
+    centre, components = np.asarray(pca.mean_, dtype=np.float64), pca.components_.astype(np.float64)
+    return x, lambda rows: (rows - centre) @ components.T
 
 
 def make_projection(d_in: int, dim: int, hidden: int = 0) -> torch.nn.Module:
