@@ -21,8 +21,6 @@ from recsys.vectors import unit_vectors
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.recommend.engine import Recommendation, RecommendationEngine
-
-    #: Plain words for each side of a pair: what the person gave, and what the item has.
     from recsys.recommend.query import Query
 
 
