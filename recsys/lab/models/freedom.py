@@ -39,8 +39,8 @@ import scipy.sparse as sp
 
 from recsys.errors import InputError
 from recsys.lab.base import TrainData
-from recsys.lab.models.lightgcn import normalised_adjacency, propagate, to_torch_sparse
 from recsys.lab.neighbours import nearest_items
+from recsys.lab.propagation import SparseGraph, normalised_adjacency, propagate
 from recsys.lab.training import (
     TorchRecommender,
     bpr_loss,
@@ -159,7 +159,7 @@ class Freedom(TorchRecommender):
         device = self._device = resolve_device(self.config.device)
         self._n_users = data.n_users
         self._build_item_graph(feats, device)
-        self._full_adj = to_torch_sparse(normalised_adjacency(data.train), device)
+        self._full_adj = SparseGraph(normalised_adjacency(data.train), device)
         self._warm = torch.from_numpy(data.warm_items).to(device)
         module = torch.nn.ModuleDict(
             {
@@ -180,7 +180,7 @@ class Freedom(TorchRecommender):
         def resample(epoch: int) -> None:
             if self.edge_dropout > 0:
                 kept = prune_edges(data.train, 1.0 - self.edge_dropout, prune_rng)
-                self._train_adj = to_torch_sparse(normalised_adjacency(kept), device)
+                self._train_adj = SparseGraph(normalised_adjacency(kept), device)
             self._before_epoch(epoch)
 
         def batch_loss(u: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
@@ -203,7 +203,7 @@ class Freedom(TorchRecommender):
         self.fit_seconds = time.perf_counter() - start
         return self
 
-    def _embeddings(self, adj: torch.Tensor, for_scoring: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def _embeddings(self, adj: SparseGraph, for_scoring: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(users, items): LightGCN over ``adj`` plus the item-item convolution of the free item vectors.
 
         For scoring, cold items keep only their item-item part (see the module docstring)."""
@@ -221,7 +221,7 @@ class Freedom(TorchRecommender):
     # Hooks for models that share this training loop but learn their item-item graph (LATTICE).
     def _build_item_graph(self, feats: list[np.ndarray], device: torch.device) -> None:
         """Set up the item-item graph from the normalised features (here: the frozen weighted kNN graph)."""
-        self._item_adj = to_torch_sparse(item_graph(feats, self.weights, self.knn_k), device)
+        self._item_adj = SparseGraph(item_graph(feats, self.weights, self.knn_k), device)
 
     def _extra_modules(self) -> dict[str, torch.nn.Module]:
         """Trainable parts beyond the embeddings and projections (none here)."""
@@ -232,11 +232,9 @@ class Freedom(TorchRecommender):
 
     def _item_item(self, items: torch.Tensor) -> torch.Tensor:
         """The item-item view of the free item vectors: ``mm_layers`` convolutions over the item graph."""
-        import torch
-
         h = items
         for _ in range(self.mm_layers):
-            h = torch.sparse.mm(self._item_adj, h)
+            h = self._item_adj @ h
         return h
 
     def _score_batch(self, users: np.ndarray) -> np.ndarray:

@@ -46,8 +46,8 @@ import scipy.sparse as sp
 
 from recsys.errors import InputError
 from recsys.lab.models.freedom import Freedom, knn_graph
-from recsys.lab.models.lightgcn import to_torch_sparse
 from recsys.lab.neighbours import nearest_items
+from recsys.lab.propagation import SparseGraph
 from recsys.progress import no_progress
 
 if TYPE_CHECKING:
@@ -98,12 +98,12 @@ class Lattice(Freedom):
             **train,
         )
         self.frozen_share = frozen_share
-        self._frozen: list[torch.Tensor] = []
+        self._frozen: list[SparseGraph] = []
 
     def _build_item_graph(self, feats: list[np.ndarray], device: torch.device) -> None:
         self._n_items = feats[0].shape[0]
         self._k = min(self.knn_k, self._n_items)
-        self._frozen = [to_torch_sparse(knn_graph(x, self._k), device) for x in feats]
+        self._frozen = [SparseGraph(knn_graph(x, self._k), device) for x in feats]
 
     def _extra_modules(self) -> dict[str, torch.nn.Module]:
         """The modality logits and, as buffers (saved with the best epoch), each modality's neighbour sets."""
@@ -153,7 +153,7 @@ class Lattice(Freedom):
         for _ in range(self.mm_layers):
             out = torch.zeros_like(h)
             for a, frozen, (nbr, w) in zip(alpha, self._frozen, learned, strict=True):
-                mixed = share * torch.sparse.mm(frozen, h) + (1.0 - share) * (w[..., None] * h[nbr]).sum(1)
+                mixed = share * (frozen @ h) + (1.0 - share) * (w[..., None] * h[nbr]).sum(1)
                 out = out + a * mixed
             h = out
         return torch.nn.functional.normalize(h, dim=1)

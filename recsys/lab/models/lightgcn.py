@@ -17,9 +17,9 @@ import time
 from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
-import scipy.sparse as sp
 
 from recsys.lab.base import TrainData
+from recsys.lab.propagation import SparseGraph, normalised_adjacency, propagate
 from recsys.lab.training import (
     TorchRecommender,
     bpr_loss,
@@ -32,42 +32,6 @@ from recsys.lab.training import (
 
 if TYPE_CHECKING:
     import torch
-
-
-def normalised_adjacency(train: sp.csr_matrix) -> sp.csr_matrix:
-    """``D^-1/2 A D^-1/2`` over users then items (nodes ``0..n_users-1``, then the items);
-    isolated nodes (users or items without interactions) get an empty row and column."""
-    r = train.tocsr().astype(np.float32)
-    r.data[:] = 1.0
-    adj = sp.bmat([[None, r], [r.T, None]], format="csr", dtype=np.float32)
-    degree = np.asarray(adj.sum(axis=1)).ravel()
-    inv_sqrt = np.zeros_like(degree)
-    inv_sqrt[degree > 0] = degree[degree > 0] ** -0.5
-    d = sp.diags(inv_sqrt)
-    return (d @ adj @ d).tocsr()
-
-
-def to_torch_sparse(matrix: sp.csr_matrix, device: torch.device | str = "cpu") -> torch.Tensor:
-    """A scipy matrix as a coalesced torch sparse COO tensor (autograd flows through ``sparse.mm``).
-
-    Invariant checks are off: indices come from a valid scipy matrix, so they are in range."""
-    import torch
-
-    coo = matrix.tocoo()
-    indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-    values = torch.from_numpy(coo.data.astype(np.float32))
-    return torch.sparse_coo_tensor(indices, values, coo.shape, check_invariants=False).coalesce().to(device)
-
-
-def propagate(adj: torch.Tensor, ego: torch.Tensor, layers: int) -> torch.Tensor:
-    """Mean of ``ego, A ego, ..., A^layers ego`` (LightGCN's layer combination with equal weights)."""
-    import torch
-
-    out, h = ego, ego
-    for _ in range(layers):
-        h = torch.sparse.mm(adj, h)
-        out = out + h
-    return out / (layers + 1)
 
 
 class LightGCN(TorchRecommender):
@@ -97,7 +61,7 @@ class LightGCN(TorchRecommender):
         rng = seed_everything(data.seed)
         self._device = resolve_device(self.config.device)
         self._n_users = data.n_users
-        self._adj = to_torch_sparse(normalised_adjacency(data.train), self._device)
+        self._adj = SparseGraph(normalised_adjacency(data.train), self._device)
         module = torch.nn.ModuleDict(
             {"user": torch.nn.Embedding(data.n_users, self.dim), "item": torch.nn.Embedding(data.n_items, self.dim)}
         )
