@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recsys.datasets import InteractionDataset, load_dataset
+from recsys.datasets import FORMATS, InteractionDataset, load_dataset
 from recsys.errors import RecsysError
 from recsys.lab.protocols import applicable_protocols, make_split
 
@@ -152,26 +153,67 @@ def test_recbole_folders_load_or_raise_recsys_error(data):
         load_and_split(folder, "recbole")
 
 
+@st.composite
+def mmrec_table(draw: st.DrawFn) -> str:
+    """An MMRec ``.inter`` text: ids and labels that are mostly numbers, some hostile cells."""
+    number = st.sampled_from(("1000000000000", "1e3", "2.0", " 3", "4 ", "+5", "-0", "1_0", "0x1F", "True", "x"))
+    ids = st.one_of(st.integers(-2, 8).map(str), number, cell)
+    columns = draw(st.sampled_from((("userID", "itemID"), ("userID", "itemID", "rating", "x_label"))))
+    labels = st.one_of(st.sampled_from(("0", "1", "2")), cell)
+    rows = []
+    for _ in range(draw(st.integers(0, 15))):
+        row = [draw(ids), draw(ids)]
+        if len(columns) == 4:
+            row += [draw(st.one_of(st.sampled_from(("1", "0", "5", "4.5", "1e-3")), cell)), draw(labels)]
+        rows.append("\t".join(row))
+    return "\t".join(columns) + "\n" + "\n".join(rows) + "\n"
+
+
 @FUZZ
 @given(data=st.data())
 def test_mmrec_folders_load_or_raise_recsys_error(data):
-    ids = st.one_of(st.integers(-2, 8).map(str), st.sampled_from(("1000000000000", "1e3", "2.0", "x")), cell)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "ds"
         folder.mkdir()
-        columns = data.draw(st.sampled_from((("userID", "itemID"), ("userID", "itemID", "rating", "x_label"))))
-        labels = st.one_of(st.sampled_from(("0", "1", "2")), cell)
-        rows = []
-        for _ in range(data.draw(st.integers(0, 15))):
-            row = [data.draw(ids), data.draw(ids)]
-            if len(columns) == 4:
-                row += [data.draw(st.one_of(st.sampled_from(("1", "0", "5")), cell)), data.draw(labels)]
-            rows.append("\t".join(row))
-        text = "\t".join(columns) + "\n" + "\n".join(rows) + "\n"
-        (folder / "ds.inter").write_bytes(data.draw(raw_bytes(text)))
+        (folder / "ds.inter").write_bytes(data.draw(raw_bytes(data.draw(mmrec_table()))))
         for i in range(data.draw(st.integers(0, 2))):
             np.save(folder / f"feat{i}.npy", data.draw(feature_file()))
         load_and_split(folder, "mmrec")
+
+
+def loaded(folder: Path, fmt: str) -> InteractionDataset | str:
+    try:
+        return load_dataset(folder, fmt)
+    except RecsysError as exc:
+        return str(exc)
+
+
+def same_value(a: object, b: object) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    return a == b
+
+
+@FUZZ
+@given(data=st.data(), fmt=st.sampled_from(FORMATS))
+def test_the_fast_reader_loads_what_the_line_by_line_reader_does(data, fmt):
+    """Every file gives the same dataset, or the same error, with or without pandas' C parser."""
+    text = data.draw(mmrec_table() if fmt == "mmrec" else atomic_table(INTER_FIELDS, "user_id:token"))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "ds"
+        folder.mkdir()
+        (folder / "ds.inter").write_bytes(data.draw(raw_bytes(text)))
+        fast = loaded(folder, fmt)
+        with mock.patch("recsys.datasets._read_regular_table", return_value=None):
+            strict = loaded(folder, fmt)
+    assert type(fast) is type(strict), (fast, strict)
+    if isinstance(fast, str):
+        assert fast == strict
+    else:
+        for name in fast.__dataclass_fields__:
+            assert same_value(getattr(fast, name), getattr(strict, name)), name
 
 
 @FUZZ
