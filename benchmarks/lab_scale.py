@@ -5,7 +5,10 @@
 - with ``--features DIM``, the feature-based models' preparation of item features
   (``recsys.lab.training.normalise_features``: centre, PCA to ``--pca`` dims, unit rows) over
   random float32 features, a block of rows at a time against the whole matrix in float64 (the
-  code before, kept here).
+  code before, kept here);
+- with ``--itemknn``, ItemKNN's fit on popularity-skewed interactions (25 a user, 2.5 users an item):
+  the item-item cosines and each item's 100 neighbours, chosen among the stored entries (the lab's
+  code) against densified blocks of rows (the code before, kept here).
 
 Synthetic interactions (20 training, 2 validation and 3 test items per user, drawn at random)
 and a 16-d dot-product model stand in for a dataset and a fitted model: what is measured is the
@@ -15,6 +18,7 @@ top-K and metrics). Each setting runs in a fresh process, so its peak RSS is its
     .venv/bin/python benchmarks/lab_scale.py
     .venv/bin/python benchmarks/lab_scale.py --items 1000000 --users 2000 --fixed-blocks
     .venv/bin/python benchmarks/lab_scale.py --items 1000000 --features 768 --pca 0 64
+    .venv/bin/python benchmarks/lab_scale.py --items 50000 200000 --itemknn
 """
 
 from __future__ import annotations
@@ -113,6 +117,54 @@ def features_run(n_items: int, dim: int, pca: int, before: bool) -> dict[str, fl
     }
 
 
+def dense_block_prune(sim: sp.csr_matrix, k: int, block: int = 1024) -> sp.csr_matrix:
+    """ItemKNN's neighbours before: each block of rows densified and partitioned over every item."""
+    n = sim.shape[0]
+    if k >= n:
+        return sim.tocsr()
+    block = training.block_rows(n, block)
+    rows, cols, vals = [], [], []
+    for start in range(0, n, block):
+        dense = sim[start : start + block].toarray()
+        idx = np.argpartition(-dense, k - 1, axis=1)[:, :k]
+        v = np.take_along_axis(dense, idx, axis=1)
+        r = np.repeat(np.arange(start, start + dense.shape[0]), k)
+        keep = v.ravel() > 0
+        rows.append(r[keep])
+        cols.append(idx.ravel()[keep])
+        vals.append(v.ravel()[keep])
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=sim.shape)
+
+
+def itemknn_run(n_items: int, before: bool) -> dict[str, float]:
+    """In this process: one ItemKNN fit, its seconds, the pruning's and the process's peak RSS."""
+    from graph_training import synthetic_data
+
+    from recsys.lab.models import itemknn
+
+    use_threads("train")
+    data = synthetic_data(n_users=n_items // 2, n_items=n_items, per_user=25)
+    pruned = {}
+    prune = dense_block_prune if before else itemknn.prune_top_k
+
+    def timed(sim: sp.csr_matrix, k: int) -> sp.csr_matrix:
+        start = time.perf_counter()
+        out = prune(sim, k)
+        pruned.update(seconds=time.perf_counter() - start, similarities=sim.nnz, kept=out.nnz)
+        return out
+
+    itemknn.prune_top_k = timed
+    start = time.perf_counter()
+    itemknn.ItemKNN().fit(data)
+    return {
+        "seconds": time.perf_counter() - start,
+        "prune_seconds": pruned["seconds"],
+        "similarities": pruned["similarities"],
+        "kept": pruned["kept"],
+        "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+    }
+
+
 def child_json(*args: str) -> dict[str, float] | None:
     """The figures a child run of this script printed; None when the system killed it (out of memory)."""
     done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
@@ -138,6 +190,21 @@ def main_features(args: argparse.Namespace) -> None:
                 print(f"{n_items:>10,} {pca or '-':>5} {code:>14} {cells}", flush=True)
 
 
+def main_itemknn(args: argparse.Namespace) -> None:
+    print("ItemKNN fit (k 100), each run in its own process; 'kept' counts the neighbours chosen")
+    head = f"{'items':>10} {'neighbours':>15} {'fit s':>8} {'prune s':>8} {'similarities':>13} {'kept':>11}"
+    print(f"{head} {'peak GB':>8}")
+    for n_items in args.items:
+        for before in (True, False):
+            out = child_json("--itemknn-child", str(n_items), "1" if before else "0")
+            code = "dense (before)" if before else "stored entries"
+            if out is None:
+                print(f"{n_items:>10,} {code:>15} killed by the system (out of memory)", flush=True)
+                continue
+            cells = f"{out['seconds']:>8.1f} {out['prune_seconds']:>8.1f} {out['similarities']:>13,} {out['kept']:>11,}"
+            print(f"{n_items:>10,} {code:>15} {cells} {out['peak_gb']:>8.2f}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, nargs="+", default=[100_000, 300_000])
@@ -145,7 +212,9 @@ def main() -> int:
     parser.add_argument("--fixed-blocks", action="store_true", help="also run with 512 users a block")
     parser.add_argument("--features", type=int, help="time normalise_features over features this wide instead")
     parser.add_argument("--pca", type=int, nargs="+", default=[0, 64], help="with --features: PCA dims (0: none)")
+    parser.add_argument("--itemknn", action="store_true", help="time ItemKNN's fit over --items items instead")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--itemknn-child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--features-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -156,8 +225,14 @@ def main() -> int:
         n_items, dim, pca, before = args.features_child
         print(json.dumps(features_run(int(n_items), int(dim), int(pca), before == "1")))
         return 0
+    if args.itemknn_child:
+        print(json.dumps(itemknn_run(int(args.itemknn_child[0]), args.itemknn_child[1] == "1")))
+        return 0
     if args.features:
         main_features(args)
+        return 0
+    if args.itemknn:
+        main_itemknn(args)
         return 0
     print(f"{args.users:,} test users; seconds and peak RSS of the scoring pass, each run in its own process")
     print(f"{'items':>10} {'blocks':>22} {'seconds':>8} {'peak RSS GB':>12} {'coverage@10':>12}")
