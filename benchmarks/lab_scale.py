@@ -29,6 +29,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -175,19 +176,25 @@ def child_json(*args: str) -> dict[str, float] | None:
     return json.loads(done.stdout.splitlines()[-1])
 
 
+def before_and_after(row: str, codes: tuple[str, str], child: list[str], cells: Callable[[dict], str]) -> None:
+    """Two child runs, the code before then the lab's (``child`` plus "1" / "0"), a printed row each."""
+    for before, code in zip((True, False), codes, strict=True):
+        out = child_json(*child, "1" if before else "0")
+        figures = "killed by the system (out of memory)" if out is None else cells(out)
+        print(f"{row} {code:>15} {figures}", flush=True)
+
+
 def main_features(args: argparse.Namespace) -> None:
     print(f"normalise_features of one modality, {args.features}-d float32, each run in its own process")
-    print(f"{'items':>10} {'pca':>5} {'code':>14} {'seconds':>8} {'peak RSS GB':>12} {'input GB':>9}")
+    print(f"{'items':>10} {'pca':>5} {'code':>15} {'seconds':>8} {'peak RSS GB':>12} {'input GB':>9}")
     for n_items in args.items:
         for pca in args.pca:
-            for before in (True, False):
-                out = child_json("--features-child", str(n_items), str(args.features), str(pca), "1" if before else "0")
-                code = "whole (before)" if before else "blocks"
-                if out is None:
-                    print(f"{n_items:>10,} {pca or '-':>5} {code:>14} killed by the system (out of memory)", flush=True)
-                    continue
-                cells = f"{out['seconds']:>8.1f} {out['peak_gb']:>12.2f} {out['input_gb']:>9.2f}"
-                print(f"{n_items:>10,} {pca or '-':>5} {code:>14} {cells}", flush=True)
+            before_and_after(
+                f"{n_items:>10,} {pca or '-':>5}",
+                ("whole (before)", "blocks"),
+                ["--features-child", str(n_items), str(args.features), str(pca)],
+                lambda out: f"{out['seconds']:>8.1f} {out['peak_gb']:>12.2f} {out['input_gb']:>9.2f}",
+            )
 
 
 def main_itemknn(args: argparse.Namespace) -> None:
@@ -195,14 +202,13 @@ def main_itemknn(args: argparse.Namespace) -> None:
     head = f"{'items':>10} {'neighbours':>15} {'fit s':>8} {'prune s':>8} {'similarities':>13} {'kept':>11}"
     print(f"{head} {'peak GB':>8}")
     for n_items in args.items:
-        for before in (True, False):
-            out = child_json("--itemknn-child", str(n_items), "1" if before else "0")
-            code = "dense (before)" if before else "stored entries"
-            if out is None:
-                print(f"{n_items:>10,} {code:>15} killed by the system (out of memory)", flush=True)
-                continue
-            cells = f"{out['seconds']:>8.1f} {out['prune_seconds']:>8.1f} {out['similarities']:>13,} {out['kept']:>11,}"
-            print(f"{n_items:>10,} {code:>15} {cells} {out['peak_gb']:>8.2f}", flush=True)
+        before_and_after(
+            f"{n_items:>10,}",
+            ("dense (before)", "stored entries"),
+            ["--itemknn-child", str(n_items)],
+            lambda out: f"{out['seconds']:>8.1f} {out['prune_seconds']:>8.1f} {out['similarities']:>13,} "
+            f"{out['kept']:>11,} {out['peak_gb']:>8.2f}",
+        )
 
 
 def main() -> int:
