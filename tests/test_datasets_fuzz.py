@@ -14,6 +14,7 @@ from pathlib import Path
 from unittest import mock
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -243,3 +244,35 @@ def test_well_formed_recbole_files_always_load(n_users, n_items, pairs, punctuat
         kept = [(u, i) for u, i, r in rows if r > 0]
         got = [(ds.user_tokens[u], ds.item_tokens[i]) for u, i in zip(ds.users, ds.items, strict=True)]
         assert got == kept
+
+
+@FUZZ
+@given(
+    cells=st.lists(
+        st.builds(
+            "{}{}{}".format,
+            st.sampled_from(["", " ", "\u00a0", "\x1f", "\u3000 "]),
+            st.sampled_from(["", "u1", "u2", "ü", "a b"]),
+            st.sampled_from(["", " ", "\x0b", "\u2029"]),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_token_indices_are_those_of_every_cell_stripped(cells):
+    """Tokens indexed as written, then stripped and merged, are every cell stripped and then indexed:
+    the same indices, tokens in order of first appearance, and the first empty one's line refused."""
+    import pandas as pd
+
+    from recsys.datasets import _token_codes
+
+    stripped = [cell.strip() for cell in cells]
+    frame = pd.DataFrame({"user_id:token": cells}, dtype=object)
+    if "" in stripped:
+        with pytest.raises(RecsysError, match=f"ds.inter line {stripped.index('') + 2}: empty user_id"):
+            _token_codes(frame, "user_id:token", Path("ds.inter"))
+        return
+    codes, tokens = _token_codes(frame, "user_id:token", Path("ds.inter"))
+    expected_codes, expected_tokens = pd.factorize(pd.Series(stripped, dtype=object))
+    assert codes.tolist() == expected_codes.tolist()
+    assert list(tokens) == list(expected_tokens)
