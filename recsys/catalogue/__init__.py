@@ -49,6 +49,7 @@ import operator
 import os
 import re
 import stat
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -85,6 +86,8 @@ COLUMNS = ("id", "title", "description", "category", "image", "audio")
 REQUIRED_COLUMNS = ("id",)
 CONTENT_COLUMNS = ("title", "description", "image", "audio")  # a row needs one of these filled
 MEDIA_COLUMNS = ("image", "audio")
+#: A row's media cell naming no file (empty); from ``REFUSED`` down, a cell refused before its file was opened.
+NO_FILE, REFUSED = -1, -2
 _FIELD = r'(?:"(?:[^"]|"")*"|[^,"\r\n]*)'
 _WELL_FORMED_LINE = re.compile(f"{_FIELD}(?:,{_FIELD})*")
 _PLAIN_NAME = r"(?!\.\.?(?:/|\Z))[^/\\\0]+"  # a file or folder name other than . and ..
@@ -357,9 +360,12 @@ def _find_manifest(path: Path) -> Path:
     return found[0]
 
 
-def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, int, dict[str, str], str | None]]]:
+def _read_rows(
+    manifest: Path, absent_of: Callable[[list[str]], list[str]]
+) -> tuple[list[str], list[tuple[int, int, dict[str, str], str | None]]]:
     """(columns, [(line, last line, row, problem)]) from a CSV or Parquet manifest; ``problem`` flags
-    malformed rows. A CSV row with multi-line cells spans ``line`` to ``last line``."""
+    malformed rows. A CSV row with multi-line cells spans ``line`` to ``last line``. ``absent_of``
+    checks the header's columns and names the ones it leaves out, which every row holds empty."""
     if manifest.suffix == ".parquet":
         import pandas as pd
 
@@ -368,9 +374,11 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, int, dict[str
         except Exception as exc:
             raise CatalogueError(f"Cannot read '{manifest}' as Parquet ({exc}).") from exc
         columns = [str(c).strip() for c in frame.columns]
+        blank = dict.fromkeys(absent_of(columns), "")
         records = frame.to_dict(orient="records")
         return columns, [
-            (n, n, {str(k).strip(): _cell(v) for k, v in rec.items()}, None) for n, rec in enumerate(records, start=1)
+            (n, n, {**{str(k).strip(): _cell(v) for k, v in rec.items()}, **blank}, None)
+            for n, rec in enumerate(records, start=1)
         ]
     size = manifest.stat().st_size
     if size > MAX_MANIFEST_BYTES:
@@ -388,6 +396,8 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, int, dict[str
         if header is None:
             raise CatalogueError(f"'{manifest}' is empty; it needs a header row such as {','.join(COLUMNS)}.")
         columns = [c.strip() for c in header]
+        absent = absent_of(columns)
+        names, blanks = columns + absent, [""] * len(absent)  # a row's dict made whole at once (~1 s at 1M rows)
         rows = []
         prev_end = reader.line_num
         width = len(columns)
@@ -406,7 +416,8 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, int, dict[str
                 problem = _row_problem(cells, columns, line, more_lines)
             if len(cells) < width:
                 cells += [""] * (width - len(cells))
-            rows.append((line, prev_end, dict(zip(columns, map(str.strip, cells))), problem))  # noqa: B905 (extra cells)
+            cells[width:] = blanks  # cells past the header's (reported above) make way for the absent columns
+            rows.append((line, prev_end, dict(zip(names, map(str.strip, cells), strict=True)), problem))
     except csv.Error as exc:
         raise CatalogueError(f"'{manifest}' is not valid CSV (line {reader.line_num}: {exc}).") from exc
     finally:
@@ -646,23 +657,32 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
     """
     manifest = _find_manifest(Path(path))
     root = manifest.parent.absolute()
-    columns, rows = _read_rows(manifest)
-    _refuse_duplicate_columns(manifest, columns)
-    absent = _absent_columns(manifest, columns)
-    for _, _, row, _ in rows:
-        for column in absent:
-            row[column] = ""
+
+    def absent_of(columns: list[str]) -> list[str]:
+        _refuse_duplicate_columns(manifest, columns)
+        return _absent_columns(manifest, columns)
+
+    columns, rows = _read_rows(manifest, absent_of)
     locator = _MediaLocator(root)
     cache = CheckCache.open(cache_dir, root.resolve()) if cache_dir is not None else None
     # First pass: every check but opening the media files, which are gathered (once per file) to run together.
-    parsed: list[tuple[int, int, dict[str, str], list[str], dict[str, Path | None], dict[str, str | None]]] = []
-    # Each media file referenced, once: its number, path and stamp (at 1M files, keeping each one's
-    # stat result instead cost ~500 MB more at the peak of a start).
-    files: dict[tuple[str, str], int] = {}
+    parsed: list[tuple[int, int, dict[str, str], list[str]]] = []
+    # Each media file referenced, once: its number (per column, by cell), key, path and stamp (at 1M
+    # files, keeping each one's stat result instead cost ~500 MB more at the peak of a start).
+    numbers: dict[str, dict[str, int]] = {column: {} for column in MEDIA_COLUMNS}
+    file_keys: list[tuple[str, str]] = []
     file_paths: list[Path] = []
     file_stamps = StampRows()
+    # Each row's media, per column: its file's number, NO_FILE for an empty cell, or REFUSED - k
+    # for a cell refused before any file was opened, refusals[k] saying why. Arrays, not a dict per
+    # row: at 1M rows the dicts were gigabytes touched and seconds of a load.
+    file_of = {column: array("q") for column in MEDIA_COLUMNS}
+    refusals: list[str] = []
     first_line: dict[str, int] = {}
     content_of = operator.itemgetter(*CONTENT_COLUMNS)  # a row's content cells, in one C call
+    # each distinct category cell's (category, None) or (None, why it is refused): a catalogue has far
+    # fewer categories than rows (the message, not the exception, whose traceback would hold this frame)
+    categories: dict[str, tuple[str, None] | tuple[None, str]] = {}
     for line, last, row, problem in rows:
         item_id = row["id"]
         reasons = [problem] if problem else []
@@ -674,28 +694,45 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
             reasons.append(f"duplicate id '{item_id}' (first used on line {first_line[item_id]})")
         if not any(content_of(row)):
             reasons.append("no title, description, image or audio")
-        try:
-            row["category"] = category_cell(row["category"])
-        except InputError as exc:
-            reasons.append(str(exc))
-        media: dict[str, Path | None] = {}
-        located: dict[str, str | None] = {}  # the reason a media path is refused before its file is opened
+        known = categories.get(cell := row["category"])
+        if known is None:
+            try:
+                known = categories[cell] = (category_cell(cell), None)
+            except InputError as exc:
+                known = categories[cell] = (None, str(exc))
+        category, refused = known
+        if refused is None:
+            row["category"] = category
+        else:
+            reasons.append(refused)
         for column in MEDIA_COLUMNS:
             rel = row[column]
-            media[column], located[column], info = locator.locate(rel, column)
-            if info is not None and (column, rel) not in files:
-                files[column, rel] = len(file_paths)
-                file_paths.append(media[column])  # type: ignore[arg-type]
-                file_stamps.add(stamp(info))
+            number = numbers[column].get(rel)
+            if number is None:  # a file not seen yet (a row sharing one reuses its path and stamp)
+                path, refused, info = locator.locate(rel, column)
+                if info is not None:
+                    number = numbers[column][rel] = len(file_paths)
+                    file_keys.append((column, rel))
+                    file_paths.append(path)  # type: ignore[arg-type]
+                    file_stamps.add(stamp(info))
+                elif refused is not None:
+                    number = REFUSED - len(refusals)
+                    refusals.append(refused)
+                else:
+                    number = NO_FILE
+            file_of[column].append(number)
         if item_id and item_id not in first_line:
             first_line[item_id] = line
-        parsed.append((line, last, row, reasons, media, located))
+        parsed.append((line, last, row, reasons))
     stamps = file_stamps.rows()
-    verdicts: dict[tuple[str, str], str | None] = {}  # a remembered verdict of an unchanged file
-    if cache is not None:
-        known = cache.lookup_many(list(files), stamps)
-        verdicts = {key: verdict or None for key, verdict in zip(files, known, strict=True) if verdict is not None}
-    checks = [(key, file_paths[number]) for key, number in files.items() if key not in verdicts]
+    verdicts: list[str | None] = [None] * len(file_keys)  # each file's problem, None when it passed
+    to_check = range(len(file_keys))
+    if cache is not None:  # a remembered verdict of an unchanged file
+        known = cache.lookup_many(file_keys, stamps)
+        to_check = [number for number, verdict in enumerate(known) if verdict is None]
+        for number, verdict in enumerate(known):
+            verdicts[number] = verdict or None
+    checks = [(file_keys[number], file_paths[number]) for number in to_check]
     # Processes, not threads: the checks hold the GIL most of the time (on 2 cores 2 threads took
     # 2.8-4.2 s for data/large where 1 took 2.4-2.5 s); worker processes pay for starting only past
     # PARALLEL_CHECKS_FROM files (benchmarks/catalogue_load.py).
@@ -703,19 +740,20 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
     if processes > 1:
         from recsys import media  # noqa: F401  (imported once here, before the workers fork, not in each)
     found = map_in_processes(_check, checks, processes, CHECK_CHUNK)
-    for ((column, rel), _), verdict in zip(checks, found, strict=True):
-        verdicts[column, rel] = verdict
+    for number, verdict in zip(to_check, found, strict=True):
+        verdicts[number] = verdict
         if cache is not None:
-            cache.remember(column, rel, stamps[files[column, rel]], verdict)
+            cache.remember(*file_keys[number], stamps[number], verdict)
     if cache is not None:
         cache.save()
     items: list[Item] = []
     bad: list[BadRow] = []
-    numbers: dict[str, list[int]] = {column: [] for column in MEDIA_COLUMNS}  # each item's file, -1: none
+    kept = array("q")  # the rows that became items
     extra_columns = [c for c in columns if c and c not in COLUMNS]  # kept with each item, in the manifest's order
-    for line, last, row, reasons, media, located in parsed:
+    for index, (line, last, row, reasons) in enumerate(parsed):
         for column in MEDIA_COLUMNS:
-            reason = located[column] or (verdicts[column, row[column]] if media[column] is not None else None)
+            number = file_of[column][index]
+            reason = verdicts[number] if number >= 0 else refusals[REFUSED - number] if number <= REFUSED else None
             if reason:
                 reasons.append(reason)
         if reasons:
@@ -723,28 +761,28 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
                 reasons.append(f"the row spans lines {line}-{last}")  # so that no line goes unaccounted for
             bad.append(BadRow(line=line, id=row["id"] or None, reason="; ".join(reasons)))
             continue
-        extra = {k: row[k] for k in extra_columns}
-        for column in MEDIA_COLUMNS:
-            numbers[column].append(-1 if media[column] is None else files[column, row[column]])
+        kept.append(index)
+        image, audio = file_of["image"][index], file_of["audio"][index]
         items.append(
             Item(
                 id=row["id"],
                 title=row["title"],
                 description=row["description"],
                 category=row["category"],
-                image=media["image"],
-                audio=media["audio"],
-                extra=extra,
+                image=file_paths[image] if image >= 0 else None,
+                audio=file_paths[audio] if audio >= 0 else None,
+                extra={k: row[k] for k in extra_columns} if extra_columns else {},
             )
         )
     if not items:
         shown = "; ".join(str(b) for b in bad[:3]) or "the manifest has no data rows"
         raise CatalogueError(f"No valid rows in '{manifest}': {shown}.")
     by_column = {}  # kept for the content keys, which then need not stat every file again
-    for column, per_item in numbers.items():
-        file_of = np.array(per_item, dtype=np.int64)
-        if (file_of >= 0).any():
-            by_column[column] = np.where((file_of >= 0)[:, None], stamps[np.maximum(file_of, 0)], NO_STAMP)
+    rows_kept = np.frombuffer(kept, dtype=np.int64)
+    for column, per_row in file_of.items():
+        file_numbers = np.frombuffer(per_row, dtype=np.int64)[rows_kept]  # NO_FILE or a file: kept rows refused none
+        if (file_numbers >= 0).any():
+            by_column[column] = np.where((file_numbers >= 0)[:, None], stamps[np.maximum(file_numbers, 0)], NO_STAMP)
     return Catalogue(root, items, bad, file_stamps=by_column)
 
 

@@ -116,6 +116,9 @@ def test_every_bad_row_reason(tmp_path: Path, media_factory) -> None:
             "deep,Deep,," + "a/" * 33 + ",,,",  # 15: more levels than a store keeps
             "slashes,Slashes,,/food//fruit/,,,",  # 16: read as the filter path food/fruit
             "x" * 1025 + ",Long id,,,,,",  # 17: longer than a store keeps
+            "both,Both,,,corrupt.png,nope.ogg,",  # 18: a file's verdict and a refused cell, in column order
+            "again,Again,,,corrupt.png,,",  # 19: a file another row shares, and its verdict
+            "missing2,M,,,nope.png,ok.ogg,",  # 20: a refused cell another row had
         ],
     )
     cat = load_catalogue(root)
@@ -135,12 +138,16 @@ def test_every_bad_row_reason(tmp_path: Path, media_factory) -> None:
         12: ("toomany", "9 fields but the header has 7 columns"),
         15: ("deep", "is too long (at most 1024 characters, 32 levels)"),
         17: ("x" * 1025, "the id is 1,025 characters; the limit is 1,024"),
+        18: ("both", "audio file 'nope.ogg' not found"),
+        19: ("again", "image file 'corrupt.png' is corrupt"),
+        20: ("missing2", "image file 'nope.png' not found"),
     }
     assert sorted(reasons) == sorted(expected)
     for line, (item_id, fragment) in expected.items():
         assert reasons[line][0] == item_id
         assert fragment in reasons[line][1], (line, reasons[line][1])
     assert "line 6 (id 'missing'): image file" in str(cat.bad_rows[3])
+    assert reasons[18][1].startswith("image file 'corrupt.png' is corrupt") and reasons[18][1].count(";") == 1
 
 
 def test_oversized_media_is_a_bad_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, media_factory) -> None:
