@@ -61,3 +61,22 @@ def test_overlapping_pauses_in_threads_end_when_the_last_one_does():
     leave.set()
     thread.join()
     assert gc.isenabled()
+
+
+def test_what_a_pause_built_joins_the_oldest_generation_and_its_garbage_is_still_collected():
+    import weakref
+
+    class Node:
+        pass
+
+    with collector_paused():
+        kept = [Node() for _ in range(10)]
+        garbage = Node()
+        garbage.cycle = garbage  # a cycle only the collector frees
+        gone = weakref.ref(garbage)
+        del garbage
+    oldest = {id(o) for o in gc.get_objects(generation=2)}
+    assert all(id(node) in oldest for node in kept) and id(kept) in oldest
+    assert not any(id(o) in oldest for o in gc.get_objects(generation=0) if isinstance(o, Node))
+    gc.collect()
+    assert gone() is None
