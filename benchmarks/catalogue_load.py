@@ -225,10 +225,10 @@ def measure(name: str, catalogue: Path, from_disk: bool = False) -> None:
 
 def measure_warm(name: str, catalogue: Path, cache: Path) -> None:
     """Loads with the check cache in ``cache``: the first (it fills an empty cache) and the best warm one."""
-    import resource
+    from process_memory import peak_rss_gb
 
     first, cat = timed(catalogue, cache)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # Linux: kB; this process's first load
+    peak = peak_rss_gb()  # GB, as the other figures: this process's first load
     del cat
     warm, _ = min((timed(catalogue, cache) for _ in range(WARM_RUNS)), key=lambda run: run[0])
     print(

@@ -7,13 +7,17 @@ file went through before and which still reads the others).
 
     .venv/bin/python benchmarks/dataset_load.py
     .venv/bin/python benchmarks/dataset_load.py --rows 20000000 --workdir /tmp/datasets
+    .venv/bin/python benchmarks/dataset_load.py --features 1024 --readers fast
+
+``--features DIM`` also writes an item feature file (``image.npy``: one float32 row of DIM values
+per item) beside the MMRec dataset, which a load reads and checks; ``--readers fast`` loads only
+through the C parser.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,12 +30,23 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from process_memory import peak_rss_gb  # noqa: E402  (beside this script)
+
 from recsys.datasets import load_dataset  # noqa: E402
 
 
-def write_datasets(folder: Path, rows: int, seed: int = 0) -> None:
-    """``mmrec/mmrec.inter`` and ``recbole/recbole.inter``: the same drawn interactions, a block at a time."""
+def write_datasets(folder: Path, rows: int, seed: int = 0, features: int = 0) -> None:
+    """``mmrec/mmrec.inter`` and ``recbole/recbole.inter``: the same drawn interactions, a block at a
+    time; with ``features``, ``mmrec/image.npy``, every item's row of that many float32 values."""
     n_users, n_items = max(2, rows // 25), max(2, rows // 15)
+    if features:
+        (folder / "mmrec").mkdir(parents=True, exist_ok=True)
+        feats = np.lib.format.open_memmap(folder / "mmrec" / "image.npy", "w+", np.float32, (n_items, features))
+        block_rng = np.random.default_rng(seed + 1)
+        for start in range(0, n_items, 65_536):
+            feats[start : start + 65_536] = block_rng.standard_normal((min(65_536, n_items - start), features))
+        feats.flush()
+        del feats
     headers = {"mmrec": "userID\titemID\trating\tx_label", "recbole": "user_id:token\titem_id:token\trating:float"}
     for fmt, header in headers.items():
         (folder / fmt).mkdir(parents=True, exist_ok=True)
@@ -59,7 +74,7 @@ def one_load(folder: Path, fmt: str, strict: bool) -> dict[str, float]:
         ds = load_dataset(folder, fmt)
     return {
         "seconds": time.perf_counter() - start,
-        "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+        "peak_gb": peak_rss_gb(),
         "interactions": int(ds.n_interactions),
         "users": int(ds.n_users),
         "items": int(ds.n_items),
@@ -71,6 +86,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--workdir", help="where to write the datasets (default: a temporary folder)")
+    parser.add_argument("--features", type=int, default=0, help="width of an item feature file beside MMRec's")
+    parser.add_argument("--readers", choices=("both", "fast"), default="both", help="fast: the C parser only")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -79,12 +96,14 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         start = time.perf_counter()
-        write_datasets(Path(tmp), args.rows)
-        print(f"{args.rows:,} interactions written in {time.perf_counter() - start:.1f} s; each load a fresh process")
+        write_datasets(Path(tmp), args.rows, features=args.features)
+        shown = f" (and {args.features}-d item features)" if args.features else ""
+        took = time.perf_counter() - start
+        print(f"{args.rows:,} interactions{shown} written in {took:.1f} s; each load a fresh process")
         print(f"{'format':>8} {'reader':>12} {'seconds':>8} {'peak RSS GB':>12} {'users':>9} {'items':>9} {'same':>5}")
         for fmt in ("mmrec", "recbole"):
             sums = []
-            for strict in (True, False):
+            for strict in (True, False) if args.readers == "both" else (False,):
                 cmd = [sys.executable, __file__, "--child", str(Path(tmp) / fmt), fmt, "1" if strict else "0"]
                 done = subprocess.run(cmd, capture_output=True, text=True, check=True)
                 out = json.loads(done.stdout.splitlines()[-1])

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from process_memory import anon_rss_mb, peak_rss_mb  # noqa: E402
 
 #: Each kind of start, and the features' scratch-file threshold it runs with (None: the product's).
 KINDS = {
@@ -51,11 +51,6 @@ KINDS = {
     "derived, features in RAM": 1 << 62,
     "derived, features in scratch": 0,
 }
-
-
-def peak_rss_mb() -> float:
-    status = Path("/proc/self/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
 
 
 def peak_anon_sampler() -> dict[str, float]:
@@ -66,8 +61,7 @@ def peak_anon_sampler() -> dict[str, float]:
 
     def sample() -> None:
         while True:
-            found = re.search(r"RssAnon:\s+(\d+)", Path("/proc/self/status").read_text())
-            peak["mb"] = max(peak["mb"], int(found.group(1)) / 1024) if found else peak["mb"]
+            peak["mb"] = max(peak["mb"], anon_rss_mb())  # NaN (no /proc) leaves it
             time.sleep(0.05)
 
     threading.Thread(target=sample, daemon=True).start()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -33,6 +32,8 @@ import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from process_memory import peak_rss_gb  # noqa: E402  (beside this script)
 
 from recsys.lab.base import TrainData  # noqa: E402
 from recsys.lab.models import freedom, lattice, lightgcn  # noqa: E402
@@ -86,7 +87,7 @@ def one_run(model: str, n_users: int, n_items: int, per_user: int, epochs: int, 
     recommender.fit(data)
     return {
         "seconds": time.perf_counter() - start,
-        "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+        "peak_gb": peak_rss_gb(),
         "interactions": int(data.train.nnz),
         "valid_recall": float(recommender.result.best_valid_recall or 0.0),
     }

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -37,6 +36,8 @@ import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from process_memory import peak_rss_gb  # noqa: E402  (beside this script)
 
 from recsys.lab import training  # noqa: E402
 from recsys.lab.base import TrainData  # noqa: E402
@@ -81,7 +82,7 @@ def one_run(n_items: int, n_users: int, fixed_blocks: bool) -> dict[str, float]:
     metrics, _, _ = score_split(model, split, (10, 20), None)
     return {
         "seconds": time.perf_counter() - start,
-        "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+        "peak_gb": peak_rss_gb(),
         "users_per_block": training.block_rows(n_items, 512),
         "coverage@10": metrics["all"]["coverage@10"],
     }
@@ -112,7 +113,7 @@ def features_run(n_items: int, dim: int, pca: int, before: bool) -> dict[str, fl
     out = whole_matrix(features, max_dim) if before else training.normalise_features(features, n_items, max_dim)[1]
     return {
         "seconds": time.perf_counter() - start,
-        "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+        "peak_gb": peak_rss_gb(),
         "input_gb": features["f"].nbytes / 1e9,
         "width": out[0].shape[1],
     }
@@ -162,7 +163,7 @@ def itemknn_run(n_items: int, before: bool) -> dict[str, float]:
         "prune_seconds": pruned["seconds"],
         "similarities": pruned["similarities"],
         "kept": pruned["kept"],
-        "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+        "peak_gb": peak_rss_gb(),
     }
 
 

@@ -39,7 +39,6 @@ import contextlib
 import json
 import multiprocessing
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -51,6 +50,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from process_memory import anon_rss_mb, peak_rss_mb  # noqa: E402  (beside this script)
 
 from recsys.catalogue import Catalogue, Item  # noqa: E402
 from recsys.errors import RecsysError  # noqa: E402
@@ -324,27 +325,6 @@ def exact_reference(work: Path, args: argparse.Namespace, stats: dict[str, Field
         if args.keep:
             saved.write_text(json.dumps(truth))
     return truth
-
-
-def _status_mb(key: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{key}:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def anon_rss_mb() -> float:
-    """Resident anonymous memory: what the process needs; memory-mapped vectors it touched are
-    page cache (file-backed, evictable) and count only in the peak RSS."""
-    return _status_mb("RssAnon")
-
-
-def peak_rss_mb() -> float:
-    """This process's own peak RSS (``VmHWM``): ``ru_maxrss`` also keeps the peak of the process it
-    was forked from before its exec, which made a serving process started right after a build
-    report the builder's 4 GB at 100k items instead of its own 1.8 GB."""
-    peak = _status_mb("VmHWM")
-    return peak if peak == peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def disk_mb(path: Path) -> float:

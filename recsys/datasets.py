@@ -269,6 +269,19 @@ def _require(df: pd.DataFrame, columns: list[str], path: Path) -> None:
         )
 
 
+#: Bytes of features checked for finiteness at a time: the check's temporaries stay this small.
+FINITE_CHECK_BYTES = 64 << 20
+
+
+def _non_finite_rows(arr: np.ndarray) -> np.ndarray:
+    """The rows of a 2-D float array holding a NaN or an infinity, a block of rows at a time (the
+    whole array's boolean mask was a quarter of its size more at the peak of a load)."""
+    step = max(1, FINITE_CHECK_BYTES // max(1, arr.shape[1] * arr.itemsize))
+    starts = range(0, len(arr), step)
+    bad = [start + np.flatnonzero(~np.isfinite(arr[start : start + step]).all(axis=1)) for start in starts]
+    return np.concatenate(bad) if bad else np.zeros(0, dtype=np.int64)
+
+
 def _load_features(folder: Path, n_items: int | None) -> dict[str, np.ndarray]:
     feats: dict[str, np.ndarray] = {}
     for path in sorted(folder.glob("*.npy")):
@@ -281,13 +294,12 @@ def _load_features(folder: Path, n_items: int | None) -> dict[str, np.ndarray]:
         if arr.dtype.kind not in "biuf":  # complex values would be cast to their real part without a word
             raise DatasetError(f"Feature file {path.name} holds {arr.dtype} values; expected real numbers.")
         with np.errstate(over="ignore"):  # past float32's range becomes infinite, refused below
-            arr = arr.astype(np.float32)
-        bad = ~np.isfinite(arr).all(axis=1)
-        if bad.any():
+            arr = arr.astype(np.float32, copy=False)  # a float32 file (the usual) is not copied
+        bad = _non_finite_rows(arr)
+        if bad.size:
             raise DatasetError(
                 f"Feature file {path.name} has NaN, infinite or out-of-range (past float32) values in "
-                f"{int(bad.sum())} row(s) "
-                f"(first: item {int(np.flatnonzero(bad)[0])})."
+                f"{bad.size} row(s) (first: item {int(bad[0])})."
             )
         feats[path.stem] = arr
     rows = {m: a.shape[0] for m, a in feats.items()}

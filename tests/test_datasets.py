@@ -86,6 +86,21 @@ def test_mmrec_feature_problems(tmp_path):
         load_dataset(write_mmrec(tmp_path / "e", feats={"x": complex_values}))
 
 
+def test_non_finite_features_are_found_a_block_at_a_time(tmp_path, monkeypatch):
+    """Every bad row is counted and the first named whichever block holds it; float32 rows load as saved."""
+    import recsys.datasets
+
+    monkeypatch.setattr(recsys.datasets, "FINITE_CHECK_BYTES", 3 * 2 * 4)  # 3 rows of 2 float32 values a block
+    rng = np.random.default_rng(0)
+    bad = rng.normal(size=(4, 2))
+    bad[[1, 3], 0] = [1e39, -np.inf]  # past float32's range, and infinite, in two blocks
+    with pytest.raises(DatasetError, match=r"in 2 row\(s\) \(first: item 1\)"):
+        load_dataset(write_mmrec(tmp_path / "a", feats={"x": bad}))
+    good = rng.normal(size=(4, 2)).astype(np.float32)
+    ds = load_dataset(write_mmrec(tmp_path / "b", feats={"x": good}))
+    np.testing.assert_array_equal(ds.item_features["x"], good)
+
+
 def test_missing_folder_and_file(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         load_dataset(tmp_path / "nope")
