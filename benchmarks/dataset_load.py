@@ -10,8 +10,9 @@ file went through before and which still reads the others).
     .venv/bin/python benchmarks/dataset_load.py --features 1024 --readers fast
 
 ``--features DIM`` also writes an item feature file (``image.npy``: one float32 row of DIM values
-per item) beside the MMRec dataset, which a load reads and checks; ``--readers fast`` loads only
-through the C parser.
+per item) beside the MMRec dataset, which a load reads and checks; ``--item-text`` writes a RecBole
+``.item`` file (a title of 4 words and a genre per item), from which a load builds TF-IDF text
+features; ``--readers fast`` loads only through the C parser.
 """
 
 from __future__ import annotations
@@ -35,10 +36,19 @@ from process_memory import peak_rss_gb  # noqa: E402  (beside this script)
 from recsys.datasets import load_dataset  # noqa: E402
 
 
-def write_datasets(folder: Path, rows: int, seed: int = 0, features: int = 0) -> None:
+def write_datasets(folder: Path, rows: int, seed: int = 0, features: int = 0, item_text: bool = False) -> None:
     """``mmrec/mmrec.inter`` and ``recbole/recbole.inter``: the same drawn interactions, a block at a
-    time; with ``features``, ``mmrec/image.npy``, every item's row of that many float32 values."""
+    time; with ``features``, ``mmrec/image.npy``, every item's row of that many float32 values; with
+    ``item_text``, ``recbole/recbole.item``, every item's title and genre."""
     n_users, n_items = max(2, rows // 25), max(2, rows // 15)
+    if item_text:
+        (folder / "recbole").mkdir(parents=True, exist_ok=True)
+        text_rng = np.random.default_rng(seed + 2)
+        words = np.array([f"w{k}" for k in range(5000)])
+        titles = text_rng.choice(words, (n_items, 4))
+        with open(folder / "recbole" / "recbole.item", "w", encoding="utf-8") as out:
+            out.write("item_id:token\ttitle:token_seq\tgenre:token\n")
+            out.write("\n".join(f"item{i}\t{' '.join(titles[i])}\tg{i % 20}" for i in range(n_items)) + "\n")
     if features:
         (folder / "mmrec").mkdir(parents=True, exist_ok=True)
         feats = np.lib.format.open_memmap(folder / "mmrec" / "image.npy", "w+", np.float32, (n_items, features))
@@ -87,6 +97,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--workdir", help="where to write the datasets (default: a temporary folder)")
     parser.add_argument("--features", type=int, default=0, help="width of an item feature file beside MMRec's")
+    parser.add_argument("--item-text", action="store_true", help="a RecBole .item file of titles and genres")
     parser.add_argument("--readers", choices=("both", "fast"), default="both", help="fast: the C parser only")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -96,8 +107,10 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         start = time.perf_counter()
-        write_datasets(Path(tmp), args.rows, features=args.features)
-        shown = f" (and {args.features}-d item features)" if args.features else ""
+        write_datasets(Path(tmp), args.rows, features=args.features, item_text=args.item_text)
+        extras = [f"{args.features}-d item features"] if args.features else []
+        extras += ["item text"] if args.item_text else []
+        shown = f" (and {', '.join(extras)})" if extras else ""
         took = time.perf_counter() - start
         print(f"{args.rows:,} interactions{shown} written in {took:.1f} s; each load a fresh process")
         print(f"{'format':>8} {'reader':>12} {'seconds':>8} {'peak RSS GB':>12} {'users':>9} {'items':>9} {'same':>5}")

@@ -506,8 +506,9 @@ def load_recbole(path: str | Path, name: str | None = None) -> InteractionDatase
             name_col = next((h for f, (h, t) in ifields.items() if t == "token_seq"), text_cols[0])
             names = by_id[name_col].reindex(item_tokens).fillna("")
             item_names = [str(n) for n in names]
-            joined = by_id[text_cols].reindex(item_tokens).fillna("").agg(" ".join, axis=1)
-            texts = [str(t) for t in joined]
+            cells = by_id[text_cols].reindex(item_tokens).fillna("")
+            # each item's cells joined in column order (a row-wise agg was 5 s of 333k items)
+            texts = [" ".join(map(str, row)) for row in zip(*(cells[c] for c in text_cols), strict=True)]
 
     users, items = user_codes.astype(np.int64)[keep], item_codes.astype(np.int64)[keep]
     stamps = stamps[keep] if stamps is not None else None
