@@ -169,6 +169,10 @@ def _read_table(path: Path, numeric: Callable[[str], bool] = lambda column: Fals
     return frame if frame is not None else _read_table_strictly(path)
 
 
+#: What pandas' C parser takes for booleans wherever they appear (a token containing one only costs the fast way).
+_BOOLEAN_WORDS = (b"True", b"TRUE", b"true", b"False", b"FALSE", b"false")
+
+
 def _read_regular_table(path: Path, numeric: Callable[[str], bool]) -> pd.DataFrame | None:
     """The fast way of :func:`_read_table`, or None wherever it could read the file otherwise than the strict one."""
     try:
@@ -187,7 +191,10 @@ def _read_regular_table(path: Path, numeric: Callable[[str], bool]) -> pd.DataFr
     header = data[: ends[0] if ends.size else raw.size].decode("utf-8").split("\t")
     if width < 2 or (per_line != width - 1).any() or "" in header or len(set(header)) < width:
         return None  # a short, long or empty line, an unnamed or repeated column: the strict reader's words
-    dtypes = {column: np.float64 if numeric(column) else object for column in header}
+    numbers = [column for column in header if numeric(column)]
+    if numbers and any(word in data for word in _BOOLEAN_WORDS):
+        return None  # pandas' C parser reads them as 1 and 0 in a numeric column, the strict reader refuses them
+    dtypes = {column: np.float64 if column in numbers else object for column in header}
     options = {"sep": "\t", "quoting": csv.QUOTE_NONE, "na_filter": False}
     try:
         frame = pd.read_csv(io.BytesIO(data), dtype=dtypes, index_col=False, engine="c", **options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -99,6 +100,26 @@ def test_non_finite_features_are_found_a_block_at_a_time(tmp_path, monkeypatch):
     good = rng.normal(size=(4, 2)).astype(np.float32)
     ds = load_dataset(write_mmrec(tmp_path / "b", feats={"x": good}))
     np.testing.assert_array_equal(ds.item_features["x"], good)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text"),
+    [
+        ("mmrec", "userID\titemID\n0\tTrue\n"),
+        ("recbole", "user_id:token\titem_id:token\trating:float\nu\ti\tfalse\n"),
+    ],
+)
+def test_a_boolean_word_in_a_numeric_column_is_refused_by_either_reader(tmp_path, fmt, text):
+    """pandas' C parser reads True / false as 1 / 0 in a float column; the strict reader's refusal holds."""
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    (folder / "ds.inter").write_text(text)
+    with pytest.raises(DatasetError, match="expected") as fast:
+        load_dataset(folder, fmt)
+    strictly = mock.patch("recsys.datasets._read_regular_table", return_value=None)
+    with strictly, pytest.raises(DatasetError, match="expected") as strict:
+        load_dataset(folder, fmt)
+    assert str(fast.value) == str(strict.value)
 
 
 def test_missing_folder_and_file(tmp_path):
