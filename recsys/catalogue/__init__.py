@@ -360,12 +360,10 @@ def _find_manifest(path: Path) -> Path:
     return found[0]
 
 
-def _read_rows(
-    manifest: Path, absent_of: Callable[[list[str]], list[str]]
-) -> tuple[list[str], list[tuple[int, int, dict[str, str], str | None]]]:
+def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, int, dict[str, str], str | None]]]:
     """(columns, [(line, last line, row, problem)]) from a CSV or Parquet manifest; ``problem`` flags
-    malformed rows. A CSV row with multi-line cells spans ``line`` to ``last line``. ``absent_of``
-    checks the header's columns and names the ones it leaves out, which every row holds empty."""
+    malformed rows. A CSV row with multi-line cells spans ``line`` to ``last line``. The header is
+    checked first (:func:`_header_absent`); every row holds the columns it leaves out, empty."""
     if manifest.suffix == ".parquet":
         import pandas as pd
 
@@ -374,7 +372,7 @@ def _read_rows(
         except Exception as exc:
             raise CatalogueError(f"Cannot read '{manifest}' as Parquet ({exc}).") from exc
         columns = [str(c).strip() for c in frame.columns]
-        blank = dict.fromkeys(absent_of(columns), "")
+        blank = dict.fromkeys(_header_absent(manifest, columns), "")
         records = frame.to_dict(orient="records")
         return columns, [
             (n, n, {**{str(k).strip(): _cell(v) for k, v in rec.items()}, **blank}, None)
@@ -396,8 +394,8 @@ def _read_rows(
         if header is None:
             raise CatalogueError(f"'{manifest}' is empty; it needs a header row such as {','.join(COLUMNS)}.")
         columns = [c.strip() for c in header]
-        absent = absent_of(columns)
-        names, blanks = columns + absent, [""] * len(absent)  # a row's dict made whole at once (~1 s at 1M rows)
+        absent = _header_absent(manifest, columns)
+        names, blanks = columns + absent, [""] * len(absent)  # a row's dict made whole at once
         rows = []
         prev_end = reader.line_num
         width = len(columns)
@@ -620,6 +618,12 @@ def _refuse_duplicate_columns(manifest: Path, columns: list[str]) -> None:
         raise CatalogueError(f"'{manifest.name}' has duplicate column names: {shown}; rename or remove the copies.")
 
 
+def _header_absent(manifest: Path, columns: list[str]) -> list[str]:
+    """The product's columns a manifest's header leaves out, once the header is found sound."""
+    _refuse_duplicate_columns(manifest, columns)
+    return _absent_columns(manifest, columns)
+
+
 def _absent_columns(manifest: Path, columns: list[str]) -> list[str]:
     """The product's columns the header leaves out (read as empty), refusing a header that cannot
     hold a valid row and one whose left-out column looks misspelt in another: ``Image`` or
@@ -657,12 +661,7 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
     """
     manifest = _find_manifest(Path(path))
     root = manifest.parent.absolute()
-
-    def absent_of(columns: list[str]) -> list[str]:
-        _refuse_duplicate_columns(manifest, columns)
-        return _absent_columns(manifest, columns)
-
-    columns, rows = _read_rows(manifest, absent_of)
+    columns, rows = _read_rows(manifest)
     locator = _MediaLocator(root)
     cache = CheckCache.open(cache_dir, root.resolve()) if cache_dir is not None else None
     # First pass: every check but opening the media files, which are gathered (once per file) to run together.
@@ -674,8 +673,8 @@ def load_catalogue(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike
     file_paths: list[Path] = []
     file_stamps = StampRows()
     # Each row's media, per column: its file's number, NO_FILE for an empty cell, or REFUSED - k
-    # for a cell refused before any file was opened, refusals[k] saying why. Arrays, not a dict per
-    # row: at 1M rows the dicts were gigabytes touched and seconds of a load.
+    # for a cell refused before any file was opened, refusals[k] saying why. Arrays, not two dicts a
+    # row: with them a 1M-row load peaked ~0.5 GB higher and took seconds longer (docs/START.md).
     file_of = {column: array("q") for column in MEDIA_COLUMNS}
     refusals: list[str] = []
     first_line: dict[str, int] = {}
