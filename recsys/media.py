@@ -185,9 +185,10 @@ def _to_rgb_square(img: PILImage.Image, min_side: int | None = None) -> PILImage
             arr = arr / 257.0
         img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        img = Image.new("RGB", rgba.size, (255, 255, 255))
-        img.paste(rgba, mask=rgba.getchannel("A"))
+        rgba = img if img.mode == "RGBA" else img.convert("RGBA")
+        if not _shrinks(rgba, min_side):  # laid on white straight into the square: one canvas, one paste
+            return _on_white(rgba, max(rgba.size))
+        img = _on_white(rgba, None)
     elif img.mode != "RGB":  # converting to its own mode would copy the pixels
         img = img.convert("RGB")
     if min_side is None:
@@ -202,6 +203,29 @@ def _to_rgb_square(img: PILImage.Image, min_side: int | None = None) -> PILImage
     return square
 
 
+def _on_white(rgba: PILImage.Image, side: int | None) -> PILImage.Image:
+    """``rgba`` laid on white, centred in a white ``side`` x ``side`` square (None: its own size)."""
+    from PIL import Image
+
+    size = rgba.size if side is None else (side, side)
+    canvas = Image.new("RGB", size, (255, 255, 255))
+    canvas.paste(rgba, ((size[0] - rgba.width) // 2, (size[1] - rgba.height) // 2), mask=rgba)
+    return canvas
+
+
+def _shrinks(img: PILImage.Image, min_side: int | None) -> bool:
+    """Whether :func:`_to_rgb_square` makes ``img`` smaller (``thumbnail``, or :func:`_reduced`)."""
+    if min_side is None:
+        return max(img.size) > MAX_IMAGE_SIDE
+    return _factor(img, min_side) >= 2
+
+
+def _factor(img: PILImage.Image, min_side: int) -> int:
+    """The whole factor :func:`_reduced` averages ``img`` down by (< 2: none)."""
+    width, height = img.size
+    return max(min(width, height) // min_side, -(-max(width, height) // (2 * MAX_IMAGE_SIDE)))
+
+
 def _reduced(img: PILImage.Image, min_side: int) -> PILImage.Image:
     """``img`` averaged down by the largest whole factor that keeps both sides >= ``min_side``, and
     by more where its long side would stay over twice ``MAX_IMAGE_SIDE`` (a panorama's square).
@@ -210,8 +234,7 @@ def _reduced(img: PILImage.Image, min_side: int) -> PILImage.Image:
     a picture the encoder shrinks to 224 anyway; the box average and the encoder's own resize took
     a third of the time, with vectors as close to a full-size decode's.
     """
-    width, height = img.size
-    factor = max(min(width, height) // min_side, -(-max(width, height) // (2 * MAX_IMAGE_SIDE)))
+    factor = _factor(img, min_side)
     return img.reduce(factor) if factor >= 2 else img
 
 

@@ -28,6 +28,23 @@ def test_transparent_png_becomes_square_rgb_on_white(tmp_path: Path, media_facto
     assert tuple(arr[15, 40]) == (255, 255, 255)  # padding band above the 40 px tall original
 
 
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "PA", "RGBa"])
+@pytest.mark.parametrize("size", [(37, 90), (120, 31), (64, 64), (300, 1000)])
+@pytest.mark.parametrize("min_side", [None, 448])
+def test_semi_transparent_pixels_are_laid_on_white_then_padded(mode, size, min_side) -> None:
+    """One paste into the white square gives what laying the picture on white, then padding it gave."""
+    rng = np.random.default_rng(len(mode) * size[0] + size[1])
+    original = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 4), dtype=np.uint8), "RGBA").convert(mode)
+    rgba = original.convert("RGBA")
+    flat = Image.new("RGB", rgba.size, (255, 255, 255))
+    flat.paste(rgba, mask=rgba.getchannel("A"))
+    side = max(size)
+    expected = Image.new("RGB", (side, side), (255, 255, 255))
+    expected.paste(flat, ((side - size[0]) // 2, (side - size[1]) // 2))
+    out = media._to_rgb_square(original, min_side)  # PNG keeps neither PA nor RGBa: the decoded picture as is
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(expected))
+
+
 @pytest.mark.parametrize("fmt", ["JPEG", "WEBP", "GIF", "BMP"])
 def test_other_formats_from_bytes(fmt: str) -> None:
     data = _png_bytes(Image.new("RGB", (30, 20), (10, 120, 10)), fmt)
