@@ -11,7 +11,7 @@ from fakes import FakeAudioEncoder, FakeTextEncoder, TinyImageEncoder, build_cat
 
 from recsys import pipeline
 from recsys.catalogue import load_catalogue
-from recsys.encoding import BatchOptions, ItemDataset, Job, catalogue_features, feature_id
+from recsys.encoding import BatchOptions, FeaturePlan, ItemDataset, Job, catalogue_features, feature_id
 from recsys.encoding.cache import FeatureStore, content_key
 from recsys.errors import InputError
 
@@ -241,15 +241,24 @@ def test_on_a_gpu_shards_are_written_off_the_main_thread_one_chunk_at_a_time(ten
         writes.append((threading.current_thread().name, start, time.perf_counter()))
         return path
 
+    real_fill = FeaturePlan.fill
+    fills: list[str] = []
+
+    def recorded_fill(self, name, keys, vectors):
+        fills.append(threading.current_thread().name)
+        return real_fill(self, name, keys, vectors)
+
     monkeypatch.setattr(FeatureStore, "append", slow_append)
+    monkeypatch.setattr(FeaturePlan, "fill", recorded_fill)
     feats = {}
     for device in ("cpu", "cuda:0"):
         writes.clear()
+        fills.clear()
         feats[device] = catalogue_features(
             ten, "image", _LoggedLaunches(device), BOTH, cache_dir=tmp_path / device, options=IN_PROCESS
         )
-        assert len(writes) == 10  # five chunks of two items, one shard per output each
-        names = {name for name, _, _ in writes}
+        assert len(writes) == 10 and len(fills) == 10  # five chunks of two items, one shard per output each
+        names = {name for name, _, _ in writes} | set(fills)  # joining and filling in the rows go there too
         assert names == {"MainThread"} if device == "cpu" else all(n.startswith("recsys-shards") for n in names)
         spans = sorted((start, end) for _, start, end in writes)
         assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:], strict=False))
