@@ -454,11 +454,12 @@ def catalogue_features(
 class _Chunk:
     """Outputs of the last few batches, written as one shard per output once ``size`` items are in.
 
-    With ``background`` (on a GPU) the shards are written on a thread of their own while the main
-    process goes on queueing batches: there the main process, not the device, set the pace, and
-    writing the shards took ~10 ms of every batch of 256 pictures on an H100 host. One chunk is
-    written at a time, so a killed run loses at most that chunk beside the one being filled. Use it
-    as a context manager: leaving waits for the last write and raises what it raised.
+    With ``background`` (on a GPU) each full chunk is joined, written and filled into the plan's
+    features on a thread of its own while the main process goes on queueing batches: there the main
+    process, not the device, set the pace, and writing the shards took ~10 ms of every batch of 256
+    pictures on an H100 host. One chunk is written at a time, so a killed run loses at most that
+    chunk beside the one being filled. Use it as a context manager: leaving waits for the last
+    write and raises what it raised.
     """
 
     def __init__(self, plan: FeaturePlan, size: int, *, background: bool = False) -> None:
