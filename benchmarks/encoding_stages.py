@@ -5,7 +5,10 @@ times as distinct content) with the pipeline's stages timed in place, and prints
 hashing and planning, waiting for the first batch (workers starting), then per batch: waiting for the
 workers, queueing the forward pass, reading its outputs back (on a GPU: waiting for the device) and
 writing the cache shards. Waiting for workers means decoding is the limit; a main process busy the
-whole time means the main process is.
+whole time means the main process is. Besides the main thread's stages, it prints what each batch
+cost on its way from the workers: mapping its shared memory as it is received (on a GPU, on
+DataLoader's pinning thread) and, on a GPU, pinning it there; a pinning thread busy the whole pass
+means handing batches over is the limit.
 
     .venv/bin/python benchmarks/encoding_stages.py [--modality image] [--n 1024] [--copies 100]
         [--batch-size 256] [--workers W] [--pin auto|on|off] [--precision fp32|bf16|fp16]
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import sys
 import tempfile
 import time
@@ -65,6 +69,20 @@ def timed_batches(batches: Callable[..., Iterator[Any]]) -> Callable[..., Iterat
     return run
 
 
+def time_handing_over() -> None:
+    """Time the work a batch costs between the workers and the device, wherever it runs: mapping its
+    shared-memory block as it is unpickled (the ``file_descriptor`` strategy, Linux's default) and
+    pinning it (DataLoader's pinning thread). ``functools.wraps`` keeps the rebuild function picklable
+    by name, as the workers, forked after this, pickle it."""
+    from torch.multiprocessing import reductions
+    from torch.utils.data._utils import pin_memory as pinning
+
+    reductions.rebuild_storage_fd = functools.wraps(reductions.rebuild_storage_fd)(
+        timed("mapping batches", reductions.rebuild_storage_fd)
+    )
+    pinning.pin_memory = timed("pinning batches", pinning.pin_memory)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--catalogue", default=str(bench.ROOT / "data" / "tuxpaint"))
@@ -86,6 +104,7 @@ def main() -> None:
     pipeline._finished = timed("reading outputs back", pipeline._finished)
     pipeline._Chunk.flush = timed("cache writes", pipeline._Chunk.flush)
     pipeline.plan_features = timed("hashing + plan", pipeline.plan_features)
+    time_handing_over()
 
     if args.cuda_graphs and args.modality != "image":
         parser.error("--cuda-graphs applies to the image encoder only")
@@ -113,6 +132,8 @@ def main() -> None:
           f"{total:.1f} s, {n / total:.0f}/s")
     print(", ".join(f"{s} {seconds[s]:.1f}" for s in stages) + f", other {other:.1f} s "
           f"({int(seconds['batches'])} batches)")
+    print(f"handing batches over (not on the main thread on a GPU): mapping {seconds['mapping batches']:.1f} s, "
+          f"pinning {seconds['pinning batches']:.1f} s")
 
 
 if __name__ == "__main__":
