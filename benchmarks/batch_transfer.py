@@ -31,10 +31,11 @@ from collections.abc import Callable
 import torch
 
 from recsys.device import pick_device
+from recsys.threads import one_thread_per_worker
 
 
 class ReadyBatches:
-    """Map-style dataset of whole batches: batch ``i`` is filled with ``i`` (no decoding)."""
+    """Map-style dataset of whole batches: batch ``i`` is filled with ``i % 100`` (no decoding)."""
 
     def __init__(self, count: int, shape: tuple[int, ...], dtype: torch.dtype) -> None:
         self.count, self.shape, self.dtype = count, shape, dtype
@@ -55,6 +56,7 @@ def loader(args: argparse.Namespace) -> torch.utils.data.DataLoader:
         batch_size=None,
         num_workers=args.workers,
         prefetch_factor=-(-args.batches // args.workers),  # every batch requested at once
+        worker_init_fn=one_thread_per_worker,  # as the pipeline's workers
     )
 
 
@@ -84,6 +86,8 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=5.0, help="seconds for the workers to make every batch")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     args = parser.parse_args()
+    if args.workers < 1 or args.batches < 1:
+        parser.error("--workers and --batches must be at least 1")
     args.shape = tuple(int(side) for side in args.shape.split(","))
     args.dtype = getattr(torch, args.dtype)
     device = pick_device(args.device)
