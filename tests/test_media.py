@@ -65,6 +65,14 @@ def test_large_image_is_shrunk() -> None:
     assert out.size == (media.MAX_IMAGE_SIDE, media.MAX_IMAGE_SIDE)
 
 
+@pytest.mark.parametrize(("height", "side"), [(1048, 1048), (3000, 1500), (9000, 1800)])
+def test_a_long_thin_picture_for_an_encoder_is_squared_under_twice_the_display_bound(height, side) -> None:
+    """With ``min_side`` only whole factors shrink a picture: its square may pass ``MAX_IMAGE_SIDE``
+    but not twice it (found by the long Hypothesis profile: the bound asserted there was the display one)."""
+    out = media.load_image(_png_bytes(Image.new("RGB", (24, height), (1, 2, 3))), min_side=13)
+    assert out.size == (side, side) and side <= 2 * media.MAX_IMAGE_SIDE
+
+
 def _photo_jpeg(width: int, height: int) -> bytes:
     """A real photograph (scikit-learn's sample) scaled up to a product-photo size, as a JPEG."""
     from sklearn.datasets import load_sample_image
